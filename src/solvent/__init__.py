@@ -1,0 +1,53 @@
+"""solvent: a multi-factor margin engine for derivatives venues.
+
+The public surface, for notebooks and services (pinned by tests/test_public_api.py):
+
+    book = solvent.load_portfolio("examples/portfolio.json")
+    market = solvent.load_market("examples/market.json")
+    result = solvent.compute_margin(book, market, solvent.MarginParams())
+    result.to_pandas()
+"""
+
+from solvent.api import compute_margin
+from solvent.engine.book import Book
+from solvent.engine.results import MarginResult
+from solvent.errors import InputError, ModelError, SolventError
+from solvent.formats.io import load_market, load_params, load_portfolio, write_portfolio_parquet
+from solvent.formats.schemas import (
+    Account,
+    AssetQuote,
+    Instrument,
+    MarketSnapshot,
+    Portfolio,
+    Position,
+    VolSurface,
+)
+from solvent.market.history import PriceHistory, read_history
+from solvent.params import MarginParams
+from solvent.pricing import Greeks, black76_greeks, black76_price
+
+__all__ = [
+    "Account",
+    "AssetQuote",
+    "Book",
+    "Greeks",
+    "InputError",
+    "Instrument",
+    "MarginParams",
+    "MarginResult",
+    "MarketSnapshot",
+    "ModelError",
+    "Portfolio",
+    "Position",
+    "PriceHistory",
+    "SolventError",
+    "VolSurface",
+    "black76_greeks",
+    "black76_price",
+    "compute_margin",
+    "load_market",
+    "load_params",
+    "load_portfolio",
+    "read_history",
+    "write_portfolio_parquet",
+]

@@ -1,0 +1,5 @@
+"""`python -m solvent` runs the command line."""
+
+from solvent.cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""The command line: parses arguments, calls the library, prints. Bad input exits 2, one line, no traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from solvent.api import compute_margin
+from solvent.console import print_margin
+from solvent.errors import InputError, SolventError
+from solvent.formats.io import load_market, load_params, load_portfolio, write_text_atomic
+from solvent.formats.jsonschema import write_schemas
+from solvent.formats.results import result_json, write_result
+from solvent.market.history import read_history
+from solvent.params import MarginParams
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_BAD_INPUT = 2
+
+
+def _fail_cleanly(command: F) -> F:
+    """Turn InputError into `error: <file>: <record>.<field>: <message>` and exit status 2."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except InputError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except SolventError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+            sys.exit(1)
+
+    return run  # type: ignore[return-value]
+
+
+@click.group()
+@click.version_option(package_name="solvent")
+def main() -> None:
+    """solvent: multi-factor margin for derivatives venues."""
+
+
+@main.command()
+@click.option("--portfolio", "portfolio_path", required=True, help="solvent.portfolio/1 file (.json or .parquet).")
+@click.option("--market", "market_path", required=True, help="solvent.market/1 JSON file.")
+@click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file (default: built-in).")
+@click.option("--history", "history_path", default=None, help="Price history (CSV/Parquet) for fhs/mc scenarios.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "parquet"]), default="table", show_default=True)
+@click.option("--out", "out_path", default=None, help="Write results here instead of standard output.")
+@_fail_cleanly
+def margin(
+    portfolio_path: str,
+    market_path: str,
+    params_path: str | None,
+    history_path: str | None,
+    fmt: str,
+    out_path: str | None,
+) -> None:
+    """Margin every account: IM, MM, equity, health, liquidatable, IM terms and Greeks."""
+    if fmt == "parquet" and out_path is None:
+        raise click.UsageError("--format parquet needs --out FILE")
+    params = load_params(params_path)
+    book = load_portfolio(portfolio_path)
+    market = load_market(market_path)
+    history = read_history(history_path) if history_path else None
+    result = compute_margin(book, market, params, history, portfolio_source=portfolio_path, market_source=market_path)
+    market_time = market.time.isoformat()
+    if out_path is None:
+        if fmt == "table":
+            print_margin(result, Console())
+        else:
+            click.echo(result_json(result, market_time).decode())
+    elif fmt == "table":
+        write_text_atomic(out_path, lambda handle: print_margin(result, Console(file=handle, width=200)))
+    else:
+        write_result(result, out_path, fmt, market_time)
+        click.echo(f"wrote {result.n_accounts:,} accounts to {out_path}", err=True)
+
+
+@main.command()
+@click.option("--out", "out_dir", default="docs/schemas", show_default=True, help="Folder to write into.")
+@_fail_cleanly
+def schema(out_dir: str) -> None:
+    """Write the JSON Schema of every file format."""
+    for path in write_schemas(out_dir):
+        click.echo(str(path))
+
+
+@main.command()
+def params() -> None:
+    """Print the default model parameters (solvent.params/1 JSON): edit and pass with --params."""
+    click.echo(MarginParams().to_json().decode())

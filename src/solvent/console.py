@@ -1,0 +1,66 @@
+"""Human-readable rendering of results for the terminal (rich)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from solvent.engine.results import MarginResult
+
+MAX_TABLE_ROWS = 200
+
+
+def _money(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def _health(value: float) -> str:
+    return "inf" if math.isinf(value) and value > 0 else f"{value:.3f}"
+
+
+def margin_table(result: MarginResult) -> Table:
+    """Per account: IM, MM, equity, health, liquidatable, IM terms and net delta per traded asset."""
+    order = np.argsort(-result.im, kind="stable")
+    shown = order[:MAX_TABLE_ROWS] if result.n_accounts > MAX_TABLE_ROWS else np.arange(result.n_accounts)
+    title = f"Margin ({result.scenario_method}, {result.n_scenarios} scenarios)"
+    if len(shown) < result.n_accounts:
+        title += f" - {len(shown)} largest IM of {result.n_accounts}; use --format json|parquet --out F for all"
+    table = Table(title=title)
+    table.add_column("account")
+    for name in ("IM", "MM", "equity", "health"):
+        table.add_column(name, justify="right")
+    table.add_column("liq")
+    for term in result.terms:
+        table.add_column(term, justify="right")
+    index = {name: a for a, name in enumerate(result.assets)}
+    for asset in result.traded_assets:
+        table.add_column(f"Δ {asset}", justify="right")
+        table.add_column(f"vega {asset}", justify="right")
+    for n in shown:
+        cells = [
+            str(result.account_ids[n]),
+            _money(result.im[n]),
+            _money(result.mm[n]),
+            _money(result.equity[n]),
+            _health(result.health[n]),
+            "[bold red]yes[/]" if result.liquidatable[n] else "no",
+        ]
+        cells += [_money(values[n]) for values in result.terms.values()]
+        for asset in result.traded_assets:
+            cells.append(f"{result.greeks[n, index[asset], 0]:,.4f}")
+            cells.append(f"{result.greeks[n, index[asset], 2]:,.2f}")
+        table.add_row(*cells)
+    return table
+
+
+def print_margin(result: MarginResult, console: Console) -> None:
+    """Print the margin table and one line of totals."""
+    console.print(margin_table(result))
+    console.print(
+        f"accounts {result.n_accounts:,}  IM {_money(float(result.im.sum()))}  "
+        f"MM {_money(float(result.mm.sum()))}  equity {_money(float(result.equity.sum()))}  "
+        f"liquidatable {int(result.liquidatable.sum()):,}"
+    )

@@ -1,0 +1,136 @@
+"""The demo's summary (terminal) and report (Markdown with PNG figures)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from rich.console import Console
+from rich.table import Table
+
+from solvent.engine.results import MarginResult
+from solvent.formats.io import atomic_output
+
+PERCENTILES = (50, 90, 99, 99.9)
+
+
+def distribution_rows(result: MarginResult) -> list[tuple[str, list[float]]]:
+    """Percentiles of IM, equity and health across accounts (health only where MM > 0)."""
+    finite_health = result.health[np.isfinite(result.health)]
+    rows = [
+        ("IM (USD)", result.im),
+        ("MM (USD)", result.mm),
+        ("equity (USD)", result.equity),
+        ("health (equity / MM)", finite_health),
+    ]
+    return [(name, [float(np.percentile(v, p)) if v.size else float("nan") for p in PERCENTILES]) for name, v in rows]
+
+
+def largest(result: MarginResult, count: int = 10) -> NDArray[np.int64]:
+    """Rows of the `count` largest IMs, largest first."""
+    return np.argsort(-result.im, kind="stable")[:count]
+
+
+def print_summary(result: MarginResult, timings: Mapping[str, float], console: Console) -> None:
+    """Totals, distributions, largest requirements, liquidatable accounts and time taken."""
+    console.print(
+        f"[bold]{result.n_accounts:,} accounts[/]  scenarios: {result.scenario_method} x {result.n_scenarios}  "
+        f"total IM {result.im.sum():,.0f}  total MM {result.mm.sum():,.0f}  total equity {result.equity.sum():,.0f}"
+    )
+    dist = Table(title="Distribution across accounts")
+    dist.add_column("")
+    for p in PERCENTILES:
+        dist.add_column(f"p{p:g}", justify="right")
+    for name, values in distribution_rows(result):
+        dist.add_row(name, *[f"{v:,.2f}" for v in values])
+    console.print(dist)
+    top = Table(title="Largest requirements")
+    for name in ("account", "IM", "MM", "equity", "health", "liquidatable"):
+        top.add_column(name, justify="right" if name not in ("account", "liquidatable") else "left")
+    for n in largest(result):
+        top.add_row(
+            str(result.account_ids[n]),
+            f"{result.im[n]:,.0f}",
+            f"{result.mm[n]:,.0f}",
+            f"{result.equity[n]:,.0f}",
+            f"{result.health[n]:.2f}",
+            "yes" if result.liquidatable[n] else "no",
+        )
+    console.print(top)
+    n_liq = int(result.liquidatable.sum())
+    console.print(
+        f"liquidatable: [bold red]{n_liq:,}[/] accounts ({n_liq / max(result.n_accounts, 1):.2%}), "
+        f"equity short of MM {np.maximum(result.mm - result.equity, 0).sum():,.0f} USD"
+    )
+    console.print("time: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+
+
+def _figure(path: Path, draw: str, result: MarginResult) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    if draw == "im":
+        positive = result.im[result.im > 0]
+        low, high = (max(float(positive.min()), 1.0), float(positive.max())) if positive.size else (1.0, 10.0)
+        ax.hist(positive, bins=list(np.logspace(np.log10(low), np.log10(max(high, low * 10)), 60)), color="#3465a4")
+        ax.set_xscale("log")
+        ax.set_xlabel("initial margin per account (USD, log scale)")
+        ax.set_ylabel("accounts")
+        ax.set_title("Initial margin across accounts")
+    else:
+        health = np.clip(result.health[np.isfinite(result.health)], 0, 10)
+        ax.hist(health, bins=100, color="#4e9a06")
+        ax.axvline(1.0, color="#cc0000", linestyle="--", label="MM (liquidation)")
+        ax.set_xlabel("health = equity / MM (clipped at 10)")
+        ax.set_ylabel("accounts")
+        ax.set_title("Account health")
+        ax.legend()
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def write_report(
+    result: MarginResult, timings: Mapping[str, float], out_dir: str | os.PathLike[str], inputs: Mapping[str, str]
+) -> Path:
+    """Write report.md with two figures into `out_dir`; returns the report's path."""
+    out = Path(out_dir)
+    _figure(out / "im_distribution.png", "im", result)
+    _figure(out / "health_distribution.png", "health", result)
+    lines = [
+        "# solvent demo report",
+        "",
+        f"{result.n_accounts:,} accounts, scenarios `{result.scenario_method}` x {result.n_scenarios}.",
+        "",
+        f"- total IM: {result.im.sum():,.0f} USD; total MM: {result.mm.sum():,.0f} USD",
+        f"- total equity: {result.equity.sum():,.0f} USD",
+        f"- liquidatable: {int(result.liquidatable.sum()):,} accounts",
+        "",
+        "## Distribution across accounts",
+        "",
+        "| | " + " | ".join(f"p{p:g}" for p in PERCENTILES) + " |",
+        "|---|" + "---:|" * len(PERCENTILES),
+    ]
+    lines += [
+        f"| {name} | " + " | ".join(f"{v:,.2f}" for v in values) + " |" for name, values in distribution_rows(result)
+    ]
+    lines += ["", "![IM distribution](im_distribution.png)", "", "![Health](health_distribution.png)", ""]
+    lines += ["## Largest requirements", "", "| account | IM | MM | equity | health |", "|---|---:|---:|---:|---:|"]
+    lines += [
+        f"| {result.account_ids[n]} | {result.im[n]:,.0f} | {result.mm[n]:,.0f} | {result.equity[n]:,.0f} | "
+        f"{result.health[n]:.2f} |"
+        for n in largest(result)
+    ]
+    lines += ["", "## Time taken", ""] + [f"- {k}: {v:.2f} s" for k, v in timings.items()]
+    lines += ["", "## Inputs (re-run with `solvent margin`)", ""] + [f"- {k}: `{v}`" for k, v in inputs.items()]
+    path = out / "report.md"
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

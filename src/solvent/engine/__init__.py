@@ -1,0 +1,1 @@
+"""The numerical core: position book, risk arrays, the fused aggregation kernel, margin assembly."""

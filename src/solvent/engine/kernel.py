@@ -1,0 +1,235 @@
+"""Account scenario P&L reduced to a margin, fused: the accounts x scenarios matrix is never built.
+
+For each account the kernel nets its linear positions into one delta per asset, adds each option's
+risk array, and reduces the resulting scenario P&L with the risk measure within each scenario group;
+group results (floored at 0) are summed. It also accumulates the account's Greeks per asset.
+
+`margins_numpy` is the plain, obviously correct twin (dense P&L per chunk of accounts, full sort);
+tests hold the two together.
+
+Risk measures on n equally weighted losses L(1) >= L(2) >= ... at confidence c, with m = n (1 - c)
+and j = floor(m):
+  ES    = (L(1) + ... + L(j) + (m - j) L(j+1)) / m     (= L(1) when m < 1)
+  VaR   = L(j+1)   (the smallest loss exceeded by at most a fraction 1 - c of scenarios)
+  worst = L(1)
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import sparse
+
+from solvent._numba import jit, prange
+from solvent.engine.riskarrays import RiskArrays
+
+FloatArray = NDArray[np.float64]
+
+ES, VAR, WORST = 0, 1, 2
+MEASURE_CODES = {"es": ES, "var": VAR, "worst": WORST}
+
+
+@jit()
+def _tail_count(n: int, confidence: float, measure: int) -> tuple[float, int]:
+    """(m, k): tail mass m = n (1 - c) and how many largest losses the measure needs."""
+    if measure == WORST:
+        return 1.0, 1
+    m = n * (1.0 - confidence)
+    k = math.floor(m) + 1
+    return m, min(k, n)
+
+
+@jit()
+def _reduce_group(pnl: FloatArray, start: int, stop: int, confidence: float, measure: int, top: FloatArray) -> float:
+    """Risk measure of losses -pnl[start:stop], keeping the k largest losses in `top` (descending)."""
+    n = stop - start
+    if n == 0:
+        return 0.0
+    m, k = _tail_count(n, confidence, measure)
+    filled = 0
+    for s in range(start, stop):
+        loss = -pnl[s]
+        if filled < k:
+            j = filled
+            filled += 1
+        elif loss > top[k - 1]:
+            j = k - 1
+        else:
+            continue
+        while j > 0 and top[j - 1] < loss:
+            top[j] = top[j - 1]
+            j -= 1
+        top[j] = loss
+    if measure == WORST:
+        return float(top[0])
+    whole = math.floor(m)
+    if measure == VAR:
+        return float(top[min(whole, n - 1)])
+    if m < 1.0:
+        return float(top[0])
+    total = 0.0
+    for i in range(whole):
+        total += top[i]
+    if whole < n:
+        total += (m - whole) * top[whole]
+    return total / m
+
+
+@jit(parallel=True)
+def _margins_kernel(
+    pos_offsets: NDArray[np.int64],
+    pos_instrument: NDArray[np.int32],
+    pos_quantity: FloatArray,
+    instrument_asset: NDArray[np.int32],
+    instrument_pnl: FloatArray,
+    linear_weight: FloatArray,
+    asset_pnl: FloatArray,
+    unit_greeks: FloatArray,
+    group_offsets: NDArray[np.int64],
+    confidence: float,
+    measure: int,
+    out_margin: FloatArray,
+    out_greeks: FloatArray,
+) -> None:
+    n_accounts = pos_offsets.shape[0] - 1
+    n_assets = asset_pnl.shape[0]
+    n_scen = asset_pnl.shape[1]
+    n_groups = group_offsets.shape[0] - 1
+    n_chunks = min(n_accounts, 256)
+    for c in prange(n_chunks):
+        pnl = np.empty(n_scen)
+        delta = np.empty(n_assets)
+        top = np.empty(n_scen + 1)
+        lo = c * n_accounts // n_chunks
+        hi = (c + 1) * n_accounts // n_chunks
+        for acct in range(lo, hi):
+            pnl[:] = 0.0
+            delta[:] = 0.0
+            for g in range(3):
+                for a in range(n_assets):
+                    out_greeks[acct, a, g] = 0.0
+            for p in range(pos_offsets[acct], pos_offsets[acct + 1]):
+                i = pos_instrument[p]
+                q = pos_quantity[p]
+                a = instrument_asset[i]
+                for g in range(3):
+                    out_greeks[acct, a, g] += q * unit_greeks[i, g]
+                w = linear_weight[i]
+                if w != 0.0:
+                    delta[a] += q * w
+                else:
+                    row = instrument_pnl[i]
+                    for s in range(n_scen):
+                        pnl[s] += q * row[s]
+            for a in range(n_assets):
+                d = delta[a]
+                if d != 0.0:
+                    row = asset_pnl[a]
+                    for s in range(n_scen):
+                        pnl[s] += d * row[s]
+            total = 0.0
+            for g in range(n_groups):
+                value = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
+                if value > 0.0:
+                    total += value
+            out_margin[acct] = total
+
+
+def margins(
+    pos_offsets: NDArray[np.int64],
+    pos_instrument: NDArray[np.int32],
+    pos_quantity: FloatArray,
+    arrays: RiskArrays,
+    confidence: float,
+    measure: str,
+) -> tuple[FloatArray, FloatArray]:
+    """Market-risk margin (N,) and Greeks per asset (N, A, 3) for N accounts in CSR form."""
+    n = pos_offsets.shape[0] - 1
+    out_margin = np.empty(n, dtype=np.float64)
+    out_greeks = np.empty((n, arrays.n_assets, 3), dtype=np.float64)
+    if n:
+        _margins_kernel(
+            pos_offsets,
+            pos_instrument,
+            pos_quantity,
+            arrays.instrument_asset,
+            arrays.instrument_pnl,
+            arrays.linear_weight,
+            arrays.asset_pnl,
+            arrays.unit_greeks,
+            arrays.group_offsets,
+            confidence,
+            MEASURE_CODES[measure],
+            out_margin,
+            out_greeks,
+        )
+    return out_margin, out_greeks
+
+
+def risk_measure_numpy(losses: FloatArray, confidence: float, measure: str) -> FloatArray:
+    """The measure of each row of `losses` (rows x n), by a full sort: the reference definition."""
+    n = losses.shape[1]
+    if n == 0:
+        return np.zeros(losses.shape[0])
+    ordered = -np.sort(-losses, axis=1)
+    if measure == "worst":
+        return np.asarray(ordered[:, 0], dtype=np.float64)
+    m = n * (1.0 - confidence)
+    whole = math.floor(m)
+    if measure == "var":
+        return np.asarray(ordered[:, min(whole, n - 1)], dtype=np.float64)
+    if m < 1.0:
+        return np.asarray(ordered[:, 0], dtype=np.float64)
+    tail = ordered[:, :whole].sum(axis=1)
+    if whole < n:
+        tail = tail + (m - whole) * ordered[:, whole]
+    return np.asarray(tail / m, dtype=np.float64)
+
+
+def scenario_pnl_numpy(
+    pos_offsets: NDArray[np.int64], pos_instrument: NDArray[np.int32], pos_quantity: FloatArray, arrays: RiskArrays
+) -> FloatArray:
+    """Dense (N, S) scenario P&L without netting: positions x instrument risk arrays."""
+    n = pos_offsets.shape[0] - 1
+    is_linear = arrays.linear_weight != 0.0
+    per_unit = np.where(
+        is_linear[:, np.newaxis],
+        arrays.linear_weight[:, np.newaxis] * arrays.asset_pnl[arrays.instrument_asset],
+        arrays.instrument_pnl,
+    )
+    positions = sparse.csr_matrix((pos_quantity, pos_instrument, pos_offsets), shape=(n, per_unit.shape[0]))
+    return np.asarray(positions @ per_unit, dtype=np.float64)
+
+
+def margins_numpy(
+    pos_offsets: NDArray[np.int64],
+    pos_instrument: NDArray[np.int32],
+    pos_quantity: FloatArray,
+    arrays: RiskArrays,
+    confidence: float,
+    measure: str,
+    chunk: int = 50_000,
+) -> tuple[FloatArray, FloatArray]:
+    """The numpy twin of `margins`: same outputs, built from a dense P&L matrix per chunk."""
+    n = pos_offsets.shape[0] - 1
+    out_margin = np.zeros(n, dtype=np.float64)
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        offsets = pos_offsets[lo : hi + 1] - pos_offsets[lo]
+        sl = slice(int(pos_offsets[lo]), int(pos_offsets[hi]))
+        pnl = scenario_pnl_numpy(offsets, pos_instrument[sl], pos_quantity[sl], arrays)
+        g = arrays.group_offsets
+        for start, stop in itertools.pairwise(g):
+            part = risk_measure_numpy(-pnl[:, start:stop], confidence, measure)
+            out_margin[lo:hi] += np.maximum(part, 0.0)
+    account = np.repeat(np.arange(n), np.diff(pos_offsets))
+    greeks = np.zeros((n, arrays.n_assets, 3), dtype=np.float64)
+    np.add.at(
+        greeks,
+        (account, arrays.instrument_asset[pos_instrument]),
+        pos_quantity[:, np.newaxis] * arrays.unit_greeks[pos_instrument],
+    )
+    return out_margin, greeks

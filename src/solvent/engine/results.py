@@ -1,0 +1,76 @@
+"""Margin results: immutable arrays per account, with table, DataFrame and per-account views."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from solvent.engine.riskarrays import GREEK_NAMES
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class MarginResult:
+    """Requirements, equity and Greeks for N accounts (arrays of length N, in the book's order).
+
+    terms: IM by factor, in reporting order; `im` is their sum. greeks: (N, A, 3) net delta (units
+    of the asset), gamma (per USD) and vega (USD per vol point) per asset in `assets` order.
+    """
+
+    account_ids: NDArray[np.object_]
+    assets: tuple[str, ...]
+    traded_assets: tuple[str, ...]
+    terms: Mapping[str, FloatArray]
+    im: FloatArray
+    mm: FloatArray
+    collateral: FloatArray
+    unrealised_pnl: FloatArray
+    equity: FloatArray
+    health: FloatArray
+    liquidatable: NDArray[np.bool_]
+    greeks: FloatArray
+    scenario_method: str
+    n_scenarios: int
+
+    @property
+    def n_accounts(self) -> int:
+        """N."""
+        return int(self.im.shape[0])
+
+    def to_arrow(self) -> pa.Table:
+        """One row per account: requirements, equity, health, every IM term, Greeks per traded asset."""
+        columns: dict[str, Any] = {
+            "account": pa.array(self.account_ids, type=pa.string()),
+            "im": self.im,
+            "mm": self.mm,
+            "equity": self.equity,
+            "health": self.health,
+            "liquidatable": self.liquidatable,
+            "collateral": self.collateral,
+            "unrealised_pnl": self.unrealised_pnl,
+        }
+        for name, values in self.terms.items():
+            columns[f"im_{name}"] = values
+        index = {name: a for a, name in enumerate(self.assets)}
+        for asset in self.traded_assets:
+            for g, greek in enumerate(GREEK_NAMES):
+                columns[f"{greek}_{asset}"] = self.greeks[:, index[asset], g]
+        return pa.table(columns)
+
+    def to_pandas(self) -> Any:
+        """The same table as a pandas DataFrame indexed by account."""
+        return self.to_arrow().to_pandas().set_index("account")
+
+    def row(self, account_id: str) -> dict[str, Any]:
+        """One account's figures as a plain dict (KeyError if the account is unknown)."""
+        hits = np.flatnonzero(self.account_ids == account_id)
+        if hits.size == 0:
+            raise KeyError(account_id)
+        row: dict[str, Any] = self.to_arrow().slice(int(hits[0]), 1).to_pylist()[0]
+        return row

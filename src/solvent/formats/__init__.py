@@ -1,0 +1,1 @@
+"""Portable, versioned file formats: msgspec schemas, JSON / Parquet readers and writers."""

@@ -1,0 +1,49 @@
+"""Turn msgspec's decode errors into solvent's one-line InputError (file, record, field)."""
+
+from __future__ import annotations
+
+import re
+from typing import TypeVar
+
+import msgspec
+
+from solvent.errors import InputError
+
+T = TypeVar("T")
+
+_AT_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+
+
+def split_validation_message(text: str) -> tuple[str, str]:
+    """Split msgspec's "message - at `$.a[0].b`" into (path "a[0].b", message)."""
+    match = _AT_PATH.match(text)
+    if match is None:  # pragma: no cover - the pattern matches every string
+        return "", text
+    path = (match.group("path") or "").lstrip(".")
+    return path, match.group("msg")
+
+
+def decode_json(data: bytes | str | msgspec.Raw, kind: type[T], source: str) -> T:
+    """Decode one JSON document into `kind`, or raise InputError naming file, record and field."""
+    if isinstance(data, str):
+        data = data.encode()
+    elif isinstance(data, msgspec.Raw):
+        data = bytes(data)
+    if not data.strip():
+        raise InputError(source, "", "file is empty")
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except msgspec.ValidationError as exc:
+        path, message = split_validation_message(str(exc))
+        raise InputError(source, path, message) from None
+    except msgspec.DecodeError as exc:
+        raise InputError(source, "", f"not valid JSON ({exc})") from None
+
+
+def read_bytes(path: str) -> bytes:
+    """Read a whole input file, turning a missing or unreadable file into InputError."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise InputError(path, "", exc.strerror or str(exc)) from None

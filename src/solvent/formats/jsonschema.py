@@ -1,0 +1,45 @@
+"""JSON Schemas of every file format, generated from the msgspec records (one source of truth)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from solvent.formats.io import atomic_output
+from solvent.formats.schemas import MarketSnapshot, Portfolio
+from solvent.params import MarginParams
+
+FORMATS: dict[str, Any] = {
+    "solvent.portfolio-1.schema.json": Portfolio,
+    "solvent.market-1.schema.json": MarketSnapshot,
+    "solvent.params-1.schema.json": MarginParams,
+}
+
+
+def json_schema(kind: Any) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one record type."""
+    schema: dict[str, Any] = msgspec.json.schema(kind)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def schema_documents() -> dict[str, bytes]:
+    """File name -> indented JSON Schema, for every format."""
+    return {
+        name: msgspec.json.format(msgspec.json.encode(json_schema(kind)), indent=2) + b"\n"
+        for name, kind in FORMATS.items()
+    }
+
+
+def write_schemas(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Write every JSON Schema into `out_dir`; returns the paths written."""
+    paths = []
+    for name, document in schema_documents().items():
+        path = Path(out_dir) / name
+        with atomic_output(path) as tmp:
+            Path(tmp).write_bytes(document)
+        paths.append(path)
+    return paths

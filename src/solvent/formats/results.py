@@ -1,0 +1,70 @@
+"""Writers for margin results: `solvent.margin/1` JSON and Parquet (same fields, one row per account)."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import msgspec
+import pyarrow.parquet as pq
+
+from solvent.engine.results import MarginResult
+from solvent.formats.io import atomic_output
+
+RESULT_SCHEMA = "solvent.margin/1"
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def result_document(result: MarginResult, market_time: str) -> dict[str, Any]:
+    """The JSON document: run metadata and one record per account (health null when MM is 0)."""
+    index = {name: a for a, name in enumerate(result.assets)}
+    accounts = []
+    for n in range(result.n_accounts):
+        accounts.append(
+            {
+                "account": str(result.account_ids[n]),
+                "im": float(result.im[n]),
+                "mm": float(result.mm[n]),
+                "equity": float(result.equity[n]),
+                "health": _finite_or_none(float(result.health[n])),
+                "liquidatable": bool(result.liquidatable[n]),
+                "collateral": float(result.collateral[n]),
+                "unrealised_pnl": float(result.unrealised_pnl[n]),
+                "terms": {name: float(values[n]) for name, values in result.terms.items()},
+                "greeks": {
+                    asset: {
+                        "delta": float(result.greeks[n, index[asset], 0]),
+                        "gamma": float(result.greeks[n, index[asset], 1]),
+                        "vega": float(result.greeks[n, index[asset], 2]),
+                    }
+                    for asset in result.traded_assets
+                },
+            }
+        )
+    return {
+        "schema": RESULT_SCHEMA,
+        "market_time": market_time,
+        "scenario_method": result.scenario_method,
+        "n_scenarios": result.n_scenarios,
+        "accounts": accounts,
+    }
+
+
+def result_json(result: MarginResult, market_time: str) -> bytes:
+    """The `solvent.margin/1` JSON document as indented bytes."""
+    return msgspec.json.format(msgspec.json.encode(result_document(result, market_time)), indent=2)
+
+
+def write_result(result: MarginResult, path: str | os.PathLike[str], fmt: str, market_time: str) -> None:
+    """Write results as "json" or "parquet", atomically."""
+    with atomic_output(path) as tmp:
+        if fmt == "json":
+            with open(tmp, "wb") as handle:
+                handle.write(result_json(result, market_time))
+        else:
+            table = result.to_arrow().replace_schema_metadata({b"solvent.schema": RESULT_SCHEMA.encode()})
+            pq.write_table(table, tmp, compression="zstd")

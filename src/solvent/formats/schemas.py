@@ -1,0 +1,167 @@
+"""The input records: instruments, accounts, portfolios and market snapshots.
+
+These msgspec Structs are the boundary: files and API payloads are decoded into them (types, ranges
+and unknown fields checked by msgspec, cross-field rules in `__post_init__`), and everything inside
+solvent works on the arrays built from them. All are frozen.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+PORTFOLIO_SCHEMA = "solvent.portfolio/1"
+MARKET_SCHEMA = "solvent.market/1"
+
+Finite = Annotated[float, msgspec.Meta(description="a finite number")]
+PositiveFinite = Annotated[float, msgspec.Meta(gt=0.0, description="a finite number > 0")]
+NonNegativeFinite = Annotated[float, msgspec.Meta(ge=0.0, description="a finite number >= 0")]
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+InstrumentKind = Literal["spot", "perp", "future", "option"]
+LINEAR_KINDS: frozenset[str] = frozenset({"spot", "perp", "future"})
+
+
+class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base for every input record."""
+
+
+def _require_finite(record: str, **values: float | None) -> None:
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{record}.{name}: must be finite, got {value!r}")
+
+
+class Instrument(_Record, frozen=True):
+    """A contract the venue lists: spot asset, linear perpetual, dated future or European option.
+
+    One unit of quantity is `contract_size` units of `underlying`. Futures need `expiry`; options need
+    `expiry`, `strike` and `option_type` and are priced with Black-76 on the forward.
+    """
+
+    id: Identifier
+    kind: InstrumentKind
+    underlying: Identifier
+    contract_size: PositiveFinite = 1.0
+    expiry: datetime | None = None
+    strike: PositiveFinite | None = None
+    option_type: Literal["call", "put"] | None = None
+
+    def __post_init__(self) -> None:
+        _require_finite("instrument", contract_size=self.contract_size, strike=self.strike)
+        if self.expiry is not None and self.expiry.tzinfo is None:
+            raise ValueError("expiry: must carry a time zone, e.g. 2026-12-25T08:00:00Z")
+        if self.kind == "option":
+            missing = [n for n in ("expiry", "strike", "option_type") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(f"{missing[0]}: required for an option")
+        elif self.kind == "future":
+            if self.expiry is None:
+                raise ValueError("expiry: required for a dated future")
+            if self.strike is not None or self.option_type is not None:
+                raise ValueError("strike: only options have a strike")
+        else:
+            if self.expiry is not None:
+                raise ValueError(f"expiry: a {self.kind} has no expiry")
+            if self.strike is not None or self.option_type is not None:
+                raise ValueError("strike: only options have a strike")
+
+
+class Position(_Record, frozen=True):
+    """A signed holding of an instrument (positive long). Linear products carry their entry price."""
+
+    instrument: Identifier
+    quantity: Finite
+    entry_price: PositiveFinite | None = None
+
+    def __post_init__(self) -> None:
+        _require_finite("position", quantity=self.quantity, entry_price=self.entry_price)
+
+
+class Account(_Record, frozen=True):
+    """An account: collateral balances per asset, positions, optional risk tier and margin mode.
+
+    `mode` is "cross" (everything in the record is pooled) or "isolated" (a sub-account margined on
+    its own collateral; `parent` names the account it belongs to).
+    """
+
+    id: Identifier
+    collateral: dict[str, Finite] = msgspec.field(default_factory=dict)
+    positions: list[Position] = msgspec.field(default_factory=list)
+    risk_tier: PositiveFinite | None = None
+    mode: Literal["cross", "isolated"] = "cross"
+    parent: Identifier | None = None
+
+    def __post_init__(self) -> None:
+        for asset, amount in self.collateral.items():
+            if not math.isfinite(amount):
+                raise ValueError(f"collateral.{asset}: must be finite, got {amount!r}")
+        _require_finite("account", risk_tier=self.risk_tier)
+        if self.mode == "isolated" and self.parent is None:
+            raise ValueError("parent: an isolated sub-account names its parent account")
+        if self.mode == "cross" and self.parent is not None:
+            raise ValueError("parent: only isolated sub-accounts have a parent")
+
+
+class Portfolio(_Record, frozen=True):
+    """A venue's instruments and accounts: the `solvent.portfolio/1` file."""
+
+    schema: Literal["solvent.portfolio/1"]
+    instruments: list[Instrument]
+    accounts: list[Account]
+
+
+class AssetQuote(_Record, frozen=True):
+    """One asset's price (USD) and volatility inputs (annualised, as fractions: 0.6 = 60%)."""
+
+    price: PositiveFinite
+    vol: NonNegativeFinite | None = None
+    implied_vol: NonNegativeFinite | None = None
+    vol_long: NonNegativeFinite | None = None
+    vol_stressed: NonNegativeFinite | None = None
+
+    def __post_init__(self) -> None:
+        _require_finite(
+            "asset",
+            price=self.price,
+            vol=self.vol,
+            implied_vol=self.implied_vol,
+            vol_long=self.vol_long,
+            vol_stressed=self.vol_stressed,
+        )
+
+
+class VolSurface(_Record, frozen=True):
+    """A simple implied-vol surface for one expiry: vol(K) = atm_vol + skew * ln(K / F)."""
+
+    underlying: Identifier
+    expiry: datetime
+    atm_vol: PositiveFinite
+    skew: Finite = 0.0
+
+    def __post_init__(self) -> None:
+        _require_finite("surface", atm_vol=self.atm_vol, skew=self.skew)
+        if self.expiry.tzinfo is None:
+            raise ValueError("expiry: must carry a time zone, e.g. 2026-12-25T08:00:00Z")
+
+
+class MarketSnapshot(_Record, frozen=True):
+    """Prices and volatility inputs at one time: the `solvent.market/1` file."""
+
+    schema: Literal["solvent.market/1"]
+    time: datetime
+    assets: dict[str, AssetQuote]
+    option_vols: dict[str, PositiveFinite] = msgspec.field(default_factory=dict)
+    surfaces: list[VolSurface] = msgspec.field(default_factory=list)
+    rate: Finite = 0.0
+
+    def __post_init__(self) -> None:
+        if self.time.tzinfo is None:
+            raise ValueError("time: must carry a time zone, e.g. 2026-11-25T00:00:00Z")
+        _require_finite("market", rate=self.rate)
+        for name, vol in self.option_vols.items():
+            if not math.isfinite(vol):
+                raise ValueError(f"option_vols.{name}: must be finite, got {vol!r}")

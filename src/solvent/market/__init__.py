@@ -1,0 +1,1 @@
+"""Market data: the market state as arrays, volatility estimators, price history."""

@@ -1,0 +1,172 @@
+"""The market state and the instrument table as arrays: what the numerical core reads.
+
+Built once at the boundary from a validated `Portfolio` (its instruments) and `MarketSnapshot`;
+immutable afterwards. Instrument kinds are small integer codes so kernels can branch on them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from numpy.typing import NDArray
+
+from solvent.errors import InputError
+from solvent.formats.schemas import Instrument, MarketSnapshot
+from solvent.market.volatility import effective_vol
+from solvent.params import MarginParams
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int32]
+BoolArray = NDArray[np.bool_]
+
+SPOT, PERP, FUTURE, OPTION = 0, 1, 2, 3
+KIND_CODES: dict[str, int] = {"spot": SPOT, "perp": PERP, "future": FUTURE, "option": OPTION}
+QUOTE_ASSETS: frozenset[str] = frozenset({"USD"})
+
+
+@dataclass(frozen=True, eq=False)
+class InstrumentTable:
+    """Instruments as parallel arrays of length I (strike NaN and is_call False for linear kinds)."""
+
+    ids: tuple[str, ...]
+    kind: NDArray[np.int8]
+    asset: IntArray
+    contract_size: FloatArray
+    strike: FloatArray
+    is_call: BoolArray
+    expiry: tuple[datetime | None, ...]
+
+    @property
+    def index(self) -> dict[str, int]:
+        """Instrument id -> row."""
+        return {name: i for i, name in enumerate(self.ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True, eq=False)
+class MarketState:
+    """Prices, volatilities and per-instrument marks at one time.
+
+    Assets (A) are every asset quoted in the snapshot plus USD, in sorted order; `vol` is the
+    effective annualised volatility margin is computed at (see `effective_vol`). Per instrument (I):
+    years to expiry (0 for spot and perpetuals), the forward (the mark of a linear product; the
+    underlying of an option) and the implied vol used to price options (NaN for linear kinds).
+    """
+
+    time: datetime
+    assets: tuple[str, ...]
+    price: FloatArray
+    vol: FloatArray
+    rate: float
+    instruments: InstrumentTable
+    expiry_years: FloatArray
+    forward: FloatArray
+    option_vol: FloatArray
+
+    @property
+    def asset_index(self) -> dict[str, int]:
+        """Asset name -> column."""
+        return {name: a for a, name in enumerate(self.assets)}
+
+
+def _years(start: datetime, end: datetime, days_per_year: float) -> float:
+    return (end - start).total_seconds() / (days_per_year * 86400.0)
+
+
+def build_instrument_table(instruments: list[Instrument], assets: dict[str, int], source: str) -> InstrumentTable:
+    """Index instruments; every underlying must be quoted in the market; ids must be unique."""
+    seen: set[str] = set()
+    for i, inst in enumerate(instruments):
+        if inst.id in seen:
+            raise InputError(source, f"instruments[{i}].id", f"duplicate instrument id {inst.id!r}")
+        seen.add(inst.id)
+        if inst.underlying not in assets:
+            raise InputError(source, f"instruments[{i}].underlying", f"asset {inst.underlying!r} is not in the market")
+    return InstrumentTable(
+        ids=tuple(inst.id for inst in instruments),
+        kind=np.array([KIND_CODES[inst.kind] for inst in instruments], dtype=np.int8),
+        asset=np.array([assets[inst.underlying] for inst in instruments], dtype=np.int32),
+        contract_size=np.array([inst.contract_size for inst in instruments], dtype=np.float64),
+        strike=np.array([inst.strike if inst.strike else math.nan for inst in instruments], dtype=np.float64),
+        is_call=np.array([inst.option_type == "call" for inst in instruments], dtype=np.bool_),
+        expiry=tuple(inst.expiry for inst in instruments),
+    )
+
+
+def _option_vol(
+    inst: Instrument, forward: float, snapshot: MarketSnapshot, asset_vol: float, params: MarginParams
+) -> float:
+    """Implied vol for one option: its own quote, else its expiry's surface, else the asset's vol."""
+    quoted = snapshot.option_vols.get(inst.id)
+    if quoted is not None:
+        return quoted
+    for surface in snapshot.surfaces:
+        if surface.underlying == inst.underlying and surface.expiry == inst.expiry:
+            assert inst.strike is not None
+            skewed = surface.atm_vol + surface.skew * math.log(inst.strike / forward)
+            return max(skewed, params.volatility.vol_floor)
+    return asset_vol
+
+
+def build_market_state(
+    instruments: list[Instrument],
+    snapshot: MarketSnapshot,
+    params: MarginParams,
+    portfolio_source: str = "<portfolio>",
+    market_source: str = "<market>",
+) -> MarketState:
+    """Validate instruments against the snapshot and lay both out as arrays."""
+    names = sorted(set(snapshot.assets) | QUOTE_ASSETS)
+    index = {name: a for a, name in enumerate(names)}
+    quotes = [snapshot.assets.get(name) for name in names]
+
+    def column(field: str) -> FloatArray:
+        values = [getattr(q, field) if q is not None else None for q in quotes]
+        return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+
+    price = np.array([q.price if q is not None else 1.0 for q in quotes], dtype=np.float64)
+    vol = effective_vol(
+        column("vol"), column("implied_vol"), column("vol_long"), column("vol_stressed"), params.volatility
+    )
+    table = build_instrument_table(instruments, index, portfolio_source)
+    traded = set(table.asset.tolist())
+    for a in sorted(traded):
+        quote = quotes[a]
+        if quote is None or all(getattr(quote, f) is None for f in ("vol", "implied_vol", "vol_long", "vol_stressed")):
+            raise InputError(market_source, f"assets.{names[a]}.vol", "required for an asset with instruments")
+
+    n = len(instruments)
+    expiry_years = np.zeros(n, dtype=np.float64)
+    option_vol = np.full(n, math.nan, dtype=np.float64)
+    for i, inst in enumerate(instruments):
+        if inst.expiry is None:
+            continue
+        years = _years(snapshot.time, inst.expiry, params.days_per_year)
+        if years <= 0.0:
+            raise InputError(
+                portfolio_source,
+                f"instruments[{i}].expiry",
+                f"{inst.id} expired at {inst.expiry.isoformat()}, before the market time {snapshot.time.isoformat()}",
+            )
+        expiry_years[i] = years
+    spot = price[table.asset]
+    forward = spot * np.exp(snapshot.rate * expiry_years)
+    for i, inst in enumerate(instruments):
+        if inst.kind == "option":
+            option_vol[i] = _option_vol(inst, float(forward[i]), snapshot, float(vol[table.asset[i]]), params)
+    return MarketState(
+        time=snapshot.time,
+        assets=tuple(names),
+        price=price,
+        vol=vol,
+        rate=snapshot.rate,
+        instruments=table,
+        expiry_years=expiry_years,
+        forward=forward,
+        option_vol=option_vol,
+    )

@@ -1,0 +1,121 @@
+"""Stressed-correlation Monte Carlo: joint draws of every traded asset's price and vol move.
+
+Conventions:
+- Traded assets are the sorted unique `state.instruments.asset` columns; other columns move 0.
+- Correlation: with a history, the sample correlation of the assets' devolatilised returns
+  (r_t / sigma_t, EWMA as in FHS; see `fhs.filter_history`) over the last `fhs.lookback_days` (the
+  FHS lookback is reused); without one, DEFAULT_CORRELATION (0.7) between every pair of traded
+  assets, all treated as crypto assets that move together. Then blended toward the stressed
+  all-ones matrix, C = (1 - w) C + w 11^T with w = `mc.stress_weight`, and repaired to the nearest
+  positive semi-definite correlation matrix (eigenvalues clipped at 0, diagonal re-normalised) if
+  rounding left a negative eigenvalue.
+- Draws: z ~ N(0, C) (Cholesky factor; an eigen factor when C is singular, e.g. w = 1), or for
+  `distribution = "t"` a multivariate Student-t with `dof` degrees of freedom (one chi-square mixing
+  draw per scenario shared by all assets, so joint crashes are fat-tailed together) scaled to unit
+  variance by sqrt((dof - 2) / dof). Log price move = sigma_a sqrt(h) z_a (sigma_a the state's
+  effective annualised vol, h = mpor_days / days_per_year); price_move = expm1 of it.
+- Vol moves: log vol move = vol_of_vol sqrt(h) eps, eps standard normal independent across assets
+  and of the price draws (the simplest choice: every option book meets vol up and vol down with
+  every price move; no skew dynamics are assumed). vol_move = expm1 of it, so always > -1.
+- numpy.random.default_rng(seed); the draw order is fixed (price normals, then the chi-square
+  mixing draws for t, then vol normals), so the same parameters give bit-identical scenarios.
+- A single scenario group 0, pnl_weight 1, labels "mc 0001" ...
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from solvent.errors import InputError
+from solvent.market.history import PriceHistory
+from solvent.market.state import MarketState
+from solvent.params import MarginParams
+from solvent.scenarios.base import ScenarioSet
+from solvent.scenarios.fhs import filter_history, lookback_periods
+
+FloatArray = NDArray[np.float64]
+
+#: Correlation between traded assets when no history is given.
+DEFAULT_CORRELATION = 0.7
+
+
+def _eigen_tolerance(values: FloatArray) -> float:
+    """Eigenvalues within rounding of 0: n * machine epsilon * the largest magnitude, times 10."""
+    return 10.0 * values.size * float(np.finfo(np.float64).eps) * float(np.abs(values).max(initial=0.0))
+
+
+def nearest_psd_correlation(c: FloatArray) -> FloatArray:
+    """(n, n) `c` (symmetrised) when positive semi-definite up to rounding; else its eigenvalues
+    clipped at 0 and the diagonal re-normalised to 1."""
+    sym = np.asarray((c + c.T) / 2.0, dtype=np.float64)
+    values, vectors = np.linalg.eigh(sym)
+    if values.size == 0 or values[0] >= -_eigen_tolerance(values):
+        return sym
+    repaired = (vectors * np.maximum(values, 0.0)) @ vectors.T
+    scale = 1.0 / np.sqrt(np.diag(repaired))
+    return np.asarray(repaired * np.outer(scale, scale), dtype=np.float64)
+
+
+def correlation_factor(c: FloatArray) -> FloatArray:
+    """(n, n) L with L L^T = c: Cholesky, or V sqrt(lambda) (rounding-level eigenvalues set to 0)
+    when c is singular, e.g. the fully stressed all-ones matrix."""
+    try:
+        return np.asarray(np.linalg.cholesky(c), dtype=np.float64)
+    except np.linalg.LinAlgError:
+        values, vectors = np.linalg.eigh(c)
+        values = np.where(values > _eigen_tolerance(values), values, 0.0)
+        return np.asarray(vectors * np.sqrt(values), dtype=np.float64)
+
+
+def target_correlation(state: MarketState, params: MarginParams, history: PriceHistory | None) -> FloatArray:
+    """(n_traded, n_traded) the blended, PSD correlation the draws target."""
+    traded = np.unique(state.instruments.asset)
+    n = traded.size
+    if history is None:
+        base = np.full((n, n), DEFAULT_CORRELATION)
+        np.fill_diagonal(base, 1.0)
+    else:
+        names = tuple(state.assets[a] for a in traded.tolist())
+        filtered = filter_history(history, names, params.volatility.ewma_lambda)
+        residuals = filtered.residuals[-lookback_periods(params, filtered.period_days) :]
+        if residuals.shape[0] < 3:
+            raise InputError("", "history", "needs at least 3 joint returns to estimate a correlation")
+        base = np.atleast_2d(np.corrcoef(residuals, rowvar=False))
+        np.fill_diagonal(base, 1.0)  # corrcoef's diagonal can be 1 - 1e-16
+        if not np.all(np.isfinite(base)):
+            raise InputError("", "history", f"cannot estimate a correlation of {list(names)}")
+    w = params.scenarios.mc.stress_weight
+    return nearest_psd_correlation((1.0 - w) * base + w * np.ones((n, n)))
+
+
+def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory | None = None) -> ScenarioSet:
+    """n_scenarios joint draws of the traded assets' price and vol moves (one group)."""
+    mc = params.scenarios.mc
+    traded = np.unique(state.instruments.asset).astype(np.int64)
+    n, n_scen = traded.size, mc.n_scenarios
+    h = params.mpor_days / params.days_per_year
+    factor = correlation_factor(target_correlation(state, params, history))
+
+    rng = np.random.default_rng(mc.seed)
+    z = rng.standard_normal((n_scen, n)) @ factor.T
+    if mc.distribution == "t":
+        mixing = rng.chisquare(mc.dof, n_scen)
+        z = z * np.sqrt((mc.dof - 2.0) / mixing)[:, np.newaxis]
+    eps = rng.standard_normal((n_scen, n))
+
+    price_move = np.zeros((n_scen, len(state.assets)), dtype=np.float64)
+    vol_move = np.zeros((n_scen, len(state.assets)), dtype=np.float64)
+    price_move[:, traded] = np.expm1(state.vol[traded] * math.sqrt(h) * z)
+    vol_move[:, traded] = np.expm1(mc.vol_of_vol * math.sqrt(h) * eps)
+    return ScenarioSet(
+        name="mc",
+        price_move=price_move,
+        vol_move=vol_move,
+        pnl_weight=np.ones(n_scen, dtype=np.float64),
+        group=np.zeros(n_scen, dtype=np.int32),
+        horizon_years=h,
+        labels=tuple(f"mc {i + 1:04d}" for i in range(n_scen)),
+    )
