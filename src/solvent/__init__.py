@@ -22,7 +22,9 @@ from solvent.formats.schemas import (
     Position,
     VolSurface,
 )
-from solvent.market.history import PriceHistory, read_history
+from solvent.market.history import PriceHistory, read_history, write_history
+from solvent.market.synthetic import synthetic_history
+from solvent.market.volatility import calibrate_asset_vols
 from solvent.params import MarginParams
 from solvent.pricing import Greeks, black76_greeks, black76_price
 
@@ -44,10 +46,13 @@ __all__ = [
     "VolSurface",
     "black76_greeks",
     "black76_price",
+    "calibrate_asset_vols",
     "compute_margin",
     "load_market",
     "load_params",
     "load_portfolio",
     "read_history",
+    "synthetic_history",
+    "write_history",
     "write_portfolio_parquet",
 ]

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from solvent.api import compute_margin
 from solvent.console import print_margin
+from solvent.demo.run import DEMO_ACCOUNTS, DEMO_SEED, run_demo
 from solvent.errors import InputError, SolventError
 from solvent.formats.io import load_market, load_params, load_portfolio, write_text_atomic
 from solvent.formats.jsonschema import write_schemas
@@ -99,3 +100,13 @@ def schema(out_dir: str) -> None:
 def params() -> None:
     """Print the default model parameters (solvent.params/1 JSON): edit and pass with --params."""
     click.echo(MarginParams().to_json().decode())
+
+
+@main.command()
+@click.option("--accounts", "n_accounts", default=DEMO_ACCOUNTS, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=DEMO_SEED, show_default=True, type=int)
+@click.option("--out", "out_dir", default="solvent-demo", show_default=True, help="Folder for the report and inputs.")
+@_fail_cleanly
+def demo(n_accounts: int, seed: int, out_dir: str) -> None:
+    """Build a realistic synthetic venue on embedded defaults, margin it, summarise and report."""
+    run_demo(out_dir, n_accounts, seed)

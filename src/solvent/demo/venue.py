@@ -1,7 +1,7 @@
 """A synthetic venue: BTC/ETH/SOL spot, perpetuals, dated futures, an option chain, and accounts.
 
 Account archetypes and their shares (illustrative, documented in docs/model.md "Demo venue"):
-directional perpetual traders (55%; leverage lognormal, median 4x, 1% above 40x), basis traders
+directional perpetual traders (55%; leverage lognormal, median 1.8x, sigma 0.5, capped at 50x), basis traders
 (15%; long spot or future against a short perpetual), option sellers (12%; short strangles
 collateralised in USDC and the underlying), option buyers (10%), and multi-asset market makers
 (8%; 8 to 16 positions across everything). Positions are generated as arrays, never account by
@@ -27,12 +27,12 @@ OPTION_DAYS = (7, 30, 90)
 FUTURE_DAYS = (30, 90)
 
 
-def _expiry(now: datetime, days: int) -> datetime:
+def expiry_at(now: datetime, days: int) -> datetime:
     return (now + timedelta(days=days)).replace(hour=8, minute=0, second=0, microsecond=0)
 
 
 def _round_strike(value: float) -> float:
-    magnitude = 10 ** max(0, int(np.floor(np.log10(value))) - 1)
+    magnitude = 10 ** max(0, int(np.floor(np.log10(value))) - 2)
     return float(round(value / magnitude) * magnitude)
 
 
@@ -43,12 +43,12 @@ def venue_instruments(now: datetime, prices: dict[str, float]) -> tuple[Instrume
         out.append(Instrument(id=f"{asset}-SPOT", kind="spot", underlying=asset))
         out.append(Instrument(id=f"{asset}-PERP", kind="perp", underlying=asset))
         for days in FUTURE_DAYS:
-            expiry = _expiry(now, days)
+            expiry = expiry_at(now, days)
             out.append(
                 Instrument(id=f"{asset}-{expiry:%d%b%y}".upper(), kind="future", underlying=asset, expiry=expiry)
             )
         for days in OPTION_DAYS:
-            expiry = _expiry(now, days)
+            expiry = expiry_at(now, days)
             for multiple in STRIKE_MULTIPLES:
                 strike = _round_strike(prices[asset] * multiple)
                 for option_type in ("call", "put"):
@@ -99,7 +99,7 @@ def synthetic_book(instruments: tuple[Instrument, ...], prices: dict[str, float]
     side = rng.choice([-1.0, 1.0], size=acc.size, p=[0.45, 0.55])
     units = notional_scale[acc] / price[asset_of[acc]]
     add(acc, perp[asset_of[acc]], side * units)
-    leverage = np.clip(rng.lognormal(np.log(4.0), 0.9, acc.size), 1.0, 100.0)
+    leverage = np.clip(rng.lognormal(np.log(1.8), 0.5, acc.size), 1.0, 50.0)
     collateral_usd[acc] = notional_scale[acc] / leverage
     second = acc[rng.random(acc.size) < 0.3]
     other = (asset_of[second] + 1 + rng.integers(0, 2, second.size)) % 3
@@ -135,7 +135,7 @@ def synthetic_book(instruments: tuple[Instrument, ...], prices: dict[str, float]
     units = notional_scale[acc] / price[asset_of[acc]]
     add(acc, pick(asset_of[acc], True, 1.05, 1.2), -units)
     add(acc, pick(asset_of[acc], False, 0.8, 0.95), -units)
-    collateral_usd[acc] = notional_scale[acc] * rng.uniform(0.2, 0.6, acc.size)
+    collateral_usd[acc] = notional_scale[acc] * rng.uniform(0.3, 0.8, acc.size)
 
     # Option buyers: a long call or put, paid for; keep a little USDC.
     acc = np.flatnonzero(archetype == 3)
@@ -152,7 +152,7 @@ def synthetic_book(instruments: tuple[Instrument, ...], prices: dict[str, float]
     mm_inst = rng.integers(0, len(instruments), mm_acc.size)
     mm_asset = np.array([ASSETS.index(u) for u in underlying])[mm_inst]
     add(mm_acc, mm_inst, rng.normal(0, 1, mm_acc.size) * notional_scale[mm_acc] * 0.3 / price[mm_asset])
-    collateral_usd[acc] = notional_scale[acc] * rng.uniform(0.2, 0.5, acc.size)
+    collateral_usd[acc] = notional_scale[acc] * rng.uniform(0.3, 0.8, acc.size)
 
     account = np.concatenate([leg.account for leg in legs])
     instrument = np.concatenate([leg.instrument for leg in legs])
@@ -162,7 +162,7 @@ def synthetic_book(instruments: tuple[Instrument, ...], prices: dict[str, float]
     offsets = np.concatenate([[0], np.cumsum(np.bincount(account, minlength=n_accounts))]).astype(np.int64)
     linear = np.isin(kind[instrument], ["spot", "perp", "future"])
     inst_price = price[np.array([ASSETS.index(u) for u in underlying])][instrument]
-    entry = np.where(linear, inst_price * rng.lognormal(0.0, 0.05, instrument.size), np.nan)
+    entry = np.where(linear, inst_price * rng.lognormal(0.0, 0.03, instrument.size), np.nan)
     entry = np.where(linear, np.round(entry, 2), np.nan)
 
     # Collateral: USDC, with some accounts holding part of it in BTC or ETH.

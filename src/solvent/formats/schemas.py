@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
-PORTFOLIO_SCHEMA = "solvent.portfolio/1"
-MARKET_SCHEMA = "solvent.market/1"
+PORTFOLIO_SCHEMA: Final = "solvent.portfolio/1"
+MARKET_SCHEMA: Final = "solvent.market/1"
 
 Finite = Annotated[float, msgspec.Meta(description="a finite number")]
 PositiveFinite = Annotated[float, msgspec.Meta(gt=0.0, description="a finite number > 0")]

@@ -94,7 +94,7 @@ def filter_history(history: PriceHistory, assets: tuple[str, ...], lam: float) -
     returns = raw[keep]
     if returns.shape[0] < 2:
         raise InputError("", "history", f"fewer than 2 returns on which every one of {list(assets)} is priced")
-    variance = ewma_variance(np.vstack([returns, np.zeros((1, len(assets)))]), lam, ewma_backcast(returns, lam))
+    variance = ewma_variance(np.vstack([returns, np.zeros((1, len(assets)))]), lam, ewma_backcast(returns))
     sigma = np.sqrt(variance)
     median = np.median(sigma, axis=0)
     flat = [a for a, m in zip(assets, median.tolist(), strict=True) if not m > 0.0]

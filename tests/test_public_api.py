@@ -1,0 +1,54 @@
+"""The public surface is deliberate: this test pins it, so a change to it is a visible decision."""
+
+from __future__ import annotations
+
+import solvent
+
+EXPECTED = {
+    "Account",
+    "AssetQuote",
+    "Book",
+    "Greeks",
+    "InputError",
+    "Instrument",
+    "MarginParams",
+    "MarginResult",
+    "MarketSnapshot",
+    "ModelError",
+    "Portfolio",
+    "Position",
+    "PriceHistory",
+    "SolventError",
+    "VolSurface",
+    "black76_greeks",
+    "black76_price",
+    "calibrate_asset_vols",
+    "compute_margin",
+    "load_market",
+    "load_params",
+    "load_portfolio",
+    "read_history",
+    "synthetic_history",
+    "write_history",
+    "write_portfolio_parquet",
+}
+
+
+def test_public_surface_is_pinned() -> None:
+    assert set(solvent.__all__) == EXPECTED
+
+
+def test_every_exported_name_exists() -> None:
+    for name in solvent.__all__:
+        assert getattr(solvent, name) is not None, name
+
+
+def test_notebook_round_trip(examples_dir) -> None:  # type: ignore[no-untyped-def]
+    book = solvent.load_portfolio(examples_dir / "portfolio.json")
+    market = solvent.load_market(examples_dir / "market.json")
+    result = solvent.compute_margin(book, market)
+    frame = result.to_pandas()
+    assert list(frame.index) == ["alice", "alice/eth-short", "bob", "carol", "dave", "erin"]
+    assert (frame["im"] >= frame["mm"]).all()
+    assert frame.loc["dave", "liquidatable"]  # long 30 ETH from 3,600 at 3,400 on 5,000 USDC: equity < 0
+    assert frame.loc["dave", "equity"] == 5_000 + 30 * (3_400 - 3_600)
