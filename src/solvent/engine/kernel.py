@@ -21,7 +21,6 @@ import math
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import sparse
 
 from solvent._numba import jit, prange
 from solvent.engine.riskarrays import RiskArrays
@@ -49,20 +48,19 @@ def _reduce_group(pnl: FloatArray, start: int, stop: int, confidence: float, mea
     if n == 0:
         return 0.0
     m, k = _tail_count(n, confidence, measure)
-    filled = 0
+    for j in range(k):
+        top[j] = -np.inf
+    cut = -np.inf  # the k-th largest loss so far: most scenarios fail this one comparison
     for s in range(start, stop):
         loss = -pnl[s]
-        if filled < k:
-            j = filled
-            filled += 1
-        elif loss > top[k - 1]:
-            j = k - 1
-        else:
+        if loss <= cut:
             continue
+        j = k - 1
         while j > 0 and top[j - 1] < loss:
             top[j] = top[j - 1]
             j -= 1
         top[j] = loss
+        cut = top[k - 1]
     if measure == WORST:
         return float(top[0])
     whole = math.floor(m)
@@ -76,6 +74,13 @@ def _reduce_group(pnl: FloatArray, start: int, stop: int, confidence: float, mea
     if whole < n:
         total += (m - whole) * top[whole]
     return total / m
+
+
+@jit()
+def _add_rows(pnl: FloatArray, rows: FloatArray, i: int, q: float, j: int, r: float) -> None:
+    """pnl += q * rows[i] + r * rows[j]: two positions per pass over the scenario buffer."""
+    for s in range(pnl.shape[0]):
+        pnl[s] += q * rows[i, s] + r * rows[j, s]
 
 
 @jit(parallel=True)
@@ -94,6 +99,7 @@ def _margins_kernel(
     out_margin: FloatArray,
     out_greeks: FloatArray,
 ) -> None:
+    """out_greeks must arrive zeroed; both outputs are written in place."""
     n_accounts = pos_offsets.shape[0] - 1
     n_assets = asset_pnl.shape[0]
     n_scen = asset_pnl.shape[1]
@@ -108,28 +114,32 @@ def _margins_kernel(
         for acct in range(lo, hi):
             pnl[:] = 0.0
             delta[:] = 0.0
-            for g in range(3):
-                for a in range(n_assets):
-                    out_greeks[acct, a, g] = 0.0
+            pending = -1  # an option waiting for a partner, so rows are added two at a time
+            pending_q = 0.0
             for p in range(pos_offsets[acct], pos_offsets[acct + 1]):
                 i = pos_instrument[p]
                 q = pos_quantity[p]
                 a = instrument_asset[i]
-                for g in range(3):
-                    out_greeks[acct, a, g] += q * unit_greeks[i, g]
+                out_greeks[acct, a, 0] += q * unit_greeks[i, 0]
+                out_greeks[acct, a, 1] += q * unit_greeks[i, 1]
+                out_greeks[acct, a, 2] += q * unit_greeks[i, 2]
                 w = linear_weight[i]
                 if w != 0.0:
                     delta[a] += q * w
+                elif pending < 0:
+                    pending = i
+                    pending_q = q
                 else:
-                    row = instrument_pnl[i]
-                    for s in range(n_scen):
-                        pnl[s] += q * row[s]
+                    _add_rows(pnl, instrument_pnl, pending, pending_q, i, q)
+                    pending = -1
+            if pending >= 0:
+                for s in range(n_scen):
+                    pnl[s] += pending_q * instrument_pnl[pending, s]
             for a in range(n_assets):
                 d = delta[a]
                 if d != 0.0:
-                    row = asset_pnl[a]
                     for s in range(n_scen):
-                        pnl[s] += d * row[s]
+                        pnl[s] += d * asset_pnl[a, s]
             total = 0.0
             for g in range(n_groups):
                 value = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
@@ -149,7 +159,7 @@ def margins(
     """Market-risk margin (N,) and Greeks per asset (N, A, 3) for N accounts in CSR form."""
     n = pos_offsets.shape[0] - 1
     out_margin = np.empty(n, dtype=np.float64)
-    out_greeks = np.empty((n, arrays.n_assets, 3), dtype=np.float64)
+    out_greeks = np.zeros((n, arrays.n_assets, 3), dtype=np.float64)
     if n:
         _margins_kernel(
             pos_offsets,
@@ -200,6 +210,8 @@ def scenario_pnl_numpy(
         arrays.linear_weight[:, np.newaxis] * arrays.asset_pnl[arrays.instrument_asset],
         arrays.instrument_pnl,
     )
+    from scipy import sparse  # the twin only: keep scipy out of the engine's import time
+
     positions = sparse.csr_matrix((pos_quantity, pos_instrument, pos_offsets), shape=(n, per_unit.shape[0]))
     return np.asarray(positions @ per_unit, dtype=np.float64)
 

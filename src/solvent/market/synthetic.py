@@ -26,7 +26,6 @@ from typing import Annotated, Final, Literal
 import msgspec
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize_scalar
 from scipy.special import gammaln, ndtr, ndtri, stdtr, stdtrit
 
 from solvent.formats.errors import decode_json, read_bytes
@@ -198,6 +197,7 @@ def _t_negative_loglik(dof: float, z: FloatArray) -> float:
 def fit_t_dof(standardised: FloatArray) -> float:
     """Maximum-likelihood degrees of freedom of a unit-variance Student-t, in [2.05, 200]."""
     z = np.asarray(standardised, dtype=np.float64)
+    from scipy.optimize import minimize_scalar  # fitting only: keep it off import
     result = minimize_scalar(_t_negative_loglik, bounds=DOF_BOUNDS, args=(z,), method="bounded")
     return float(result.x)
 

@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import norm
+from scipy.special import ndtri
 
 from solvent.market.state import MarketState
 from solvent.params import GridParams, MarginParams
@@ -67,7 +67,7 @@ def span_price_fractions(grid: GridParams) -> tuple[FloatArray, FloatArray, Floa
 
 def scan_ranges(state: MarketState, params: MarginParams) -> FloatArray:
     """(A,) relative scan range per asset: z(scan_confidence) * vol * sqrt(mpor_days / days_per_year)."""
-    z = float(norm.ppf(params.scenarios.grid.scan_confidence))
+    z = float(ndtri(params.scenarios.grid.scan_confidence))
     return np.asarray(z * state.vol * math.sqrt(params.mpor_days / params.days_per_year), dtype=np.float64)
 
 
