@@ -77,7 +77,7 @@ def margin(
     market_time = market.time.isoformat()
     if out_path is None:
         if fmt == "table":
-            print_margin(result, Console())
+            print_margin(result, Console() if sys.stdout.isatty() else Console(width=240))
         else:
             click.echo(result_json(result, market_time).decode())
     elif fmt == "table":

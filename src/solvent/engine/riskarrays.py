@@ -94,6 +94,9 @@ def build_risk_arrays(state: MarketState, scenarios: ScenarioSet, time_floor_yea
             time_floor=time_floor_years,
         )
         pnl[o] = size[o, np.newaxis] * (shocked - now.price[:, np.newaxis])
+    if scenarios.group_asset is not None:
+        # Per-asset grid: an instrument moves only in its own asset's group.
+        pnl *= scenarios.group_asset[scenarios.group][np.newaxis, :] == asset[:, np.newaxis]
     asset_pnl = (state.price[:, np.newaxis] * scenarios.price_move.T) * weight
     return RiskArrays(
         instrument_asset=asset,

@@ -22,6 +22,9 @@ class ScenarioSet:
         group results are summed: per-asset grids have one group per asset (no offsets between
         assets, as in SPAN); joint generators (fhs, mc) have a single group 0.
     horizon_years: the margin period of risk the moves span; options decay by it.
+    group_asset: for per-asset grids, the asset column each group shocks (G,); an instrument's
+        P&L counts only in its own asset's group (elsewhere its asset is unchanged, and charging
+        its time decay once per other asset would double count it). None for joint generators.
     vol_term: (exponent up to pivot, exponent beyond, pivot in years) when vol moves scale with
         each option's time to expiry as (pivot / T) ** exponent (Deribit); None for no scaling.
     labels: a short human label per scenario.
@@ -35,6 +38,7 @@ class ScenarioSet:
     horizon_years: float
     labels: tuple[str, ...]
     vol_term: tuple[float, float, float] | None = None
+    group_asset: NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
         s, a = self.price_move.shape

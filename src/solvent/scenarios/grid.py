@@ -96,6 +96,7 @@ def span_grid(state: MarketState, params: MarginParams) -> ScenarioSet:
         vol_move=vol_move,
         pnl_weight=np.tile(weight, n_traded),
         group=np.repeat(np.arange(n_traded, dtype=np.int32), N_SPAN),
+        group_asset=traded,
         horizon_years=params.mpor_days / params.days_per_year,
         labels=labels,
     )
