@@ -198,6 +198,7 @@ def fit_t_dof(standardised: FloatArray) -> float:
     """Maximum-likelihood degrees of freedom of a unit-variance Student-t, in [2.05, 200]."""
     z = np.asarray(standardised, dtype=np.float64)
     from scipy.optimize import minimize_scalar  # fitting only: keep it off import
+
     result = minimize_scalar(_t_negative_loglik, bounds=DOF_BOUNDS, args=(z,), method="bounded")
     return float(result.x)
 

@@ -74,6 +74,7 @@ def _recursion(squared: FloatArray, omega: float, alpha: float, beta: float, bac
     drive = omega + alpha * lagged
     zi = (beta * np.broadcast_to(start, squared.shape[1:]))[np.newaxis]
     from scipy.signal import lfilter  # imported here: scipy.signal costs 0.4 s to import
+
     out, _ = lfilter(np.ones(1), np.array([1.0, -beta]), drive, axis=0, zi=zi)
     return np.asarray(out, dtype=np.float64)
 
@@ -171,6 +172,7 @@ def garch_forecast(returns: FloatArray, params: GarchParams, horizon: int, backc
     drive = np.full(horizon, params.omega)
     drive[0] = one_step
     from scipy.signal import lfilter  # imported here: scipy.signal costs 0.4 s to import
+
     out, _ = lfilter(np.ones(1), np.array([1.0, -params.persistence]), drive, zi=np.zeros(1))
     return np.asarray(out, dtype=np.float64)
 
@@ -209,6 +211,7 @@ def fit_garch(returns: FloatArray) -> GarchParams:
     ]
     x0 = min(starts, key=lambda x: _negative_mean_loglik(x, squared, backcast))
     from scipy.optimize import minimize
+
     result = minimize(
         _negative_mean_loglik,
         x0,
