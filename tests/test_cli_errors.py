@@ -86,7 +86,7 @@ CASES = [
         "unknown-field",
         "portfolio",
         json.dumps(_set(portfolio(), "accounts.0.colateral", {})),
-        ["accounts[0]", "unknown field `colateral`"],
+        ["accounts[0].colateral: unknown field"],
     ),
     (
         "missing-entry-price",

@@ -1,10 +1,11 @@
 """A synthetic venue: BTC/ETH/SOL spot, perpetuals, dated futures, an option chain, and accounts.
 
 Account archetypes and their shares (illustrative, documented in docs/model.md "Demo venue"):
-directional perpetual traders (55%; leverage lognormal, median 1.8x, sigma 0.5, capped at 50x), basis traders
+directional perpetual traders (55%; leverage lognormal, median 1.8x, sigma 0.5, within 1x..50x), basis traders
 (15%; long spot or future against a short perpetual), option sellers (12%; short strangles
-collateralised in USDC and the underlying), option buyers (10%), and multi-asset market makers
-(8%; 8 to 16 positions across everything). Positions are generated as arrays, never account by
+5-20% out of the money), option buyers (10%), and multi-asset market makers (8%; 8 to 16
+random positions across everything, signs drawn at random). Collateral is USDC; a fifth of all
+accounts hold half of it in BTC or ETH instead. Positions are generated as arrays, never account by
 account.
 """
 
@@ -130,7 +131,7 @@ def synthetic_book(instruments: tuple[Instrument, ...], prices: dict[str, float]
             out[rows] = rng.choice(pool, size=rows.size)
         return out
 
-    # Option sellers: short strangles, 10-20% out of the money.
+    # Option sellers: short strangles, 5-20% out of the money.
     acc = np.flatnonzero(archetype == 2)
     units = notional_scale[acc] / price[asset_of[acc]]
     add(acc, pick(asset_of[acc], True, 1.05, 1.2), -units)
@@ -145,7 +146,7 @@ def synthetic_book(instruments: tuple[Instrument, ...], prices: dict[str, float]
     add(acc, chosen, units)
     collateral_usd[acc] = notional_scale[acc] * rng.uniform(0.01, 0.1, acc.size)
 
-    # Market makers: 8-16 positions over every instrument, partly hedged.
+    # Market makers: 8-16 random positions over every instrument.
     acc = np.flatnonzero(archetype == 4)
     count = rng.integers(8, 17, acc.size)
     mm_acc = np.repeat(acc, count)

@@ -12,6 +12,10 @@ from solvent.errors import InputError
 T = TypeVar("T")
 
 _AT_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+#: msgspec names a field in backticks for unknown and missing fields: move it into the path.
+_NAMED_FIELD = re.compile(r"^Object (?P<what>contains unknown|missing required) field `(?P<field>[^`]+)`$")
+#: A record's own cross-field check says "field: message" (see formats/schemas.py).
+_FIELD_FIRST = re.compile(r"^(?P<field>[A-Za-z_][\w.]*): (?P<msg>.+)$", re.DOTALL)
 
 
 def split_validation_message(text: str) -> tuple[str, str]:
@@ -20,7 +24,17 @@ def split_validation_message(text: str) -> tuple[str, str]:
     if match is None:  # pragma: no cover - the pattern matches every string
         return "", text
     path = (match.group("path") or "").lstrip(".")
-    return path, match.group("msg")
+    message = match.group("msg")
+    named = _NAMED_FIELD.match(message)
+    if named is not None:
+        known = named.group("what") == "missing required"
+        path = ".".join(p for p in (path, named.group("field")) if p)
+        return path, "required field is missing" if known else "unknown field"
+    field = _FIELD_FIRST.match(message)
+    if field is not None:
+        path = ".".join(p for p in (path, field.group("field")) if p)
+        message = field.group("msg")
+    return path, message
 
 
 def decode_json(data: bytes | str | msgspec.Raw, kind: type[T], source: str) -> T:

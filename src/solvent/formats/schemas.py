@@ -29,10 +29,11 @@ class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     """Base for every input record."""
 
 
-def _require_finite(record: str, **values: float | None) -> None:
+def _require_finite(**values: float | None) -> None:
+    """Cross-field checks raise "field: message"; decode_json folds the field into the path."""
     for name, value in values.items():
         if value is not None and not math.isfinite(value):
-            raise ValueError(f"{record}.{name}: must be finite, got {value!r}")
+            raise ValueError(f"{name}: must be finite, got {value!r}")
 
 
 class Instrument(_Record, frozen=True):
@@ -51,7 +52,7 @@ class Instrument(_Record, frozen=True):
     option_type: Literal["call", "put"] | None = None
 
     def __post_init__(self) -> None:
-        _require_finite("instrument", contract_size=self.contract_size, strike=self.strike)
+        _require_finite(contract_size=self.contract_size, strike=self.strike)
         if self.expiry is not None and self.expiry.tzinfo is None:
             raise ValueError("expiry: must carry a time zone, e.g. 2026-12-25T08:00:00Z")
         if self.kind == "option":
@@ -78,7 +79,7 @@ class Position(_Record, frozen=True):
     entry_price: PositiveFinite | None = None
 
     def __post_init__(self) -> None:
-        _require_finite("position", quantity=self.quantity, entry_price=self.entry_price)
+        _require_finite(quantity=self.quantity, entry_price=self.entry_price)
 
 
 class Account(_Record, frozen=True):
@@ -99,7 +100,7 @@ class Account(_Record, frozen=True):
         for asset, amount in self.collateral.items():
             if not math.isfinite(amount):
                 raise ValueError(f"collateral.{asset}: must be finite, got {amount!r}")
-        _require_finite("account", risk_tier=self.risk_tier)
+        _require_finite(risk_tier=self.risk_tier)
         if self.mode == "isolated" and self.parent is None:
             raise ValueError("parent: an isolated sub-account names its parent account")
         if self.mode == "cross" and self.parent is not None:
@@ -124,9 +125,7 @@ class AssetQuote(_Record, frozen=True):
     vol_stressed: NonNegativeFinite | None = None
 
     def __post_init__(self) -> None:
-        _require_finite(
-            "asset",
-            price=self.price,
+        _require_finite(price=self.price,
             vol=self.vol,
             implied_vol=self.implied_vol,
             vol_long=self.vol_long,
@@ -143,7 +142,7 @@ class VolSurface(_Record, frozen=True):
     skew: Finite = 0.0
 
     def __post_init__(self) -> None:
-        _require_finite("surface", atm_vol=self.atm_vol, skew=self.skew)
+        _require_finite(atm_vol=self.atm_vol, skew=self.skew)
         if self.expiry.tzinfo is None:
             raise ValueError("expiry: must carry a time zone, e.g. 2026-12-25T08:00:00Z")
 
@@ -161,7 +160,7 @@ class MarketSnapshot(_Record, frozen=True):
     def __post_init__(self) -> None:
         if self.time.tzinfo is None:
             raise ValueError("time: must carry a time zone, e.g. 2026-11-25T00:00:00Z")
-        _require_finite("market", rate=self.rate)
+        _require_finite(rate=self.rate)
         for name, vol in self.option_vols.items():
             if not math.isfinite(vol):
                 raise ValueError(f"option_vols.{name}: must be finite, got {vol!r}")

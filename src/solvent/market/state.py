@@ -104,7 +104,7 @@ def _option_vol(
     """Implied vol for one option: its own quote, else its expiry's surface, else the asset's vol."""
     quoted = snapshot.option_vols.get(inst.id)
     if quoted is not None:
-        return quoted
+        return max(quoted, params.volatility.vol_floor)
     for surface in snapshot.surfaces:
         if surface.underlying == inst.underlying and surface.expiry == inst.expiry:
             assert inst.strike is not None
@@ -134,12 +134,14 @@ def build_market_state(
         column("vol"), column("implied_vol"), column("vol_long"), column("vol_stressed"), params.volatility
     )
     table = build_instrument_table(instruments, index, portfolio_source)
-    traded = set(table.asset.tolist())
-    for a in sorted(traded):
+    use_implied = params.volatility.use_implied
+    for a in sorted(set(table.asset.tolist())):
         quote = quotes[a]
-        if quote is None or all(getattr(quote, f) is None for f in ("vol", "implied_vol", "vol_long", "vol_stressed")):
-            raise InputError(market_source, f"assets.{names[a]}.vol", "required for an asset with instruments")
-
+        # Fail closed: an asset with instruments needs a fast volatility the configuration uses;
+        # the floors (long-lookback, stressed, vol_floor) only ever raise it.
+        if quote is None or (quote.vol is None and not (use_implied and quote.implied_vol is not None)):
+            needed = "vol (or implied_vol with volatility.use_implied)"
+            raise InputError(market_source, f"assets.{names[a]}.vol", f"required for an asset with instruments: {needed}")
     n = len(instruments)
     expiry_years = np.zeros(n, dtype=np.float64)
     option_vol = np.full(n, math.nan, dtype=np.float64)
