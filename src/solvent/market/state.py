@@ -141,7 +141,9 @@ def build_market_state(
         # the floors (long-lookback, stressed, vol_floor) only ever raise it.
         if quote is None or (quote.vol is None and not (use_implied and quote.implied_vol is not None)):
             needed = "vol (or implied_vol with volatility.use_implied)"
-            raise InputError(market_source, f"assets.{names[a]}.vol", f"required for an asset with instruments: {needed}")
+            raise InputError(
+                market_source, f"assets.{names[a]}.vol", f"required for an asset with instruments: {needed}"
+            )
     n = len(instruments)
     expiry_years = np.zeros(n, dtype=np.float64)
     option_vol = np.full(n, math.nan, dtype=np.float64)
