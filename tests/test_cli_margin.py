@@ -7,6 +7,7 @@ solvent.compute_margin returns for the same inputs.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,17 @@ def test_fhs_without_history_is_exit_2(tmp_path: Path) -> None:
     result = margin("--params", write_params(tmp_path / "params.json", params))
     assert result.exit_code == 2
     assert "history" in result.stderr
+
+
+def test_output_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    """Atomic writes go through mkstemp (mode 0600); the finished file follows the umask like any other."""
+    out = tmp_path / "m.parquet"
+    result = margin("--format", "parquet", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    metadata = pq.read_schema(out).metadata
+    assert metadata[b"solvent.scenario_method"] == b"grid"
+    assert metadata[b"solvent.n_scenarios"] == b"32"
+    assert metadata[b"solvent.market_time"] == b"2026-11-25T00:00:00+00:00"

@@ -3,6 +3,10 @@
 Built once at the boundary from an Arrow table (the Parquet format; the JSON format is converted to
 the same table first, so both are validated by the same code). Rows index the portfolio's own
 instrument list and collateral-asset list; the market is not needed to build a book.
+
+The build is vectorised (no loop over accounts or positions) and must load 1,000,000 accounts in about
+a second (benchmarks/bench_margin.py): instrument names and collateral assets may arrive
+dictionary-encoded (ENCODED_SCHEMA, as the Parquet reader hands them back) and are then used as they are.
 """
 
 from __future__ import annotations
@@ -34,6 +38,16 @@ ACCOUNTS_SCHEMA = pa.schema(
         ("parent", pa.string()),
     ]
 )
+# The same columns with instrument names and collateral assets dictionary-encoded, as the Parquet reader hands
+# them back (read_dictionary). Accepted as they are, so millions of names are neither built nor hashed again.
+NAME_CODES = pa.dictionary(pa.int32(), pa.string())
+ENCODED_TYPES = {
+    "collateral": pa.map_(NAME_CODES, pa.float64()),
+    "positions": pa.list_(
+        pa.struct([("instrument", NAME_CODES), ("quantity", pa.float64()), ("entry_price", pa.float64())])
+    ),
+}
+ENCODED_SCHEMA = pa.schema([pa.field(f.name, ENCODED_TYPES.get(f.name, f.type)) for f in ACCOUNTS_SCHEMA])
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,18 +98,17 @@ def _where(offsets: IndexArray, flat_row: int, field: str, kind: str) -> str:
     return f"accounts[{account}].{kind}[{flat_row - int(offsets[account])}]{field}"
 
 
-def _check_finite(values: FloatArray, offsets: IndexArray, source: str, kind: str, field: str) -> None:
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row = _first_row(bad)
-        raise InputError(source, _where(offsets, row, field, kind), f"must be finite, got {values[row]!r}")
+def _float_column(array: pa.Array) -> FloatArray:
+    """float64 values, nulls as NaN (no copy where the column already is float64 without nulls)."""
+    return np.asarray(array.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _float_column(array: pa.Array, fill: float) -> FloatArray:
-    return np.asarray(pc.fill_null(array.cast(pa.float64()), fill).to_numpy(zero_copy_only=False))
+def _bools(array: pa.Array) -> NDArray[np.bool_]:
+    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.bool_)
 
 
 def _require_columns(table: pa.Table, source: str) -> pa.Table:
+    """The columns of ACCOUNTS_SCHEMA (or, as they are, their ENCODED_SCHEMA types), absent ones as nulls."""
     for field in ("id", "positions"):
         if field not in table.column_names:
             raise InputError(source, field, "required column is missing")
@@ -103,6 +116,9 @@ def _require_columns(table: pa.Table, source: str) -> pa.Table:
     for field in ACCOUNTS_SCHEMA:
         if field.name in table.column_names:
             column = table.column(field.name)
+            if column.type == ENCODED_SCHEMA.field(field.name).type:
+                columns[field.name] = column
+                continue
             try:
                 columns[field.name] = column.cast(field.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
@@ -112,79 +128,51 @@ def _require_columns(table: pa.Table, source: str) -> pa.Table:
     unknown = sorted(set(table.column_names) - set(ACCOUNTS_SCHEMA.names))
     if unknown:
         raise InputError(source, unknown[0], "unknown column")
-    return pa.table(columns, schema=ACCOUNTS_SCHEMA).combine_chunks()
+    return pa.table(columns).combine_chunks()
+
+
+def _chunk(table: pa.Table, name: str) -> pa.Array:
+    """The one chunk of a combined column (an empty array for an empty table)."""
+    column = table.column(name)
+    return column.chunk(0) if column.num_chunks else pa.array([], column.type)
+
+
+def _codes(names: pa.Array) -> tuple[list[str | None], NDArray[np.intp]]:
+    """(distinct values, (M,) index of each element into them) of a string or dictionary array without nulls.
+
+    The indices are intp: numpy's take converts any other index type to it first, once per call.
+    """
+    encoded = names if pa.types.is_dictionary(names.type) else names.dictionary_encode()
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)
+    return encoded.dictionary.to_pylist(), codes
 
 
 def book_from_arrow(table: pa.Table, instruments: tuple[Instrument, ...], source: str) -> Book:
-    """Validate an accounts table (ACCOUNTS_SCHEMA) against the instruments and build the Book."""
+    """Validate an accounts table (ACCOUNTS_SCHEMA or ENCODED_SCHEMA) against the instruments; build the Book."""
     table = _require_columns(table, source)
-    n = table.num_rows
-    ids = table.column("id").chunk(0) if table.column("id").num_chunks else pa.array([], pa.string())
+    ids = _chunk(table, "id")
     if ids.null_count:
-        raise InputError(source, f"accounts[{_first_row(ids.is_null().to_numpy(False))}].id", "required")
+        raise InputError(source, f"accounts[{_first_row(_bools(ids.is_null()))}].id", "required")
     id_values = np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object)
-    if len(pc.unique(ids)) != n:
+    if len(pc.unique(ids)) != len(ids):
         order = np.argsort(id_values, kind="stable")
         sorted_ids = id_values[order]
         dup = _first_row(sorted_ids[1:] == sorted_ids[:-1])
         row = int(max(order[dup], order[dup + 1]))
         raise InputError(source, f"accounts[{row}].id", f"duplicate account id {id_values[row]!r}")
-
-    positions = _list_chunk(table, "positions")
-    pos_offsets = np.asarray(positions.offsets.to_numpy(), dtype=np.int64)
-    pos_values = positions.flatten()
-    inst_names = pos_values.field("instrument")
-    if inst_names.null_count:
-        row = _first_row(inst_names.is_null().to_numpy(False))
-        raise InputError(source, _where(pos_offsets, row, ".instrument", "positions"), "required")
-    index = {inst.id: i for i, inst in enumerate(instruments)}
-    encoded = inst_names.dictionary_encode()
-    lookup = np.array([index.get(name, -1) for name in encoded.dictionary.to_pylist()], dtype=np.int32)
-    pos_instrument = (
-        lookup[np.asarray(encoded.indices.to_numpy(zero_copy_only=False))]
-        if len(lookup)
-        else (np.zeros(0, dtype=np.int32))
-    )
-    if (pos_instrument < 0).any():
-        row = _first_row(pos_instrument < 0)
-        raise InputError(
-            source,
-            _where(pos_offsets, row, ".instrument", "positions"),
-            f"unknown instrument {inst_names[row].as_py()!r}",
-        )
-    quantity_array = pos_values.field("quantity")
-    if quantity_array.null_count:
-        row = _first_row(quantity_array.is_null().to_numpy(False))
-        raise InputError(source, _where(pos_offsets, row, ".quantity", "positions"), "required")
-    pos_quantity = _float_column(quantity_array, np.nan)
-    _check_finite(pos_quantity, pos_offsets, source, "positions", ".quantity")
-    pos_entry = _float_column(pos_values.field("entry_price"), np.nan)
-    linear = np.array([inst.kind in LINEAR_KINDS for inst in instruments], dtype=np.bool_)[pos_instrument]
-    has_entry = ~np.isnan(pos_entry)
-    _check_entry_prices(pos_entry, linear, has_entry, pos_offsets, source)
-
-    collateral = _list_chunk(table, "collateral")
-    col_offsets = np.asarray(collateral.offsets.to_numpy(), dtype=np.int64)
-    keys = collateral.keys
-    if keys.null_count:
-        raise InputError(source, "collateral", "asset names are required")
-    key_codes = keys.dictionary_encode()
-    collateral_assets = tuple(str(k) for k in key_codes.dictionary.to_pylist())
-    col_asset = np.asarray(key_codes.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
-    col_amount = _float_column(collateral.items, np.nan)
-    _check_finite(col_amount, col_offsets, source, "collateral", ".amount")
-
-    risk_tier = _float_column(table.column("risk_tier").chunk(0), np.nan) if n else np.zeros(0)
+    pos_offsets, pos_instrument, pos_quantity, pos_entry = _positions(table, instruments, source)
+    collateral_assets, col_offsets, col_asset, col_amount = _collateral(table, source)
+    risk_tier = _float_column(_chunk(table, "risk_tier"))
     bad_tier = ~(np.isnan(risk_tier) | (np.isfinite(risk_tier) & (risk_tier > 0)))
     if bad_tier.any():
         row = _first_row(bad_tier)
         raise InputError(source, f"accounts[{row}].risk_tier", f"must be > 0, got {risk_tier[row]!r}")
-    mode, parent = _modes(table, id_values, source)
+    mode, parent = _modes(table, ids, source)
     return Book(
         instruments=instruments,
         account_ids=id_values,
         pos_offsets=pos_offsets,
-        pos_instrument=np.ascontiguousarray(pos_instrument, dtype=np.int32),
+        pos_instrument=pos_instrument,
         pos_quantity=pos_quantity,
         pos_entry=pos_entry,
         collateral_assets=collateral_assets,
@@ -197,58 +185,124 @@ def book_from_arrow(table: pa.Table, instruments: tuple[Instrument, ...], source
     )
 
 
+def _positions(
+    table: pa.Table, instruments: tuple[Instrument, ...], source: str
+) -> tuple[IndexArray, NDArray[np.int32], FloatArray, FloatArray]:
+    """(offsets, instrument rows, quantities, entry prices) of the positions column, validated."""
+    positions = _list_chunk(table, "positions")
+    offsets = np.asarray(positions.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+    offsets = offsets - offsets[0]  # flatten() starts at this array's own first position
+    values = positions.flatten()
+    inst_names = values.field("instrument")
+    if inst_names.null_count:
+        row = _first_row(_bools(inst_names.is_null()))
+        raise InputError(source, _where(offsets, row, ".instrument", "positions"), "required")
+    index = {inst.id: i for i, inst in enumerate(instruments)}
+    names, codes = _codes(inst_names)
+    lookup = np.array([-1 if name is None else index.get(name, -1) for name in names], dtype=np.int32)
+    pos_instrument = lookup.take(codes)
+    if (lookup < 0).any() and (pos_instrument < 0).any():
+        row = _first_row(pos_instrument < 0)
+        raise InputError(
+            source,
+            _where(offsets, row, ".instrument", "positions"),
+            f"unknown instrument {inst_names[row].as_py()!r}",
+        )
+    quantity_array = values.field("quantity")
+    if quantity_array.null_count:
+        row = _first_row(_bools(quantity_array.is_null()))
+        raise InputError(source, _where(offsets, row, ".quantity", "positions"), "required")
+    quantity = _float_column(quantity_array)
+    _check_finite(quantity, offsets, source, "positions", ".quantity")
+    entry = _float_column(values.field("entry_price"))
+    linear = np.array([inst.kind in LINEAR_KINDS for inst in instruments], dtype=np.bool_)
+    linear = linear.take(lookup).take(codes)  # lookup is -1 only for names no position uses
+    _check_entry_prices(entry, linear, offsets, source)
+    return offsets, pos_instrument, quantity, entry
+
+
+def _collateral(table: pa.Table, source: str) -> tuple[tuple[str, ...], IndexArray, NDArray[np.int32], FloatArray]:
+    """(asset names, offsets, asset of each balance, amounts) of the collateral column, validated."""
+    collateral = _list_chunk(table, "collateral")
+    offsets = np.asarray(collateral.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+    # MapArray.keys / .items ignore a slice: cut them to this array's own entries.
+    first, count = int(offsets[0]), int(offsets[-1] - offsets[0])
+    offsets = offsets - first
+    keys, items = collateral.keys.slice(first, count), collateral.items.slice(first, count)
+    if keys.null_count:
+        raise InputError(source, "collateral", "asset names are required")
+    assets, codes = _codes(keys)
+    if None in assets:  # a null inside a dictionary
+        raise InputError(source, "collateral", "asset names are required")
+    if len(set(assets)) != len(assets) or not np.bincount(codes, minlength=len(assets)).all():
+        assets, codes = _codes(keys.cast(pa.string()))  # a dictionary with repeated or unused names
+    col_asset = codes.astype(np.int32)
+    col_amount = _float_column(items)
+    _check_finite(col_amount, offsets, source, "collateral", ".amount")
+    return tuple(str(asset) for asset in assets), offsets, col_asset, col_amount
+
+
 def _list_chunk(table: pa.Table, name: str) -> pa.ListArray | pa.MapArray:
-    column = table.column(name)
-    chunk = column.chunk(0) if column.num_chunks else pa.array([], column.type)
+    chunk = _chunk(table, name)
     # A null list means "none": replace by empty lists so offsets stay well formed.
     if chunk.null_count:
         chunk = pc.if_else(chunk.is_null(), pa.scalar([], type=chunk.type), chunk)
     return chunk
 
 
-def _check_entry_prices(
-    entry: FloatArray, linear: NDArray[np.bool_], has_entry: NDArray[np.bool_], offsets: IndexArray, source: str
-) -> None:
-    missing = linear & ~has_entry
-    if missing.any():
-        row = _first_row(missing)
-        raise InputError(source, _where(offsets, row, ".entry_price", "positions"), "required for a linear product")
-    extra = ~linear & has_entry
-    if extra.any():
-        row = _first_row(extra)
+def _check_finite(values: FloatArray, offsets: IndexArray, source: str, kind: str, field: str) -> None:
+    if np.isfinite(values).all():
+        return
+    row = _first_row(~np.isfinite(values))
+    raise InputError(source, _where(offsets, row, field, kind), f"must be finite, got {values[row]!r}")
+
+
+def _check_entry_prices(entry: FloatArray, linear: NDArray[np.bool_], offsets: IndexArray, source: str) -> None:
+    """Linear products carry a finite entry price > 0, options none (NaN); the first offence is named."""
+    has_entry = ~np.isnan(entry)
+    if not np.array_equal(linear, has_entry):
+        missing = linear & ~has_entry
+        if missing.any():
+            row = _first_row(missing)
+            raise InputError(source, _where(offsets, row, ".entry_price", "positions"), "required for a linear product")
+        row = _first_row(~linear & has_entry)
         raise InputError(
             source,
             _where(offsets, row, ".entry_price", "positions"),
             "options carry no entry price (their premium is settled in collateral)",
         )
-    bad = has_entry & ~(np.isfinite(entry) & (entry > 0))
+    bad = (entry <= 0) | (entry == np.inf)  # NaN (no entry) compares False
     if bad.any():
         row = _first_row(bad)
         raise InputError(source, _where(offsets, row, ".entry_price", "positions"), f"must be > 0, got {entry[row]!r}")
 
 
-def _modes(table: pa.Table, ids: NDArray[np.object_], source: str) -> tuple[NDArray[np.int8], NDArray[np.object_]]:
-    n = table.num_rows
-    mode_names = pc.fill_null(table.column("mode"), "cross").to_numpy(zero_copy_only=False)
-    mode = np.full(n, CROSS, dtype=np.int8)
+def _modes(table: pa.Table, ids: pa.Array, source: str) -> tuple[NDArray[np.int8], NDArray[np.object_]]:
+    """(mode code of each account, its parent id or None), checked against the account ids."""
+    mode_names = pc.fill_null(_chunk(table, "mode"), "cross")
+    mode = np.full(table.num_rows, CROSS, dtype=np.int8)
+    known = np.zeros(table.num_rows, dtype=np.bool_)
     for name, code in MODE_CODES.items():
-        mode[mode_names == name] = code
-    unknown = ~np.isin(mode_names, list(MODE_CODES))
-    if unknown.any():
-        row = _first_row(unknown)
-        raise InputError(source, f"accounts[{row}].mode", f"must be 'cross' or 'isolated', got {mode_names[row]!r}")
-    parent_column = table.column("parent")
-    parent = np.asarray(parent_column.to_numpy(zero_copy_only=False), dtype=object)
-    has_parent = np.asarray(parent_column.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
+        hit = _bools(pc.equal(mode_names, name))
+        mode[hit] = code
+        known |= hit
+    if not known.all():
+        row = _first_row(~known)
+        raise InputError(
+            source, f"accounts[{row}].mode", f"must be 'cross' or 'isolated', got {mode_names[row].as_py()!r}"
+        )
+    parent_column = _chunk(table, "parent")
+    has_parent = _bools(parent_column.is_valid())
     wrong = (mode == ISOLATED) != has_parent
     if wrong.any():
         row = _first_row(wrong)
         raise InputError(source, f"accounts[{row}].parent", "isolated sub-accounts, and only they, name a parent")
-    orphan = has_parent.copy()
-    orphan[has_parent] = ~np.isin(parent[has_parent], ids)
-    if orphan.any():
-        row = _first_row(orphan)
-        raise InputError(source, f"accounts[{row}].parent", f"unknown parent account {parent[row]!r}")
+    parent = np.asarray(parent_column.to_numpy(zero_copy_only=False), dtype=object)
+    if has_parent.any():
+        orphan = has_parent & ~_bools(pc.is_in(parent_column, value_set=ids))
+        if orphan.any():
+            row = _first_row(orphan)
+            raise InputError(source, f"accounts[{row}].parent", f"unknown parent account {parent[row]!r}")
     return mode, parent
 
 

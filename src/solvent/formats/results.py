@@ -66,5 +66,11 @@ def write_result(result: MarginResult, path: str | os.PathLike[str], fmt: str, m
             with open(tmp, "wb") as handle:
                 handle.write(result_json(result, market_time))
         else:
-            table = result.to_arrow().replace_schema_metadata({b"solvent.schema": RESULT_SCHEMA.encode()})
+            metadata = {
+                b"solvent.schema": RESULT_SCHEMA.encode(),
+                b"solvent.market_time": market_time.encode(),
+                b"solvent.scenario_method": result.scenario_method.encode(),
+                b"solvent.n_scenarios": str(result.n_scenarios).encode(),
+            }
+            table = result.to_arrow().replace_schema_metadata(metadata)
             pq.write_table(table, tmp, compression="zstd")

@@ -125,7 +125,8 @@ class AssetQuote(_Record, frozen=True):
     vol_stressed: NonNegativeFinite | None = None
 
     def __post_init__(self) -> None:
-        _require_finite(price=self.price,
+        _require_finite(
+            price=self.price,
             vol=self.vol,
             implied_vol=self.implied_vol,
             vol_long=self.vol_long,
