@@ -121,3 +121,17 @@ def test_mcmillan_span_scanning_risk() -> None:
     assert margin[0] == 6620.0
     combined = np.array(future) + np.array(short_call)
     assert int(np.argmin(combined)) + 1 == 13
+
+
+def test_reused_output_buffers_are_overwritten() -> None:
+    rng = np.random.default_rng(11)
+    arrays = random_arrays(rng, 30, 3, 64, 1)
+    offsets, inst, qty = random_book(rng, 200, 30)
+    fresh = margins(offsets, inst, qty, arrays, 0.99, "es")
+    dirty = (np.full(200, 7.0), np.full((200, 3, 3), -5.0))
+    reused = margins(offsets, inst, qty, arrays, 0.99, "es", out=dirty)
+    assert reused[0] is dirty[0]
+    np.testing.assert_array_equal(reused[0], fresh[0])
+    np.testing.assert_array_equal(reused[1], fresh[1])
+    with pytest.raises(ValueError, match="output buffers"):
+        margins(offsets, inst, qty, arrays, 0.99, "es", out=(np.empty(3), np.empty((3, 3, 3))))

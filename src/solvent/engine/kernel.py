@@ -99,7 +99,7 @@ def _margins_kernel(
     out_margin: FloatArray,
     out_greeks: FloatArray,
 ) -> None:
-    """out_greeks must arrive zeroed; both outputs are written in place."""
+    """Both outputs are overwritten in place (any previous contents are ignored)."""
     n_accounts = pos_offsets.shape[0] - 1
     n_assets = asset_pnl.shape[0]
     n_scen = asset_pnl.shape[1]
@@ -114,6 +114,7 @@ def _margins_kernel(
         for acct in range(lo, hi):
             pnl[:] = 0.0
             delta[:] = 0.0
+            out_greeks[acct] = 0.0
             pending = -1  # an option waiting for a partner, so rows are added two at a time
             pending_q = 0.0
             for p in range(pos_offsets[acct], pos_offsets[acct + 1]):
@@ -155,11 +156,21 @@ def margins(
     arrays: RiskArrays,
     confidence: float,
     measure: str,
+    out: tuple[FloatArray, FloatArray] | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """Market-risk margin (N,) and Greeks per asset (N, A, 3) for N accounts in CSR form."""
+    """Market-risk margin (N,) and Greeks per asset (N, A, 3) for N accounts in CSR form.
+
+    `out` may pass the two output arrays to reuse (a streaming caller re-margining the same book
+    saves allocating, and first touching, the Greeks array each time); they are overwritten.
+    """
     n = pos_offsets.shape[0] - 1
-    out_margin = np.empty(n, dtype=np.float64)
-    out_greeks = np.zeros((n, arrays.n_assets, 3), dtype=np.float64)
+    if out is None:
+        out_margin = np.empty(n, dtype=np.float64)
+        out_greeks = np.empty((n, arrays.n_assets, 3), dtype=np.float64)
+    else:
+        out_margin, out_greeks = out
+        if out_margin.shape != (n,) or out_greeks.shape != (n, arrays.n_assets, 3):
+            raise ValueError("output buffers do not match the book and the risk arrays")
     if n:
         _margins_kernel(
             pos_offsets,
