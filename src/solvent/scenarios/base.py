@@ -61,3 +61,44 @@ class ScenarioSet:
         """(G + 1,) CSR offsets of each group's scenarios."""
         counts = np.bincount(self.group) if self.group.size else np.zeros(0, dtype=np.int64)
         return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def traded_assets(instrument_asset: NDArray[np.int32]) -> NDArray[np.int64]:
+    """Sorted asset columns that have at least one instrument: the assets generators shock."""
+    return np.unique(instrument_asset).astype(np.int64)
+
+
+def per_asset_grid(
+    name: str,
+    n_assets: int,
+    traded: NDArray[np.int64],
+    price: FloatArray,
+    vol: FloatArray,
+    weight: FloatArray,
+    labels: tuple[str, ...],
+    horizon_years: float,
+    vol_term: tuple[float, float, float] | None = None,
+) -> ScenarioSet:
+    """One group per traded asset; in group g only asset traded[g] moves.
+
+    price, vol: (T, L) moves of each traded asset's ladder of L scenarios (rows in `traded` order);
+    weight: (L,) pnl weights of the ladder; labels: T x L labels, group by group.
+    """
+    n_traded, per_asset = price.shape
+    rows = np.arange(per_asset * n_traded)
+    cols = np.repeat(traded, per_asset)
+    price_move = np.zeros((rows.size, n_assets), dtype=np.float64)
+    vol_move = np.zeros((rows.size, n_assets), dtype=np.float64)
+    price_move[rows, cols] = price.ravel()
+    vol_move[rows, cols] = vol.ravel()
+    return ScenarioSet(
+        name=name,
+        price_move=price_move,
+        vol_move=vol_move,
+        pnl_weight=np.tile(weight, n_traded),
+        group=np.repeat(np.arange(n_traded, dtype=np.int32), per_asset),
+        group_asset=traded,
+        horizon_years=horizon_years,
+        labels=labels,
+        vol_term=vol_term,
+    )

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from solvent.errors import InputError
 from solvent.market.state import MarketState
 from solvent.params import DeribitParams, MarginParams
-from solvent.scenarios.base import ScenarioSet
+from solvent.scenarios.base import ScenarioSet, per_asset_grid, traded_assets
 
 FloatArray = NDArray[np.float64]
 
@@ -67,35 +67,22 @@ def deribit_ladder(deribit: DeribitParams) -> tuple[FloatArray, FloatArray, Floa
 def deribit_grid(state: MarketState, params: MarginParams) -> ScenarioSet:
     """The Deribit-style grid for every traded asset (one group per traded asset)."""
     deribit = params.scenarios.deribit
-    traded = np.unique(state.instruments.asset).astype(np.int64)
-    n_traded, n_assets = traded.size, len(state.assets)
+    traded = traded_assets(state.instruments.asset)
     price, vol, weight = deribit_ladder(deribit)
-    per_asset = price.size
-
-    rows = np.arange(per_asset * n_traded)
-    cols = np.repeat(traded, per_asset)
-    price_move = np.zeros((rows.size, n_assets), dtype=np.float64)
-    vol_move = np.zeros((rows.size, n_assets), dtype=np.float64)
-    price_move[rows, cols] = np.tile(price, n_traded)
-    vol_move[rows, cols] = np.tile(vol, n_traded)
     vol_names = {deribit.vol_up: "vol up", -deribit.vol_down: "vol down", 0.0: "vol unchanged"}
     labels = tuple(
         f"{state.assets[a]} {p:+.0%} {vol_names[v]}"
         for a in traded.tolist()
         for p, v in zip(price.tolist(), vol.tolist(), strict=True)
     )
-    return ScenarioSet(
-        name="deribit",
-        price_move=price_move,
-        vol_move=vol_move,
-        pnl_weight=np.tile(weight, n_traded),
-        group=np.repeat(np.arange(n_traded, dtype=np.int32), per_asset),
-        group_asset=traded,
-        horizon_years=params.mpor_days / params.days_per_year,
-        labels=labels,
-        vol_term=(
-            deribit.short_dte_exponent,
-            deribit.long_dte_exponent,
-            deribit.pivot_days / params.days_per_year,
-        ),
+    return per_asset_grid(
+        "deribit",
+        len(state.assets),
+        traded,
+        np.tile(price, (traded.size, 1)),
+        np.tile(vol, (traded.size, 1)),
+        weight,
+        labels,
+        params.mpor_days / params.days_per_year,
+        vol_term=(deribit.short_dte_exponent, deribit.long_dte_exponent, deribit.pivot_days / params.days_per_year),
     )

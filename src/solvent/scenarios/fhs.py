@@ -47,7 +47,7 @@ from solvent.market.history import PriceHistory
 from solvent.market.state import MarketState
 from solvent.market.volatility import ewma_backcast, ewma_variance
 from solvent.params import MarginParams
-from solvent.scenarios.base import ScenarioSet
+from solvent.scenarios.base import ScenarioSet, traded_assets
 
 FloatArray = NDArray[np.float64]
 
@@ -170,7 +170,7 @@ def _labels(prefix: str, dates: NDArray[np.datetime64], period_days: float) -> t
 
 def filtered_historical(state: MarketState, params: MarginParams, history: PriceHistory) -> ScenarioSet:
     """FHS scenarios for the traded assets of `state` from `history` (one group)."""
-    traded = np.unique(state.instruments.asset).astype(np.int64)
+    traded = traded_assets(state.instruments.asset)
     names = tuple(state.assets[a] for a in traded.tolist())
     filtered = filter_history(history, names, params.volatility.ewma_lambda)
     n = filtered.returns.shape[0]

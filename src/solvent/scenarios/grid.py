@@ -36,7 +36,7 @@ from scipy.special import ndtri
 
 from solvent.market.state import MarketState
 from solvent.params import GridParams, MarginParams
-from solvent.scenarios.base import ScenarioSet
+from solvent.scenarios.base import ScenarioSet, per_asset_grid, traded_assets
 
 FloatArray = NDArray[np.float64]
 
@@ -74,29 +74,21 @@ def scan_ranges(state: MarketState, params: MarginParams) -> FloatArray:
 def span_grid(state: MarketState, params: MarginParams) -> ScenarioSet:
     """16 SPAN scenarios per traded asset (16 x n_traded rows, one group per traded asset)."""
     grid = params.scenarios.grid
-    traded = np.unique(state.instruments.asset).astype(np.int64)
-    n_traded, n_assets = traded.size, len(state.assets)
+    traded = traded_assets(state.instruments.asset)
     fraction, vol_sign, weight = span_price_fractions(grid)
     scan = scan_ranges(state, params)[traded]
-
-    rows = np.arange(N_SPAN * n_traded)
-    cols = np.repeat(traded, N_SPAN)
-    price_move = np.zeros((rows.size, n_assets), dtype=np.float64)
-    vol_move = np.zeros((rows.size, n_assets), dtype=np.float64)
-    price_move[rows, cols] = np.maximum(np.outer(scan, fraction).ravel(), MIN_MOVE)
-    vol_move[rows, cols] = np.maximum(np.tile(vol_sign * grid.vol_scan, n_traded), MIN_MOVE)
     labels = tuple(
         f"{state.assets[a]} #{i + 1} {_NAMES[i]}, {_VOL_NAMES[float(vol_sign[i])]}"
         for a in traded.tolist()
         for i in range(N_SPAN)
     )
-    return ScenarioSet(
-        name="grid",
-        price_move=price_move,
-        vol_move=vol_move,
-        pnl_weight=np.tile(weight, n_traded),
-        group=np.repeat(np.arange(n_traded, dtype=np.int32), N_SPAN),
-        group_asset=traded,
-        horizon_years=params.mpor_days / params.days_per_year,
-        labels=labels,
+    return per_asset_grid(
+        "grid",
+        len(state.assets),
+        traded,
+        np.maximum(np.outer(scan, fraction), MIN_MOVE),
+        np.maximum(np.tile(vol_sign * grid.vol_scan, (traded.size, 1)), MIN_MOVE),
+        weight,
+        labels,
+        params.mpor_days / params.days_per_year,
     )

@@ -33,7 +33,7 @@ from solvent.errors import InputError
 from solvent.market.history import PriceHistory
 from solvent.market.state import MarketState
 from solvent.params import MarginParams
-from solvent.scenarios.base import ScenarioSet
+from solvent.scenarios.base import ScenarioSet, traded_assets
 from solvent.scenarios.fhs import filter_history, lookback_periods
 
 FloatArray = NDArray[np.float64]
@@ -72,7 +72,7 @@ def correlation_factor(c: FloatArray) -> FloatArray:
 
 def target_correlation(state: MarketState, params: MarginParams, history: PriceHistory | None) -> FloatArray:
     """(n_traded, n_traded) the blended, PSD correlation the draws target."""
-    traded = np.unique(state.instruments.asset)
+    traded = traded_assets(state.instruments.asset)
     n = traded.size
     if history is None:
         base = np.full((n, n), DEFAULT_CORRELATION)
@@ -94,7 +94,7 @@ def target_correlation(state: MarketState, params: MarginParams, history: PriceH
 def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory | None = None) -> ScenarioSet:
     """n_scenarios joint draws of the traded assets' price and vol moves (one group)."""
     mc = params.scenarios.mc
-    traded = np.unique(state.instruments.asset).astype(np.int64)
+    traded = traded_assets(state.instruments.asset)
     n, n_scen = traded.size, mc.n_scenarios
     h = params.mpor_days / params.days_per_year
     factor = correlation_factor(target_correlation(state, params, history))
