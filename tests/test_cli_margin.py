@@ -105,7 +105,10 @@ def test_json_terms_greeks_and_health(json_document: dict[str, object]) -> None:
     assert isinstance(accounts, list)
     btc, eth = res.assets.index("BTC"), res.assets.index("ETH")
     for n, record in enumerate(accounts):
-        assert record["terms"] == {"market_risk": res.terms["market_risk"][n]}
+        assert record["terms"] == {name: values[n] for name, values in res.terms.items()}
+        assert record["term_by_asset"]["liquidity"] == {
+            asset: res.term_by_asset["liquidity"][n, res.assets.index(asset)] for asset in res.traded_assets
+        }
         assert record["greeks"]["BTC"]["delta"] == res.greeks[n, btc, 0]
         assert record["greeks"]["ETH"]["vega"] == res.greeks[n, eth, 2]
         assert record["liquidatable"] == bool(res.liquidatable[n])

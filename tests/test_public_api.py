@@ -24,6 +24,7 @@ EXPECTED = {
     "black76_price",
     "calibrate_asset_vols",
     "compute_margin",
+    "explain_margin",
     "load_market",
     "load_params",
     "load_portfolio",

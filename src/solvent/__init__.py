@@ -8,7 +8,7 @@ The public surface, for notebooks and services (pinned by tests/test_public_api.
     result.to_pandas()
 """
 
-from solvent.api import compute_margin
+from solvent.api import compute_margin, explain_margin
 from solvent.engine.book import Book
 from solvent.engine.results import MarginResult
 from solvent.errors import InputError, ModelError, SolventError
@@ -48,6 +48,7 @@ __all__ = [
     "black76_price",
     "calibrate_asset_vols",
     "compute_margin",
+    "explain_margin",
     "load_market",
     "load_params",
     "load_portfolio",

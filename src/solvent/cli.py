@@ -10,14 +10,16 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from solvent.api import compute_margin
-from solvent.console import print_margin
+from solvent.api import compute_margin, explain_margin
+from solvent.console import print_explain, print_margin
 from solvent.demo.run import DEMO_ACCOUNTS, DEMO_SEED, run_demo
+from solvent.engine.book import Book
 from solvent.errors import InputError, SolventError
 from solvent.formats.io import load_market, load_params, load_portfolio, write_text_atomic
 from solvent.formats.jsonschema import write_schemas
 from solvent.formats.results import result_json, write_result
-from solvent.market.history import read_history
+from solvent.formats.schemas import MarketSnapshot
+from solvent.market.history import PriceHistory, read_history
 from solvent.params import MarginParams
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,6 +59,7 @@ def main() -> None:
 @click.option("--history", "history_path", default=None, help="Price history (CSV/Parquet) for fhs/mc scenarios.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "parquet"]), default="table", show_default=True)
 @click.option("--out", "out_path", default=None, help="Write results here instead of standard output.")
+@click.option("--explain", "explain_account", default=None, metavar="ACCOUNT", help="Attribute ACCOUNT's market risk.")
 @_fail_cleanly
 def margin(
     portfolio_path: str,
@@ -65,14 +68,23 @@ def margin(
     history_path: str | None,
     fmt: str,
     out_path: str | None,
+    explain_account: str | None,
 ) -> None:
-    """Margin every account: IM, MM, equity, health, liquidatable, IM terms and Greeks."""
-    if fmt == "parquet" and out_path is None:
-        raise click.UsageError("--format parquet needs --out FILE")
+    """Margin every account: IM, MM, equity, health, liquidatable, IM terms and Greeks.
+
+    With --explain ACCOUNT: each of ACCOUNT's positions' contribution to its market-risk term instead.
+    """
+    if fmt == "parquet" and (out_path is None or explain_account is not None):
+        raise click.UsageError(
+            "--format parquet needs --out FILE" if explain_account is None else "--explain prints table or json"
+        )
     params = load_params(params_path)
     book = load_portfolio(portfolio_path)
     market = load_market(market_path)
     history = read_history(history_path) if history_path else None
+    if explain_account is not None:
+        _explain(book, market, params, history, explain_account, fmt, out_path, (portfolio_path, market_path))
+        return
     result = compute_margin(book, market, params, history, portfolio_source=portfolio_path, market_source=market_path)
     market_time = market.time.isoformat()
     if out_path is None:
@@ -85,6 +97,35 @@ def margin(
     else:
         write_result(result, out_path, fmt, market_time)
         click.echo(f"wrote {result.n_accounts:,} accounts to {out_path}", err=True)
+
+
+def _explain(
+    book: Book,
+    market: MarketSnapshot,
+    params: MarginParams,
+    history: PriceHistory | None,
+    account: str,
+    fmt: str,
+    out_path: str | None,
+    sources: tuple[str, str],
+) -> None:
+    """`margin --explain ACCOUNT`: the attribution as a table or a solvent.explain/1 JSON document."""
+    if account not in set(book.account_ids.tolist()):
+        raise InputError("", "--explain", f"unknown account {account!r}")
+    attribution = explain_margin(
+        book, market, account, params, history, portfolio_source=sources[0], market_source=sources[1]
+    )
+    if fmt == "table":
+        if out_path is None:
+            print_explain(attribution, Console() if sys.stdout.isatty() else Console(width=240))
+        else:
+            write_text_atomic(out_path, lambda handle: print_explain(attribution, Console(file=handle, width=200)))
+        return
+    text = attribution.to_json(market.time.isoformat()).decode()
+    if out_path is None:
+        click.echo(text)
+    else:
+        write_text_atomic(out_path, lambda handle: print(text, file=handle))
 
 
 @main.command()

@@ -8,6 +8,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from solvent.engine.attribution import Attribution
 from solvent.engine.results import MarginResult
 
 MAX_TABLE_ROWS = 200
@@ -63,4 +64,68 @@ def print_margin(result: MarginResult, console: Console) -> None:
         f"accounts {result.n_accounts:,}  IM {_money(float(result.im.sum()))}  "
         f"MM {_money(float(result.mm.sum()))}  equity {_money(float(result.equity.sum()))}  "
         f"liquidatable {int(result.liquidatable.sum()):,}"
+    )
+
+
+def _share(value: float) -> str:
+    return f"{value:.1%}" if math.isfinite(value) else "-"
+
+
+def _role(contribution: float) -> str:
+    if contribution > 0.0:
+        return "[red]driver[/]"
+    return "[green]offset[/]" if contribution < 0.0 else "-"
+
+
+def explain_tables(attribution: Attribution) -> tuple[Table, Table, Table]:
+    """Positions (drivers first, offsets last), contributions per asset, and the tail scenarios."""
+    a = attribution
+    title = (
+        f"Market-risk attribution: {a.account_id} ({a.scenario_method}, {a.n_scenarios} scenarios, "
+        f"{a.measure} {a.confidence:g})"
+    )
+    positions = Table(title=title)
+    positions.add_column("#", justify="right")
+    positions.add_column("instrument")
+    positions.add_column("asset")
+    for name in ("quantity", "contribution", "share"):
+        positions.add_column(name, justify="right")
+    positions.add_column("role")
+    for p in a.positions:
+        positions.add_row(
+            str(p.position),
+            p.instrument,
+            p.asset,
+            f"{p.quantity:,.4f}",
+            _money(p.contribution),
+            _share(p.share),
+            _role(p.contribution),
+        )
+    assets = Table(title="By asset")
+    assets.add_column("asset")
+    assets.add_column("contribution", justify="right")
+    assets.add_column("share", justify="right")
+    for row in a.assets:
+        assets.add_row(row.asset, _money(row.contribution), _share(row.share))
+    tail = Table(title="Tail scenarios (weight in the measure)")
+    tail.add_column("scenario", justify="right")
+    tail.add_column("group", justify="right")
+    tail.add_column("label")
+    tail.add_column("weight", justify="right")
+    tail.add_column("loss", justify="right")
+    for t in a.tail:
+        tail.add_row(str(t.scenario), str(t.group), t.label, f"{t.weight:.4f}", _money(t.loss))
+    return positions, assets, tail
+
+
+def print_explain(attribution: Attribution, console: Console) -> None:
+    """Print the attribution tables and the line they sum to."""
+    positions, assets, tail = explain_tables(attribution)
+    console.print(positions)
+    console.print(assets)
+    console.print(tail if attribution.tail else "no tail scenarios: every scenario group's measure is <= 0")
+    total = sum(p.contribution for p in attribution.positions)
+    console.print(
+        f"account {attribution.account_id}  market_risk {_money(attribution.market_risk)}  "
+        f"sum of contributions {_money(total)}"
     )

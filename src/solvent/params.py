@@ -98,6 +98,16 @@ class MaintenanceParams(_Config, frozen=True):
     mpor_days: Positive = 1.0
 
 
+class LiquidityParams(_Config, frozen=True):
+    """The liquidity add-on: close-out cost of net delta and vega per asset (docs/model.md)."""
+
+    enabled: bool = True
+    stress: Annotated[float, msgspec.Meta(ge=1.0)] = 2.0
+    impact_coefficient: NonNegative = 1.0
+    adv_half_spread: NonNegative = 0.0005
+    require_depth: bool = False
+
+
 class MarginParams(_Config, frozen=True):
     """The whole model configuration."""
 
@@ -109,6 +119,7 @@ class MarginParams(_Config, frozen=True):
     volatility: VolatilityParams = msgspec.field(default_factory=VolatilityParams)
     scenarios: ScenarioParams = msgspec.field(default_factory=ScenarioParams)
     maintenance: MaintenanceParams = msgspec.field(default_factory=MaintenanceParams)
+    liquidity: LiquidityParams = msgspec.field(default_factory=LiquidityParams)
 
     def to_json(self) -> bytes:
         """Serialise every field, defaults included, so the file documents the run."""

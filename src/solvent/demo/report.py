@@ -29,6 +29,17 @@ def distribution_rows(result: MarginResult) -> list[tuple[str, list[float]]]:
     return [(name, [float(np.percentile(v, p)) if v.size else float("nan") for p in PERCENTILES]) for name, v in rows]
 
 
+def term_shares(result: MarginResult) -> str:
+    """Each IM term's total and share of total IM, e.g. "market_risk 9,512 (97.1%), liquidity 283 (2.9%)"."""
+    total = float(result.im.sum())
+    parts = []
+    for name, values in result.terms.items():
+        value = float(values.sum())
+        share = f"{value / total:.1%}" if total > 0.0 else "-"
+        parts.append(f"{name} {value:,.0f} ({share})")
+    return ", ".join(parts)
+
+
 def largest(result: MarginResult, count: int = 10) -> NDArray[np.int64]:
     """Rows of the `count` largest IMs, largest first."""
     return np.argsort(-result.im, kind="stable")[:count]
@@ -40,6 +51,7 @@ def print_summary(result: MarginResult, timings: Mapping[str, float], console: C
         f"[bold]{result.n_accounts:,} accounts[/]  scenarios: {result.scenario_method} x {result.n_scenarios}  "
         f"total IM {result.im.sum():,.0f}  total MM {result.mm.sum():,.0f}  total equity {result.equity.sum():,.0f}"
     )
+    console.print(f"IM by term: {term_shares(result)}")
     dist = Table(title="Distribution across accounts")
     dist.add_column("")
     for p in PERCENTILES:
@@ -110,6 +122,7 @@ def write_report(
         f"{result.n_accounts:,} accounts, scenarios `{result.scenario_method}` x {result.n_scenarios}.",
         "",
         f"- total IM: {result.im.sum():,.0f} USD; total MM: {result.mm.sum():,.0f} USD",
+        f"- IM by term (USD, share of IM): {term_shares(result)}",
         f"- total equity: {result.equity.sum():,.0f} USD",
         f"- liquidatable: {int(result.liquidatable.sum()):,} accounts",
         "",

@@ -29,7 +29,7 @@ from solvent.engine.book import book_to_arrow
 from solvent.engine.results import MarginResult
 from solvent.formats.io import atomic_output, write_portfolio_parquet
 from solvent.formats.results import write_result
-from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, MarketSnapshot, VolSurface
+from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Depth, MarketSnapshot, VolSurface
 from solvent.market.history import PriceHistory, write_history
 from solvent.market.synthetic import load_generator, synthetic_history
 from solvent.market.volatility import calibrate_asset_vols
@@ -45,6 +45,13 @@ DEMO_DATE = np.datetime64("2026-11-25", "D")
 #: Implied-vol surface of the demo market: ATM vol = calibrated vol x premium, skew per unit log-moneyness.
 IMPLIED_PREMIUM = 1.05
 IMPLIED_SKEW = -0.10
+#: Illustrative order books (docs/model.md, "Liquidity add-on"): BTC deep, SOL thin.
+#: asset: (spread, size within 1% of mid, size within 2%, vol bid-ask)
+DEMO_DEPTH: dict[str, tuple[float, float, float, float]] = {
+    "BTC": (0.0001, 800.0, 2_000.0, 0.02),
+    "ETH": (0.0002, 10_000.0, 25_000.0, 0.03),
+    "SOL": (0.0005, 60_000.0, 150_000.0, 0.05),
+}
 
 
 def demo_params() -> MarginParams:
@@ -60,8 +67,16 @@ def demo_history(seed: int) -> PriceHistory:
     return PriceHistory(raw.timestamps, raw.assets, raw.closes * (today / raw.closes[-1]))
 
 
+def _demo_depth(name: str) -> tuple[Depth | None, float | None]:
+    """The demo book of an asset as (parametric depth, vol bid-ask); (None, None) outside DEMO_DEPTH."""
+    if name not in DEMO_DEPTH:
+        return None, None
+    spread, depth_1pct, depth_2pct, vol_spread = DEMO_DEPTH[name]
+    return Depth(spread=spread, depth_1pct=depth_1pct, depth_2pct=depth_2pct), vol_spread
+
+
 def demo_market(history: PriceHistory, params: MarginParams) -> MarketSnapshot:
-    """Prices at the history's last close, vols calibrated from it, and an implied surface per expiry."""
+    """Prices at the history's last close, vols calibrated from it, an implied surface per expiry, depth per asset."""
     vols = calibrate_asset_vols(history, params.volatility)
     now = datetime.fromtimestamp(int(history.timestamps[-1].astype("int64")), tz=UTC)
     assets = {
@@ -71,6 +86,8 @@ def demo_market(history: PriceHistory, params: MarginParams) -> MarketSnapshot:
             vol_long=vols[name].vol_long,
             vol_stressed=vols[name].vol_stressed,
             implied_vol=vols[name].vol * IMPLIED_PREMIUM,
+            depth=_demo_depth(name)[0],
+            vol_spread=_demo_depth(name)[1],
         )
         for a, name in enumerate(history.assets)
     }

@@ -1,8 +1,8 @@
 """Margin assembly: equity, the IM terms, MM, health and liquidation flags for every account.
 
-IM is the sum of named terms, each reported: today `market_risk` and, when the anti-procyclicality
-tool is the buffer, `apc_buffer`. The factors of later issues (liquidity, concentration, oracle)
-join as further terms here and nowhere else.
+IM is the sum of named terms, each reported: `market_risk`, `apc_buffer` when the anti-procyclicality
+tool is the buffer, and `liquidity` (close-out cost, also kept per asset in `term_by_asset`) when
+enabled. The factors of later issues (concentration, oracle) join as further terms here and nowhere else.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from numpy.typing import NDArray
 from solvent.engine.book import Book
 from solvent.engine.kernel import margins
 from solvent.engine.results import MarginResult
-from solvent.engine.riskarrays import build_risk_arrays
+from solvent.engine.riskarrays import scenario_risk_arrays
 from solvent.errors import InputError
+from solvent.factors.liquidity import liquidity_by_asset
 from solvent.market.history import PriceHistory
 from solvent.market.state import MarketState
 from solvent.params import MarginParams
-from solvent.scenarios import generate_scenarios
 
 FloatArray = NDArray[np.float64]
 
@@ -47,6 +47,24 @@ def position_value(book: Book, state: MarketState, unit_value: FloatArray) -> Fl
     return np.bincount(book.position_account(), weights=per_position, minlength=book.n_accounts).astype(np.float64)
 
 
+def liquidity_add_on(greeks: FloatArray, state: MarketState, params: MarginParams) -> FloatArray:
+    """(N, A) close-out cost of each account's net delta and vega per asset (greeks: (N, A, 3))."""
+    n_accounts, n_assets = greeks.shape[0], greeks.shape[1]
+    if not state.liquidity:
+        return np.zeros((n_accounts, n_assets))
+    liquidity = params.liquidity
+    return liquidity_by_asset(
+        greeks[:, :, 0],
+        greeks[:, :, 2],
+        state.liquidity,
+        state.price,
+        state.vol / np.sqrt(params.days_per_year),
+        liquidity.stress,
+        liquidity.adv_half_spread,
+        liquidity.impact_coefficient,
+    )
+
+
 def margin_book(
     book: Book,
     state: MarketState,
@@ -55,15 +73,17 @@ def margin_book(
     source: str = "<portfolio>",
 ) -> MarginResult:
     """Margin every account of `book` at `state` under `params`."""
-    scenarios = generate_scenarios(state, params, history)
-    time_floor = params.volatility.time_floor_days / params.days_per_year
-    arrays = build_risk_arrays(state, scenarios, time_floor)
+    scenarios, arrays = scenario_risk_arrays(state, params, history)
     market_risk, greeks = margins(
         book.pos_offsets, book.pos_instrument, book.pos_quantity, arrays, params.confidence, params.measure
     )
     terms: dict[str, FloatArray] = {"market_risk": market_risk}
+    term_by_asset: dict[str, FloatArray] = {}
     if params.volatility.apc_mode == "buffer":
         terms["apc_buffer"] = params.volatility.apc_buffer * market_risk
+    if params.liquidity.enabled:
+        term_by_asset["liquidity"] = liquidity_add_on(greeks, state, params)
+        terms["liquidity"] = term_by_asset["liquidity"].sum(axis=1)
     im = np.zeros(book.n_accounts)
     for term in terms.values():
         im = im + term
@@ -72,11 +92,11 @@ def margin_book(
         mm = maintenance.fraction * im
     else:
         mm_params = structs.replace(params, confidence=maintenance.confidence, mpor_days=maintenance.mpor_days)
-        mm_arrays = build_risk_arrays(state, generate_scenarios(state, mm_params, history), time_floor)
+        _, mm_arrays = scenario_risk_arrays(state, mm_params, history)
         mm_market, _ = margins(
             book.pos_offsets, book.pos_instrument, book.pos_quantity, mm_arrays, mm_params.confidence, params.measure
         )
-        mm = np.minimum(mm_market, im)
+        mm = np.minimum(mm_market + terms.get("liquidity", 0.0), im)
     collateral = collateral_value(book, state, source)
     unrealised = position_value(book, state, arrays.value)
     equity = collateral + unrealised
@@ -87,6 +107,7 @@ def margin_book(
         assets=state.assets,
         traded_assets=tuple(state.assets[a] for a in np.unique(state.instruments.asset)),
         terms=terms,
+        term_by_asset=term_by_asset,
         im=im,
         mm=mm,
         collateral=collateral,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,8 +19,10 @@ FloatArray = NDArray[np.float64]
 class MarginResult:
     """Requirements, equity and Greeks for N accounts (arrays of length N, in the book's order).
 
-    terms: IM by factor, in reporting order; `im` is their sum. greeks: (N, A, 3) net delta (units
-    of the asset), gamma (per USD) and vega (USD per vol point) per asset in `assets` order.
+    terms: IM by factor, in reporting order; `im` is their sum. term_by_asset: (N, A) per asset for
+    the terms that have a per-asset detail (`liquidity`), summing over assets to the term. greeks:
+    (N, A, 3) net delta (units of the asset), gamma (per USD) and vega (USD per vol point) per asset
+    in `assets` order.
     """
 
     account_ids: NDArray[np.object_]
@@ -37,6 +39,7 @@ class MarginResult:
     greeks: FloatArray
     scenario_method: str
     n_scenarios: int
+    term_by_asset: Mapping[str, FloatArray] = field(default_factory=dict)
 
     @property
     def n_accounts(self) -> int:
@@ -44,7 +47,7 @@ class MarginResult:
         return int(self.im.shape[0])
 
     def to_arrow(self) -> pa.Table:
-        """One row per account: requirements, equity, health, every IM term, Greeks per traded asset."""
+        """One row per account: requirements, equity, health, every IM term, its per-asset detail, Greeks."""
         columns: dict[str, Any] = {
             "account": pa.array(self.account_ids, type=pa.string()),
             "im": self.im,
@@ -58,6 +61,9 @@ class MarginResult:
         for name, values in self.terms.items():
             columns[f"im_{name}"] = values
         index = {name: a for a, name in enumerate(self.assets)}
+        for name, values in self.term_by_asset.items():
+            for asset in self.traded_assets:
+                columns[f"{name}_{asset}"] = values[:, index[asset]]
         for asset in self.traded_assets:
             for g, greek in enumerate(GREEK_NAMES):
                 columns[f"{greek}_{asset}"] = self.greeks[:, index[asset], g]

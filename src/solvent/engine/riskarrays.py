@@ -13,8 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from solvent.market.history import PriceHistory
 from solvent.market.state import OPTION, MarketState
+from solvent.params import MarginParams
 from solvent.pricing import black76_greeks, black76_price
+from solvent.scenarios import generate_scenarios
 from solvent.scenarios.base import ScenarioSet
 from solvent.scenarios.deribit import vol_term_scale
 
@@ -108,3 +111,12 @@ def build_risk_arrays(state: MarketState, scenarios: ScenarioSet, time_floor_yea
         group_offsets=scenarios.group_offsets,
         n_assets=len(state.assets),
     )
+
+
+def scenario_risk_arrays(
+    state: MarketState, params: MarginParams, history: PriceHistory | None = None
+) -> tuple[ScenarioSet, RiskArrays]:
+    """The scenarios `params` call for and the risk arrays on them: the one path margin and attribution share."""
+    scenarios = generate_scenarios(state, params, history)
+    time_floor = params.volatility.time_floor_days / params.days_per_year
+    return scenarios, build_risk_arrays(state, scenarios, time_floor)

@@ -15,7 +15,7 @@ _AT_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL
 #: msgspec names a field in backticks for unknown and missing fields: move it into the path.
 _NAMED_FIELD = re.compile(r"^Object (?P<what>contains unknown|missing required) field `(?P<field>[^`]+)`$")
 #: A record's own cross-field check says "field: message" (see formats/schemas.py).
-_FIELD_FIRST = re.compile(r"^(?P<field>[A-Za-z_][\w.]*): (?P<msg>.+)$", re.DOTALL)
+_FIELD_FIRST = re.compile(r"^(?P<field>[A-Za-z_][\w.]*(?:\[\d+\])?): (?P<msg>.+)$", re.DOTALL)
 
 
 def split_validation_message(text: str) -> tuple[str, str]:

@@ -35,6 +35,10 @@ def result_document(result: MarginResult, market_time: str) -> dict[str, Any]:
                 "collateral": float(result.collateral[n]),
                 "unrealised_pnl": float(result.unrealised_pnl[n]),
                 "terms": {name: float(values[n]) for name, values in result.terms.items()},
+                "term_by_asset": {
+                    name: {asset: float(values[n, index[asset]]) for asset in result.traded_assets}
+                    for name, values in result.term_by_asset.items()
+                },
                 "greeks": {
                     asset: {
                         "delta": float(result.greeks[n, index[asset], 0]),

@@ -115,14 +115,92 @@ class Portfolio(_Record, frozen=True):
     accounts: list[Account]
 
 
+BookSide = list[tuple[float, float]]
+
+
+def _check_side(name: str, points: BookSide) -> None:
+    """A side of a book curve: [distance, cumulative size] points, both finite, > 0, strictly increasing."""
+    if len(points) < 2:
+        raise ValueError(f"{name}: needs at least 2 [distance, cumulative_size] points, got {len(points)}")
+    previous = (0.0, 0.0)
+    for k, (distance, size) in enumerate(points):
+        where = f"{name}[{k}]"
+        if not (math.isfinite(distance) and math.isfinite(size)):
+            raise ValueError(f"{where}: distance and size must be finite, got {[distance, size]!r}")
+        if distance <= 0.0:
+            raise ValueError(f"{where}: distance from mid must be > 0 (a crossed book otherwise), got {distance!r}")
+        if size <= 0.0:
+            raise ValueError(f"{where}: cumulative size must be > 0, got {size!r}")
+        if k > 0 and (distance <= previous[0] or size <= previous[1]):
+            raise ValueError(
+                f"{where}: distance and cumulative size must both increase along the curve, "
+                f"got {[distance, size]!r} after {list(previous)!r}"
+            )
+        previous = (distance, size)
+    if name == "bid" and points[-1][0] >= 1.0:
+        raise ValueError(f"{name}[{len(points) - 1}]: a bid distance must be < 1 (a price above 0)")
+
+
+class Depth(_Record, frozen=True):
+    """An asset's order-book depth, in one of two forms (see docs/model.md, "Liquidity add-on").
+
+    Book curve: `bid` and `ask`, each a list of [distance from mid (fraction), cumulative size (units
+    of the asset)] points. Parametric: `spread` (full bid-ask spread as a fraction of mid) and the
+    cumulative size per side within 1% and 2% of mid.
+    """
+
+    bid: BookSide | None = None
+    ask: BookSide | None = None
+    spread: NonNegativeFinite | None = None
+    depth_1pct: PositiveFinite | None = None
+    depth_2pct: PositiveFinite | None = None
+
+    def __post_init__(self) -> None:
+        book = (self.bid, self.ask)
+        parametric = (self.spread, self.depth_1pct, self.depth_2pct)
+        has_book = any(v is not None for v in book)
+        has_parametric = any(v is not None for v in parametric)
+        if has_book and has_parametric:
+            raise ValueError("spread: give either a book curve (bid, ask) or the parametric form, not both")
+        if has_book:
+            for name, side in (("bid", self.bid), ("ask", self.ask)):
+                if side is None:
+                    raise ValueError(f"{name}: a book curve needs both sides")
+                _check_side(name, side)
+        elif has_parametric:
+            _require_finite(spread=self.spread, depth_1pct=self.depth_1pct, depth_2pct=self.depth_2pct)
+            for name, value in zip(("spread", "depth_1pct", "depth_2pct"), parametric, strict=True):
+                if value is None:
+                    raise ValueError(f"{name}: required for the parametric form (spread, depth_1pct, depth_2pct)")
+            assert self.spread is not None and self.depth_1pct is not None and self.depth_2pct is not None
+            if self.spread / 2.0 >= 0.01:
+                raise ValueError(
+                    f"spread: half the spread must be below 1% for the parametric form, got {self.spread!r}"
+                )
+            if self.depth_2pct <= self.depth_1pct:
+                raise ValueError(f"depth_2pct: must exceed depth_1pct ({self.depth_1pct!r}), got {self.depth_2pct!r}")
+        else:
+            raise ValueError(
+                "bid: give a book curve (bid, ask) or the parametric form (spread, depth_1pct, depth_2pct)"
+            )
+
+
 class AssetQuote(_Record, frozen=True):
-    """One asset's price (USD) and volatility inputs (annualised, as fractions: 0.6 = 60%)."""
+    """One asset's price (USD) and volatility inputs (annualised, as fractions: 0.6 = 60%).
+
+    Optional liquidity inputs: `depth` (order-book depth), `adv` (average daily volume, units of the
+    asset; square-root impact where there is no depth) and `vol_spread` (implied-vol bid-ask width,
+    annualised vol as a fraction: 0.02 = 2 vol points).
+    """
 
     price: PositiveFinite
     vol: NonNegativeFinite | None = None
     implied_vol: NonNegativeFinite | None = None
     vol_long: NonNegativeFinite | None = None
     vol_stressed: NonNegativeFinite | None = None
+    depth: Depth | None = None
+    adv: PositiveFinite | None = None
+    vol_spread: NonNegativeFinite | None = None
 
     def __post_init__(self) -> None:
         _require_finite(
@@ -131,6 +209,8 @@ class AssetQuote(_Record, frozen=True):
             implied_vol=self.implied_vol,
             vol_long=self.vol_long,
             vol_stressed=self.vol_stressed,
+            adv=self.adv,
+            vol_spread=self.vol_spread,
         )
 
 

@@ -14,7 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvent.errors import InputError
-from solvent.formats.schemas import Instrument, MarketSnapshot
+from solvent.formats.schemas import AssetQuote, Instrument, MarketSnapshot
+from solvent.market.depth import AssetLiquidity, asset_liquidity
 from solvent.market.volatility import effective_vol
 from solvent.params import MarginParams
 
@@ -56,6 +57,7 @@ class MarketState:
     effective annualised volatility margin is computed at (see `effective_vol`). Per instrument (I):
     years to expiry (0 for spot and perpetuals), the forward (the mark of a linear product; the
     underlying of an option) and the implied vol used to price options (NaN for linear kinds).
+    `liquidity` holds each asset's depth curves, ADV and vol bid-ask (empty: no liquidity inputs).
     """
 
     time: datetime
@@ -67,6 +69,7 @@ class MarketState:
     expiry_years: FloatArray
     forward: FloatArray
     option_vol: FloatArray
+    liquidity: tuple[AssetLiquidity, ...] = ()
 
     @property
     def asset_index(self) -> dict[str, int]:
@@ -113,6 +116,22 @@ def _option_vol(
     return asset_vol
 
 
+def _require_liquidity(
+    table: InstrumentTable, names: list[str], quotes: list[AssetQuote | None], market_source: str
+) -> None:
+    """Fail closed (`liquidity.require_depth`): every traded asset needs depth or ADV, option assets a vol bid-ask."""
+    for a in sorted(set(table.asset.tolist())):
+        quote = quotes[a]
+        if quote is None or (quote.depth is None and quote.adv is None):
+            raise InputError(
+                market_source, f"assets.{names[a]}.depth", "required by liquidity.require_depth (or give adv)"
+            )
+        if quote.vol_spread is None and bool(np.any(table.kind[table.asset == a] == OPTION)):
+            raise InputError(
+                market_source, f"assets.{names[a]}.vol_spread", "required by liquidity.require_depth for option assets"
+            )
+
+
 def build_market_state(
     instruments: list[Instrument],
     snapshot: MarketSnapshot,
@@ -144,6 +163,8 @@ def build_market_state(
             raise InputError(
                 market_source, f"assets.{names[a]}.vol", f"required for an asset with instruments: {needed}"
             )
+    if params.liquidity.enabled and params.liquidity.require_depth:
+        _require_liquidity(table, names, quotes, market_source)
     n = len(instruments)
     expiry_years = np.zeros(n, dtype=np.float64)
     option_vol = np.full(n, math.nan, dtype=np.float64)
@@ -173,4 +194,5 @@ def build_market_state(
         expiry_years=expiry_years,
         forward=forward,
         option_vol=option_vol,
+        liquidity=tuple(asset_liquidity(q) for q in quotes),
     )

@@ -1,0 +1,4 @@
+"""Margin add-ons beyond market risk, each a family of pure functions over arrays.
+
+liquidity   solvent.factors.liquidity   close-out cost of net delta (book walk or square-root impact) and vega
+"""
