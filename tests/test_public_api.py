@@ -53,3 +53,13 @@ def test_notebook_round_trip(examples_dir) -> None:  # type: ignore[no-untyped-d
     assert (frame["im"] >= frame["mm"]).all()
     assert frame.loc["dave", "liquidatable"]  # long 30 ETH from 3,600 at 3,400 on 5,000 USDC: equity < 0
     assert frame.loc["dave", "equity"] == 5_000 + 30 * (3_400 - 3_600)
+
+
+def test_config_and_records_are_keyword_only() -> None:
+    """msgspec applies kw_only per class: every section and record must say it, or positional calls slip in."""
+    import pytest
+
+    with pytest.raises(TypeError):
+        solvent.MarginParams("es")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        solvent.AssetQuote(95_000.0)  # type: ignore[misc]

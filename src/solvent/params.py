@@ -23,7 +23,7 @@ class _Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     """Base for every configuration section."""
 
 
-class VolatilityParams(_Config, frozen=True):
+class VolatilityParams(_Config, frozen=True, kw_only=True):
     """How each asset's volatility is estimated and floored."""
 
     estimator: Literal["ewma", "garch"] = "ewma"
@@ -37,7 +37,7 @@ class VolatilityParams(_Config, frozen=True):
     time_floor_days: Positive = 1.0 / 1440.0
 
 
-class GridParams(_Config, frozen=True):
+class GridParams(_Config, frozen=True, kw_only=True):
     """SPAN-style 16-scenario grid per asset."""
 
     scan_confidence: Probability = 0.99
@@ -46,7 +46,7 @@ class GridParams(_Config, frozen=True):
     extreme_cover: Fraction = 0.35
 
 
-class DeribitParams(_Config, frozen=True):
+class DeribitParams(_Config, frozen=True, kw_only=True):
     """Deribit-style portfolio-margin grid per asset."""
 
     max_move: Positive = 0.16
@@ -60,7 +60,7 @@ class DeribitParams(_Config, frozen=True):
     extended_damping: Fraction = 0.10
 
 
-class FhsParams(_Config, frozen=True):
+class FhsParams(_Config, frozen=True, kw_only=True):
     """Filtered historical simulation."""
 
     lookback_days: Annotated[int, msgspec.Meta(ge=10)] = 1000
@@ -68,7 +68,7 @@ class FhsParams(_Config, frozen=True):
     stressed_end: str | None = None
 
 
-class McParams(_Config, frozen=True):
+class McParams(_Config, frozen=True, kw_only=True):
     """Stressed-correlation Monte Carlo."""
 
     n_scenarios: Annotated[int, msgspec.Meta(ge=16)] = 256
@@ -79,7 +79,7 @@ class McParams(_Config, frozen=True):
     seed: int = 7
 
 
-class ScenarioParams(_Config, frozen=True):
+class ScenarioParams(_Config, frozen=True, kw_only=True):
     """Which scenario generator, and each generator's settings."""
 
     method: Literal["grid", "deribit", "fhs", "mc"] = "grid"
@@ -89,7 +89,7 @@ class ScenarioParams(_Config, frozen=True):
     mc: McParams = msgspec.field(default_factory=McParams)
 
 
-class MaintenanceParams(_Config, frozen=True):
+class MaintenanceParams(_Config, frozen=True, kw_only=True):
     """Maintenance margin: a fraction of IM, or the same machinery at its own confidence and MPOR."""
 
     mode: Literal["fraction", "model"] = "fraction"
@@ -98,7 +98,7 @@ class MaintenanceParams(_Config, frozen=True):
     mpor_days: Positive = 1.0
 
 
-class LiquidityParams(_Config, frozen=True):
+class LiquidityParams(_Config, frozen=True, kw_only=True):
     """The liquidity add-on: close-out cost of net delta and vega per asset (docs/model.md)."""
 
     enabled: bool = True
@@ -108,7 +108,7 @@ class LiquidityParams(_Config, frozen=True):
     require_depth: bool = False
 
 
-class MarginParams(_Config, frozen=True):
+class MarginParams(_Config, frozen=True, kw_only=True):
     """The whole model configuration."""
 
     schema: Literal["solvent.params/1"] = "solvent.params/1"

@@ -98,7 +98,7 @@ def rule(name: str) -> BaselineRule:
     return RULES[name]  # type: ignore[index]  # narrowed by the membership test
 
 
-class BaselineParams(_Config, frozen=True):
+class BaselineParams(_Config, frozen=True, kw_only=True):
     """Which baseline rule (`rule`), and each rule family's parameters, all with their defaults."""
 
     rule: BaselineName = "static"

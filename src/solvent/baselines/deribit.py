@@ -36,7 +36,7 @@ from solvent.params import _Config
 MarginFraction = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 
 
-class DeribitStandardParams(_Config, frozen=True):
+class DeribitStandardParams(_Config, frozen=True, kw_only=True):
     """Deribit standard margin constants for inverse options (fractions of the underlying, in BTC).
 
     initial_base: 0.15, reduced by the out-of-the-money share of the underlying, down to initial_floor

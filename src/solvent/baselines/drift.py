@@ -55,7 +55,7 @@ def size_discount(weight: ArrayLike, imf_factor: ArrayLike, size: ArrayLike) -> 
     return out(np.minimum(w, 1.1 / (1.0 + imf * root)))
 
 
-class DriftPerpParams(_Config, frozen=True):
+class DriftPerpParams(_Config, frozen=True, kw_only=True):
     """One Drift perp market: margin ratios (fractions of notional) and its imf factor."""
 
     margin_ratio_initial: Fraction = 0.10
@@ -73,7 +73,7 @@ class DriftPerpParams(_Config, frozen=True):
             )
 
 
-class DriftSpotParams(_Config, frozen=True):
+class DriftSpotParams(_Config, frozen=True, kw_only=True):
     """One Drift spot market: asset and liability weights, imf factor, initial-weight scaling start (USD)."""
 
     initial_asset_weight: Fraction = 0.80
@@ -102,7 +102,7 @@ class DriftSpotParams(_Config, frozen=True):
             )
 
 
-class DriftParams(_Config, frozen=True):
+class DriftParams(_Config, frozen=True, kw_only=True):
     """Drift v2 rule: the parameters of a perp market and of a spot market."""
 
     perp: DriftPerpParams = msgspec.field(default_factory=DriftPerpParams)

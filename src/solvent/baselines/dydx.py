@@ -42,7 +42,7 @@ from solvent.params import Fraction, NonNegative, _Config
 MarginFraction = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 
 
-class LiquidityTier(_Config, frozen=True):
+class LiquidityTier(_Config, frozen=True, kw_only=True):
     """One dYdX liquidity tier.
 
     initial_margin_fraction: the base IMF (dYdX `initial_margin_ppm` / 1e6). maintenance_fraction:
@@ -101,7 +101,7 @@ def genesis_tiers() -> tuple[LiquidityTier, ...]:
     )
 
 
-class LiquidationLimits(_Config, frozen=True):
+class LiquidationLimits(_Config, frozen=True, kw_only=True):
     """dYdX's per-block liquidation limits (mainnet genesis; `protocol/x/clob/keeper/liquidations.go`).
 
     max_position_portion: largest fraction of one position liquidated per block (10%), but never
@@ -122,7 +122,7 @@ class LiquidationLimits(_Config, frozen=True):
         check_range("max_insurance_lost_per_block", self.max_insurance_lost_per_block, 0.0, np.inf)
 
 
-class DydxParams(_Config, frozen=True):
+class DydxParams(_Config, frozen=True, kw_only=True):
     """dYdX v4 rule: the liquidity tiers (indexed 0..K-1 by position) and the liquidation limits."""
 
     tiers: tuple[LiquidityTier, ...] = msgspec.field(default_factory=genesis_tiers)

@@ -25,7 +25,7 @@ from solvent.params import _Config
 MarginFraction = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 
 
-class StaticFractions(_Config, frozen=True):
+class StaticFractions(_Config, frozen=True, kw_only=True):
     """One asset's fixed fractions of notional: initial (IMF) and maintenance (MMF <= IMF)."""
 
     initial_margin_fraction: MarginFraction = 0.10
@@ -41,7 +41,7 @@ class StaticFractions(_Config, frozen=True):
             )
 
 
-class StaticParams(_Config, frozen=True):
+class StaticParams(_Config, frozen=True, kw_only=True):
     """Static leverage: `default` fractions for every asset, overridden per asset name in `assets`."""
 
     default: StaticFractions = msgspec.field(default_factory=StaticFractions)

@@ -32,7 +32,7 @@ from solvent.baselines._common import FloatArray, as_float, check_range, out
 from solvent.params import Fraction, NonNegative, _Config
 
 
-class SynthetixParams(_Config, frozen=True):
+class SynthetixParams(_Config, frozen=True, kw_only=True):
     """One Synthetix v3 perps market's margin parameters (defaults: BTC on Base, Andromeda).
 
     maintenance_margin_scalar is kept in [0, 1] so that the maintenance margin never exceeds the

@@ -36,7 +36,7 @@ def _require_finite(**values: float | None) -> None:
             raise ValueError(f"{name}: must be finite, got {value!r}")
 
 
-class Instrument(_Record, frozen=True):
+class Instrument(_Record, frozen=True, kw_only=True):
     """A contract the venue lists: spot asset, linear perpetual, dated future or European option.
 
     One unit of quantity is `contract_size` units of `underlying`. Futures need `expiry`; options need
@@ -71,7 +71,7 @@ class Instrument(_Record, frozen=True):
                 raise ValueError("strike: only options have a strike")
 
 
-class Position(_Record, frozen=True):
+class Position(_Record, frozen=True, kw_only=True):
     """A signed holding of an instrument (positive long). Linear products carry their entry price."""
 
     instrument: Identifier
@@ -82,7 +82,7 @@ class Position(_Record, frozen=True):
         _require_finite(quantity=self.quantity, entry_price=self.entry_price)
 
 
-class Account(_Record, frozen=True):
+class Account(_Record, frozen=True, kw_only=True):
     """An account: collateral balances per asset, positions, optional risk tier and margin mode.
 
     `mode` is "cross" (everything in the record is pooled) or "isolated" (a sub-account margined on
@@ -107,7 +107,7 @@ class Account(_Record, frozen=True):
             raise ValueError("parent: only isolated sub-accounts have a parent")
 
 
-class Portfolio(_Record, frozen=True):
+class Portfolio(_Record, frozen=True, kw_only=True):
     """A venue's instruments and accounts: the `solvent.portfolio/1` file."""
 
     schema: Literal["solvent.portfolio/1"]
@@ -141,7 +141,7 @@ def _check_side(name: str, points: BookSide) -> None:
         raise ValueError(f"{name}[{len(points) - 1}]: a bid distance must be < 1 (a price above 0)")
 
 
-class Depth(_Record, frozen=True):
+class Depth(_Record, frozen=True, kw_only=True):
     """An asset's order-book depth, in one of two forms (see docs/model.md, "Liquidity add-on").
 
     Book curve: `bid` and `ask`, each a list of [distance from mid (fraction), cumulative size (units
@@ -185,7 +185,7 @@ class Depth(_Record, frozen=True):
             )
 
 
-class AssetQuote(_Record, frozen=True):
+class AssetQuote(_Record, frozen=True, kw_only=True):
     """One asset's price (USD) and volatility inputs (annualised, as fractions: 0.6 = 60%).
 
     Optional liquidity inputs: `depth` (order-book depth), `adv` (average daily volume, units of the
@@ -214,7 +214,7 @@ class AssetQuote(_Record, frozen=True):
         )
 
 
-class VolSurface(_Record, frozen=True):
+class VolSurface(_Record, frozen=True, kw_only=True):
     """A simple implied-vol surface for one expiry: vol(K) = atm_vol + skew * ln(K / F)."""
 
     underlying: Identifier
@@ -228,7 +228,7 @@ class VolSurface(_Record, frozen=True):
             raise ValueError("expiry: must carry a time zone, e.g. 2026-12-25T08:00:00Z")
 
 
-class MarketSnapshot(_Record, frozen=True):
+class MarketSnapshot(_Record, frozen=True, kw_only=True):
     """Prices and volatility inputs at one time: the `solvent.market/1` file."""
 
     schema: Literal["solvent.market/1"]

@@ -1,0 +1,408 @@
+"""Oracle aggregation: several source quotes per asset -> one price, an uncertainty and an explicit status.
+
+Pure, vectorised functions over arrays of shape (A, S): A assets, S source slots per asset (pad assets
+with fewer sources and mark the padding with `present=False`). No I/O, no per-asset Python loops.
+
+The pipeline, per asset (every step a documented parameter of `OracleParams`):
+
+1. **Classify each quote** (`classify`): non-finite or non-positive price, non-finite or negative
+   confidence, non-finite timestamp -> INVALID (4); timestamp more than `future_tolerance_s` after `now`
+   -> FUTURE (3); older than `staleness_s` -> STALE (1); padding -> ABSENT (5). The rest are *valid*.
+2. **Reject outliers** among the valid quotes (a Hampel filter): centre m = median, robust scale
+   s = max(1.4826 * MAD, outlier_floor * m); a quote with |p - m| > outlier_k * s is an OUTLIER (2).
+   1.4826 makes the scaled MAD a consistent estimator of a normal standard deviation; the floor stops
+   sources that agree to the last digit (MAD = 0) from rejecting an honest quote a few basis points away.
+   With fewer than three valid quotes nothing can be rejected (two quotes always sit exactly one MAD
+   from their midpoint): there the TWAP guard is the defence.
+3. **Price** = median of the accepted quotes. One manipulated source out of five cannot move it at all
+   (Mango Markets, 11 October 2022: MNGO $0.038 -> $0.91 on the oracle's sources).
+4. **TWAP guard**: if that median is more than `max_twap_deviation` from the asset's TWAP, the price is
+   clamped to the band twap * (1 -/+ max_twap_deviation) and the asset is flagged DEVIATES_FROM_TWAP.
+   Policy: fail closed, never follow a pump. A genuine move past the band is priced at the band edge
+   and flagged (risk-increasing activity refused) until the TWAP catches up; the gap between the
+   sources' median and the clamped price enters the uncertainty, so margin is not understated meanwhile.
+5. **Uncertainty** (price units, one standard-deviation-like width per asset)::
+
+       U = min(w_d * D + w_c * C + w_s * S + G,  max_uncertainty * ref)
+
+   - D, dispersion: 1.4826 * MAD of the *valid* quotes (outliers included) about their median: how much
+     the sources disagree. Robust (a single wild source moves it by at most one rank) yet it never lets
+     a rejected source *lower* the uncertainty: a manipulator can only make the engine more cautious.
+   - C, confidence: the median of the valid quotes' published +/- bands (Pyth's `conf`; 0 for a source
+     that publishes none).
+   - S, staleness: ref * vol * sqrt(age / year), age = now - the newest valid timestamp: the move the
+     asset can make, at its own annualised volatility `vol`, while the freshest price has been
+     standing still (a random walk's width grows with the square root of time). 0 when no vol is given.
+   - G, clamp gap: |median - price|, non-zero only when the TWAP guard clamps.
+   - ref = the TWAP (the median of the valid quotes when there is no TWAP), so the cap and S do not
+     depend on which quotes the outlier test kept.
+
+   The components are *added*, not combined in quadrature: the sum is an upper bound on the root sum
+   of squares (fail closed, since the components are not independent: Pyth's band already reflects its
+   publishers' disagreement), and each component's share of the total is exact for attribution. Every
+   component is reported. Because no component depends on the outlier test, U is non-decreasing in
+   the sources' dispersion and in the age of the freshest quote (while no quote crosses the staleness
+   limit: a source that goes stale takes its disagreement with it).
+6. **Status** (highest first): ALL_STALE (no valid quote and at least one stale), TOO_FEW_SOURCES
+   (fewer than `min_sources` accepted), NO_TWAP (no finite TWAP: the price cannot be checked),
+   DEVIATES_FROM_TWAP, OK. In ALL_STALE and TOO_FEW_SOURCES the price is the TWAP (NaN without one)
+   and U is the cap; in NO_TWAP the price is the median and U the cap: margin at maximum uncertainty,
+   explicitly flagged, never a silent last price. Any status other than OK means: refuse
+   risk-increasing activity on that asset. A NaN price (no valid quote and no TWAP) cannot be margined;
+   the caller must fail closed (`ModelError`).
+
+`pessimistic_prices` values assets at price - k * U and liabilities at price + k * U (k = 0 is off).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Annotated, Final
+
+import msgspec
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from solvent.errors import InputError
+from solvent.params import NonNegative, Positive, _Config
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+CodeArray = NDArray[np.int8]
+BoolArray = NDArray[np.bool_]
+
+MAD_SCALE: Final = 1.4826
+"""1 / Phi^-1(3/4): scales the median absolute deviation to a normal standard deviation."""
+SECONDS_PER_DAY: Final = 86400.0
+
+
+class Rejection(IntEnum):
+    """Why a source quote was not used (per source, in `OracleResult.rejected`)."""
+
+    OK = 0
+    STALE = 1
+    OUTLIER = 2
+    FUTURE = 3
+    INVALID = 4
+    ABSENT = 5
+
+
+class OracleStatus(IntEnum):
+    """The state of one asset's price (per asset, in `OracleResult.status`); anything but OK is degraded."""
+
+    OK = 0
+    DEVIATES_FROM_TWAP = 1
+    ALL_STALE = 2
+    TOO_FEW_SOURCES = 3
+    NO_TWAP = 4
+
+
+class OracleParams(_Config, frozen=True, kw_only=True):
+    """How source quotes are aggregated into a price and an uncertainty (see the module docstring).
+
+    (`kw_only` is repeated here because msgspec applies it only to the fields of the class that sets it.)
+
+    - `staleness_s`: a quote older than this (seconds before `now`) is STALE. 60 s, the usual age bound
+      in pull-oracle integrations (Pyth's `getPriceNoOlderThan(id, 60)`); venues with slower feeds raise it.
+    - `future_tolerance_s`: clock skew allowed between a source's clock and ours before a timestamp counts
+      as in the future (FUTURE); 5 s.
+    - `outlier_k`: rejection threshold in robust standard deviations (1.4826 * MAD); 5, loose enough that
+      honest venues in a fast market survive, tight enough for a 20x pump or a 75% bad print.
+    - `outlier_floor`: the robust scale is at least this fraction of the median (0.002: with k = 5 a
+      quote within 1% of the median is never an outlier, even when the others agree exactly).
+    - `max_twap_deviation`: the price is clamped to twap * (1 -/+ this); 0.10.
+    - `twap_window_s`: the TWAP window for `twap`; 600 s. Longer resists slower pumps, lags real moves.
+    - `min_sources`: fewer accepted quotes -> TOO_FEW_SOURCES. 1, so a single aggregated feed (e.g. one
+      Pyth price with its band) works; a venue wiring three or more independent sources should set 2 or 3
+      so that losing sources is flagged rather than silently leaving one source in charge.
+    - `weight_dispersion`, `weight_confidence`, `weight_staleness`: weights of D, C and S in U; 1 each.
+    - `max_uncertainty`: the cap on U as a fraction of the reference price, and U itself in the degraded
+      states; 0.5, the order of the deepest one-day crypto falls on record (ETH lost over 40% on
+      12 March 2020): with no usable price, margin covers such a move.
+    - `pessimistic_k`: k for `pessimistic_prices`; 0 (off).
+    """
+
+    staleness_s: Positive = 60.0
+    future_tolerance_s: NonNegative = 5.0
+    outlier_k: Positive = 5.0
+    outlier_floor: NonNegative = 0.002
+    max_twap_deviation: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.10
+    twap_window_s: Positive = 600.0
+    min_sources: Annotated[int, msgspec.Meta(ge=1)] = 1
+    weight_dispersion: NonNegative = 1.0
+    weight_confidence: NonNegative = 1.0
+    weight_staleness: NonNegative = 1.0
+    max_uncertainty: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.5
+    pessimistic_k: NonNegative = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class OracleResult:
+    """Aggregated oracle state; per asset (A,) unless noted.
+
+    - `price`: the price margin is computed at (median, clamped, or the TWAP in a degraded state).
+    - `uncertainty`: U in price units (see the module docstring); `max_uncertainty` * ref when degraded.
+    - `status`: `OracleStatus` codes (int8).
+    - `n_used`: quotes that passed every check (Rejection.OK).
+    - `rejected`: (A, S) `Rejection` codes (int8).
+    - `median`: median of the accepted quotes before the TWAP clamp (NaN when none).
+    - `dispersion`, `confidence`, `staleness`, `clamp`: the components D, C, S, G (0 where no valid quote).
+    - `age`: seconds since the newest valid quote (inf when there is none).
+    """
+
+    price: FloatArray
+    uncertainty: FloatArray
+    status: CodeArray
+    n_used: IntArray
+    rejected: CodeArray
+    median: FloatArray
+    dispersion: FloatArray
+    confidence: FloatArray
+    staleness: FloatArray
+    clamp: FloatArray
+    age: FloatArray
+
+    @property
+    def degraded(self) -> BoolArray:
+        """Assets whose status is not OK: risk-increasing activity on them must be refused."""
+        return np.asarray(self.status != OracleStatus.OK)
+
+    @property
+    def relative_uncertainty(self) -> FloatArray:
+        """U / price (NaN where the price is NaN)."""
+        return np.asarray(self.uncertainty / self.price, dtype=np.float64)
+
+
+def _quotes(
+    prices: ArrayLike, confidences: ArrayLike, timestamps: ArrayLike, present: ArrayLike | None
+) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
+    p = np.asarray(prices, dtype=np.float64)
+    c = np.asarray(confidences, dtype=np.float64)
+    t = np.asarray(timestamps, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] == 0:
+        raise ValueError(f"prices must have shape (assets, sources) with at least one source, got {p.shape}")
+    if c.shape != p.shape or t.shape != p.shape:
+        raise ValueError(f"prices {p.shape}, confidences {c.shape} and timestamps {t.shape} must share one shape")
+    mask = np.ones(p.shape, dtype=np.bool_) if present is None else np.asarray(present, dtype=np.bool_)
+    if mask.shape != p.shape:
+        raise ValueError(f"present has shape {mask.shape}, expected {p.shape}")
+    return p, c, t, mask
+
+
+def _masked_median(values: FloatArray, mask: BoolArray) -> FloatArray:
+    """Row-wise median of values[mask] (NaN for an empty row); order-independent, bit for bit."""
+    n = mask.sum(axis=1)
+    ordered = np.sort(np.where(mask, values, np.inf), axis=1)
+    lo = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[:, None], axis=1)[:, 0]
+    hi = np.take_along_axis(ordered, (n // 2)[:, None], axis=1)[:, 0]
+    return np.where(n > 0, (lo + hi) / 2.0, np.nan)
+
+
+def _classify(
+    p: FloatArray, c: FloatArray, t: FloatArray, mask: BoolArray, now: float, params: OracleParams
+) -> CodeArray:
+    well_formed = np.isfinite(p) & (p > 0.0) & np.isfinite(c) & (c >= 0.0) & np.isfinite(t)
+    age = now - np.where(np.isfinite(t), t, now)
+    codes = np.zeros(p.shape, dtype=np.int8)
+    codes[age > params.staleness_s] = Rejection.STALE
+    codes[age < -params.future_tolerance_s] = Rejection.FUTURE
+    codes[~well_formed] = Rejection.INVALID
+    codes[~mask] = Rejection.ABSENT
+    return codes
+
+
+def classify(
+    prices: ArrayLike,
+    confidences: ArrayLike,
+    timestamps: ArrayLike,
+    now: float,
+    params: OracleParams,
+    *,
+    present: ArrayLike | None = None,
+) -> CodeArray:
+    """Per-quote codes before the outlier test, shape (A, S): OK, STALE, FUTURE, INVALID or ABSENT.
+
+    Precedence when several apply: ABSENT > INVALID > FUTURE > STALE.
+    """
+    p, c, t, mask = _quotes(prices, confidences, timestamps, present)
+    return _classify(p, c, t, mask, float(now), params)
+
+
+def aggregate(
+    prices: ArrayLike,
+    confidences: ArrayLike,
+    timestamps: ArrayLike,
+    now: float,
+    twap: ArrayLike,
+    params: OracleParams,
+    *,
+    vol: ArrayLike | None = None,
+    days_per_year: float = 365.0,
+    present: ArrayLike | None = None,
+) -> OracleResult:
+    """Aggregate source quotes into a price, an uncertainty and a status per asset.
+
+    prices, confidences (+/- band, price units), timestamps (seconds): shape (A, S); `present` (A, S)
+    marks real quotes (padding False; default all True). now: seconds, the same clock as the timestamps.
+    twap: (A,), NaN where no TWAP is known. vol: (A,) annualised volatility for the staleness term
+    (None: no staleness term). Inputs are not modified. See the module docstring for every rule.
+    """
+    p, c, t, mask = _quotes(prices, confidences, timestamps, present)
+    n_assets = p.shape[0]
+    ref_twap = np.asarray(twap, dtype=np.float64)
+    if ref_twap.shape != (n_assets,):
+        raise ValueError(f"twap has shape {ref_twap.shape}, expected ({n_assets},)")
+    if np.any(ref_twap <= 0.0):
+        raise ValueError(f"twap must be positive or NaN, got {ref_twap[ref_twap <= 0.0][0]}")
+    sigma = np.zeros(n_assets) if vol is None else np.asarray(vol, dtype=np.float64)
+    if sigma.shape != (n_assets,) or not np.all(np.isfinite(sigma) & (sigma >= 0.0)):
+        raise ValueError(f"vol must be {n_assets} finite non-negative values, got {sigma}")
+    now = float(now)
+
+    codes = _classify(p, c, t, mask, now, params)
+    valid = codes == Rejection.OK
+    n_valid = valid.sum(axis=1)
+    p_safe = np.where(valid, p, 1.0)
+
+    # Outlier test (Hampel): centre and robust scale of the valid quotes.
+    centre = _masked_median(p_safe, valid)
+    abs_dev = np.abs(p_safe - np.where(n_valid > 0, centre, 1.0)[:, None])
+    mad = _masked_median(abs_dev, valid)
+    scale = np.maximum(MAD_SCALE * mad, params.outlier_floor * centre)
+    outlier = valid & (abs_dev > params.outlier_k * scale[:, None])
+    codes[outlier] = Rejection.OUTLIER
+    accepted = valid & ~outlier
+    n_used = accepted.sum(axis=1).astype(np.int64)
+    median = _masked_median(p_safe, accepted)
+
+    # TWAP guard: clamp to the band, never follow a pump.
+    has_twap = np.isfinite(ref_twap)
+    lower = ref_twap * (1.0 - params.max_twap_deviation)
+    upper = ref_twap * (1.0 + params.max_twap_deviation)
+    deviates = has_twap & ((median < lower) | (median > upper))
+    price = np.where(deviates, np.clip(median, lower, upper), median)
+
+    # Uncertainty components (none depends on the outlier test).
+    some_valid = n_valid > 0
+    ref = np.where(has_twap, ref_twap, centre)
+    newest = np.max(np.where(valid, t, -np.inf), axis=1)
+    age = np.where(some_valid, np.maximum(now - np.where(some_valid, newest, now), 0.0), np.inf)
+    year_s = days_per_year * SECONDS_PER_DAY
+    dispersion = np.where(some_valid, MAD_SCALE * mad, 0.0)
+    confidence = np.where(some_valid, _masked_median(np.where(valid, c, 0.0), valid), 0.0)
+    staleness = np.where(some_valid, ref * sigma * np.sqrt(np.where(some_valid, age, 0.0) / year_s), 0.0)
+    clamp = np.where(deviates, np.abs(median - price), 0.0)
+    cap = params.max_uncertainty * ref
+    uncertainty = np.minimum(
+        params.weight_dispersion * dispersion
+        + params.weight_confidence * confidence
+        + params.weight_staleness * staleness
+        + clamp,
+        cap,
+    )
+
+    # Status, highest precedence last.
+    status = np.zeros(n_assets, dtype=np.int8)
+    status[deviates] = OracleStatus.DEVIATES_FROM_TWAP
+    status[~has_twap] = OracleStatus.NO_TWAP
+    status[n_used < params.min_sources] = OracleStatus.TOO_FEW_SOURCES
+    status[~some_valid & np.any(codes == Rejection.STALE, axis=1)] = OracleStatus.ALL_STALE
+    fallback = (status == OracleStatus.ALL_STALE) | (status == OracleStatus.TOO_FEW_SOURCES)
+    price = np.where(fallback, ref_twap, price)
+    uncertainty = np.where(fallback | (status == OracleStatus.NO_TWAP), cap, uncertainty)
+
+    return OracleResult(
+        price=price,
+        uncertainty=uncertainty,
+        status=status,
+        n_used=n_used,
+        rejected=codes,
+        median=median,
+        dispersion=dispersion,
+        confidence=confidence,
+        staleness=staleness,
+        clamp=clamp,
+        age=age,
+    )
+
+
+def twap(times: ArrayLike, prices: ArrayLike, window: float, now: float) -> FloatArray:
+    """Time-weighted average price over [now - window, now] of a step-function price history.
+
+    times: (N,) seconds, non-decreasing; prices: (N,) or (A, N), each price holding from its time until
+    the next observation (the last until `now`); the observation in force at the window's start counts
+    from the start. Observations after `now` are ignored. Returns shape prices.shape[:-1] (a 0-d array
+    for one series): NaN when nothing was observed at or before `now`; the last price when every
+    observation sits exactly at `now`.
+    """
+    tt = np.asarray(times, dtype=np.float64)
+    pp = np.asarray(prices, dtype=np.float64)
+    if tt.ndim != 1 or pp.shape[-1:] != tt.shape:
+        raise ValueError(f"times must be (N,) and prices (..., N); got {tt.shape} and {pp.shape}")
+    if not np.all(np.diff(tt) >= 0.0):
+        raise ValueError("times must be non-decreasing")
+    if not window > 0.0:
+        raise ValueError(f"window must be positive, got {window}")
+    seen = tt <= now
+    if not np.any(seen):
+        return np.full(pp.shape[:-1], np.nan)
+    t_in = tt[seen]
+    p_in = pp[..., seen]
+    start = now - window
+    ends = np.append(t_in[1:], now)
+    held = np.clip(ends, start, now) - np.clip(t_in, start, now)
+    total = float(held.sum())
+    if total == 0.0:
+        return np.asarray(p_in[..., -1], dtype=np.float64)
+    return np.asarray((p_in * held).sum(axis=-1) / total, dtype=np.float64)
+
+
+def pessimistic_prices(price: ArrayLike, uncertainty: ArrayLike, k: float) -> tuple[FloatArray, FloatArray]:
+    """(asset_price, liability_price) = (max(price - k U, 0), price + k U); k = 0 returns the price twice."""
+    if not k >= 0.0:
+        raise ValueError(f"pessimistic k must be non-negative, got {k}")
+    mu = np.asarray(price, dtype=np.float64)
+    width = k * np.asarray(uncertainty, dtype=np.float64)
+    return np.maximum(mu - width, 0.0), mu + width
+
+
+def validate_quotes(
+    assets: Sequence[str],
+    prices: ArrayLike,
+    confidences: ArrayLike,
+    timestamps: ArrayLike,
+    now: float,
+    params: OracleParams,
+    *,
+    source: str = "",
+    present: ArrayLike | None = None,
+) -> None:
+    """Input-file check: raise InputError at the first malformed or future-dated quote.
+
+    Fields are named ``oracle.<asset>.sources[i].price|confidence|timestamp``. Stale quotes are not an
+    input error (an old snapshot is legitimate); `aggregate` flags them.
+    """
+    p, c, t, mask = _quotes(prices, confidences, timestamps, present)
+    if len(assets) != p.shape[0]:
+        raise ValueError(f"{len(assets)} asset names for {p.shape[0]} rows of quotes")
+    codes = _classify(p, c, t, mask, float(now), params)
+    bad = np.argwhere((codes == Rejection.INVALID) | (codes == Rejection.FUTURE))
+    if bad.size == 0:
+        return
+    a, s = (int(x) for x in bad[0])
+    field = f"oracle.{assets[a]}.sources[{s}]"
+    if not (np.isfinite(p[a, s]) and p[a, s] > 0.0):
+        raise InputError(source, f"{field}.price", f"price must be finite and positive, got {p[a, s]}")
+    if not (np.isfinite(c[a, s]) and c[a, s] >= 0.0):
+        raise InputError(source, f"{field}.confidence", f"confidence must be finite and >= 0, got {c[a, s]}")
+    if not np.isfinite(t[a, s]):
+        raise InputError(source, f"{field}.timestamp", f"timestamp must be finite, got {t[a, s]}")
+    ahead = t[a, s] - float(now)
+    raise InputError(
+        source,
+        f"{field}.timestamp",
+        f"timestamp {t[a, s]} is {ahead:g} s in the future of the snapshot time {now} "
+        f"(tolerance {params.future_tolerance_s:g} s)",
+    )
