@@ -172,7 +172,7 @@ def test_flat_account_pays_nothing() -> None:
 
 def test_disabled_removes_the_term() -> None:
     res = _result(MarginParams(liquidity=LiquidityParams(enabled=False)))
-    assert "liquidity" not in res.terms and not res.term_by_asset
+    assert "liquidity" not in res.terms and "liquidity" not in res.term_by_asset
 
 
 def test_more_stress_never_lowers_im() -> None:

@@ -202,7 +202,7 @@ def test_single_perp_grid_margin(inst: str, qty: float, grid: GridParams, decide
     params = MarginParams(scenarios=ScenarioParams(grid=grid))
     res = run([account("a", [(inst, qty, BTC if inst.startswith("BTC") else ETH)], USDC=1e6)], params)
     assert res.terms["market_risk"][0] == pytest.approx(want, rel=1e-12)
-    assert list(res.terms) == ["market_risk", "liquidity"]
+    assert list(res.terms) == ["market_risk", "liquidity", "concentration", "risk_tier"]
     assert res.terms["liquidity"][0] == 0.0  # the market carries no depth, ADV or vol bid-ask
     assert res.im[0] == res.terms["market_risk"][0]
     assert res.scenario_method == "grid"
@@ -349,8 +349,10 @@ def test_health_and_liquidation(usdc: float, liquidatable: bool) -> None:
 def test_apc_buffer_adds_a_quarter_of_market_risk() -> None:
     params = MarginParams(volatility=VolatilityParams(apc_mode="buffer"))
     res = run([LONG, account("eth", [("ETH-PERP", -5, 3_000)], USDC=500)], params)
-    assert list(res.terms) == ["market_risk", "apc_buffer", "liquidity"]
+    assert list(res.terms) == ["market_risk", "apc_buffer", "liquidity", "concentration", "risk_tier"]
     np.testing.assert_array_equal(res.terms["apc_buffer"], 0.25 * res.terms["market_risk"])
+    np.testing.assert_array_equal(res.terms["concentration"], 0.0)  # small accounts, below every threshold
+    np.testing.assert_array_equal(res.terms["risk_tier"], 0.0)  # no tier
     np.testing.assert_array_equal(res.im, res.terms["market_risk"] + res.terms["apc_buffer"] + res.terms["liquidity"])
     assert res.im[0] == pytest.approx(1.25 * BTC * scan(BTC_VOL), rel=1e-12)
 

@@ -58,13 +58,15 @@ def margin_table(result: MarginResult) -> Table:
 
 
 def print_margin(result: MarginResult, console: Console) -> None:
-    """Print the margin table and one line of totals."""
+    """Print the margin table, one line of totals and a warning line per degraded oracle."""
     console.print(margin_table(result))
     console.print(
         f"accounts {result.n_accounts:,}  IM {_money(float(result.im.sum()))}  "
         f"MM {_money(float(result.mm.sum()))}  equity {_money(float(result.equity.sum()))}  "
         f"liquidatable {int(result.liquidatable.sum()):,}"
     )
+    for warning in result.oracle_warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}")
 
 
 def _share(value: float) -> str:

@@ -108,6 +108,79 @@ class LiquidityParams(_Config, frozen=True, kw_only=True):
     require_depth: bool = False
 
 
+class ConcentrationParams(_Config, frozen=True, kw_only=True):
+    """The concentration add-on (docs/model.md, "Concentration add-on and risk tier").
+
+    form "simm": CR = max(1, sqrt(|x| / T)) on the asset's share of market risk, with
+    T = min(threshold, max(relative_floor, min(oi_share x OI, depth_share x stressed depth))).
+    form "ramp": the IMF ramps from ramp_base_imf between ramp_lower_cap and ramp_upper_cap of the
+    driver (the account's |x| or the asset's open interest); the add-on is (IMF - base) x |x|.
+    """
+
+    enabled: bool = True
+    form: Literal["simm", "ramp"] = "simm"
+    threshold: Positive = 37_000_000.0
+    oi_share: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] | None = None
+    depth_share: Positive | None = 1.0
+    depth_distance: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.02
+    relative_floor: NonNegative = 1_000_000.0
+    ramp_base_imf: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.05
+    ramp_lower_cap: NonNegative = 40_000_000.0
+    ramp_upper_cap: NonNegative = 100_000_000.0
+    ramp_driver: Literal["account", "open_interest"] = "account"
+
+    def __post_init__(self) -> None:
+        if self.ramp_lower_cap > self.ramp_upper_cap:
+            raise ValueError(
+                f"ramp_lower_cap: must not exceed ramp_upper_cap {self.ramp_upper_cap!r}, got {self.ramp_lower_cap!r}"
+            )
+
+
+class OracleParams(_Config, frozen=True, kw_only=True):
+    """How source quotes are aggregated into a price and an uncertainty (see the module docstring).
+
+    (`kw_only` is repeated here because msgspec applies it only to the fields of the class that sets it.)
+
+    - `staleness_s`: a quote older than this (seconds before `now`) is STALE. 60 s, the usual age bound
+      in pull-oracle integrations (Pyth's `getPriceNoOlderThan(id, 60)`); venues with slower feeds raise it.
+    - `future_tolerance_s`: clock skew allowed between a source's clock and ours before a timestamp counts
+      as in the future (FUTURE); 5 s.
+    - `outlier_k`: rejection threshold in robust standard deviations (1.4826 * MAD); 5, loose enough that
+      honest venues in a fast market survive, tight enough for a 20x pump or a 75% bad print.
+    - `outlier_floor`: the robust scale is at least this fraction of the median (0.002: with k = 5 a
+      quote within 1% of the median is never an outlier, even when the others agree exactly).
+    - `max_twap_deviation`: the price is clamped to twap * (1 -/+ this); 0.10.
+    - `twap_window_s`: the TWAP window for `twap`; 600 s. Longer resists slower pumps, lags real moves.
+    - `min_sources`: fewer accepted quotes -> TOO_FEW_SOURCES. 1, so a single aggregated feed (e.g. one
+      Pyth price with its band) works; a venue wiring three or more independent sources should set 2 or 3
+      so that losing sources is flagged rather than silently leaving one source in charge.
+    - `weight_dispersion`, `weight_confidence`, `weight_staleness`: weights of D, C and S in U; 1 each.
+    - `max_uncertainty`: the cap on U as a fraction of the reference price, and U itself in the degraded
+      states; 0.5, the order of the deepest one-day crypto falls on record (ETH lost over 40% on
+      12 March 2020): with no usable price, margin covers such a move.
+    - `pessimistic_k`: k for `pessimistic_prices`: collateral balances are valued at max(P - kU, 0)
+      (debts at P + kU); 0 (off).
+    - `buffer_multiplier`: c of the `oracle` IM term, c * sum_a |net delta_a| * U_a; 1.
+    - `scan_widening`: z; every scenario price move of asset a is widened away from 0 by z * U_a / P_a
+      (docs/model.md, "Oracle uncertainty"); 1.
+    """
+
+    staleness_s: Positive = 60.0
+    future_tolerance_s: NonNegative = 5.0
+    outlier_k: Positive = 5.0
+    outlier_floor: NonNegative = 0.002
+    max_twap_deviation: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.10
+    twap_window_s: Positive = 600.0
+    min_sources: Annotated[int, msgspec.Meta(ge=1)] = 1
+    weight_dispersion: NonNegative = 1.0
+    weight_confidence: NonNegative = 1.0
+    weight_staleness: NonNegative = 1.0
+    max_uncertainty: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.5
+    pessimistic_k: NonNegative = 0.0
+    buffer_multiplier: NonNegative = 1.0
+    scan_widening: NonNegative = 1.0
+
+
 class MarginParams(_Config, frozen=True, kw_only=True):
     """The whole model configuration."""
 
@@ -120,6 +193,8 @@ class MarginParams(_Config, frozen=True, kw_only=True):
     scenarios: ScenarioParams = msgspec.field(default_factory=ScenarioParams)
     maintenance: MaintenanceParams = msgspec.field(default_factory=MaintenanceParams)
     liquidity: LiquidityParams = msgspec.field(default_factory=LiquidityParams)
+    concentration: ConcentrationParams = msgspec.field(default_factory=ConcentrationParams)
+    oracle: OracleParams = msgspec.field(default_factory=OracleParams)
 
     def to_json(self) -> bytes:
         """Serialise every field, defaults included, so the file documents the run."""

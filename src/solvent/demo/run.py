@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,7 +29,7 @@ from solvent.engine.book import book_to_arrow
 from solvent.engine.results import MarginResult
 from solvent.formats.io import atomic_output, write_portfolio_parquet
 from solvent.formats.results import write_result
-from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Depth, MarketSnapshot, VolSurface
+from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Depth, MarketSnapshot, OracleSource, VolSurface
 from solvent.market.history import PriceHistory, write_history
 from solvent.market.synthetic import load_generator, synthetic_history
 from solvent.market.volatility import calibrate_asset_vols
@@ -53,6 +53,13 @@ DEMO_DEPTH: dict[str, tuple[float, float, float, float]] = {
     "SOL": (0.0005, 60_000.0, 150_000.0, 0.05),
 }
 
+#: Illustrative oracle sources (docs/model.md, "Oracle uncertainty"): each quotes the close with a
+#: seeded relative error of ORACLE_NOISE (1 sigma), a band of ORACLE_CONFIDENCE of the price, and is
+#: 0-10 s old.
+ORACLE_SOURCES: tuple[str, ...] = ("pyth", "chainlink", "binance", "coinbase", "okx")
+ORACLE_NOISE = 0.0005
+ORACLE_CONFIDENCE = 0.0002
+
 
 def demo_params() -> MarginParams:
     """The demo's parameters: defaults, with filtered historical simulation over 1,000 days."""
@@ -75,10 +82,27 @@ def _demo_depth(name: str) -> tuple[Depth | None, float | None]:
     return Depth(spread=spread, depth_1pct=depth_1pct, depth_2pct=depth_2pct), vol_spread
 
 
-def demo_market(history: PriceHistory, params: MarginParams) -> MarketSnapshot:
-    """Prices at the history's last close, vols calibrated from it, an implied surface per expiry, depth per asset."""
+def demo_sources(price: float, now: datetime, rng: np.random.Generator) -> list[OracleSource]:
+    """ORACLE_SOURCES quotes of `price`, fresh and slightly dispersed (seeded by `rng`)."""
+    noise = rng.normal(0.0, ORACLE_NOISE, len(ORACLE_SOURCES))
+    ages = rng.uniform(0.0, 10.0, len(ORACLE_SOURCES))
+    return [
+        OracleSource(
+            name=name,
+            price=price * (1.0 + float(e)),
+            confidence=price * ORACLE_CONFIDENCE,
+            timestamp=now - timedelta(seconds=round(float(age), 3)),
+        )
+        for name, e, age in zip(ORACLE_SOURCES, noise, ages, strict=True)
+    ]
+
+
+def demo_market(history: PriceHistory, params: MarginParams, seed: int = DEMO_SEED) -> MarketSnapshot:
+    """Prices at the history's last close, vols calibrated from it, an implied surface per expiry, depth
+    per asset, and ORACLE_SOURCES oracle quotes per asset (the close is the TWAP reference)."""
     vols = calibrate_asset_vols(history, params.volatility)
     now = datetime.fromtimestamp(int(history.timestamps[-1].astype("int64")), tz=UTC)
+    rng = np.random.default_rng(seed)
     assets = {
         name: AssetQuote(
             price=float(history.closes[-1, a]),
@@ -88,10 +112,11 @@ def demo_market(history: PriceHistory, params: MarginParams) -> MarketSnapshot:
             implied_vol=vols[name].vol * IMPLIED_PREMIUM,
             depth=_demo_depth(name)[0],
             vol_spread=_demo_depth(name)[1],
+            sources=demo_sources(float(history.closes[-1, a]), now, rng),
         )
         for a, name in enumerate(history.assets)
     }
-    assets["USDC"] = AssetQuote(price=1.0, vol=0.0)
+    assets["USDC"] = AssetQuote(price=1.0, vol=0.0, sources=demo_sources(1.0, now, rng))
     surfaces = [
         VolSurface(
             underlying=name,
@@ -148,7 +173,7 @@ def run_demo(
     with Progress(*columns, console=console, transient=False) as progress:
         steps = _Steps(progress)
         history = steps.run("price history (shipped GARCH-t generator)", lambda: demo_history(seed))
-        market = steps.run("calibrate volatilities", lambda: demo_market(history, params))
+        market = steps.run("calibrate volatilities", lambda: demo_market(history, params, seed))
         prices = {name: quote.price for name, quote in market.assets.items()}
         instruments = venue_instruments(market.time, prices)
         book = steps.run(

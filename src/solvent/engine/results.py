@@ -22,7 +22,8 @@ class MarginResult:
     terms: IM by factor, in reporting order; `im` is their sum. term_by_asset: (N, A) per asset for
     the terms that have a per-asset detail (`liquidity`), summing over assets to the term. greeks:
     (N, A, 3) net delta (units of the asset), gamma (per USD) and vega (USD per vol point) per asset
-    in `assets` order.
+    in `assets` order. hhi: (N,) portfolio concentration, the Herfindahl index of |net delta notional|
+    across assets (1 for one asset, 0 for a flat account), when the engine computed it.
     """
 
     account_ids: NDArray[np.object_]
@@ -40,6 +41,19 @@ class MarginResult:
     scenario_method: str
     n_scenarios: int
     term_by_asset: Mapping[str, FloatArray] = field(default_factory=dict)
+    hhi: FloatArray | None = None
+    oracle_status: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def oracle_warnings(self) -> tuple[str, ...]:
+        """One line per asset whose oracle status (`oracle_status`: asset -> `OracleStatus` name, for the
+        assets priced from oracle sources) is not OK."""
+        return tuple(
+            f"{asset} oracle {status}: risk-increasing activity refused, margin at "
+            + ("the TWAP band edge" if status == "DEVIATES_FROM_TWAP" else "maximum uncertainty")
+            for asset, status in self.oracle_status.items()
+            if status != "OK"
+        )
 
     @property
     def n_accounts(self) -> int:
@@ -60,6 +74,8 @@ class MarginResult:
         }
         for name, values in self.terms.items():
             columns[f"im_{name}"] = values
+        if self.hhi is not None:
+            columns["hhi"] = self.hhi
         index = {name: a for a, name in enumerate(self.assets)}
         for name, values in self.term_by_asset.items():
             for asset in self.traded_assets:

@@ -20,7 +20,8 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def result_document(result: MarginResult, market_time: str) -> dict[str, Any]:
-    """The JSON document: run metadata and one record per account (health null when MM is 0)."""
+    """The JSON document: run metadata, oracle status per sourced asset and its warnings (one line per
+    degraded asset), and one record per account (health null when MM is 0)."""
     index = {name: a for a, name in enumerate(result.assets)}
     accounts = []
     for n in range(result.n_accounts):
@@ -34,6 +35,7 @@ def result_document(result: MarginResult, market_time: str) -> dict[str, Any]:
                 "liquidatable": bool(result.liquidatable[n]),
                 "collateral": float(result.collateral[n]),
                 "unrealised_pnl": float(result.unrealised_pnl[n]),
+                **({} if result.hhi is None else {"hhi": float(result.hhi[n])}),
                 "terms": {name: float(values[n]) for name, values in result.terms.items()},
                 "term_by_asset": {
                     name: {asset: float(values[n, index[asset]]) for asset in result.traded_assets}
@@ -54,6 +56,8 @@ def result_document(result: MarginResult, market_time: str) -> dict[str, Any]:
         "market_time": market_time,
         "scenario_method": result.scenario_method,
         "n_scenarios": result.n_scenarios,
+        "oracle_status": dict(result.oracle_status),
+        "warnings": list(result.oracle_warnings),
         "accounts": accounts,
     }
 

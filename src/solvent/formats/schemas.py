@@ -185,12 +185,36 @@ class Depth(_Record, frozen=True, kw_only=True):
             )
 
 
+class OracleSource(_Record, frozen=True, kw_only=True):
+    """One oracle source's quote of an asset: its price, its published +/- band and when it was observed.
+
+    A `timestamp` after the snapshot `time` (beyond `oracle.future_tolerance_s`) is an input error; an
+    old one is not (the quote is flagged STALE and margined at its uncertainty; docs/model.md, "Oracle
+    uncertainty").
+    """
+
+    name: Identifier
+    price: PositiveFinite
+    confidence: NonNegativeFinite = 0.0
+    timestamp: datetime
+
+    def __post_init__(self) -> None:
+        _require_finite(price=self.price, confidence=self.confidence)
+        if self.timestamp.tzinfo is None:
+            raise ValueError("timestamp: must carry a time zone, e.g. 2026-11-25T00:00:00Z")
+
+
 class AssetQuote(_Record, frozen=True, kw_only=True):
     """One asset's price (USD) and volatility inputs (annualised, as fractions: 0.6 = 60%).
 
     Optional liquidity inputs: `depth` (order-book depth), `adv` (average daily volume, units of the
     asset; square-root impact where there is no depth) and `vol_spread` (implied-vol bid-ask width,
     annualised vol as a fraction: 0.02 = 2 vol points).
+
+    Optional oracle inputs: `sources` (several quotes of the price) and `twap`. With sources, margin
+    is computed at their aggregate (median, outliers rejected, clamped to the TWAP band) and the
+    aggregate's uncertainty widens the scenarios and adds the `oracle` term; `price` is then the
+    reference the aggregate is checked against when `twap` is absent.
     """
 
     price: PositiveFinite
@@ -201,9 +225,12 @@ class AssetQuote(_Record, frozen=True, kw_only=True):
     depth: Depth | None = None
     adv: PositiveFinite | None = None
     vol_spread: NonNegativeFinite | None = None
+    sources: list[OracleSource] = msgspec.field(default_factory=list)
+    twap: PositiveFinite | None = None
 
     def __post_init__(self) -> None:
         _require_finite(
+            twap=self.twap,
             price=self.price,
             vol=self.vol,
             implied_vol=self.implied_vol,

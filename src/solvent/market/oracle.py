@@ -59,14 +59,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Annotated, Final
+from typing import Final
 
-import msgspec
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from solvent.errors import InputError
-from solvent.params import NonNegative, Positive, _Config
+from solvent.params import OracleParams as OracleParams  # defined with the other sections; re-exported
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -97,45 +96,6 @@ class OracleStatus(IntEnum):
     ALL_STALE = 2
     TOO_FEW_SOURCES = 3
     NO_TWAP = 4
-
-
-class OracleParams(_Config, frozen=True, kw_only=True):
-    """How source quotes are aggregated into a price and an uncertainty (see the module docstring).
-
-    (`kw_only` is repeated here because msgspec applies it only to the fields of the class that sets it.)
-
-    - `staleness_s`: a quote older than this (seconds before `now`) is STALE. 60 s, the usual age bound
-      in pull-oracle integrations (Pyth's `getPriceNoOlderThan(id, 60)`); venues with slower feeds raise it.
-    - `future_tolerance_s`: clock skew allowed between a source's clock and ours before a timestamp counts
-      as in the future (FUTURE); 5 s.
-    - `outlier_k`: rejection threshold in robust standard deviations (1.4826 * MAD); 5, loose enough that
-      honest venues in a fast market survive, tight enough for a 20x pump or a 75% bad print.
-    - `outlier_floor`: the robust scale is at least this fraction of the median (0.002: with k = 5 a
-      quote within 1% of the median is never an outlier, even when the others agree exactly).
-    - `max_twap_deviation`: the price is clamped to twap * (1 -/+ this); 0.10.
-    - `twap_window_s`: the TWAP window for `twap`; 600 s. Longer resists slower pumps, lags real moves.
-    - `min_sources`: fewer accepted quotes -> TOO_FEW_SOURCES. 1, so a single aggregated feed (e.g. one
-      Pyth price with its band) works; a venue wiring three or more independent sources should set 2 or 3
-      so that losing sources is flagged rather than silently leaving one source in charge.
-    - `weight_dispersion`, `weight_confidence`, `weight_staleness`: weights of D, C and S in U; 1 each.
-    - `max_uncertainty`: the cap on U as a fraction of the reference price, and U itself in the degraded
-      states; 0.5, the order of the deepest one-day crypto falls on record (ETH lost over 40% on
-      12 March 2020): with no usable price, margin covers such a move.
-    - `pessimistic_k`: k for `pessimistic_prices`; 0 (off).
-    """
-
-    staleness_s: Positive = 60.0
-    future_tolerance_s: NonNegative = 5.0
-    outlier_k: Positive = 5.0
-    outlier_floor: NonNegative = 0.002
-    max_twap_deviation: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.10
-    twap_window_s: Positive = 600.0
-    min_sources: Annotated[int, msgspec.Meta(ge=1)] = 1
-    weight_dispersion: NonNegative = 1.0
-    weight_confidence: NonNegative = 1.0
-    weight_staleness: NonNegative = 1.0
-    max_uncertainty: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.5
-    pessimistic_k: NonNegative = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -378,10 +338,12 @@ def validate_quotes(
     *,
     source: str = "",
     present: ArrayLike | None = None,
+    section: str = "oracle",
 ) -> None:
     """Input-file check: raise InputError at the first malformed or future-dated quote.
 
-    Fields are named ``oracle.<asset>.sources[i].price|confidence|timestamp``. Stale quotes are not an
+    Fields are named ``<section>.<asset>.sources[i].price|confidence|timestamp`` (section "oracle"
+    by default; the market file's loader passes "assets"). Stale quotes are not an
     input error (an old snapshot is legitimate); `aggregate` flags them.
     """
     p, c, t, mask = _quotes(prices, confidences, timestamps, present)
@@ -392,7 +354,7 @@ def validate_quotes(
     if bad.size == 0:
         return
     a, s = (int(x) for x in bad[0])
-    field = f"oracle.{assets[a]}.sources[{s}]"
+    field = f"{section}.{assets[a]}.sources[{s}]"
     if not (np.isfinite(p[a, s]) and p[a, s] > 0.0):
         raise InputError(source, f"{field}.price", f"price must be finite and positive, got {p[a, s]}")
     if not (np.isfinite(c[a, s]) and c[a, s] >= 0.0):

@@ -7,15 +7,16 @@ immutable afterwards. Instrument kinds are small integer codes so kernels can br
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
 
-from solvent.errors import InputError
+from solvent.errors import InputError, ModelError
 from solvent.formats.schemas import AssetQuote, Instrument, MarketSnapshot
 from solvent.market.depth import AssetLiquidity, asset_liquidity
+from solvent.market.oracle import OracleStatus, aggregate, validate_quotes
 from solvent.market.volatility import effective_vol
 from solvent.params import MarginParams
 
@@ -58,6 +59,10 @@ class MarketState:
     years to expiry (0 for spot and perpetuals), the forward (the mark of a linear product; the
     underlying of an option) and the implied vol used to price options (NaN for linear kinds).
     `liquidity` holds each asset's depth curves, ADV and vol bid-ask (empty: no liquidity inputs).
+
+    Oracle, per asset (A,): `oracle_sources` the number of source quotes (0: the quote's `price` is
+    used as it is), `oracle_uncertainty` U in USD (0 without sources), `oracle_status` `OracleStatus`
+    codes (OK without sources). With sources, `price` is the aggregate (market/oracle.py).
     """
 
     time: datetime
@@ -70,11 +75,33 @@ class MarketState:
     forward: FloatArray
     option_vol: FloatArray
     liquidity: tuple[AssetLiquidity, ...] = ()
+    oracle_sources: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    oracle_uncertainty: FloatArray = field(default_factory=lambda: np.zeros(0))
+    oracle_status: NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
 
     @property
     def asset_index(self) -> dict[str, int]:
         """Asset name -> column."""
         return {name: a for a, name in enumerate(self.assets)}
+
+    @property
+    def has_oracle(self) -> bool:
+        """Whether any asset is priced from oracle sources (the `oracle` IM term is reported then)."""
+        return bool(np.any(self.oracle_sources > 0))
+
+    @property
+    def relative_uncertainty(self) -> FloatArray:
+        """(A,) U / price (0 for every asset when no asset has sources)."""
+        if not self.has_oracle:
+            return np.zeros(len(self.assets))
+        return np.asarray(self.oracle_uncertainty / self.price, dtype=np.float64)
+
+    @property
+    def oracle_status_names(self) -> dict[str, str]:
+        """Asset -> `OracleStatus` name for every asset priced from oracle sources, in asset order."""
+        return {
+            self.assets[a]: OracleStatus(int(self.oracle_status[a])).name for a in np.flatnonzero(self.oracle_sources)
+        }
 
 
 def _years(start: datetime, end: datetime, days_per_year: float) -> float:
@@ -132,6 +159,73 @@ def _require_liquidity(
             )
 
 
+@dataclass(frozen=True, eq=False)
+class OracleInputs:
+    """The oracle columns of a market state (see `MarketState`): price, sources, uncertainty, status."""
+
+    price: FloatArray
+    sources: NDArray[np.int64]
+    uncertainty: FloatArray
+    status: NDArray[np.int8]
+
+
+def oracle_inputs(
+    names: list[str],
+    quotes: list[AssetQuote | None],
+    reference: FloatArray,
+    vol: FloatArray,
+    now: datetime,
+    params: MarginParams,
+    market_source: str = "<market>",
+) -> OracleInputs:
+    """Aggregate the `sources` of every quote that has them; other assets keep `reference` and U = 0.
+
+    Quotes are laid out as (R, S) arrays (R assets with sources, S the most sources of any; padding
+    marked absent) and aggregated in one call. The TWAP is the quote's `twap`, else its `price`. A
+    future-dated or malformed quote is an InputError naming `assets.<asset>.sources[i].<field>`; a
+    degraded status is reported, not raised, but an asset left without any price is a ModelError.
+    """
+    n_assets = len(names)
+    sources = np.array([len(q.sources) if q is not None else 0 for q in quotes], dtype=np.int64)
+    rows = np.flatnonzero(sources > 0)
+    price = reference.copy()
+    uncertainty = np.zeros(n_assets)
+    status = np.zeros(n_assets, dtype=np.int8)
+    if rows.size == 0:
+        return OracleInputs(price, sources, uncertainty, status)
+    width = int(sources.max())
+    p = np.ones((rows.size, width))
+    c = np.zeros((rows.size, width))
+    t = np.zeros((rows.size, width))
+    present = np.arange(width)[None, :] < sources[rows][:, None]
+    twap = np.empty(rows.size)
+    for r, a in enumerate(rows.tolist()):
+        quote = quotes[a]
+        assert quote is not None
+        for k, src in enumerate(quote.sources):
+            p[r, k], c[r, k], t[r, k] = src.price, src.confidence, src.timestamp.timestamp()
+        twap[r] = quote.price if quote.twap is None else quote.twap
+    asset_names = [names[a] for a in rows.tolist()]
+    validate_quotes(
+        asset_names, p, c, t, now.timestamp(), params.oracle, source=market_source, present=present, section="assets"
+    )
+    year = params.days_per_year
+    result = aggregate(
+        p, c, t, now.timestamp(), twap, params.oracle, vol=vol[rows], days_per_year=year, present=present
+    )
+    unpriced = np.flatnonzero(~np.isfinite(result.price))
+    if unpriced.size:
+        r = int(unpriced[0])
+        raise ModelError(
+            f"assets.{asset_names[r]}: no usable oracle price "
+            f"({OracleStatus(int(result.status[r])).name}, no TWAP): cannot margin it"
+        )
+    price[rows] = result.price
+    uncertainty[rows] = result.uncertainty
+    status[rows] = result.status
+    return OracleInputs(price, sources, uncertainty, status)
+
+
 def build_market_state(
     instruments: list[Instrument],
     snapshot: MarketSnapshot,
@@ -152,6 +246,8 @@ def build_market_state(
     vol = effective_vol(
         column("vol"), column("implied_vol"), column("vol_long"), column("vol_stressed"), params.volatility
     )
+    oracle = oracle_inputs(names, quotes, price, vol, snapshot.time, params, market_source)
+    price = oracle.price
     table = build_instrument_table(instruments, index, portfolio_source)
     use_implied = params.volatility.use_implied
     for a in sorted(set(table.asset.tolist())):
@@ -195,4 +291,7 @@ def build_market_state(
         forward=forward,
         option_vol=option_vol,
         liquidity=tuple(asset_liquidity(q) for q in quotes),
+        oracle_sources=oracle.sources,
+        oracle_uncertainty=oracle.uncertainty,
+        oracle_status=oracle.status,
     )

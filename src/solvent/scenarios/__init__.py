@@ -8,7 +8,9 @@
 - "mc": stressed-correlation Monte Carlo (`monte_carlo`; the history, if given, sets the correlation).
 
 Every generator returns a `ScenarioSet` over all `state.assets` columns; only traded assets (those
-with instruments) move.
+with instruments) move. Where the market carries oracle sources, every price move of asset a is then
+widened away from 0 by `oracle.scan_widening` * U_a / P_a (`widen_price_moves`; docs/model.md,
+"Oracle uncertainty").
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from solvent.errors import InputError
 from solvent.market.history import PriceHistory
 from solvent.market.state import MarketState
 from solvent.params import MarginParams
-from solvent.scenarios.base import ScenarioSet
+from solvent.scenarios.base import ScenarioSet, widen_price_moves
 from solvent.scenarios.deribit import deribit_grid, vol_term_scale
 from solvent.scenarios.fhs import filtered_historical
 from solvent.scenarios.grid import span_grid, span_price_fractions
@@ -36,7 +38,15 @@ __all__ = [
 
 
 def generate_scenarios(state: MarketState, params: MarginParams, history: PriceHistory | None = None) -> ScenarioSet:
-    """The scenario set of `params.scenarios.method` for `state` (and `history` where it is used)."""
+    """The scenario set of `params.scenarios.method` for `state` (and `history` where it is used),
+    widened by the oracle uncertainty."""
+    scenarios = _generate(state, params, history)
+    if not state.has_oracle:
+        return scenarios
+    return widen_price_moves(scenarios, params.oracle.scan_widening * state.relative_uncertainty)
+
+
+def _generate(state: MarketState, params: MarginParams, history: PriceHistory | None) -> ScenarioSet:
     method = params.scenarios.method
     if method == "grid":
         return span_grid(state, params)

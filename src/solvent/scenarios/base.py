@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
+
+#: Smallest price move widening leaves (a -100% move is not a price); a move already below it is kept.
+MIN_WIDENED_MOVE = -0.99
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,3 +105,22 @@ def per_asset_grid(
         labels=labels,
         vol_term=vol_term,
     )
+
+
+def widen_price_moves(scenarios: ScenarioSet, width: FloatArray) -> ScenarioSet:
+    """Every non-zero price move of asset a pushed `width[a]` further from 0, in its own direction.
+
+    width: (A,) >= 0, the relative oracle uncertainty times `oracle.scan_widening`. Up moves become
+    m + w; down moves m - w, floored at MIN_WIDENED_MOVE (never above the original move); zero moves
+    stay 0. Every |move| is non-decreasing in w, so more uncertainty never shrinks a scenario. An all-zero
+    `width` returns `scenarios` itself (bit-for-bit unchanged). Vol moves, weights and groups are kept.
+    """
+    w = np.asarray(width, dtype=np.float64)
+    if w.shape != (scenarios.price_move.shape[1],) or not np.all(np.isfinite(w) & (w >= 0.0)):
+        raise ValueError(f"width must be {scenarios.price_move.shape[1]} finite values >= 0, got {w}")
+    if not np.any(w > 0.0):
+        return scenarios
+    m = scenarios.price_move
+    down = np.maximum(m - w, np.minimum(m, MIN_WIDENED_MOVE))
+    moved = np.where(m > 0.0, m + w, np.where(m < 0.0, down, m))
+    return replace(scenarios, price_move=np.asarray(moved, dtype=np.float64))

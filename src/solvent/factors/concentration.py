@@ -1,0 +1,275 @@
+"""The concentration add-on, portfolio concentration (HHI) and the risk-tier scaling.
+
+Pure functions over arrays, vectorised over accounts (the only loop is over assets, to read their
+depth curves); every formula, default and source is in docs/model.md ("Concentration add-on and risk
+tier"). Exposures are net delta notionals `x[n, a] = delta[n, a] · price[a]` in USD, so a spot leg and
+the perpetual that hedges it net to nothing.
+
+Two forms, chosen by `concentration.form`:
+
+- "simm": ISDA SIMM's concentration risk factor `CR = max(1, sqrt(|x| / T))` on the asset's part of
+  the market-risk margin: `add_on[n, a] = (CR - 1) · market_risk[n] · |x[n, a]| / Σ_b |x[n, b]|`, with
+  the threshold `T` the configured USD notional, or less where the book's open interest or the
+  stressed depth on the closing side says so;
+- "ramp": dYdX's open-interest ramp of the initial margin fraction (`baselines.dydx.adjusted_imf`),
+  driven by the account's own |x| (or the asset's open interest): `add_on = (IMF - base) · |x|`.
+
+The engine calls the compiled kernels (`open_interest_of`, `simm_and_hhi`: one pass over the accounts, no
+(N, A) temporaries); the numpy functions (`open_interest`, `simm_thresholds`, `simm_add_on`, `herfindahl`)
+are their slow, obviously correct twins, tied to them by tests/test_concentration.py.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from solvent._numba import jit, prange
+from solvent.baselines.dydx import adjusted_imf
+from solvent.market.depth import AssetLiquidity, DepthCurve
+
+FloatArray = NDArray[np.float64]
+
+
+def exposure(delta: FloatArray, price: FloatArray) -> FloatArray:
+    """(N, A) signed net delta notional in USD: delta (N, A, units of the asset) x price (A,)."""
+    out: FloatArray = delta * price[np.newaxis, :]
+    return out
+
+
+def open_interest(notional: FloatArray) -> FloatArray:
+    """(A,) the book's open interest per asset, USD: the larger of its total net long and net short notional.
+
+    OI_a = max(Σ_n max(x[n, a], 0), Σ_n max(-x[n, a], 0)). For a derivatives-only book, where every
+    long faces a short, both sums are equal (the usual open interest); with spot in the book the larger
+    side counts, so every account's share |x[n, a]| / OI_a lies in [0, 1].
+    """
+    longs = np.maximum(notional, 0.0).sum(axis=0)
+    shorts = np.maximum(-notional, 0.0).sum(axis=0)
+    out: FloatArray = np.maximum(longs, shorts)
+    return out
+
+
+def depth_within(curve: DepthCurve, distance: float) -> float:
+    """Cumulative size (units) the curve holds within `distance` of mid: the largest x with δ(x) <= distance.
+
+    0 when the touch is beyond `distance`; +inf when the curve ends flat at or below it.
+    """
+    if distance < curve.distance[0]:
+        return 0.0
+    k = int(np.searchsorted(curve.distance, distance, side="right")) - 1
+    if k < curve.slope.size:  # inside the knots: d[k] <= distance < d[k + 1], so slope[k] > 0
+        return float(curve.size[k] + (distance - curve.distance[k]) / curve.slope[k])
+    last = float(curve.slope[-1])
+    if last <= 0.0:
+        return math.inf
+    return float(curve.size[-1] + (distance - curve.distance[-1]) / last)
+
+
+def stressed_depth(
+    liquidity: tuple[AssetLiquidity, ...], price: FloatArray, distance: float, stress: float
+) -> tuple[FloatArray, FloatArray]:
+    """(bid, ask): (A,) USD depth within `distance` of mid on each side, divided by the book stress.
+
+    A long closes into the bid, a short into the ask. An asset without a depth curve gets +inf (no
+    depth-based threshold): the liquidity add-on prices what depth there is.
+    """
+    n_assets = price.shape[0]
+    bid, ask = np.full(n_assets, math.inf), np.full(n_assets, math.inf)
+    for a, asset in enumerate(liquidity):
+        if asset.bid is not None:
+            bid[a] = depth_within(asset.bid, distance) * float(price[a]) / stress
+        if asset.ask is not None:
+            ask[a] = depth_within(asset.ask, distance) * float(price[a]) / stress
+    return bid, ask
+
+
+def side_thresholds(
+    n_assets: int,
+    threshold: float,
+    oi: FloatArray | None,
+    oi_share: float | None,
+    depth_bid: FloatArray | None,
+    depth_ask: FloatArray | None,
+    depth_share: float | None,
+    relative_floor: float,
+) -> tuple[FloatArray, FloatArray]:
+    """(long, short): (A,) concentration threshold T in USD for a long and for a short exposure.
+
+    T = min(threshold, max(relative_floor, min(oi_share · OI_a, depth_share · depth_a(side)))), the
+    relative thresholds taken only where configured (a None share, or None arrays, leave them out); the
+    side is the bid for a long and the ask for a short.
+    """
+    relative_long = np.full(n_assets, math.inf)
+    relative_short = np.full(n_assets, math.inf)
+    if oi_share is not None and oi is not None:
+        relative_long = np.minimum(relative_long, oi_share * oi)
+        relative_short = np.minimum(relative_short, oi_share * oi)
+    if depth_share is not None and depth_bid is not None and depth_ask is not None:
+        relative_long = np.minimum(relative_long, depth_share * depth_bid)
+        relative_short = np.minimum(relative_short, depth_share * depth_ask)
+    long_t: FloatArray = np.minimum(threshold, np.maximum(relative_floor, relative_long))
+    short_t: FloatArray = np.minimum(threshold, np.maximum(relative_floor, relative_short))
+    return long_t, short_t
+
+
+def simm_thresholds(
+    notional: FloatArray,
+    threshold: float,
+    oi: FloatArray | None,
+    oi_share: float | None,
+    depth_bid: FloatArray | None,
+    depth_ask: FloatArray | None,
+    depth_share: float | None,
+    relative_floor: float,
+) -> FloatArray:
+    """(N, A) the threshold of `side_thresholds` for each account's exposure: long where x >= 0, else short."""
+    long_t, short_t = side_thresholds(
+        notional.shape[1], threshold, oi, oi_share, depth_bid, depth_ask, depth_share, relative_floor
+    )
+    out: FloatArray = np.where(notional >= 0.0, long_t[np.newaxis, :], short_t[np.newaxis, :])
+    return out
+
+
+def concentration_risk_factor(notional: FloatArray, threshold: FloatArray) -> FloatArray:
+    """SIMM's CR = max(1, sqrt(|x| / T)) elementwise: 1 where x = 0; +inf where x != 0 and T = 0 (fail closed)."""
+    size = np.abs(notional)
+    ratio = np.divide(size, threshold, out=np.full(size.shape, np.inf), where=threshold > 0.0)
+    out: FloatArray = np.where(size > 0.0, np.maximum(1.0, np.sqrt(ratio)), 1.0)
+    return out
+
+
+def allocate_by_exposure(total: FloatArray, notional: FloatArray) -> FloatArray:
+    """(N, A) `total` (N,) split over assets in proportion to |x[n, a]|; 0 for an account with no exposure."""
+    size = np.abs(notional)
+    gross = size.sum(axis=1)
+    weight = size / np.where(gross > 0.0, gross, 1.0)[:, np.newaxis]
+    out: FloatArray = total[:, np.newaxis] * weight
+    return out
+
+
+def simm_add_on(notional: FloatArray, market_risk: FloatArray, threshold: FloatArray) -> FloatArray:
+    """(N, A) (CR - 1) x the account's market risk allocated to the asset by |x| (0 where that part is 0)."""
+    cr = concentration_risk_factor(notional, threshold)
+    part = allocate_by_exposure(market_risk, notional)
+    with np.errstate(invalid="ignore"):  # an infinite CR on a zero part is 0: nothing to scale
+        out: FloatArray = np.where(part > 0.0, (cr - 1.0) * part, 0.0)
+    return out
+
+
+def ramp_add_on(
+    notional: FloatArray,
+    base_imf: float,
+    lower_cap: float,
+    upper_cap: float,
+    driver: Literal["account", "open_interest"],
+    oi: FloatArray,
+) -> FloatArray:
+    """(N, A) (adjusted IMF - base IMF) x |x|, the IMF ramped between the caps (dYdX `adjusted_imf`).
+
+    driver "account": the ramp reads the account's own |x[n, a]|; "open_interest": the asset's OI_a.
+    """
+    size = np.abs(notional)
+    if driver == "open_interest":
+        excess = adjusted_imf(base_imf, oi, lower_cap, upper_cap) - base_imf  # (A,): one IMF per asset
+        by_asset: FloatArray = np.maximum(excess, 0.0)[np.newaxis, :] * size
+        return by_asset
+    out = np.zeros_like(size)
+    ramped = size > lower_cap  # at or below the lower cap the IMF is the base: no add-on
+    driven = size[ramped]
+    out[ramped] = np.maximum(adjusted_imf(base_imf, driven, lower_cap, upper_cap) - base_imf, 0.0) * driven
+    return out
+
+
+def herfindahl(notional: FloatArray) -> FloatArray:
+    """(N,) HHI of each account's |x| across assets: Σ_a x² / (Σ_a |x|)², in [1/A, 1]; 0 for a flat account."""
+    size = np.abs(notional)
+    gross = size.sum(axis=1)
+    safe = np.where(gross > 0.0, gross, 1.0)
+    out: FloatArray = np.where(gross > 0.0, ((size / safe[:, np.newaxis]) ** 2).sum(axis=1), 0.0)
+    return out
+
+
+def tier_multiplier(risk_tier: FloatArray) -> FloatArray:
+    """(N,) the account's risk tier, 1.0 where absent (NaN)."""
+    out: FloatArray = np.where(np.isnan(risk_tier), 1.0, risk_tier)
+    return out
+
+
+def risk_tier_term(tier: FloatArray, subtotal: FloatArray) -> FloatArray:
+    """(N,) the `risk_tier` IM term: (tier - 1) x the sum of the other terms, so that IM = tier x that sum."""
+    out: FloatArray = (tier - 1.0) * subtotal
+    return out
+
+
+# ------------------------------------------------------------------------------ compiled kernels
+
+
+@jit()
+def _open_interest_kernel(delta: FloatArray, price: FloatArray, longs: FloatArray, shorts: FloatArray) -> None:
+    n_accounts, n_assets = delta.shape
+    for n in range(n_accounts):  # serial: the sums are the same, bit for bit, on every run
+        for a in range(n_assets):
+            x = delta[n, a] * price[a]
+            if x > 0.0:
+                longs[a] += x
+            elif x < 0.0:
+                shorts[a] -= x
+
+
+def open_interest_of(delta: FloatArray, price: FloatArray) -> FloatArray:
+    """(A,) `open_interest(exposure(delta, price))` in one pass over the (N, A) net deltas."""
+    n_assets = price.shape[0]
+    longs, shorts = np.zeros(n_assets), np.zeros(n_assets)
+    _open_interest_kernel(delta, price, longs, shorts)
+    out: FloatArray = np.maximum(longs, shorts)
+    return out
+
+
+@jit(parallel=True)
+def _simm_hhi_kernel(
+    delta: FloatArray,
+    price: FloatArray,
+    market_risk: FloatArray,
+    long_t: FloatArray,
+    short_t: FloatArray,
+    add_on: FloatArray,
+    hhi: FloatArray,
+) -> None:
+    n_accounts, n_assets = delta.shape
+    for n in prange(n_accounts):
+        gross = 0.0
+        for a in range(n_assets):
+            gross += abs(delta[n, a] * price[a])
+        safe = gross if gross > 0.0 else 1.0
+        squares = 0.0
+        for a in range(n_assets):
+            x = delta[n, a] * price[a]
+            size = abs(x)
+            weight = size / safe
+            squares += weight * weight
+            part = market_risk[n] * weight
+            value = 0.0
+            if size > 0.0 and part > 0.0:
+                t = long_t[a] if x >= 0.0 else short_t[a]
+                cr = max(1.0, math.sqrt(size / t)) if t > 0.0 else math.inf
+                value = (cr - 1.0) * part
+            add_on[n, a] = value
+        hhi[n] = squares if gross > 0.0 else 0.0
+
+
+def simm_and_hhi(
+    delta: FloatArray, price: FloatArray, market_risk: FloatArray, long_t: FloatArray, short_t: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """((N, A) SIMM add-on, (N,) HHI) from net deltas (N, A, units), prices (A,) and per-side thresholds (A,).
+
+    The compiled twin of `simm_add_on(x, market_risk, simm_thresholds(...))` and `herfindahl(x)`,
+    x = delta x price; infinite thresholds give a zero add-on (HHI only).
+    """
+    add_on = np.empty(delta.shape, dtype=np.float64)
+    hhi = np.empty(delta.shape[0], dtype=np.float64)
+    _simm_hhi_kernel(delta, price, market_risk, long_t, short_t, add_on, hhi)
+    return add_on, hhi
