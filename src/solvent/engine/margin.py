@@ -15,10 +15,10 @@ from msgspec import structs
 from numpy.typing import NDArray
 
 from solvent.engine.book import Book
+from solvent.engine.equity import collateral_value, position_value
 from solvent.engine.kernel import margins
 from solvent.engine.results import MarginResult
 from solvent.engine.riskarrays import scenario_risk_arrays
-from solvent.errors import InputError
 from solvent.factors.concentration import (
     exposure,
     open_interest_of,
@@ -29,58 +29,23 @@ from solvent.factors.concentration import (
     stressed_depth,
     tier_multiplier,
 )
-from solvent.factors.liquidity import liquidity_by_asset
+from solvent.factors.liquidity import liquidity_kernel, pack_liquidity
+from solvent.factors.oracle_buffer import oracle_buffer_by_asset
 from solvent.market.history import PriceHistory
-from solvent.market.oracle import pessimistic_prices
 from solvent.market.state import MarketState
 from solvent.params import MarginParams
 
 FloatArray = NDArray[np.float64]
 
 
-def collateral_value(
-    book: Book, state: MarketState, source: str = "<portfolio>", pessimistic_k: float = 0.0
-) -> FloatArray:
-    """(N,) collateral at market prices (no haircut yet); every collateral asset must be quoted.
-
-    With `pessimistic_k` k > 0 and oracle sources, a balance is valued at max(P - kU, 0) and a debt
-    (negative balance) at P + kU (`oracle.pessimistic_prices`).
-    """
-    index = state.asset_index
-    missing = [a for a in book.collateral_assets if a not in index]
-    if missing:
-        code = book.collateral_assets.index(missing[0])
-        row = int(np.flatnonzero(book.col_asset == code)[0])
-        account = int(np.searchsorted(book.col_offsets, row, side="right") - 1)
-        raise InputError(source, f"accounts[{account}].collateral.{missing[0]}", "asset is not in the market")
-    columns = np.array([index[a] for a in book.collateral_assets], dtype=np.int64)
-    prices = state.price[columns]
-    values = book.col_amount * prices[book.col_asset] if book.col_asset.size else np.zeros(0)
-    if pessimistic_k > 0.0 and state.has_oracle and book.col_asset.size:
-        low, high = pessimistic_prices(prices, state.oracle_uncertainty[columns], pessimistic_k)
-        values = book.col_amount * np.where(book.col_amount > 0.0, low[book.col_asset], high[book.col_asset])
-    return np.bincount(book.collateral_account(), weights=values, minlength=book.n_accounts).astype(np.float64)
-
-
-def position_value(book: Book, state: MarketState, unit_value: FloatArray) -> FloatArray:
-    """(N,) unrealised P&L of linear positions (size x (forward - entry)) plus options' premium value."""
-    inst = book.pos_instrument
-    size = state.instruments.contract_size[inst]
-    linear_pnl = np.where(np.isnan(book.pos_entry), 0.0, size * (state.forward[inst] - np.nan_to_num(book.pos_entry)))
-    per_position = book.pos_quantity * linear_pnl + book.pos_quantity * unit_value[inst]
-    return np.bincount(book.position_account(), weights=per_position, minlength=book.n_accounts).astype(np.float64)
-
-
 def liquidity_add_on(greeks: FloatArray, state: MarketState, params: MarginParams) -> FloatArray:
     """(N, A) close-out cost of each account's net delta and vega per asset (greeks: (N, A, 3))."""
-    n_accounts, n_assets = greeks.shape[0], greeks.shape[1]
     if not state.liquidity:
-        return np.zeros((n_accounts, n_assets))
+        return np.zeros(greeks.shape[:2])
     liquidity = params.liquidity
-    return liquidity_by_asset(
-        greeks[:, :, 0],
-        greeks[:, :, 2],
-        state.liquidity,
+    return liquidity_kernel(
+        greeks,
+        pack_liquidity(state.liquidity),
         state.price,
         state.vol / np.sqrt(params.days_per_year),
         liquidity.stress,
@@ -121,10 +86,7 @@ def concentration_add_on(
 
 def oracle_buffer(greeks: FloatArray, state: MarketState, params: MarginParams) -> FloatArray:
     """(N, A) oracle buffer: c * |net delta_a| * U_a (greeks: (N, A, 3); delta in units, U in USD)."""
-    return np.asarray(
-        params.oracle.buffer_multiplier * np.abs(greeks[:, :, 0]) * state.oracle_uncertainty[None, :],
-        dtype=np.float64,
-    )
+    return oracle_buffer_by_asset(greeks, state.oracle_uncertainty, params.oracle.buffer_multiplier)
 
 
 def margin_book(

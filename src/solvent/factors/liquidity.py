@@ -5,15 +5,20 @@ add-on"). Delta is closed against the book (sell into the bid when long, buy fro
 short) under a stress multiplier that divides every cumulative size (book thinning); where an asset
 has no depth curve but an average daily volume, the square-root impact law prices it instead. Vega is
 closed at half the implied-vol bid-ask, widened by the same stress multiplier.
+
+`liquidity_kernel` is the fused form the engine runs (one pass over accounts x assets); the numpy
+functions above it are its slow, obviously correct twin, and the tests hold the two together.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from solvent._numba import jit, prange
 from solvent.market.depth import AssetLiquidity, DepthCurve
 
 FloatArray = NDArray[np.float64]
@@ -105,4 +110,125 @@ def liquidity_by_asset(
         )
         if math.isfinite(asset.vol_spread):
             out[:, a] += vega_cost(vega[:, a], asset.vol_spread, stress)
+    return out
+
+
+# ----------------------------------------------------------------------------------- fused kernel
+
+NO_DEPTH, BOOK, SQRT_LAW = 0, 1, 2
+
+
+@dataclass(frozen=True, eq=False)
+class PackedLiquidity:
+    """Every asset's liquidity inputs as padded arrays, for the kernel (K = most knots of any curve).
+
+    kind (A,): NO_DEPTH, BOOK or SQRT_LAW. curves (2, A, 4, K): side (0 bid, 1 ask) x asset x
+    (size, distance, slope, integral); knots (2, A): knots per curve. adv, vol_spread (A,): NaN absent.
+    """
+
+    kind: NDArray[np.int8]
+    curves: FloatArray
+    knots: NDArray[np.int64]
+    adv: FloatArray
+    vol_spread: FloatArray
+
+
+def pack_liquidity(liquidity: tuple[AssetLiquidity, ...]) -> PackedLiquidity:
+    """Pad every asset's curves into fixed-size arrays (done once per market state)."""
+    n = len(liquidity)
+    curves_of = [(asset.bid, asset.ask) for asset in liquidity]
+    width = max([c.size.size for pair in curves_of for c in pair if c is not None], default=2)
+    curves = np.zeros((2, n, 4, width))
+    knots = np.zeros((2, n), dtype=np.int64)
+    kind = np.zeros(n, dtype=np.int8)
+    for a, asset in enumerate(liquidity):
+        if asset.bid is not None and asset.ask is not None:
+            kind[a] = BOOK
+            for side, curve in enumerate((asset.bid, asset.ask)):
+                k = curve.size.size
+                knots[side, a] = k
+                curves[side, a, 0, :k] = curve.size
+                curves[side, a, 1, :k] = curve.distance
+                curves[side, a, 2, : k - 1] = curve.slope
+                curves[side, a, 3, :k] = curve.integral
+        elif math.isfinite(asset.adv):
+            kind[a] = SQRT_LAW
+    return PackedLiquidity(
+        kind=kind,
+        curves=curves,
+        knots=knots,
+        adv=np.array([asset.adv for asset in liquidity]),
+        vol_spread=np.array([asset.vol_spread for asset in liquidity]),
+    )
+
+
+@jit()
+def _walk(u: float, curve: FloatArray, k: int) -> float:
+    """D(u): the integral of fill distance over the first u units of one curve (see `walk_cost`)."""
+    j = 0
+    while j < k - 2 and curve[0, j + 1] <= u:
+        j += 1
+    x = u - curve[0, j]
+    return float(curve[3, j] + curve[1, j] * x + 0.5 * curve[2, j] * x * x)
+
+
+@jit(parallel=True)
+def _liquidity_kernel(
+    greeks: FloatArray,
+    kind: NDArray[np.int8],
+    curves: FloatArray,
+    knots: NDArray[np.int64],
+    adv: FloatArray,
+    vol_spread: FloatArray,
+    price: FloatArray,
+    daily_vol: FloatArray,
+    stress: float,
+    half_spread: float,
+    coefficient: float,
+    out: FloatArray,
+) -> None:
+    n_accounts, n_assets = out.shape
+    for n in prange(n_accounts):
+        for a in range(n_assets):
+            q = greeks[n, a, 0]
+            cost = 0.0
+            if q != 0.0:
+                size = abs(q)
+                if kind[a] == BOOK:
+                    side = 0 if q > 0.0 else 1
+                    cost = price[a] * _walk(size * stress, curves[side, a], knots[side, a]) / stress
+                elif kind[a] == SQRT_LAW:
+                    impact = coefficient * daily_vol[a] * math.sqrt(size * stress / adv[a])
+                    cost = price[a] * size * (half_spread + impact)
+            spread = vol_spread[a]
+            if spread == spread:  # not NaN
+                cost += abs(greeks[n, a, 2]) * (spread / 2.0 / VOL_POINT) * stress
+            out[n, a] = cost
+
+
+def liquidity_kernel(
+    greeks: FloatArray,
+    packed: PackedLiquidity,
+    price: FloatArray,
+    daily_vol: FloatArray,
+    stress: float,
+    half_spread: float,
+    coefficient: float,
+) -> FloatArray:
+    """(N, A) the same add-on as `liquidity_by_asset`, fused over accounts (greeks: (N, A, 3))."""
+    out = np.empty(greeks.shape[:2])
+    _liquidity_kernel(
+        greeks,
+        packed.kind,
+        packed.curves,
+        packed.knots,
+        packed.adv,
+        packed.vol_spread,
+        price,
+        daily_vol,
+        stress,
+        half_spread,
+        coefficient,
+        out,
+    )
     return out

@@ -1,0 +1,84 @@
+"""Equity: collateral at market prices plus the mark-to-market of positions, per account."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from solvent._numba import jit, prange
+from solvent.engine.book import Book
+from solvent.errors import InputError
+from solvent.market.oracle import pessimistic_prices
+from solvent.market.state import MarketState
+
+FloatArray = NDArray[np.float64]
+
+
+def collateral_value(
+    book: Book, state: MarketState, source: str = "<portfolio>", pessimistic_k: float = 0.0
+) -> FloatArray:
+    """(N,) collateral at market prices (no haircut yet); every collateral asset must be quoted.
+
+    With `pessimistic_k` k > 0 and oracle sources, a balance is valued at max(P - kU, 0) and a debt
+    (negative balance) at P + kU (`oracle.pessimistic_prices`).
+    """
+    index = state.asset_index
+    missing = [a for a in book.collateral_assets if a not in index]
+    if missing:
+        code = book.collateral_assets.index(missing[0])
+        row = int(np.flatnonzero(book.col_asset == code)[0])
+        account = int(np.searchsorted(book.col_offsets, row, side="right") - 1)
+        raise InputError(source, f"accounts[{account}].collateral.{missing[0]}", "asset is not in the market")
+    columns = np.array([index[a] for a in book.collateral_assets], dtype=np.int64)
+    prices = state.price[columns]
+    values = book.col_amount * prices[book.col_asset] if book.col_asset.size else np.zeros(0)
+    if pessimistic_k > 0.0 and state.has_oracle and book.col_asset.size:
+        low, high = pessimistic_prices(prices, state.oracle_uncertainty[columns], pessimistic_k)
+        values = book.col_amount * np.where(book.col_amount > 0.0, low[book.col_asset], high[book.col_asset])
+    return np.bincount(book.collateral_account(), weights=values, minlength=book.n_accounts).astype(np.float64)
+
+
+@jit(parallel=True)
+def _position_value_kernel(
+    offsets: NDArray[np.int64],
+    instrument: NDArray[np.int32],
+    quantity: FloatArray,
+    entry: FloatArray,
+    size: FloatArray,
+    forward: FloatArray,
+    unit_value: FloatArray,
+    out: FloatArray,
+) -> None:
+    for n in prange(offsets.shape[0] - 1):
+        total = 0.0
+        for p in range(offsets[n], offsets[n + 1]):
+            i = instrument[p]
+            if entry[p] == entry[p]:  # a linear product (options carry NaN)
+                total += quantity[p] * size[i] * (forward[i] - entry[p])
+            total += quantity[p] * unit_value[i]
+        out[n] = total
+
+
+def position_value(book: Book, state: MarketState, unit_value: FloatArray) -> FloatArray:
+    """(N,) unrealised P&L of linear positions (size x (forward - entry)) plus options' premium value."""
+    out = np.empty(book.n_accounts)
+    _position_value_kernel(
+        book.pos_offsets,
+        book.pos_instrument,
+        book.pos_quantity,
+        book.pos_entry,
+        state.instruments.contract_size,
+        state.forward,
+        unit_value,
+        out,
+    )
+    return out
+
+
+def position_value_numpy(book: Book, state: MarketState, unit_value: FloatArray) -> FloatArray:
+    """The plain twin of `position_value`."""
+    inst = book.pos_instrument
+    size = state.instruments.contract_size[inst]
+    linear_pnl = np.where(np.isnan(book.pos_entry), 0.0, size * (state.forward[inst] - np.nan_to_num(book.pos_entry)))
+    per_position = book.pos_quantity * linear_pnl + book.pos_quantity * unit_value[inst]
+    return np.bincount(book.position_account(), weights=per_position, minlength=book.n_accounts).astype(np.float64)
