@@ -44,8 +44,9 @@ def example_rows() -> list[dict[str, Any]]:
 def assert_same_book(actual: Book, expected: Book) -> None:
     assert actual.instruments == expected.instruments
     assert actual.collateral_assets == expected.collateral_assets
+    assert actual.venues == expected.venues
     for field in dataclasses.fields(Book):
-        if field.name in ("instruments", "collateral_assets"):
+        if field.name in ("instruments", "collateral_assets", "venues"):
             continue
         got, want = getattr(actual, field.name), getattr(expected, field.name)
         assert got.dtype == want.dtype, field.name

@@ -5,10 +5,13 @@ market = solvent.load_market("examples/market.json")
 result = solvent.compute_margin(book, market)
 result.to_pandas()
 solvent.api.explain_margin(book, market, "carol").positions  # which positions drive its market risk
+solvent.api.baseline_margin_for(book, market, "dydx").im  # what dYdX's rule would ask of each account
 """
 
 from __future__ import annotations
 
+from solvent.baselines import BaselineParams
+from solvent.baselines.book import BaselineResult, baseline_margin, option_unit_values
 from solvent.engine.attribution import Attribution, attribute_margin
 from solvent.engine.book import Book
 from solvent.engine.margin import margin_book
@@ -52,3 +55,26 @@ def explain_margin(
     state = build_market_state(list(book.instruments), market, params, portfolio_source, market_source)
     (attribution,) = attribute_margin(book, state, params, [account_id], history, portfolio_source)
     return attribution
+
+
+def baseline_margin_for(
+    book: Book,
+    market: MarketSnapshot,
+    name: str,
+    params: BaselineParams | None = None,
+    margin_params: MarginParams | None = None,
+    *,
+    portfolio_source: str = "<portfolio>",
+    market_source: str = "<market>",
+) -> BaselineResult:
+    """Every account's IM and MM under the venue rule `name` (static, dydx, synthetix, drift, deribit).
+
+    The market state is built as `compute_margin` builds it (with `margin_params`, default MarginParams()),
+    so both see the same prices, forwards and option marks. `params`: the rules' parameters (default
+    BaselineParams()). Conventions: solvent.baselines.book. An unknown `name` raises ValueError.
+    """
+    margin_params = MarginParams() if margin_params is None else margin_params
+    params = BaselineParams() if params is None else params
+    state = build_market_state(list(book.instruments), market, margin_params, portfolio_source, market_source)
+    time_floor = margin_params.volatility.time_floor_days / margin_params.days_per_year
+    return baseline_margin(book, state, params, name, unit_value=option_unit_values(state, time_floor))

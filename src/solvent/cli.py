@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from solvent.api import compute_margin, explain_margin
-from solvent.console import print_explain, print_margin
+from solvent.api import baseline_margin_for, compute_margin, explain_margin
+from solvent.baselines import BASELINE_NAMES
+from solvent.console import print_baseline, print_explain, print_margin
 from solvent.demo.run import DEMO_ACCOUNTS, DEMO_SEED, run_demo
 from solvent.engine.book import Book
 from solvent.errors import InputError, SolventError
@@ -60,6 +61,13 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "parquet"]), default="table", show_default=True)
 @click.option("--out", "out_path", default=None, help="Write results here instead of standard output.")
 @click.option("--explain", "explain_account", default=None, metavar="ACCOUNT", help="Attribute ACCOUNT's market risk.")
+@click.option(
+    "--baseline",
+    "baseline_name",
+    type=click.Choice(BASELINE_NAMES),
+    default=None,
+    help="Also margin every account under this venue rule and compare with the multi-factor IM.",
+)
 @_fail_cleanly
 def margin(
     portfolio_path: str,
@@ -69,11 +77,15 @@ def margin(
     fmt: str,
     out_path: str | None,
     explain_account: str | None,
+    baseline_name: str | None,
 ) -> None:
     """Margin every account: IM, MM, equity, health, liquidatable, IM terms and Greeks.
 
     With --explain ACCOUNT: each of ACCOUNT's positions' contribution to its market-risk term instead.
+    With --baseline NAME: each account's IM and MM under that venue rule next to its multi-factor IM.
     """
+    if baseline_name is not None and (explain_account is not None or fmt == "parquet"):
+        raise click.UsageError("--baseline prints table or json, without --explain")
     if fmt == "parquet" and (out_path is None or explain_account is not None):
         raise click.UsageError(
             "--format parquet needs --out FILE" if explain_account is None else "--explain prints table or json"
@@ -87,6 +99,18 @@ def margin(
         return
     result = compute_margin(book, market, params, history, portfolio_source=portfolio_path, market_source=market_path)
     market_time = market.time.isoformat()
+    if baseline_name is not None:
+        baseline = baseline_margin_for(
+            book, market, baseline_name, None, params, portfolio_source=portfolio_path, market_source=market_path
+        )
+        if fmt == "table":
+            _write_text(out_path, lambda console: print_baseline(baseline, result.im, console))
+        elif out_path is None:
+            click.echo(baseline.to_json(market_time, result.im).decode())
+        else:
+            text = baseline.to_json(market_time, result.im).decode()
+            write_text_atomic(out_path, lambda handle: print(text, file=handle))
+        return
     if out_path is None:
         if fmt == "table":
             print_margin(result, Console() if sys.stdout.isatty() else Console(width=240))
@@ -97,6 +121,14 @@ def margin(
     else:
         write_result(result, out_path, fmt, market_time)
         click.echo(f"wrote {result.n_accounts:,} accounts to {out_path}", err=True)
+
+
+def _write_text(out_path: str | None, render: Callable[[Console], None]) -> None:
+    """Render to standard output (terminal width, else 240 columns) or atomically to `out_path` (200)."""
+    if out_path is None:
+        render(Console() if sys.stdout.isatty() else Console(width=240))
+    else:
+        write_text_atomic(out_path, lambda handle: render(Console(file=handle, width=200)))
 
 
 def _explain(

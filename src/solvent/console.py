@@ -5,13 +5,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import NDArray
 from rich.console import Console
 from rich.table import Table
 
+from solvent.baselines.book import BaselineResult
 from solvent.engine.attribution import Attribution
 from solvent.engine.results import MarginResult
+from solvent.engine.rollup import parent_rollup
 
 MAX_TABLE_ROWS = 200
+FloatArray = NDArray[np.float64]
 
 
 def _money(value: float) -> str:
@@ -67,6 +71,20 @@ def print_margin(result: MarginResult, console: Console) -> None:
     )
     for warning in result.oracle_warnings:
         console.print(f"[bold yellow]warning:[/] {warning}")
+    print_isolated_note(result, console)
+
+
+def print_isolated_note(result: MarginResult, console: Console, limit: int = 10) -> None:
+    """A note per parent with isolated sub-accounts: their totals (each is margined on its own collateral)."""
+    rollup = parent_rollup(result)
+    for g in range(min(rollup.n_parents, limit)):
+        console.print(
+            f"note: {rollup.parent_ids[g]} has {int(rollup.n_isolated[g])} isolated sub-account(s), margined on "
+            f"their own collateral: IM {_money(float(rollup.im[g]))}  MM {_money(float(rollup.mm[g]))}  "
+            f"equity {_money(float(rollup.equity[g]))}  liquidatable {int(rollup.short[g])}"
+        )
+    if rollup.n_parents > limit:
+        console.print(f"note: and {rollup.n_parents - limit:,} more parents with isolated sub-accounts")
 
 
 def _share(value: float) -> str:
@@ -131,3 +149,37 @@ def print_explain(attribution: Attribution, console: Console) -> None:
         f"account {attribution.account_id}  market_risk {_money(attribution.market_risk)}  "
         f"sum of contributions {_money(total)}"
     )
+
+
+def baseline_table(baseline: BaselineResult, multifactor_im: FloatArray) -> Table:
+    """Per account: multi-factor IM, the baseline's IM and MM, and baseline IM / multi-factor IM."""
+    ratio = baseline.ratio(multifactor_im)
+    order = np.argsort(-multifactor_im, kind="stable")
+    shown = order[:MAX_TABLE_ROWS] if baseline.n_accounts > MAX_TABLE_ROWS else np.arange(baseline.n_accounts)
+    title = f"Baseline {baseline.rule} vs the multi-factor model"
+    if len(shown) < baseline.n_accounts:
+        title += f" - {len(shown)} largest IM of {baseline.n_accounts}; use --format json for all"
+    table = Table(title=title)
+    table.add_column("account")
+    for name in ("multi-factor IM", f"{baseline.rule} IM", f"{baseline.rule} MM", "ratio"):
+        table.add_column(name, justify="right")
+    for n in shown:
+        cells = [
+            str(baseline.account_ids[n]),
+            _money(multifactor_im[n]),
+            _money(baseline.im[n]),
+            _money(baseline.mm[n]),
+        ]
+        table.add_row(*cells, f"{ratio[n]:.2f}" if math.isfinite(ratio[n]) else "-")
+    return table
+
+
+def print_baseline(baseline: BaselineResult, multifactor_im: FloatArray, console: Console) -> None:
+    """Print the comparison table, one line of totals and the rule's notes."""
+    console.print(baseline_table(baseline, multifactor_im))
+    console.print(
+        f"accounts {baseline.n_accounts:,}  multi-factor IM {_money(float(multifactor_im.sum()))}  "
+        f"{baseline.rule} IM {_money(float(baseline.im.sum()))}  {baseline.rule} MM {_money(float(baseline.mm.sum()))}"
+    )
+    for note in baseline.notes:
+        console.print(f"note: {note}")

@@ -181,6 +181,49 @@ class OracleParams(_Config, frozen=True, kw_only=True):
     scan_widening: NonNegative = 1.0
 
 
+class VenueParams(_Config, frozen=True, kw_only=True):
+    """Positions held at other venues (docs/model.md, "Cross, isolated and multi-venue accounts").
+
+    - `remote_pnl_haircut`: h; the unrealised gain of a linear position held at another venue counts in
+      equity at (1 - h) of its value (a loss counts in full): a gain held elsewhere cannot be withdrawn
+      here until that venue settles it. 0.5, a solvent default.
+    """
+
+    remote_pnl_haircut: Fraction = 0.5
+
+
+class CollateralParams(_Config, frozen=True, kw_only=True):
+    """Collateral valuation: dynamic haircuts or the integrated mode (docs/model.md, "Collateral").
+
+    mode "none": balances at market value (no haircut). "haircut": each positive balance loses
+    h = clip(h_mkt x (1 + wrong_way x share) + h_book, floor, cap), then Drift's size scaling; the
+    value removed is reported as `collateral_haircut` and deducted from equity (not an IM term).
+    "integrated": non-USD balances are spot deltas inside the scenarios; h_mkt is dropped for the
+    assets the scenarios move (factors/haircuts.py).
+    """
+
+    mode: Literal["none", "haircut", "integrated"] = "none"
+    liquidity: bool = True
+    wrong_way: NonNegative = 1.0
+    stablecoins: tuple[str, ...] = ("DAI", "USDC", "USDT")
+    depeg: Fraction = 0.12
+    depeg_scenario: bool = False
+    floor: Fraction = 0.0
+    cap: Fraction = 1.0
+    asset_floor: dict[str, Fraction] = msgspec.field(default_factory=dict)
+    asset_cap: dict[str, Fraction] = msgspec.field(default_factory=dict)
+    scale_start: NonNegative = 0.0
+    size_imf: NonNegative = 0.0
+
+    def __post_init__(self) -> None:
+        for asset in sorted(set(self.asset_floor) | set(self.asset_cap) | {""}):
+            low = self.asset_floor.get(asset, self.floor)
+            high = self.asset_cap.get(asset, self.cap)
+            if low > high:
+                where = f"asset_floor.{asset}" if asset else "floor"
+                raise ValueError(f"{where}: must not exceed the cap {high!r}, got {low!r}")
+
+
 class MarginParams(_Config, frozen=True, kw_only=True):
     """The whole model configuration."""
 
@@ -195,6 +238,8 @@ class MarginParams(_Config, frozen=True, kw_only=True):
     liquidity: LiquidityParams = msgspec.field(default_factory=LiquidityParams)
     concentration: ConcentrationParams = msgspec.field(default_factory=ConcentrationParams)
     oracle: OracleParams = msgspec.field(default_factory=OracleParams)
+    collateral: CollateralParams = msgspec.field(default_factory=CollateralParams)
+    venues: VenueParams = msgspec.field(default_factory=VenueParams)
 
     def to_json(self) -> bytes:
         """Serialise every field, defaults included, so the file documents the run."""

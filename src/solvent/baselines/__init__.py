@@ -15,6 +15,8 @@ The closed set of names (`BaselineName`; `BaselineParams.rule` chooses one):
 
     from solvent.baselines import dydx, DydxParams
     im, mm = dydx.requirements(notional, tier, oi_notional, DydxParams())
+
+A rule applied to a whole `Book` (netting, units, open interest, fallbacks): `solvent.baselines.book`.
 """
 
 from __future__ import annotations
@@ -98,8 +100,20 @@ def rule(name: str) -> BaselineRule:
     return RULES[name]  # type: ignore[index]  # narrowed by the membership test
 
 
+def _dydx_asset_tiers() -> dict[str, str]:
+    return {"BTC": "Large-Cap", "ETH": "Large-Cap"}
+
+
 class BaselineParams(_Config, frozen=True, kw_only=True):
-    """Which baseline rule (`rule`), and each rule family's parameters, all with their defaults."""
+    """Which baseline rule (`rule`), and each rule family's parameters, all with their defaults.
+
+    Per-asset choices for margining a whole book (`solvent.baselines.book`):
+    dydx_asset_tiers / dydx_default_tier: the liquidity tier (a name in `dydx.tiers`) of each asset's
+    markets; BTC and ETH in Large-Cap, as on dYdX, every other asset in Small-Cap.
+    synthetix_markets, drift_perp_markets, drift_spot_markets: per-asset overrides of `synthetix`,
+    `drift.perp` and `drift.spot` (which apply to every asset not listed). Static per-asset fractions
+    are `static.assets`.
+    """
 
     rule: BaselineName = "static"
     static: StaticParams = msgspec.field(default_factory=StaticParams)
@@ -107,6 +121,19 @@ class BaselineParams(_Config, frozen=True, kw_only=True):
     synthetix: SynthetixParams = msgspec.field(default_factory=SynthetixParams)
     drift: DriftParams = msgspec.field(default_factory=DriftParams)
     deribit: DeribitStandardParams = msgspec.field(default_factory=DeribitStandardParams)
+    dydx_asset_tiers: dict[str, str] = msgspec.field(default_factory=_dydx_asset_tiers)
+    dydx_default_tier: str = "Small-Cap"
+    synthetix_markets: dict[str, SynthetixParams] = msgspec.field(default_factory=dict)
+    drift_perp_markets: dict[str, DriftPerpParams] = msgspec.field(default_factory=dict)
+    drift_spot_markets: dict[str, DriftSpotParams] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        known = {tier.name for tier in self.dydx.tiers}
+        choices = [("dydx_default_tier", self.dydx_default_tier)]
+        choices += [(f"dydx_asset_tiers.{asset}", tier) for asset, tier in self.dydx_asset_tiers.items()]
+        for field, tier in choices:
+            if tier not in known:
+                raise ValueError(f"{field}: unknown liquidity tier {tier!r}; known: {', '.join(sorted(known))}")
 
     def selected(self) -> _Config:
         """The parameters of the chosen rule."""

@@ -45,8 +45,8 @@ DEMO_DATE = np.datetime64("2026-11-25", "D")
 #: Implied-vol surface of the demo market: ATM vol = calibrated vol x premium, skew per unit log-moneyness.
 IMPLIED_PREMIUM = 1.05
 IMPLIED_SKEW = -0.10
-#: Illustrative order books (docs/model.md, "Liquidity add-on"): BTC deep, SOL thin.
-#: asset: (spread, size within 1% of mid, size within 2%, vol bid-ask)
+#: Illustrative order books (docs/model.md, "Liquidity add-on"): BTC deep, SOL thin, written to the market
+#: file as book curves (`demo_book_side`). asset: (spread, size within 1% of mid, size within 2%, vol bid-ask)
 DEMO_DEPTH: dict[str, tuple[float, float, float, float]] = {
     "BTC": (0.0001, 800.0, 2_000.0, 0.02),
     "ETH": (0.0002, 10_000.0, 25_000.0, 0.03),
@@ -74,12 +74,34 @@ def demo_history(seed: int) -> PriceHistory:
     return PriceHistory(raw.timestamps, raw.assets, raw.closes * (today / raw.closes[-1]))
 
 
+#: Distances from mid of the demo book levels after the touch (which sits at half the spread).
+BOOK_DISTANCES = (0.0025, 0.005, 0.01, 0.015, 0.02)
+#: Size at the touch, as a fraction of the size within 1% of mid.
+TOUCH_SHARE = 0.02
+
+
+def demo_book_side(spread: float, depth_1pct: float, depth_2pct: float) -> list[tuple[float, float]]:
+    """One side of a 6-level book curve, [distance from mid, cumulative size] per level.
+
+    The touch (half the spread) holds TOUCH_SHARE x depth_1pct; the levels at BOOK_DISTANCES hold the
+    cumulative size of the parametric line through (spread/2, 0), (0.01, depth_1pct), (0.02, depth_2pct),
+    so the curve passes through the parametric depth at 1% and 2% of mid.
+    """
+    half = spread / 2.0
+    sizes = np.interp(BOOK_DISTANCES, [half, 0.01, 0.02], [0.0, depth_1pct, depth_2pct])
+    levels = [(half, TOUCH_SHARE * depth_1pct)] + [
+        (d, round(float(q), 2)) for d, q in zip(BOOK_DISTANCES, sizes, strict=True)
+    ]
+    return levels
+
+
 def _demo_depth(name: str) -> tuple[Depth | None, float | None]:
-    """The demo book of an asset as (parametric depth, vol bid-ask); (None, None) outside DEMO_DEPTH."""
+    """The demo book of an asset as (book-curve depth, vol bid-ask); (None, None) outside DEMO_DEPTH."""
     if name not in DEMO_DEPTH:
         return None, None
     spread, depth_1pct, depth_2pct, vol_spread = DEMO_DEPTH[name]
-    return Depth(spread=spread, depth_1pct=depth_1pct, depth_2pct=depth_2pct), vol_spread
+    side = demo_book_side(spread, depth_1pct, depth_2pct)
+    return Depth(bid=side, ask=list(side)), vol_spread
 
 
 def demo_sources(price: float, now: datetime, rng: np.random.Generator) -> list[OracleSource]:

@@ -12,6 +12,7 @@ dictionary-encoded (ENCODED_SCHEMA, as the Parquet reader hands them back) and a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +28,11 @@ IndexArray = NDArray[np.int64]
 CROSS, ISOLATED = 0, 1
 MODE_CODES = {"cross": CROSS, "isolated": ISOLATED}
 
-POSITION_TYPE = pa.struct([("instrument", pa.string()), ("quantity", pa.float64()), ("entry_price", pa.float64())])
+POSITION_TYPE = pa.struct(
+    [("instrument", pa.string()), ("quantity", pa.float64()), ("entry_price", pa.float64()), ("venue", pa.string())]
+)
+#: The venue code of a position held at the home venue (a null `venue`).
+HOME_VENUE = -1
 ACCOUNTS_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -44,7 +49,14 @@ NAME_CODES = pa.dictionary(pa.int32(), pa.string())
 ENCODED_TYPES = {
     "collateral": pa.map_(NAME_CODES, pa.float64()),
     "positions": pa.list_(
-        pa.struct([("instrument", NAME_CODES), ("quantity", pa.float64()), ("entry_price", pa.float64())])
+        pa.struct(
+            [
+                ("instrument", NAME_CODES),
+                ("quantity", pa.float64()),
+                ("entry_price", pa.float64()),
+                ("venue", pa.string()),
+            ]
+        )
     ),
 }
 ENCODED_SCHEMA = pa.schema([pa.field(f.name, ENCODED_TYPES.get(f.name, f.type)) for f in ACCOUNTS_SCHEMA])
@@ -57,7 +69,8 @@ class Book:
     Positions of account n are rows pos_offsets[n]:pos_offsets[n+1] of pos_instrument (index into
     `instruments`), pos_quantity and pos_entry (NaN for options). Collateral likewise with col_asset
     (index into `collateral_assets`) and col_amount. risk_tier is NaN where absent; mode is CROSS or
-    ISOLATED; parent is None for cross accounts.
+    ISOLATED; parent is None for cross accounts. pos_venue is the venue of each position, an index into
+    `venues`, or HOME_VENUE (-1) for the home venue; a book built without it holds everything at home.
     """
 
     instruments: tuple[Instrument, ...]
@@ -73,6 +86,14 @@ class Book:
     risk_tier: FloatArray
     mode: NDArray[np.int8]
     parent: NDArray[np.object_]
+    pos_venue: NDArray[np.int32] = dataclass_field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    venues: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.pos_venue.size == 0 and self.pos_quantity.size:  # not given: every position at the home venue
+            object.__setattr__(self, "pos_venue", np.full(self.pos_quantity.shape, HOME_VENUE, dtype=np.int32))
+        if self.pos_venue.shape != self.pos_quantity.shape:
+            raise ValueError(f"pos_venue: one venue code per position, got {self.pos_venue.shape}")
 
     @property
     def n_accounts(self) -> int:
@@ -119,8 +140,9 @@ def _require_columns(table: pa.Table, source: str) -> pa.Table:
             if column.type == ENCODED_SCHEMA.field(field.name).type:
                 columns[field.name] = column
                 continue
+            target = _target_type(column.type, field, source)
             try:
-                columns[field.name] = column.cast(field.type)
+                columns[field.name] = column.cast(target)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
                 raise InputError(source, field.name, f"expected {field.type}, got {column.type}") from None
         else:
@@ -129,6 +151,26 @@ def _require_columns(table: pa.Table, source: str) -> pa.Table:
     if unknown:
         raise InputError(source, unknown[0], "unknown column")
     return pa.table(columns).combine_chunks()
+
+
+def _target_type(found: pa.DataType, field: pa.Field, source: str) -> pa.DataType:
+    """What a column is cast to: its ACCOUNTS_SCHEMA type, or ENCODED_SCHEMA's for positions whose instrument
+    names are dictionary-encoded (files written before `venue` existed lack it; the cast adds it as null).
+
+    A position `venue` must be a string: a number would cast to one silently, so it is refused here.
+    """
+    if field.name != "positions" or not pa.types.is_list(found) or not pa.types.is_struct(found.value_type):
+        return field.type
+    struct = found.value_type
+    index = struct.get_field_index("venue")
+    if index >= 0:
+        venue = struct.field(index).type
+        if not (pa.types.is_string(venue) or pa.types.is_large_string(venue) or pa.types.is_null(venue)):
+            raise InputError(source, "positions.venue", f"expected a string (the venue name) or null, got {venue}")
+    index = struct.get_field_index("instrument")
+    if index >= 0 and pa.types.is_dictionary(struct.field(index).type):
+        return ENCODED_SCHEMA.field("positions").type
+    return field.type
 
 
 def _chunk(table: pa.Table, name: str) -> pa.Array:
@@ -160,7 +202,7 @@ def book_from_arrow(table: pa.Table, instruments: tuple[Instrument, ...], source
         dup = _first_row(sorted_ids[1:] == sorted_ids[:-1])
         row = int(max(order[dup], order[dup + 1]))
         raise InputError(source, f"accounts[{row}].id", f"duplicate account id {id_values[row]!r}")
-    pos_offsets, pos_instrument, pos_quantity, pos_entry = _positions(table, instruments, source)
+    pos_offsets, pos_instrument, pos_quantity, pos_entry, pos_venue, venues = _positions(table, instruments, source)
     collateral_assets, col_offsets, col_asset, col_amount = _collateral(table, source)
     risk_tier = _float_column(_chunk(table, "risk_tier"))
     bad_tier = ~(np.isnan(risk_tier) | (np.isfinite(risk_tier) & (risk_tier > 0)))
@@ -182,13 +224,16 @@ def book_from_arrow(table: pa.Table, instruments: tuple[Instrument, ...], source
         risk_tier=risk_tier,
         mode=mode,
         parent=parent,
+        pos_venue=pos_venue,
+        venues=venues,
     )
 
 
 def _positions(
     table: pa.Table, instruments: tuple[Instrument, ...], source: str
-) -> tuple[IndexArray, NDArray[np.int32], FloatArray, FloatArray]:
-    """(offsets, instrument rows, quantities, entry prices) of the positions column, validated."""
+) -> tuple[IndexArray, NDArray[np.int32], FloatArray, FloatArray, NDArray[np.int32], tuple[str, ...]]:
+    """(offsets, instrument rows, quantities, entry prices, venue codes, venue names) of the positions column,
+    validated."""
     positions = _list_chunk(table, "positions")
     offsets = np.asarray(positions.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
     offsets = offsets - offsets[0]  # flatten() starts at this array's own first position
@@ -218,7 +263,22 @@ def _positions(
     linear = np.array([inst.kind in LINEAR_KINDS for inst in instruments], dtype=np.bool_)
     linear = linear.take(lookup).take(codes)  # lookup is -1 only for names no position uses
     _check_entry_prices(entry, linear, offsets, source)
-    return offsets, pos_instrument, quantity, entry
+    pos_venue, venues = _venues(values.field("venue"), offsets, source)
+    return offsets, pos_instrument, quantity, entry, pos_venue, venues
+
+
+def _venues(names: pa.Array, offsets: IndexArray, source: str) -> tuple[NDArray[np.int32], tuple[str, ...]]:
+    """(venue code of each position, HOME_VENUE where null; the distinct venue names, sorted)."""
+    if names.null_count == len(names):
+        return np.full(len(names), HOME_VENUE, dtype=np.int32), ()
+    names = names.cast(pa.string())
+    empty = _bools(pc.fill_null(pc.equal(pc.utf8_length(names), 0), False))
+    if empty.any():
+        row = _first_row(empty)
+        raise InputError(source, _where(offsets, row, ".venue", "positions"), "must be a non-empty name or null (home)")
+    venues = tuple(sorted(str(v) for v in pc.unique(names.drop_null()).to_pylist()))
+    codes = pc.fill_null(pc.index_in(names, value_set=pa.array(venues, type=pa.string())), HOME_VENUE)
+    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int32), venues
 
 
 def _collateral(table: pa.Table, source: str) -> tuple[tuple[str, ...], IndexArray, NDArray[np.int32], FloatArray]:
@@ -310,8 +370,11 @@ def book_to_arrow(book: Book) -> pa.Table:
     """The accounts table (ACCOUNTS_SCHEMA) of a book: the inverse of `book_from_arrow`."""
     names = pa.array([inst.id for inst in book.instruments], type=pa.string())
     entry = pa.array(book.pos_entry, mask=np.isnan(book.pos_entry), type=pa.float64())
+    venue_names = pa.array(list(book.venues), type=pa.string())
+    home = book.pos_venue == HOME_VENUE
+    venue = venue_names.take(pa.array(np.where(home, 0, book.pos_venue), mask=home))
     positions = pa.StructArray.from_arrays(
-        [names.take(pa.array(book.pos_instrument)), pa.array(book.pos_quantity), entry],
+        [names.take(pa.array(book.pos_instrument)), pa.array(book.pos_quantity), entry, venue],
         fields=list(POSITION_TYPE),
     )
     assets = pa.array(list(book.collateral_assets), type=pa.string())

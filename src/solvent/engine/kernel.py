@@ -96,15 +96,21 @@ def _margins_kernel(
     group_offsets: NDArray[np.int64],
     confidence: float,
     measure: int,
+    extra_delta: FloatArray,
     out_margin: FloatArray,
     out_greeks: FloatArray,
 ) -> None:
-    """Both outputs are overwritten in place (any previous contents are ignored)."""
+    """Both outputs are overwritten in place (any previous contents are ignored).
+
+    extra_delta (N, A) or (0, A): units of each asset added to the linear netting (the integrated
+    collateral mode); not part of the Greeks.
+    """
     n_accounts = pos_offsets.shape[0] - 1
     n_assets = asset_pnl.shape[0]
     n_scen = asset_pnl.shape[1]
     n_groups = group_offsets.shape[0] - 1
     n_chunks = min(n_accounts, 256)
+    has_extra = extra_delta.shape[0] > 0
     for c in prange(n_chunks):
         pnl = np.empty(n_scen)
         delta = np.empty(n_assets)
@@ -113,7 +119,10 @@ def _margins_kernel(
         hi = (c + 1) * n_accounts // n_chunks
         for acct in range(lo, hi):
             pnl[:] = 0.0
-            delta[:] = 0.0
+            if has_extra:
+                delta[:] = extra_delta[acct]
+            else:
+                delta[:] = 0.0
             out_greeks[acct] = 0.0
             pending = -1  # an option waiting for a partner, so rows are added two at a time
             pending_q = 0.0
@@ -157,11 +166,14 @@ def margins(
     confidence: float,
     measure: str,
     out: tuple[FloatArray, FloatArray] | None = None,
+    extra_delta: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """Market-risk margin (N,) and Greeks per asset (N, A, 3) for N accounts in CSR form.
 
     `out` may pass the two output arrays to reuse (a streaming caller re-margining the same book
     saves allocating, and first touching, the Greeks array each time); they are overwritten.
+    `extra_delta` (N, A), optional: units of each asset netted with the linear positions in the
+    scenarios but kept out of the Greeks (collateral held as spot, the integrated collateral mode).
     """
     n = pos_offsets.shape[0] - 1
     if out is None:
@@ -171,6 +183,12 @@ def margins(
         out_margin, out_greeks = out
         if out_margin.shape != (n,) or out_greeks.shape != (n, arrays.n_assets, 3):
             raise ValueError("output buffers do not match the book and the risk arrays")
+    if extra_delta is None:
+        extra = np.zeros((0, arrays.n_assets), dtype=np.float64)
+    else:
+        extra = np.ascontiguousarray(extra_delta, dtype=np.float64)
+        if extra.shape != (n, arrays.n_assets):
+            raise ValueError(f"extra_delta must be ({n}, {arrays.n_assets}), got {extra.shape}")
     if n:
         _margins_kernel(
             pos_offsets,
@@ -184,6 +202,7 @@ def margins(
             arrays.group_offsets,
             confidence,
             MEASURE_CODES[measure],
+            extra,
             out_margin,
             out_greeks,
         )
@@ -235,8 +254,10 @@ def margins_numpy(
     confidence: float,
     measure: str,
     chunk: int = 50_000,
+    extra_delta: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """The numpy twin of `margins`: same outputs, built from a dense P&L matrix per chunk."""
+    """The numpy twin of `margins`: same outputs, built from a dense P&L matrix per chunk
+    (`extra_delta` (N, A) adds extra_delta @ asset_pnl to each account's scenario P&L)."""
     n = pos_offsets.shape[0] - 1
     out_margin = np.zeros(n, dtype=np.float64)
     for lo in range(0, n, chunk):
@@ -244,6 +265,8 @@ def margins_numpy(
         offsets = pos_offsets[lo : hi + 1] - pos_offsets[lo]
         sl = slice(int(pos_offsets[lo]), int(pos_offsets[hi]))
         pnl = scenario_pnl_numpy(offsets, pos_instrument[sl], pos_quantity[sl], arrays)
+        if extra_delta is not None:
+            pnl = pnl + extra_delta[lo:hi] @ arrays.asset_pnl
         g = arrays.group_offsets
         for start, stop in itertools.pairwise(g):
             part = risk_measure_numpy(-pnl[:, start:stop], confidence, measure)

@@ -29,6 +29,7 @@ from solvent.factors.concentration import (
     stressed_depth,
     tier_multiplier,
 )
+from solvent.factors.haircuts import book_haircuts, integrated_deltas
 from solvent.factors.liquidity import liquidity_kernel, pack_liquidity
 from solvent.factors.oracle_buffer import oracle_buffer_by_asset
 from solvent.market.history import PriceHistory
@@ -98,8 +99,15 @@ def margin_book(
 ) -> MarginResult:
     """Margin every account of `book` at `state` under `params`."""
     scenarios, arrays = scenario_risk_arrays(state, params, history)
+    collateral_delta = integrated_deltas(book, state, params, source)  # None unless collateral.mode "integrated"
     market_risk, greeks = margins(
-        book.pos_offsets, book.pos_instrument, book.pos_quantity, arrays, params.confidence, params.measure
+        book.pos_offsets,
+        book.pos_instrument,
+        book.pos_quantity,
+        arrays,
+        params.confidence,
+        params.measure,
+        extra_delta=collateral_delta,
     )
     terms: dict[str, FloatArray] = {"market_risk": market_risk}
     term_by_asset: dict[str, FloatArray] = {}
@@ -129,13 +137,22 @@ def margin_book(
         mm_params = structs.replace(params, confidence=maintenance.confidence, mpor_days=maintenance.mpor_days)
         _, mm_arrays = scenario_risk_arrays(state, mm_params, history)
         mm_market, _ = margins(
-            book.pos_offsets, book.pos_instrument, book.pos_quantity, mm_arrays, mm_params.confidence, params.measure
+            book.pos_offsets,
+            book.pos_instrument,
+            book.pos_quantity,
+            mm_arrays,
+            mm_params.confidence,
+            params.measure,
+            extra_delta=collateral_delta,
         )
         mm = np.minimum(tier * (mm_market + terms.get("liquidity", 0.0) + terms.get("oracle", 0.0)), im)
     collateral = collateral_value(book, state, source, params.oracle.pessimistic_k)
-    unrealised = position_value(book, state, arrays.value)
+    unrealised = position_value(book, state, arrays.value, params.venues.remote_pnl_haircut)
     equity = collateral + unrealised
-    with np.errstate(divide="ignore", invalid="ignore"):
+    haircuts = book_haircuts(book, state, params, greeks, source)  # an equity deduction, not an IM term
+    if haircuts is not None:
+        equity = equity - haircuts.by_account
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a subnormal MM overflows to inf
         health = np.where(mm > 0.0, equity / np.where(mm > 0.0, mm, 1.0), np.where(equity >= 0.0, np.inf, -np.inf))
     return MarginResult(
         account_ids=book.account_ids,
@@ -154,5 +171,8 @@ def margin_book(
         scenario_method=scenarios.name,
         n_scenarios=scenarios.n_scenarios,
         hhi=hhi,
+        collateral_haircut=None if haircuts is None else haircuts.by_account,
+        collateral_haircut_by_asset=None if haircuts is None else haircuts.by_asset,
         oracle_status=state.oracle_status_names,
+        parent=book.parent,
     )

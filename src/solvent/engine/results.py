@@ -43,6 +43,11 @@ class MarginResult:
     term_by_asset: Mapping[str, FloatArray] = field(default_factory=dict)
     hhi: FloatArray | None = None
     oracle_status: Mapping[str, str] = field(default_factory=dict)
+    # (N,) USD removed from collateral by haircuts (equity = collateral - this + unrealised_pnl) and its
+    # (N, A) split by collateral asset; None when `collateral.mode` is "none". Not an IM term.
+    collateral_haircut: FloatArray | None = None
+    collateral_haircut_by_asset: FloatArray | None = None
+    parent: NDArray[np.object_] | None = None  # (N,) the parent of each isolated sub-account, None elsewhere
 
     @property
     def oracle_warnings(self) -> tuple[str, ...]:
@@ -76,6 +81,8 @@ class MarginResult:
             columns[f"im_{name}"] = values
         if self.hhi is not None:
             columns["hhi"] = self.hhi
+        if self.collateral_haircut is not None:
+            columns["collateral_haircut"] = self.collateral_haircut
         index = {name: a for a, name in enumerate(self.assets)}
         for name, values in self.term_by_asset.items():
             for asset in self.traded_assets:

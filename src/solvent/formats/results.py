@@ -36,6 +36,11 @@ def result_document(result: MarginResult, market_time: str) -> dict[str, Any]:
                 "collateral": float(result.collateral[n]),
                 "unrealised_pnl": float(result.unrealised_pnl[n]),
                 **({} if result.hhi is None else {"hhi": float(result.hhi[n])}),
+                **(
+                    {}
+                    if result.collateral_haircut is None
+                    else {"collateral_haircut": float(result.collateral_haircut[n])}
+                ),
                 "terms": {name: float(values[n]) for name, values in result.terms.items()},
                 "term_by_asset": {
                     name: {asset: float(values[n, index[asset]]) for asset in result.traded_assets}

@@ -72,11 +72,17 @@ class Instrument(_Record, frozen=True, kw_only=True):
 
 
 class Position(_Record, frozen=True, kw_only=True):
-    """A signed holding of an instrument (positive long). Linear products carry their entry price."""
+    """A signed holding of an instrument (positive long). Linear products carry their entry price.
+
+    `venue` names the venue that holds the position; null (the default) is the home venue. Positions at
+    every venue are margined together; a remote linear position's unrealised gain counts in equity only
+    after `venues.remote_pnl_haircut` (docs/model.md, "Cross, isolated and multi-venue accounts").
+    """
 
     instrument: Identifier
     quantity: Finite
     entry_price: PositiveFinite | None = None
+    venue: Identifier | None = None
 
     def __post_init__(self) -> None:
         _require_finite(quantity=self.quantity, entry_price=self.entry_price)

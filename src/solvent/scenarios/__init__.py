@@ -10,16 +10,19 @@
 Every generator returns a `ScenarioSet` over all `state.assets` columns; only traded assets (those
 with instruments) move. Where the market carries oracle sources, every price move of asset a is then
 widened away from 0 by `oracle.scan_widening` * U_a / P_a (`widen_price_moves`; docs/model.md,
-"Oracle uncertainty").
+"Oracle uncertainty"). In the integrated collateral mode with `collateral.depeg_scenario`, one
+stablecoin de-peg scenario is appended in a group of its own (`with_depeg_scenario`).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from solvent.errors import InputError
 from solvent.market.history import PriceHistory
 from solvent.market.state import MarketState
 from solvent.params import MarginParams
-from solvent.scenarios.base import ScenarioSet, widen_price_moves
+from solvent.scenarios.base import ScenarioSet, widen_price_moves, with_depeg_scenario
 from solvent.scenarios.deribit import deribit_grid, vol_term_scale
 from solvent.scenarios.fhs import filtered_historical
 from solvent.scenarios.grid import span_grid, span_price_fractions
@@ -41,9 +44,13 @@ def generate_scenarios(state: MarketState, params: MarginParams, history: PriceH
     """The scenario set of `params.scenarios.method` for `state` (and `history` where it is used),
     widened by the oracle uncertainty."""
     scenarios = _generate(state, params, history)
-    if not state.has_oracle:
-        return scenarios
-    return widen_price_moves(scenarios, params.oracle.scan_widening * state.relative_uncertainty)
+    if state.has_oracle:
+        scenarios = widen_price_moves(scenarios, params.oracle.scan_widening * state.relative_uncertainty)
+    collateral = params.collateral
+    if collateral.mode == "integrated" and collateral.depeg_scenario:
+        stable = [a for a, name in enumerate(state.assets) if name in collateral.stablecoins]
+        scenarios = with_depeg_scenario(scenarios, np.array(stable, dtype=np.int64), collateral.depeg)
+    return scenarios
 
 
 def _generate(state: MarketState, params: MarginParams, history: PriceHistory | None) -> ScenarioSet:

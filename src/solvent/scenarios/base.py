@@ -124,3 +124,30 @@ def widen_price_moves(scenarios: ScenarioSet, width: FloatArray) -> ScenarioSet:
     down = np.maximum(m - w, np.minimum(m, MIN_WIDENED_MOVE))
     moved = np.where(m > 0.0, m + w, np.where(m < 0.0, down, m))
     return replace(scenarios, price_move=np.asarray(moved, dtype=np.float64))
+
+
+def with_depeg_scenario(scenarios: ScenarioSet, columns: NDArray[np.int64], move: float) -> ScenarioSet:
+    """`scenarios` plus one stablecoin de-peg scenario in a group of its own (docs/model.md, "Collateral").
+
+    The scenario moves the price of every asset in `columns` by -`move` (vol and every other asset
+    unchanged, pnl_weight 1). Being its own group, its loss (floored at 0) adds to the market risk. In
+    a per-asset grid its group shocks no traded asset (`group_asset` -1), so instruments show no P&L
+    there; in a joint set (fhs, mc) options also decay over the MPOR in it, as in every joint scenario.
+    No stablecoin column, or `move` 0: `scenarios` itself.
+    """
+    if columns.size == 0 or move == 0.0:
+        return scenarios
+    n_assets = scenarios.price_move.shape[1]
+    price = np.zeros((1, n_assets))
+    price[0, columns] = -move
+    group = int(scenarios.group[-1]) + 1 if scenarios.group.size else 0
+    group_asset = scenarios.group_asset
+    return replace(
+        scenarios,
+        price_move=np.vstack([scenarios.price_move, price]),
+        vol_move=np.vstack([scenarios.vol_move, np.zeros((1, n_assets))]),
+        pnl_weight=np.append(scenarios.pnl_weight, 1.0),
+        group=np.append(scenarios.group, np.int32(group)).astype(np.int32),
+        group_asset=None if group_asset is None else np.append(group_asset, -1).astype(np.int64),
+        labels=(*scenarios.labels, f"stablecoin de-peg -{move:.0%}"),
+    )

@@ -1,0 +1,236 @@
+"""Dynamic collateral haircuts, and collateral as spot deltas for the integrated mode.
+
+Pure functions over arrays, vectorised over collateral rows (one row per account and asset held);
+the only Python loop is over the few collateral assets. Formulas, defaults and sources are in
+docs/model.md ("Collateral"). For a positive balance of q units of asset a at price P:
+
+    h_vol   = 1 - exp(-z sigma_a sqrt(h))        z = Phi^-1(confidence), h = mpor_days / days_per_year
+                                                 (the fall of a lognormal price at its z-quantile; in [0, 1))
+    h_mkt   = 0 for USD; `depeg` for a listed stablecoin; h_vol otherwise
+    share   = clip(max(Delta_a, 0) / q, 0, 1)    Delta_a the account's net delta of a from its positions
+    h_book  = C(q) / (q P)                       C the liquidity add-on's close-out cost of selling q
+                                                 (book walk into the stressed bid, else square-root law)
+    h_raw   = h_mkt (1 + wrong_way x share) + h_book
+    h_1     = clip(h_raw, floor_a, cap_a)
+    w       = size_discount(scaled_initial_asset_weight(1 - h_1, scale_start, deposits_a), size_imf, q)
+    h       = clip(1 - w, floor_a, cap_a)        (baselines.drift; both only lower the weight)
+
+Wrong-way risk. The collateral is wrong-way when it loses value together with the account's positions:
+the account is long the collateral's own asset through perps, futures or options (Delta_a > 0), so a
+fall in a cuts the collateral and the positions at once and both are sold into the same falling bid.
+`share` is the part of the holding that such a long exposure matches; it adds one more MPOR move on
+that part. A short exposure (Delta_a < 0) is the opposite case: the collateral rises when the short
+loses, a hedge the haircut mode does not credit and the integrated mode prices directly.
+
+Integrated mode: every non-USD balance (debts included) is added to the kernel's linear netting as a
+spot delta (`collateral_deltas`), so the scenarios price its co-movement with the positions. h_mkt is
+then 0 for the assets the scenarios move (assets with instruments; stablecoins when the de-peg
+scenario is on); the book part, floors, caps and size scaling still apply.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import ndtri
+
+from solvent.baselines.drift import scaled_initial_asset_weight, size_discount
+from solvent.engine.book import Book
+from solvent.factors.liquidity import delta_cost
+from solvent.market.depth import AssetLiquidity
+from solvent.market.state import QUOTE_ASSETS, MarketState
+from solvent.params import CollateralParams, MarginParams
+
+FloatArray = NDArray[np.float64]
+IndexArray = NDArray[np.int64]
+
+
+def vol_haircut(vol: FloatArray, confidence: float, horizon_years: float) -> FloatArray:
+    """(A,) 1 - exp(-z sigma sqrt(h)): the z-quantile fall of a lognormal price over the horizon, in [0, 1)."""
+    z = float(ndtri(confidence))
+    out: FloatArray = -np.expm1(-z * np.asarray(vol, dtype=np.float64) * math.sqrt(horizon_years))
+    return out
+
+
+def book_haircut(
+    amount: FloatArray,
+    liquidity: AssetLiquidity,
+    price: float,
+    daily_vol: float,
+    stress: float,
+    half_spread: float,
+    coefficient: float,
+) -> FloatArray:
+    """(R,) cost of selling each positive balance into the stressed bid, as a fraction of its value.
+
+    The liquidity add-on's `delta_cost` of a long of q units (book walk, else square-root law, else 0)
+    over q x price; 0 for a debt or an empty balance. Non-decreasing in q and in `stress`.
+    """
+    long = np.maximum(np.asarray(amount, dtype=np.float64), 0.0)
+    cost = delta_cost(long, liquidity, price, daily_vol, stress, half_spread, coefficient)
+    value = long * price
+    out: FloatArray = np.divide(cost, value, out=np.zeros_like(value), where=value > 0.0)
+    return out
+
+
+def wrong_way_share(amount: FloatArray, delta: FloatArray) -> FloatArray:
+    """(R,) clip(max(delta, 0) / amount, 0, 1) for a positive balance, else 0 (see the module docstring)."""
+    q = np.asarray(amount, dtype=np.float64)
+    d = np.maximum(np.asarray(delta, dtype=np.float64), 0.0)
+    out: FloatArray = np.divide(np.minimum(d, q), q, out=np.zeros_like(q), where=q > 0.0)
+    return out
+
+
+def size_scaled_haircut(
+    haircut: FloatArray, amount: FloatArray, deposits_value: FloatArray, start: float, imf_factor: float
+) -> FloatArray:
+    """(R,) 1 - size_discount(scaled_initial_asset_weight(1 - h, start, deposits), imf, q) (baselines.drift).
+
+    deposits_value: the asset's total deposits in USD (per row); start 0 and imf 0 leave h unchanged.
+    """
+    weight = scaled_initial_asset_weight(1.0 - np.asarray(haircut, dtype=np.float64), start, deposits_value)
+    out: FloatArray = 1.0 - size_discount(weight, imf_factor, np.maximum(amount, 0.0))
+    return out
+
+
+def bounds(state: MarketState, collateral: CollateralParams) -> tuple[FloatArray, FloatArray]:
+    """(A,) floor and cap per asset: `asset_floor` / `asset_cap` where given, else `floor` / `cap`."""
+    floor = np.array([collateral.asset_floor.get(a, collateral.floor) for a in state.assets], dtype=np.float64)
+    cap = np.array([collateral.asset_cap.get(a, collateral.cap) for a in state.assets], dtype=np.float64)
+    return floor, cap
+
+
+def market_haircut(state: MarketState, params: MarginParams, scenario_priced: NDArray[np.bool_]) -> FloatArray:
+    """(A,) h_mkt per asset: 0 for USD and for assets priced by the scenarios, `depeg` for stablecoins, else h_vol."""
+    collateral = params.collateral
+    h_vol = vol_haircut(state.vol, params.confidence, params.mpor_days / params.days_per_year)
+    stable = np.array([a in collateral.stablecoins for a in state.assets], dtype=np.bool_)
+    quote = np.array([a in QUOTE_ASSETS for a in state.assets], dtype=np.bool_)
+    h = np.where(stable, collateral.depeg, h_vol)
+    out: FloatArray = np.where(quote | scenario_priced, 0.0, h)
+    return out
+
+
+def scenario_priced_assets(state: MarketState, params: MarginParams) -> NDArray[np.bool_]:
+    """(A,) whether the scenarios move the asset's price, so the integrated mode prices it there."""
+    priced = np.zeros(len(state.assets), dtype=np.bool_)
+    collateral = params.collateral
+    if collateral.mode != "integrated":
+        return priced
+    priced[np.unique(state.instruments.asset)] = True
+    if collateral.depeg_scenario:
+        priced |= np.array([a in collateral.stablecoins for a in state.assets], dtype=np.bool_)
+    return priced
+
+
+@dataclass(frozen=True, eq=False)
+class CollateralHaircuts:
+    """Haircuts of one book: rate and value (USD removed) per collateral row (R,), and per account.
+
+    by_account (N,) sums `value` per account; by_asset (N, A) splits it by collateral asset.
+    """
+
+    rate: FloatArray
+    value: FloatArray
+    by_account: FloatArray
+    by_asset: FloatArray
+
+
+def haircut_rates(
+    book: Book,
+    state: MarketState,
+    params: MarginParams,
+    columns: IndexArray,
+    row_values: FloatArray,
+    greeks: FloatArray,
+) -> FloatArray:
+    """(R,) the haircut h of every collateral row (module docstring), in [floor_a, cap_a] within [0, 1].
+
+    columns (C,): market column of each `book.collateral_assets`; row_values (R,): USD value per row;
+    greeks (N, A, 3): the positions' Greeks (delta in units of the asset).
+    """
+    collateral = params.collateral
+    liquidity = params.liquidity
+    col = columns[book.col_asset]
+    account = book.collateral_account()
+    amount = book.col_amount
+    h_mkt = market_haircut(state, params, scenario_priced_assets(state, params))[col]
+    share = wrong_way_share(amount, greeks[account, col, 0]) if greeks.size else np.zeros_like(amount)
+    h_book = np.zeros_like(amount)
+    if collateral.liquidity and state.liquidity:
+        daily_vol = state.vol / math.sqrt(params.days_per_year)
+        for c, a in enumerate(columns.tolist()):
+            rows = np.flatnonzero(book.col_asset == c)
+            if rows.size and state.assets[a] not in QUOTE_ASSETS:
+                h_book[rows] = book_haircut(
+                    amount[rows],
+                    state.liquidity[a],
+                    float(state.price[a]),
+                    float(daily_vol[a]),
+                    liquidity.stress,
+                    liquidity.adv_half_spread,
+                    liquidity.impact_coefficient,
+                )
+    floor, cap = bounds(state, collateral)
+    h = np.clip(h_mkt * (1.0 + collateral.wrong_way * share) + h_book, floor[col], cap[col])
+    if collateral.scale_start > 0.0 or collateral.size_imf > 0.0:
+        deposits = np.bincount(col, weights=np.maximum(row_values, 0.0), minlength=len(state.assets)).astype(np.float64)
+        scaled = size_scaled_haircut(h, amount, deposits[col], collateral.scale_start, collateral.size_imf)
+        h = np.clip(scaled, floor[col], cap[col])
+    out: FloatArray = np.asarray(h, dtype=np.float64)
+    return out
+
+
+def collateral_haircuts(
+    book: Book,
+    state: MarketState,
+    params: MarginParams,
+    columns: IndexArray,
+    row_values: FloatArray,
+    greeks: FloatArray,
+) -> CollateralHaircuts:
+    """Rates and USD removed: value = h x max(row value, 0) (debts keep their full value)."""
+    rate = haircut_rates(book, state, params, columns, row_values, greeks)
+    value = rate * np.maximum(row_values, 0.0)
+    account = book.collateral_account()
+    n, n_assets = book.n_accounts, len(state.assets)
+    flat = account * n_assets + columns[book.col_asset]
+    by_asset = np.bincount(flat, weights=value, minlength=n * n_assets).astype(np.float64).reshape(n, n_assets)
+    by_account = np.bincount(account, weights=value, minlength=n).astype(np.float64)
+    return CollateralHaircuts(rate=rate, value=value, by_account=by_account, by_asset=by_asset)
+
+
+def collateral_deltas(book: Book, state: MarketState, columns: IndexArray) -> FloatArray:
+    """(N, A) every account's non-USD balances (debts negative) as spot deltas, for the kernel's netting."""
+    n, n_assets = book.n_accounts, len(state.assets)
+    col = columns[book.col_asset]
+    moves = np.array([a not in QUOTE_ASSETS for a in state.assets], dtype=np.bool_)[col]
+    flat = book.collateral_account() * n_assets + col
+    weights = np.where(moves, book.col_amount, 0.0)
+    out: FloatArray = np.bincount(flat, weights=weights, minlength=n * n_assets).astype(np.float64)
+    return out.reshape(n, n_assets)
+
+
+def integrated_deltas(book: Book, state: MarketState, params: MarginParams, source: str) -> FloatArray | None:
+    """(N, A) collateral spot deltas for the kernel in the integrated mode; None in the other modes."""
+    if params.collateral.mode != "integrated":
+        return None
+    from solvent.engine.equity import collateral_columns
+
+    return collateral_deltas(book, state, collateral_columns(book, state, source))
+
+
+def book_haircuts(
+    book: Book, state: MarketState, params: MarginParams, greeks: FloatArray, source: str
+) -> CollateralHaircuts | None:
+    """The haircuts of `book` (modes "haircut", "integrated") at the prices equity uses; None in mode "none"."""
+    if params.collateral.mode == "none":
+        return None
+    from solvent.engine.equity import collateral_columns, collateral_row_values
+
+    columns = collateral_columns(book, state, source)
+    values = collateral_row_values(book, state, source, params.oracle.pessimistic_k)
+    return collateral_haircuts(book, state, params, columns, values, greeks)
