@@ -258,9 +258,10 @@ def test_validate_quotes_names_a_malformed_field(price: float, confidence: float
 
 def test_validate_quotes_accepts_stale_and_absent_quotes() -> None:
     """An old snapshot is not bad input, and padding is not a quote."""
-    validate_quotes(
+    accepted = validate_quotes(
         ["SOL"], [[100.0, math.nan]], [[0.0, math.nan]], [[NOW - 1e6, math.nan]], NOW, PARAMS, present=[[True, False]]
     )
+    assert accepted is None  # no InputError raised
 
 
 @pytest.mark.parametrize(

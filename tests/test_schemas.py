@@ -52,11 +52,11 @@ def test_committed_schema_matches_the_code(name: str) -> None:
     ],
 )
 def test_examples_validate(schema: str, document: str) -> None:
-    validator(schema).validate(example(document))
+    assert [e.message for e in validator(schema).iter_errors(example(document))] == []
 
 
 def test_default_params_validate() -> None:
-    validator(PARAMS).validate(json.loads(solvent.MarginParams().to_json()))
+    assert [e.message for e in validator(PARAMS).iter_errors(json.loads(solvent.MarginParams().to_json()))] == []
 
 
 def _portfolio(edit: Any) -> dict[str, Any]:
