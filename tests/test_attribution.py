@@ -400,3 +400,18 @@ def test_explain_refuses_parquet(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--explain prints table or json" in result.output
     assert not out.exists()
+
+
+def test_explain_reports_every_term_and_add_ons_by_asset(examples_dir) -> None:  # type: ignore[no-untyped-def]
+    """The explain view carries the account's IM terms (summing to its IM) and each add-on split by asset."""
+    book = solvent.load_portfolio(examples_dir / "portfolio.json")
+    market = solvent.load_market(examples_dir / "market.json")
+    result = solvent.compute_margin(book, market)
+    n = list(result.account_ids).index("erin")
+    explained = solvent.explain_margin(book, market, "erin")
+    assert explained.terms == {name: float(values[n]) for name, values in result.terms.items()}
+    assert sum(explained.terms.values()) == pytest.approx(float(result.im[n]), rel=1e-12)
+    liquidity = explained.add_ons_by_asset["liquidity"]
+    assert set(liquidity) == {"BTC", "ETH"}
+    assert sum(liquidity.values()) == pytest.approx(explained.terms["liquidity"], rel=1e-12)
+    assert liquidity["BTC"] > 0.0 and liquidity["ETH"] > 0.0  # erin is short BTC futures and long ETH calls

@@ -10,6 +10,10 @@ solvent.api.baseline_margin_for(book, market, "dydx").im  # what dYdX's rule wou
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+
 from solvent.baselines import BaselineParams
 from solvent.baselines.book import BaselineResult, baseline_margin, option_unit_values
 from solvent.engine.attribution import Attribution, attribute_margin
@@ -47,14 +51,24 @@ def explain_margin(
     portfolio_source: str = "<portfolio>",
     market_source: str = "<market>",
 ) -> Attribution:
-    """Each position's contribution to `account_id`'s market-risk term (Euler allocation; they sum to it).
+    """Each position's contribution to `account_id`'s market-risk term (Euler allocation; they sum to it),
+    with every IM term of the account and each add-on's split by asset.
 
     An unknown account raises InputError naming it.
     """
     params = MarginParams() if params is None else params
     state = build_market_state(list(book.instruments), market, params, portfolio_source, market_source)
     (attribution,) = attribute_margin(book, state, params, [account_id], history, portfolio_source)
-    return attribution
+    result = margin_book(book, state, params, history, portfolio_source)
+    row = int(np.flatnonzero(result.account_ids == account_id)[0])
+    traded = [(state.asset_index[name], name) for name in result.traded_assets]
+    return dataclasses.replace(
+        attribution,
+        terms={name: float(values[row]) for name, values in result.terms.items()},
+        add_ons_by_asset={
+            term: {name: float(values[row, a]) for a, name in traded} for term, values in result.term_by_asset.items()
+        },
+    )
 
 
 def baseline_margin_for(

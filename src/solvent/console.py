@@ -138,12 +138,29 @@ def explain_tables(attribution: Attribution) -> tuple[Table, Table, Table]:
     return positions, assets, tail
 
 
+def terms_table(attribution: Attribution) -> Table:
+    """Every IM term of the account, with each add-on's split by asset where it has one."""
+    assets = sorted({asset for by_asset in attribution.add_ons_by_asset.values() for asset in by_asset})
+    table = Table(title=f"IM terms: {attribution.account_id}")
+    table.add_column("term")
+    table.add_column("total", justify="right")
+    for asset in assets:
+        table.add_column(asset, justify="right")
+    for term, total in attribution.terms.items():
+        by_asset = attribution.add_ons_by_asset.get(term, {})
+        table.add_row(term, _money(total), *[_money(by_asset[a]) if a in by_asset else "" for a in assets])
+    table.add_row("IM", _money(sum(attribution.terms.values())), *["" for _ in assets])
+    return table
+
+
 def print_explain(attribution: Attribution, console: Console) -> None:
     """Print the attribution tables and the line they sum to."""
     positions, assets, tail = explain_tables(attribution)
     console.print(positions)
     console.print(assets)
     console.print(tail if attribution.tail else "no tail scenarios: every scenario group's measure is <= 0")
+    if attribution.terms:
+        console.print(terms_table(attribution))
     total = sum(p.contribution for p in attribution.positions)
     console.print(
         f"account {attribution.account_id}  market_risk {_money(attribution.market_risk)}  "

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -144,6 +144,10 @@ class TailScenario:
 class Attribution:
     """One account's market-risk term split over its positions (and summed per asset).
 
+    terms: every IM term of the account (as `margin_book` reports them, summing to its IM);
+    add_ons_by_asset: each add-on with a per-asset split (liquidity, concentration, oracle), by asset.
+    Both are filled by `solvent.api.explain_margin`; `attribute_margin` leaves them empty.
+
     positions and assets are ordered by contribution, largest first (drivers, then offsets); ties keep
     the portfolio's order. tail lists the scenarios with weight, by group and then by loss, largest first.
     market_risk = Σ_g max(M_g, 0) = Σ contributions to rounding; it equals the `market_risk` term of
@@ -159,6 +163,8 @@ class Attribution:
     confidence: float
     scenario_method: str
     n_scenarios: int
+    terms: Mapping[str, float] = field(default_factory=dict)
+    add_ons_by_asset: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def to_document(self, market_time: str) -> dict[str, Any]:
         """The `solvent.explain/1` JSON document (a share is null when the market risk is 0)."""
@@ -193,6 +199,8 @@ class Attribution:
                 {"scenario": t.scenario, "group": t.group, "label": t.label, "weight": t.weight, "loss": t.loss}
                 for t in self.tail
             ],
+            "terms": dict(self.terms),
+            "add_ons_by_asset": {term: dict(by_asset) for term, by_asset in self.add_ons_by_asset.items()},
         }
 
     def to_json(self, market_time: str) -> bytes:
