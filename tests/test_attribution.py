@@ -8,7 +8,6 @@ finite differences of the engine's own number (Euler); the CLI on examples/.
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import math
 from datetime import UTC, datetime, timedelta
