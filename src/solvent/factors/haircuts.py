@@ -1,7 +1,10 @@
 """Dynamic collateral haircuts, and collateral as spot deltas for the integrated mode.
 
 Pure functions over arrays, vectorised over collateral rows (one row per account and asset held);
-the only Python loop is over the few collateral assets. Formulas, defaults and sources are in
+the only Python loop is over the few collateral assets. `collateral_haircuts` is the fused form the
+engine runs (per-asset pieces in numpy, then one compiled pass over the rows, parallel over accounts);
+`collateral_haircuts_numpy` (over `haircut_rates`) is its plain numpy twin, and the tests hold the two
+together. Formulas, defaults and sources are in
 docs/model.md ("Collateral"). For a positive balance of q units of asset a at price P:
 
     h_vol   = 1 - exp(-z sigma_a sqrt(h))        z = Phi^-1(confidence), h = mpor_days / days_per_year
@@ -37,9 +40,10 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtri
 
+from solvent._numba import jit, prange
 from solvent.baselines.drift import scaled_initial_asset_weight, size_discount
 from solvent.engine.book import Book
-from solvent.factors.liquidity import delta_cost
+from solvent.factors.liquidity import BOOK, NO_DEPTH, SQRT_LAW, _walk, delta_cost, pack_liquidity
 from solvent.market.depth import AssetLiquidity
 from solvent.market.state import QUOTE_ASSETS, MarketState
 from solvent.params import CollateralParams, MarginParams
@@ -192,7 +196,148 @@ def collateral_haircuts(
     row_values: FloatArray,
     greeks: FloatArray,
 ) -> CollateralHaircuts:
-    """Rates and USD removed: value = h x max(row value, 0) (debts keep their full value)."""
+    """Rates and USD removed: value = h x max(row value, 0) (debts keep their full value).
+
+    The fused form of `collateral_haircuts_numpy`: the per-asset pieces (h_mkt, bounds, the packed
+    book, deposits) in numpy, then `_haircut_kernel` over the rows, parallel over accounts.
+    """
+    collateral = params.collateral
+    liquidity = params.liquidity
+    n, n_assets = book.n_accounts, len(state.assets)
+    n_rows = book.col_amount.size
+    h_mkt = np.ascontiguousarray(market_haircut(state, params, scenario_priced_assets(state, params)), dtype=np.float64)
+    floor, cap = bounds(state, collateral)
+    kind = np.full(n_assets, NO_DEPTH, dtype=np.int8)
+    curves = np.zeros((2, n_assets, 4, 2))
+    knots = np.zeros((2, n_assets), dtype=np.int64)
+    adv = np.full(n_assets, np.nan)
+    if collateral.liquidity and state.liquidity:
+        packed = pack_liquidity(state.liquidity)
+        quote = np.array([a in QUOTE_ASSETS for a in state.assets], dtype=np.bool_)
+        kind = np.where(quote, NO_DEPTH, packed.kind).astype(np.int8)
+        curves, knots, adv = packed.curves, packed.knots, packed.adv
+    daily_vol = np.asarray(state.vol, dtype=np.float64) / math.sqrt(params.days_per_year)
+    scale = collateral.scale_start > 0.0 or collateral.size_imf > 0.0
+    deposits = np.zeros(n_assets)
+    if scale and n_rows:
+        by_code = np.bincount(book.col_asset, weights=np.maximum(row_values, 0.0), minlength=columns.size)
+        np.add.at(deposits, columns, by_code)
+    rate = np.empty(n_rows)
+    value = np.empty(n_rows)
+    by_account = np.zeros(n)
+    by_asset = np.zeros((n, n_assets))
+    if n_rows:
+        _haircut_kernel(
+            book.col_offsets,
+            book.col_asset,
+            book.col_amount,
+            np.asarray(row_values, dtype=np.float64),
+            columns,
+            greeks,
+            greeks.size > 0,
+            h_mkt,
+            floor,
+            cap,
+            kind,
+            curves,
+            knots,
+            adv,
+            np.asarray(state.price, dtype=np.float64),
+            daily_vol,
+            deposits,
+            liquidity.stress,
+            liquidity.adv_half_spread,
+            liquidity.impact_coefficient,
+            collateral.wrong_way,
+            scale,
+            collateral.scale_start,
+            collateral.size_imf,
+            rate,
+            value,
+            by_account,
+            by_asset,
+        )
+    return CollateralHaircuts(rate=rate, value=value, by_account=by_account, by_asset=by_asset)
+
+
+@jit(parallel=True)
+def _haircut_kernel(
+    offsets: IndexArray,
+    code: NDArray[np.int32],
+    amount: FloatArray,
+    row_values: FloatArray,
+    columns: IndexArray,
+    greeks: FloatArray,
+    has_greeks: bool,
+    h_mkt: FloatArray,
+    floor: FloatArray,
+    cap: FloatArray,
+    kind: NDArray[np.int8],
+    curves: FloatArray,
+    knots: NDArray[np.int64],
+    adv: FloatArray,
+    price: FloatArray,
+    daily_vol: FloatArray,
+    deposits: FloatArray,
+    stress: float,
+    half_spread: float,
+    coefficient: float,
+    wrong_way: float,
+    scale: bool,
+    start: float,
+    imf: float,
+    rate: FloatArray,
+    value: FloatArray,
+    by_account: FloatArray,
+    by_asset: FloatArray,
+) -> None:
+    n_accounts = offsets.size - 1
+    delta = np.zeros(amount.size)
+    if has_greeks:  # a branch-free gather first: the strided loads overlap instead of stalling the walk
+        for n in prange(n_accounts):
+            for r in range(offsets[n], offsets[n + 1]):
+                delta[r] = greeks[n, columns[code[r]], 0]
+    for n in prange(n_accounts):
+        total = 0.0
+        for r in range(offsets[n], offsets[n + 1]):
+            a = columns[code[r]]
+            q = amount[r]
+            share = 0.0
+            h_book = 0.0
+            if q > 0.0:
+                share = min(max(delta[r], 0.0), q) / q
+                p = price[a]
+                worth = q * p
+                if worth > 0.0:
+                    if kind[a] == BOOK:
+                        h_book = p * _walk(q * stress, curves[0, a], knots[0, a]) / stress / worth
+                    elif kind[a] == SQRT_LAW:
+                        impact = coefficient * daily_vol[a] * math.sqrt(q * stress / adv[a])
+                        h_book = p * q * (half_spread + impact) / worth
+            h = min(max(h_mkt[a] * (1.0 + wrong_way * share) + h_book, floor[a]), cap[a])
+            if scale:
+                w = 1.0 - h
+                if start > 0.0 and deposits[a] >= start:
+                    w = w * start / deposits[a]
+                w = min(w, 1.1 / (1.0 + imf * math.sqrt(max(q, 0.0))))
+                h = min(max(1.0 - w, floor[a]), cap[a])
+            v = h * max(row_values[r], 0.0)
+            rate[r] = h
+            value[r] = v
+            by_asset[n, a] += v
+            total += v
+        by_account[n] = total
+
+
+def collateral_haircuts_numpy(
+    book: Book,
+    state: MarketState,
+    params: MarginParams,
+    columns: IndexArray,
+    row_values: FloatArray,
+    greeks: FloatArray,
+) -> CollateralHaircuts:
+    """The numpy twin of `collateral_haircuts`: rates by `haircut_rates`, then bincounts per account and asset."""
     rate = haircut_rates(book, state, params, columns, row_values, greeks)
     value = rate * np.maximum(row_values, 0.0)
     account = book.collateral_account()
