@@ -15,16 +15,19 @@ from solvent.engine.results import MarginResult
 from solvent.formats.io import atomic_output
 
 PERCENTILES = (50, 90, 99, 99.9)
+#: Health percentiles cover accounts whose MM is at least this (USD).
+MIN_MM_FOR_HEALTH = 1.0
 
 
 def distribution_rows(result: MarginResult) -> list[tuple[str, list[float]]]:
-    """Percentiles of IM, equity and health across accounts (health only where MM > 0)."""
-    finite_health = result.health[np.isfinite(result.health)]
+    """Percentiles of IM, MM, equity and health across accounts (health where MM >= 1 USD)."""
+    # An account with a near-zero MM (a tight hedge) has an astronomically large health: leave those out.
+    finite_health = result.health[np.isfinite(result.health) & (result.mm >= MIN_MM_FOR_HEALTH)]
     rows = [
         ("IM (USD)", result.im),
         ("MM (USD)", result.mm),
         ("equity (USD)", result.equity),
-        ("health (equity / MM)", finite_health),
+        (f"health (equity / MM; MM >= {MIN_MM_FOR_HEALTH:g} USD)", finite_health),
     ]
     return [(name, [float(np.percentile(v, p)) if v.size else float("nan") for p in PERCENTILES]) for name, v in rows]
 
