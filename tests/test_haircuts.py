@@ -17,6 +17,7 @@ from solvent.baselines.drift import scaled_initial_asset_weight, size_discount
 from solvent.engine.kernel import margins, margins_numpy
 from solvent.engine.results import MarginResult
 from solvent.engine.riskarrays import scenario_risk_arrays
+from solvent.errors import InputError
 from solvent.factors.haircuts import (
     book_haircut,
     collateral_deltas,
@@ -304,3 +305,14 @@ def test_kernel_extra_delta_agrees_with_numpy_twin() -> None:
     plain, plain_greeks = margins(*csr, arrays, 0.99, "es")
     np.testing.assert_array_equal(fast_greeks, plain_greeks)  # collateral stays out of the Greeks
     assert not np.allclose(fast, plain)
+
+
+def test_collateral_without_a_quoted_vol_fails_closed() -> None:
+    """With haircuts on, a collateral asset priced by volatility must quote one (not fall to vol_floor)."""
+    market = msgspec.structs.replace(MARKET, assets={**MARKET.assets, "DOGE": AssetQuote(price=0.2)})
+    account = Account(id="a", collateral={"DOGE": 1_000_000.0}, positions=[])
+    book = portfolio_to_book(Portfolio(schema="solvent.portfolio/1", instruments=INSTRUMENTS, accounts=[account]))
+    params = MarginParams(collateral=CollateralParams(mode="haircut"))
+    with pytest.raises(InputError, match=r"assets\.DOGE\.vol: required for a collateral asset"):
+        compute_margin(book, market, params, market_source="m.json")
+    assert compute_margin(book, market).collateral[0] == pytest.approx(200_000.0)  # haircuts off: no vol needed

@@ -20,6 +20,7 @@ from solvent.engine.attribution import Attribution, attribute_margin
 from solvent.engine.book import Book
 from solvent.engine.margin import margin_book
 from solvent.engine.results import MarginResult
+from solvent.factors.haircuts import require_collateral_vols
 from solvent.formats.schemas import MarketSnapshot
 from solvent.market.history import PriceHistory
 from solvent.market.state import build_market_state
@@ -38,6 +39,7 @@ def compute_margin(
     """IM, MM, equity, health, IM terms and Greeks for every account of `book` at `market`."""
     params = MarginParams() if params is None else params
     state = build_market_state(list(book.instruments), market, params, portfolio_source, market_source)
+    require_collateral_vols(book, state, params, market_source)
     return margin_book(book, state, params, history, portfolio_source)
 
 

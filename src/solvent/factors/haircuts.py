@@ -43,6 +43,7 @@ from scipy.special import ndtri
 from solvent._numba import jit, prange
 from solvent.baselines.drift import scaled_initial_asset_weight, size_discount
 from solvent.engine.book import Book
+from solvent.errors import InputError
 from solvent.factors.liquidity import BOOK, NO_DEPTH, SQRT_LAW, _walk, delta_cost, pack_liquidity
 from solvent.market.depth import AssetLiquidity
 from solvent.market.state import QUOTE_ASSETS, MarketState
@@ -128,6 +129,23 @@ def scenario_priced_assets(state: MarketState, params: MarginParams) -> NDArray[
     if collateral.depeg_scenario:
         priced |= np.array([a in collateral.stablecoins for a in state.assets], dtype=np.bool_)
     return priced
+
+
+def require_collateral_vols(book: Book, state: MarketState, params: MarginParams, source: str) -> None:
+    """Fail closed: with haircuts on, every collateral asset priced by its volatility needs a quoted vol.
+
+    (Without one the effective vol would silently be `volatility.vol_floor`.) USD, stablecoins (de-peg
+    haircut) and, in the integrated mode, assets the scenarios move are exempt.
+    """
+    if params.collateral.mode == "none" or state.vol_quoted.size == 0:
+        return
+    priced = scenario_priced_assets(state, params)
+    index = state.asset_index
+    for name in book.collateral_assets:
+        a = index.get(name)
+        exempt = a is None or name in QUOTE_ASSETS or name in params.collateral.stablecoins or bool(priced[a])
+        if not exempt and a is not None and not state.vol_quoted[a]:
+            raise InputError(source, f"assets.{name}.vol", "required for a collateral asset when haircuts are on")
 
 
 @dataclass(frozen=True, eq=False)

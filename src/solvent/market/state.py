@@ -78,6 +78,7 @@ class MarketState:
     oracle_sources: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     oracle_uncertainty: FloatArray = field(default_factory=lambda: np.zeros(0))
     oracle_status: NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+    vol_quoted: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
 
     @property
     def asset_index(self) -> dict[str, int]:
@@ -294,4 +295,5 @@ def build_market_state(
         oracle_sources=oracle.sources,
         oracle_uncertainty=oracle.uncertainty,
         oracle_status=oracle.status,
+        vol_quoted=~np.isnan(column("vol")) | (params.volatility.use_implied & ~np.isnan(column("implied_vol"))),
     )
