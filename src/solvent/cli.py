@@ -103,32 +103,40 @@ def margin(
         baseline = baseline_margin_for(
             book, market, baseline_name, None, params, portfolio_source=portfolio_path, market_source=market_path
         )
-        if fmt == "table":
-            _write_text(out_path, lambda console: print_baseline(baseline, result.im, console))
-        elif out_path is None:
-            click.echo(baseline.to_json(market_time, result.im).decode())
-        else:
-            text = baseline.to_json(market_time, result.im).decode()
-            write_text_atomic(out_path, lambda handle: print(text, file=handle))
-        return
-    if out_path is None:
-        if fmt == "table":
-            print_margin(result, Console() if sys.stdout.isatty() else Console(width=240))
-        else:
-            click.echo(result_json(result, market_time).decode())
-    elif fmt == "table":
-        write_text_atomic(out_path, lambda handle: print_margin(result, Console(file=handle, width=200)))
-    else:
+        _emit(
+            fmt,
+            out_path,
+            lambda console: print_baseline(baseline, result.im, console),
+            lambda: baseline.to_json(market_time, result.im).decode(),
+        )
+    elif fmt == "parquet" and out_path is not None:  # --format parquet without --out was refused above
         write_result(result, out_path, fmt, market_time)
         click.echo(f"wrote {result.n_accounts:,} accounts to {out_path}", err=True)
-
-
-def _write_text(out_path: str | None, render: Callable[[Console], None]) -> None:
-    """Render to standard output (terminal width, else 240 columns) or atomically to `out_path` (200)."""
-    if out_path is None:
-        render(Console() if sys.stdout.isatty() else Console(width=240))
     else:
-        write_text_atomic(out_path, lambda handle: render(Console(file=handle, width=200)))
+        _emit(
+            fmt,
+            out_path,
+            lambda console: print_margin(result, console),
+            lambda: result_json(result, market_time).decode(),
+        )
+
+
+def _emit(fmt: str, out_path: str | None, table: Callable[[Console], None], document: Callable[[], str]) -> None:
+    """Table or JSON, to standard output or atomically to `out_path`.
+
+    A table is drawn at the terminal's width, else 240 columns on a pipe and 200 in a file, so that
+    account ids are never truncated.
+    """
+    if fmt == "table":
+        if out_path is None:
+            table(Console() if sys.stdout.isatty() else Console(width=240))
+        else:
+            write_text_atomic(out_path, lambda handle: table(Console(file=handle, width=200)))
+    elif out_path is None:
+        click.echo(document())
+    else:
+        text = document()
+        write_text_atomic(out_path, lambda handle: print(text, file=handle))
 
 
 def _explain(
@@ -147,17 +155,12 @@ def _explain(
     attribution = explain_margin(
         book, market, account, params, history, portfolio_source=sources[0], market_source=sources[1]
     )
-    if fmt == "table":
-        if out_path is None:
-            print_explain(attribution, Console() if sys.stdout.isatty() else Console(width=240))
-        else:
-            write_text_atomic(out_path, lambda handle: print_explain(attribution, Console(file=handle, width=200)))
-        return
-    text = attribution.to_json(market.time.isoformat()).decode()
-    if out_path is None:
-        click.echo(text)
-    else:
-        write_text_atomic(out_path, lambda handle: print(text, file=handle))
+    _emit(
+        fmt,
+        out_path,
+        lambda console: print_explain(attribution, console),
+        lambda: attribution.to_json(market.time.isoformat()).decode(),
+    )
 
 
 @main.command()
