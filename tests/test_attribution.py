@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -19,6 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from small_venue import INSTRUMENTS, LINEAR, NOW
 
 import solvent
 from solvent.api import compute_margin, explain_margin
@@ -28,24 +28,12 @@ from solvent.engine.book import Book
 from solvent.engine.kernel import risk_measure_numpy, scenario_pnl_numpy
 from solvent.engine.riskarrays import build_risk_arrays
 from solvent.formats.io import portfolio_to_book
-from solvent.formats.schemas import Account, AssetQuote, Instrument, MarketSnapshot, Portfolio, Position
+from solvent.formats.schemas import Account, AssetQuote, MarketSnapshot, Portfolio, Position
 from solvent.market.state import build_market_state
 from solvent.market.synthetic import synthetic_history
 from solvent.params import MarginParams, ScenarioParams
 from solvent.scenarios import generate_scenarios
 
-NOW = datetime(2026, 11, 25, tzinfo=UTC)
-EXPIRY = NOW + timedelta(days=30)
-INSTRUMENTS = [
-    Instrument(id="BTC-SPOT", kind="spot", underlying="BTC"),
-    Instrument(id="BTC-PERP", kind="perp", underlying="BTC"),
-    Instrument(id="BTC-FUT", kind="future", underlying="BTC", expiry=EXPIRY),
-    Instrument(id="ETH-PERP", kind="perp", underlying="ETH"),
-    Instrument(id="BTC-C", kind="option", underlying="BTC", expiry=EXPIRY, strike=100_000, option_type="call"),
-    Instrument(id="BTC-P", kind="option", underlying="BTC", expiry=EXPIRY, strike=90_000, option_type="put"),
-    Instrument(id="ETH-C", kind="option", underlying="ETH", expiry=EXPIRY, strike=3_500, option_type="call"),
-]
-LINEAR = {"BTC-SPOT", "BTC-PERP", "BTC-FUT", "ETH-PERP"}
 MARKET = MarketSnapshot(
     schema="solvent.market/1",
     time=NOW,

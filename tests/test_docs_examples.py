@@ -253,13 +253,15 @@ def tour_cases() -> list[Any]:
     return out
 
 
-def run(command: Command) -> None:
+def run(command: Command) -> int:
+    """Run one tour command; it must exit 0 and write what it says it writes. Returns the exit code."""
     result = CliRunner().invoke(main, list(command.args), catch_exceptions=False)
     assert result.exit_code == 0, f"solvent {' '.join(command.args)}: {result.output}"
     if command.stdout_to:
         Path(command.stdout_to).write_text(result.stdout, encoding="utf-8")
     for path in command.outputs():
         assert Path(path).exists(), f"solvent {' '.join(command.args)} did not write {path}"
+    return result.exit_code
 
 
 def test_tour_has_commands() -> None:
@@ -275,4 +277,4 @@ def test_tour_command_runs(
     for setup in earlier:
         if why_not_runnable(setup, [c for c in earlier if c.line < setup.line]) is None:
             run(setup)
-    run(command)
+    assert run(command) == 0

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from small_venue import INSTRUMENTS, LINEAR, NOW
 
 from solvent.api import compute_margin
 from solvent.engine.results import MarginResult
 from solvent.formats.io import portfolio_to_book
-from solvent.formats.schemas import Account, AssetQuote, Instrument, MarketSnapshot, Portfolio, Position
+from solvent.formats.schemas import Account, AssetQuote, MarketSnapshot, Portfolio, Position
 from solvent.params import MaintenanceParams, MarginParams, ScenarioParams
 
-NOW = datetime(2026, 11, 25, tzinfo=UTC)
-EXPIRY = NOW + timedelta(days=30)
-INSTRUMENTS = [
-    Instrument(id="BTC-SPOT", kind="spot", underlying="BTC"),
-    Instrument(id="BTC-PERP", kind="perp", underlying="BTC"),
-    Instrument(id="BTC-FUT", kind="future", underlying="BTC", expiry=EXPIRY),
-    Instrument(id="ETH-PERP", kind="perp", underlying="ETH"),
-    Instrument(id="BTC-C", kind="option", underlying="BTC", expiry=EXPIRY, strike=100_000, option_type="call"),
-    Instrument(id="BTC-P", kind="option", underlying="BTC", expiry=EXPIRY, strike=90_000, option_type="put"),
-    Instrument(id="ETH-C", kind="option", underlying="ETH", expiry=EXPIRY, strike=3_500, option_type="call"),
-]
-LINEAR = {"BTC-SPOT", "BTC-PERP", "BTC-FUT", "ETH-PERP"}
 MARKET = MarketSnapshot(
     schema="solvent.market/1",
     time=NOW,
