@@ -13,7 +13,6 @@ from scipy.special import ndtr
 
 from solvent.liquidation import (
     SECONDS_PER_YEAR,
-    PredictiveParams,
     breach_probability,
     early_trigger,
     equity_drift,
@@ -22,6 +21,7 @@ from solvent.liquidation import (
     time_to_breach,
     velocity_path,
 )
+from solvent.params import PredictiveParams
 
 # ------------------------------------------------------------------------------- breach probability
 

@@ -224,6 +224,53 @@ class CollateralParams(_Config, frozen=True, kw_only=True):
                 raise ValueError(f"{where}: must not exceed the cap {high!r}, got {low!r}")
 
 
+class PredictiveParams(_Config, frozen=True, kw_only=True):
+    """Predictive, velocity-aware liquidation (docs/model.md, "Predictive liquidation").
+
+    - `horizon_seconds`: h, how long a liquidation takes to complete; the breach probability is over h.
+    - `threshold`: flag an account early when its probability of breaching MM within h exceeds this.
+    - `halflife_seconds`: half-life of each asset's price-velocity and fast-volatility EWMAs.
+    - `correlation`: the correlation between the returns of two different assets in the delta-normal loss
+      volatility, used when the scenarios are not a sample of joint returns (grid, deribit); fhs and mc
+      use the correlation of their own scenario moves.
+    - `use_drift`: whether the current price velocity drifts equity (else the motion is driftless).
+    - `action`: what an early flag does: "flag" (reduce-only: pre-trade checks refuse risk-increasing
+      orders) or "deleverage" (also a pre-emptive partial liquidation back to the liquidation target).
+    Defaults are placeholders to calibrate in the stress lab, not published figures.
+    """
+
+    horizon_seconds: Positive = 60.0
+    threshold: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.10
+    halflife_seconds: Positive = 300.0
+    correlation: Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)] = 0.8
+    use_drift: bool = True
+    action: Literal["flag", "deleverage"] = "flag"
+
+
+class LiquidationParams(_Config, frozen=True, kw_only=True):
+    """Partial liquidation and the backstop waterfall (docs/model.md, "Liquidation").
+
+    - `method`: "proportional" closes the same fraction of every position; "greedy" closes positions in
+      order of their contribution to market risk (largest first; hedges last).
+    - `target`: close until equity >= target x IM (1: back to IM).
+    - `max_share_per_slice`: at most this share of each position in one slice (Hyperliquid: 20%).
+    - `cooldown_seconds`: the wait after a slice before the next (Hyperliquid: 30 s).
+    - `max_notional_per_slice`: a notional cap per account and slice, USD (dYdX v4: $100k per block); None: none.
+    - `min_slice_notional`: a slice closes at least this notional of a position, or all of it (dYdX: $1k).
+    - `min_position_notional`: never leave a position smaller than this (dust): close it in full instead.
+    - `fee`: the liquidation fee, a fraction of the notional closed, paid to the insurance fund (placeholder).
+    """
+
+    method: Literal["proportional", "greedy"] = "proportional"
+    target: Annotated[float, msgspec.Meta(ge=1.0)] = 1.0
+    max_share_per_slice: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.2
+    cooldown_seconds: NonNegative = 30.0
+    max_notional_per_slice: Positive | None = None
+    min_slice_notional: NonNegative = 1_000.0
+    min_position_notional: NonNegative = 100.0
+    fee: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = 0.005
+
+
 class MarginParams(_Config, frozen=True, kw_only=True):
     """The whole model configuration."""
 
@@ -240,6 +287,8 @@ class MarginParams(_Config, frozen=True, kw_only=True):
     oracle: OracleParams = msgspec.field(default_factory=OracleParams)
     collateral: CollateralParams = msgspec.field(default_factory=CollateralParams)
     venues: VenueParams = msgspec.field(default_factory=VenueParams)
+    predictive: PredictiveParams = msgspec.field(default_factory=PredictiveParams)
+    liquidation: LiquidationParams = msgspec.field(default_factory=LiquidationParams)
 
     def to_json(self) -> bytes:
         """Serialise every field, defaults included, so the file documents the run."""

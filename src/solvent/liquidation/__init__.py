@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from solvent.liquidation.predictive import (
     SECONDS_PER_YEAR,
-    PredictiveParams,
     Velocity,
     breach_probability,
     early_trigger,
@@ -17,7 +16,6 @@ from solvent.liquidation.predictive import (
 
 __all__ = [
     "SECONDS_PER_YEAR",
-    "PredictiveParams",
     "Velocity",
     "breach_probability",
     "early_trigger",

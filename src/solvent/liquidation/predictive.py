@@ -2,7 +2,7 @@
 
 Pure functions over arrays (DESIGN.md item 10; issue 4 items 2 and 3). One unit of time throughout:
 **years** (365-day years, as `solvent.pricing`), so that annualised asset vols give a loss volatility in
-USD per sqrt(year) and a drift in USD per year; configuration speaks seconds (`PredictiveParams`) and is
+USD per sqrt(year) and a drift in USD per year; configuration speaks seconds (`solvent.params.PredictiveParams`) and is
 converted once with `SECONDS_PER_YEAR`.
 
 The model. Over a short horizon an account's equity minus its maintenance margin, X_t = d + μ t + σ W_t with
@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated
 
-import msgspec
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erfcx, log_ndtr, ndtr
@@ -43,19 +41,6 @@ BoolArray = NDArray[np.bool_]
 SECONDS_PER_YEAR: float = 365.0 * 86400.0
 
 _SQRT2 = math.sqrt(2.0)
-
-
-class PredictiveParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Predictive-liquidation settings (to move into `MarginParams`). Defaults are placeholders, not calibrated.
-
-    horizon_seconds: how long a liquidation takes to complete (the h of `breach_probability`).
-    threshold: flag an account early when its breach probability within h exceeds this.
-    halflife_seconds: half-life of the price-velocity and fast-volatility EWMAs (`price_velocity`).
-    """
-
-    horizon_seconds: Annotated[float, msgspec.Meta(gt=0.0)] = 60.0
-    threshold: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.10
-    halflife_seconds: Annotated[float, msgspec.Meta(gt=0.0)] = 300.0
 
 
 def _floats(name: str, value: ArrayLike) -> FloatArray:
