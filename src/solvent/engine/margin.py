@@ -10,6 +10,8 @@ else, before `risk_tier`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from msgspec import structs
 from numpy.typing import NDArray
@@ -18,7 +20,7 @@ from solvent.engine.book import Book
 from solvent.engine.equity import collateral_value, position_value
 from solvent.engine.kernel import margins
 from solvent.engine.results import MarginResult
-from solvent.engine.riskarrays import scenario_risk_arrays
+from solvent.engine.riskarrays import RiskArrays, scenario_risk_arrays
 from solvent.factors.concentration import (
     exposure,
     open_interest_of,
@@ -35,6 +37,7 @@ from solvent.factors.oracle_buffer import oracle_buffer_by_asset
 from solvent.market.history import PriceHistory
 from solvent.market.state import MarketState
 from solvent.params import MarginParams
+from solvent.scenarios.base import ScenarioSet
 
 FloatArray = NDArray[np.float64]
 
@@ -90,6 +93,36 @@ def oracle_buffer(greeks: FloatArray, state: MarketState, params: MarginParams) 
     return oracle_buffer_by_asset(greeks, state.oracle_uncertainty, params.oracle.buffer_multiplier)
 
 
+@dataclass(frozen=True, eq=False)
+class RiskContext:
+    """The scenarios and risk arrays a margin run reads: built once per market state, shared by every
+    account (the streaming engine keeps one and refreshes the rows of the assets that move).
+
+    mm_arrays: the maintenance run's arrays when `maintenance.mode` is "model" (its own confidence and
+    MPOR), else None.
+    """
+
+    scenarios: ScenarioSet
+    arrays: RiskArrays
+    mm_scenarios: ScenarioSet | None = None
+    mm_arrays: RiskArrays | None = None
+
+
+def risk_context(state: MarketState, params: MarginParams, history: PriceHistory | None = None) -> RiskContext:
+    """Scenarios and risk arrays for IM (and for MM in the "model" maintenance mode) at `state`."""
+    scenarios, arrays = scenario_risk_arrays(state, params, history)
+    if params.maintenance.mode == "fraction":
+        return RiskContext(scenarios, arrays)
+    mm_scenarios, mm_arrays = scenario_risk_arrays(state, maintenance_params(params), history)
+    return RiskContext(scenarios, arrays, mm_scenarios, mm_arrays)
+
+
+def maintenance_params(params: MarginParams) -> MarginParams:
+    """The parameters of the maintenance run in the "model" mode: its own confidence and MPOR."""
+    maintenance = params.maintenance
+    return structs.replace(params, confidence=maintenance.confidence, mpor_days=maintenance.mpor_days)
+
+
 def margin_book(
     book: Book,
     state: MarketState,
@@ -98,7 +131,18 @@ def margin_book(
     source: str = "<portfolio>",
 ) -> MarginResult:
     """Margin every account of `book` at `state` under `params`."""
-    scenarios, arrays = scenario_risk_arrays(state, params, history)
+    return margin_accounts(book, state, params, risk_context(state, params, history), source)
+
+
+def margin_accounts(
+    book: Book,
+    state: MarketState,
+    params: MarginParams,
+    context: RiskContext,
+    source: str = "<portfolio>",
+) -> MarginResult:
+    """Margin every account of `book` on prepared scenarios and risk arrays (`risk_context`)."""
+    arrays = context.arrays
     collateral_delta = integrated_deltas(book, state, params, source)  # None unless collateral.mode "integrated"
     market_risk, greeks = margins(
         book.pos_offsets,
@@ -134,14 +178,13 @@ def margin_book(
     if maintenance.mode == "fraction":
         mm = maintenance.fraction * im
     else:
-        mm_params = structs.replace(params, confidence=maintenance.confidence, mpor_days=maintenance.mpor_days)
-        _, mm_arrays = scenario_risk_arrays(state, mm_params, history)
+        assert context.mm_arrays is not None, "risk_context builds the maintenance arrays in the model mode"
         mm_market, _ = margins(
             book.pos_offsets,
             book.pos_instrument,
             book.pos_quantity,
-            mm_arrays,
-            mm_params.confidence,
+            context.mm_arrays,
+            maintenance.confidence,
             params.measure,
             extra_delta=collateral_delta,
         )
@@ -168,8 +211,8 @@ def margin_book(
         health=health,
         liquidatable=equity < mm,
         greeks=greeks,
-        scenario_method=scenarios.name,
-        n_scenarios=scenarios.n_scenarios,
+        scenario_method=context.scenarios.name,
+        n_scenarios=context.scenarios.n_scenarios,
         hhi=hhi,
         collateral_haircut=None if haircuts is None else haircuts.by_account,
         collateral_haircut_by_asset=None if haircuts is None else haircuts.by_asset,

@@ -59,36 +59,76 @@ class RiskArrays:
 
 
 def build_risk_arrays(state: MarketState, scenarios: ScenarioSet, time_floor_years: float) -> RiskArrays:
-    """Revalue every instrument under every scenario (vectorised over instruments x scenarios)."""
-    table = state.instruments
-    asset = table.asset
-    spot = state.price[asset]
-    forward = state.forward
-    size = table.contract_size
-    moves = scenarios.price_move[:, asset].T  # (I, S)
-    weight = scenarios.pnl_weight[np.newaxis, :]
-    is_option = table.kind == OPTION
+    """Revalue every instrument under every scenario, one asset at a time (`refresh_risk_arrays`)."""
+    n_instruments = len(state.instruments)
+    n_scen = scenarios.n_scenarios
+    arrays = RiskArrays(
+        instrument_asset=state.instruments.asset,
+        instrument_pnl=np.zeros((n_instruments, n_scen)),
+        asset_pnl=np.zeros((len(state.assets), n_scen)),
+        linear_weight=np.zeros(n_instruments),
+        unit_greeks=np.zeros((n_instruments, 3)),
+        value=np.zeros(n_instruments),
+        group_offsets=scenarios.group_offsets,
+        n_assets=len(state.assets),
+    )
+    refresh_risk_arrays(arrays, state, scenarios, time_floor_years, np.arange(len(state.assets)))
+    return arrays
 
-    pnl = (size * forward)[:, np.newaxis] * moves
-    greeks = np.zeros((len(table), 3), dtype=np.float64)
-    value = np.zeros(len(table), dtype=np.float64)
-    greeks[:, DELTA] = np.where(is_option, 0.0, size * forward / spot)
+
+def refresh_risk_arrays(
+    arrays: RiskArrays, state: MarketState, scenarios: ScenarioSet, time_floor_years: float, assets: NDArray[np.int64]
+) -> None:
+    """Recompute, in place, the rows of `arrays` that belong to `assets` (their instruments and their own
+    asset_pnl row) at `state`; the other rows are left as they are.
+
+    The streaming engine calls this for the assets whose price moved; a full build calls it for every
+    asset. Each asset's rows are computed by the same code from the same inputs either way, so an
+    incremental update and a rebuild agree bit for bit.
+    """
+    weight = scenarios.pnl_weight
+    for a in np.asarray(assets, dtype=np.int64).tolist():
+        arrays.asset_pnl[a] = (state.price[a] * scenarios.price_move[:, a]) * weight
+        rows = np.flatnonzero(state.instruments.asset == a)
+        if rows.size:
+            pnl, greeks, value, linear = _asset_rows(state, scenarios, time_floor_years, rows, a)
+            arrays.instrument_pnl[rows] = pnl * weight
+            arrays.unit_greeks[rows] = greeks
+            arrays.value[rows] = value
+            arrays.linear_weight[rows] = linear
+
+
+def _asset_rows(
+    state: MarketState, scenarios: ScenarioSet, time_floor_years: float, rows: NDArray[np.int64], a: int
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """(R, S) unweighted P&L, (R, 3) unit Greeks, (R,) values and (R,) linear weights of instruments `rows` on asset a."""
+    table = state.instruments
+    spot = state.price[a]
+    forward = state.forward[rows]
+    size = table.contract_size[rows]
+    moves = scenarios.price_move[:, a]  # (S,)
+    is_option = table.kind[rows] == OPTION
+    pnl = (size * forward)[:, np.newaxis] * moves[np.newaxis, :]
+    greeks = np.zeros((rows.size, 3), dtype=np.float64)
+    value = np.zeros(rows.size, dtype=np.float64)
+    linear = np.where(is_option, 0.0, size * forward / spot)
+    greeks[:, DELTA] = linear
     if is_option.any():
         o = np.flatnonzero(is_option)
-        f0, k, t0, v0 = forward[o], table.strike[o], state.expiry_years[o], state.option_vol[o]
-        calls = table.is_call[o]
+        f0, k, t0, v0 = forward[o], table.strike[rows[o]], state.expiry_years[rows[o]], state.option_vol[rows[o]]
+        calls = table.is_call[rows[o]]
         now = black76_greeks(f0, k, t0, v0, state.rate, calls, time_floor=time_floor_years)
-        dfds = forward[o] / spot[o]
+        dfds = f0 / spot
         value[o] = size[o] * now.price
         greeks[o, DELTA] = size[o] * now.delta * dfds
         greeks[o, GAMMA] = size[o] * now.gamma * dfds**2
         greeks[o, VEGA] = size[o] * now.vega * VOL_POINT
-        vol_moves = scenarios.vol_move[:, asset[o]].T  # (O, S)
+        vol_moves = np.broadcast_to(scenarios.vol_move[:, a], (o.size, moves.size))  # (O, S)
         if scenarios.vol_term is not None:
             vol_moves = vol_moves * vol_term_scale(t0, scenarios.vol_term)[:, np.newaxis]
         t1 = np.maximum(t0 - scenarios.horizon_years, 0.0)[:, np.newaxis]
         shocked = black76_price(
-            f0[:, np.newaxis] * (1.0 + moves[o]),
+            f0[:, np.newaxis] * (1.0 + moves[np.newaxis, :]),
             k[:, np.newaxis],
             t1,
             v0[:, np.newaxis] * np.maximum(1.0 + vol_moves, 0.0),
@@ -99,18 +139,8 @@ def build_risk_arrays(state: MarketState, scenarios: ScenarioSet, time_floor_yea
         pnl[o] = size[o, np.newaxis] * (shocked - now.price[:, np.newaxis])
     if scenarios.group_asset is not None:
         # Per-asset grid: an instrument moves only in its own asset's group.
-        pnl *= scenarios.group_asset[scenarios.group][np.newaxis, :] == asset[:, np.newaxis]
-    asset_pnl = (state.price[:, np.newaxis] * scenarios.price_move.T) * weight
-    return RiskArrays(
-        instrument_asset=asset,
-        instrument_pnl=np.ascontiguousarray(pnl * weight),
-        asset_pnl=np.ascontiguousarray(asset_pnl),
-        linear_weight=np.where(is_option, 0.0, size * forward / spot),
-        unit_greeks=greeks,
-        value=value,
-        group_offsets=scenarios.group_offsets,
-        n_assets=len(state.assets),
-    )
+        pnl *= (scenarios.group_asset[scenarios.group] == a)[np.newaxis, :]
+    return pnl, greeks, value, linear
 
 
 def scenario_risk_arrays(

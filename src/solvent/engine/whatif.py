@@ -1,0 +1,573 @@
+"""Pre-trade what-if: one account's IM after a proposed order, and whether the order is allowed.
+
+The caller keeps each account's scenario P&L vector (S,) and Greeks (A, 3) (`account_scenario_pnl`,
+`account_greeks`, or `margin_book`'s Greeks); an order of q units of instrument i is then an O(S)
+update, never a re-margin of the account:
+
+    pnl'    = pnl + q x instrument_pnl[i]                    (an option)
+            = pnl + q x linear_weight[i] x asset_pnl[a]      (a linear product on asset a)
+    greeks' = greeks, with greeks'[a] = greeks[a] + q x unit_greeks[i]
+
+and the IM terms are recomputed for this one account exactly as `margin_book` assembles them:
+market risk = sum over scenario groups of max(measure, 0) (the fused kernel's reduction,
+`kernel._reduce_group`), apc buffer, liquidity (close-out cost of net delta and vega), concentration
+(SIMM form with the thresholds the caller passes, computed once per market state; or the ramp),
+oracle buffer, all times the account's risk tier.
+
+The rules (docs/model.md, "Pre-trade what-if"), `price` in USD per unit of the underlying (as entry
+prices and Black-76 premiums are quoted), so one contract trades at contract_size x price:
+
+    equity_after = equity - fee - q x (contract_size x price - mark)
+        mark = contract_size x forward (a linear product), the premium value of one contract (an option)
+    reduces risk = im_after <= im_before and (the order shrinks the account's position in the instrument
+                   without flipping it, or shrinks |net delta| of the asset)
+    allowed      = every number is finite, the instrument exists, q != 0, and
+                   - with `reduce_only`, the order shrinks the position and im_after <= im_before;
+                   - an order that does not reduce risk is refused while the asset's oracle is degraded;
+                   - equity_after >= im_after, or the order reduces risk (allowed even below IM).
+
+`PreTradeChecker.check` is the fast path (one compiled call, preallocated buffers); `im_numpy` is its
+slow, obviously correct twin built from the factor modules' numpy functions; the tests tie both to
+`margin_book` run on the book with the order applied.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from solvent._numba import jit
+from solvent.engine.kernel import MEASURE_CODES, _reduce_group, risk_measure_numpy
+from solvent.engine.riskarrays import RiskArrays
+from solvent.factors.concentration import (
+    exposure,
+    ramp_add_on,
+    side_thresholds,
+    simm_add_on,
+    stressed_depth,
+)
+from solvent.factors.liquidity import BOOK, SQRT_LAW, VOL_POINT, _walk, liquidity_by_asset, pack_liquidity
+from solvent.factors.oracle_buffer import oracle_buffer_numpy
+from solvent.market.oracle import OracleStatus
+from solvent.market.state import OPTION, MarketState
+from solvent.params import MarginParams
+
+FloatArray = NDArray[np.float64]
+
+#: Decision reasons (a closed set).
+OK = "ok"
+INSUFFICIENT_MARGIN = "insufficient margin"
+ORACLE_DEGRADED = "oracle degraded"
+REDUCE_ONLY = "reduce-only"
+NOT_FINITE = "not finite"
+UNKNOWN_INSTRUMENT = "unknown instrument"
+EMPTY_ORDER = "empty order"
+
+# Columns of the per-asset table the check kernel reads (rows of `_asset_table`).
+_PRICE, _DAILY_VOL, _ADV, _VOL_SPREAD, _LONG_T, _SHORT_T, _UNCERTAINTY, _KIND = range(8)
+# Entries of the kernel's config vector.
+_CONFIDENCE, _MEASURE, _STRESS, _HALF_SPREAD, _COEFFICIENT, _ORACLE_MULT, _LIQ_ON, _SIMM_ON, _ORACLE_ON = range(9)
+# Columns of the kernel's output rows (row 0: before the order, row 1: after).
+_MARKET, _LIQUIDITY, _CONCENTRATION, _ORACLE, _FINITE = range(5)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer of one pre-trade check: allowed or not, why, and the numbers it rests on (NaN when
+    the check refused before computing them)."""
+
+    allowed: bool
+    reason: str
+    im_before: float
+    im_after: float
+    equity_after: float
+
+
+# ----------------------------------------------------------------------------------- account state
+
+
+@jit()
+def _account_pnl_kernel(
+    pos_instrument: NDArray[np.int32],
+    pos_quantity: FloatArray,
+    instrument_asset: NDArray[np.int32],
+    instrument_pnl: FloatArray,
+    linear_weight: FloatArray,
+    asset_pnl: FloatArray,
+    delta: FloatArray,
+    out: FloatArray,
+) -> None:
+    """out (S,) = the account's scenario P&L, built as the fused kernel builds it: options' rows, then
+    each asset's netted linear delta (delta (A,) holds any extra units on entry) x its risk array."""
+    out[:] = 0.0
+    for p in range(pos_instrument.shape[0]):
+        i = pos_instrument[p]
+        q = pos_quantity[p]
+        w = linear_weight[i]
+        if w != 0.0:
+            delta[instrument_asset[i]] += q * w
+        else:
+            for s in range(out.shape[0]):
+                out[s] += q * instrument_pnl[i, s]
+    for a in range(delta.shape[0]):
+        d = delta[a]
+        if d != 0.0:
+            for s in range(out.shape[0]):
+                out[s] += d * asset_pnl[a, s]
+
+
+def account_scenario_pnl(
+    instrument: NDArray[np.int32],
+    quantity: FloatArray,
+    arrays: RiskArrays,
+    out: FloatArray | None = None,
+    extra_delta: FloatArray | None = None,
+) -> FloatArray:
+    """(S,) one account's scenario P&L from its positions (instrument, quantity: (P,)).
+
+    `extra_delta` (A,), optional: units of each asset netted with the linear positions (collateral in
+    the integrated collateral mode, as `margins(extra_delta=...)`). `out` (S,) is overwritten if given.
+    """
+    if instrument.shape != quantity.shape:
+        raise ValueError(f"instrument and quantity must have the same shape, got {instrument.shape}, {quantity.shape}")
+    n_scen = arrays.n_scenarios
+    if out is None:
+        out = np.empty(n_scen, dtype=np.float64)
+    elif out.shape != (n_scen,):
+        raise ValueError(f"out must be ({n_scen},), got {out.shape}")
+    delta = np.zeros(arrays.n_assets) if extra_delta is None else np.array(extra_delta, dtype=np.float64)
+    if delta.shape != (arrays.n_assets,):
+        raise ValueError(f"extra_delta must be ({arrays.n_assets},), got {delta.shape}")
+    _account_pnl_kernel(
+        np.ascontiguousarray(instrument, dtype=np.int32),
+        np.ascontiguousarray(quantity, dtype=np.float64),
+        arrays.instrument_asset,
+        arrays.instrument_pnl,
+        arrays.linear_weight,
+        arrays.asset_pnl,
+        delta,
+        out,
+    )
+    return out
+
+
+def account_greeks(instrument: NDArray[np.int32], quantity: FloatArray, arrays: RiskArrays) -> FloatArray:
+    """(A, 3) one account's delta, gamma, vega per asset from its positions (instrument, quantity: (P,))."""
+    out = np.zeros((arrays.n_assets, 3), dtype=np.float64)
+    np.add.at(out, arrays.instrument_asset[instrument], quantity[:, np.newaxis] * arrays.unit_greeks[instrument])
+    return out
+
+
+def apply_order(
+    pnl: FloatArray, greeks: FloatArray, instrument: int, quantity: float, arrays: RiskArrays
+) -> tuple[FloatArray, FloatArray]:
+    """(pnl', greeks'): new arrays, the account's scenario P&L (S,) and Greeks (A, 3) after buying
+    `quantity` (signed) of `instrument`; the inputs are not modified. Keep them when the order fills."""
+    new_pnl = np.array(pnl, dtype=np.float64)
+    new_greeks = np.array(greeks, dtype=np.float64)
+    a = int(arrays.instrument_asset[instrument])
+    w = float(arrays.linear_weight[instrument])
+    if w != 0.0:
+        new_pnl += (quantity * w) * arrays.asset_pnl[a]
+    else:
+        new_pnl += quantity * arrays.instrument_pnl[instrument]
+    new_greeks[a] += quantity * arrays.unit_greeks[instrument]
+    return new_pnl, new_greeks
+
+
+# ----------------------------------------------------------------------------------- thresholds
+
+
+def concentration_thresholds(
+    state: MarketState, params: MarginParams, open_interest: FloatArray | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """(long, short): (A,) the SIMM concentration thresholds `margin_book` uses at `state` (infinite when
+    the SIMM form is off). `open_interest` (A,) USD, the book's (`open_interest_of`), is needed only
+    when `concentration.oi_share` is set. Compute once per market state and pass to `PreTradeChecker`.
+    """
+    conc = params.concentration
+    n_assets = len(state.assets)
+    if not (conc.enabled and conc.form == "simm"):
+        return np.full(n_assets, math.inf), np.full(n_assets, math.inf)
+    if conc.oi_share is not None and open_interest is None:
+        raise ValueError("concentration.oi_share is set: pass the book's open_interest (A,)")
+    bid: FloatArray | None = None
+    ask: FloatArray | None = None
+    if state.liquidity and conc.depth_share is not None:
+        bid, ask = stressed_depth(state.liquidity, state.price, conc.depth_distance, params.liquidity.stress)
+    return side_thresholds(
+        n_assets, conc.threshold, open_interest, conc.oi_share, bid, ask, conc.depth_share, conc.relative_floor
+    )
+
+
+# ----------------------------------------------------------------------------------- the kernel
+
+
+@jit()
+def _terms(
+    pnl: FloatArray,
+    greeks: FloatArray,
+    group_offsets: NDArray[np.int64],
+    table: FloatArray,
+    curves: FloatArray,
+    knots: NDArray[np.int64],
+    config: FloatArray,
+    top: FloatArray,
+    out: FloatArray,
+) -> None:
+    """out[:4] = market risk, liquidity, SIMM concentration and oracle buffer of one account (pnl (S,),
+    greeks (A, 3)), each the same formula as the engine's kernels for one row."""
+    confidence = config[_CONFIDENCE]
+    measure = int(config[_MEASURE])
+    market = 0.0
+    for g in range(group_offsets.shape[0] - 1):
+        value = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
+        if value > 0.0:
+            market += value
+    out[_MARKET] = market
+    n_assets = greeks.shape[0]
+    liquidity = 0.0
+    if config[_LIQ_ON] != 0.0:
+        stress = config[_STRESS]
+        for a in range(n_assets):
+            q = greeks[a, 0]
+            cost = 0.0
+            if q != 0.0:
+                size = abs(q)
+                kind = int(table[_KIND, a])
+                price = table[_PRICE, a]
+                if kind == BOOK:
+                    side = 0 if q > 0.0 else 1
+                    cost = price * _walk(size * stress, curves[side, a], knots[side, a]) / stress
+                elif kind == SQRT_LAW:
+                    impact = config[_COEFFICIENT] * table[_DAILY_VOL, a] * math.sqrt(size * stress / table[_ADV, a])
+                    cost = price * size * (config[_HALF_SPREAD] + impact)
+            spread = table[_VOL_SPREAD, a]
+            if spread == spread:  # not NaN
+                cost += abs(greeks[a, 2]) * (spread / 2.0 / VOL_POINT) * stress
+            liquidity += cost
+    out[_LIQUIDITY] = liquidity
+    concentration = 0.0
+    if config[_SIMM_ON] != 0.0:
+        gross = 0.0
+        for a in range(n_assets):
+            gross += abs(greeks[a, 0] * table[_PRICE, a])
+        safe = gross if gross > 0.0 else 1.0
+        for a in range(n_assets):
+            x = greeks[a, 0] * table[_PRICE, a]
+            size = abs(x)
+            part = market * (size / safe)
+            if size > 0.0 and part > 0.0:
+                t = table[_LONG_T, a] if x >= 0.0 else table[_SHORT_T, a]
+                cr = max(1.0, math.sqrt(size / t)) if t > 0.0 else math.inf
+                concentration += (cr - 1.0) * part
+    out[_CONCENTRATION] = concentration
+    oracle = 0.0
+    if config[_ORACLE_ON] != 0.0:
+        for a in range(n_assets):
+            oracle += config[_ORACLE_MULT] * abs(greeks[a, 0]) * table[_UNCERTAINTY, a]
+    out[_ORACLE] = oracle
+
+
+@jit()
+def _check_kernel(
+    pnl: FloatArray,
+    greeks: FloatArray,
+    instrument: int,
+    quantity: float,
+    instrument_asset: NDArray[np.int32],
+    instrument_pnl: FloatArray,
+    linear_weight: FloatArray,
+    asset_pnl: FloatArray,
+    unit_greeks: FloatArray,
+    group_offsets: NDArray[np.int64],
+    table: FloatArray,
+    curves: FloatArray,
+    knots: NDArray[np.int64],
+    config: FloatArray,
+    new_pnl: FloatArray,
+    new_greeks: FloatArray,
+    top: FloatArray,
+    out: FloatArray,
+) -> None:
+    """Fill new_pnl (S,), new_greeks (A, 3) after the order and out (2, 5): the terms before (row 0)
+    and after (row 1), column _FINITE 1.0 where every P&L and Greek entry of that state is finite."""
+    a = instrument_asset[instrument]
+    w = linear_weight[instrument]
+    finite = True
+    if w != 0.0:
+        d = quantity * w
+        for s in range(pnl.shape[0]):
+            v = pnl[s] + d * asset_pnl[a, s]
+            new_pnl[s] = v
+            finite = finite and math.isfinite(v)
+    else:
+        for s in range(pnl.shape[0]):
+            v = pnl[s] + quantity * instrument_pnl[instrument, s]
+            new_pnl[s] = v
+            finite = finite and math.isfinite(v)
+    for b in range(greeks.shape[0]):
+        for k in range(3):
+            v = greeks[b, k]
+            if b == a:
+                v += quantity * unit_greeks[instrument, k]
+            new_greeks[b, k] = v
+            finite = finite and math.isfinite(v) and math.isfinite(greeks[b, k])
+    # A finite pnl' implies a finite pnl (inf or NaN propagates through the sum), likewise the Greeks.
+    out[0, _FINITE] = 1.0 if finite else 0.0
+    out[1, _FINITE] = out[0, _FINITE]
+    _terms(pnl, greeks, group_offsets, table, curves, knots, config, top, out[0])
+    _terms(new_pnl, new_greeks, group_offsets, table, curves, knots, config, top, out[1])
+
+
+# ----------------------------------------------------------------------------------- the checker
+
+
+class PreTradeChecker:
+    """Built once per market state, risk arrays and parameters; `check` answers one order in O(S + A).
+
+    long_threshold, short_threshold (A,): the SIMM concentration thresholds (`concentration_thresholds`);
+    open_interest (A,) USD: needed only for the ramp form driven by open interest. Not thread-safe: the
+    work buffers are reused by every check (one checker per thread).
+    """
+
+    def __init__(
+        self,
+        state: MarketState,
+        arrays: RiskArrays,
+        params: MarginParams,
+        long_threshold: FloatArray,
+        short_threshold: FloatArray,
+        open_interest: FloatArray | None = None,
+    ) -> None:
+        n_assets = len(state.assets)
+        n_instruments = len(state.instruments)
+        if arrays.n_assets != n_assets or arrays.instrument_pnl.shape[0] != n_instruments:
+            raise ValueError(
+                f"risk arrays ({arrays.n_assets} assets, {arrays.instrument_pnl.shape[0]} instruments) do not match "
+                f"the market state ({n_assets} assets, {n_instruments} instruments)"
+            )
+        for name, values in (("long_threshold", long_threshold), ("short_threshold", short_threshold)):
+            if values.shape != (n_assets,) or bool(np.any(np.isnan(values))) or bool(np.any(values < 0.0)):
+                raise ValueError(f"{name}: ({n_assets},) non-negative thresholds expected, got {values!r}")
+        conc = params.concentration
+        self._ramp = conc.enabled and conc.form == "ramp"
+        self._oi = np.zeros(n_assets)
+        if self._ramp and conc.ramp_driver == "open_interest":
+            if open_interest is None or open_interest.shape != (n_assets,):
+                raise ValueError(f"concentration ramp driven by open interest: pass open_interest ({n_assets},)")
+            self._oi = np.asarray(open_interest, dtype=np.float64)
+        self._params = params
+        self.state = state
+        self.arrays = arrays
+        self.n_instruments = n_instruments
+        self._price = state.price
+
+        liq_on = params.liquidity.enabled and bool(state.liquidity)
+        table = np.zeros((8, n_assets))
+        table[_PRICE] = state.price
+        table[_DAILY_VOL] = state.vol / np.sqrt(params.days_per_year)
+        table[_LONG_T] = long_threshold
+        table[_SHORT_T] = short_threshold
+        if liq_on:
+            packed = pack_liquidity(state.liquidity)
+            table[_ADV] = packed.adv
+            table[_VOL_SPREAD] = packed.vol_spread
+            table[_KIND] = packed.kind
+            self._curves, self._knots = packed.curves, packed.knots
+        else:
+            self._curves, self._knots = np.zeros((2, n_assets, 4, 2)), np.zeros((2, n_assets), dtype=np.int64)
+        self._oracle_on = state.has_oracle
+        if self._oracle_on:
+            table[_UNCERTAINTY] = state.oracle_uncertainty
+        self._table = np.ascontiguousarray(table)
+        status = state.oracle_status
+        if status.size not in (0, n_assets):
+            raise ValueError(f"oracle_status: ({n_assets},) expected, got {status.shape}")
+        self._oracle_ok = [True] * n_assets if status.size == 0 else [int(s) == OracleStatus.OK for s in status]
+
+        self._config = np.zeros(9)
+        self._config[_CONFIDENCE] = params.confidence
+        self._config[_MEASURE] = MEASURE_CODES[params.measure]
+        self._config[_STRESS] = params.liquidity.stress
+        self._config[_HALF_SPREAD] = params.liquidity.adv_half_spread
+        self._config[_COEFFICIENT] = params.liquidity.impact_coefficient
+        self._config[_ORACLE_MULT] = params.oracle.buffer_multiplier
+        self._config[_LIQ_ON] = float(liq_on)
+        self._config[_SIMM_ON] = float(conc.enabled and conc.form == "simm")
+        self._config[_ORACLE_ON] = float(self._oracle_on)
+        self._apc = params.volatility.apc_buffer if params.volatility.apc_mode == "buffer" else 0.0
+
+        is_option = state.instruments.kind == OPTION
+        size = state.instruments.contract_size
+        self._size = size.tolist()
+        self._mark = np.where(is_option, arrays.value, size * state.forward).tolist()
+        self._asset = arrays.instrument_asset.tolist()
+
+        n_scen = arrays.n_scenarios
+        self._pnl_shape = (n_scen,)
+        self._greeks_shape = (n_assets, 3)
+        self._new_pnl = np.empty(n_scen)
+        self._new_greeks = np.empty((n_assets, 3))
+        self._top = np.empty(n_scen + 1)
+        self._out = np.zeros((2, 5))
+
+    def _ramp_term(self, greeks: FloatArray) -> float:
+        conc = self._params.concentration
+        notional = exposure(greeks[np.newaxis, :, 0], self._price)
+        add_on = ramp_add_on(
+            notional, conc.ramp_base_imf, conc.ramp_lower_cap, conc.ramp_upper_cap, conc.ramp_driver, self._oi
+        )
+        return float(add_on.sum())
+
+    def _im(self, row: FloatArray, greeks: FloatArray, tier: float) -> float:
+        market = float(row[_MARKET])
+        subtotal = market + self._apc * market + float(row[_LIQUIDITY])
+        subtotal += self._ramp_term(greeks) if self._ramp else float(row[_CONCENTRATION])
+        subtotal += float(row[_ORACLE])
+        return tier * subtotal
+
+    def check(
+        self,
+        pnl: FloatArray,
+        greeks: FloatArray,
+        equity: float,
+        tier: float,
+        instrument: int,
+        quantity: float,
+        price: float,
+        fee: float = 0.0,
+        position: float = 0.0,
+        reduce_only: bool = False,
+    ) -> Decision:
+        """Whether `quantity` (signed; > 0 buys) of `instrument` at `price` (USD per unit of the
+        underlying) may trade for an account with scenario P&L `pnl` (S,), Greeks `greeks` (A, 3),
+        equity `equity` (USD, as `margin_book` reports it), risk tier multiplier `tier` (1.0 when the
+        account has none) and `position` units of `instrument` already held. The inputs are not modified.
+        """
+        if pnl.shape != self._pnl_shape or greeks.shape != self._greeks_shape:
+            raise ValueError(
+                f"pnl {pnl.shape} and greeks {greeks.shape} must be {self._pnl_shape} and {self._greeks_shape}"
+            )
+        if pnl.dtype != np.float64 or greeks.dtype != np.float64:
+            raise ValueError(f"pnl and greeks must be float64, got {pnl.dtype} and {greeks.dtype}")
+        nan = math.nan
+        if not 0 <= instrument < self.n_instruments:
+            return Decision(False, UNKNOWN_INSTRUMENT, nan, nan, nan)
+        q = float(quantity)
+        if not (
+            math.isfinite(q)
+            and math.isfinite(price)
+            and math.isfinite(fee)
+            and math.isfinite(equity)
+            and math.isfinite(tier)
+            and math.isfinite(position)
+        ):
+            return Decision(False, NOT_FINITE, nan, nan, nan)
+        if q == 0.0:
+            return Decision(False, EMPTY_ORDER, nan, nan, nan)
+        arrays = self.arrays
+        out = self._out
+        _check_kernel(
+            pnl,
+            greeks,
+            instrument,
+            q,
+            arrays.instrument_asset,
+            arrays.instrument_pnl,
+            arrays.linear_weight,
+            arrays.asset_pnl,
+            arrays.unit_greeks,
+            arrays.group_offsets,
+            self._table,
+            self._curves,
+            self._knots,
+            self._config,
+            self._new_pnl,
+            self._new_greeks,
+            self._top,
+            out,
+        )
+        im_before = self._im(out[0], greeks, tier)
+        im_after = self._im(out[1], self._new_greeks, tier)
+        equity_after = equity - fee - q * (self._size[instrument] * price - self._mark[instrument])
+        if out[0, _FINITE] != 1.0 or not (
+            math.isfinite(im_before) and math.isfinite(im_after) and math.isfinite(equity_after)
+        ):
+            return Decision(False, NOT_FINITE, im_before, im_after, equity_after)
+        a = self._asset[instrument]
+        closes = position * q < 0.0 and abs(q) <= abs(position)
+        hedges = abs(float(self._new_greeks[a, 0])) < abs(float(greeks[a, 0]))
+        no_more_im = im_after <= im_before
+        reduces = no_more_im and (closes or hedges)
+        if reduce_only and not (closes and no_more_im):
+            return Decision(False, REDUCE_ONLY, im_before, im_after, equity_after)
+        if not reduces and not self._oracle_ok[a]:
+            return Decision(False, ORACLE_DEGRADED, im_before, im_after, equity_after)
+        if equity_after >= im_after or reduces:
+            return Decision(True, OK, im_before, im_after, equity_after)
+        return Decision(False, INSUFFICIENT_MARGIN, im_before, im_after, equity_after)
+
+    def apply(
+        self, pnl: FloatArray, greeks: FloatArray, instrument: int, quantity: float
+    ) -> tuple[FloatArray, FloatArray]:
+        """(pnl', greeks') after the order fills: new arrays for the caller to keep (`apply_order`)."""
+        return apply_order(pnl, greeks, instrument, quantity, self.arrays)
+
+
+# ----------------------------------------------------------------------------------- the slow twin
+
+
+def im_numpy(
+    pnl: FloatArray,
+    greeks: FloatArray,
+    tier: float,
+    state: MarketState,
+    arrays: RiskArrays,
+    params: MarginParams,
+    long_threshold: FloatArray,
+    short_threshold: FloatArray,
+    open_interest: FloatArray | None = None,
+) -> float:
+    """One account's IM from its scenario P&L (S,) and Greeks (A, 3) with the factor modules' numpy
+    functions (full sort, dense arrays): the slow, obviously correct twin of `PreTradeChecker._im`."""
+    g = greeks[np.newaxis]
+    market = 0.0
+    for start, stop in zip(arrays.group_offsets[:-1], arrays.group_offsets[1:], strict=True):
+        value = float(risk_measure_numpy(-pnl[np.newaxis, start:stop], params.confidence, params.measure)[0])
+        market += max(value, 0.0)
+    subtotal = market
+    if params.volatility.apc_mode == "buffer":
+        subtotal += params.volatility.apc_buffer * market
+    if params.liquidity.enabled and state.liquidity:
+        liquidity = params.liquidity
+        subtotal += float(
+            liquidity_by_asset(
+                g[:, :, 0],
+                g[:, :, 2],
+                state.liquidity,
+                state.price,
+                state.vol / np.sqrt(params.days_per_year),
+                liquidity.stress,
+                liquidity.adv_half_spread,
+                liquidity.impact_coefficient,
+            ).sum()
+        )
+    conc = params.concentration
+    notional = exposure(g[:, :, 0], state.price)
+    if conc.enabled and conc.form == "simm":
+        threshold = np.where(notional >= 0.0, long_threshold[np.newaxis], short_threshold[np.newaxis])
+        subtotal += float(simm_add_on(notional, np.array([market]), threshold).sum())
+    elif conc.enabled:
+        oi = np.zeros(len(state.assets)) if open_interest is None else open_interest
+        subtotal += float(
+            ramp_add_on(
+                notional, conc.ramp_base_imf, conc.ramp_lower_cap, conc.ramp_upper_cap, conc.ramp_driver, oi
+            ).sum()
+        )
+    if state.has_oracle:
+        subtotal += float(oracle_buffer_numpy(g, state.oracle_uncertainty, params.oracle.buffer_multiplier).sum())
+    return tier * subtotal
