@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import math
+from datetime import UTC, datetime
 
 import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec import structs
 from scipy.special import ndtr
 
+from solvent.formats.schemas import AssetQuote, Instrument, MarketSnapshot
 from solvent.liquidation import (
     SECONDS_PER_YEAR,
     breach_probability,
@@ -21,7 +25,18 @@ from solvent.liquidation import (
     time_to_breach,
     velocity_path,
 )
-from solvent.params import PredictiveParams
+from solvent.liquidation.predictive import (
+    VelocityTracker,
+    _book_kernel,
+    account_breach,
+    book_moments,
+    constant_correlation,
+    scenario_correlation,
+)
+from solvent.market.state import MarketState, build_market_state
+from solvent.params import MarginParams, PredictiveParams
+from solvent.scenarios.base import ScenarioSet, with_depeg_scenario
+from solvent.scenarios.mc import monte_carlo, nearest_psd_correlation
 
 # ------------------------------------------------------------------------------- breach probability
 
@@ -352,3 +367,363 @@ def test_no_elapsed_time_is_undefined() -> None:
 def test_velocity_rejects_bad_ticks(times: list[float], prices: list[float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         price_velocity(times, prices, halflife=1.0)
+
+
+# ------------------------------------------------------------------------------ scenario correlation
+
+H_MPOR = 2.0 / 365.0
+
+
+def joint_set(name: str, moves: np.ndarray, weight: np.ndarray | None = None) -> ScenarioSet:
+    s = moves.shape[0]
+    return ScenarioSet(
+        name=name,
+        price_move=moves,
+        vol_move=np.zeros_like(moves),
+        pnl_weight=np.ones(s) if weight is None else weight,
+        group=np.zeros(s, dtype=np.int32),
+        horizon_years=H_MPOR,
+        labels=tuple(f"{name} {i}" for i in range(s)),
+    )
+
+
+def mc_market() -> tuple[MarketState, MarginParams]:
+    """BTC, ETH and SOL perps (traded), USDC quoted but untraded, and USD."""
+    params = MarginParams()
+    params = structs.replace(params, scenarios=structs.replace(params.scenarios, method="mc"))
+    vols = {"BTC": 0.6, "ETH": 0.8, "SOL": 1.1}
+    instruments = [Instrument(id=f"{a}-PERP", kind="perp", underlying=a) for a in vols]
+    quotes = {a: AssetQuote(price=100.0, vol=v) for a, v in vols.items()} | {"USDC": AssetQuote(price=1.0, vol=0.02)}
+    snapshot = MarketSnapshot(schema="solvent.market/1", time=datetime(2026, 1, 2, tzinfo=UTC), assets=quotes)
+    return build_market_state(instruments, snapshot, params), params
+
+
+def test_scenario_correlation_of_an_mc_set_is_numpys_corrcoef_of_its_log_moves() -> None:
+    state, params = mc_market()
+    scenarios = monte_carlo(state, params)
+    got = scenario_correlation(scenarios, PredictiveParams())
+    traded = [state.asset_index[a] for a in ("BTC", "ETH", "SOL")]
+    expected = np.corrcoef(np.log1p(scenarios.price_move[:, traded]), rowvar=False)
+    np.testing.assert_allclose(got[np.ix_(traded, traded)], expected, rtol=1e-12, atol=1e-15)
+    assert got[traded[0], traded[1]] > 0.5  # the stressed MC correlation, not the parameter's 0.8 by accident
+    flat = [state.asset_index[a] for a in ("USD", "USDC")]  # no variance: 1 on the diagonal, 0 off it
+    np.testing.assert_array_equal(got[flat], np.eye(len(state.assets))[flat])
+    np.testing.assert_array_equal(got[:, flat], np.eye(len(state.assets))[:, flat])
+
+
+def test_scenario_correlation_weights_like_repeated_scenarios() -> None:
+    """pnl_weight 2 on a scenario is the same sample as that scenario twice with weight 1."""
+    rng = np.random.default_rng(5)
+    moves = np.expm1(rng.normal(0.0, 0.05, (40, 3)) @ np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 1.0]]))
+    weight = np.where(np.arange(40) % 3 == 0, 2.0, 1.0)
+    repeated = np.repeat(moves, weight.astype(int), axis=0)
+    got = scenario_correlation(joint_set("fhs", moves, weight), PredictiveParams())
+    np.testing.assert_allclose(got, np.corrcoef(np.log1p(repeated), rowvar=False), rtol=1e-12)
+    assert not np.allclose(got, np.corrcoef(np.log1p(moves), rowvar=False), rtol=1e-6)
+
+
+def test_scenario_correlation_leaves_out_the_depeg_group() -> None:
+    rng = np.random.default_rng(6)
+    moves = np.expm1(rng.normal(0.0, 0.05, (30, 3)))
+    base = joint_set("mc", moves)
+    with_depeg = with_depeg_scenario(base, np.array([2]), 0.1)
+    np.testing.assert_array_equal(
+        scenario_correlation(with_depeg, PredictiveParams()), scenario_correlation(base, PredictiveParams())
+    )
+
+
+@pytest.mark.parametrize("name", ["grid", "deribit"])
+def test_scenario_correlation_of_a_grid_is_the_constant(name: str) -> None:
+    moves = np.zeros((4, 3))
+    got = scenario_correlation(joint_set(name, moves), PredictiveParams(correlation=0.35))
+    np.testing.assert_array_equal(got, [[1.0, 0.35, 0.35], [0.35, 1.0, 0.35], [0.35, 0.35, 1.0]])
+
+
+@pytest.mark.parametrize(
+    ("n_assets", "rho", "used"), [(2, -1.0, -1.0), (3, -0.5, -0.5), (3, -0.9, -0.5), (5, -0.5, -0.25)]
+)
+def test_constant_correlation_is_raised_to_the_psd_bound(n_assets: int, rho: float, used: float) -> None:
+    """Equicorrelation is PSD iff ρ >= -1/(A-1); below, the nearest PSD correlation (mc's repair) has ρ = -1/(A-1)."""
+    got = constant_correlation(n_assets, rho)
+    assert got[0, 1] == pytest.approx(used, rel=1e-15)
+    assert np.linalg.eigvalsh(got).min() >= -1e-12
+    raw = np.full((n_assets, n_assets), rho)
+    np.fill_diagonal(raw, 1.0)
+    np.testing.assert_allclose(got, nearest_psd_correlation(raw), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "message"), [("spline", 5, "unknown scenario set"), ("mc", 1, "at least 2 joint scenarios")]
+)
+def test_scenario_correlation_fails_fast(name: str, rows: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        scenario_correlation(joint_set(name, np.full((rows, 2), 0.01)), PredictiveParams())
+
+
+# ----------------------------------------------------------------------------------- account breach
+
+BTC, ETH = 60_000.0, 3_000.0
+
+
+def one_account(delta: float, gamma: float = 0.0) -> np.ndarray:
+    return np.array([[[delta, gamma, 0.0]]])
+
+
+def test_one_asset_account_equals_breach_probability_by_hand() -> None:
+    """2 BTC long at 60,000, 60 % vol, velocity -40 a year; equity 140,500 over MM 140,000, 15-minute horizon:
+    σ = 72,000 USD/√yr, μ = -4.8M USD/yr, so σ√h ≈ 384 and μh ≈ -137 against d = 500."""
+    params = PredictiveParams(horizon_seconds=900.0, threshold=0.05)
+    got = account_breach(
+        one_account(2.0), [BTC], [0.6], np.eye(1), [140_500.0], [140_000.0], params, velocity=np.array([-40.0])
+    )
+    h = 900.0 / SECONDS_PER_YEAR
+    d, sigma, mu = 500.0, 2.0 * BTC * 0.6, 2.0 * BTC * -40.0
+    assert got.loss_vol[0] == pytest.approx(72_000.0, rel=1e-15)
+    assert got.drift[0] == pytest.approx(-4_800_000.0, rel=1e-15)
+    assert got.probability[0] == pytest.approx(float(breach_probability(140_500.0, 140_000.0, sigma, h, mu)), rel=1e-14)
+    s = sigma * math.sqrt(h)
+    textbook = ndtr((-d - mu * h) / s) + math.exp(-2.0 * mu * d / sigma**2) * ndtr((-d + mu * h) / s)
+    assert got.probability[0] == pytest.approx(textbook, rel=1e-12)
+    assert 0.05 < got.probability[0] < 0.9
+    assert got.flagged[0]
+    assert got.time_to_breach_seconds[0] == pytest.approx(d / -mu * SECONDS_PER_YEAR, rel=1e-14)
+
+
+def test_gamma_term_is_present() -> None:
+    """A delta-neutral option seller, Γ = -0.005 BTC per USD: loss vol = √(h/2) |Γ S²| σ² (USD per √year);
+    adding 1 BTC of delta adds S σ in quadrature (the delta-gamma cross moment is 0)."""
+    params = PredictiveParams(horizon_seconds=3600.0)
+    h = 3600.0 / SECONDS_PER_YEAR
+    gamma = -5e-3
+    got = account_breach(one_account(0.0, gamma), [BTC], [0.6], np.eye(1), [1e6], [9e5], params)
+    assert got.loss_vol[0] == pytest.approx(math.sqrt(0.5 * h) * abs(gamma) * BTC**2 * 0.6**2, rel=1e-13)
+    with_delta = account_breach(one_account(1.0, gamma), [BTC], [0.6], np.eye(1), [1e6], [9e5], params)
+    assert with_delta.loss_vol[0] == pytest.approx(math.hypot(BTC * 0.6, got.loss_vol[0]), rel=1e-13)
+
+
+def test_flagged_only_above_mm() -> None:
+    """Below MM: probability 1 but liquidatable, not early. At MM: not liquidatable (equity < MM is), so early."""
+    greeks = np.repeat(one_account(1.0), 4, axis=0)
+    equity = np.array([90_000.0, 100_000.0, 100_050.0, 200_000.0])
+    got = account_breach(greeks, [BTC], [0.6], np.eye(1), equity, np.full(4, 100_000.0), PredictiveParams())
+    np.testing.assert_array_equal(got.probability[:2], [1.0, 1.0])
+    assert 0.1 < got.probability[2] < 1.0
+    assert got.probability[3] < 1e-12
+    np.testing.assert_array_equal(got.flagged, [False, True, True, False])
+    np.testing.assert_array_equal(got.time_to_breach_seconds, [0.0, 0.0, math.inf, math.inf])
+
+
+@pytest.mark.parametrize(("use_drift", "velocity"), [(False, [-50.0]), (True, [math.nan]), (True, None)])
+def test_no_drift_without_velocity(use_drift: bool, velocity: list[float] | None) -> None:
+    """use_drift off, an undefined velocity (NaN: no elapsed time yet) or none at all: driftless."""
+    params = PredictiveParams(use_drift=use_drift)
+    v = None if velocity is None else np.array(velocity)
+    got = account_breach(one_account(1.0), [BTC], [0.6], np.eye(1), [110_000.0], [100_000.0], params, velocity=v)
+    assert got.drift[0] == 0.0
+    h = params.horizon_seconds / SECONDS_PER_YEAR
+    assert got.probability[0] == pytest.approx(2.0 * ndtr(-10_000.0 / (BTC * 0.6 * math.sqrt(h))), rel=1e-12)
+
+
+@pytest.mark.parametrize(("delta", "gamma"), [(2.0, 0.0), (2.0, -1e-3)])
+def test_loss_vol_matches_a_simulation_of_correlated_returns(delta: float, gamma: float) -> None:
+    """Long BTC, short ETH (ρ = 0.7), one-day horizon; 4,000 draws of r ~ N(0, Σh), P&L = x·r + ½ Σ_a g_a r_a².
+    The sample variance of the P&L over h is compared with loss_vol² h; tolerance: 4 standard errors of the
+    sample variance, sqrt((m4 - s⁴) / n) from the sample's own fourth moment (the P&L is not normal with gamma)."""
+    rho, vols, prices = 0.7, np.array([0.6, 0.8]), np.array([BTC, ETH])
+    greeks = np.array([[[delta, gamma, 0.0], [-30.0, 0.0, 0.0]]])
+    params = PredictiveParams(horizon_seconds=86_400.0)
+    h = 86_400.0 / SECONDS_PER_YEAR
+    corr = np.array([[1.0, rho], [rho, 1.0]])
+    got = account_breach(greeks, prices, vols, corr, [1e6], [5e5], params).loss_vol[0]
+
+    paths = 4_000
+    rng = np.random.default_rng(17)
+    r = rng.standard_normal((paths, 2)) @ np.linalg.cholesky(np.outer(vols, vols) * corr * h).T
+    pnl = r @ (greeks[0, :, 0] * prices) + 0.5 * (r**2) @ (greeks[0, :, 1] * prices**2)
+    variance = pnl.var()
+    se = math.sqrt((((pnl - pnl.mean()) ** 4).mean() - variance**2) / paths)
+    assert abs(variance - got**2 * h) < 4.0 * se, (variance, got**2 * h, se)
+
+
+def random_books(n: int, n_assets: int, density: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greeks (n, A, 3) with each (account, asset) held with probability `density`, a random valid correlation."""
+    rng = np.random.default_rng(seed)
+    greeks = rng.normal(0.0, 1.0, (n, n_assets, 3)) * (rng.random((n, n_assets, 1)) < density)
+    greeks[: n // 4, :, 1] = 0.0  # linear books
+    factors = rng.normal(size=(n_assets, n_assets + 2))
+    cov = factors @ factors.T
+    corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+    corr = (corr + corr.T) / 2.0
+    np.fill_diagonal(corr, 1.0)
+    return greeks, rng.uniform(0.5, 5e4, n_assets), corr
+
+
+@pytest.mark.parametrize(("n_assets", "density"), [(1, 1.0), (5, 0.3), (22, 1.0), (22, 0.1)])
+def test_compiled_book_kernel_agrees_with_the_numpy_twin(n_assets: int, density: float) -> None:
+    greeks, prices, corr = random_books(2_000, n_assets, density, seed=n_assets)
+    vols = np.linspace(0.3, 1.2, n_assets)
+    velocity = np.linspace(-20.0, 20.0, n_assets)
+    h = 3600.0 / SECONDS_PER_YEAR
+    loss_vol, drift = np.empty(2_000), np.empty(2_000)
+    _book_kernel(greeks, prices, vols, corr, h, velocity, loss_vol, drift)
+    twin_vol, twin_drift = book_moments(greeks, prices, vols, corr, h, velocity)
+    np.testing.assert_allclose(loss_vol, twin_vol, rtol=1e-12, atol=1e-12 * twin_vol.max())
+    np.testing.assert_allclose(drift, twin_drift, rtol=1e-12, atol=1e-12 * np.abs(twin_drift).max())
+
+
+def test_account_breach_reorders_with_accounts_and_does_not_mutate() -> None:
+    greeks, prices, corr = random_books(500, 4, 0.5, seed=9)
+    vols, velocity = np.array([0.5, 0.7, 0.9, 1.1]), np.array([3.0, -8.0, 0.0, 12.0])
+    rng = np.random.default_rng(10)
+    mm = rng.uniform(1e4, 1e5, 500)
+    equity = mm + rng.normal(0.0, 5e3, 500)
+    inputs = (greeks, prices, vols, corr, equity, mm, velocity)
+    before = [a.copy() for a in inputs]
+    params = PredictiveParams(horizon_seconds=600.0)
+    got = account_breach(greeks, prices, vols, corr, equity, mm, params, velocity)
+    for a, b in zip(inputs, before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    perm = rng.permutation(500)
+    again = account_breach(greeks[perm], prices, vols, corr, equity[perm], mm[perm], params, velocity)
+    for field in ("loss_vol", "drift", "probability", "flagged", "time_to_breach_seconds"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(got, field)[perm])
+    assert 0 < got.flagged.sum() < (equity >= mm).sum()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"greeks": np.ones((1, 1, 2))}, "greeks must be"),
+        ({"greeks": np.array([[[math.nan, 0.0, 0.0]]])}, "account 0"),
+        ({"vol": [-0.1]}, "vol must be >= 0"),
+        ({"price": [math.inf]}, "price must be finite"),
+        (
+            {
+                "correlation": np.array([[1.0, 0.2], [0.3, 1.0]]),
+                "greeks": np.ones((1, 2, 3)),
+                "price": [1.0, 1.0],
+                "vol": [1.0, 1.0],
+            },
+            "symmetric",
+        ),
+        ({"correlation": np.array([[0.9]])}, "unit diagonal"),
+        ({"velocity": np.array([math.inf])}, "velocity must be finite"),
+        ({"equity": [1.0, 2.0]}, "shapes"),
+    ],
+)
+def test_account_breach_fails_fast(change: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {
+        "greeks": one_account(1.0),
+        "price": [BTC],
+        "vol": [0.6],
+        "correlation": np.eye(1),
+        "equity": [2e5],
+        "mm": [1e5],
+        "params": PredictiveParams(),
+        "velocity": np.array([1.0]),
+    } | change
+    with pytest.raises(ValueError, match=message):
+        account_breach(**args)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------- velocity tracker
+
+TEN_MINUTES = 600.0 / SECONDS_PER_YEAR
+
+
+def random_ticks(n: int, n_assets: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n interleaved ticks of n_assets assets at irregular times (some ties), each asset a random walk."""
+    rng = np.random.default_rng(seed)
+    times = np.cumsum(rng.exponential(2.0, n) * (rng.random(n) > 0.1)) / SECONDS_PER_YEAR  # 10 % same-time ticks
+    asset = rng.integers(0, n_assets, n)
+    start = np.array([60_000.0, 3_000.0, 150.0, 1.0][:n_assets])
+    prices = start[asset] * np.exp(np.cumsum(rng.normal(0.0, 2e-3, n)))  # one walk, read per asset
+    return asset, times, prices
+
+
+def test_tracker_follows_velocity_path_tick_by_tick() -> None:
+    asset, times, prices = random_ticks(1_500, 3, seed=21)
+    tracker = VelocityTracker(3, TEN_MINUTES)
+    seen: dict[int, list[tuple[float, float]]] = {a: [] for a in range(3)}
+    for a, t, p in zip(asset.tolist(), times, prices, strict=True):
+        tracker.update([a], [t], [p])
+        seen[a].append((tracker.velocity[a], tracker.volatility[a]))
+    for a in range(3):
+        mine = asset == a
+        velocity, volatility = velocity_path(times[mine], prices[mine], TEN_MINUTES)
+        got = np.array(seen[a][1:])
+        np.testing.assert_allclose(got[:, 0], velocity, rtol=1e-12, atol=0.0)
+        np.testing.assert_allclose(got[:, 1], volatility, rtol=1e-12, atol=0.0)
+        twin = price_velocity(times[mine], prices[mine], TEN_MINUTES)
+        assert tracker.velocity[a] == pytest.approx(twin.velocity, rel=1e-12)
+        assert tracker.volatility[a] == pytest.approx(twin.volatility, rel=1e-12)
+
+
+def test_tracker_batches_and_save_reload_are_bit_for_bit() -> None:
+    asset, times, prices = random_ticks(2_000, 4, seed=22)
+    whole = VelocityTracker.for_params(4, PredictiveParams(halflife_seconds=600.0))
+    whole.update(asset, times, prices)
+
+    first = VelocityTracker.for_params(4, PredictiveParams(halflife_seconds=600.0))
+    first.update(asset[:777], times[:777], prices[:777])
+    buffer = io.BytesIO()
+    np.savez(buffer, **first.state())
+    buffer.seek(0)
+    with np.load(buffer) as saved:
+        second = VelocityTracker.from_state({key: saved[key] for key in saved.files})
+    for i in range(777, 2_000, 100):
+        second.update(asset[i : i + 100], times[i : i + 100], prices[i : i + 100])
+
+    for key, value in whole.state().items():
+        np.testing.assert_array_equal(second.state()[key], value, strict=True)
+    np.testing.assert_array_equal(second.velocity.view(np.int64), whole.velocity.view(np.int64))
+    np.testing.assert_array_equal(second.volatility.view(np.int64), whole.volatility.view(np.int64))
+
+
+def test_tracker_is_nan_until_time_elapses() -> None:
+    tracker = VelocityTracker(3, 1.0)
+    assert np.isnan(tracker.velocity).all()
+    tracker.update([0, 0, 1, 1], [1.0, 1.0, 1.0, 2.0], [100.0, 101.0, 50.0, 55.0])
+    assert math.isnan(tracker.velocity[0])  # a return but no elapsed time
+    assert tracker.velocity[1] == pytest.approx(math.log(1.1))  # one year: velocity is the log return
+    assert math.isnan(tracker.velocity[2])
+    tracker.update([0], [2.0], [101.0])  # halflife 1 year: decay 1/2 on the earlier return
+    assert tracker.velocity[0] == pytest.approx(0.5 * math.log(1.01))
+
+
+@pytest.mark.parametrize(
+    ("asset", "times", "prices", "message"),
+    [
+        ([0, 0], [5.0, 4.0], [1.0, 1.0], "tick 1: time 4.0 of asset 0 is before"),
+        ([1], [2.0], [1.0], "tick 0: time 2.0 of asset 1 is before"),  # asset 1's last tick is at 3
+        ([2], [9.0], [1.0], "asset index 2 is not in"),
+        ([0], [9.0], [0.0], "prices must be > 0"),
+        ([0.5], [9.0], [1.0], "must be integers"),
+    ],
+)
+def test_tracker_refuses_bad_ticks_and_keeps_its_state(
+    asset: list[float], times: list[float], prices: list[float], message: str
+) -> None:
+    tracker = VelocityTracker(2, 1.0)
+    tracker.update([0, 1, 1], [1.0, 2.0, 3.0], [10.0, 20.0, 21.0])
+    before = tracker.state()
+    with pytest.raises(ValueError, match=message):
+        tracker.update(asset, times, prices)
+    for key, value in tracker.state().items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"extra": np.zeros(2)}, "exactly the keys"),
+        ({"elapsed": np.array([-1.0, 0.0])}, "elapsed must be >= 0"),
+        ({"last_time": np.array([1.0, 1.0])}, "same assets"),
+        ({"returns": np.zeros(3)}, r"\(A,\)"),
+    ],
+)
+def test_tracker_refuses_an_impossible_state(change: dict[str, np.ndarray], message: str) -> None:
+    tracker = VelocityTracker(2, 1.0)
+    tracker.update([0, 0], [1.0, 2.0], [10.0, 11.0])
+    with pytest.raises(ValueError, match=message):
+        VelocityTracker.from_state(tracker.state() | change)

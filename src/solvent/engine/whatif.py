@@ -207,6 +207,31 @@ def concentration_thresholds(
 
 
 @jit()
+def _market_risk_kernel(
+    pnl: FloatArray, group_offsets: NDArray[np.int64], confidence: float, measure: int, top: FloatArray
+) -> float:
+    """Sum over scenario groups of max(risk measure of -pnl in the group, 0): the fused kernel's reduction."""
+    total = 0.0
+    for g in range(group_offsets.shape[0] - 1):
+        value = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
+        if value > 0.0:
+            total += value
+    return total
+
+
+def market_risk(pnl: FloatArray, arrays: RiskArrays, confidence: float, measure: str) -> float:
+    """The market-risk term of one account from its scenario P&L (S,), as `margins` computes it."""
+    if pnl.shape != (arrays.n_scenarios,):
+        raise ValueError(f"pnl must be ({arrays.n_scenarios},), got {pnl.shape}")
+    top = np.empty(arrays.n_scenarios + 1)
+    return float(
+        _market_risk_kernel(
+            np.ascontiguousarray(pnl, dtype=np.float64), arrays.group_offsets, confidence, MEASURE_CODES[measure], top
+        )
+    )
+
+
+@jit()
 def _terms(
     pnl: FloatArray,
     greeks: FloatArray,
@@ -220,13 +245,7 @@ def _terms(
 ) -> None:
     """out[:4] = market risk, liquidity, SIMM concentration and oracle buffer of one account (pnl (S,),
     greeks (A, 3)), each the same formula as the engine's kernels for one row."""
-    confidence = config[_CONFIDENCE]
-    measure = int(config[_MEASURE])
-    market = 0.0
-    for g in range(group_offsets.shape[0] - 1):
-        value = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
-        if value > 0.0:
-            market += value
+    market = _market_risk_kernel(pnl, group_offsets, config[_CONFIDENCE], int(config[_MEASURE]), top)
     out[_MARKET] = market
     n_assets = greeks.shape[0]
     liquidity = 0.0
@@ -297,25 +316,22 @@ def _check_kernel(
     and after (row 1), column _FINITE 1.0 where every P&L and Greek entry of that state is finite."""
     a = instrument_asset[instrument]
     w = linear_weight[instrument]
-    finite = True
-    if w != 0.0:
-        d = quantity * w
-        for s in range(pnl.shape[0]):
-            v = pnl[s] + d * asset_pnl[a, s]
-            new_pnl[s] = v
-            finite = finite and math.isfinite(v)
-    else:
-        for s in range(pnl.shape[0]):
-            v = pnl[s] + quantity * instrument_pnl[instrument, s]
-            new_pnl[s] = v
-            finite = finite and math.isfinite(v)
+    row = asset_pnl[a] if w != 0.0 else instrument_pnl[instrument]
+    d = quantity * w if w != 0.0 else quantity
+    poison = 0.0  # 0 x v is NaN for an infinite or NaN v: one branch-free pass checks every entry
+    for s in range(pnl.shape[0]):
+        v = pnl[s] + d * row[s]
+        new_pnl[s] = v
+        poison += 0.0 * v
     for b in range(greeks.shape[0]):
         for k in range(3):
             v = greeks[b, k]
+            poison += 0.0 * v
             if b == a:
                 v += quantity * unit_greeks[instrument, k]
             new_greeks[b, k] = v
-            finite = finite and math.isfinite(v) and math.isfinite(greeks[b, k])
+            poison += 0.0 * v
+    finite = poison == 0.0
     # A finite pnl' implies a finite pnl (inf or NaN propagates through the sum), likewise the Greeks.
     out[0, _FINITE] = 1.0 if finite else 0.0
     out[1, _FINITE] = out[0, _FINITE]

@@ -19,20 +19,28 @@ which for μ = 0 is 2 Φ(-d/(σ√h)). Sources: J. M. Harrison, *Brownian Motion
 *Brownian Motion and Stochastic Calculus*, 2nd ed. (Springer, 1991), §3.5.C (first-passage times of
 Brownian motion with drift).
 
-`velocity_path` is the one compiled kernel (a recursion over ticks); `price_velocity` is its vectorised,
-obviously correct twin for the last tick, and the tests hold the two together.
+Applied to a book: `scenario_correlation` (the return correlation C), `account_breach` (loss volatility,
+drift, probability, early flag and time to breach of N accounts, one `Breach`), and `VelocityTracker`, the
+streaming form of `velocity_path` for every asset at once.
+
+Compiled kernels and their obviously correct twins, held together by the tests: `velocity_path` (a recursion
+over ticks) and `price_velocity` (vectorised, the last tick); `_book_kernel` (one parallel pass over the
+Greeks) and `book_moments` (`loss_volatility` and `equity_drift`); `_tracker_update` and `velocity_path`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erfcx, log_ndtr, ndtr
 
-from solvent._numba import jit
+from solvent._numba import jit, prange
+from solvent.params import PredictiveParams
+from solvent.scenarios.base import ScenarioSet
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -199,6 +207,239 @@ def time_to_breach(equity: ArrayLike, mm: ArrayLike, drift: ArrayLike) -> FloatA
     return out
 
 
+# ---------------------------------------------------------------------------------- account breach
+
+#: Scenario sets that are a sample of joint returns (their correlation is estimated from them) and those that
+#: are not (per-asset grids: `PredictiveParams.correlation` between every two assets).
+JOINT_SCENARIOS: frozenset[str] = frozenset({"fhs", "mc"})
+GRID_SCENARIOS: frozenset[str] = frozenset({"grid", "deribit"})
+
+
+def constant_correlation(n_assets: int, rho: float) -> FloatArray:
+    """(A, A): 1 on the diagonal, ρ' = max(ρ, -1/(A-1)) off it.
+
+    The equicorrelation matrix has eigenvalues 1 + (A-1)ρ (once) and 1 - ρ (A-1 times), so it is positive
+    semi-definite exactly for ρ in [-1/(A-1), 1]. Below that bound ρ is raised to it, which is the nearest PSD
+    correlation matrix (eigenvalues clipped at 0 and the diagonal renormalised, as
+    `solvent.scenarios.mc.nearest_psd_correlation`, gives the same matrix).
+    """
+    if not (math.isfinite(rho) and -1.0 <= rho <= 1.0):
+        raise ValueError(f"correlation must be in [-1, 1], got {rho!r}")
+    if n_assets < 0:
+        raise ValueError(f"n_assets must be >= 0, got {n_assets!r}")
+    if n_assets >= 2:
+        rho = max(rho, -1.0 / (n_assets - 1))
+    out = np.full((n_assets, n_assets), rho)
+    np.fill_diagonal(out, 1.0)
+    return out
+
+
+def scenario_correlation(scenarios: ScenarioSet, params: PredictiveParams) -> FloatArray:
+    """(A, A) the return correlation `account_breach` uses, over every column of `scenarios`.
+
+    - "fhs", "mc" (a sample of joint returns): the correlation of the scenarios' log price moves
+      r = ln(1 + price_move), the returns of `loss_volatility`, over group 0 (the joint sample; a later
+      group, the stablecoin de-peg, is a single stress scenario, not a draw). Weighted by `pnl_weight` when
+      it is not uniform (weighted means and covariances; scenarios of weight 0 are left out). An asset whose
+      moves are all equal (USD, untraded assets: all 0) has no variance: 0 off the diagonal, 1 on it.
+      PSD by construction (a normalised Gram matrix), up to rounding; clipped to [-1, 1], diagonal exactly 1.
+    - "grid", "deribit" (per-asset ladders, no joint sample): `constant_correlation(A, params.correlation)`.
+
+    ValueError for any other name (a closed set), for fewer than 2 joint scenarios of positive weight, or for
+    weights that are negative or not finite.
+    """
+    n_assets = scenarios.price_move.shape[1]
+    if scenarios.name in GRID_SCENARIOS:
+        return constant_correlation(n_assets, params.correlation)
+    if scenarios.name not in JOINT_SCENARIOS:
+        raise ValueError(
+            f"unknown scenario set {scenarios.name!r}: expected one of {sorted(JOINT_SCENARIOS | GRID_SCENARIOS)}"
+        )
+    weight = _floats("pnl_weight", scenarios.pnl_weight)
+    _non_negative("pnl_weight", weight)
+    rows = (scenarios.group == 0) & (weight > 0.0)
+    if int(rows.sum()) < 2:
+        raise ValueError(f"a correlation needs at least 2 joint scenarios of positive weight, got {int(rows.sum())}")
+    r = np.log1p(scenarios.price_move[rows])
+    w = weight[rows]
+    moving = np.flatnonzero(np.ptp(r, axis=0) > 0.0)
+    out = np.eye(n_assets)
+    if moving.size:
+        uniform = bool((w == w[0]).all())
+        cov = np.atleast_2d(np.cov(r[:, moving], rowvar=False, aweights=None if uniform else w))
+        sd = np.sqrt(np.diag(cov))
+        corr = np.clip(cov / np.outer(sd, sd), -1.0, 1.0)
+        np.fill_diagonal(corr, 1.0)
+        out[np.ix_(moving, moving)] = corr
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Breach:
+    """Per account (each (N,)), within the horizon h of `PredictiveParams` (see `account_breach`).
+
+    loss_vol: USD per sqrt(year), delta-gamma; drift: USD per year (0 without velocity or `use_drift`);
+    probability: of touching MM within h; flagged: early-liquidation flag (probability > threshold while
+    equity >= MM; accounts below MM are liquidatable, not early); time_to_breach_seconds: expected seconds
+    until equity reaches MM at the drift (0 if below or at MM, inf without adverse drift).
+    """
+
+    loss_vol: FloatArray
+    drift: FloatArray
+    probability: FloatArray
+    flagged: BoolArray
+    time_to_breach_seconds: FloatArray
+
+
+def book_moments(
+    greeks: FloatArray,
+    price: FloatArray,
+    vol: FloatArray,
+    correlation: FloatArray,
+    horizon: float,
+    velocity: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """(N,) loss volatility and (N,) drift of each book, the obviously correct numpy twin of `_book_kernel`.
+
+    greeks (N, A, 3) (delta in units, gamma per USD); price, vol, velocity (A,); correlation (A, A); horizon
+    years > 0. delta_notional = Δ·S, gamma_dollar = Γ·S², then `loss_volatility` (delta-gamma) and
+    `equity_drift`.
+    """
+    delta_notional = greeks[:, :, 0] * price
+    gamma_dollar = greeks[:, :, 1] * price**2
+    loss_vol = loss_volatility(delta_notional, vol, correlation, gamma_dollar, horizon=horizon)
+    return loss_vol, equity_drift(delta_notional, velocity)
+
+
+@jit(parallel=True)
+def _book_kernel(
+    greeks: FloatArray,
+    price: FloatArray,
+    vol: FloatArray,
+    correlation: FloatArray,
+    horizon: float,
+    velocity: FloatArray,
+    loss_vol: FloatArray,
+    drift: FloatArray,
+) -> None:
+    """`book_moments` in one pass over the greeks, accounts in parallel, skipping the assets a book does not hold.
+
+    With y_a = Δ_a S_a σ_a and q_a = Γ_a S_a² σ_a² over the held assets, variance =
+    Σ_i y_i (y_i + 2 Σ_{j<i} C_ij y_j) + ½ h Σ_i q_i (q_i + 2 Σ_{j<i} C_ij² q_j) (C symmetric, unit diagonal);
+    loss_vol = sqrt(max(variance, 0)); drift = Σ_a Δ_a S_a v_a. A non-finite Greek gives a non-finite result.
+    """
+    n_accounts, n_assets = greeks.shape[0], greeks.shape[1]
+    chunk = 2048
+    n_chunks = (n_accounts + chunk - 1) // chunk
+    half_h = 0.5 * horizon
+    for c in prange(n_chunks):
+        held = np.empty(n_assets, dtype=np.int64)
+        y = np.empty(n_assets)
+        q = np.empty(n_assets)
+        for n in range(c * chunk, min((c + 1) * chunk, n_accounts)):
+            k = 0
+            mu = 0.0
+            for a in range(n_assets):
+                delta = greeks[n, a, 0]
+                gamma = greeks[n, a, 1]
+                if delta != 0.0 or gamma != 0.0:  # NaN != 0: kept, and poisons the result
+                    x = delta * price[a]
+                    mu += x * velocity[a]
+                    held[k] = a
+                    y[k] = x * vol[a]
+                    q[k] = gamma * price[a] * price[a] * vol[a] * vol[a]
+                    k += 1
+            linear = 0.0
+            quadratic = 0.0
+            for i in range(k):
+                row = held[i]
+                cross_y = 0.0
+                cross_q = 0.0
+                for j in range(i):
+                    rho = correlation[row, held[j]]
+                    cross_y += rho * y[j]
+                    cross_q += rho * rho * q[j]
+                linear += y[i] * (y[i] + 2.0 * cross_y)
+                quadratic += q[i] * (q[i] + 2.0 * cross_q)
+            variance = linear + half_h * quadratic
+            if variance > 0.0:
+                loss_vol[n] = math.sqrt(variance)
+            elif variance <= 0.0:
+                loss_vol[n] = 0.0  # a flat book, or negative round-off
+            else:
+                loss_vol[n] = variance  # NaN from a NaN Greek: passed on, refused by the caller
+            drift[n] = mu
+
+
+def _check_correlation(correlation: FloatArray, n_assets: int) -> None:
+    if correlation.shape != (n_assets, n_assets):
+        raise ValueError(f"correlation must be ({n_assets}, {n_assets}), got {correlation.shape}")
+    if not np.array_equal(correlation, correlation.T):
+        raise ValueError("correlation must be symmetric")
+    if (np.diag(correlation) != 1.0).any() or (np.abs(correlation) > 1.0).any():
+        raise ValueError("correlation must have a unit diagonal and entries in [-1, 1]")
+
+
+def account_breach(
+    greeks: ArrayLike,
+    price: ArrayLike,
+    vol: ArrayLike,
+    correlation: ArrayLike,
+    equity: ArrayLike,
+    mm: ArrayLike,
+    params: PredictiveParams,
+    velocity: ArrayLike | None = None,
+) -> Breach:
+    """Breach probability and early flag of N accounts within h = `params.horizon_seconds` / SECONDS_PER_YEAR.
+
+    greeks (N, A, 3): `MarginResult.greeks` (delta in units of the asset, gamma per USD; vega unused);
+    price (A,) USD and vol (A,) annualised: `MarketState.price`, `.vol`; correlation (A, A): symmetric, unit
+    diagonal (`scenario_correlation`); equity, mm (N,) USD; velocity (A,) log return per year
+    (`VelocityTracker.velocity`, NaN read as 0) or None.
+
+    loss_vol = `loss_volatility`(Δ·S, vol, C, Γ·S², h) (delta-gamma); drift = `equity_drift`(Δ·S, velocity)
+    when a velocity is given and `params.use_drift`, else 0; probability = `breach_probability`(equity, mm,
+    loss_vol, h, drift); flagged = `early_trigger`(probability, params.threshold) where equity >= MM (below MM
+    an account is liquidatable, not early); time_to_breach_seconds = `time_to_breach` x SECONDS_PER_YEAR.
+    The loss volatility and drift come from one compiled pass (`_book_kernel`, twin `book_moments`).
+    Inputs must be finite (velocity: finite or NaN); ValueError names the first bad value.
+    """
+    g = np.ascontiguousarray(greeks, dtype=np.float64)
+    if g.ndim != 3 or g.shape[2] != 3:
+        raise ValueError(f"greeks must be (N, A, 3), got {g.shape}")
+    n_accounts, n_assets = g.shape[0], g.shape[1]
+    s = _floats("price", price)
+    sigma = _floats("vol", vol)
+    _non_negative("vol", sigma)
+    corr = np.ascontiguousarray(_floats("correlation", correlation))
+    e = _floats("equity", equity)
+    level = _floats("mm", mm)
+    if s.shape != (n_assets,) or sigma.shape != (n_assets,) or e.shape != (n_accounts,) or level.shape != e.shape:
+        raise ValueError(
+            f"shapes must be price, vol ({n_assets},) and equity, mm ({n_accounts},); "
+            f"got {s.shape}, {sigma.shape}, {e.shape}, {level.shape}"
+        )
+    _check_correlation(corr, n_assets)
+    v = np.zeros(n_assets)
+    if velocity is not None and params.use_drift:
+        v = np.asarray(velocity, dtype=np.float64)
+        if v.shape != (n_assets,):
+            raise ValueError(f"velocity must be ({n_assets},), got {v.shape}")
+        v = _floats("velocity", np.where(np.isnan(v), 0.0, v))
+    h = params.horizon_seconds / SECONDS_PER_YEAR
+    loss_vol = np.empty(n_accounts)
+    drift = np.empty(n_accounts)
+    _book_kernel(g, s, sigma, corr, h, v, loss_vol, drift)
+    bad = ~(np.isfinite(loss_vol) & np.isfinite(drift))
+    if bad.any():
+        n = int(np.argmax(bad))
+        raise ValueError(f"account {n}: greeks {g[n, :, :2].tolist()} give a non-finite loss volatility or drift")
+    probability = breach_probability(e, level, loss_vol, h, drift)
+    flagged = early_trigger(probability, params.threshold) & (e >= level)
+    seconds = time_to_breach(e, level, drift) * SECONDS_PER_YEAR
+    return Breach(loss_vol, drift, probability, flagged, seconds)
+
+
 # --------------------------------------------------------------------------------------- velocity
 
 
@@ -279,3 +520,182 @@ def velocity_path(
         raise ValueError(f"out must be float64 (2, {t.size - 1}), got {out.dtype} {out.shape}")
     _velocity_recursion(t, p, lam, out)
     return out[0], out[1]
+
+
+class VelocityTracker:
+    """The streaming form of `velocity_path` for A assets at once (the deterministic streaming engine's state).
+
+    Per asset a (arrays (A,)): the EWMA accumulators R_a (decayed log returns), D_a (decayed elapsed time,
+    years) and Q_a (decayed squared log returns), the last price and the last tick time (years); NaN last
+    price and time until the asset's first tick. `update` folds ticks in with the recursion of
+    `velocity_path` (the first tick of an asset only records its price; a tick with no elapsed time still adds
+    its return and its square), so after the same ticks `velocity` and `volatility` equal `velocity_path`'s
+    last values. `halflife` is in years (`PredictiveParams.halflife_seconds / SECONDS_PER_YEAR`, see
+    `for_params`).
+
+    `velocity` and `volatility` are NaN for an asset with no elapsed time yet (no tick, one tick, or ticks all
+    at one time): velocity undefined. Consumers read NaN as 0 velocity (no drift) and 0 fast volatility
+    (`account_breach` does so for `velocity`). `state()` and `from_state` save and reload the tracker bit for
+    bit. Mutable on purpose (it is the engine's state); every `update` validates the whole batch first and
+    changes nothing if a tick is bad.
+    """
+
+    _KEYS = ("halflife", "returns", "elapsed", "squares", "last_price", "last_time")
+
+    def __init__(self, n_assets: int, halflife: float) -> None:
+        if n_assets < 0:
+            raise ValueError(f"n_assets must be >= 0, got {n_assets!r}")
+        if not (math.isfinite(halflife) and halflife > 0.0):
+            raise ValueError(f"halflife must be finite and > 0 (years), got {halflife!r}")
+        self._halflife = float(halflife)
+        self._lam = math.log(2.0) / self._halflife
+        self._returns = np.zeros(n_assets)
+        self._elapsed = np.zeros(n_assets)
+        self._squares = np.zeros(n_assets)
+        self._last_price = np.full(n_assets, np.nan)
+        self._last_time = np.full(n_assets, np.nan)
+
+    @classmethod
+    def for_params(cls, n_assets: int, params: PredictiveParams) -> VelocityTracker:
+        """An empty tracker with the half-life of `params` (seconds, converted to years)."""
+        return cls(n_assets, params.halflife_seconds / SECONDS_PER_YEAR)
+
+    @property
+    def n_assets(self) -> int:
+        """A."""
+        return int(self._returns.size)
+
+    @property
+    def halflife(self) -> float:
+        """The EWMA half-life, years."""
+        return self._halflife
+
+    def update(self, asset_indices: ArrayLike, times_years: ArrayLike, prices: ArrayLike) -> None:
+        """Fold in K ticks, in the order given: asset_indices (K,) in [0, A), times_years (K,), prices (K,) > 0.
+
+        Ticks of one asset must come in time order, at or after that asset's last tick (ticks of different
+        assets may interleave in any order). ValueError, naming the first bad tick, leaves the state unchanged.
+        """
+        asset = np.asarray(asset_indices)
+        if asset.size == 0:
+            asset = asset.astype(np.int64)
+        if asset.dtype.kind not in "iu":
+            raise ValueError(f"asset_indices must be integers, got {asset.dtype}")
+        asset = asset.astype(np.int64)
+        t = _floats("times_years", times_years)
+        p = _floats("prices", prices)
+        if asset.ndim != 1 or t.shape != asset.shape or p.shape != asset.shape:
+            raise ValueError(
+                f"asset_indices, times_years and prices must be (K,), got {asset.shape}, {t.shape}, {p.shape}"
+            )
+        if (p <= 0.0).any():
+            raise ValueError(f"prices must be > 0, got {p[p <= 0.0][0]!r}")
+        bad = int(_first_bad_tick(asset, t, self._last_time))
+        if bad >= 0:
+            a = int(asset[bad])
+            if not 0 <= a < self.n_assets:
+                raise ValueError(f"tick {bad}: asset index {a} is not in [0, {self.n_assets})")
+            raise ValueError(f"tick {bad}: time {float(t[bad])!r} of asset {a} is before that asset's previous tick")
+        _tracker_update(
+            asset, t, p, self._lam, self._returns, self._elapsed, self._squares, self._last_price, self._last_time
+        )
+
+    @property
+    def velocity(self) -> FloatArray:
+        """(A,) log return per year, signed: R / D; NaN where D = 0 (read as 0 by consumers)."""
+        out: FloatArray = np.divide(
+            self._returns, self._elapsed, out=np.full(self.n_assets, np.nan), where=self._elapsed > 0.0
+        )
+        return out
+
+    @property
+    def volatility(self) -> FloatArray:
+        """(A,) fast volatility per sqrt(year): sqrt(Q / D); NaN where D = 0 (read as 0 by consumers)."""
+        out = np.divide(self._squares, self._elapsed, out=np.full(self.n_assets, np.nan), where=self._elapsed > 0.0)
+        result: FloatArray = np.sqrt(out)
+        return result
+
+    def state(self) -> dict[str, FloatArray]:
+        """Copies of the state as plain float64 arrays: halflife (0-d, years), returns, elapsed, squares,
+        last_price, last_time (each (A,)). `from_state` of it is the same tracker, bit for bit."""
+        return {
+            "halflife": np.array(self._halflife),
+            "returns": self._returns.copy(),
+            "elapsed": self._elapsed.copy(),
+            "squares": self._squares.copy(),
+            "last_price": self._last_price.copy(),
+            "last_time": self._last_time.copy(),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, ArrayLike]) -> VelocityTracker:
+        """The tracker `state()` described (exactly its keys; values copied, bits kept). ValueError on a state
+        no sequence of updates can produce: wrong keys or shapes, R, D, Q not finite or D, Q < 0, a last price
+        that is neither NaN (no tick yet, with NaN time and zero accumulators) nor finite and > 0."""
+        if set(state) != set(cls._KEYS):
+            raise ValueError(f"state must have exactly the keys {sorted(cls._KEYS)}, got {sorted(state)}")
+        halflife = np.asarray(state["halflife"], dtype=np.float64)
+        if halflife.shape != ():
+            raise ValueError(f"state halflife must be a scalar, got shape {halflife.shape}")
+        arrays = {key: np.array(state[key], dtype=np.float64) for key in cls._KEYS[1:]}
+        shape = arrays["returns"].shape
+        if len(shape) != 1 or any(a.shape != shape for a in arrays.values()):
+            raise ValueError(f"state arrays must all be (A,), got {[a.shape for a in arrays.values()]}")
+        for key in ("returns", "elapsed", "squares"):
+            _floats(f"state {key}", arrays[key])
+        _non_negative("state elapsed", arrays["elapsed"])
+        _non_negative("state squares", arrays["squares"])
+        unseen = np.isnan(arrays["last_price"])
+        if not np.array_equal(unseen, np.isnan(arrays["last_time"])):
+            raise ValueError("state last_price and last_time must be NaN for the same assets (no tick yet)")
+        _floats("state last_price", arrays["last_price"][~unseen])
+        _floats("state last_time", arrays["last_time"][~unseen])
+        if (arrays["last_price"][~unseen] <= 0.0).any():
+            raise ValueError(f"state last_price must be > 0, got {arrays['last_price'][~unseen].min()!r}")
+        if any((arrays[key][unseen] != 0.0).any() for key in ("returns", "elapsed", "squares")):
+            raise ValueError("state accumulators must be 0 for an asset with no tick yet")
+        tracker = cls(shape[0], float(halflife))
+        tracker._returns = arrays["returns"]
+        tracker._elapsed = arrays["elapsed"]
+        tracker._squares = arrays["squares"]
+        tracker._last_price = arrays["last_price"]
+        tracker._last_time = arrays["last_time"]
+        return tracker
+
+
+@jit()
+def _first_bad_tick(asset: NDArray[np.int64], times: FloatArray, last_time: FloatArray) -> int:
+    """Index of the first tick with an asset outside [0, A) or a time before its asset's previous tick; -1."""
+    seen = last_time.copy()
+    for i in range(asset.size):
+        a = asset[i]
+        if a < 0 or a >= seen.size or times[i] < seen[a]:  # NaN (no tick yet) compares False
+            return i
+        seen[a] = times[i]
+    return -1
+
+
+@jit()
+def _tracker_update(
+    asset: NDArray[np.int64],
+    times: FloatArray,
+    prices: FloatArray,
+    lam: float,
+    returns: FloatArray,
+    elapsed: FloatArray,
+    squares: FloatArray,
+    last_price: FloatArray,
+    last_time: FloatArray,
+) -> None:
+    """In place, tick by tick: the recursion of `_velocity_recursion` per asset (same operations, same order)."""
+    for i in range(asset.size):
+        a = asset[i]
+        if last_price[a] > 0.0:  # NaN before the asset's first tick
+            dt = times[i] - last_time[a]
+            r = math.log(prices[i] / last_price[a])
+            decay = math.exp(-lam * dt)
+            returns[a] = decay * returns[a] + r
+            elapsed[a] = decay * elapsed[a] + dt
+            squares[a] = decay * squares[a] + r * r
+        last_price[a] = prices[i]
+        last_time[a] = times[i]
