@@ -12,7 +12,7 @@ from rich.console import Console
 
 from solvent.api import baseline_margin_for, compute_margin, explain_margin
 from solvent.baselines import BASELINE_NAMES
-from solvent.console import print_baseline, print_explain, print_margin
+from solvent.console import print_baseline, print_explain, print_margin, print_stream_summary
 from solvent.demo.run import DEMO_ACCOUNTS, DEMO_SEED, run_demo
 from solvent.engine.book import Book
 from solvent.errors import InputError, SolventError
@@ -22,6 +22,7 @@ from solvent.formats.results import result_json, write_result
 from solvent.formats.schemas import MarketSnapshot
 from solvent.market.history import PriceHistory, read_history
 from solvent.params import MarginParams
+from solvent.stream.replay import ReplayFiles, replay
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_INPUT = 2
@@ -186,3 +187,52 @@ def params() -> None:
 def demo(n_accounts: int, seed: int, out_dir: str) -> None:
     """Build a realistic synthetic venue on embedded defaults, margin it, summarise and report."""
     run_demo(out_dir, n_accounts, seed)
+
+
+@main.command()
+@click.option("--feed", "feed_path", required=True, help="solvent.feed/1 file (.ndjson or .parquet).")
+@click.option("--accounts", "accounts_path", default=None, help="solvent.portfolio/1 file: the accounts at the start.")
+@click.option("--market", "market_path", default=None, help="solvent.market/1 JSON file: the market at the start.")
+@click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file (default: built-in).")
+@click.option("--history", "history_path", default=None, help="Price history (CSV/Parquet) for fhs/mc scenarios.")
+@click.option("--insurance-fund", default=0.0, show_default=True, type=click.FloatRange(0.0), help="USD at the start.")
+@click.option("--block-ms", default=None, type=click.IntRange(1), help="Batch records by time windows of N ms.")
+@click.option("--state-in", default=None, help="Resume a stream saved with --state-out (instead of accounts/market).")
+@click.option("--state-out", default=None, help="Save the final state here (solvent.state/1).")
+@click.option("--events", "events_path", default="events.ndjson", show_default=True, help="Events file to write.")
+@click.option("--summary", "summary_path", default="summary.json", show_default=True, help="Summary file to write.")
+@_fail_cleanly
+def stream(
+    feed_path: str,
+    accounts_path: str | None,
+    market_path: str | None,
+    params_path: str | None,
+    history_path: str | None,
+    insurance_fund: float,
+    block_ms: int | None,
+    state_in: str | None,
+    state_out: str | None,
+    events_path: str,
+    summary_path: str,
+) -> None:
+    """Replay a feed through the streaming engine: write its events (solvent.events/1) and a summary."""
+    if state_in is None and (accounts_path is None or market_path is None):
+        raise click.UsageError("give --accounts and --market, or --state-in")
+    files = ReplayFiles(
+        feed=feed_path,
+        events=events_path,
+        summary=summary_path,
+        accounts=accounts_path,
+        market=market_path,
+        params=params_path,
+        history=history_path,
+        insurance_fund=insurance_fund,
+        state_in=state_in,
+        state_out=state_out,
+        block_ms=block_ms,
+    )
+    console = Console(stderr=True)
+    with console.status("replaying the feed") as status:
+        summary = replay(files, lambda done, total: status.update(f"replaying the feed: {done:,} of {total:,} records"))
+    print_stream_summary(summary, Console())
+    click.echo(f"events: {events_path}\nsummary: {summary_path}" + (f"\nstate: {state_out}" if state_out else ""))

@@ -200,3 +200,16 @@ def print_baseline(baseline: BaselineResult, multifactor_im: FloatArray, console
     )
     for note in baseline.notes:
         console.print(f"note: {note}")
+
+
+def print_stream_summary(summary: dict[str, object], console: Console) -> None:
+    """The figures of a replay (`solvent stream`), one per row."""
+    table = Table(title="Stream")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in summary.items():
+        if name == "schema":
+            continue
+        text = _money(value) if isinstance(value, float) else str(value)
+        table.add_row(name.replace("_", " "), text)
+    console.print(table)

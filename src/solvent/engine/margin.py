@@ -34,6 +34,7 @@ from solvent.factors.concentration import (
 from solvent.factors.haircuts import book_haircuts, integrated_deltas
 from solvent.factors.liquidity import liquidity_kernel, pack_liquidity
 from solvent.factors.oracle_buffer import oracle_buffer_by_asset
+from solvent.liquidation.predictive import account_breach, scenario_correlation
 from solvent.market.history import PriceHistory
 from solvent.market.state import MarketState
 from solvent.params import MarginParams
@@ -98,12 +99,14 @@ class RiskContext:
     """The scenarios and risk arrays a margin run reads: built once per market state, shared by every
     account (the streaming engine keeps one and refreshes the rows of the assets that move).
 
+    correlation (A, A): the asset-return correlation of the breach probability (`scenario_correlation`).
     mm_arrays: the maintenance run's arrays when `maintenance.mode` is "model" (its own confidence and
     MPOR), else None.
     """
 
     scenarios: ScenarioSet
     arrays: RiskArrays
+    correlation: FloatArray
     mm_scenarios: ScenarioSet | None = None
     mm_arrays: RiskArrays | None = None
 
@@ -111,10 +114,11 @@ class RiskContext:
 def risk_context(state: MarketState, params: MarginParams, history: PriceHistory | None = None) -> RiskContext:
     """Scenarios and risk arrays for IM (and for MM in the "model" maintenance mode) at `state`."""
     scenarios, arrays = scenario_risk_arrays(state, params, history)
+    correlation = scenario_correlation(scenarios, params.predictive)
     if params.maintenance.mode == "fraction":
-        return RiskContext(scenarios, arrays)
+        return RiskContext(scenarios, arrays, correlation)
     mm_scenarios, mm_arrays = scenario_risk_arrays(state, maintenance_params(params), history)
-    return RiskContext(scenarios, arrays, mm_scenarios, mm_arrays)
+    return RiskContext(scenarios, arrays, correlation, mm_scenarios, mm_arrays)
 
 
 def maintenance_params(params: MarginParams) -> MarginParams:
@@ -140,8 +144,16 @@ def margin_accounts(
     params: MarginParams,
     context: RiskContext,
     source: str = "<portfolio>",
+    *,
+    vol: FloatArray | None = None,
+    velocity: FloatArray | None = None,
 ) -> MarginResult:
-    """Margin every account of `book` on prepared scenarios and risk arrays (`risk_context`)."""
+    """Margin every account of `book` on prepared scenarios and risk arrays (`risk_context`).
+
+    `vol` (A,) and `velocity` (A,), optional, feed the breach probability: the volatility of the assets'
+    returns (default `state.vol`; the streaming engine passes the larger of it and the fast volatility) and
+    their price velocity (default none: no drift).
+    """
     arrays = context.arrays
     collateral_delta = integrated_deltas(book, state, params, source)  # None unless collateral.mode "integrated"
     market_risk, greeks = margins(
@@ -195,6 +207,16 @@ def margin_accounts(
     haircuts = book_haircuts(book, state, params, greeks, source)  # an equity deduction, not an IM term
     if haircuts is not None:
         equity = equity - haircuts.by_account
+    breach = account_breach(
+        greeks,
+        state.price,
+        state.vol if vol is None else vol,
+        context.correlation,
+        equity,
+        mm,
+        params.predictive,
+        velocity=velocity,
+    )
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a subnormal MM overflows to inf
         health = np.where(mm > 0.0, equity / np.where(mm > 0.0, mm, 1.0), np.where(equity >= 0.0, np.inf, -np.inf))
     return MarginResult(
@@ -218,4 +240,7 @@ def margin_accounts(
         collateral_haircut_by_asset=None if haircuts is None else haircuts.by_asset,
         oracle_status=state.oracle_status_names,
         parent=book.parent,
+        breach_probability=breach.probability,
+        early_flag=breach.flagged & (mm > 0.0),  # a flat account cannot breach
+        loss_vol=breach.loss_vol,
     )

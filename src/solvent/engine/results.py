@@ -48,6 +48,12 @@ class MarginResult:
     collateral_haircut: FloatArray | None = None
     collateral_haircut_by_asset: FloatArray | None = None
     parent: NDArray[np.object_] | None = None  # (N,) the parent of each isolated sub-account, None elsewhere
+    # (N,) predictive liquidation (docs/model.md, "Predictive liquidation"): the probability that equity touches
+    # MM within `predictive.horizon_seconds`, whether it exceeds `predictive.threshold` while equity >= MM > 0,
+    # and the delta-gamma loss volatility (USD per sqrt(year)) behind it.
+    breach_probability: FloatArray | None = None
+    early_flag: NDArray[np.bool_] | None = None
+    loss_vol: FloatArray | None = None
 
     @property
     def oracle_warnings(self) -> tuple[str, ...]:
@@ -79,6 +85,10 @@ class MarginResult:
         }
         for name, values in self.terms.items():
             columns[f"im_{name}"] = values
+        if self.breach_probability is not None and self.early_flag is not None and self.loss_vol is not None:
+            columns["breach_probability"] = self.breach_probability
+            columns["early_flag"] = self.early_flag
+            columns["loss_vol"] = self.loss_vol
         if self.hhi is not None:
             columns["hhi"] = self.hhi
         if self.collateral_haircut is not None:

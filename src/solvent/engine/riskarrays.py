@@ -101,7 +101,7 @@ def refresh_risk_arrays(
 def _asset_rows(
     state: MarketState, scenarios: ScenarioSet, time_floor_years: float, rows: NDArray[np.int64], a: int
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """(R, S) unweighted P&L, (R, 3) unit Greeks, (R,) values and (R,) linear weights of instruments `rows` on asset a."""
+    """(R, S) unweighted P&L, (R, 3) unit Greeks, (R,) values, (R,) linear weights of instruments `rows` on asset a."""
     table = state.instruments
     spot = state.price[a]
     forward = state.forward[rows]

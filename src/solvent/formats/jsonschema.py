@@ -11,11 +11,13 @@ import msgspec
 from solvent.formats.io import atomic_output
 from solvent.formats.schemas import MarketSnapshot, Portfolio
 from solvent.params import MarginParams
+from solvent.stream.feed import FeedRecord
 
 FORMATS: dict[str, Any] = {
     "solvent.portfolio-1.schema.json": Portfolio,
     "solvent.market-1.schema.json": MarketSnapshot,
     "solvent.params-1.schema.json": MarginParams,
+    "solvent.feed-1.schema.json": FeedRecord,  # one record: one line of an NDJSON feed
 }
 
 

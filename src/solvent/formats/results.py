@@ -35,6 +35,15 @@ def result_document(result: MarginResult, market_time: str) -> dict[str, Any]:
                 "liquidatable": bool(result.liquidatable[n]),
                 "collateral": float(result.collateral[n]),
                 "unrealised_pnl": float(result.unrealised_pnl[n]),
+                **(
+                    {}
+                    if result.breach_probability is None or result.early_flag is None or result.loss_vol is None
+                    else {
+                        "breach_probability": float(result.breach_probability[n]),
+                        "early_flag": bool(result.early_flag[n]),
+                        "loss_vol": float(result.loss_vol[n]),
+                    }
+                ),
                 **({} if result.hhi is None else {"hhi": float(result.hhi[n])}),
                 **(
                     {}

@@ -55,6 +55,17 @@ class AssetLiquidity:
     adv: float = math.nan
     vol_spread: float = math.nan
 
+    def scaled(self, factor: float) -> AssetLiquidity:
+        """The same book holding `factor` times the size at every distance (and `factor` x the ADV)."""
+        if factor == 1.0:
+            return self
+        return AssetLiquidity(
+            bid=None if self.bid is None else DepthCurve.from_knots(self.bid.size * factor, self.bid.distance),
+            ask=None if self.ask is None else DepthCurve.from_knots(self.ask.size * factor, self.ask.distance),
+            adv=self.adv * factor,
+            vol_spread=self.vol_spread,
+        )
+
     @property
     def has_depth(self) -> bool:
         """True when close-out cost of a delta can be computed (a curve, or ADV for square-root impact)."""

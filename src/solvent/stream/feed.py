@@ -22,13 +22,14 @@ from solvent.params import MarginParams
 FEED_SCHEMA: Final = "solvent.feed/1"
 
 Sequence = Annotated[int, msgspec.Meta(ge=0, description="the record's sequence number, strictly increasing")]
+Time = Annotated[datetime, msgspec.Meta(tz=True, description="a date-time with a time zone")]
 
 
 class _FeedRecord(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="type"):
     """Base of every feed record: its sequence number and the time the venue received it."""
 
     seq: Sequence
-    time: datetime
+    time: Time
 
 
 class Quote(_FeedRecord, frozen=True, kw_only=True, tag="quote"):
@@ -41,12 +42,13 @@ class Quote(_FeedRecord, frozen=True, kw_only=True, tag="quote"):
     price: PositiveFinite
     source: Identifier | None = None
     confidence: NonNegativeFinite = 0.0
-    timestamp: datetime | None = None
+    timestamp: Time | None = None
 
 
 class Fill(_FeedRecord, frozen=True, kw_only=True, tag="fill"):
-    """A trade of `account`: `quantity` contracts of `instrument` (positive buys) at `price` (a linear
-    product's price; an option's premium per contract), paying `fee` USD."""
+    """A trade of `account`: `quantity` contracts of `instrument` (positive buys) at `price`, USD per unit of
+    the underlying (a linear product's price; an option's premium per unit; a contract is `contract_size`
+    units), paying `fee` USD."""
 
     account: Identifier
     instrument: Identifier

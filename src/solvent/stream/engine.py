@@ -1,0 +1,909 @@
+"""The deterministic streaming core: feed records in, account state and events out.
+
+Single-threaded and deterministic (STYLE.md 9): the feed's own times are the clock, the sink is passed in,
+and the state is written before a batch's events are published. Records are applied in batches — one per
+record, or every record whose time falls in the same `block_ms` window — and after each batch only the
+accounts it can have changed are re-margined: those exposed to an asset whose price, depth or oracle moved
+(`AccountStore.exposed`), those that traded or moved collateral, and those being liquidated. Risk arrays
+are refreshed only for the assets that moved (`refresh_risk_arrays`). A volatility or parameter change
+starts a new epoch: scenarios are regenerated, time to expiry advances, every account is re-margined.
+
+After re-margining, each account's status (healthy / margin call / liquidatable) and predictive flag are
+compared with the last ones and every change becomes an event; accounts in liquidation whose cooldown has
+passed get one partial slice (`liquidation.closeout`), bankrupt ones go through the backstop waterfall
+(`liquidation.waterfall`). docs/model.md ("Streaming engine") describes the rules; docs/formats.md the
+feed, event and state files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import numpy as np
+from numpy.typing import NDArray
+
+from solvent.engine.book import Book
+from solvent.engine.margin import RiskContext, maintenance_params, margin_accounts
+from solvent.engine.results import MarginResult
+from solvent.engine.riskarrays import build_risk_arrays, refresh_risk_arrays
+from solvent.engine.whatif import (
+    Decision,
+    PreTradeChecker,
+    account_greeks,
+    account_scenario_pnl,
+    concentration_thresholds,
+)
+from solvent.errors import InputError, ModelError
+from solvent.factors.concentration import tier_multiplier
+from solvent.factors.haircuts import require_collateral_vols
+from solvent.formats.schemas import MarketSnapshot
+from solvent.liquidation.closeout import CloseOutBook, CloseOutMarket, CloseOutPlan, closeout_cost, plan_closeout
+from solvent.liquidation.predictive import SECONDS_PER_YEAR, VelocityTracker, scenario_correlation
+from solvent.liquidation.waterfall import WaterfallResult, run_waterfall
+from solvent.market.history import PriceHistory
+from solvent.market.state import OPTION
+from solvent.params import MarginParams
+from solvent.scenarios import generate_scenarios
+from solvent.scenarios.base import ScenarioSet
+from solvent.stream import events as ev
+from solvent.stream.feed import Deposit, DepthChange, FeedRecord, Fill, Quote, VolChange, Withdrawal
+from solvent.stream.market import LiveMarket
+from solvent.stream.store import CASH, AccountStore
+
+FloatArray = NDArray[np.float64]
+IndexArray = NDArray[np.int64]
+
+HEALTHY, MARGIN_CALL, LIQUIDATABLE = 0, 1, 2
+#: Rounding (USD) a settled bankrupt account may be left with; booked against the insurance fund.
+DUST_USD = 1e-6
+
+Sink = Callable[[Sequence[ev.Event]], None]
+
+
+def _seconds(time: datetime) -> float:
+    return time.timestamp()
+
+
+def params_digest(params: MarginParams) -> str:
+    """SHA-256 of the parameters' canonical JSON: what `ParametersChanged` reports."""
+    return hashlib.sha256(msgspec.json.encode(params)).hexdigest()
+
+
+def _supported(params: MarginParams, where: str) -> None:
+    """Refuse settings the streaming engine cannot yet honour (they need the whole venue's open interest)."""
+    conc = params.concentration
+    if conc.enabled and (conc.oi_share is not None or (conc.form == "ramp" and conc.ramp_driver != "account")):
+        raise ModelError(
+            f"{where}: concentration driven by the venue's open interest (oi_share, or a ramp on open_interest) "
+            "is not supported by the streaming engine yet"
+        )
+
+
+@dataclass
+class Figures:
+    """The last margin figures of every account (N,), and its liquidation bookkeeping."""
+
+    im: FloatArray
+    mm: FloatArray
+    equity: FloatArray
+    status: NDArray[np.int8]
+    flagged: NDArray[np.bool_]
+    breach: FloatArray
+    loss_vol: FloatArray
+    in_liquidation: NDArray[np.bool_]
+    cooldown_until: FloatArray
+    first_flag: FloatArray
+    first_liquidatable: FloatArray
+
+    @classmethod
+    def empty(cls, n: int) -> Figures:
+        """Zero figures for n accounts (first_* are NaN: never)."""
+        return cls(
+            im=np.zeros(n),
+            mm=np.zeros(n),
+            equity=np.zeros(n),
+            status=np.zeros(n, dtype=np.int8),
+            flagged=np.zeros(n, dtype=np.bool_),
+            breach=np.zeros(n),
+            loss_vol=np.zeros(n),
+            in_liquidation=np.zeros(n, dtype=np.bool_),
+            cooldown_until=np.full(n, -math.inf),
+            first_flag=np.full(n, math.nan),
+            first_liquidatable=np.full(n, math.nan),
+        )
+
+
+@dataclass
+class Totals:
+    """Running totals of a stream (the summary's figures)."""
+
+    records: int = 0
+    batches: int = 0
+    rejected: int = 0
+    liquidations: int = 0
+    liquidated_notional: float = 0.0
+    fees_to_fund: float = 0.0
+    fund_paid: float = 0.0
+    adl_fills: int = 0
+    socialised: float = 0.0
+    unresolved: float = 0.0
+    batch_ms: list[float] = field(default_factory=list)
+
+
+class StreamEngine:
+    """Account state and margin figures kept current by a feed. Build with `start` or `load`."""
+
+    def __init__(
+        self,
+        book: Book,
+        snapshot: MarketSnapshot,
+        params: MarginParams,
+        *,
+        history: PriceHistory | None = None,
+        insurance_fund: float = 0.0,
+        sink: Sink | None = None,
+        portfolio_source: str = "<portfolio>",
+        market_source: str = "<market>",
+    ) -> None:
+        _supported(params, "params")
+        self.params = params
+        self.history = history
+        self.portfolio_source = portfolio_source
+        self.market = LiveMarket(book.instruments, snapshot, params, market_source)
+        require_collateral_vols(book, self.market.state, params, market_source)
+        self.store = AccountStore(book, self.market.state.asset_index, len(self.market.assets))
+        self.figures = Figures.empty(book.n_accounts)
+        self.totals = Totals()
+        self.fund = float(insurance_fund)
+        self.fund_start = self.fund
+        self.sink: Sink = sink if sink is not None else (lambda events: None)
+        self.next_seq = 0
+        self.last_input_seq = -1
+        self.last_time = snapshot.time
+        self.velocity = VelocityTracker.for_params(len(self.market.assets), params.predictive)
+        self.context = self._context(generate=True)
+        self._checker: PreTradeChecker | None = None
+        self._checker_version = -1
+        self._pnl_cache: dict[int, tuple[int, FloatArray, FloatArray]] = {}
+        self._version = 0
+        self._open: list[FeedRecord] = []
+        self._open_window = -1
+
+    # ------------------------------------------------------------------------------- construction
+
+    @classmethod
+    def start(
+        cls,
+        book: Book,
+        snapshot: MarketSnapshot,
+        params: MarginParams | None = None,
+        **kwargs: Any,
+    ) -> StreamEngine:
+        """A new stream at the snapshot: every account margined, its opening status published as events."""
+        engine = cls(book, snapshot, MarginParams() if params is None else params, **kwargs)
+        everyone = np.arange(book.n_accounts, dtype=np.int64)
+        events: list[ev.Event] = []
+        engine._remargin(everyone, snapshot.time, -1, events)
+        events += engine.settle(snapshot.time, -1)
+        engine.sink(events)
+        return engine
+
+    def _context(
+        self, generate: bool, scenarios: ScenarioSet | None = None, mm: ScenarioSet | None = None
+    ) -> RiskContext:
+        """Scenarios (generated at the current state, or given) and risk arrays built on them."""
+        state = self.market.state
+        params = self.params
+        time_floor = params.volatility.time_floor_days / params.days_per_year
+        if generate:
+            scenarios = generate_scenarios(state, params, self.history)
+            if params.maintenance.mode == "model":
+                mm = generate_scenarios(state, maintenance_params(params), self.history)
+        assert scenarios is not None
+        arrays = build_risk_arrays(state, scenarios, time_floor)
+        mm_arrays = None if mm is None else build_risk_arrays(state, mm, time_floor)
+        return RiskContext(scenarios, arrays, scenario_correlation(scenarios, params.predictive), mm, mm_arrays)
+
+    # --------------------------------------------------------------------------------- the loop
+
+    def process(self, records: Iterable[FeedRecord], block_ms: int | None = None, source: str = "<feed>") -> None:
+        """Apply `records` and close the last batch (`feed`, then `flush`)."""
+        self.feed(records, block_ms, source)
+        self.flush()
+
+    def feed(self, records: Iterable[FeedRecord], block_ms: int | None = None, source: str = "<feed>") -> None:
+        """Apply `records` in batches, one per record or one per `block_ms` window of their times; the last
+        batch stays open for the records of a later call until `flush`. A record out of order (its `seq` not
+        above the last one seen, or its `time` before it) is an InputError naming it, before anything of it
+        is applied."""
+        for i, record in enumerate(records):
+            if record.seq <= self.last_input_seq:
+                raise InputError(
+                    source, f"records[{i}].seq", f"{record.seq} does not follow sequence number {self.last_input_seq}"
+                )
+            if record.time < self.last_time:
+                raise InputError(
+                    source, f"records[{i}].time", f"{record.time.isoformat()} is before {self.last_time.isoformat()}"
+                )
+            self.last_input_seq = record.seq
+            self.last_time = record.time
+            window = record.seq if not block_ms else int(_seconds(record.time) * 1000.0) // block_ms
+            if self._open and window != self._open_window:
+                self.flush()
+            self._open_window = window
+            self._open.append(record)
+
+    def flush(self) -> None:
+        """Run the open batch, if any."""
+        if self._open:
+            batch, self._open = self._open, []
+            self.run_batch(batch)
+
+    def run_batch(self, records: Sequence[FeedRecord]) -> list[ev.Event]:
+        """Apply one batch, re-margin what it touched, liquidate, then publish (and return) its events."""
+        begin = time.perf_counter()
+        events = self.apply_batch(records)
+        events += self.settle(records[-1].time, records[-1].seq)
+        self.totals.records += len(records)
+        self.totals.batches += 1
+        self.totals.batch_ms.append((time.perf_counter() - begin) * 1000.0)
+        self.sink(events)
+        return events
+
+    def apply_batch(self, records: Sequence[FeedRecord]) -> list[ev.Event]:
+        """The first half of a batch: apply its records, re-margin what they touched; returns the events
+        (not yet published). `settle` is the second half."""
+        now = records[-1].time
+        cause = records[-1].seq
+        events: list[ev.Event] = []
+        batch = _Batch()
+        for record in records:
+            self._apply(record, batch, events)
+        if batch.new_epoch:
+            self.market.rebuild(self.params, now)
+            self.context = self._context(generate=True)
+            rows = np.arange(self.store.n_accounts, dtype=np.int64)
+            self._version += 1
+        else:
+            self._refresh(batch)
+            moved = np.fromiter(sorted(batch.moved), dtype=np.int64)
+            exposed = np.zeros(self.store.n_accounts, dtype=np.bool_)
+            if moved.size:
+                exposed |= self.store.exposed[moved].any(axis=0)
+            if batch.touched:
+                exposed[np.fromiter(batch.touched, dtype=np.int64)] = True
+            rows = np.flatnonzero(exposed).astype(np.int64)
+        self._remargin(rows, now, cause, events)
+        return events
+
+    def settle(self, now: datetime, cause: int) -> list[ev.Event]:
+        """The second half of a batch, at unchanged prices: one liquidation slice for every account due one,
+        the backstop waterfall for the bankrupt; returns the events (not yet published)."""
+        events: list[ev.Event] = []
+        self._liquidate(now, cause, events)
+        return events
+
+    def _refresh(self, batch: _Batch) -> None:
+        """Publish the market overlays and recompute the risk-array rows of the assets that moved."""
+        if not batch.dirty:
+            return
+        self.market.refresh()
+        assets = np.fromiter(sorted(batch.dirty), dtype=np.int64)
+        time_floor = self.params.volatility.time_floor_days / self.params.days_per_year
+        refresh_risk_arrays(self.context.arrays, self.market.state, self.context.scenarios, time_floor, assets)
+        if self.context.mm_arrays is not None and self.context.mm_scenarios is not None:
+            refresh_risk_arrays(
+                self.context.mm_arrays, self.market.state, self.context.mm_scenarios, time_floor, assets
+            )
+        batch.dirty.clear()
+        self._version += 1
+
+    # ------------------------------------------------------------------------------ feed records
+
+    def _event(self, kind: type[ev.Event], time: datetime, cause: int, **fields: Any) -> ev.Event:
+        event = kind(seq=self.next_seq, time=time, cause=cause, **fields)
+        self.next_seq += 1
+        return event
+
+    def _reject(self, events: list[ev.Event], record: FeedRecord, field_name: str, reason: str) -> None:
+        self.totals.rejected += 1
+        record_type = type(record).__struct_config__.tag
+        events.append(
+            self._event(
+                ev.InputRejected, record.time, record.seq, record=str(record_type), field=field_name, reason=reason
+            )
+        )
+
+    def _account(self, record: Fill | Deposit | Withdrawal, events: list[ev.Event]) -> int | None:
+        row = self.store.row_of.get(record.account)
+        if row is None:
+            self._reject(events, record, "account", f"unknown account {record.account!r}")
+        return row
+
+    def _asset(self, record: Quote | DepthChange | VolChange, events: list[ev.Event]) -> int | None:
+        column = self.market.state.asset_index.get(record.asset)
+        if column is None or record.asset == CASH:
+            self._reject(events, record, "asset", f"unknown asset {record.asset!r}")
+            return None
+        return column
+
+    def _apply(self, record: FeedRecord, batch: _Batch, events: list[ev.Event]) -> None:
+        if isinstance(record, Quote):
+            self._quote(record, batch, events)
+        elif isinstance(record, Fill):
+            row = self._account(record, events)
+            instrument = self.store.instrument_row.get(record.instrument)
+            if row is None:
+                return
+            if instrument is None:
+                self._reject(events, record, "instrument", f"unknown instrument {record.instrument!r}")
+                return
+            self.store.trade(row, instrument, record.quantity, record.price, record.fee)
+            self._pnl_cache.pop(row, None)
+            batch.touched.add(row)
+        elif isinstance(record, Deposit):
+            row = self._account(record, events)
+            if row is not None:
+                if record.asset != CASH and record.asset not in self.market.state.asset_index:
+                    self._reject(events, record, "asset", f"unknown asset {record.asset!r}")
+                    return
+                self.store.credit(row, record.asset, record.amount)
+                batch.touched.add(row)
+        elif isinstance(record, Withdrawal):
+            self._withdraw(record, batch, events)
+        elif isinstance(record, DepthChange):
+            column = self._asset(record, events)
+            if column is not None:
+                self.market.depth_scale[column] = record.scale
+                batch.moved.add(column)
+                batch.dirty.add(column)
+        elif isinstance(record, VolChange):
+            column = self._asset(record, events)
+            if column is not None:
+                self.market.vol_override[column] = record.vol
+                batch.new_epoch = True
+        else:
+            try:
+                _supported(record.params, "params")
+            except ModelError as error:
+                self._reject(events, record, "params", str(error))
+                return
+            self.params = record.params
+            batch.new_epoch = True
+            events.append(
+                self._event(ev.ParametersChanged, record.time, record.seq, digest=params_digest(record.params))
+            )
+
+    def _quote(self, record: Quote, batch: _Batch, events: list[ev.Event]) -> None:
+        column = self._asset(record, events)
+        if column is None:
+            return
+        now = _seconds(record.time)
+        stamp = now if record.timestamp is None else _seconds(record.timestamp)
+        if stamp > now + self.params.oracle.future_tolerance_s:
+            self._reject(events, record, "timestamp", "published after it was received (a future timestamp)")
+            return
+        if record.source is None:
+            if column in self.market.sources:
+                self._reject(events, record, "source", f"{record.asset} is priced from oracle sources: name the source")
+                return
+            self.market.set_price(column, record.price)
+        else:
+            self.market.quote_source(column, record.source, record.price, record.confidence, stamp, now, self.params)
+        self.velocity.update([column], [now / SECONDS_PER_YEAR], [float(self.market.price[column])])
+        batch.moved.add(column)
+        batch.dirty.add(column)
+
+    def _withdraw(self, record: Withdrawal, batch: _Batch, events: list[ev.Event]) -> None:
+        """Pay out only if equity stays at or above IM afterwards (at this moment's prices)."""
+        row = self._account(record, events)
+        if row is None:
+            return
+        if record.asset not in self.store.collateral_assets:
+            self._reject(events, record, "asset", f"the account holds no {record.asset}")
+            return
+        column = self.store.column(record.asset)
+        if self.store.balance[row, column] < record.amount:
+            self._reject(events, record, "amount", f"exceeds the balance of {float(self.store.balance[row, column])!r}")
+            return
+        self._refresh(batch)
+        self.store.balance[row, column] -= record.amount
+        result = margin_accounts(
+            self.store.book_of(np.array([row])), self.market.state, self.params, self.context, self.portfolio_source
+        )
+        if not result.equity[0] >= result.im[0]:
+            self.store.balance[row, column] += record.amount
+            self._reject(
+                events, record, "amount", f"equity {result.equity[0]:.2f} would fall below IM {result.im[0]:.2f}"
+            )
+            return
+        batch.touched.add(row)
+
+    # ------------------------------------------------------------------------------ re-margining
+
+    def _margin(self, rows: IndexArray) -> tuple[Book, MarginResult]:
+        """Margin `rows` now; the breach probability sees the fast volatility and the price velocity."""
+        book = self.store.book_of(rows)
+        state = self.market.state
+        fast = np.nan_to_num(self.velocity.volatility, nan=0.0)
+        result = margin_accounts(
+            book,
+            state,
+            self.params,
+            self.context,
+            self.portfolio_source,
+            vol=np.maximum(state.vol, fast),
+            velocity=self.velocity.velocity,
+        )
+        return book, result
+
+    def _remargin(self, rows: IndexArray, now: datetime, cause: int, events: list[ev.Event]) -> None:
+        """Recompute `rows` (ascending), store their figures and publish every change of status or flag."""
+        if rows.size == 0:
+            return
+        _, result = self._margin(rows)
+        assert result.breach_probability is not None and result.early_flag is not None and result.loss_vol is not None
+        f = self.figures
+        old_status = f.status[rows].copy()
+        old_flag = f.flagged[rows].copy()
+        status = np.where(
+            result.equity < result.mm, LIQUIDATABLE, np.where(result.equity < result.im, MARGIN_CALL, HEALTHY)
+        ).astype(np.int8)
+        f.im[rows] = result.im
+        f.mm[rows] = result.mm
+        f.equity[rows] = result.equity
+        f.status[rows] = status
+        flagged = result.early_flag
+        f.flagged[rows] = flagged
+        f.breach[rows] = result.breach_probability
+        f.loss_vol[rows] = result.loss_vol
+        seconds = _seconds(now)
+        changed = np.flatnonzero((status != old_status) | (flagged & ~old_flag))
+        for k in changed.tolist():
+            row = int(rows[k])
+            name = str(self.store.account_ids[row])
+            new, old = int(status[k]), int(old_status[k])
+            if new == LIQUIDATABLE and old != LIQUIDATABLE:
+                f.in_liquidation[row] = True
+                if math.isnan(f.first_liquidatable[row]):
+                    f.first_liquidatable[row] = seconds
+                events.append(
+                    self._event(
+                        ev.AccountBecameLiquidatable,
+                        now,
+                        cause,
+                        account=name,
+                        equity=float(result.equity[k]),
+                        mm=float(result.mm[k]),
+                    )
+                )
+            elif new == MARGIN_CALL and old == HEALTHY:
+                events.append(
+                    self._event(
+                        ev.MarginCallIssued,
+                        now,
+                        cause,
+                        account=name,
+                        equity=float(result.equity[k]),
+                        im=float(result.im[k]),
+                        mm=float(result.mm[k]),
+                    )
+                )
+            elif new == HEALTHY and old != HEALTHY:
+                f.in_liquidation[row] = False
+                events.append(
+                    self._event(
+                        ev.AccountRecovered,
+                        now,
+                        cause,
+                        account=name,
+                        equity=float(result.equity[k]),
+                        im=float(result.im[k]),
+                    )
+                )
+            if flagged[k] and not old_flag[k]:
+                if math.isnan(f.first_flag[row]):
+                    f.first_flag[row] = seconds
+                events.append(
+                    self._event(
+                        ev.AccountFlaggedEarly,
+                        now,
+                        cause,
+                        account=name,
+                        breach_probability=float(result.breach_probability[k]),
+                        equity=float(result.equity[k]),
+                        mm=float(result.mm[k]),
+                        loss_vol=float(result.loss_vol[k]),
+                    )
+                )
+
+    # ------------------------------------------------------------------------------- liquidation
+
+    def _candidates(self, now: datetime) -> IndexArray:
+        f = self.figures
+        due = f.cooldown_until <= _seconds(now)
+        wanted = f.in_liquidation
+        if self.params.predictive.action == "deleverage":
+            wanted = wanted | (f.flagged & (f.equity < self.params.liquidation.target * f.im))
+        return np.flatnonzero(wanted & due).astype(np.int64)
+
+    def _closeout_inputs(self, book: Book) -> tuple[CloseOutBook, CloseOutMarket]:
+        state = self.market.state
+        arrays = self.context.arrays
+        inst = book.pos_instrument
+        is_option = state.instruments.kind[inst] == OPTION
+        size = state.instruments.contract_size[inst]
+        asset = state.instruments.asset[inst]
+        mark = np.where(is_option, arrays.value[inst], size * state.forward[inst])
+        notional = np.where(is_option, size * state.price[asset], np.abs(size * state.forward[inst]))
+        closeout_book = CloseOutBook(
+            offsets=book.pos_offsets,
+            instrument=inst,
+            quantity=book.pos_quantity,
+            asset=asset,
+            units=np.where(is_option, 0.0, arrays.unit_greeks[inst, 0]),
+            vega=np.where(is_option, arrays.unit_greeks[inst, 2], 0.0),
+            notional=notional,
+            mark=mark,
+        )
+        market = CloseOutMarket(
+            liquidity=state.liquidity,
+            price=state.price,
+            daily_vol=state.vol / math.sqrt(self.params.days_per_year),
+            stress=np.ones(len(state.assets)),
+            half_spread=self.params.liquidity.adv_half_spread,
+            coefficient=self.params.liquidity.impact_coefficient,
+        )
+        return closeout_book, market
+
+    def _liquidate(self, now: datetime, cause: int, events: list[ev.Event]) -> None:
+        """One slice for every account in liquidation whose cooldown has passed; the waterfall for the bankrupt."""
+        rows = self._candidates(now)
+        if rows.size == 0:
+            return
+        book, _ = self._margin(rows)
+        closeout_book, market = self._closeout_inputs(book)
+
+        def requirement(quantity: FloatArray) -> FloatArray:
+            trial = _with_quantity(book, quantity)
+            return margin_accounts(trial, self.market.state, self.params, self.context, self.portfolio_source).im
+
+        priority = _risk_priority(book, closeout_book)
+        plan = plan_closeout(
+            closeout_book, self.figures.equity[rows], requirement, market, self.params.liquidation, priority
+        )
+        touched = set(rows.tolist())
+        self._execute(rows, closeout_book, plan, now, cause, events)
+        bankrupt = rows[plan.bankrupt]
+        if bankrupt.size:
+            touched |= self._backstop(bankrupt, now, cause, events)
+        self.figures.cooldown_until[rows] = _seconds(now) + self.params.liquidation.cooldown_seconds
+        for row in touched:
+            self._pnl_cache.pop(row, None)
+        self._remargin(np.array(sorted(touched), dtype=np.int64), now, cause, events)
+
+    def _execute(
+        self,
+        rows: IndexArray,
+        book: CloseOutBook,
+        plan: CloseOutPlan,
+        now: datetime,
+        cause: int,
+        events: list[ev.Event],
+    ) -> None:
+        """Trade every non-bankrupt slice at its fill prices; the fee goes to the insurance fund, split across
+        the account's closes pro rata to notional."""
+        account = book.position_account()
+        closing = np.flatnonzero((plan.close != 0.0) & ~plan.bankrupt[account])
+        notional = np.abs(plan.close) * book.notional
+        for p in closing.tolist():
+            k = int(account[p])
+            row = int(rows[k])
+            instrument = int(book.instrument[p])
+            share = notional[p] / plan.notional[k] if plan.notional[k] > 0.0 else 0.0
+            fee = float(plan.fee[k] * share)
+            price = float(plan.fill_price[p]) / float(self.store.contract_size[instrument])
+            self.store.trade(row, instrument, -float(plan.close[p]), price, fee)
+            self.fund += fee
+            self.totals.fees_to_fund += fee
+            self.totals.liquidations += 1
+            self.totals.liquidated_notional += float(notional[p])
+            events.append(
+                self._event(
+                    ev.LiquidationExecuted,
+                    now,
+                    cause,
+                    account=str(self.store.account_ids[row]),
+                    instrument=self.store.instruments[instrument].id,
+                    quantity=-float(plan.close[p]),
+                    price=price,
+                    fee=fee,
+                    reason="maintenance" if self.figures.in_liquidation[row] else "predictive",
+                )
+            )
+
+    def _backstop(self, bankrupt: IndexArray, now: datetime, cause: int, events: list[ev.Event]) -> set[int]:
+        """Run the waterfall for `bankrupt` rows and apply its transfers; returns every account it changed."""
+        everyone = np.arange(self.store.n_accounts, dtype=np.int64)
+        book = self.store.book_of(everyone)
+        state = self.market.state
+        closeout_book, market = self._closeout_inputs(book)
+        account = book.position_account()
+        mine = np.isin(account, bankrupt)
+        full = np.where(mine, book.pos_quantity, 0.0)
+        per_position = np.zeros(full.size)
+        for p in np.flatnonzero(mine).tolist():  # each position's own cost of closing it alone
+            one = np.zeros(full.size)
+            one[p] = full[p]
+            cost, _ = closeout_cost(closeout_book, one, market)
+            per_position[p] = float(cost.sum())
+        inst = book.pos_instrument
+        linear = self.store.linear[inst]
+        mark = np.where(linear, state.forward[inst], self.context.arrays.value[inst])
+        result = run_waterfall(
+            bankrupt,
+            self.figures.equity,
+            self.fund,
+            pos_account=account,
+            pos_instrument=inst,
+            pos_quantity=book.pos_quantity,
+            pos_entry=book.pos_entry,
+            pos_mark=mark,
+            contract_size=self.store.contract_size[inst],
+            is_linear=linear,
+            pos_close_cost=per_position,
+        )
+        touched = self._apply_waterfall(result, book, account, mark, now, cause, events)
+        self._settle_dust(result.accounts)
+        return touched
+
+    def _settle_dust(self, rows: IndexArray) -> None:
+        """Book the rounding left on flat, settled accounts (|equity| <= DUST_USD) against the insurance fund,
+        so that a settled account stands at exactly 0 and is not found bankrupt again by a few ulps."""
+        _, result = self._margin(rows)
+        flat = (self.store.count[rows] == 0) & (np.abs(result.equity) <= DUST_USD)
+        for k in np.flatnonzero(flat).tolist():
+            residual = float(result.equity[k])
+            self.store.credit(int(rows[k]), CASH, -residual)
+            self.fund += residual
+
+    def _apply_waterfall(
+        self,
+        result: WaterfallResult,
+        book: Book,
+        account: IndexArray,
+        mark: FloatArray,
+        now: datetime,
+        cause: int,
+        events: list[ev.Event],
+    ) -> set[int]:
+        names = self.store.account_ids
+        touched = set(result.accounts.tolist())
+        ids = self.store.instruments
+        for f in range(result.adl_quantity.size):
+            bankrupt_row = int(result.adl_bankrupt[f])
+            counterparty = int(result.adl_counterparty[f])
+            instrument = int(result.adl_instrument[f])
+            quantity = float(result.adl_quantity[f])
+            price = float(result.adl_price[f])
+            self.store.trade(counterparty, instrument, -quantity, price)
+            self.store.trade(bankrupt_row, instrument, quantity, price)
+            touched.add(counterparty)
+            self.totals.adl_fills += 1
+            events.append(
+                self._event(
+                    ev.AutoDeleveraged,
+                    now,
+                    cause,
+                    account=str(names[bankrupt_row]),
+                    counterparty=str(names[counterparty]),
+                    instrument=ids[instrument].id,
+                    quantity=quantity,
+                    price=price,
+                )
+            )
+        for c in range(result.close_row.size):
+            p = int(result.close_row[c])
+            row = int(account[p])
+            quantity = float(result.close_quantity[c])
+            if quantity == 0.0:
+                continue
+            instrument = int(book.pos_instrument[p])
+            linear = bool(self.store.linear[instrument])
+            per_contract = float(result.close_cost[c]) / abs(quantity)
+            size = float(self.store.contract_size[instrument])
+            mark_per_unit = float(mark[p]) if linear else float(mark[p]) / size  # options' mark is per contract
+            price = mark_per_unit - math.copysign(per_contract / size, quantity)
+            self.store.trade(row, instrument, -quantity, price)
+            self.totals.liquidations += 1
+            events.append(
+                self._event(
+                    ev.LiquidationExecuted,
+                    now,
+                    cause,
+                    account=str(names[row]),
+                    instrument=ids[instrument].id,
+                    quantity=-quantity,
+                    price=price,
+                    fee=0.0,
+                    reason="bankruptcy",
+                )
+            )
+        for k, row in enumerate(result.accounts.tolist()):
+            paid = float(result.fund_paid[k]) - float(result.fund_received[k])
+            socialised = float(result.socialised[k])
+            self.store.credit(row, CASH, paid + socialised)
+            if result.fund_paid[k] > 0.0:
+                events.append(
+                    self._event(
+                        ev.InsuranceFundPaid,
+                        now,
+                        cause,
+                        account=str(names[row]),
+                        amount=float(result.fund_paid[k]),
+                        fund_after=float(result.fund_after),
+                    )
+                )
+            if socialised > 0.0:
+                charged = int(np.count_nonzero(result.charges))
+                events.append(
+                    self._event(
+                        ev.LossSocialised,
+                        now,
+                        cause,
+                        account=str(names[row]),
+                        amount=socialised,
+                        accounts_charged=charged,
+                    )
+                )
+            if result.unresolved[k] > 0.0:
+                events.append(
+                    self._event(
+                        ev.LossUnresolved, now, cause, account=str(names[row]), amount=float(result.unresolved[k])
+                    )
+                )
+        for row in np.flatnonzero(result.charges).tolist():
+            self.store.credit(row, CASH, -float(result.charges[row]))
+            touched.add(row)
+        self.totals.fund_paid += float(result.fund_paid.sum())
+        self.totals.socialised += float(result.socialised.sum())
+        self.totals.unresolved += float(result.unresolved.sum())
+        self.fund = float(result.fund_after)
+        return touched
+
+    # ------------------------------------------------------------------------------- pre-trade
+
+    def what_if(self, account: str, instrument: str, quantity: float, price: float, fee: float = 0.0) -> Decision:
+        """Whether `account` may trade `quantity` of `instrument` at `price` now, and its IM after (O(S)).
+
+        An unknown account or instrument, or anything the check cannot decide, is refused (fail closed).
+        """
+        row = self.store.row_of.get(account)
+        inst = self.store.instrument_row.get(instrument)
+        if row is None or inst is None:
+            what = "account" if row is None else "instrument"
+            return Decision(
+                allowed=False, reason=f"unknown {what}", im_before=math.nan, im_after=math.nan, equity_after=math.nan
+            )
+        pnl, greeks = self._scenario_vector(row)
+        return self._pretrade().check(
+            pnl,
+            greeks,
+            float(self.figures.equity[row]),
+            float(tier_multiplier(self.store.risk_tier[row : row + 1])[0]),
+            inst,
+            quantity,
+            price,
+            fee,
+            position=self.store.quantity(row, inst),
+            reduce_only=bool(self.figures.flagged[row] or self.figures.in_liquidation[row]),
+        )
+
+    def _pretrade(self) -> PreTradeChecker:
+        if self._checker is None or self._checker_version != self._version:
+            state = self.market.state
+            long_t, short_t = concentration_thresholds(state, self.params)
+            self._checker = PreTradeChecker(state, self.context.arrays, self.params, long_t, short_t)
+            self._checker_version = self._version
+        return self._checker
+
+    def _scenario_vector(self, row: int) -> tuple[FloatArray, FloatArray]:
+        cached = self._pnl_cache.get(row)
+        if cached is not None and cached[0] == self._version:
+            return cached[1], cached[2]
+        slots = self.store.used_slots(np.array([row], dtype=np.int64))
+        instrument = self.store.pos_instrument[slots]
+        quantity = self.store.pos_quantity[slots]
+        pnl = account_scenario_pnl(instrument, quantity, self.context.arrays)
+        greeks = account_greeks(instrument, quantity, self.context.arrays)
+        self._pnl_cache[row] = (self._version, pnl, greeks)
+        return pnl, greeks
+
+    # ------------------------------------------------------------------------------- reporting
+
+    def summary(self) -> dict[str, Any]:
+        """The run's figures: counts, liquidations, the backstop, predictive lead times, batch timings."""
+        f = self.figures
+        breached = ~np.isnan(f.first_liquidatable)
+        early = breached & (f.first_flag < f.first_liquidatable)
+        lead = f.first_liquidatable[early] - f.first_flag[early]
+        timings = np.array(self.totals.batch_ms) if self.totals.batch_ms else np.zeros(1)
+        return {
+            "schema": "solvent.stream-summary/1",
+            "records": self.totals.records,
+            "batches": self.totals.batches,
+            "events": self.next_seq,
+            "rejected": self.totals.rejected,
+            "accounts": self.store.n_accounts,
+            "accounts_liquidatable_now": int(np.count_nonzero(f.status == LIQUIDATABLE)),
+            "accounts_in_margin_call_now": int(np.count_nonzero(f.status == MARGIN_CALL)),
+            "accounts_ever_liquidatable": int(np.count_nonzero(breached)),
+            "flagged_before_breach": int(np.count_nonzero(early)),
+            "lead_seconds_median": float(np.median(lead)) if lead.size else None,
+            "lead_seconds_min": float(lead.min()) if lead.size else None,
+            "liquidation_trades": self.totals.liquidations,
+            "liquidated_notional": self.totals.liquidated_notional,
+            "fees_to_fund": self.totals.fees_to_fund,
+            "insurance_fund_start": self.fund_start,
+            "insurance_fund_end": self.fund,
+            "insurance_fund_paid": self.totals.fund_paid,
+            "adl_fills": self.totals.adl_fills,
+            "socialised_loss": self.totals.socialised,
+            "unresolved_loss": self.totals.unresolved,
+            "batch_ms_median": float(np.median(timings)),
+            "batch_ms_p99": float(np.quantile(timings, 0.99)),
+            "batch_ms_max": float(timings.max()),
+        }
+
+    # ------------------------------------------------------------------------------- persistence
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Close the open batch, then write the whole state (`solvent.state/1`: an .npz of plain arrays, no
+        pickles) atomically. A stream split at a batch boundary and resumed gives the same events as one run."""
+        from solvent.stream.state import write_state
+
+        self.flush()
+        write_state(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], sink: Sink | None = None) -> StreamEngine:
+        """A stream resumed from `save`'s file: the same events follow as if it had never stopped."""
+        from solvent.stream.state import read_state
+
+        return read_state(path, sink)
+
+
+@dataclass
+class _Batch:
+    """What one batch changed: assets whose price, depth or oracle moved (`moved`; `dirty` until their risk
+    arrays are refreshed), accounts that traded or moved collateral, and whether a new epoch starts."""
+
+    moved: set[int] = field(default_factory=set)
+    dirty: set[int] = field(default_factory=set)
+    touched: set[int] = field(default_factory=set)
+    new_epoch: bool = False
+
+
+def _with_quantity(book: Book, quantity: FloatArray) -> Book:
+    import dataclasses
+
+    return dataclasses.replace(book, pos_quantity=quantity)
+
+
+def _risk_priority(book: Book, closeout_book: CloseOutBook) -> FloatArray:
+    """Greedy order: a position's delta notional, signed positive when it adds to its account's net delta
+    on the asset (it contributes to risk) and negative when it offsets it (a hedge)."""
+    account = book.position_account()
+    exposure = closeout_book.quantity * np.where(closeout_book.units != 0.0, closeout_book.units, 0.0)
+    key = account * (int(closeout_book.asset.max(initial=0)) + 1) + closeout_book.asset
+    net = np.bincount(key, weights=exposure, minlength=int(key.max(initial=0)) + 1)[key]
+    magnitude = closeout_book.notional * np.abs(closeout_book.quantity)
+    return np.where(exposure * net >= 0.0, magnitude, -magnitude)

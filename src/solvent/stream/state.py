@@ -1,0 +1,198 @@
+"""The stream's state file (`solvent.state/1`): everything needed to resume a stream exactly where it stopped.
+
+An uncompressed NumPy .npz (a zip of .npy arrays, read with allow_pickle=False): `meta` holds one JSON
+document (schema, parameters, the market snapshot, instruments, accounts, the insurance fund, counters),
+and the arrays are grouped by prefix: `store.*` (positions and balances), `market.*` (the feed's overlays),
+`figures.*` (last margin figures and liquidation bookkeeping), `velocity.*` (the price-velocity EWMAs),
+`scenarios.im.*` / `scenarios.mm.*` (the epoch's scenario set, kept so that a resumed stream prices on
+exactly the same scenarios) and `history.*` (the price history, when the scenarios need one). Risk arrays
+are not stored: they are rebuilt from the market and the scenarios, asset by asset, which gives the same
+numbers bit for bit (`refresh_risk_arrays`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+from numpy.typing import NDArray
+
+from solvent.engine.book import Book
+from solvent.errors import InputError
+from solvent.formats.io import atomic_output
+from solvent.formats.schemas import Instrument, MarketSnapshot
+from solvent.liquidation.predictive import VelocityTracker
+from solvent.market.history import PriceHistory
+from solvent.params import MarginParams
+from solvent.scenarios.base import ScenarioSet
+
+if TYPE_CHECKING:
+    from solvent.stream.engine import Sink, StreamEngine
+
+STATE_SCHEMA = "solvent.state/1"
+
+
+class _Meta(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    schema: str
+    params: MarginParams
+    snapshot: MarketSnapshot
+    instruments: list[Instrument]
+    accounts: list[str]
+    parents: list[str | None]
+    venues: list[str]
+    fund: float
+    fund_start: float
+    next_seq: int
+    last_input_seq: int
+    last_time: datetime
+    totals: dict[str, Any]
+    portfolio_source: str
+    market_source: str
+    has_history: bool
+    history_assets: list[str]
+    has_mm_scenarios: bool
+
+
+def _scenario_arrays(prefix: str, scenarios: ScenarioSet) -> dict[str, NDArray[Any]]:
+    out: dict[str, NDArray[Any]] = {
+        f"{prefix}.name": np.array(scenarios.name),
+        f"{prefix}.price_move": scenarios.price_move,
+        f"{prefix}.vol_move": scenarios.vol_move,
+        f"{prefix}.pnl_weight": scenarios.pnl_weight,
+        f"{prefix}.group": scenarios.group,
+        f"{prefix}.horizon_years": np.array(scenarios.horizon_years),
+        f"{prefix}.labels": np.array(scenarios.labels, dtype=np.str_),
+    }
+    if scenarios.vol_term is not None:
+        out[f"{prefix}.vol_term"] = np.array(scenarios.vol_term)
+    if scenarios.group_asset is not None:
+        out[f"{prefix}.group_asset"] = scenarios.group_asset
+    return out
+
+
+def _scenarios(prefix: str, data: dict[str, NDArray[Any]]) -> ScenarioSet:
+    vol_term = data.get(f"{prefix}.vol_term")
+    group_asset = data.get(f"{prefix}.group_asset")
+    return ScenarioSet(
+        name=str(data[f"{prefix}.name"]),
+        price_move=data[f"{prefix}.price_move"],
+        vol_move=data[f"{prefix}.vol_move"],
+        pnl_weight=data[f"{prefix}.pnl_weight"],
+        group=data[f"{prefix}.group"],
+        horizon_years=float(data[f"{prefix}.horizon_years"]),
+        labels=tuple(str(x) for x in data[f"{prefix}.labels"].tolist()),
+        vol_term=None if vol_term is None else (float(vol_term[0]), float(vol_term[1]), float(vol_term[2])),
+        group_asset=None if group_asset is None else np.asarray(group_asset, dtype=np.int64),
+    )
+
+
+def write_state(engine: StreamEngine, path: str | os.PathLike[str]) -> None:
+    """Save `engine` (see the module docstring); the file appears whole or not at all."""
+    store = engine.store
+    totals = {k: v for k, v in dataclasses.asdict(engine.totals).items() if k != "batch_ms"}
+    history = engine.history
+    meta = _Meta(
+        schema=STATE_SCHEMA,
+        params=engine.params,
+        snapshot=engine.market.snapshot,
+        instruments=list(store.instruments),
+        accounts=[str(a) for a in store.account_ids.tolist()],
+        parents=[None if p is None else str(p) for p in store.parent.tolist()],
+        venues=list(store.venues),
+        fund=engine.fund,
+        fund_start=engine.fund_start,
+        next_seq=engine.next_seq,
+        last_input_seq=engine.last_input_seq,
+        last_time=engine.last_time,
+        totals=totals,
+        portfolio_source=engine.portfolio_source,
+        market_source=engine.market.source,
+        has_history=history is not None,
+        history_assets=[] if history is None else list(history.assets),
+        has_mm_scenarios=engine.context.mm_scenarios is not None,
+    )
+    arrays: dict[str, NDArray[Any]] = {"meta": np.array(msgspec.json.encode(meta).decode())}
+    arrays |= {f"store.{k}": v for k, v in store.arrays().items()}
+    arrays["store.risk_tier"] = store.risk_tier
+    arrays["store.mode"] = store.mode
+    arrays |= {f"market.{k}": v for k, v in engine.market.arrays().items()}
+    arrays |= {f"figures.{f.name}": getattr(engine.figures, f.name) for f in dataclasses.fields(engine.figures)}
+    arrays |= {f"velocity.{k}": np.asarray(v) for k, v in engine.velocity.state().items()}
+    arrays |= _scenario_arrays("scenarios.im", engine.context.scenarios)
+    if engine.context.mm_scenarios is not None:
+        arrays |= _scenario_arrays("scenarios.mm", engine.context.mm_scenarios)
+    if history is not None:
+        arrays["history.timestamps"] = history.timestamps.astype("datetime64[s]").astype(np.int64)
+        arrays["history.closes"] = history.closes
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)  # type: ignore[arg-type]
+
+
+def read_state(path: str | os.PathLike[str], sink: Sink | None = None) -> StreamEngine:
+    """Resume the stream saved in `path`; a file that is not a solvent.state/1 is an InputError."""
+    from solvent.stream.engine import Figures, StreamEngine, Totals
+
+    source = os.fspath(path)
+    try:
+        with np.load(source, allow_pickle=False) as npz:
+            data = {name: npz[name] for name in npz.files}
+        meta = msgspec.json.decode(str(data["meta"]), type=_Meta)
+    except (OSError, ValueError, KeyError, msgspec.ValidationError) as error:
+        raise InputError(source, "meta", f"not a readable {STATE_SCHEMA} file ({error})") from None
+    if meta.schema != STATE_SCHEMA:
+        raise InputError(source, "meta.schema", f"expected {STATE_SCHEMA!r}, got {meta.schema!r}")
+    n = len(meta.accounts)
+    book = Book(
+        instruments=tuple(meta.instruments),
+        account_ids=np.array(meta.accounts, dtype=object),
+        pos_offsets=np.zeros(n + 1, dtype=np.int64),
+        pos_instrument=np.zeros(0, dtype=np.int32),
+        pos_quantity=np.zeros(0),
+        pos_entry=np.zeros(0),
+        collateral_assets=(),
+        col_offsets=np.zeros(n + 1, dtype=np.int64),
+        col_asset=np.zeros(0, dtype=np.int32),
+        col_amount=np.zeros(0),
+        risk_tier=np.asarray(data["store.risk_tier"], dtype=np.float64),
+        mode=np.asarray(data["store.mode"], dtype=np.int8),
+        parent=np.array(meta.parents, dtype=object),
+        venues=tuple(meta.venues),
+    )
+    history = None
+    if meta.has_history:
+        history = PriceHistory(
+            timestamps=data["history.timestamps"].astype("datetime64[s]"),
+            assets=tuple(meta.history_assets),
+            closes=data["history.closes"],
+        )
+    engine = StreamEngine(
+        book,
+        meta.snapshot,
+        meta.params,
+        history=history,
+        insurance_fund=meta.fund,
+        sink=sink,
+        portfolio_source=meta.portfolio_source,
+        market_source=meta.market_source,
+    )
+    group = {"store": {}, "market": {}, "figures": {}, "velocity": {}}  # type: dict[str, dict[str, NDArray[Any]]]
+    for name, value in data.items():
+        prefix, _, key = name.partition(".")
+        if prefix in group:
+            group[prefix][key] = value
+    engine.store.restore(group["store"])
+    engine.market.restore(group["market"], meta.params)
+    engine.figures = Figures(**{k: np.array(v) for k, v in group["figures"].items()})
+    engine.velocity = VelocityTracker.from_state(group["velocity"])
+    mm = _scenarios("scenarios.mm", data) if meta.has_mm_scenarios else None
+    engine.context = engine._context(generate=False, scenarios=_scenarios("scenarios.im", data), mm=mm)
+    engine.fund_start = meta.fund_start
+    engine.next_seq = meta.next_seq
+    engine.last_input_seq = meta.last_input_seq
+    engine.last_time = meta.last_time
+    engine.totals = Totals(**meta.totals)
+    return engine

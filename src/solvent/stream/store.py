@@ -1,0 +1,273 @@
+"""The streaming engine's account state: positions in per-account slots, collateral balances, exposure.
+
+Positions live in one set of flat arrays; account n owns slots `start[n]:start[n+1]`, of which the first
+`count[n]` are in use (a slotted CSR: a fill on a new instrument takes a free slot, a closed position
+gives its slot back by swapping in the account's last one; an account out of slots makes the whole
+layout grow). Collateral is a dense (N, C) balance matrix over `collateral_assets`; USD, where realised
+P&L, fees and the backstop's transfers settle, is always a column. `exposed` (A, N) marks the accounts a
+move of asset a can change (a position on it, or collateral in it), so a tick re-margins only those.
+
+`book_of(rows)` gathers accounts into the engine's immutable `Book`, vectorised over accounts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from solvent.engine.book import Book
+from solvent.formats.schemas import LINEAR_KINDS
+
+FloatArray = NDArray[np.float64]
+IndexArray = NDArray[np.int64]
+
+CASH = "USD"
+#: Free slots given to every account when the layout is (re)built.
+SPARE_SLOTS = 2
+
+
+def gather_ranges(starts: IndexArray, lengths: IndexArray) -> IndexArray:
+    """The concatenation of `arange(starts[k], starts[k] + lengths[k])` over k, without a Python loop."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Trade:
+    """What a fill did to an account: the USD settled (realised P&L or option premium, minus the fee)."""
+
+    cash: float
+    realised: float
+
+
+class AccountStore:
+    """Mutable account state (see the module docstring). Rows follow the starting book's account order."""
+
+    def __init__(self, book: Book, asset_of: dict[str, int], n_assets: int) -> None:
+        self.instruments = book.instruments
+        self.account_ids = book.account_ids
+        self.row_of = {str(name): n for n, name in enumerate(book.account_ids.tolist())}
+        self.instrument_row = {inst.id: i for i, inst in enumerate(book.instruments)}
+        self.linear = np.array([inst.kind in LINEAR_KINDS for inst in book.instruments], dtype=np.bool_)
+        self.contract_size = np.array([inst.contract_size for inst in book.instruments], dtype=np.float64)
+        self.instrument_asset = np.array([asset_of[inst.underlying] for inst in book.instruments], dtype=np.int64)
+        self.asset_of = asset_of
+        self.risk_tier = book.risk_tier
+        self.mode = book.mode
+        self.parent = book.parent
+        self.venues = book.venues
+        counts = np.diff(book.pos_offsets)
+        self._layout(
+            counts,
+            book.pos_instrument,
+            book.pos_quantity,
+            book.pos_entry,
+            book.pos_venue,
+        )
+        assets = list(book.collateral_assets)
+        if CASH not in assets:
+            assets.append(CASH)
+        self.collateral_assets = assets
+        self.balance = np.zeros((book.n_accounts, len(assets)))
+        np.add.at(self.balance, (book.collateral_account(), book.col_asset), book.col_amount)
+        self.exposed = np.zeros((n_assets, book.n_accounts), dtype=np.bool_)
+        self.refresh_exposure()
+
+    # ------------------------------------------------------------------------------------- layout
+
+    def _layout(
+        self,
+        counts: IndexArray,
+        instrument: NDArray[np.int32],
+        quantity: FloatArray,
+        entry: FloatArray,
+        venue: NDArray[np.int32],
+    ) -> None:
+        """Lay positions (given in account order, `counts` per account) out with spare slots."""
+        capacity = counts + SPARE_SLOTS
+        self.start = np.concatenate(([0], np.cumsum(capacity))).astype(np.int64)
+        self.count = counts.astype(np.int64)
+        size = int(self.start[-1])
+        self.pos_instrument = np.zeros(size, dtype=np.int32)
+        self.pos_quantity = np.zeros(size)
+        self.pos_entry = np.full(size, math.nan)
+        self.pos_venue = np.full(size, -1, dtype=np.int32)
+        slots = gather_ranges(self.start[:-1], self.count)
+        self.pos_instrument[slots] = instrument
+        self.pos_quantity[slots] = quantity
+        self.pos_entry[slots] = entry
+        self.pos_venue[slots] = venue
+
+    def _grow(self) -> None:
+        """Re-lay every account with fresh spare slots (an account ran out)."""
+        slots = gather_ranges(self.start[:-1], self.count)
+        self._layout(
+            self.count.copy(),
+            self.pos_instrument[slots],
+            self.pos_quantity[slots],
+            self.pos_entry[slots],
+            self.pos_venue[slots],
+        )
+
+    @property
+    def n_accounts(self) -> int:
+        """N."""
+        return int(self.count.shape[0])
+
+    def used_slots(self, rows: IndexArray) -> IndexArray:
+        """The slots in use by `rows`, account by account."""
+        return gather_ranges(self.start[rows], self.count[rows])
+
+    def refresh_exposure(self) -> None:
+        """Recompute `exposed` from the positions and balances held now."""
+        self.exposed[:] = False
+        slots = self.used_slots(np.arange(self.n_accounts, dtype=np.int64))
+        owner = np.repeat(np.arange(self.n_accounts), self.count)
+        self.exposed[self.instrument_asset[self.pos_instrument[slots]], owner] = True
+        for c, asset in enumerate(self.collateral_assets):
+            if asset in self.asset_of:
+                self.exposed[self.asset_of[asset]] |= self.balance[:, c] != 0.0
+
+    # ----------------------------------------------------------------------------------- gathering
+
+    def book_of(self, rows: IndexArray) -> Book:
+        """Accounts `rows` (in that order) as an immutable `Book`."""
+        counts = self.count[rows]
+        slots = gather_ranges(self.start[rows], counts)
+        balances = self.balance[rows]
+        held = balances != 0.0
+        col_account, col_asset = np.nonzero(held)
+        return Book(
+            instruments=self.instruments,
+            account_ids=self.account_ids[rows],
+            pos_offsets=np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
+            pos_instrument=self.pos_instrument[slots],
+            pos_quantity=self.pos_quantity[slots],
+            pos_entry=self.pos_entry[slots],
+            collateral_assets=tuple(self.collateral_assets),
+            col_offsets=np.concatenate(([0], np.cumsum(held.sum(axis=1)))).astype(np.int64),
+            col_asset=col_asset.astype(np.int32),
+            col_amount=balances[col_account, col_asset],
+            risk_tier=self.risk_tier[rows],
+            mode=self.mode[rows],
+            parent=self.parent[rows],
+            pos_venue=self.pos_venue[slots],
+            venues=self.venues,
+        )
+
+    # ------------------------------------------------------------------------------------ updates
+
+    def column(self, asset: str) -> int:
+        """The balance column of `asset`, added (zero for everyone) when first seen."""
+        if asset not in self.collateral_assets:
+            self.collateral_assets.append(asset)
+            self.balance = np.hstack([self.balance, np.zeros((self.n_accounts, 1))])
+        return self.collateral_assets.index(asset)
+
+    def credit(self, row: int, asset: str, amount: float) -> None:
+        """Add `amount` (negative: debit) units of `asset` to an account's balance."""
+        self.balance[row, self.column(asset)] += amount
+        if asset in self.asset_of:
+            self.exposed[self.asset_of[asset], row] = True
+
+    def quantity(self, row: int, instrument: int) -> float:
+        """The account's position in `instrument` (0 when it holds none)."""
+        slot = self._find(row, instrument)
+        return 0.0 if slot < 0 else float(self.pos_quantity[slot])
+
+    def _find(self, row: int, instrument: int) -> int:
+        lo = int(self.start[row])
+        hits = np.flatnonzero(self.pos_instrument[lo : lo + int(self.count[row])] == instrument)
+        return lo + int(hits[0]) if hits.size else -1
+
+    def trade(self, row: int, instrument: int, quantity: float, price: float, fee: float = 0.0) -> Trade:
+        """Apply a trade of `quantity` contracts at `price` (USD per unit of the underlying: a linear
+        product's price, an option's premium per unit; a contract is `contract_size` units) and settle it in USD.
+
+        Linear products: a trade that adds to a position (or opens one) moves its entry to the
+        size-weighted average price; one that reduces it realises quantity x contract_size x (price - entry)
+        into USD; one that flips it closes the old position and opens the rest at `price`. Options: the
+        premium is paid or received in full (their value is marked in equity). The fee is paid in USD.
+        """
+        slot = self._find(row, instrument)
+        if slot < 0:
+            slot = self._new_slot(row, instrument)
+        q = float(self.pos_quantity[slot])
+        realised = 0.0
+        if self.linear[instrument]:
+            size = float(self.contract_size[instrument])
+            entry = float(self.pos_entry[slot])
+            if q == 0.0 or (q > 0.0) == (quantity > 0.0):
+                new_q = q + quantity
+                self.pos_entry[slot] = (abs(q) * (0.0 if q == 0.0 else entry) + abs(quantity) * price) / abs(new_q)
+            else:
+                closed = math.copysign(min(abs(quantity), abs(q)), q)
+                realised = closed * size * (price - entry)
+                new_q = q - closed
+                rest = quantity + closed
+                if rest != 0.0:
+                    new_q = rest
+                    self.pos_entry[slot] = price
+            cash = realised - fee
+        else:
+            new_q = q + quantity
+            cash = -quantity * float(self.contract_size[instrument]) * price - fee
+        self.pos_quantity[slot] = new_q
+        self.balance[row, self.column(CASH)] += cash
+        if new_q == 0.0:
+            self._free_slot(row, slot)
+        return Trade(cash=cash, realised=realised)
+
+    def _new_slot(self, row: int, instrument: int) -> int:
+        if self.count[row] == self.start[row + 1] - self.start[row]:
+            self._grow()
+        slot = int(self.start[row] + self.count[row])
+        self.count[row] += 1
+        self.pos_instrument[slot] = instrument
+        self.pos_quantity[slot] = 0.0
+        self.pos_entry[slot] = math.nan
+        self.pos_venue[slot] = -1
+        self.exposed[self.instrument_asset[instrument], row] = True
+        return slot
+
+    def _free_slot(self, row: int, slot: int) -> None:
+        last = int(self.start[row] + self.count[row] - 1)
+        for array in (self.pos_instrument, self.pos_quantity, self.pos_entry, self.pos_venue):
+            array[slot] = array[last]
+        self.pos_quantity[last] = 0.0
+        self.pos_entry[last] = math.nan
+        self.count[row] -= 1
+
+    # ------------------------------------------------------------------------------- persistence
+
+    def arrays(self) -> dict[str, NDArray[np.generic]]:
+        """Everything mutable, as plain arrays (the state file's `store.*` entries)."""
+        return {
+            "start": self.start,
+            "count": self.count,
+            "pos_instrument": self.pos_instrument,
+            "pos_quantity": self.pos_quantity,
+            "pos_entry": self.pos_entry,
+            "pos_venue": self.pos_venue,
+            "balance": self.balance,
+            "collateral_assets": np.array(self.collateral_assets, dtype=np.str_),
+            "exposed": self.exposed,
+        }
+
+    def restore(self, arrays: dict[str, NDArray[np.generic]]) -> None:
+        """Put back what `arrays` returned (bit for bit)."""
+        self.start = np.asarray(arrays["start"], dtype=np.int64)
+        self.count = np.asarray(arrays["count"], dtype=np.int64)
+        self.pos_instrument = np.asarray(arrays["pos_instrument"], dtype=np.int32)
+        self.pos_quantity = np.asarray(arrays["pos_quantity"], dtype=np.float64)
+        self.pos_entry = np.asarray(arrays["pos_entry"], dtype=np.float64)
+        self.pos_venue = np.asarray(arrays["pos_venue"], dtype=np.int32)
+        self.balance = np.asarray(arrays["balance"], dtype=np.float64)
+        self.collateral_assets = [str(a) for a in arrays["collateral_assets"].tolist()]
+        self.exposed = np.asarray(arrays["exposed"], dtype=np.bool_)
