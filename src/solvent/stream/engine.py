@@ -62,7 +62,8 @@ FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.int64]
 
 HEALTHY, MARGIN_CALL, LIQUIDATABLE = 0, 1, 2
-#: Rounding (USD) a settled bankrupt account may be left with; booked against the insurance fund.
+#: Rounding, USD: a settled bankrupt account's residue is booked against the insurance fund, and a shortfall
+#: against IM or MM this small raises no call.
 DUST_USD = 1e-6
 
 Sink = Callable[[Sequence[ev.Event]], None]
@@ -454,8 +455,11 @@ class StreamEngine:
         f = self.figures
         old_status = f.status[rows].copy()
         old_flag = f.flagged[rows].copy()
+        # A shortfall of DUST_USD or less is rounding, not a call on the account.
         status = np.where(
-            result.equity < result.mm, LIQUIDATABLE, np.where(result.equity < result.im, MARGIN_CALL, HEALTHY)
+            result.equity < result.mm - DUST_USD,
+            LIQUIDATABLE,
+            np.where(result.equity < result.im - DUST_USD, MARGIN_CALL, HEALTHY),
         ).astype(np.int8)
         f.im[rows] = result.im
         f.mm[rows] = result.mm
@@ -672,6 +676,8 @@ class StreamEngine:
         flat = (self.store.count[rows] == 0) & (np.abs(result.equity) <= DUST_USD)
         for k in np.flatnonzero(flat).tolist():
             residual = float(result.equity[k])
+            if self.fund + residual < 0.0:
+                continue  # an empty fund cannot take it: the account keeps it, below the liquidation threshold
             self.store.credit(int(rows[k]), CASH, -residual)
             self.fund += residual
 

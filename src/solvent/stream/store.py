@@ -172,7 +172,8 @@ class AccountStore:
 
     def credit(self, row: int, asset: str, amount: float) -> None:
         """Add `amount` (negative: debit) units of `asset` to an account's balance."""
-        self.balance[row, self.column(asset)] += amount
+        column = self.column(asset)  # may widen `balance`: look it up first
+        self.balance[row, column] += amount
         if asset in self.asset_of:
             self.exposed[self.asset_of[asset], row] = True
 
@@ -219,7 +220,7 @@ class AccountStore:
             new_q = q + quantity
             cash = -quantity * float(self.contract_size[instrument]) * price - fee
         self.pos_quantity[slot] = new_q
-        self.balance[row, self.column(CASH)] += cash
+        self.balance[row, self.collateral_assets.index(CASH)] += cash
         if new_q == 0.0:
             self._free_slot(row, slot)
         return Trade(cash=cash, realised=realised)
