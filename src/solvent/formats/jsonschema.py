@@ -11,6 +11,7 @@ import msgspec
 from solvent.formats.io import atomic_output
 from solvent.formats.schemas import MarketSnapshot, Portfolio
 from solvent.params import MarginParams
+from solvent.stream.events import Event
 from solvent.stream.feed import FeedRecord
 
 FORMATS: dict[str, Any] = {
@@ -18,6 +19,7 @@ FORMATS: dict[str, Any] = {
     "solvent.market-1.schema.json": MarketSnapshot,
     "solvent.params-1.schema.json": MarginParams,
     "solvent.feed-1.schema.json": FeedRecord,  # one record: one line of an NDJSON feed
+    "solvent.events-1.schema.json": Event,  # one event: one line of an events file
 }
 
 

@@ -4,15 +4,15 @@ Single-threaded and deterministic (STYLE.md 9): the feed's own times are the clo
 and the state is written before a batch's events are published. Records are applied in batches — one per
 record, or every record whose time falls in the same `block_ms` window — and after each batch only the
 accounts it can have changed are re-margined: those exposed to an asset whose price, depth or oracle moved
-(`AccountStore.exposed`), those that traded or moved collateral, and those being liquidated. Risk arrays
+(`AccountStore.exposed`) and those that traded or moved collateral. Risk arrays
 are refreshed only for the assets that moved (`refresh_risk_arrays`). A volatility or parameter change
 starts a new epoch: scenarios are regenerated, time to expiry advances, every account is re-margined.
 
 After re-margining, each account's status (healthy / margin call / liquidatable) and predictive flag are
-compared with the last ones and every change becomes an event; accounts in liquidation whose cooldown has
-passed get one partial slice (`liquidation.closeout`), bankrupt ones go through the backstop waterfall
-(`liquidation.waterfall`). docs/model.md ("Streaming engine") describes the rules; docs/formats.md the
-feed, event and state files.
+compared with the last ones and every change becomes an event. Then the liquidation pass: accounts in
+liquidation whose cooldown has passed get one partial slice each (`liquidation.closeout`), bankrupt ones go
+through the backstop waterfall (`liquidation.waterfall`), and every account it changed is re-margined.
+docs/model.md ("Streaming engine") describes the rules; docs/formats.md the feed, event and state files.
 """
 
 from __future__ import annotations
@@ -176,6 +176,7 @@ class StreamEngine:
         self._pnl_cache: dict[int, tuple[int, FloatArray, FloatArray]] = {}
         self._version = 0
         self._open: list[FeedRecord] = []
+        self._book_cache: tuple[tuple[int, bytes], Book] | None = None
         self._open_window = -1
 
     # ------------------------------------------------------------------------------- construction
@@ -269,6 +270,7 @@ class StreamEngine:
         for record in records:
             self._apply(record, batch, events)
         if batch.new_epoch:
+            self._settle_prices(batch)
             self.market.rebuild(self.params, now)
             self.context = self._context(generate=True)
             rows = np.arange(self.store.n_accounts, dtype=np.int64)
@@ -292,8 +294,18 @@ class StreamEngine:
         self._liquidate(now, cause, events)
         return events
 
+    def _settle_prices(self, batch: _Batch) -> None:
+        """Price each asset quoted since the last call once: aggregate its sources (if it has any) at the time of
+        its last quote, and fold that price into its velocity."""
+        for column, now in sorted(batch.priced.items()):
+            if column in self.market.sources:
+                self.market.aggregate_sources(column, now, self.params)
+            self.velocity.update([column], [now / SECONDS_PER_YEAR], [float(self.market.price[column])])
+        batch.priced.clear()
+
     def _refresh(self, batch: _Batch) -> None:
         """Publish the market overlays and recompute the risk-array rows of the assets that moved."""
+        self._settle_prices(batch)
         if not batch.dirty:
             return
         self.market.refresh()
@@ -377,6 +389,10 @@ class StreamEngine:
             except ModelError as error:
                 self._reject(events, record, "params", str(error))
                 return
+            if record.params.predictive.halflife_seconds != self.params.predictive.halflife_seconds:
+                kept = dict(self.velocity.state())
+                kept["halflife"] = np.asarray(record.params.predictive.halflife_seconds / SECONDS_PER_YEAR)
+                self.velocity = VelocityTracker.from_state(kept)
             self.params = record.params
             batch.new_epoch = True
             events.append(
@@ -398,8 +414,8 @@ class StreamEngine:
                 return
             self.market.set_price(column, record.price)
         else:
-            self.market.quote_source(column, record.source, record.price, record.confidence, stamp, now, self.params)
-        self.velocity.update([column], [now / SECONDS_PER_YEAR], [float(self.market.price[column])])
+            self.market.store_source(column, record.source, record.price, record.confidence, stamp)
+        batch.priced[column] = now
         batch.moved.add(column)
         batch.dirty.add(column)
 
@@ -416,12 +432,13 @@ class StreamEngine:
             self._reject(events, record, "amount", f"exceeds the balance of {float(self.store.balance[row, column])!r}")
             return
         self._refresh(batch)
-        self.store.balance[row, column] -= record.amount
+        held = float(self.store.balance[row, column])
+        self.store.credit(row, record.asset, -record.amount)
         result = margin_accounts(
             self.store.book_of(np.array([row])), self.market.state, self.params, self.context, self.portfolio_source
         )
         if not result.equity[0] >= result.im[0]:
-            self.store.balance[row, column] += record.amount
+            self.store.set_balance(row, record.asset, held)
             self._reject(
                 events, record, "amount", f"equity {result.equity[0]:.2f} would fall below IM {result.im[0]:.2f}"
             )
@@ -430,9 +447,17 @@ class StreamEngine:
 
     # ------------------------------------------------------------------------------ re-margining
 
+    def _book(self, rows: IndexArray) -> Book:
+        """`store.book_of(rows)`, reused while neither the rows nor the store change (a run of ticks on one
+        asset re-margins the same accounts on the same positions)."""
+        key = (self.store.version, rows.tobytes())
+        if self._book_cache is None or self._book_cache[0] != key:
+            self._book_cache = (key, self.store.book_of(rows))
+        return self._book_cache[1]
+
     def _margin(self, rows: IndexArray) -> tuple[Book, MarginResult]:
         """Margin `rows` now; the breach probability sees the fast volatility and the price velocity."""
-        book = self.store.book_of(rows)
+        book = self._book(rows)
         state = self.market.state
         fast = np.nan_to_num(self.velocity.volatility, nan=0.0)
         result = margin_accounts(
@@ -465,10 +490,12 @@ class StreamEngine:
         f.mm[rows] = result.mm
         f.equity[rows] = result.equity
         f.status[rows] = status
-        flagged = result.early_flag
+        flagged = result.early_flag & ~f.in_liquidation[rows]  # an account being liquidated is past early
         f.flagged[rows] = flagged
         f.breach[rows] = result.breach_probability
         f.loss_vol[rows] = result.loss_vol
+        target = self.params.liquidation.target * result.im
+        f.in_liquidation[rows] &= ~(result.equity >= target - DUST_USD)  # liquidation stops at target x IM
         seconds = _seconds(now)
         changed = np.flatnonzero((status != old_status) | (flagged & ~old_flag))
         for k in changed.tolist():
@@ -502,7 +529,6 @@ class StreamEngine:
                     )
                 )
             elif new == HEALTHY and old != HEALTHY:
-                f.in_liquidation[row] = False
                 events.append(
                     self._event(
                         ev.AccountRecovered,
@@ -588,6 +614,7 @@ class StreamEngine:
         self._execute(rows, closeout_book, plan, now, cause, events)
         bankrupt = rows[plan.bankrupt]
         if bankrupt.size:
+            self._remargin(rows, now, cause, events)  # the waterfall reads every account's equity after the slices
             touched |= self._backstop(bankrupt, now, cause, events)
         self.figures.cooldown_until[rows] = _seconds(now) + self.params.liquidation.cooldown_seconds
         for row in touched:
@@ -639,16 +666,13 @@ class StreamEngine:
         everyone = np.arange(self.store.n_accounts, dtype=np.int64)
         book = self.store.book_of(everyone)
         state = self.market.state
-        closeout_book, market = self._closeout_inputs(book)
         account = book.position_account()
-        mine = np.isin(account, bankrupt)
-        full = np.where(mine, book.pos_quantity, 0.0)
-        per_position = np.zeros(full.size)
-        for p in np.flatnonzero(mine).tolist():  # each position's own cost of closing it alone
-            one = np.zeros(full.size)
-            one[p] = full[p]
-            cost, _ = closeout_cost(closeout_book, one, market)
-            per_position[p] = float(cost.sum())
+        # Each position's share of closing the bankrupt accounts' whole books at once (the sizer's netted cost,
+        # split by `closeout_cost`'s fill prices), so the waterfall sees the deficit the sizer found.
+        theirs, market = self._closeout_inputs(self.store.book_of(bankrupt))
+        _, fill = closeout_cost(theirs, theirs.quantity, market)
+        per_position = np.zeros(book.pos_quantity.size)
+        per_position[np.isin(account, bankrupt)] = np.abs(theirs.quantity) * np.abs(fill - theirs.mark)
         inst = book.pos_instrument
         linear = self.store.linear[inst]
         mark = np.where(linear, state.forward[inst], self.context.arrays.value[inst])
@@ -730,6 +754,7 @@ class StreamEngine:
             price = mark_per_unit - math.copysign(per_contract / size, quantity)
             self.store.trade(row, instrument, -quantity, price)
             self.totals.liquidations += 1
+            self.totals.liquidated_notional += abs(quantity) * size * abs(mark_per_unit)
             events.append(
                 self._event(
                     ev.LiquidationExecuted,
@@ -890,10 +915,12 @@ class StreamEngine:
 @dataclass
 class _Batch:
     """What one batch changed: assets whose price, depth or oracle moved (`moved`; `dirty` until their risk
-    arrays are refreshed), accounts that traded or moved collateral, and whether a new epoch starts."""
+    arrays are refreshed; `priced`: quoted, with the time of the last quote, until aggregated), accounts that
+    traded or moved collateral, and whether a new epoch starts."""
 
     moved: set[int] = field(default_factory=set)
     dirty: set[int] = field(default_factory=set)
+    priced: dict[int, float] = field(default_factory=dict)
     touched: set[int] = field(default_factory=set)
     new_epoch: bool = False
 

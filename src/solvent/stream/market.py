@@ -42,6 +42,7 @@ class LiveMarket:
         self.depth_scale = np.ones(n)
         self.vol_override = np.full(n, math.nan)
         self.epoch = snapshot.time
+        self.days_per_year = params.days_per_year
         # Oracle sources per asset: name -> (price, confidence, timestamp seconds); aggregate history (TWAP).
         self.sources: dict[int, dict[str, tuple[float, float, float]]] = {}
         self.history: dict[int, list[tuple[float, float]]] = {}
@@ -66,11 +67,12 @@ class LiveMarket:
         snapshot = msgspec.structs.replace(self.snapshot, assets=assets)
         self.base = build_market_state(list(self.instruments), snapshot, params, market_source=self.source)
         self.epoch = epoch
+        self.days_per_year = params.days_per_year
         self.state = self._view()
 
     def _view(self) -> MarketState:
         base = self.base
-        elapsed = (self.epoch - self.snapshot.time).total_seconds() / (365.0 * 86400.0)
+        elapsed = (self.epoch - self.snapshot.time).total_seconds() / (self.days_per_year * 86400.0)
         expiry = np.where(base.expiry_years > 0.0, np.maximum(base.expiry_years - elapsed, 0.0), 0.0)
         spot = self.price[base.instruments.asset]
         liquidity = tuple(liq.scaled(float(s)) for liq, s in zip(base.liquidity, self.depth_scale, strict=True))
@@ -96,12 +98,14 @@ class LiveMarket:
         """A direct quote (an asset without oracle sources)."""
         self.price[asset] = price
 
-    def quote_source(
-        self, asset: int, source: str, price: float, confidence: float, stamp: float, now: float, params: MarginParams
-    ) -> None:
-        """One source's quote: store it and re-aggregate the asset (median, outliers, staleness, TWAP guard)."""
-        table = self.sources.setdefault(asset, {})
-        table[source] = (price, confidence, stamp)
+    def store_source(self, asset: int, source: str, price: float, confidence: float, stamp: float) -> None:
+        """Keep one source's latest quote (aggregated by `aggregate_sources`)."""
+        self.sources.setdefault(asset, {})[source] = (price, confidence, stamp)
+
+    def aggregate_sources(self, asset: int, now: float, params: MarginParams) -> None:
+        """Re-aggregate an asset's sources at `now` (seconds): median, outliers, staleness, and the TWAP guard
+        against the stream's own history of aggregated prices over `oracle.twap_window_s`."""
+        table = self.sources[asset]
         names = sorted(table)
         p = np.array([[table[n][0] for n in names]])
         c = np.array([[table[n][1] for n in names]])

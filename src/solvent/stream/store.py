@@ -78,6 +78,7 @@ class AccountStore:
         np.add.at(self.balance, (book.collateral_account(), book.col_asset), book.col_amount)
         self.exposed = np.zeros((n_assets, book.n_accounts), dtype=np.bool_)
         self.refresh_exposure()
+        self.version = 0  # bumped by every change of positions, balances or exposure
 
     # ------------------------------------------------------------------------------------- layout
 
@@ -174,8 +175,14 @@ class AccountStore:
         """Add `amount` (negative: debit) units of `asset` to an account's balance."""
         column = self.column(asset)  # may widen `balance`: look it up first
         self.balance[row, column] += amount
+        self.version += 1
         if asset in self.asset_of:
             self.exposed[self.asset_of[asset], row] = True
+
+    def set_balance(self, row: int, asset: str, amount: float) -> None:
+        """Put an account's balance of `asset` back to `amount` exactly (undoing a tentative change)."""
+        self.balance[row, self.column(asset)] = amount
+        self.version += 1
 
     def quantity(self, row: int, instrument: int) -> float:
         """The account's position in `instrument` (0 when it holds none)."""
@@ -221,6 +228,7 @@ class AccountStore:
             cash = -quantity * float(self.contract_size[instrument]) * price - fee
         self.pos_quantity[slot] = new_q
         self.balance[row, self.collateral_assets.index(CASH)] += cash
+        self.version += 1
         if new_q == 0.0:
             self._free_slot(row, slot)
         return Trade(cash=cash, realised=realised)
@@ -272,3 +280,4 @@ class AccountStore:
         self.balance = np.asarray(arrays["balance"], dtype=np.float64)
         self.collateral_assets = [str(a) for a in arrays["collateral_assets"].tolist()]
         self.exposed = np.asarray(arrays["exposed"], dtype=np.bool_)
+        self.version += 1
