@@ -469,3 +469,23 @@ def test_cli_bad_feed_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) -
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and "feed.ndjson" in result.output and "price" in result.output
     assert not (tmp_path / "events.ndjson").exists() and not (tmp_path / "summary.json").exists()
+
+
+def test_repeated_holdings_merge_without_changing_any_figure() -> None:
+    """A book holding one instrument in two rows margins as the same book with the rows merged."""
+    positions = [
+        Position(instrument="BTC-PERP", quantity=2.0, entry_price=90_000.0),
+        Position(instrument="BTC-PERP", quantity=1.0, entry_price=99_000.0),
+        Position(instrument="BTC-C", quantity=-1.0),
+        Position(instrument="BTC-C", quantity=-2.0),
+    ]
+    twice = Account(id="twice", collateral={"USD": 60_000.0}, positions=positions)
+    book = portfolio_to_book(Portfolio(schema="solvent.portfolio/1", instruments=INSTRUMENTS, accounts=[twice]))
+    engine = StreamEngine.start(book, market(), MarginParams())
+    assert engine.store.count[0] == 2
+    merged = engine.store.book_of(np.array([0]))
+    assert sorted(merged.pos_quantity.tolist()) == [-3.0, 3.0]
+    assert merged.pos_entry[merged.pos_quantity > 0][0] == pytest.approx(93_000.0)
+    full = margin_accounts(book, engine.market.state, engine.params, engine.context)
+    assert engine.figures.im[0] == pytest.approx(full.im[0], rel=1e-12)
+    assert engine.figures.equity[0] == pytest.approx(full.equity[0], rel=1e-12)

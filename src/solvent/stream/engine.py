@@ -160,7 +160,7 @@ class StreamEngine:
         self.portfolio_source = portfolio_source
         self.market = LiveMarket(book.instruments, snapshot, params, market_source)
         require_collateral_vols(book, self.market.state, params, market_source)
-        self.store = AccountStore(book, self.market.state.asset_index, len(self.market.assets))
+        self.store = AccountStore(book, self.market.state.asset_index, len(self.market.assets), portfolio_source)
         self.figures = Figures.empty(book.n_accounts)
         self.totals = Totals()
         self.fund = float(insurance_fund)
@@ -633,6 +633,7 @@ class StreamEngine:
         """Trade every non-bankrupt slice at its fill prices; the fee goes to the insurance fund, split across
         the account's closes pro rata to notional."""
         account = book.position_account()
+        slots = self.store.used_slots(rows)  # the store slot of each position of `book` (gathered in that order)
         closing = np.flatnonzero((plan.close != 0.0) & ~plan.bankrupt[account])
         notional = np.abs(plan.close) * book.notional
         for p in closing.tolist():
@@ -642,7 +643,7 @@ class StreamEngine:
             share = notional[p] / plan.notional[k] if plan.notional[k] > 0.0 else 0.0
             fee = float(plan.fee[k] * share)
             price = float(plan.fill_price[p]) / float(self.store.contract_size[instrument])
-            self.store.trade(row, instrument, -float(plan.close[p]), price, fee)
+            self.store.trade(row, instrument, -float(plan.close[p]), price, fee, slot=int(slots[p]))
             self.fund += fee
             self.totals.fees_to_fund += fee
             self.totals.liquidations += 1
@@ -683,13 +684,14 @@ class StreamEngine:
             pos_account=account,
             pos_instrument=inst,
             pos_quantity=book.pos_quantity,
-            pos_entry=book.pos_entry,
+            pos_entry=np.where(linear & np.isnan(book.pos_entry), mark, book.pos_entry),  # flat: any entry
             pos_mark=mark,
             contract_size=self.store.contract_size[inst],
             is_linear=linear,
             pos_close_cost=per_position,
         )
-        touched = self._apply_waterfall(result, book, account, mark, now, cause, events)
+        slots = self.store.used_slots(everyone)  # the store slot of each position of `book`
+        touched = self._apply_waterfall(result, book, slots, mark, now, cause, events)
         self._settle_dust(result.accounts)
         return touched
 
@@ -697,7 +699,7 @@ class StreamEngine:
         """Book the rounding left on flat, settled accounts (|equity| <= DUST_USD) against the insurance fund,
         so that a settled account stands at exactly 0 and is not found bankrupt again by a few ulps."""
         _, result = self._margin(rows)
-        flat = (self.store.count[rows] == 0) & (np.abs(result.equity) <= DUST_USD)
+        flat = self.store.is_flat(rows) & (np.abs(result.equity) <= DUST_USD)
         for k in np.flatnonzero(flat).tolist():
             residual = float(result.equity[k])
             if self.fund + residual < 0.0:
@@ -709,13 +711,14 @@ class StreamEngine:
         self,
         result: WaterfallResult,
         book: Book,
-        account: IndexArray,
+        slots: IndexArray,
         mark: FloatArray,
         now: datetime,
         cause: int,
         events: list[ev.Event],
     ) -> set[int]:
         names = self.store.account_ids
+        account_of = book.position_account()
         touched = set(result.accounts.tolist())
         ids = self.store.instruments
         for f in range(result.adl_quantity.size):
@@ -724,8 +727,10 @@ class StreamEngine:
             instrument = int(result.adl_instrument[f])
             quantity = float(result.adl_quantity[f])
             price = float(result.adl_price[f])
-            self.store.trade(counterparty, instrument, -quantity, price)
-            self.store.trade(bankrupt_row, instrument, quantity, price)
+            self.store.trade(counterparty, instrument, -quantity, price, slot=int(slots[result.adl_row[f]]))
+            # The bankrupt side: its position in the instrument on the other side of the counterparty's.
+            bankrupt_slot = self.store.find_signed(bankrupt_row, instrument, -math.copysign(1.0, quantity))
+            self.store.trade(bankrupt_row, instrument, quantity, price, slot=bankrupt_slot)
             touched.add(counterparty)
             self.totals.adl_fills += 1
             events.append(
@@ -742,7 +747,7 @@ class StreamEngine:
             )
         for c in range(result.close_row.size):
             p = int(result.close_row[c])
-            row = int(account[p])
+            row = int(account_of[p])
             quantity = float(result.close_quantity[c])
             if quantity == 0.0:
                 continue
@@ -752,7 +757,7 @@ class StreamEngine:
             size = float(self.store.contract_size[instrument])
             mark_per_unit = float(mark[p]) if linear else float(mark[p]) / size  # options' mark is per contract
             price = mark_per_unit - math.copysign(per_contract / size, quantity)
-            self.store.trade(row, instrument, -quantity, price)
+            self.store.trade(row, instrument, -quantity, price, slot=int(slots[p]))
             self.totals.liquidations += 1
             self.totals.liquidated_notional += abs(quantity) * size * abs(mark_per_unit)
             events.append(
@@ -863,8 +868,10 @@ class StreamEngine:
     def summary(self) -> dict[str, Any]:
         """The run's figures: counts, liquidations, the backstop, predictive lead times, batch timings."""
         f = self.figures
+        opening = _seconds(self.market.snapshot.time)
         breached = ~np.isnan(f.first_liquidatable)
-        early = breached & (f.first_flag < f.first_liquidatable)
+        later = breached & (f.first_liquidatable > opening)  # not already below MM at the start
+        early = later & (f.first_flag < f.first_liquidatable)
         lead = f.first_liquidatable[early] - f.first_flag[early]
         timings = np.array(self.totals.batch_ms) if self.totals.batch_ms else np.zeros(1)
         return {
@@ -877,6 +884,7 @@ class StreamEngine:
             "accounts_liquidatable_now": int(np.count_nonzero(f.status == LIQUIDATABLE)),
             "accounts_in_margin_call_now": int(np.count_nonzero(f.status == MARGIN_CALL)),
             "accounts_ever_liquidatable": int(np.count_nonzero(breached)),
+            "liquidatable_at_start": int(np.count_nonzero(breached & ~later)),
             "flagged_before_breach": int(np.count_nonzero(early)),
             "lead_seconds_median": float(np.median(lead)) if lead.size else None,
             "lead_seconds_min": float(lead.min()) if lead.size else None,

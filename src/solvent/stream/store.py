@@ -1,9 +1,11 @@
 """The streaming engine's account state: positions in per-account slots, collateral balances, exposure.
 
 Positions live in one set of flat arrays; account n owns slots `start[n]:start[n+1]`, of which the first
-`count[n]` are in use (a slotted CSR: a fill on a new instrument takes a free slot, a closed position
-gives its slot back by swapping in the account's last one; an account out of slots makes the whole
-layout grow). Collateral is a dense (N, C) balance matrix over `collateral_assets`; USD, where realised
+`count[n]` are in use (a slotted CSR: a fill on a new instrument takes a free slot; an account out of slots
+makes the whole layout grow). A closed position keeps its slot at quantity 0 (slots never move, so a slot
+index stays valid for the whole run) and is reused if the instrument trades again. One slot per
+(account, instrument, venue): the starting book's repeated holdings are merged, value for value.
+Collateral is a dense (N, C) balance matrix over `collateral_assets`; USD, where realised
 P&L, fees and the backstop's transfers settle, is always a column. `exposed` (A, N) marks the accounts a
 move of asset a can change (a position on it, or collateral in it), so a tick re-margins only those.
 
@@ -18,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from solvent.engine.book import Book
+from solvent.engine.book import HOME_VENUE, Book
+from solvent.errors import InputError
 from solvent.formats.schemas import LINEAR_KINDS
 
 FloatArray = NDArray[np.float64]
@@ -38,6 +41,35 @@ def gather_ranges(starts: IndexArray, lengths: IndexArray) -> IndexArray:
     return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
 
 
+def _merged(book: Book, source: str) -> tuple[IndexArray, NDArray[np.int32], FloatArray, FloatArray, NDArray[np.int32]]:
+    """The book's positions with one row per (account, instrument, venue), in account order: (counts per
+    account, instrument, quantity, entry, venue). Repeated rows are summed; a linear entry becomes the
+    quantity-weighted mean sum(q e) / sum(q), which keeps sum(q (F - e)), hence equity, exactly. A long and a
+    short that cancel out with different entries have no such mean: an InputError."""
+    account = book.position_account()
+    key = np.lexsort((book.pos_venue, book.pos_instrument, account))
+    a, i, v = account[key], book.pos_instrument[key], book.pos_venue[key]
+    first = np.ones(key.size, dtype=np.bool_)
+    first[1:] = (a[1:] != a[:-1]) | (i[1:] != i[:-1]) | (v[1:] != v[:-1])
+    if first.all():
+        return np.diff(book.pos_offsets), book.pos_instrument, book.pos_quantity, book.pos_entry, book.pos_venue
+    starts = np.flatnonzero(first)
+    q = book.pos_quantity[key]
+    entry = book.pos_entry[key]
+    quantity = np.add.reduceat(q, starts)
+    weighted = np.add.reduceat(np.where(np.isnan(entry), 0.0, q * entry), starts)
+    linear = ~np.isnan(entry[starts])
+    if np.any(linear & (quantity == 0.0) & (weighted != 0.0)):
+        n = int(a[starts[np.flatnonzero(linear & (quantity == 0.0) & (weighted != 0.0))[0]]])
+        raise InputError(
+            source, f"accounts[{n}].positions", "a long and a short of one instrument cancel out at different entries"
+        )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        merged_entry = np.where(linear, weighted / quantity, np.nan)
+    counts = np.bincount(a[starts], minlength=book.n_accounts).astype(np.int64)
+    return counts, i[starts], quantity, merged_entry, v[starts]
+
+
 @dataclass(frozen=True)
 class Trade:
     """What a fill did to an account: the USD settled (realised P&L or option premium, minus the fee)."""
@@ -49,7 +81,7 @@ class Trade:
 class AccountStore:
     """Mutable account state (see the module docstring). Rows follow the starting book's account order."""
 
-    def __init__(self, book: Book, asset_of: dict[str, int], n_assets: int) -> None:
+    def __init__(self, book: Book, asset_of: dict[str, int], n_assets: int, source: str = "<portfolio>") -> None:
         self.instruments = book.instruments
         self.account_ids = book.account_ids
         self.row_of = {str(name): n for n, name in enumerate(book.account_ids.tolist())}
@@ -62,14 +94,7 @@ class AccountStore:
         self.mode = book.mode
         self.parent = book.parent
         self.venues = book.venues
-        counts = np.diff(book.pos_offsets)
-        self._layout(
-            counts,
-            book.pos_instrument,
-            book.pos_quantity,
-            book.pos_entry,
-            book.pos_venue,
-        )
+        self._layout(*_merged(book, source))
         assets = list(book.collateral_assets)
         if CASH not in assets:
             assets.append(CASH)
@@ -185,16 +210,38 @@ class AccountStore:
         self.version += 1
 
     def quantity(self, row: int, instrument: int) -> float:
-        """The account's position in `instrument` (0 when it holds none)."""
-        slot = self._find(row, instrument)
+        """The account's position in `instrument` at the home venue (0 when it holds none)."""
+        slot = self.find(row, instrument)
         return 0.0 if slot < 0 else float(self.pos_quantity[slot])
 
-    def _find(self, row: int, instrument: int) -> int:
+    def find(self, row: int, instrument: int, venue: int = HOME_VENUE) -> int:
+        """The slot of the account's position in `instrument` at `venue`, or -1."""
         lo = int(self.start[row])
-        hits = np.flatnonzero(self.pos_instrument[lo : lo + int(self.count[row])] == instrument)
+        hi = lo + int(self.count[row])
+        hits = np.flatnonzero((self.pos_instrument[lo:hi] == instrument) & (self.pos_venue[lo:hi] == venue))
         return lo + int(hits[0]) if hits.size else -1
 
-    def trade(self, row: int, instrument: int, quantity: float, price: float, fee: float = 0.0) -> Trade:
+    def find_signed(self, row: int, instrument: int, sign: float) -> int:
+        """The slot of the account's position in `instrument` whose quantity has the sign of `sign` (at any
+        venue, the home venue first); ValueError if there is none."""
+        lo = int(self.start[row])
+        hi = lo + int(self.count[row])
+        hits = np.flatnonzero((self.pos_instrument[lo:hi] == instrument) & (self.pos_quantity[lo:hi] * sign > 0.0))
+        if not hits.size:
+            raise ValueError(f"account row {row} holds no position in instrument {instrument} of sign {sign}")
+        home = hits[self.pos_venue[lo + hits] == HOME_VENUE]
+        return lo + int(home[0] if home.size else hits[0])
+
+    def is_flat(self, rows: IndexArray) -> NDArray[np.bool_]:
+        """(K,) whether each account holds no position (every slot at quantity 0)."""
+        slots = self.used_slots(rows)
+        owner = np.repeat(np.arange(rows.size), self.count[rows])
+        held = np.bincount(owner, weights=(self.pos_quantity[slots] != 0.0).astype(np.float64), minlength=rows.size)
+        return np.asarray(held == 0.0)
+
+    def trade(
+        self, row: int, instrument: int, quantity: float, price: float, fee: float = 0.0, slot: int | None = None
+    ) -> Trade:
         """Apply a trade of `quantity` contracts at `price` (USD per unit of the underlying: a linear
         product's price, an option's premium per unit; a contract is `contract_size` units) and settle it in USD.
 
@@ -203,9 +250,12 @@ class AccountStore:
         into USD; one that flips it closes the old position and opens the rest at `price`. Options: the
         premium is paid or received in full (their value is marked in equity). The fee is paid in USD.
         """
-        slot = self._find(row, instrument)
-        if slot < 0:
-            slot = self._new_slot(row, instrument)
+        if slot is None:
+            slot = self.find(row, instrument)
+            if slot < 0:
+                slot = self._new_slot(row, instrument)
+        elif not self.start[row] <= slot < self.start[row] + self.count[row] or self.pos_instrument[slot] != instrument:
+            raise ValueError(f"slot {slot} does not hold instrument {instrument} of account row {row}")
         q = float(self.pos_quantity[slot])
         realised = 0.0
         if self.linear[instrument]:
@@ -229,8 +279,8 @@ class AccountStore:
         self.pos_quantity[slot] = new_q
         self.balance[row, self.collateral_assets.index(CASH)] += cash
         self.version += 1
-        if new_q == 0.0:
-            self._free_slot(row, slot)
+        if new_q == 0.0 and self.linear[instrument]:
+            self.pos_entry[slot] = math.nan  # flat: the next trade opens at its own price
         return Trade(cash=cash, realised=realised)
 
     def _new_slot(self, row: int, instrument: int) -> int:
@@ -244,14 +294,6 @@ class AccountStore:
         self.pos_venue[slot] = -1
         self.exposed[self.instrument_asset[instrument], row] = True
         return slot
-
-    def _free_slot(self, row: int, slot: int) -> None:
-        last = int(self.start[row] + self.count[row] - 1)
-        for array in (self.pos_instrument, self.pos_quantity, self.pos_entry, self.pos_venue):
-            array[slot] = array[last]
-        self.pos_quantity[last] = 0.0
-        self.pos_entry[last] = math.nan
-        self.count[row] -= 1
 
     # ------------------------------------------------------------------------------- persistence
 
