@@ -29,6 +29,8 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_margin.py
+	$(PY) benchmarks/bench_stream.py
+	$(PY) benchmarks/bench_whatif.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

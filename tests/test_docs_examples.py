@@ -193,7 +193,8 @@ def test_history_example_reads(block: Block, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------ (c) the README tour
 
-INPUT_OPTIONS = ("--portfolio", "--market", "--params", "--history")
+INPUT_OPTIONS = ("--portfolio", "--market", "--params", "--history", "--accounts", "--feed", "--state-in")
+OUTPUT_OPTIONS = ("--out", "--events", "--summary", "--state-out")
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ class Command:
         return [self.args[i + 1] for i, arg in enumerate(self.args[:-1]) if arg in options]
 
     def outputs(self) -> list[str]:
-        return self.option_values(("--out",)) + ([self.stdout_to] if self.stdout_to else [])
+        return self.option_values(OUTPUT_OPTIONS) + ([self.stdout_to] if self.stdout_to else [])
 
 
 def tour_commands() -> list[Command]:
@@ -237,7 +238,8 @@ def why_not_runnable(command: Command, earlier: list[Command]) -> str | None:
         return "the demo builds a 100,000-account venue; tests/test_demo.py covers it"
     made = {path for c in earlier for path in c.outputs()}
     for path in command.option_values(INPUT_OPTIONS):
-        if path not in made and not (path.startswith("examples/") and (ROOT / path).is_file()):
+        inside_made = any(path.startswith(folder.rstrip("/") + "/") for folder in made)  # a file in an --out folder
+        if path not in made and not inside_made and not (path.startswith("examples/") and (ROOT / path).is_file()):
             return f"needs {path}, which neither examples/ nor an earlier tour command provides"
     return None
 

@@ -27,7 +27,7 @@ from solvent.errors import InputError
 from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Depth, MarketSnapshot, OracleSource, Portfolio, Position
 from solvent.market.state import OPTION
-from solvent.params import LiquidationParams, MarginParams, PredictiveParams
+from solvent.params import LiquidationParams, MarginParams, PredictiveParams, ScenarioParams
 from solvent.stream import events as ev
 from solvent.stream.engine import StreamEngine
 from solvent.stream.feed import Deposit, DepthChange, FeedRecord, Fill, ParamsChange, Quote, VolChange, Withdrawal
@@ -471,21 +471,39 @@ def test_cli_bad_feed_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) -
     assert not (tmp_path / "events.ndjson").exists() and not (tmp_path / "summary.json").exists()
 
 
-def test_repeated_holdings_merge_without_changing_any_figure() -> None:
-    """A book holding one instrument in two rows margins as the same book with the rows merged."""
+@pytest.mark.parametrize("short", [0.0, -1.0, -3.0, -5.0])
+def test_repeated_holdings_merge_without_changing_any_figure(short: float) -> None:
+    """A book holding one instrument in several rows (longs and shorts) margins as the same book merged."""
     positions = [
         Position(instrument="BTC-PERP", quantity=2.0, entry_price=90_000.0),
         Position(instrument="BTC-PERP", quantity=1.0, entry_price=99_000.0),
         Position(instrument="BTC-C", quantity=-1.0),
         Position(instrument="BTC-C", quantity=-2.0),
     ]
+    if short:
+        positions.append(Position(instrument="BTC-PERP", quantity=short, entry_price=97_000.0))
     twice = Account(id="twice", collateral={"USD": 60_000.0}, positions=positions)
     book = portfolio_to_book(Portfolio(schema="solvent.portfolio/1", instruments=INSTRUMENTS, accounts=[twice]))
     engine = StreamEngine.start(book, market(), MarginParams())
     assert engine.store.count[0] == 2
     merged = engine.store.book_of(np.array([0]))
-    assert sorted(merged.pos_quantity.tolist()) == [-3.0, 3.0]
-    assert merged.pos_entry[merged.pos_quantity > 0][0] == pytest.approx(93_000.0)
+    perp = merged.pos_entry[merged.pos_instrument == 1][0]
+    assert sorted(merged.pos_quantity.tolist()) == sorted([-3.0, 3.0 + short])
+    if 3.0 + short > 0:
+        assert perp == pytest.approx(93_000.0)  # the longs' mean entry, kept by the larger side
+    elif 3.0 + short < 0:
+        assert perp == 97_000.0
+    else:
+        assert math.isnan(perp)
     full = margin_accounts(book, engine.market.state, engine.params, engine.context)
     assert engine.figures.im[0] == pytest.approx(full.im[0], rel=1e-12)
     assert engine.figures.equity[0] == pytest.approx(full.equity[0], rel=1e-12)
+
+
+def test_parameters_the_stream_cannot_use_are_refused_and_change_nothing() -> None:
+    out: list[ev.Event] = []
+    engine = StreamEngine.start(venue(), market(), MarginParams(), sink=out.extend)
+    fhs = MarginParams(scenarios=ScenarioParams(method="fhs"))
+    engine.process([ParamsChange(seq=1, time=NOW, params=fhs)])
+    assert isinstance(out[-1], ev.InputRejected) and out[-1].field == "params" and "history" in out[-1].reason
+    assert engine.params == MarginParams()

@@ -13,6 +13,7 @@ from rich.console import Console
 from solvent.api import baseline_margin_for, compute_margin, explain_margin
 from solvent.baselines import BASELINE_NAMES
 from solvent.console import print_baseline, print_explain, print_margin, print_stream_summary
+from solvent.demo.crash import CrashScript, write_crash
 from solvent.demo.run import DEMO_ACCOUNTS, DEMO_SEED, run_demo
 from solvent.engine.book import Book
 from solvent.errors import InputError, SolventError
@@ -236,3 +237,21 @@ def stream(
         summary = replay(files, lambda done, total: status.update(f"replaying the feed: {done:,} of {total:,} records"))
     print_stream_summary(summary, Console())
     click.echo(f"events: {events_path}\nsummary: {summary_path}" + (f"\nstate: {state_out}" if state_out else ""))
+
+
+@main.command()
+@click.option("--out", "out_dir", default="solvent-crash", show_default=True, help="Folder for the case's files.")
+@click.option("--n-accounts", "n_accounts", default=2_000, show_default=True, type=click.IntRange(1))
+@click.option("--step", "step_s", default=1.0, show_default=True, type=click.FloatRange(0.001), help="Seconds/quote.")
+@click.option("--seed", default=DEMO_SEED, show_default=True, type=int)
+@_fail_cleanly
+def crash(out_dir: str, n_accounts: int, step_s: float, seed: int) -> None:
+    """Write issue 4's scripted crash (BTC -40% within an hour, its book thinning by half) for `solvent stream`."""
+    paths = write_crash(out_dir, n_accounts, CrashScript(step_s=step_s, seed=seed))
+    for role, path in paths.items():
+        click.echo(f"{role}: {path}")
+    block_ms = max(1, round(step_s * 1000))
+    click.echo(
+        f"replay: solvent stream --accounts {paths['accounts']} --market {paths['market']} --params {paths['params']}"
+        f" --history {paths['history']} --feed {paths['feed']} --block-ms {block_ms} --insurance-fund 1000000"
+    )

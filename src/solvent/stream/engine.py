@@ -49,7 +49,7 @@ from solvent.liquidation.closeout import CloseOutBook, CloseOutMarket, CloseOutP
 from solvent.liquidation.predictive import SECONDS_PER_YEAR, VelocityTracker, scenario_correlation
 from solvent.liquidation.waterfall import WaterfallResult, run_waterfall
 from solvent.market.history import PriceHistory
-from solvent.market.state import OPTION
+from solvent.market.state import OPTION, build_market_state
 from solvent.params import MarginParams
 from solvent.scenarios import generate_scenarios
 from solvent.scenarios.base import ScenarioSet
@@ -160,7 +160,7 @@ class StreamEngine:
         self.portfolio_source = portfolio_source
         self.market = LiveMarket(book.instruments, snapshot, params, market_source)
         require_collateral_vols(book, self.market.state, params, market_source)
-        self.store = AccountStore(book, self.market.state.asset_index, len(self.market.assets), portfolio_source)
+        self.store = AccountStore(book, self.market.state.asset_index, len(self.market.assets))
         self.figures = Figures.empty(book.n_accounts)
         self.totals = Totals()
         self.fund = float(insurance_fund)
@@ -221,12 +221,14 @@ class StreamEngine:
         self.feed(records, block_ms, source)
         self.flush()
 
-    def feed(self, records: Iterable[FeedRecord], block_ms: int | None = None, source: str = "<feed>") -> None:
+    def feed(
+        self, records: Iterable[FeedRecord], block_ms: int | None = None, source: str = "<feed>", first_index: int = 0
+    ) -> None:
         """Apply `records` in batches, one per record or one per `block_ms` window of their times; the last
         batch stays open for the records of a later call until `flush`. A record out of order (its `seq` not
-        above the last one seen, or its `time` before it) is an InputError naming it, before anything of it
-        is applied."""
-        for i, record in enumerate(records):
+        above the last one seen, or its `time` before it) is an InputError naming it (`records[first_index + i]`),
+        before anything of it is applied."""
+        for i, record in enumerate(records, start=first_index):
             if record.seq <= self.last_input_seq:
                 raise InputError(
                     source, f"records[{i}].seq", f"{record.seq} does not follow sequence number {self.last_input_seq}"
@@ -384,10 +386,9 @@ class StreamEngine:
                 self.market.vol_override[column] = record.vol
                 batch.new_epoch = True
         else:
-            try:
-                _supported(record.params, "params")
-            except ModelError as error:
-                self._reject(events, record, "params", str(error))
+            problem = self._params_problem(record.params)
+            if problem is not None:
+                self._reject(events, record, "params", problem)
                 return
             if record.params.predictive.halflife_seconds != self.params.predictive.halflife_seconds:
                 kept = dict(self.velocity.state())
@@ -398,6 +399,17 @@ class StreamEngine:
             events.append(
                 self._event(ev.ParametersChanged, record.time, record.seq, digest=params_digest(record.params))
             )
+
+    def _params_problem(self, params: MarginParams) -> str | None:
+        """Why `params` cannot take over this stream (None if they can): a setting the engine does not support,
+        or a market or scenario set they cannot build here (fhs without a history, depth they require)."""
+        try:
+            _supported(params, "params")
+            state = build_market_state(list(self.store.instruments), self.market.snapshot, params)
+            generate_scenarios(state, params, self.history)
+        except (ModelError, InputError) as error:
+            return str(error)
+        return None
 
     def _quote(self, record: Quote, batch: _Batch, events: list[ev.Event]) -> None:
         column = self._asset(record, events)

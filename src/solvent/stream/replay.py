@@ -56,7 +56,7 @@ def replay(files: ReplayFiles, progress: Callable[[int, int], None] | None = Non
 
         engine = _engine(files, sink)
         for start in range(0, len(records), PROGRESS_EVERY):
-            engine.feed(records[start : start + PROGRESS_EVERY], files.block_ms, files.feed)
+            engine.feed(records[start : start + PROGRESS_EVERY], files.block_ms, files.feed, first_index=start)
             if progress is not None:
                 progress(min(start + PROGRESS_EVERY, len(records)), len(records))
         engine.flush()

@@ -21,7 +21,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvent.engine.book import HOME_VENUE, Book
-from solvent.errors import InputError
 from solvent.formats.schemas import LINEAR_KINDS
 
 FloatArray = NDArray[np.float64]
@@ -41,33 +40,46 @@ def gather_ranges(starts: IndexArray, lengths: IndexArray) -> IndexArray:
     return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
 
 
-def _merged(book: Book, source: str) -> tuple[IndexArray, NDArray[np.int32], FloatArray, FloatArray, NDArray[np.int32]]:
+def _merged(
+    book: Book,
+) -> tuple[IndexArray, NDArray[np.int32], FloatArray, FloatArray, NDArray[np.int32], FloatArray]:
     """The book's positions with one row per (account, instrument, venue), in account order: (counts per
-    account, instrument, quantity, entry, venue). Repeated rows are summed; a linear entry becomes the
-    quantity-weighted mean sum(q e) / sum(q), which keeps sum(q (F - e)), hence equity, exactly. A long and a
-    short that cancel out with different entries have no such mean: an InputError."""
+    account, instrument, quantity, entry, venue, USD realised per account).
+
+    Repeated rows are merged as trades would merge them, keeping equity exactly: each side's rows (longs,
+    shorts) become one at the quantity-weighted mean entry, then the smaller side closes against the larger
+    at its own entry, realising quantity x contract_size x (its entry - the larger side's entry) into USD; the
+    rest keeps the larger side's entry (flat: no entry).
+    """
     account = book.position_account()
+    no_cash = np.zeros(book.n_accounts)
     key = np.lexsort((book.pos_venue, book.pos_instrument, account))
     a, i, v = account[key], book.pos_instrument[key], book.pos_venue[key]
     first = np.ones(key.size, dtype=np.bool_)
     first[1:] = (a[1:] != a[:-1]) | (i[1:] != i[:-1]) | (v[1:] != v[:-1])
     if first.all():
-        return np.diff(book.pos_offsets), book.pos_instrument, book.pos_quantity, book.pos_entry, book.pos_venue
+        counts = np.diff(book.pos_offsets)
+        return counts, book.pos_instrument, book.pos_quantity, book.pos_entry, book.pos_venue, no_cash
     starts = np.flatnonzero(first)
     q = book.pos_quantity[key]
-    entry = book.pos_entry[key]
-    quantity = np.add.reduceat(q, starts)
-    weighted = np.add.reduceat(np.where(np.isnan(entry), 0.0, q * entry), starts)
-    linear = ~np.isnan(entry[starts])
-    if np.any(linear & (quantity == 0.0) & (weighted != 0.0)):
-        n = int(a[starts[np.flatnonzero(linear & (quantity == 0.0) & (weighted != 0.0))[0]]])
-        raise InputError(
-            source, f"accounts[{n}].positions", "a long and a short of one instrument cancel out at different entries"
-        )
+    entry = np.nan_to_num(book.pos_entry[key])
+    linear = ~np.isnan(book.pos_entry[key][starts])
+    long_q = np.add.reduceat(np.maximum(q, 0.0), starts)
+    short_q = np.add.reduceat(np.minimum(q, 0.0), starts)
     with np.errstate(invalid="ignore", divide="ignore"):
-        merged_entry = np.where(linear, weighted / quantity, np.nan)
+        long_e = np.add.reduceat(np.maximum(q, 0.0) * entry, starts) / long_q
+        short_e = np.add.reduceat(np.minimum(q, 0.0) * entry, starts) / short_q
+    quantity = long_q + short_q
+    longer = long_q >= -short_q
+    closed = np.minimum(long_q, -short_q)  # units closed by netting the two sides
+    both = linear & (closed > 0.0)
+    size = np.array([inst.contract_size for inst in book.instruments])[i[starts]]
+    realised = np.where(both, closed * size * (short_e - long_e), 0.0)
+    merged_entry = np.where(linear, np.where(longer, long_e, short_e), np.nan)
+    merged_entry = np.where(linear & (quantity == 0.0), np.nan, merged_entry)
+    cash = np.bincount(a[starts], weights=realised, minlength=book.n_accounts).astype(np.float64)
     counts = np.bincount(a[starts], minlength=book.n_accounts).astype(np.int64)
-    return counts, i[starts], quantity, merged_entry, v[starts]
+    return counts, i[starts], quantity, merged_entry, v[starts], cash
 
 
 @dataclass(frozen=True)
@@ -81,7 +93,7 @@ class Trade:
 class AccountStore:
     """Mutable account state (see the module docstring). Rows follow the starting book's account order."""
 
-    def __init__(self, book: Book, asset_of: dict[str, int], n_assets: int, source: str = "<portfolio>") -> None:
+    def __init__(self, book: Book, asset_of: dict[str, int], n_assets: int) -> None:
         self.instruments = book.instruments
         self.account_ids = book.account_ids
         self.row_of = {str(name): n for n, name in enumerate(book.account_ids.tolist())}
@@ -94,13 +106,15 @@ class AccountStore:
         self.mode = book.mode
         self.parent = book.parent
         self.venues = book.venues
-        self._layout(*_merged(book, source))
+        counts, instrument, quantity, entry, venue, realised = _merged(book)
+        self._layout(counts, instrument, quantity, entry, venue)
         assets = list(book.collateral_assets)
         if CASH not in assets:
             assets.append(CASH)
         self.collateral_assets = assets
         self.balance = np.zeros((book.n_accounts, len(assets)))
         np.add.at(self.balance, (book.collateral_account(), book.col_asset), book.col_amount)
+        self.balance[:, assets.index(CASH)] += realised  # repeated holdings netted at load
         self.exposed = np.zeros((n_assets, book.n_accounts), dtype=np.bool_)
         self.refresh_exposure()
         self.version = 0  # bumped by every change of positions, balances or exposure
