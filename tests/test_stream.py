@@ -486,9 +486,11 @@ def test_repeated_holdings_merge_without_changing_any_figure(short: float) -> No
     book = portfolio_to_book(Portfolio(schema="solvent.portfolio/1", instruments=INSTRUMENTS, accounts=[twice]))
     engine = StreamEngine.start(book, market(), MarginParams())
     assert engine.store.count[0] == 2
-    merged = engine.store.book_of(np.array([0]))
-    perp = merged.pos_entry[merged.pos_instrument == 1][0]
-    assert sorted(merged.pos_quantity.tolist()) == sorted([-3.0, 3.0 + short])
+    store = engine.store
+    index = store.instrument_row
+    perp_slot, call_slot = store.find(0, index["BTC-PERP"]), store.find(0, index["BTC-C"])
+    assert (store.pos_quantity[perp_slot], store.pos_quantity[call_slot]) == (3.0 + short, -3.0)
+    perp = store.pos_entry[perp_slot]
     if 3.0 + short > 0:
         assert perp == pytest.approx(93_000.0)  # the longs' mean entry, kept by the larger side
     elif 3.0 + short < 0:

@@ -482,3 +482,25 @@ def test_same_input_same_output_and_inputs_untouched(case: Case) -> None:
         np.testing.assert_array_equal(case.positions[key], value, err_msg=key)
     np.testing.assert_array_equal(case.equity, equity)
     np.testing.assert_array_equal(case.bankrupt, bankrupt)
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=cases())
+def test_only_the_positions_it_can_touch_with_the_gross_given_change_nothing(case: Case) -> None:
+    """What the streaming engine passes: the bankrupt accounts' positions and, on their linear instruments,
+    everyone's, with every account's linear gross notional given; the transfers are those of the full input."""
+    p = case.positions
+    full = case.run()
+    notional = np.where(p["is_linear"], np.abs(p["pos_quantity"]) * p["contract_size"] * p["pos_mark"], 0.0)
+    gross = np.bincount(p["pos_account"], weights=notional, minlength=case.equity.size)
+    theirs = np.isin(p["pos_account"], case.bankrupt)
+    instruments = np.unique(p["pos_instrument"][theirs & p["is_linear"]])
+    keep = np.flatnonzero(theirs | (np.isin(p["pos_instrument"], instruments) & p["is_linear"]))
+    part = run_waterfall(
+        case.bankrupt, case.equity, case.fund, account_gross=gross, **{k: v[keep] for k, v in p.items()}
+    )
+    np.testing.assert_allclose(part.equity_change, full.equity_change, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(part.charges, full.charges, rtol=1e-12, atol=1e-9)
+    assert part.fund_after == pytest.approx(full.fund_after, rel=1e-12, abs=1e-9)
+    np.testing.assert_array_equal(keep[part.adl_row], full.adl_row)
+    np.testing.assert_allclose(part.adl_quantity, full.adl_quantity, rtol=1e-12)

@@ -319,6 +319,7 @@ def run_waterfall(
     contract_size: ArrayLike,
     is_linear: ArrayLike,
     pos_close_cost: ArrayLike,
+    account_gross: ArrayLike | None = None,
 ) -> WaterfallResult:
     """Resolve the bankrupt accounts one by one, in ascending account row (docs/model.md, "Backstop waterfall").
 
@@ -328,6 +329,9 @@ def run_waterfall(
     the underlying for linear instruments, per contract for options), contract_size, is_linear (bool), and
     pos_close_cost (c_p ≥ 0: USD slippage of closing the position fully in the market now; only the bankrupt
     accounts' rows are read). Every bankrupt account must have a deficit D_k = Σ c_p − E_k > 0.
+    account_gross: (N,) each account's linear gross notional Σ|q|·size·mark, ≥ 0 (the leverage of the ADL
+    ranking); by default computed from the positions given. A caller that passes only the positions the
+    waterfall can touch (the bankrupt accounts' and those on their linear instruments) passes it for all.
 
     Raises ValueError naming the offending value. Nothing passed in is modified.
     """
@@ -368,12 +372,19 @@ def run_waterfall(
             f"= {cost_k - equity_k!r}, must be > 0"
         )
 
-    notional = np.where(book.linear, np.abs(book.quantity) * book.size * book.mark, 0.0)
+    if account_gross is None:
+        notional = np.where(book.linear, np.abs(book.quantity) * book.size * book.mark, 0.0)
+        gross = np.asarray(np.bincount(book.account, weights=notional, minlength=n), dtype=np.float64)
+    else:
+        gross = _floats("account_gross", account_gross).copy()
+        if gross.shape != (n,):
+            raise ValueError(f"account_gross must be ({n},), got shape {gross.shape}")
+        _first("account_gross", gross, ~(np.isfinite(gross) & (gross >= 0.0)), "must be finite and >= 0")
     state = _State(
         fund=fund_before,
         equity=equity_now,
         quantity=book.quantity.copy(),
-        gross=np.asarray(np.bincount(book.account, weights=notional, minlength=n), dtype=np.float64),
+        gross=gross,
         bankrupt=bankrupt_mask,
         close_out=close_out,
         adl=[],

@@ -490,24 +490,28 @@ class StreamEngine:
         _, result = self._margin(rows)
         assert result.breach_probability is not None and result.early_flag is not None and result.loss_vol is not None
         f = self.figures
-        old_status = f.status[rows].copy()
-        old_flag = f.flagged[rows].copy()
+        if rows.size == self.store.n_accounts:  # every account (rows are ascending and unique): slices, not gathers
+            rows_or_all: IndexArray | slice = slice(None)
+        else:
+            rows_or_all = rows
+        old_status = f.status[rows_or_all].copy()
+        old_flag = f.flagged[rows_or_all].copy()
         # A shortfall of DUST_USD or less is rounding, not a call on the account.
         status = np.where(
             result.equity < result.mm - DUST_USD,
             LIQUIDATABLE,
             np.where(result.equity < result.im - DUST_USD, MARGIN_CALL, HEALTHY),
         ).astype(np.int8)
-        f.im[rows] = result.im
-        f.mm[rows] = result.mm
-        f.equity[rows] = result.equity
-        f.status[rows] = status
-        flagged = result.early_flag & ~f.in_liquidation[rows]  # an account being liquidated is past early
-        f.flagged[rows] = flagged
-        f.breach[rows] = result.breach_probability
-        f.loss_vol[rows] = result.loss_vol
+        f.im[rows_or_all] = result.im
+        f.mm[rows_or_all] = result.mm
+        f.equity[rows_or_all] = result.equity
+        f.status[rows_or_all] = status
+        flagged = result.early_flag & ~f.in_liquidation[rows_or_all]  # an account being liquidated is past early
+        f.flagged[rows_or_all] = flagged
+        f.breach[rows_or_all] = result.breach_probability
+        f.loss_vol[rows_or_all] = result.loss_vol
         target = self.params.liquidation.target * result.im
-        f.in_liquidation[rows] &= ~(result.equity >= target - DUST_USD)  # liquidation stops at target x IM
+        f.in_liquidation[rows_or_all] &= ~(result.equity >= target - DUST_USD)  # liquidation stops at target x IM
         seconds = _seconds(now)
         changed = np.flatnonzero((status != old_status) | (flagged & ~old_flag))
         for k in changed.tolist():
@@ -676,34 +680,47 @@ class StreamEngine:
 
     def _backstop(self, bankrupt: IndexArray, now: datetime, cause: int, events: list[ev.Event]) -> set[int]:
         """Run the waterfall for `bankrupt` rows and apply its transfers; returns every account it changed."""
-        everyone = np.arange(self.store.n_accounts, dtype=np.int64)
-        book = self.store.book_of(everyone)
+        book = self.store.whole_book()  # position row p is store slot p
         state = self.market.state
         account = book.position_account()
+        inst = book.pos_instrument
+        linear = self.store.linear[inst]
+        mark = np.where(linear, state.forward[inst], self.context.arrays.value[inst])
+        size = self.store.contract_size[inst]
+        gross = np.bincount(
+            account,
+            weights=np.where(linear, np.abs(book.pos_quantity) * size * mark, 0.0),
+            minlength=self.store.n_accounts,
+        )
+        # Only the positions the waterfall can touch: the bankrupt accounts' and, on their linear instruments,
+        # everyone else's (the ADL candidates); store slots, so the result's rows map back to slots.
+        theirs_slots = self.store.used_slots(bankrupt)
+        exposed_to = np.zeros(len(self.store.instruments), dtype=np.bool_)
+        exposed_to[inst[theirs_slots][linear[theirs_slots]]] = True
+        keep = np.flatnonzero((book.pos_quantity != 0.0) & exposed_to[inst] & linear)
+        keep = np.union1d(keep, theirs_slots)
         # Each position's share of closing the bankrupt accounts' whole books at once (the sizer's netted cost,
         # split by `closeout_cost`'s fill prices), so the waterfall sees the deficit the sizer found.
         theirs, market = self._closeout_inputs(self.store.book_of(bankrupt))
         _, fill = closeout_cost(theirs, theirs.quantity, market)
         per_position = np.zeros(book.pos_quantity.size)
-        per_position[np.isin(account, bankrupt)] = np.abs(theirs.quantity) * np.abs(fill - theirs.mark)
-        inst = book.pos_instrument
-        linear = self.store.linear[inst]
-        mark = np.where(linear, state.forward[inst], self.context.arrays.value[inst])
+        per_position[theirs_slots] = np.abs(theirs.quantity) * np.abs(fill - theirs.mark)
+        entry = np.where(linear & np.isnan(book.pos_entry), mark, book.pos_entry)  # a flat slot: any entry
         result = run_waterfall(
             bankrupt,
             self.figures.equity,
             self.fund,
-            pos_account=account,
-            pos_instrument=inst,
-            pos_quantity=book.pos_quantity,
-            pos_entry=np.where(linear & np.isnan(book.pos_entry), mark, book.pos_entry),  # flat: any entry
-            pos_mark=mark,
-            contract_size=self.store.contract_size[inst],
-            is_linear=linear,
-            pos_close_cost=per_position,
+            pos_account=account[keep],
+            pos_instrument=inst[keep],
+            pos_quantity=book.pos_quantity[keep],
+            pos_entry=entry[keep],
+            pos_mark=mark[keep],
+            contract_size=size[keep],
+            is_linear=linear[keep],
+            pos_close_cost=per_position[keep],
+            account_gross=gross,
         )
-        slots = self.store.used_slots(everyone)  # the store slot of each position of `book`
-        touched = self._apply_waterfall(result, book, slots, mark, now, cause, events)
+        touched = self._apply_waterfall(result, keep, book, mark, now, cause, events)
         self._settle_dust(result.accounts)
         return touched
 
@@ -722,8 +739,8 @@ class StreamEngine:
     def _apply_waterfall(
         self,
         result: WaterfallResult,
+        slot_of: IndexArray,
         book: Book,
-        slots: IndexArray,
         mark: FloatArray,
         now: datetime,
         cause: int,
@@ -739,7 +756,7 @@ class StreamEngine:
             instrument = int(result.adl_instrument[f])
             quantity = float(result.adl_quantity[f])
             price = float(result.adl_price[f])
-            self.store.trade(counterparty, instrument, -quantity, price, slot=int(slots[result.adl_row[f]]))
+            self.store.trade(counterparty, instrument, -quantity, price, slot=int(slot_of[result.adl_row[f]]))
             # The bankrupt side: its position in the instrument on the other side of the counterparty's.
             bankrupt_slot = self.store.find_signed(bankrupt_row, instrument, -math.copysign(1.0, quantity))
             self.store.trade(bankrupt_row, instrument, quantity, price, slot=bankrupt_slot)
@@ -758,7 +775,7 @@ class StreamEngine:
                 )
             )
         for c in range(result.close_row.size):
-            p = int(result.close_row[c])
+            p = int(slot_of[result.close_row[c]])
             row = int(account_of[p])
             quantity = float(result.close_quantity[c])
             if quantity == 0.0:
@@ -769,7 +786,7 @@ class StreamEngine:
             size = float(self.store.contract_size[instrument])
             mark_per_unit = float(mark[p]) if linear else float(mark[p]) / size  # options' mark is per contract
             price = mark_per_unit - math.copysign(per_contract / size, quantity)
-            self.store.trade(row, instrument, -quantity, price, slot=int(slots[p]))
+            self.store.trade(row, instrument, -quantity, price, slot=p)
             self.totals.liquidations += 1
             self.totals.liquidated_notional += abs(quantity) * size * abs(mark_per_unit)
             events.append(

@@ -177,7 +177,14 @@ class AccountStore:
     # ----------------------------------------------------------------------------------- gathering
 
     def book_of(self, rows: IndexArray) -> Book:
-        """Accounts `rows` (in that order) as an immutable `Book`."""
+        """Accounts `rows` (in that order) as an immutable `Book`.
+
+        Every account in row order is served without copying (`whole_book`): the slotted arrays as they are,
+        spare slots included (quantity 0, which adds exactly nothing), and the dense balances as every
+        (account, asset) pair. Use the result before the store changes again."""
+        n = self.n_accounts
+        if rows.size == n and np.array_equal(rows, np.arange(n)):
+            return self.whole_book()
         counts = self.count[rows]
         slots = gather_ranges(self.start[rows], counts)
         balances = self.balance[rows]
@@ -198,6 +205,27 @@ class AccountStore:
             mode=self.mode[rows],
             parent=self.parent[rows],
             pos_venue=self.pos_venue[slots],
+            venues=self.venues,
+        )
+
+    def whole_book(self) -> Book:
+        """Every account, without copying: position row p of the result is store slot p (see `book_of`)."""
+        n, c = self.balance.shape
+        return Book(
+            instruments=self.instruments,
+            account_ids=self.account_ids,
+            pos_offsets=self.start,
+            pos_instrument=self.pos_instrument,
+            pos_quantity=self.pos_quantity,
+            pos_entry=self.pos_entry,
+            collateral_assets=tuple(self.collateral_assets),
+            col_offsets=np.arange(0, n * c + 1, c, dtype=np.int64),
+            col_asset=np.tile(np.arange(c, dtype=np.int32), n),
+            col_amount=self.balance.ravel(),
+            risk_tier=self.risk_tier,
+            mode=self.mode,
+            parent=self.parent,
+            pos_venue=self.pos_venue,
             venues=self.venues,
         )
 
