@@ -23,10 +23,17 @@ from small_venue import INSTRUMENTS, LINEAR, NOW
 import solvent
 from solvent.api import compute_margin, explain_margin
 from solvent.cli import main
-from solvent.engine.attribution import Attribution, attribute_margin, position_pnl, rank_weights, tail_weights
+from solvent.engine.attribution import (
+    Attribution,
+    attribute_margin,
+    position_contributions,
+    position_pnl,
+    rank_weights,
+    tail_weights,
+)
 from solvent.engine.book import Book
 from solvent.engine.kernel import risk_measure_numpy, scenario_pnl_numpy
-from solvent.engine.riskarrays import build_risk_arrays
+from solvent.engine.riskarrays import build_risk_arrays, scenario_risk_arrays
 from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, MarketSnapshot, Portfolio, Position
 from solvent.market.state import build_market_state
@@ -405,3 +412,28 @@ def test_explain_reports_every_term_and_add_ons_by_asset(examples_dir) -> None: 
     assert set(liquidity) == {"BTC", "ETH"}
     assert sum(liquidity.values()) == pytest.approx(explained.terms["liquidity"], rel=1e-12)
     assert liquidity["BTC"] > 0.0 and liquidity["ETH"] > 0.0  # erin is short BTC futures and long ETH calls
+
+
+@pytest.mark.parametrize("method", ["grid", "mc"])
+@pytest.mark.parametrize("measure", MEASURES)
+def test_contributions_of_many_accounts_at_once_equal_each_attribution(method: str, measure: str) -> None:
+    """`position_contributions` (the liquidation sizer's greedy order) is `attribute_margin`, vectorised."""
+    books = [
+        [("BTC-PERP", 2.0), ("BTC-P", 3.0), ("ETH-PERP", -10.0)],
+        [("BTC-C", -4.0), ("BTC-FUT", 1.0)],
+        [("ETH-C", 5.0), ("ETH-PERP", -2.0), ("BTC-SPOT", 0.5), ("BTC-PERP", -0.5)],
+        [("BTC-P", 1.0)],
+    ]
+    book = book_of(*books)
+    params = params_for(method, measure)
+    state = build_market_state(INSTRUMENTS, MARKET, params)
+    _, arrays = scenario_risk_arrays(state, params)
+    fast = position_contributions(
+        book.pos_offsets, book.pos_instrument, book.pos_quantity, arrays, params.confidence, params.measure
+    )
+    for n in range(len(books)):
+        (attribution,) = attribute_margin(book, state, params, [f"acct-{n}"])
+        by_position = {c.position: c.contribution for c in attribution.positions}
+        expected = [by_position[p] for p in range(len(books[n]))]
+        got = fast[book.pos_offsets[n] : book.pos_offsets[n + 1]]
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-9)

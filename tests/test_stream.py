@@ -250,9 +250,14 @@ def crash(n: int, seed: int, drop_per_tick: float) -> list[FeedRecord]:
     return records
 
 
-def test_liquidations_are_partial_capped_spaced_by_the_cooldown_and_stop_at_im() -> None:
+@pytest.mark.parametrize("method", ["proportional", "greedy"])
+def test_liquidations_are_partial_capped_spaced_by_the_cooldown_and_stop_at_im(method: str) -> None:
     rules = LiquidationParams(
-        max_share_per_slice=0.2, cooldown_seconds=30.0, min_slice_notional=0.0, min_position_notional=0.0
+        method=method,  # type: ignore[arg-type]
+        max_share_per_slice=0.2,
+        cooldown_seconds=30.0,
+        min_slice_notional=0.0,
+        min_position_notional=0.0,
     )
     params = MarginParams(liquidation=rules)
     book = venue(20, seed=11)

@@ -13,7 +13,6 @@ from rich.console import Console
 from solvent.api import baseline_margin_for, compute_margin, explain_margin
 from solvent.baselines import BASELINE_NAMES
 from solvent.console import print_baseline, print_explain, print_margin, print_stream_summary
-from solvent.demo.crash import CrashScript, write_crash
 from solvent.demo.run import DEMO_ACCOUNTS, DEMO_SEED, run_demo
 from solvent.engine.book import Book
 from solvent.errors import InputError, SolventError
@@ -23,7 +22,6 @@ from solvent.formats.results import result_json, write_result
 from solvent.formats.schemas import MarketSnapshot
 from solvent.market.history import PriceHistory, read_history
 from solvent.params import MarginParams
-from solvent.stream.replay import ReplayFiles, replay
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_INPUT = 2
@@ -217,6 +215,7 @@ def stream(
     summary_path: str,
 ) -> None:
     """Replay a feed through the streaming engine: write its events (solvent.events/1) and a summary."""
+    from solvent.stream.replay import ReplayFiles, replay  # the streaming engine loads only when it is asked for
     if state_in is None and (accounts_path is None or market_path is None):
         raise click.UsageError("give --accounts and --market, or --state-in")
     files = ReplayFiles(
@@ -247,6 +246,7 @@ def stream(
 @_fail_cleanly
 def crash(out_dir: str, n_accounts: int, step_s: float, seed: int) -> None:
     """Write issue 4's scripted crash (BTC -40% within an hour, its book thinning by half) for `solvent stream`."""
+    from solvent.demo.crash import CrashScript, write_crash
     paths = write_crash(out_dir, n_accounts, CrashScript(step_s=step_s, seed=seed))
     for role, path in paths.items():
         click.echo(f"{role}: {path}")

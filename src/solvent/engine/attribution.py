@@ -101,6 +101,40 @@ def position_pnl(pos_instrument: NDArray[np.int32], pos_quantity: FloatArray, ar
     return np.asarray(pos_quantity[:, np.newaxis] * per_unit, dtype=np.float64)
 
 
+def position_contributions(
+    pos_offsets: NDArray[np.int64],
+    pos_instrument: NDArray[np.int32],
+    pos_quantity: FloatArray,
+    arrays: RiskArrays,
+    confidence: float,
+    measure: str,
+) -> FloatArray:
+    """(P,) every position's Euler contribution to its account's market-risk term, for K accounts in CSR
+    form at once: the vectorised form of what `attribute_margin` reports per account (ties alike).
+
+    Per account the scenario losses are ranked within each group (a stable sort, so ties go to the lower
+    scenario index), the measure's rank weights put on its tail, groups whose measure is not > 0 dropped;
+    a position's contribution is -(its P&L row . those weights). Dense (P, S) and (K, S) work: meant for the
+    few accounts a liquidation slices, not a whole venue.
+    """
+    n_accounts = pos_offsets.shape[0] - 1
+    account = np.repeat(np.arange(n_accounts), np.diff(pos_offsets))
+    pnl = position_pnl(pos_instrument, pos_quantity, arrays)
+    losses = np.zeros((n_accounts, arrays.n_scenarios))
+    np.add.at(losses, account, -pnl)
+    weights = np.zeros_like(losses)
+    rows = np.arange(n_accounts)[:, np.newaxis]
+    for start, stop in itertools.pairwise(arrays.group_offsets.tolist()):
+        by_rank = rank_weights(stop - start, confidence, measure)
+        if by_rank.size == 0:
+            continue
+        tail = start + np.argsort(-losses[:, start:stop], axis=1, kind="stable")[:, : by_rank.size]
+        value = (losses[rows, tail] * by_rank).sum(axis=1)
+        weights[rows, tail] = np.where(value[:, np.newaxis] > 0.0, by_rank, 0.0)
+    contribution: FloatArray = -np.einsum("ps,ps->p", pnl, weights[account]) + 0.0
+    return contribution
+
+
 # ------------------------------------------------------------------------------------------- results
 
 

@@ -30,6 +30,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from solvent.engine.attribution import position_contributions
 from solvent.engine.book import Book
 from solvent.engine.margin import RiskContext, maintenance_params, margin_accounts
 from solvent.engine.results import MarginResult
@@ -622,7 +623,16 @@ class StreamEngine:
             trial = _with_quantity(book, quantity)
             return margin_accounts(trial, self.market.state, self.params, self.context, self.portfolio_source).im
 
-        priority = _risk_priority(book, closeout_book)
+        priority = None
+        if self.params.liquidation.method == "greedy":  # each position's Euler contribution to market risk
+            priority = position_contributions(
+                book.pos_offsets,
+                book.pos_instrument,
+                book.pos_quantity,
+                self.context.arrays,
+                self.params.confidence,
+                self.params.measure,
+            )
         plan = plan_closeout(
             closeout_book, self.figures.equity[rows], requirement, market, self.params.liquidation, priority
         )
@@ -966,14 +976,3 @@ def _with_quantity(book: Book, quantity: FloatArray) -> Book:
     import dataclasses
 
     return dataclasses.replace(book, pos_quantity=quantity)
-
-
-def _risk_priority(book: Book, closeout_book: CloseOutBook) -> FloatArray:
-    """Greedy order: a position's delta notional, signed positive when it adds to its account's net delta
-    on the asset (it contributes to risk) and negative when it offsets it (a hedge)."""
-    account = book.position_account()
-    exposure = closeout_book.quantity * np.where(closeout_book.units != 0.0, closeout_book.units, 0.0)
-    key = account * (int(closeout_book.asset.max(initial=0)) + 1) + closeout_book.asset
-    net = np.bincount(key, weights=exposure, minlength=int(key.max(initial=0)) + 1)[key]
-    magnitude = closeout_book.notional * np.abs(closeout_book.quantity)
-    return np.where(exposure * net >= 0.0, magnitude, -magnitude)
