@@ -12,7 +12,7 @@ from rich.console import Console
 
 from solvent.api import baseline_margin_for, compute_margin, explain_margin
 from solvent.baselines import BASELINE_NAMES
-from solvent.console import print_baseline, print_explain, print_margin, print_stream_summary
+from solvent.console import print_backtest, print_baseline, print_explain, print_margin, print_stream_summary
 from solvent.demo.run import DEMO_ACCOUNTS, DEMO_SEED, run_demo
 from solvent.engine.book import Book
 from solvent.errors import InputError, SolventError
@@ -216,6 +216,7 @@ def stream(
 ) -> None:
     """Replay a feed through the streaming engine: write its events (solvent.events/1) and a summary."""
     from solvent.stream.replay import ReplayFiles, replay  # the streaming engine loads only when it is asked for
+
     if state_in is None and (accounts_path is None or market_path is None):
         raise click.UsageError("give --accounts and --market, or --state-in")
     files = ReplayFiles(
@@ -247,6 +248,7 @@ def stream(
 def crash(out_dir: str, n_accounts: int, step_s: float, seed: int) -> None:
     """Write issue 4's scripted crash (BTC -40% within an hour, its book thinning by half) for `solvent stream`."""
     from solvent.demo.crash import CrashScript, write_crash
+
     paths = write_crash(out_dir, n_accounts, CrashScript(step_s=step_s, seed=seed))
     for role, path in paths.items():
         click.echo(f"{role}: {path}")
@@ -255,3 +257,42 @@ def crash(out_dir: str, n_accounts: int, step_s: float, seed: int) -> None:
         f"replay: solvent stream --accounts {paths['accounts']} --market {paths['market']} --params {paths['params']}"
         f" --history {paths['history']} --feed {paths['feed']} --block-ms {block_ms} --insurance-fund 1000000"
     )
+
+
+@main.command()
+@click.option("--history", "history_path", required=True, help="Price history (CSV/Parquet, solvent.history/1).")
+@click.option(
+    "--models",
+    default=",".join(("static", "dydx", "vol_only", "multi")),
+    show_default=True,
+    help="Comma-separated: static, dydx, synthetix, drift, deribit, vol_only, multi.",
+)
+@click.option("--assets", default=None, help="Comma-separated assets, each backtested on its own dates (default: all).")
+@click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file for multi and vol_only.")
+@click.option(
+    "--out", "out_dir", default="solvent-backtest", show_default=True, help="Folder for report.html and summary.json."
+)
+@_fail_cleanly
+def backtest(history_path: str, models: str, assets: str | None, params_path: str | None, out_dir: str) -> None:
+    """Backtest margin models on a price history: coverage (Kupiec, Christoffersen, Basel zone), procyclicality."""
+    from solvent.lab.margin_backtest import run_backtest
+    from solvent.lab.models import check_models
+    from solvent.lab.report import write_backtest_report
+
+    history = read_history(history_path)
+    params = load_params(params_path)
+    try:
+        chosen = check_models([m.strip() for m in models.split(",") if m.strip()])
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--models") from None
+    names = history.assets if assets is None else tuple(a.strip() for a in assets.split(",") if a.strip())
+    runs = []
+    with Console(stderr=True).status("backtesting") as status:
+        for name in names:
+            status.update(f"backtesting {name}")
+            runs.append(run_backtest(history, chosen, params, assets=(name,), source=history_path))
+    report, summary = write_backtest_report(runs, out_dir, history_path)
+    console = Console()
+    for run in runs:
+        print_backtest(run.summary(), console)
+    click.echo(f"report: {report}\nsummary: {summary}")

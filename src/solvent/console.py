@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -212,4 +213,26 @@ def print_stream_summary(summary: dict[str, object], console: Console) -> None:
             continue
         text = _money(value) if isinstance(value, float) else str(value)
         table.add_row(name.replace("_", " "), text)
+    console.print(table)
+
+
+def print_backtest(summary: dict[str, Any], console: Console) -> None:
+    """One backtest run: per model and portfolio, capital, exceptions, the tests and the zone."""
+    title = f"Backtest {', '.join(summary['assets'])}: {summary['first_date']} to {summary['last_date']}"
+    table = Table(title=title)
+    for name in ("model", "portfolio", "IM/notional", "exceptions", "Kupiec p", "cond. cov. p", "zone", "peak/trough"):
+        table.add_column(name, justify="left" if name in ("model", "portfolio", "zone") else "right")
+    for model, per_portfolio in summary["models"].items():
+        for portfolio, record in per_portfolio.items():
+            b = record["backtest"]
+            table.add_row(
+                model,
+                portfolio,
+                f"{record['capital_locked']:.1%}",
+                f"{b['exceptions']}/{b['observations']}",
+                f"{b['kupiec']['p_value']:.3f}",
+                f"{b['christoffersen']['p_value_cc']:.3f}",
+                b["zone"],
+                f"{record['procyclicality']['peak_to_trough']:.2f}",
+            )
     console.print(table)

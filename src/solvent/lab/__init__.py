@@ -1,0 +1,1 @@
+"""The stress lab: backtests, procyclicality, crash library, synthetic markets, cascade simulator, model comparison."""
