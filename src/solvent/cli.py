@@ -12,7 +12,14 @@ from rich.console import Console
 
 from solvent.api import baseline_margin_for, compute_margin, explain_margin
 from solvent.baselines import BASELINE_NAMES
-from solvent.console import print_backtest, print_baseline, print_explain, print_margin, print_stream_summary
+from solvent.console import (
+    print_backtest,
+    print_baseline,
+    print_explain,
+    print_margin,
+    print_stream_summary,
+    print_stress,
+)
 from solvent.demo.run import DEMO_ACCOUNTS, DEMO_SEED, run_demo
 from solvent.engine.book import Book
 from solvent.errors import InputError, SolventError
@@ -295,4 +302,89 @@ def backtest(history_path: str, models: str, assets: str | None, params_path: st
     console = Console()
     for run in runs:
         print_backtest(run.summary(), console)
+    click.echo(f"report: {report}\nsummary: {summary}")
+
+
+@main.command()
+@click.option("--episode", "episodes", default="all", show_default=True, help="Episode id(s), comma-separated, or all.")
+@click.option(
+    "--compare",
+    "models",
+    default="static,dydx,multi",
+    show_default=True,
+    help="Comma-separated models: static, dydx, synthetix, drift, deribit, multi.",
+)
+@click.option("--accounts", "n_accounts", default=2_000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--step",
+    "step_s",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.001),
+    help="Seconds between path points (and the margin cycle).",
+)
+@click.option("--seed", default=DEMO_SEED, show_default=True, type=int)
+@click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file for multi.")
+@click.option("--insurance-fund", default=1_000_000.0, show_default=True, type=click.FloatRange(0.0))
+@click.option(
+    "--out", "out_dir", default="solvent-stress", show_default=True, help="Folder for report.html and summary.json."
+)
+@_fail_cleanly
+def stress(
+    episodes: str,
+    models: str,
+    n_accounts: int,
+    step_s: float,
+    seed: int,
+    params_path: str | None,
+    insurance_fund: float,
+    out_dir: str,
+) -> None:
+    """Replay crash episodes through the cascade simulator under several margin models; write a report."""
+    from solvent.lab.cascade import CascadeConfig, PopulationSpec
+    from solvent.lab.episodes import load_crashes
+    from solvent.lab.report import write_stress_report
+    from solvent.lab.stress import run_episode
+
+    library = load_crashes()
+    known = {e.id: e for e in library.episodes}
+    wanted = list(known) if episodes == "all" else [e.strip() for e in episodes.split(",") if e.strip()]
+    unknown = [e for e in wanted if e not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown episode {unknown[0]!r}: one of {', '.join(known)} or all", param_hint="--episode"
+        )
+    chosen = [m.strip() for m in models.split(",") if m.strip()]
+    allowed = ("multi", "static", "dydx", "synthetix", "drift", "deribit")
+    bad = [m for m in chosen if m not in allowed]
+    if bad:
+        raise click.BadParameter(f"unknown model {bad[0]!r}: one of {', '.join(allowed)}", param_hint="--compare")
+    params = load_params(params_path)
+    spec = PopulationSpec(n_accounts=n_accounts)
+    config = CascadeConfig(block_seconds=step_s, insurance_fund=insurance_fund)
+    runs = []
+    with Console(stderr=True).status("stress") as status:
+        for name in wanted:
+
+            def show(model: str, episode: str = name) -> None:
+                status.update(f"{episode}: {model}")
+
+            runs.append(
+                run_episode(
+                    known[name],
+                    chosen,
+                    params,
+                    spec=spec,
+                    config=config,
+                    step_seconds=step_s,
+                    seed=seed,
+                    library=library,
+                    progress=show,
+                )
+            )
+    settings = {"accounts": n_accounts, "step_seconds": step_s, "seed": seed, "insurance_fund": insurance_fund}
+    report, summary = write_stress_report(runs, out_dir, settings)
+    console = Console()
+    for run in runs:
+        print_stress(run.summary(), console)
     click.echo(f"report: {report}\nsummary: {summary}")

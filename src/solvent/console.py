@@ -236,3 +236,21 @@ def print_backtest(summary: dict[str, Any], console: Console) -> None:
                 f"{record['procyclicality']['peak_to_trough']:.2f}",
             )
     console.print(table)
+
+
+def print_stress(summary: dict[str, Any], console: Console) -> None:
+    """One episode under each model: bad debt, liquidations, capital, the predictive flag."""
+    table = Table(title=f"{summary['name']} ({summary['episode']})")
+    for name in ("model", "bad debt", "liquidated accts", "notional liq.", "IM/notional", "hit rate", "false alarms"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    for model, r in summary["models"].items():
+        table.add_row(
+            model,
+            _money(r["bad_debt"]),
+            str(r["accounts_liquidated"]),
+            _money(r["liquidated_notional"]),
+            f"{r['capital_locked']:.1%}",
+            "-" if r["hit_rate"] is None else f"{r['hit_rate']:.0%}",
+            str(r["false_alarms"]),
+        )
+    console.print(table)

@@ -19,6 +19,7 @@ import numpy as np
 
 from solvent.formats.io import atomic_output
 from solvent.lab.margin_backtest import HistoryBacktest
+from solvent.lab.stress import StressRun, stress_findings
 
 
 def _png(draw: Any) -> str:
@@ -202,6 +203,124 @@ def write_backtest_report(runs: Sequence[HistoryBacktest], out_dir: str | Path, 
         "losses of consecutive dates overlap when the MPOR is longer than a step, which clusters exceptions), the "
         "Basel traffic light the count; procyclicality after Murphy, Vasios and Vause (2014).</p>"
         + "".join(_backtest_section(run) for run in runs)
+        + "</body></html>"
+    )
+    html_path, json_path = out / "report.html", out / "summary.json"
+    with atomic_output(html_path) as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
+    with atomic_output(json_path) as tmp:
+        Path(tmp).write_bytes(msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n")
+    return html_path, json_path
+
+
+def _stress_section(run: StressRun) -> str:
+    summary = run.summary()
+    header = [
+        "model",
+        "bad debt (USD)",
+        "fund paid",
+        "socialised",
+        "accounts liquidated",
+        "liquidation trades",
+        "notional liquidated",
+        "IM / notional",
+        "peak / trough",
+        "flag hit rate",
+        "false alarms",
+        "median lead (s)",
+        "wall (s)",
+    ]
+    rows = []
+    for model, r in summary["models"].items():
+        cyc = r["procyclicality"]
+        rows.append(
+            [
+                model,
+                r["bad_debt"],
+                r["insurance_fund_paid"],
+                r["socialised_loss"] + r["unresolved_loss"],
+                r["accounts_liquidated"],
+                r["liquidation_trades"],
+                r["liquidated_notional"],
+                r["capital_locked"],
+                math.nan if cyc is None else cyc["peak_to_trough"],
+                math.nan if r["hit_rate"] is None else r["hit_rate"],
+                r["false_alarms"],
+                math.nan if r["lead_seconds_median"] is None else r["lead_seconds_median"],
+                r["wall_seconds"],
+            ]
+        )
+    hours = {m: res.seconds / 3600.0 for m, res in run.results.items()}
+    first = run.path.assets[0]
+
+    def prices(ax: Any) -> None:
+        start = run.path.prices[0]
+        for j, name in enumerate(run.path.assets):
+            ax.plot(run.path.seconds / 3600.0, run.path.prices[:, j] / start[j], label=f"{name} path", linewidth=1.0)
+        for model, result in run.results.items():
+            ax.plot(
+                hours[model],
+                result.traded[:, 0] / start[0],
+                linestyle="--",
+                linewidth=0.8,
+                label=f"{first} traded, {model}",
+            )
+        ax.set_xlabel("hours")
+        ax.set_title("Price path (start = 1): exogenous, and traded after liquidation impact")
+        ax.legend(fontsize="small", ncol=3)
+
+    def series(attribute: str, title: str, scale: float = 1.0) -> Any:
+        def draw(ax: Any) -> None:
+            for model, result in run.results.items():
+                ax.plot(hours[model], getattr(result, attribute) * scale, label=model, linewidth=1.0)
+            ax.set_xlabel("hours")
+            ax.set_title(title)
+            ax.legend(fontsize="small")
+
+        return draw
+
+    def liquidations(ax: Any) -> None:
+        for model, result in run.results.items():
+            ax.plot(hours[model], np.cumsum(result.liquidated), label=model, linewidth=1.0)
+        ax.set_xlabel("hours")
+        ax.set_title("Notional liquidated, cumulative (USD)")
+        ax.legend(fontsize="small")
+
+    findings = "".join(f"<li>{html.escape(s)}</li>" for s in stress_findings(summary))
+    return (
+        f"<h2>{html.escape(summary['name'])} ({html.escape(summary['episode'])})</h2>"
+        f"<p>{len(run.results)} models; perpetuals on {html.escape(', '.join(summary['assets']))}, collateral "
+        f"{html.escape(summary['collateral'])}; {summary['seconds'] / 3600.0:.1f} hours simulated.</p>"
+        f"<h3>Findings</h3><ul>{findings}</ul>"
+        f"{_table(header, rows)}"
+        f"{_png(prices)}"
+        f"{_png(series('im_share', 'Requirement over time: total IM / total notional'))}"
+        f"{_png(liquidations)}"
+        f"{_png(series('fund', 'Insurance fund (USD)'))}"
+        f"{_png(series('bad_debt', 'Bad debt, cumulative: losses beyond the accounts collateral (USD)'))}"
+    )
+
+
+def write_stress_report(runs: Sequence[StressRun], out_dir: str | Path, settings: dict[str, Any]) -> tuple[Path, Path]:
+    """`report.html` and `summary.json` (`solvent.stress-report/1`) for `runs`, written atomically."""
+    out = Path(out_dir)
+    summaries = [run.summary() for run in runs]
+    document = {
+        "schema": "solvent.stress-report/1",
+        "settings": settings,
+        "episodes": summaries,
+        "findings": [sentence for s in summaries for sentence in stress_findings(s)],
+    }
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>solvent stress</title>"
+        f"<style>{STYLE}</style></head><body><h1>Stress lab: crash episodes under each margin model</h1>"
+        "<p>Each episode of the crash library drives the streaming engine along its seeded path; liquidations are "
+        "executed against the book and move the price, which can trigger more; the insurance fund, "
+        "auto-deleveraging and socialised losses absorb what collateral does not. Every model faces the same "
+        "traders, path and books. Settings: "
+        + html.escape(", ".join(f"{k} = {v}" for k, v in settings.items()))
+        + ".</p>"
+        + "".join(_stress_section(run) for run in runs)
         + "</body></html>"
     )
     html_path, json_path = out / "report.html", out / "summary.json"

@@ -17,6 +17,7 @@ docs/model.md ("Streaming engine") describes the rules; docs/formats.md the feed
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -30,6 +31,8 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from solvent.baselines import BASELINE_NAMES, BaselineParams
+from solvent.baselines.book import baseline_margin, option_unit_values
 from solvent.engine.attribution import position_contributions
 from solvent.engine.book import Book
 from solvent.engine.margin import RiskContext, maintenance_params, margin_accounts
@@ -47,7 +50,7 @@ from solvent.factors.concentration import tier_multiplier
 from solvent.factors.haircuts import require_collateral_vols
 from solvent.formats.schemas import MarketSnapshot
 from solvent.liquidation.closeout import CloseOutBook, CloseOutMarket, CloseOutPlan, closeout_cost, plan_closeout
-from solvent.liquidation.predictive import SECONDS_PER_YEAR, VelocityTracker, scenario_correlation
+from solvent.liquidation.predictive import SECONDS_PER_YEAR, VelocityTracker, account_breach, scenario_correlation
 from solvent.liquidation.waterfall import WaterfallResult, run_waterfall
 from solvent.market.history import PriceHistory
 from solvent.market.state import OPTION, build_market_state
@@ -154,8 +157,12 @@ class StreamEngine:
         sink: Sink | None = None,
         portfolio_source: str = "<portfolio>",
         market_source: str = "<market>",
+        model: str = "multi",
     ) -> None:
         _supported(params, "params")
+        if model != "multi" and model not in BASELINE_NAMES:
+            raise ValueError(f"unknown margin model {model!r}: multi or one of {', '.join(BASELINE_NAMES)}")
+        self.model = model
         self.params = params
         self.history = history
         self.portfolio_source = portfolio_source
@@ -473,16 +480,55 @@ class StreamEngine:
         book = self._book(rows)
         state = self.market.state
         fast = np.nan_to_num(self.velocity.volatility, nan=0.0)
+        vol = np.maximum(state.vol, fast)
         result = margin_accounts(
-            book,
-            state,
-            self.params,
-            self.context,
-            self.portfolio_source,
-            vol=np.maximum(state.vol, fast),
+            book, state, self.params, self.context, self.portfolio_source, vol=vol, velocity=self.velocity.velocity
+        )
+        if self.model != "multi":
+            result = self._under_baseline(book, result, vol)
+        return book, result
+
+    def _under_baseline(self, book: Book, result: MarginResult, vol: FloatArray) -> MarginResult:
+        """The same accounts with IM and MM of the venue rule `self.model` (equity, Greeks as margined): what a
+        venue running that rule would see. The breach probability is taken against the rule's MM."""
+        state = self.market.state
+        time_floor = self.params.volatility.time_floor_days / self.params.days_per_year
+        rule = baseline_margin(
+            book, state, BaselineParams(), self.model, unit_value=option_unit_values(state, time_floor)
+        )
+        breach = account_breach(
+            result.greeks,
+            state.price,
+            vol,
+            self.context.correlation,
+            result.equity,
+            rule.mm,
+            self.params.predictive,
             velocity=self.velocity.velocity,
         )
-        return book, result
+        with np.errstate(divide="ignore", invalid="ignore"):
+            health = np.where(rule.mm > 0.0, result.equity / np.where(rule.mm > 0.0, rule.mm, 1.0), np.inf)
+        return dataclasses.replace(
+            result,
+            terms={self.model: rule.im},
+            term_by_asset={},
+            im=rule.im,
+            mm=rule.mm,
+            health=health,
+            liquidatable=result.equity < rule.mm,
+            breach_probability=breach.probability,
+            early_flag=breach.flagged & (rule.mm > 0.0),
+            loss_vol=breach.loss_vol,
+        )
+
+    def _requirement(self, book: Book) -> FloatArray:
+        """IM of `book` (accounts at trial quantities) under this stream's model."""
+        state = self.market.state
+        if self.model == "multi":
+            return margin_accounts(book, state, self.params, self.context, self.portfolio_source).im
+        time_floor = self.params.volatility.time_floor_days / self.params.days_per_year
+        unit_value = option_unit_values(state, time_floor)
+        return baseline_margin(book, state, BaselineParams(), self.model, unit_value=unit_value).im
 
     def _remargin(self, rows: IndexArray, now: datetime, cause: int, events: list[ev.Event]) -> None:
         """Recompute `rows` (ascending), store their figures and publish every change of status or flag."""
@@ -620,8 +666,7 @@ class StreamEngine:
         closeout_book, market = self._closeout_inputs(book)
 
         def requirement(quantity: FloatArray) -> FloatArray:
-            trial = _with_quantity(book, quantity)
-            return margin_accounts(trial, self.market.state, self.params, self.context, self.portfolio_source).im
+            return self._requirement(_with_quantity(book, quantity))
 
         priority = None
         if self.params.liquidation.method == "greedy":  # each position's Euler contribution to market risk
@@ -973,6 +1018,4 @@ class _Batch:
 
 
 def _with_quantity(book: Book, quantity: FloatArray) -> Book:
-    import dataclasses
-
     return dataclasses.replace(book, pos_quantity=quantity)

@@ -55,6 +55,7 @@ class _Meta(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     has_history: bool
     history_assets: list[str]
     has_mm_scenarios: bool
+    model: str = "multi"
 
 
 def _scenario_arrays(prefix: str, scenarios: ScenarioSet) -> dict[str, NDArray[Any]]:
@@ -114,6 +115,7 @@ def write_state(engine: StreamEngine, path: str | os.PathLike[str]) -> None:
         has_history=history is not None,
         history_assets=[] if history is None else list(history.assets),
         has_mm_scenarios=engine.context.mm_scenarios is not None,
+        model=engine.model,
     )
     arrays: dict[str, NDArray[Any]] = {"meta": np.array(msgspec.json.encode(meta).decode())}
     arrays |= {f"store.{k}": v for k, v in store.arrays().items()}
@@ -178,6 +180,7 @@ def read_state(path: str | os.PathLike[str], sink: Sink | None = None) -> Stream
         sink=sink,
         portfolio_source=meta.portfolio_source,
         market_source=meta.market_source,
+        model=meta.model,
     )
     group = {"store": {}, "market": {}, "figures": {}, "velocity": {}}  # type: dict[str, dict[str, NDArray[Any]]]
     for name, value in data.items():

@@ -1,0 +1,268 @@
+"""The liquidation-cascade simulator: the streaming engine driven along a price path, the market answering.
+
+Each step the exogenous path gives every asset a price and a depth scale; the traded price is the path's
+times exp(I_a), where I_a is the endogenous impact of the liquidations so far: after every margin cycle
+(`block_seconds`) the net units liquidated on each asset are walked down (sales) or up (purchases) the
+asset's book at its current depth, and the price moves to the level of the last unit filled,
+I_a += ln(1 -/+ d_a(units)), which can trigger more liquidations; between cycles the impact decays with a
+half-life (`resilience_seconds`, the book refilling). The engine is the streaming engine of issue 4 under
+one margin model (`multi` or a venue rule), so the same insurance fund, ADL and socialisation apply.
+
+The population: one perpetual per account on one asset, long or short, its notional lognormal and its
+leverage lognormal and capped (`PopulationSpec`; Cheng, Deng, Wang and Yu (2021) found the traders
+liquidated on BitMEX averaged about 60x, so the tail matters), collateral USD = notional / leverage.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from solvent.engine.book import CROSS, Book
+from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Depth, Instrument, MarketSnapshot
+from solvent.market.depth import DepthCurve
+from solvent.params import MarginParams
+from solvent.stream import events as ev
+from solvent.stream.engine import StreamEngine
+from solvent.stream.feed import DepthChange, FeedRecord, Quote
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PopulationSpec:
+    """A venue's traders. Leverage ~ lognormal(median, sigma) clipped to [1, max]; notional ~ lognormal
+    (median, sigma) USD; `long_share` of accounts long; `asset_weights` the share of accounts on each asset
+    (by name; default equal). Placeholders to calibrate, documented in docs/model.md ("Cascade simulator");
+    with median 10x and sigma 1.0 about 2% of accounts run above 50x."""
+
+    n_accounts: int = 10_000
+    leverage_median: float = 10.0
+    leverage_sigma: float = 1.0
+    leverage_max: float = 100.0
+    notional_median: float = 20_000.0
+    notional_sigma: float = 1.3
+    long_share: float = 0.6
+    asset_weights: dict[str, float] = field(default_factory=dict)
+
+
+def population(assets: Sequence[str], prices: Sequence[float], spec: PopulationSpec, seed: int) -> Book:
+    """`spec.n_accounts` accounts of one perpetual each on `assets` (entry at `prices`), seeded."""
+    rng = np.random.default_rng(seed)
+    n = spec.n_accounts
+    weights = np.array([spec.asset_weights.get(a, 1.0) for a in assets], dtype=np.float64)
+    asset = rng.choice(len(assets), size=n, p=weights / weights.sum())
+    leverage = np.clip(rng.lognormal(math.log(spec.leverage_median), spec.leverage_sigma, n), 1.0, spec.leverage_max)
+    notional = rng.lognormal(math.log(spec.notional_median), spec.notional_sigma, n)
+    side = np.where(rng.random(n) < spec.long_share, 1.0, -1.0)
+    price = np.asarray(prices, dtype=np.float64)[asset]
+    instruments = tuple(Instrument(id=f"{a}-PERP", kind="perp", underlying=a) for a in assets)
+    return Book(
+        instruments=instruments,
+        account_ids=np.array([f"trader-{k:06d}" for k in range(n)], dtype=object),
+        pos_offsets=np.arange(n + 1, dtype=np.int64),
+        pos_instrument=asset.astype(np.int32),
+        pos_quantity=side * notional / price,
+        pos_entry=price,
+        collateral_assets=("USD",),
+        col_offsets=np.arange(n + 1, dtype=np.int64),
+        col_asset=np.zeros(n, dtype=np.int32),
+        col_amount=notional / leverage,
+        risk_tier=np.full(n, math.nan),
+        mode=np.full(n, CROSS, dtype=np.int8),
+        parent=np.full(n, None, dtype=object),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class PricePath:
+    """An exogenous path: seconds from the start (T,), asset names, prices and depth scales (T, A)."""
+
+    seconds: FloatArray
+    assets: tuple[str, ...]
+    prices: FloatArray
+    depth: FloatArray
+
+    def __post_init__(self) -> None:
+        t, a = self.prices.shape
+        if self.seconds.shape != (t,) or self.depth.shape != (t, a) or len(self.assets) != a:
+            raise ValueError("seconds (T,), prices and depth (T, A) and A asset names expected")
+        if t < 2 or np.any(np.diff(self.seconds) <= 0.0):
+            raise ValueError("a path needs two or more strictly increasing times")
+        if not (np.isfinite(self.prices).all() and (self.prices > 0.0).all() and (self.depth > 0.0).all()):
+            raise ValueError("prices and depth scales must be finite and > 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CascadeConfig:
+    """How the market answers. `block_seconds`: the margin cycle; `impact`: liquidations move the price;
+    `resilience_seconds`: half-life of that impact; `insurance_fund`: USD at the start."""
+
+    block_seconds: float = 1.0
+    impact: bool = True
+    resilience_seconds: float = 60.0
+    insurance_fund: float = 1_000_000.0
+
+
+@dataclass(frozen=True, eq=False)
+class CascadeResult:
+    """One model's run along one path: per margin cycle (B,) series and the totals."""
+
+    model: str
+    seconds: FloatArray
+    traded: FloatArray  # (B, A) traded price (path x impact)
+    exogenous: FloatArray  # (B, A)
+    liquidated: FloatArray  # (B,) notional liquidated in the cycle, USD
+    fund: FloatArray  # (B,)
+    bad_debt: FloatArray  # (B,) cumulative: paid by the fund + socialised + unresolved, USD
+    im_share: FloatArray  # (B,) total IM / total notional
+    totals: dict[str, Any]
+    wall_seconds: float
+
+
+def market_for(
+    assets: Sequence[str], prices: Sequence[float], vols: Sequence[float], depth: Sequence[Depth | None], time: datetime
+) -> MarketSnapshot:
+    """A snapshot quoting each asset directly (no oracle sources: the simulator's quotes are the price)."""
+    quotes = {
+        a: AssetQuote(price=float(p), vol=float(v), depth=d)
+        for a, p, v, d in zip(assets, prices, vols, depth, strict=True)
+    }
+    return MarketSnapshot(schema=MARKET_SCHEMA, time=time, assets=quotes)
+
+
+def fill_distance(curve: DepthCurve, units: float) -> float:
+    """Distance from mid of the last of `units` filled on a book side (the curve's last slope beyond it)."""
+    k = int(np.clip(np.searchsorted(curve.size, units, side="right") - 1, 0, curve.slope.size - 1))
+    return float(curve.distance[k] + curve.slope[k] * (units - curve.size[k]))
+
+
+def simulate(
+    book: Book,
+    market: MarketSnapshot,
+    params: MarginParams,
+    path: PricePath,
+    config: CascadeConfig,
+    model: str = "multi",
+    progress: Callable[[int, int], None] | None = None,
+) -> CascadeResult:
+    """Drive a streaming engine under `model` along `path` with endogenous impact (see the module)."""
+    begin = time.perf_counter()
+    published: list[ev.Event] = []
+    engine = StreamEngine.start(
+        book, market, params, insurance_fund=config.insurance_fund, sink=published.extend, model=model
+    )
+    columns = [engine.market.state.asset_index[a] for a in path.assets]
+    base_liquidity = [engine.market.base.liquidity[c] for c in columns]
+    size = engine.store.contract_size
+    instrument_asset = engine.store.instrument_asset
+    impact = np.zeros(len(path.assets))
+    depth_now = np.ones(len(path.assets))
+    half_life = config.resilience_seconds
+    seq = 0
+    cycles = max(1, round(path.seconds[-1] / config.block_seconds))
+    bounds = np.searchsorted(path.seconds, np.arange(1, cycles + 1) * config.block_seconds, side="right")
+    series: dict[str, list[Any]] = {
+        k: [] for k in ("seconds", "traded", "exogenous", "liquidated", "fund", "debt", "im")
+    }
+    start = 1
+    last_seconds = 0.0
+    for b, stop in enumerate(bounds.tolist()):
+        records: list[FeedRecord] = []
+        for t in range(start, stop):
+            when = market.time + timedelta(seconds=float(path.seconds[t]))
+            impact *= 0.5 ** ((path.seconds[t] - last_seconds) / half_life) if half_life > 0 else 0.0
+            last_seconds = float(path.seconds[t])
+            for j, asset in enumerate(path.assets):
+                price = float(path.prices[t, j] * math.exp(impact[j]))
+                records.append(Quote(seq=seq, time=when, asset=asset, price=price))
+                seq += 1
+                if path.depth[t, j] != depth_now[j]:
+                    depth_now[j] = path.depth[t, j]
+                    records.append(DepthChange(seq=seq, time=when, asset=asset, scale=float(depth_now[j])))
+                    seq += 1
+        start = max(start, stop)
+        if not records:
+            continue
+        published.clear()
+        engine.run_batch(records)
+        liquidated = 0.0
+        units = np.zeros(len(path.assets))
+        for e in published:
+            if isinstance(e, ev.LiquidationExecuted):
+                i = engine.store.instrument_row[e.instrument]
+                liquidated += abs(e.quantity) * size[i] * e.price
+                a = columns.index(int(instrument_asset[i])) if int(instrument_asset[i]) in columns else -1
+                if a >= 0:
+                    units[a] += e.quantity * size[i]
+        if config.impact:
+            for j, net in enumerate(units.tolist()):
+                liquidity = base_liquidity[j].scaled(float(depth_now[j]))
+                side = liquidity.bid if net < 0.0 else liquidity.ask
+                if net != 0.0 and side is not None:
+                    distance = min(fill_distance(side, abs(net)), 0.99)
+                    impact[j] += math.log(1.0 - distance) if net < 0.0 else math.log(1.0 + distance)
+        t_last = stop - 1
+        series["seconds"].append(float(path.seconds[t_last]))
+        series["exogenous"].append(path.prices[t_last].copy())
+        series["traded"].append(path.prices[t_last] * np.exp(impact))
+        series["liquidated"].append(liquidated)
+        series["fund"].append(engine.fund)
+        totals = engine.totals
+        series["debt"].append(totals.fund_paid + totals.socialised + totals.unresolved)
+        series["im"].append(_im_share(engine))
+        if progress is not None:
+            progress(b + 1, cycles)
+    summary = engine.summary()
+    flagged = int(np.count_nonzero(~np.isnan(engine.figures.first_flag)))
+    breached_later = summary["accounts_ever_liquidatable"] - summary["liquidatable_at_start"]
+    totals_out = {
+        "model": model,
+        "accounts": book.n_accounts,
+        "bad_debt": float(series["debt"][-1]) if series["debt"] else 0.0,
+        "insurance_fund_paid": summary["insurance_fund_paid"],
+        "socialised_loss": summary["socialised_loss"],
+        "unresolved_loss": summary["unresolved_loss"],
+        "liquidation_trades": summary["liquidation_trades"],
+        "liquidated_notional": summary["liquidated_notional"],
+        "accounts_liquidated": summary["accounts_ever_liquidatable"],
+        "capital_locked": float(np.mean(series["im"])) if series["im"] else math.nan,
+        "flagged": flagged,
+        "flagged_before_breach": summary["flagged_before_breach"],
+        "hit_rate": summary["flagged_before_breach"] / breached_later if breached_later else None,
+        "false_alarms": flagged - summary["flagged_before_breach"],
+        "lead_seconds_median": summary["lead_seconds_median"],
+        "max_impact": float(-np.min(np.log(np.array(series["traded"]) / np.array(series["exogenous"]))))
+        if series["traded"]
+        else 0.0,
+        "fund_end": engine.fund,
+    }
+    return CascadeResult(
+        model=model,
+        seconds=np.array(series["seconds"]),
+        traded=np.array(series["traded"]),
+        exogenous=np.array(series["exogenous"]),
+        liquidated=np.array(series["liquidated"]),
+        fund=np.array(series["fund"]),
+        bad_debt=np.array(series["debt"]),
+        im_share=np.array(series["im"]),
+        totals=totals_out,
+        wall_seconds=time.perf_counter() - begin,
+    )
+
+
+def _im_share(engine: StreamEngine) -> float:
+    """Total IM over total gross notional of every account now (the capital the model locks)."""
+    store = engine.store
+    slots = store.used_slots(np.arange(store.n_accounts, dtype=np.int64))
+    inst = store.pos_instrument[slots]
+    notional = np.abs(store.pos_quantity[slots]) * store.contract_size[inst] * engine.market.state.forward[inst]
+    total = float(notional.sum())
+    return float(engine.figures.im.sum()) / total if total > 0.0 else math.nan
