@@ -151,3 +151,12 @@ def test_cli_stress_writes_the_report(tmp_path: Path) -> None:
 def test_cli_stress_bad_input_exits_2(tmp_path: Path, args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, ["stress", *args, "--out", str(tmp_path)])
     assert result.exit_code == 2 and message in result.output
+
+
+def test_same_seed_same_report_numbers(tmp_path: Path) -> None:
+    """Issue 5's acceptance: two runs with the same seed write the same summary, byte for byte."""
+    args = ["stress", "--episode", "2022-10-mango", "--compare", "static,multi", "--accounts", "80", "--step", "300"]
+    for name in ("a", "b"):
+        result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "a" / "summary.json").read_bytes() == (tmp_path / "b" / "summary.json").read_bytes()

@@ -387,4 +387,6 @@ def stress(
     console = Console()
     for run in runs:
         print_stress(run.summary(), console)
+        seconds = {model: round(result.wall_seconds, 1) for model, result in run.results.items()}
+        click.echo(f"{run.episode.id}: simulated in {seconds} seconds", err=True)
     click.echo(f"report: {report}\nsummary: {summary}")

@@ -228,7 +228,6 @@ def _stress_section(run: StressRun) -> str:
         "flag hit rate",
         "false alarms",
         "median lead (s)",
-        "wall (s)",
     ]
     rows = []
     for model, r in summary["models"].items():
@@ -247,7 +246,6 @@ def _stress_section(run: StressRun) -> str:
                 math.nan if r["hit_rate"] is None else r["hit_rate"],
                 r["false_alarms"],
                 math.nan if r["lead_seconds_median"] is None else r["lead_seconds_median"],
-                r["wall_seconds"],
             ]
         )
     hours = {m: res.seconds / 3600.0 for m, res in run.results.items()}

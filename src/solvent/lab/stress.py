@@ -61,7 +61,6 @@ class StressRun:
             series = result.im_share[np.isfinite(result.im_share) & (result.im_share > 0.0)]
             horizons = tuple(n for n in (1, 5, 30) if n < series.size)
             record["procyclicality"] = procyclicality(series, horizons=horizons).to_dict() if horizons else None
-            record["wall_seconds"] = result.wall_seconds
             models[model] = record
         return {
             "episode": self.episode.id,
