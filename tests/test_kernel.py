@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from solvent.engine.book import Book
 from solvent.engine.kernel import margins, margins_numpy, risk_measure_numpy
 from solvent.engine.riskarrays import RiskArrays
 
@@ -135,3 +136,50 @@ def test_reused_output_buffers_are_overwritten() -> None:
     np.testing.assert_array_equal(reused[1], fresh[1])
     with pytest.raises(ValueError, match="output buffers"):
         margins(offsets, inst, qty, arrays, 0.99, "es", out=(np.empty(3), np.empty((3, 3, 3))))
+
+
+def test_parallel_kernels_and_their_serial_twins_agree_bit_for_bit() -> None:
+    """A book of 6,000 accounts runs every kernel of margin_book in parallel; its two halves (3,000 each, below
+    `SERIAL_BELOW`) run the serial twins: every account's figures are the same, bit for bit."""
+    from solvent._numba import SERIAL_BELOW
+    from solvent.demo.run import demo_history, demo_market, demo_params
+    from solvent.demo.venue import synthetic_book, venue_instruments
+    from solvent.engine.margin import margin_book
+    from solvent.market.state import build_market_state
+
+    params = demo_params()
+    history = demo_history(3)
+    market = demo_market(history, params, 3)
+    prices = {name: quote.price for name, quote in market.assets.items()}
+    instruments = venue_instruments(market.time, prices)
+    book = synthetic_book(instruments, prices, 6_000, 3)
+    assert book.n_accounts >= SERIAL_BELOW > book.n_accounts // 2
+    state = build_market_state(list(instruments), market, params)
+    whole = margin_book(book, state, params, history)
+    halves = [margin_book(_rows(book, lo, hi), state, params, history) for lo, hi in ((0, 3_000), (3_000, 6_000))]
+    for name in ("im", "mm", "equity", "breach_probability"):
+        np.testing.assert_array_equal(getattr(whole, name), np.concatenate([getattr(h, name) for h in halves]))
+    np.testing.assert_array_equal(whole.greeks, np.concatenate([h.greeks for h in halves]))
+
+
+def _rows(book: Book, lo: int, hi: int) -> Book:
+    """Accounts lo..hi of `book` as a book of their own."""
+    import dataclasses
+
+    p0, p1 = int(book.pos_offsets[lo]), int(book.pos_offsets[hi])
+    c0, c1 = int(book.col_offsets[lo]), int(book.col_offsets[hi])
+    return dataclasses.replace(
+        book,
+        account_ids=book.account_ids[lo:hi],
+        pos_offsets=book.pos_offsets[lo : hi + 1] - p0,
+        pos_instrument=book.pos_instrument[p0:p1],
+        pos_quantity=book.pos_quantity[p0:p1],
+        pos_entry=book.pos_entry[p0:p1],
+        pos_venue=book.pos_venue[p0:p1],
+        col_offsets=book.col_offsets[lo : hi + 1] - c0,
+        col_asset=book.col_asset[c0:c1],
+        col_amount=book.col_amount[c0:c1],
+        risk_tier=book.risk_tier[lo:hi],
+        mode=book.mode[lo:hi],
+        parent=book.parent[lo:hi],
+    )

@@ -146,3 +146,13 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], me
     result = CliRunner().invoke(main, ["backtest", "--history", str(tmp_path / "history.csv"), *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_the_anti_procyclicality_floor_costs_capital_and_is_measured(run_btc: object) -> None:
+    """The APC floor only ever raises the volatility, so margin with it is never below margin without: a cost
+    >= 0, measured for the models that read the parameters, absent for the venue rules."""
+    cyclicality = run_btc.cyclicality  # type: ignore[attr-defined]
+    for portfolio in ("long BTC", "short BTC"):
+        assert cyclicality["multi"][portfolio].apc_cost >= 0.0
+        assert cyclicality["vol_only"][portfolio].apc_cost >= 0.0
+        assert cyclicality["static"][portfolio].apc_cost is None

@@ -7,7 +7,9 @@ volatilities as `calibrate_asset_vols` would give on the returns up to t (the EW
 forecast, the long-lookback and the stressed volatility; computed causally along the whole history in
 one pass). The realised loss over the margin period of risk h (`params.mpor_days`, in history steps) is
 L_t = -q_t (P_{t+h} - P_t): an exception when L_t > IM_t. Each (model, portfolio) series then gets the
-coverage tests of `lab.backtest` and the procyclicality measures of `lab.procyclicality`.
+coverage tests of `lab.backtest` and the procyclicality measures of `lab.procyclicality`; for the models
+that read the parameters (`multi`, `vol_only`) the cost of the anti-procyclicality tool is measured by
+margining once more with `volatility.apc_mode` "none".
 
 A Python loop over dates (a few thousand), never over accounts; every model margins the date's whole
 reference book at once.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
@@ -211,6 +214,11 @@ def run_backtest(
         raise InputError(source, "closes", f"{len(dates)} dates to backtest after the warm-up; at least 30 needed")
     n_portfolios = 2 * len(assets)
     requirement: dict[str, FloatArray] = {m: np.empty((n_portfolios, len(dates))) for m in models}
+    # The models that read the parameters once more without the anti-procyclicality tool: its cost.
+    with_tool = [m for m in models if m in ("multi", "vol_only")] if params.volatility.apc_mode != "none" else []
+    no_tool = msgspec.structs.replace(params, volatility=msgspec.structs.replace(params.volatility, apc_mode="none"))
+    no_tool_paths = vol_path(history, no_tool)
+    without: dict[str, FloatArray] = {m: np.empty((n_portfolios, len(dates))) for m in with_tool}
     loss = np.empty((n_portfolios, len(dates)))
     for k, t in enumerate(dates):
         market = _snapshot(history, assets, columns, paths, t)
@@ -218,6 +226,10 @@ def run_backtest(
         past = PriceHistory(history.timestamps[: t + 1], history.assets, history.closes[: t + 1])
         for m in models:
             requirement[m][:, k] = model_margin(m, book, market, params, past).im
+        if with_tool:
+            bare = _snapshot(history, assets, columns, no_tool_paths, t)
+            for m in with_tool:
+                without[m][:, k] = model_margin(m, book, bare, no_tool, past).im
         moved = closes[t + h] / closes[t] - 1.0
         loss[:, k] = -notional * np.repeat(moved, 2) * np.tile([1.0, -1.0], len(assets))
         if progress is not None:
@@ -228,7 +240,11 @@ def run_backtest(
         for m in models
     }
     cyclicality: dict[str, dict[str, ProcyclicalityResult]] = {
-        m: {p: procyclicality(requirement[m][i]) for i, p in enumerate(portfolios)} for m in models
+        m: {
+            p: procyclicality(requirement[m][i], without_tool=without[m][i] if m in without else None)
+            for i, p in enumerate(portfolios)
+        }
+        for m in models
     }
     return HistoryBacktest(
         assets=assets,

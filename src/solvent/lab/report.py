@@ -121,6 +121,7 @@ def _backtest_section(run: HistoryBacktest) -> str:
                     p["max_increase"]["1"],
                     p["max_increase"]["5"],
                     p["max_increase"]["30"],
+                    math.nan if p["apc_cost"] is None else p["apc_cost"],
                 ]
             )
     header = [
@@ -137,6 +138,7 @@ def _backtest_section(run: HistoryBacktest) -> str:
         "max 1-step rise",
         "max 5-step rise",
         "max 30-step rise",
+        "APC cost",
     ]
     dates = run.dates.astype("datetime64[s]").astype(object)
     asset = run.assets[0]
