@@ -160,3 +160,14 @@ def test_same_seed_same_report_numbers(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / name)])
         assert result.exit_code == 0, result.output
     assert (tmp_path / "a" / "summary.json").read_bytes() == (tmp_path / "b" / "summary.json").read_bytes()
+
+
+def test_scheduled_vol_updates_raise_the_requirement_in_a_crash() -> None:
+    """Re-estimating vols from the traded path every 30 minutes (a `vol` record, a new epoch) lets the multi-factor
+    requirement rise with the crash; with the snapshot's calm vol throughout it does not."""
+    market, book = crash_market()
+    path = diffusive_path(7200.0, 60.0, 0.35, seed=9)
+    fixed = simulate(book, market, MarginParams(), path, CascadeConfig(block_seconds=60.0, vol_update_seconds=None))  # type: ignore[arg-type]
+    updated = simulate(book, market, MarginParams(), path, CascadeConfig(block_seconds=60.0, vol_update_seconds=1800.0))  # type: ignore[arg-type]
+    assert updated.im_share[-1] > fixed.im_share[-1] * 1.05
+    np.testing.assert_array_equal(updated.im_share[:29], fixed.im_share[:29])  # identical before the first update

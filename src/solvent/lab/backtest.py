@@ -261,7 +261,7 @@ def christoffersen(hits: ArrayLike, coverage: float, *, level: float = 0.05) -> 
     pi = (n01 + n11) / (row0 + row1)
     restricted = xlogy(n00 + n10, 1.0 - pi) + xlogy(n01 + n11, pi)
     unrestricted = xlogy(n00, 1.0 - pi0) + xlogy(n01, pi0) + xlogy(n10, 1.0 - pi1) + xlogy(n11, pi1)
-    lr_ind = max(float(-2.0 * (restricted - unrestricted)), 0.0)
+    lr_ind = max(float(-2.0 * (restricted - unrestricted)), 0.0) + 0.0  # + 0.0: never a negative zero
     flags = np.asarray(hits)
     total = int(np.count_nonzero(flags))
     lr_cc = float(_pof_lr(np.asarray(total, dtype=np.float64), int(flags.size), 1.0 - c)) + lr_ind

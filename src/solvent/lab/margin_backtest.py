@@ -3,9 +3,10 @@
 For every date t after a warm-up, every model margins the same reference portfolios — for each asset a
 long and a short perpetual of constant notional N (quantity N / P_t, so the backtest measures margin
 *rates*) — at a market snapshot built from the history up to t only: the close P_t, and the asset's
-volatilities as `calibrate_asset_vols` would give on the returns up to t (the EWMA or GARCH one-step
-forecast, the long-lookback and the stressed volatility; computed causally along the whole history in
-one pass). The realised loss over the margin period of risk h (`params.mpor_days`, in history steps) is
+volatilities as `calibrate_asset_vols` would give on the returns up to t with the EWMA estimator (its
+one-step forecast, the long-lookback and the stressed volatility; computed causally along the whole history
+in one pass; `volatility.estimator` "garch" would refit a GARCH at every date and is not offered here). The
+realised loss over the margin period of risk h (`params.mpor_days`, in history steps) is
 L_t = -q_t (P_{t+h} - P_t): an exception when L_t > IM_t. Each (model, portfolio) series then gets the
 coverage tests of `lab.backtest` and the procyclicality measures of `lab.procyclicality`; for the models
 that read the parameters (`multi`, `vol_only`) the cost of the anti-procyclicality tool is measured by
@@ -162,8 +163,8 @@ class HistoryBacktest:
         return {
             "schema": "solvent.backtest/1",
             "assets": list(self.assets),
-            "first_date": str(self.dates[0]) if self.dates.size else None,
-            "last_date": str(self.dates[-1]) if self.dates.size else None,
+            "first_date": f"{self.dates[0].astype('datetime64[s]')}Z" if self.dates.size else None,
+            "last_date": f"{self.dates[-1].astype('datetime64[s]')}Z" if self.dates.size else None,
             "observations": int(self.dates.size),
             "notional": self.notional,
             "mpor_steps": self.mpor_steps,

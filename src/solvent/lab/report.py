@@ -1,7 +1,7 @@
 """The stress lab's reports: a self-contained HTML page with figures (PNG, embedded) and a JSON summary.
 
 The page says what the numbers say, including where the multi-factor model loses: its findings are
-computed from the summary (fewest exceptions, least capital, most procyclical), never written by hand.
+computed from the summary (coverage, capital locked, bad debt, liquidations), never written by hand.
 """
 
 from __future__ import annotations

@@ -80,6 +80,7 @@ def venue_assets(episode: Episode, library: CrashLibrary) -> tuple[tuple[str, ..
     stable = [a for a in moved if a in pegged]
     if episode.market_asset and episode.market_asset not in traded:
         traded.insert(0, episode.market_asset)
+    traded += [d.asset for d in episode.depth if d.asset not in pegged and d.asset not in traded]  # FTX: BTC's book
     if not traded:
         traded = list(DEPEG_MARKET)
     return tuple(dict.fromkeys(traded)), (stable[0] if stable else "USD")
@@ -118,11 +119,13 @@ def run_episode(
         Depth(spread=0.0005, depth_1pct=max(DEPTH_SHARE * u, 1e-9), depth_2pct=max(2.5 * DEPTH_SHARE * u, 2e-9))
         for u in open_units.tolist()
     ]
-    vols = [float(path.vol[0, c]) for c in columns]
+    # The venue starts calibrated to calm markets; the simulator re-estimates vols from the path as it goes.
+    conventions = library.conventions
+    vols = [conventions.pegged_calm_vol if a in conventions.usd_pegged else conventions.calm_vol for a in assets]
     market = market_for(assets, prices, vols, depth, START)
     if collateral != "USD":
         c = moved_assets.index(collateral)
-        market = _with_asset(market, collateral, float(path.prices[0, c]), float(path.vol[0, c]))
+        market = _with_asset(market, collateral, float(path.prices[0, c]), conventions.pegged_calm_vol)
         columns_all = [*columns, c]
         names = (*assets, collateral)
     else:
