@@ -27,7 +27,7 @@ from solvent.lab.cascade import (
     simulate,
 )
 from solvent.lab.episodes import load_episode
-from solvent.lab.stress import run_episode, stress_findings
+from solvent.lab.stress import episode_ids, run_episode, stress_findings
 from solvent.market.depth import DepthCurve
 from solvent.params import MarginParams
 
@@ -171,3 +171,31 @@ def test_scheduled_vol_updates_raise_the_requirement_in_a_crash() -> None:
     updated = simulate(book, market, MarginParams(), path, CascadeConfig(block_seconds=60.0, vol_update_seconds=1800.0))  # type: ignore[arg-type]
     assert updated.im_share[-1] > fixed.im_share[-1] * 1.05
     np.testing.assert_array_equal(updated.im_share[:29], fixed.im_share[:29])  # identical before the first update
+
+
+@pytest.mark.parametrize("episode", episode_ids())
+def test_every_episode_of_the_library_runs_under_every_compared_model(episode: str) -> None:
+    """Acceptance: `solvent stress` runs every episode and the comparison (here small: 60 traders, 5 min steps,
+    fine enough for Mango's 15-minute pump)."""
+    run = run_episode(
+        load_episode(episode),
+        ["static", "dydx", "multi"],
+        MarginParams(),
+        spec=PopulationSpec(n_accounts=60),
+        config=CascadeConfig(block_seconds=300.0),
+        step_seconds=300.0,
+        seed=1,
+    )
+    summary = run.summary()
+    assert set(summary["models"]) == {"static", "dydx", "multi"}
+    for record in summary["models"].values():
+        assert record["bad_debt"] >= 0.0 and math.isfinite(record["capital_locked"])
+    assert len(stress_findings(summary)) == 2
+
+
+def test_a_step_too_coarse_for_an_episode_is_bad_input(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["stress", "--episode", "2022-10-mango", "--step", "3600", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "too coarse for MNGO" in result.output and result.output.count("\n") <= 2

@@ -291,7 +291,7 @@ def backtest(history_path: str, models: str, assets: str | None, params_path: st
     try:
         chosen = check_models([m.strip() for m in models.split(",") if m.strip()])
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--models") from None
+        raise InputError("--models", models, str(error)) from None
     names = history.assets if assets is None else tuple(a.strip() for a in assets.split(",") if a.strip())
     runs = []
     with Console(stderr=True).status("backtesting") as status:
@@ -351,14 +351,12 @@ def stress(
     wanted = list(known) if episodes == "all" else [e.strip() for e in episodes.split(",") if e.strip()]
     unknown = [e for e in wanted if e not in known]
     if unknown:
-        raise click.BadParameter(
-            f"unknown episode {unknown[0]!r}: one of {', '.join(known)} or all", param_hint="--episode"
-        )
+        raise InputError("--episode", episodes, f"unknown episode {unknown[0]!r}: one of {', '.join(known)} or all")
     chosen = [m.strip() for m in models.split(",") if m.strip()]
     allowed = ("multi", "static", "dydx", "synthetix", "drift", "deribit")
     bad = [m for m in chosen if m not in allowed]
     if bad:
-        raise click.BadParameter(f"unknown model {bad[0]!r}: one of {', '.join(allowed)}", param_hint="--compare")
+        raise InputError("--compare", models, f"unknown model {bad[0]!r}: one of {', '.join(allowed)}")
     params = load_params(params_path)
     spec = PopulationSpec(n_accounts=n_accounts)
     config = CascadeConfig(block_seconds=step_s, insurance_fund=insurance_fund)
@@ -369,8 +367,8 @@ def stress(
             def show(model: str, episode: str = name) -> None:
                 status.update(f"{episode}: {model}")
 
-            runs.append(
-                run_episode(
+            try:
+                run = run_episode(
                     known[name],
                     chosen,
                     params,
@@ -381,7 +379,9 @@ def stress(
                     library=library,
                     progress=show,
                 )
-            )
+            except ValueError as error:  # a path the episode cannot be drawn on (a step too coarse for its move)
+                raise InputError("--step", name, str(error)) from None
+            runs.append(run)
     settings = {"accounts": n_accounts, "step_seconds": step_s, "seed": seed, "insurance_fund": insurance_fund}
     report, summary = write_stress_report(runs, out_dir, settings)
     console = Console()
