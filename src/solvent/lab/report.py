@@ -176,6 +176,20 @@ def _backtest_section(run: HistoryBacktest) -> str:
     )
 
 
+def _write(out: Path, title: str, body: str, document: dict[str, Any]) -> tuple[Path, Path]:
+    """`out/report.html` (a page of `body`) and `out/summary.json` (`document`), each written atomically."""
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>{body}</body></html>"
+    )
+    html_path, json_path = out / "report.html", out / "summary.json"
+    with atomic_output(html_path) as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
+    with atomic_output(json_path) as tmp:
+        Path(tmp).write_bytes(msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n")
+    return html_path, json_path
+
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1200px; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
@@ -187,7 +201,6 @@ img { max-width: 100%; display: block; margin: 0.5em 0; }
 
 def write_backtest_report(runs: Sequence[HistoryBacktest], out_dir: str | Path, source: str) -> tuple[Path, Path]:
     """`report.html` and `summary.json` (`solvent.backtest-report/1`) for `runs`, written atomically."""
-    out = Path(out_dir)
     summaries = [run.summary() for run in runs]
     document = {
         "schema": "solvent.backtest-report/1",
@@ -195,9 +208,8 @@ def write_backtest_report(runs: Sequence[HistoryBacktest], out_dir: str | Path, 
         "runs": summaries,
         "findings": [sentence for s in summaries for sentence in backtest_findings(s)],
     }
+    title = "solvent backtest"
     page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>solvent backtest</title>"
-        f"<style>{STYLE}</style></head><body>"
         f"<h1>Margin backtest: {html.escape(source)}</h1>"
         "<p>Each model margins a long and a short perpetual of constant notional per asset, every date, from the "
         "history up to that date only; an exception is a realised loss over the margin period of risk above the "
@@ -205,14 +217,8 @@ def write_backtest_report(runs: Sequence[HistoryBacktest], out_dir: str | Path, 
         "losses of consecutive dates overlap when the MPOR is longer than a step, which clusters exceptions), the "
         "Basel traffic light the count; procyclicality after Murphy, Vasios and Vause (2014).</p>"
         + "".join(_backtest_section(run) for run in runs)
-        + "</body></html>"
     )
-    html_path, json_path = out / "report.html", out / "summary.json"
-    with atomic_output(html_path) as tmp:
-        Path(tmp).write_text(page, encoding="utf-8")
-    with atomic_output(json_path) as tmp:
-        Path(tmp).write_bytes(msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n")
-    return html_path, json_path
+    return _write(Path(out_dir), title, page, document)
 
 
 def _stress_section(run: StressRun) -> str:
@@ -303,7 +309,6 @@ def _stress_section(run: StressRun) -> str:
 
 def write_stress_report(runs: Sequence[StressRun], out_dir: str | Path, settings: dict[str, Any]) -> tuple[Path, Path]:
     """`report.html` and `summary.json` (`solvent.stress-report/1`) for `runs`, written atomically."""
-    out = Path(out_dir)
     summaries = [run.summary() for run in runs]
     document = {
         "schema": "solvent.stress-report/1",
@@ -311,9 +316,9 @@ def write_stress_report(runs: Sequence[StressRun], out_dir: str | Path, settings
         "episodes": summaries,
         "findings": [sentence for s in summaries for sentence in stress_findings(s)],
     }
+    title = "solvent stress"
     page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>solvent stress</title>"
-        f"<style>{STYLE}</style></head><body><h1>Stress lab: crash episodes under each margin model</h1>"
+        "<h1>Stress lab: crash episodes under each margin model</h1>"
         "<p>Each episode of the crash library drives the streaming engine along its seeded path; liquidations are "
         "executed against the book and move the price, which can trigger more; the insurance fund, "
         "auto-deleveraging and socialised losses absorb what collateral does not. Every model faces the same "
@@ -321,11 +326,5 @@ def write_stress_report(runs: Sequence[StressRun], out_dir: str | Path, settings
         + html.escape(", ".join(f"{k} = {v}" for k, v in settings.items()))
         + ".</p>"
         + "".join(_stress_section(run) for run in runs)
-        + "</body></html>"
     )
-    html_path, json_path = out / "report.html", out / "summary.json"
-    with atomic_output(html_path) as tmp:
-        Path(tmp).write_text(page, encoding="utf-8")
-    with atomic_output(json_path) as tmp:
-        Path(tmp).write_bytes(msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n")
-    return html_path, json_path
+    return _write(Path(out_dir), title, page, document)
