@@ -141,7 +141,7 @@ def test_cli_stress_writes_the_report(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["episodes"][0]["episode"] == "2024-08-05" and summary["findings"]
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 5
+    assert page.count("data:image/png;base64,") == 6
     assert not math.isnan(summary["episodes"][0]["models"]["multi"]["capital_locked"])
 
 
@@ -199,3 +199,14 @@ def test_a_step_too_coarse_for_an_episode_is_bad_input(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "too coarse for MNGO" in result.output and result.output.count("\n") <= 2
+
+
+def test_the_requirement_by_factor_adds_up_to_the_requirement() -> None:
+    """The sampled breakdown: the IM terms of the whole venue, each over total notional, sum to IM / notional."""
+    market, book = crash_market()
+    path = diffusive_path(1800.0, 60.0, 0.2, seed=3)
+    result = simulate(book, market, MarginParams(), path, CascadeConfig(block_seconds=60.0, factor_samples=5))  # type: ignore[arg-type]
+    assert result.factor_seconds.size == 5 and "market_risk" in result.factors and "liquidity" in result.factors
+    total = sum(result.factors.values())
+    cycles = np.searchsorted(result.seconds, result.factor_seconds)
+    np.testing.assert_allclose(total, result.im_share[cycles], rtol=1e-9)

@@ -106,13 +106,16 @@ class CascadeConfig:
     `resilience_seconds`: half-life of that impact; `insurance_fund`: USD at the start; `vol_update_seconds`:
     every so often each asset's volatility is re-estimated from the traded prices of that last window
     (zero-mean realised volatility, annualised, never below the snapshot's) and sent as a `vol` record, a new
-    epoch for the engine, as a venue re-calibrating on a schedule would (None: the snapshot's vol throughout)."""
+    epoch for the engine, as a venue re-calibrating on a schedule would (None: the snapshot's vol throughout);
+    `factor_samples`: at that many evenly spaced cycles the whole venue is margined once more to record each IM
+    term's share of the notional (the requirement by factor over time; 0: none)."""
 
     block_seconds: float = 1.0
     impact: bool = True
     resilience_seconds: float = 60.0
     insurance_fund: float = 1_000_000.0
     vol_update_seconds: float | None = 3600.0
+    factor_samples: int = 24
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,6 +130,8 @@ class CascadeResult:
     fund: FloatArray  # (B,)
     bad_debt: FloatArray  # (B,) cumulative: paid by the fund + socialised + unresolved, USD
     im_share: FloatArray  # (B,) total IM / total notional
+    factor_seconds: FloatArray  # (K,) when the requirement was broken down by factor
+    factors: dict[str, FloatArray]  # term -> (K,) its total over total notional (a venue rule: one term, its IM)
     totals: dict[str, Any]
     wall_seconds: float
 
@@ -173,6 +178,9 @@ def simulate(
     seq = 0
     cycles = max(1, round(path.seconds[-1] / config.block_seconds))
     bounds = np.searchsorted(path.seconds, np.arange(1, cycles + 1) * config.block_seconds, side="right")
+    sampled = set(np.linspace(0, cycles - 1, config.factor_samples).round().astype(int).tolist())
+    factor_seconds: list[float] = []
+    factor_rows: list[dict[str, float]] = []
     series: dict[str, list[Any]] = {
         k: [] for k in ("seconds", "traded", "exogenous", "liquidated", "fund", "debt", "im")
     }
@@ -229,6 +237,13 @@ def simulate(
         totals = engine.totals
         series["debt"].append(totals.fund_paid + totals.socialised + totals.unresolved)
         series["im"].append(_im_share(engine))
+        if b in sampled and config.factor_samples > 0:
+            notional = _notional(engine)
+            terms = engine.margin_now().terms
+            factor_seconds.append(float(path.seconds[t_last]))
+            factor_rows.append(
+                {name: float(v.sum()) / notional if notional > 0.0 else math.nan for name, v in terms.items()}
+            )
         now_seconds = float(path.seconds[t_last])
         if next_vol is not None and now_seconds >= next_vol:
             traded = np.log(np.array([window_price, *series["traded"][window:]]))
@@ -278,6 +293,11 @@ def simulate(
         fund=np.array(series["fund"]),
         bad_debt=np.array(series["debt"]),
         im_share=np.array(series["im"]),
+        factor_seconds=np.array(factor_seconds),
+        factors={
+            name: np.array([row.get(name, 0.0) for row in factor_rows])
+            for name in (factor_rows[0] if factor_rows else {})
+        },
         totals=totals_out,
         wall_seconds=time.perf_counter() - begin,
     )
@@ -290,11 +310,17 @@ def _renumbered(records: list[FeedRecord], seq: int, when: datetime) -> list[Fee
     return [msgspec.structs.replace(r, seq=seq + k, time=when) for k, r in enumerate(records)]
 
 
-def _im_share(engine: StreamEngine) -> float:
-    """Total IM over total gross notional of every account now (the capital the model locks)."""
+def _notional(engine: StreamEngine) -> float:
+    """Total gross notional of every open position now, USD."""
     store = engine.store
     slots = store.used_slots(np.arange(store.n_accounts, dtype=np.int64))
     inst = store.pos_instrument[slots]
-    notional = np.abs(store.pos_quantity[slots]) * store.contract_size[inst] * engine.market.state.forward[inst]
-    total = float(notional.sum())
+    return float(
+        (np.abs(store.pos_quantity[slots]) * store.contract_size[inst] * engine.market.state.forward[inst]).sum()
+    )
+
+
+def _im_share(engine: StreamEngine) -> float:
+    """Total IM over total gross notional of every account now (the capital the model locks)."""
+    total = _notional(engine)
     return float(engine.figures.im.sum()) / total if total > 0.0 else math.nan

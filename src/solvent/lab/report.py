@@ -292,6 +292,16 @@ def _stress_section(run: StressRun) -> str:
         ax.set_title("Notional liquidated, cumulative (USD)")
         ax.legend(fontsize="small")
 
+    def by_factor(ax: Any) -> None:
+        model = "multi" if "multi" in run.results else next(iter(run.results))
+        result = run.results[model]
+        names = list(result.factors)
+        if names:
+            ax.stackplot(result.factor_seconds / 3600.0, *[result.factors[n] for n in names], labels=names, alpha=0.8)
+        ax.set_xlabel("hours")
+        ax.set_title(f"Requirement by factor over time, {model}: each IM term / total notional")
+        ax.legend(fontsize="small", loc="upper left", ncol=3)
+
     findings = "".join(f"<li>{html.escape(s)}</li>" for s in stress_findings(summary))
     return (
         f"<h2>{html.escape(summary['name'])} ({html.escape(summary['episode'])})</h2>"
@@ -301,6 +311,7 @@ def _stress_section(run: StressRun) -> str:
         f"{_table(header, rows)}"
         f"{_png(prices)}"
         f"{_png(series('im_share', 'Requirement over time: total IM / total notional'))}"
+        f"{_png(by_factor)}"
         f"{_png(liquidations)}"
         f"{_png(series('fund', 'Insurance fund (USD)'))}"
         f"{_png(series('bad_debt', 'Bad debt, cumulative: losses beyond the accounts collateral (USD)'))}"

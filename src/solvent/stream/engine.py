@@ -467,6 +467,12 @@ class StreamEngine:
 
     # ------------------------------------------------------------------------------ re-margining
 
+    def margin_now(self, rows: IndexArray | None = None) -> MarginResult:
+        """Margin figures of `rows` (default every account) at this moment under the stream's model, with every
+        IM term: a read-only look (nothing stored, nothing published)."""
+        everyone = np.arange(self.store.n_accounts, dtype=np.int64)
+        return self._margin(everyone if rows is None else rows)[1]
+
     def _book(self, rows: IndexArray) -> Book:
         """`store.book_of(rows)`, reused while neither the rows nor the store change (a run of ticks on one
         asset re-margins the same accounts on the same positions)."""
