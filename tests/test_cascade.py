@@ -210,3 +210,19 @@ def test_the_requirement_by_factor_adds_up_to_the_requirement() -> None:
     total = sum(result.factors.values())
     cycles = np.searchsorted(result.seconds, result.factor_seconds)
     np.testing.assert_allclose(total, result.im_share[cycles], rtol=1e-9)
+
+
+def test_a_synthetic_market_day_runs_through_the_comparison(tmp_path: Path) -> None:
+    """`solvent stress --episode none --synthetic HISTORY`: a market fitted to the history, simulated and stressed."""
+    from solvent.market.history import write_history
+    from solvent.market.synthetic import synthetic_history
+
+    write_history(synthetic_history(900, seed=2), tmp_path / "history.csv")
+    args = ["stress", "--episode", "none", "--synthetic", str(tmp_path / "history.csv"), "--hours", "2"]
+    args += ["--compare", "static,multi", "--accounts", "100", "--step", "300", "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    (run,) = summary["episodes"]
+    assert run["episode"] == "synthetic" and set(run["models"]) == {"static", "multi"}
+    assert summary["settings"]["hours"] == 2.0

@@ -306,7 +306,13 @@ def backtest(history_path: str, models: str, assets: str | None, params_path: st
 
 
 @main.command()
-@click.option("--episode", "episodes", default="all", show_default=True, help="Episode id(s), comma-separated, or all.")
+@click.option(
+    "--episode",
+    "episodes",
+    default="all",
+    show_default=True,
+    help="Episode id(s), comma-separated, all, or none (with --synthetic).",
+)
 @click.option(
     "--compare",
     "models",
@@ -326,6 +332,8 @@ def backtest(history_path: str, models: str, assets: str | None, params_path: st
 @click.option("--seed", default=DEMO_SEED, show_default=True, type=int)
 @click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file for multi.")
 @click.option("--insurance-fund", default=1_000_000.0, show_default=True, type=click.FloatRange(0.0))
+@click.option("--synthetic", "synthetic_history", default=None, help="Also a synthetic market fitted to this history.")
+@click.option("--hours", default=24.0, show_default=True, type=click.FloatRange(0.001), help="Of the synthetic market.")
 @click.option(
     "--out", "out_dir", default="solvent-stress", show_default=True, help="Folder for report.html and summary.json."
 )
@@ -338,17 +346,20 @@ def stress(
     seed: int,
     params_path: str | None,
     insurance_fund: float,
+    synthetic_history: str | None,
+    hours: float,
     out_dir: str,
 ) -> None:
-    """Replay crash episodes through the cascade simulator under several margin models; write a report."""
+    """Replay crash episodes (and, with --synthetic, a synthetic market's day) through the cascade simulator
+    under several margin models; write a report."""
     from solvent.lab.cascade import CascadeConfig, PopulationSpec
     from solvent.lab.episodes import load_crashes
     from solvent.lab.report import write_stress_report
-    from solvent.lab.stress import run_episode
+    from solvent.lab.stress import run_episode, run_synthetic
 
     library = load_crashes()
     known = {e.id: e for e in library.episodes}
-    wanted = list(known) if episodes == "all" else [e.strip() for e in episodes.split(",") if e.strip()]
+    wanted = list(known) if episodes == "all" else [e.strip() for e in episodes.split(",") if e.strip() and e != "none"]
     unknown = [e for e in wanted if e not in known]
     if unknown:
         raise InputError("--episode", episodes, f"unknown episode {unknown[0]!r}: one of {', '.join(known)} or all")
@@ -382,11 +393,32 @@ def stress(
             except ValueError as error:  # a path the episode cannot be drawn on (a step too coarse for its move)
                 raise InputError("--step", name, str(error)) from None
             runs.append(run)
-    settings = {"accounts": n_accounts, "step_seconds": step_s, "seed": seed, "insurance_fund": insurance_fund}
+        if synthetic_history is not None:
+            status.update("synthetic market")
+            runs.append(
+                run_synthetic(
+                    read_history(synthetic_history),
+                    chosen,
+                    params,
+                    spec=spec,
+                    config=config,
+                    step_seconds=step_s,
+                    hours=hours,
+                    seed=seed,
+                )
+            )
+    settings: dict[str, Any] = {
+        "accounts": n_accounts,
+        "step_seconds": step_s,
+        "seed": seed,
+        "insurance_fund": insurance_fund,
+    }
+    if synthetic_history is not None:
+        settings |= {"synthetic": synthetic_history, "hours": hours}
     report, summary = write_stress_report(runs, out_dir, settings)
     console = Console()
     for run in runs:
         print_stress(run.summary(), console)
         seconds = {model: round(result.wall_seconds, 1) for model, result in run.results.items()}
-        click.echo(f"{run.episode.id}: simulated in {seconds} seconds", err=True)
+        click.echo(f"{run.episode}: simulated in {seconds} seconds", err=True)
     click.echo(f"report: {report}\nsummary: {summary}")

@@ -31,7 +31,10 @@ from solvent.lab.cascade import (
     simulate,
 )
 from solvent.lab.episodes import CrashLibrary, Episode, episode_path, load_crashes
+from solvent.lab.markets import fit
+from solvent.lab.markets import simulate as simulate_market
 from solvent.lab.procyclicality import procyclicality
+from solvent.market.history import PriceHistory
 from solvent.params import MarginParams
 
 #: Start prices of the assets an episode gives no price for (USD; their level does not change the results).
@@ -45,9 +48,10 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, eq=False)
 class StressRun:
-    """One episode under several models."""
+    """One episode (of the crash library, or a synthetic market's day) under several models."""
 
-    episode: Episode
+    episode: str
+    name: str
     assets: tuple[str, ...]
     collateral: str
     path: PricePath
@@ -63,8 +67,8 @@ class StressRun:
             record["procyclicality"] = procyclicality(series, horizons=horizons).to_dict() if horizons else None
             models[model] = record
         return {
-            "episode": self.episode.id,
-            "name": self.episode.name,
+            "episode": self.episode,
+            "name": self.name,
             "assets": list(self.assets),
             "collateral": self.collateral,
             "seconds": float(self.path.seconds[-1]),
@@ -114,11 +118,7 @@ def run_episode(
     book = population(assets, prices, spec, seed)
     if collateral != "USD":
         book = _collateral_in(book, collateral)
-    open_units = np.bincount(book.pos_instrument, weights=np.abs(book.pos_quantity), minlength=len(assets))
-    depth: list[Depth | None] = [
-        Depth(spread=0.0005, depth_1pct=max(DEPTH_SHARE * u, 1e-9), depth_2pct=max(2.5 * DEPTH_SHARE * u, 2e-9))
-        for u in open_units.tolist()
-    ]
+    depth = _books(book, len(assets))
     # The venue starts calibrated to calm markets; the simulator re-estimates vols from the path as it goes.
     conventions = library.conventions
     vols = [conventions.pegged_calm_vol if a in conventions.usd_pegged else conventions.calm_vol for a in assets]
@@ -141,7 +141,51 @@ def run_episode(
         if progress is not None:
             progress(model)
         results[model] = simulate(book, market, params, sim_path, config, model=model)
-    return StressRun(episode=episode, assets=assets, collateral=collateral, path=sim_path, results=results)
+    return StressRun(
+        episode=episode.id, name=episode.name, assets=assets, collateral=collateral, path=sim_path, results=results
+    )
+
+
+def run_synthetic(
+    history: PriceHistory,
+    models: Sequence[str],
+    params: MarginParams,
+    *,
+    spec: PopulationSpec,
+    config: CascadeConfig,
+    step_seconds: float,
+    hours: float,
+    seed: int,
+    progress: Callable[[str], None] | None = None,
+) -> StressRun:
+    """A synthetic market fitted to `history` (`lab.markets.fit`), simulated for `hours` from its last closes,
+    as an episode: the population trades every asset of the history, the book thins as the fitted model says."""
+    model = fit(history)
+    assets = tuple(a.name for a in model.assets)
+    closes = history.closes[-1, [history.assets.index(a) for a in assets]]
+    n_steps = max(1, round(hours * 3600.0 / step_seconds))
+    market_path = simulate_market(model, n_steps, step_seconds, seed, closes)
+    path = PricePath(seconds=market_path.times, assets=assets, prices=market_path.prices, depth=market_path.depth_scale)
+    book = population(assets, closes.tolist(), spec, seed)
+    depth = _books(book, len(assets))
+    market = market_for(assets, closes.tolist(), market_path.vol[0].tolist(), depth, START)
+    results = {}
+    for name in models:
+        if progress is not None:
+            progress(name)
+        results[name] = simulate(book, market, params, path, config, model=name)
+    label = f"synthetic market fitted to {', '.join(assets)}, {hours:g} h, seed {seed}"
+    return StressRun(episode="synthetic", name=label, assets=assets, collateral="USD", path=path, results=results)
+
+
+def _books(book: Book, n_assets: int) -> list[Depth | None]:
+    """Each asset's parametric book: within 1% (2%) of mid, DEPTH_SHARE (2.5 x it) times the population's open
+    interest on the asset, in units; spread 0.05%."""
+    open_units = np.bincount(book.pos_instrument, weights=np.abs(book.pos_quantity), minlength=n_assets)
+    return [
+        Depth(spread=0.0005, depth_1pct=max(DEPTH_SHARE * u, 1e-9), depth_2pct=max(2.5 * DEPTH_SHARE * u, 2e-9))
+        for u in open_units.tolist()
+    ]
 
 
 def _start_price(episode: Episode, asset: str) -> float:
