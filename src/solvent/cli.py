@@ -324,7 +324,7 @@ def backtest(history_path: str, models: str, assets: str | None, params_path: st
 @click.option(
     "--step",
     "step_s",
-    default=10.0,
+    default=60.0,
     show_default=True,
     type=click.FloatRange(0.001),
     help="Seconds between path points (and the margin cycle).",
