@@ -19,6 +19,7 @@ EXPECTED = {
     "Position",
     "PriceHistory",
     "SolventError",
+    "StreamEngine",
     "VolSurface",
     "black76_greeks",
     "black76_price",

@@ -6,6 +6,8 @@ The public surface, for notebooks and services (pinned by tests/test_public_api.
     market = solvent.load_market("examples/market.json")
     result = solvent.compute_margin(book, market, solvent.MarginParams())
     result.to_pandas()
+    engine = solvent.StreamEngine.start(book, market)       # the streaming engine: feed it, ask what_if
+    decision = engine.what_if("carol", "BTC-PERP", 0.5, 95_000.0)
 """
 
 from solvent.api import compute_margin, explain_margin
@@ -27,6 +29,7 @@ from solvent.market.synthetic import synthetic_history
 from solvent.market.volatility import calibrate_asset_vols
 from solvent.params import MarginParams
 from solvent.pricing import Greeks, black76_greeks, black76_price
+from solvent.stream.engine import StreamEngine
 
 __all__ = [
     "Account",
@@ -43,6 +46,7 @@ __all__ = [
     "Position",
     "PriceHistory",
     "SolventError",
+    "StreamEngine",
     "VolSurface",
     "black76_greeks",
     "black76_price",
