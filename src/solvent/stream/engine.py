@@ -713,14 +713,16 @@ class StreamEngine:
         slots = self.store.used_slots(rows)  # the store slot of each position of `book` (gathered in that order)
         closing = np.flatnonzero((plan.close != 0.0) & ~plan.bankrupt[account])
         notional = np.abs(plan.close) * book.notional
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(plan.notional[account] > 0.0, notional / plan.notional[account], 0.0)
+        fees = plan.fee[account] * share
+        prices = plan.fill_price / self.store.contract_size[book.instrument]
+        self.store.reduce(rows[account[closing]], slots[closing], plan.close[closing], prices[closing], fees[closing])
         for p in closing.tolist():
-            k = int(account[p])
-            row = int(rows[k])
+            row = int(rows[account[p]])
             instrument = int(book.instrument[p])
-            share = notional[p] / plan.notional[k] if plan.notional[k] > 0.0 else 0.0
-            fee = float(plan.fee[k] * share)
-            price = float(plan.fill_price[p]) / float(self.store.contract_size[instrument])
-            self.store.trade(row, instrument, -float(plan.close[p]), price, fee, slot=int(slots[p]))
+            fee = float(fees[p])
+            price = float(prices[p])
             self.fund += fee
             self.totals.fees_to_fund += fee
             self.totals.liquidations += 1

@@ -325,6 +325,23 @@ class AccountStore:
             self.pos_entry[slot] = math.nan  # flat: the next trade opens at its own price
         return Trade(cash=cash, realised=realised)
 
+    def reduce(
+        self, rows: IndexArray, slots: IndexArray, close: FloatArray, price: FloatArray, fee: FloatArray
+    ) -> None:
+        """Close `close` (P,) contracts of the positions in `slots` (distinct; `close` has each position's sign and
+        |close| <= |quantity|: a liquidation never adds or flips) at `price` (per unit), paying `fee`: what
+        `trade(row, instrument, -close, price, fee, slot)` does for each, at once and in the same order."""
+        instrument = self.pos_instrument[slots]
+        size = self.contract_size[instrument]
+        linear = self.linear[instrument]
+        entry = self.pos_entry[slots]
+        cash = np.where(linear, close * size * (price - np.where(linear, entry, 0.0)), close * size * price) - fee
+        remaining = self.pos_quantity[slots] - close
+        self.pos_quantity[slots] = remaining
+        self.pos_entry[slots] = np.where(linear & (remaining == 0.0), math.nan, entry)
+        np.add.at(self.balance[:, self.collateral_assets.index(CASH)], rows, cash)
+        self.version += 1
+
     def _new_slot(self, row: int, instrument: int) -> int:
         if self.count[row] == self.start[row + 1] - self.start[row]:
             self._grow()
