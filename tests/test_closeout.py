@@ -26,7 +26,16 @@ from solvent.engine.riskarrays import scenario_risk_arrays
 from solvent.factors.liquidity import delta_cost
 from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Depth, MarketSnapshot, Portfolio, Position
-from solvent.liquidation.closeout import CloseOutBook, CloseOutMarket, CloseOutPlan, closeout_cost, plan_closeout
+from solvent.liquidation.closeout import (
+    CloseOutBook,
+    CloseOutMarket,
+    CloseOutPlan,
+    _bracket_root,
+    _closed_fraction,
+    _greedy_slots,
+    closeout_cost,
+    plan_closeout,
+)
 from solvent.market.depth import AssetLiquidity, DepthCurve
 from solvent.market.state import OPTION, MarketState, build_market_state
 from solvent.params import LiquidationParams, MarginParams
@@ -569,6 +578,262 @@ def test_engine_inputs_not_mutated_even_by_a_meddling_requirement() -> None:
     assert np.array_equal(v.inputs.quantity, quantity) and np.array_equal(v.book.pos_quantity, quantity)
     assert np.array_equal(v.equity, equity)
     assert plan.needed.tolist() == [True, True, False, True]
+
+
+# ------------------------------------------------------------------- the root finder: calls and contract
+
+#: What the bisection this root finder replaced made at the default tolerance 1e-9: IM before, g(1), 30 halvings
+#: of [0, 1], IM after.
+BISECTION_CALLS = 3 + math.ceil(math.log2(1e9))
+
+
+def counted(requirement: Callable[[FloatArray], FloatArray]) -> tuple[Callable[[FloatArray], FloatArray], list[int]]:
+    """The requirement, and a list that grows by one entry (the length of q) at every call."""
+    calls: list[int] = []
+
+    def wrapped(q: FloatArray) -> FloatArray:
+        calls.append(q.shape[0])
+        return requirement(q)
+
+    return wrapped, calls
+
+
+def most_calls(tolerance: float) -> int:
+    """The root finder's bound: the bracket at least halves per iteration, but for one iteration that need not
+    (each one that does not is followed by one that quarters it), so ceil(log2(1 / tolerance)) + 1 iterations of
+    two calls, plus IM before, g(1) and IM after."""
+    return 3 + 2 * (math.ceil(math.log2(1.0 / tolerance)) + 1)
+
+
+def shaped_requirement(
+    book: CloseOutBook, weight: FloatArray, shapes: list[Callable[[FloatArray], FloatArray]]
+) -> Callable[[FloatArray], FloatArray]:
+    """IM_k = 0.1 x N_k x shape_k(s_k): s_k the weighted share of account k's notional still held (weights
+    (P,) > 0, 1 before any close), N_k its gross notional; each shape increasing with shape(1) = 1."""
+    account_of = book.position_account()
+    n_acc = book.n_accounts
+    held = np.bincount(account_of, weights=weight * np.abs(book.quantity) * book.notional, minlength=n_acc)
+    gross = np.bincount(account_of, weights=np.abs(book.quantity) * book.notional, minlength=n_acc)
+
+    def requirement(q: FloatArray) -> FloatArray:
+        share = np.bincount(account_of, weights=weight * np.abs(q) * book.notional, minlength=n_acc) / held
+        return np.array([0.1 * gross[k] * shapes[k](share[k : k + 1])[0] for k in range(n_acc)])
+
+    return requirement
+
+
+def power(p: float) -> Callable[[FloatArray], FloatArray]:
+    return lambda s: s**p
+
+
+def kinked(at: float, below: float, above: float) -> Callable[[FloatArray], FloatArray]:
+    """Piecewise linear in s: slope `below` up to `at`, `above` after, scaled to 1 at s = 1."""
+    top = below * at + above * (1.0 - at)
+    return lambda s: (below * np.minimum(s, at) + above * np.maximum(s - at, 0.0)) / top
+
+
+def path_gap(
+    book: CloseOutBook,
+    equity: FloatArray,
+    requirement: Callable[[FloatArray], FloatArray],
+    market: CloseOutMarket,
+    liquidation: LiquidationParams,
+    t: float,
+    k: int,
+    priority: FloatArray | None = None,
+) -> float:
+    """g(t) of account k as the sizer defines it, recomputed here but for the path's slots (the greedy path's own
+    tests check those), so that the sign at the bracket ends is the sizer's to the last bit."""
+    path = None
+    if liquidation.method == "greedy":
+        assert priority is not None
+        path = _greedy_slots(book, priority)
+    at = np.zeros(book.n_accounts)
+    at[k] = t
+    close = _closed_fraction(at, book.position_account(), path) * book.quantity
+    cost, _ = closeout_cost(book, close, market)
+    fee = liquidation.fee * np.bincount(book.position_account(), weights=np.abs(close) * book.notional)
+    return float(equity[k] - cost[k] - fee[k] - liquidation.target * requirement(book.quantity - close)[k])
+
+
+def test_linear_requirement_takes_one_iteration() -> None:
+    """g linear in t (a proportional requirement, no execution cost): IM before, g(1), the secant root, a probe
+    0.999 x tolerance across it, IM after -- 5 calls, each on all positions (bisection: 33)."""
+    book = closeout_book(
+        [100.0, -50.0, 10.0, 7.0, -3.0], [1.0] * 5, [1_000.0, 1_000.0, 500.0, 800.0, 2_000.0], offsets=[0, 2, 3, 5]
+    )
+    requirement, calls = counted(linear_requirement(book))
+    plan = plan_closeout(book, np.array([6_000.0, 100.0, 900.0]), requirement, FREE, rules(fee=0.01))
+    assert len(calls) <= 5 < BISECTION_CALLS
+    assert calls == [5] * len(calls)
+    # IM 10% and fee 1% of the notional held / closed: 6,000 - 1,500 t >= 15,000 (1 - t); 100 - 50 t >= 500 (1 - t);
+    # 900 - 116 t >= 1,160 (1 - t)
+    assert plan.fraction == pytest.approx([2.0 / 3.0, 8.0 / 9.0, 260.0 / 1_044.0], abs=1e-9)
+    assert plan.restores.all()
+
+
+def test_margin_engine_needs_far_fewer_calls() -> None:
+    """On the real engine (three accounts under water, nonlinear costs): the same fractions as the fixture's to
+    1e-9, in at most half the calls of bisection."""
+    v = UNDER_WATER
+    requirement, calls = counted(v.requirement)
+    plan = plan_closeout(v.inputs, v.equity, requirement, v.market, NO_CAPS)
+    assert len(calls) <= 16 < BISECTION_CALLS
+    for k in (0, 1, 3):
+        assert gap_at(v, plan.fraction[k], k) >= 0.0
+        assert gap_at(v, plan.fraction[k] - 1e-9 * 1.0001, k) < 0.0
+
+
+def gap_at(v: Venue, t: float, k: int) -> float:
+    """g(t) of account k of a venue on the proportional path, from the engine and the cost twin."""
+    rows = slice(int(v.book.pos_offsets[k]), int(v.book.pos_offsets[k + 1]))
+    close = np.zeros_like(v.book.pos_quantity)
+    close[rows] = t * v.book.pos_quantity[rows]
+    return float(gap(v, close, NO_CAPS)[k])
+
+
+#: Two positions of $100,000 and $50,000 (TWO), IM 15,000 before; requirements far from linear in t.
+CURVED = [
+    pytest.param(power(8.0), 0.0, id="steep-convex"),  # IM collapses only near the end
+    pytest.param(power(0.2), 0.0, id="concave"),  # IM released fastest at the end, infinite slope at t = 1
+    pytest.param(power(3.0), 0.002, id="cubic+fee"),  # fee $300 for all: g falls again near t = 1
+    pytest.param(kinked(0.7, 0.05, 3.0), 0.0, id="kinked"),  # slope 60x steeper above the kink
+    pytest.param(kinked(0.2, 4.0, 0.1), 0.0, id="kinked-concave"),
+]
+
+
+@pytest.mark.parametrize(("shape", "fee"), CURVED)
+@pytest.mark.parametrize("equity", [1_000.0, 6_000.0, 13_000.0])
+def test_nonlinear_requirement_keeps_the_contract(
+    shape: Callable[[FloatArray], FloatArray], fee: float, equity: float
+) -> None:
+    """g(fraction) >= 0 > g(fraction - tolerance), recomputed here, in no more calls than bisection made."""
+    requirement, calls = counted(shaped_requirement(TWO, np.ones(2), [shape]))
+    liquidation = rules(fee=fee)
+    plan = plan_closeout(TWO, np.array([equity]), requirement, FREE, liquidation)
+    t = float(plan.fraction[0])
+    assert plan.needed[0] and 0.0 < t < 1.0
+    assert path_gap(TWO, np.array([equity]), requirement, FREE, liquidation, t, 0) >= 0.0
+    assert path_gap(TWO, np.array([equity]), requirement, FREE, liquidation, t - 1e-9 * 1.0001, 0) < 0.0
+    assert len(calls) - 2 <= BISECTION_CALLS  # (two calls for the checks above)
+
+
+@pytest.mark.parametrize(
+    ("g", "root"),
+    [
+        pytest.param(lambda t: np.where(t >= 0.3, 3.0, -1.0), 0.3, id="step"),  # regula falsi learns nothing
+        pytest.param(lambda t: (t - 0.4) ** 3, 0.4, id="flat-at-the-root"),  # the secant crawls: safeguard
+        pytest.param(lambda t: np.sign(t - 0.7) * np.sqrt(np.abs(t - 0.7)), 0.7, id="vertical-at-the-root"),
+        pytest.param(lambda t: np.expm1(60.0 * (t - 0.2)), 0.2, id="exponential"),
+        pytest.param(lambda t: t - 0.55, 0.55, id="linear"),
+    ],
+)
+@pytest.mark.parametrize("tolerance", [1e-9, 1e-6, 1e-3, 0.3])
+def test_bracket_root_on_hard_shapes(g: Callable[[FloatArray], FloatArray], root: float, tolerance: float) -> None:
+    """The root finder alone: the result within tolerance above the root (g is non-decreasing with one sign
+    change) in at most the bound of `most_calls`."""
+    calls: list[int] = []
+
+    def gap_of(t: FloatArray) -> tuple[FloatArray, FloatArray]:
+        calls.append(t.shape[0])
+        return g(t).astype(np.float64), np.zeros_like(t)
+
+    hi = _bracket_root(gap_of, np.array([True]), np.ones(1), g(np.zeros(1)), g(np.ones(1)), tolerance)
+    assert g(hi)[0] >= 0.0 and hi[0] >= root
+    assert g(hi - 1.0001 * tolerance)[0] < 0.0 and hi[0] - root <= tolerance
+    assert len(calls) + 3 <= most_calls(tolerance)
+
+
+def test_bracket_root_accounts_are_independent() -> None:
+    """K accounts with different shapes in one run: each ends as it would alone; the calls keep shape (K,) and
+    pass `full` for the accounts not active, their hi once converged."""
+    shapes: list[Callable[[FloatArray], FloatArray]] = [
+        lambda t: t - 0.55,
+        lambda t: np.where(t >= 0.3, 3.0, -1.0),
+        lambda t: (t - 0.4) ** 3,
+        lambda t: np.expm1(60.0 * (t - 0.2)),
+    ]
+    active = np.array([True, True, False, True, True])
+    full = np.array([0.0, 0.0, 1.0, 0.0, 0.0])
+    index = [0, 1, 3, 4]
+    seen: list[FloatArray] = []
+
+    def gap_of(t: FloatArray) -> tuple[FloatArray, FloatArray]:
+        assert t.shape == (5,) and t[2] == 1.0
+        seen.append(t.copy())
+        g = np.zeros(5)
+        for f, k in zip(shapes, index, strict=True):
+            g[k] = f(t[k : k + 1])[0]
+        return g, np.zeros(5)
+
+    g0 = np.array([f(np.zeros(1))[0] for f in shapes])
+    g1 = np.array([f(np.ones(1))[0] for f in shapes])
+    g_lo, g_hi = np.zeros(5), np.ones(5)
+    g_lo[index], g_hi[index] = g0, g1
+    together = _bracket_root(gap_of, active, full, g_lo, g_hi, 1e-9)
+    assert together[2] == 1.0
+    for f, k in zip(shapes, index, strict=True):
+
+        def alone_gap(t: FloatArray, f: Callable[[FloatArray], FloatArray] = f) -> tuple[FloatArray, FloatArray]:
+            return f(t), np.zeros_like(t)
+
+        alone = _bracket_root(alone_gap, np.array([True]), np.ones(1), g_lo[k : k + 1], g_hi[k : k + 1], 1e-9)
+        assert together[k] == alone[0]
+    # the linear one closes in one iteration (its secant root and the probe across it), then passes its hi
+    assert len(seen) > 2 and all(t[0] == together[0] for t in seen[2:])
+
+
+@st.composite
+def monotone_cases(
+    draw: st.DrawFn,
+) -> tuple[CloseOutBook, FloatArray, Callable[[FloatArray], FloatArray], LiquidationParams, FloatArray, float]:
+    """Up to 4 accounts on one asset with no execution cost, fee 0 and no caps: g(t) increases, from g(0) < 0
+    for an account needing a close; IM per account a power (0.2 to 10) or a kinked line of a weighted share."""
+    sizes = draw(st.lists(st.integers(1, 3), min_size=1, max_size=4))
+    n = sum(sizes)
+    floats = st.floats
+    quantity = draw(st.lists(floats(-50.0, 50.0).filter(lambda q: abs(q) > 1e-2), min_size=n, max_size=n))
+    notional = draw(st.lists(floats(10.0, 5_000.0), min_size=n, max_size=n))
+    weight = np.array(draw(st.lists(floats(0.1, 10.0), min_size=n, max_size=n)))
+    book = closeout_book(quantity, [1.0] * n, notional, offsets=np.cumsum([0, *sizes]).tolist())
+    shape = st.one_of(
+        floats(0.2, 10.0).map(power),
+        st.builds(kinked, floats(0.05, 0.95), floats(0.02, 50.0), floats(0.02, 50.0)),
+    )
+    shapes = draw(st.lists(shape, min_size=len(sizes), max_size=len(sizes)))
+    requirement = shaped_requirement(book, weight, shapes)
+    method = draw(st.sampled_from(["proportional", "greedy"]))
+    liquidation = rules(method=method, target=draw(floats(1.0, 2.0)))
+    # equity as a multiple of target x IM before: < 0 (not active), in (0, 1) (a close restores), >= 1 (healthy)
+    level = np.array(draw(st.lists(floats(-0.2, 1.3), min_size=len(sizes), max_size=len(sizes))))
+    equity = level * liquidation.target * requirement(book.quantity)
+    priority = np.array(draw(st.lists(floats(-5.0, 5.0), min_size=n, max_size=n)))
+    tolerance = draw(st.sampled_from([1e-9, 1e-6, 1e-3]))
+    return book, equity, requirement, liquidation, priority, tolerance
+
+
+@settings(max_examples=150, deadline=None)
+@given(monotone_cases())
+def test_root_finder_contract_for_every_account(
+    case: tuple[CloseOutBook, FloatArray, Callable[[FloatArray], FloatArray], LiquidationParams, FloatArray, float],
+) -> None:
+    """Every account a close restores ends at t with g(t) >= 0 > g(t - tolerance), recomputed here; healthy ones
+    at 0, the others at 1; within the root finder's bound on calls."""
+    book, equity, requirement, liquidation, priority, tolerance = case
+    counting, calls = counted(requirement)
+    plan = plan_closeout(book, equity, counting, FREE, liquidation, priority, tolerance)
+    assert len(calls) <= most_calls(tolerance)
+    for k in range(book.n_accounts):
+        t = float(plan.fraction[k])
+        if not plan.needed[k]:
+            assert t == 0.0
+        elif equity[k] < 0.0:  # g(1) = equity < 0: nothing restores, everything closes
+            assert t == 1.0
+        else:
+            assert path_gap(book, equity, requirement, FREE, liquidation, t, k, priority) >= 0.0
+            below = max(t - 1.0001 * tolerance, 0.0)
+            assert path_gap(book, equity, requirement, FREE, liquidation, below, k, priority) < 0.0
+            assert plan.restores[k]
 
 
 # ----------------------------------------------------------------------------------- bad inputs
