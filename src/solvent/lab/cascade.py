@@ -108,7 +108,10 @@ class CascadeConfig:
     (zero-mean realised volatility, annualised, never below the snapshot's) and sent as a `vol` record, a new
     epoch for the engine, as a venue re-calibrating on a schedule would (None: the snapshot's vol throughout);
     `factor_samples`: at that many evenly spaced cycles the whole venue is margined once more to record each IM
-    term's share of the notional (the requirement by factor over time; 0: none)."""
+    term's share of the notional (the requirement by factor over time; 0: none); `im_sample_seconds`: every so
+    often (at the first cycle ending at or after each multiple) the venue's total IM is taken afresh (`im_share`,
+    the capital locked); `screen`: the engine's health screen (`solvent.stream.screen`: the same events, each
+    cycle re-margining only the accounts the move can have changed)."""
 
     block_seconds: float = 1.0
     impact: bool = True
@@ -116,6 +119,8 @@ class CascadeConfig:
     insurance_fund: float = 1_000_000.0
     vol_update_seconds: float | None = 3600.0
     factor_samples: int = 24
+    im_sample_seconds: float = 60.0
+    screen: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,7 +134,8 @@ class CascadeResult:
     liquidated: FloatArray  # (B,) notional liquidated in the cycle, USD
     fund: FloatArray  # (B,)
     bad_debt: FloatArray  # (B,) cumulative: paid by the fund + socialised + unresolved, USD
-    im_share: FloatArray  # (B,) total IM / total notional
+    im_seconds: FloatArray  # (S,) when the total IM was taken (every `im_sample_seconds`)
+    im_share: FloatArray  # (S,) total IM / total notional then
     factor_seconds: FloatArray  # (K,) when the requirement was broken down by factor
     factors: dict[str, FloatArray]  # term -> (K,) its total over total notional (a venue rule: one term, its IM)
     totals: dict[str, Any]
@@ -166,7 +172,13 @@ def simulate(
     begin = time.perf_counter()
     published: list[ev.Event] = []
     engine = StreamEngine.start(
-        book, market, params, insurance_fund=config.insurance_fund, sink=published.extend, model=model
+        book,
+        market,
+        params,
+        insurance_fund=config.insurance_fund,
+        sink=published.extend,
+        model=model,
+        screen=config.screen,
     )
     columns = [engine.market.state.asset_index[a] for a in path.assets]
     base_liquidity = [engine.market.base.liquidity[c] for c in columns]
@@ -182,8 +194,9 @@ def simulate(
     factor_seconds: list[float] = []
     factor_rows: list[dict[str, float]] = []
     series: dict[str, list[Any]] = {
-        k: [] for k in ("seconds", "traded", "exogenous", "liquidated", "fund", "debt", "im")
+        k: [] for k in ("seconds", "traded", "exogenous", "liquidated", "fund", "debt", "im", "im_seconds")
     }
+    next_im = 0.0
     start = 1
     last_seconds = 0.0
     base_vol = np.array([float(engine.market.base.vol[c]) for c in columns])
@@ -236,7 +249,10 @@ def simulate(
         series["fund"].append(engine.fund)
         totals = engine.totals
         series["debt"].append(totals.fund_paid + totals.socialised + totals.unresolved)
-        series["im"].append(_im_share(engine))
+        if float(path.seconds[t_last]) >= next_im:
+            series["im"].append(_im_share(engine))
+            series["im_seconds"].append(float(path.seconds[t_last]))
+            next_im = float(path.seconds[t_last]) + config.im_sample_seconds
         if b in sampled and config.factor_samples > 0:
             notional = _notional(engine)
             terms = engine.margin_now().terms
@@ -292,6 +308,7 @@ def simulate(
         liquidated=np.array(series["liquidated"]),
         fund=np.array(series["fund"]),
         bad_debt=np.array(series["debt"]),
+        im_seconds=np.array(series["im_seconds"]),
         im_share=np.array(series["im"]),
         factor_seconds=np.array(factor_seconds),
         factors={
@@ -321,6 +338,7 @@ def _notional(engine: StreamEngine) -> float:
 
 
 def _im_share(engine: StreamEngine) -> float:
-    """Total IM over total gross notional of every account now (the capital the model locks)."""
+    """Total IM over total gross notional of every account now (the capital the model locks), taken afresh:
+    under the screen the stored figures of most accounts date from an earlier cycle."""
     total = _notional(engine)
-    return float(engine.figures.im.sum()) / total if total > 0.0 else math.nan
+    return float(engine.im_now().sum()) / total if total > 0.0 else math.nan

@@ -275,10 +275,11 @@ def _stress_section(run: StressRun) -> str:
         ax.set_title("Price path (start = 1): exogenous, and traded after liquidation impact")
         ax.legend(fontsize="small", ncol=3)
 
-    def series(attribute: str, title: str, scale: float = 1.0) -> Any:
+    def series(attribute: str, title: str, scale: float = 1.0, seconds: str = "seconds") -> Any:
         def draw(ax: Any) -> None:
             for model, result in run.results.items():
-                ax.plot(hours[model], getattr(result, attribute) * scale, label=model, linewidth=1.0)
+                x = getattr(result, seconds) / 3600.0
+                ax.plot(x, getattr(result, attribute) * scale, label=model, linewidth=1.0)
             ax.set_xlabel("hours")
             ax.set_title(title)
             ax.legend(fontsize="small")
@@ -310,7 +311,7 @@ def _stress_section(run: StressRun) -> str:
         f"<h3>Findings</h3><ul>{findings}</ul>"
         f"{_table(header, rows)}"
         f"{_png(prices)}"
-        f"{_png(series('im_share', 'Requirement over time: total IM / total notional'))}"
+        f"{_png(series('im_share', 'Requirement over time: total IM / total notional', seconds='im_seconds'))}"
         f"{_png(by_factor)}"
         f"{_png(liquidations)}"
         f"{_png(series('fund', 'Insurance fund (USD)'))}"

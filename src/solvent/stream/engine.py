@@ -60,6 +60,7 @@ from solvent.scenarios.base import ScenarioSet
 from solvent.stream import events as ev
 from solvent.stream.feed import Deposit, DepthChange, FeedRecord, Fill, Quote, VolChange, Withdrawal
 from solvent.stream.market import LiveMarket
+from solvent.stream.screen import HealthScreen, flag_reach
 from solvent.stream.store import CASH, AccountStore
 
 FloatArray = NDArray[np.float64]
@@ -140,6 +141,7 @@ class Totals:
     adl_fills: int = 0
     socialised: float = 0.0
     unresolved: float = 0.0
+    remargined: int = 0  # account re-margins, all batches together (what the health screen saves)
     batch_ms: list[float] = field(default_factory=list)
 
 
@@ -158,6 +160,7 @@ class StreamEngine:
         portfolio_source: str = "<portfolio>",
         market_source: str = "<market>",
         model: str = "multi",
+        screen: bool = False,
     ) -> None:
         _supported(params, "params")
         if model != "multi" and model not in BASELINE_NAMES:
@@ -186,6 +189,8 @@ class StreamEngine:
         self._open: list[FeedRecord] = []
         self._book_cache: tuple[tuple[int, bytes], Book] | None = None
         self._open_window = -1
+        self.screen = HealthScreen(book.n_accounts, len(self.market.assets)) if screen else None
+        self._cash_asset = self.market.state.asset_index.get(CASH, -1)
 
     # ------------------------------------------------------------------------------- construction
 
@@ -287,15 +292,46 @@ class StreamEngine:
             self._version += 1
         else:
             self._refresh(batch)
-            moved = np.fromiter(sorted(batch.moved), dtype=np.int64)
+            rows = self._due(batch)
+        self._remargin(rows, now, cause, events)
+        return events
+
+    def _due(self, batch: _Batch) -> IndexArray:
+        """The accounts a batch can have changed, ascending: those exposed to an asset that moved and those that
+        traded or moved collateral; with the screen, of the first only the hot ones and the screened ones whose
+        band the move left (every exposed account where depth changed or sources price the asset)."""
+        moved = np.fromiter(sorted(batch.moved), dtype=np.int64)
+        touched = np.fromiter(sorted(batch.touched), dtype=np.int64)
+        if self.screen is None:
             exposed = np.zeros(self.store.n_accounts, dtype=np.bool_)
             if moved.size:
                 exposed |= self.store.exposed[moved].any(axis=0)
-            if batch.touched:
-                exposed[np.fromiter(batch.touched, dtype=np.int64)] = True
-            rows = np.flatnonzero(exposed).astype(np.int64)
-        self._remargin(rows, now, cause, events)
-        return events
+            exposed[touched] = True
+            return np.flatnonzero(exposed).astype(np.int64)
+        whole = np.array([a for a in moved.tolist() if self._moves_all(a, batch)], dtype=np.int64)
+        parts = [touched]
+        if whole.size:
+            parts.append(np.flatnonzero(self.store.exposed[whole].any(axis=0)).astype(np.int64))
+        if moved.size:
+            hot = self.screen.hot_rows()
+            parts.append(hot[self.store.exposed[np.ix_(moved, hot)].any(axis=0)])
+            mask = np.zeros(len(self.market.assets), dtype=np.bool_)
+            mask[moved] = True
+            mask[whole] = False
+            parts.append(self.screen.due(mask, self.market.state.price, self._reach()))
+        return np.unique(np.concatenate(parts))
+
+    def _moves_all(self, asset: int, batch: _Batch) -> bool:
+        """Whether a move of `asset` re-margins every account exposed to it even under the screen: its depth changed,
+        oracle sources price it (IM moves with their uncertainty), or it is the settlement currency (its price
+        moves every account's cash)."""
+        return asset in batch.rescaled or asset in self.market.sources or asset == self._cash_asset
+
+    def _reach(self) -> FloatArray:
+        """Each asset's reach now (`screen.flag_reach`), on the volatility the breach probability sees."""
+        state = self.market.state
+        fast = np.nan_to_num(self.velocity.volatility, nan=0.0)
+        return flag_reach(np.maximum(state.vol, fast), self.velocity.velocity, self.params.predictive)
 
     def settle(self, now: datetime, cause: int) -> list[ev.Event]:
         """The second half of a batch, at unchanged prices: one liquidation slice for every account due one,
@@ -386,6 +422,7 @@ class StreamEngine:
             column = self._asset(record, events)
             if column is not None:
                 self.market.depth_scale[column] = record.scale
+                batch.rescaled.add(column)
                 batch.moved.add(column)
                 batch.dirty.add(column)
         elif isinstance(record, VolChange):
@@ -473,6 +510,10 @@ class StreamEngine:
         everyone = np.arange(self.store.n_accounts, dtype=np.int64)
         return self._margin(everyone if rows is None else rows)[1]
 
+    def im_now(self) -> FloatArray:
+        """(N,) IM of every account at this moment under the stream's model (nothing stored or published)."""
+        return self._requirement(self._book(np.arange(self.store.n_accounts, dtype=np.int64)))
+
     def _book(self, rows: IndexArray) -> Book:
         """`store.book_of(rows)`, reused while neither the rows nor the store change (a run of ticks on one
         asset re-margins the same accounts on the same positions)."""
@@ -531,7 +572,7 @@ class StreamEngine:
         """IM of `book` (accounts at trial quantities) under this stream's model."""
         state = self.market.state
         if self.model == "multi":
-            return margin_accounts(book, state, self.params, self.context, self.portfolio_source).im
+            return margin_accounts(book, state, self.params, self.context, self.portfolio_source, predictive=False).im
         time_floor = self.params.volatility.time_floor_days / self.params.days_per_year
         unit_value = option_unit_values(state, time_floor)
         return baseline_margin(book, state, BaselineParams(), self.model, unit_value=unit_value).im
@@ -540,7 +581,8 @@ class StreamEngine:
         """Recompute `rows` (ascending), store their figures and publish every change of status or flag."""
         if rows.size == 0:
             return
-        _, result = self._margin(rows)
+        book, result = self._margin(rows)
+        self.totals.remargined += int(rows.size)
         assert result.breach_probability is not None and result.early_flag is not None and result.loss_vol is not None
         f = self.figures
         if rows.size == self.store.n_accounts:  # every account (rows are ascending and unique): slices, not gathers
@@ -623,16 +665,69 @@ class StreamEngine:
                         loss_vol=float(result.loss_vol[k]),
                     )
                 )
+        if self.screen is not None:
+            self._update_screen(rows, book, result)
+
+    def _update_screen(self, rows: IndexArray, book: Book, result: MarginResult) -> None:
+        """New bands for `rows` just re-margined (`book`, `result`): which of them qualify (see `stream.screen`)."""
+        assert self.screen is not None
+        store, state, f = self.store, self.market.state, self.figures
+        exposed = store.exposed[:, rows]
+        if self._cash_asset >= 0:  # settlement-currency cash: its moves re-margin every holder (`_moves_all`)
+            exposed = exposed.copy()
+            exposed[self._cash_asset] = False
+        count = exposed.sum(axis=0)
+        asset = np.where(count == 1, exposed.argmax(axis=0), -1).astype(np.int64)
+        owner = np.repeat(np.arange(rows.size), np.diff(book.pos_offsets))
+        nonlinear = ~store.linear[book.pos_instrument] & (book.pos_quantity != 0.0)
+        cash = store.collateral_assets.index(CASH)
+        foreign = (np.delete(store.balance[rows], cash, axis=1) != 0.0).any(axis=1)
+        sourced = np.zeros(len(self.market.assets), dtype=np.bool_)
+        sourced[list(self.market.sources)] = True
+        a = np.maximum(asset, 0)
+        screenable = (
+            (count <= 1)
+            & ~(np.bincount(owner, weights=nonlinear, minlength=rows.size) > 0.0)
+            & ~foreign
+            & ~(sourced[a] & (asset >= 0))
+        )
+        status = f.status[rows]
+        calm = (status != LIQUIDATABLE) & ~f.flagged[rows] & ~f.in_liquidation[rows]
+        predictive = self.params.predictive
+        self.screen.update(
+            rows,
+            screenable,
+            asset,
+            result.greeks[np.arange(rows.size), a, 0] * state.price[a],
+            result.equity,
+            result.im,
+            result.mm,
+            status == HEALTHY,
+            calm,
+            state.price,
+            self._reach(),
+            2.0 * flag_reach(state.vol, np.zeros_like(state.vol), predictive)[:, 0],
+            DUST_USD,
+        )
+
+    def _freshen(self, now: datetime, cause: int, events: list[ev.Event]) -> None:
+        """Re-margin the screened accounts (their figures date from their last re-margin) before something reads
+        every account's figures; by the screen's bounds no status or flag changes."""
+        if self.screen is not None:
+            self._remargin(self.screen.screened_rows(), now, cause, events)
 
     # ------------------------------------------------------------------------------- liquidation
 
     def _candidates(self, now: datetime) -> IndexArray:
+        """Accounts due a slice: in liquidation (or flagged, under `deleverage`) and out of their cooldown; with the
+        screen, only hot accounts can be."""
         f = self.figures
-        due = f.cooldown_until <= _seconds(now)
-        wanted = f.in_liquidation
+        rows = np.arange(self.store.n_accounts, dtype=np.int64) if self.screen is None else self.screen.hot_rows()
+        due = f.cooldown_until[rows] <= _seconds(now)
+        wanted = f.in_liquidation[rows]
         if self.params.predictive.action == "deleverage":
-            wanted = wanted | (f.flagged & (f.equity < self.params.liquidation.target * f.im))
-        return np.flatnonzero(wanted & due).astype(np.int64)
+            wanted = wanted | (f.flagged[rows] & (f.equity[rows] < self.params.liquidation.target * f.im[rows]))
+        return rows[wanted & due]
 
     def _closeout_inputs(self, book: Book) -> tuple[CloseOutBook, CloseOutMarket]:
         state = self.market.state
@@ -769,6 +864,11 @@ class StreamEngine:
         per_position = np.zeros(book.pos_quantity.size)
         per_position[theirs_slots] = np.abs(theirs.quantity) * np.abs(fill - theirs.mark)
         entry = np.where(linear & np.isnan(book.pos_entry), mark, book.pos_entry)  # a flat slot: any entry
+        # ADL ranks, and socialisation charges, every account by its equity; the fund alone reads only the
+        # bankrupt accounts' (just re-margined). A fund above what closing them could cost beyond their equity
+        # pays it all; otherwise the screened accounts' figures are brought up to date first.
+        if not self.fund >= float(per_position.sum() + np.abs(self.figures.equity[bankrupt]).sum()):
+            self._freshen(now, cause, events)
         result = run_waterfall(
             bankrupt,
             self.figures.equity,
@@ -922,10 +1022,12 @@ class StreamEngine:
                 allowed=False, reason=f"unknown {what}", im_before=math.nan, im_after=math.nan, equity_after=math.nan
             )
         pnl, greeks = self._scenario_vector(row)
+        screened = self.screen is not None and self.screen.asset[row] >= 0  # figures of an earlier cycle
+        equity = self._margin(np.array([row]))[1].equity[0] if screened else self.figures.equity[row]
         return self._pretrade().check(
             pnl,
             greeks,
-            float(self.figures.equity[row]),
+            float(equity),
             float(tier_multiplier(self.store.risk_tier[row : row + 1])[0]),
             inst,
             quantity,
@@ -1002,6 +1104,10 @@ class StreamEngine:
         from solvent.stream.state import write_state
 
         self.flush()
+        events: list[ev.Event] = []
+        self._freshen(self.last_time, self.last_input_seq, events)
+        if events:
+            self.sink(events)
         write_state(self, path)
 
     @classmethod
@@ -1014,11 +1120,12 @@ class StreamEngine:
 
 @dataclass
 class _Batch:
-    """What one batch changed: assets whose price, depth or oracle moved (`moved`; `dirty` until their risk
-    arrays are refreshed; `priced`: quoted, with the time of the last quote, until aggregated), accounts that
-    traded or moved collateral, and whether a new epoch starts."""
+    """What one batch changed: assets whose price, depth or oracle moved (`moved`; `rescaled`: their depth;
+    `dirty` until their risk arrays are refreshed; `priced`: quoted, with the time of the last quote, until
+    aggregated), accounts that traded or moved collateral, and whether a new epoch starts."""
 
     moved: set[int] = field(default_factory=set)
+    rescaled: set[int] = field(default_factory=set)
     dirty: set[int] = field(default_factory=set)
     priced: dict[int, float] = field(default_factory=dict)
     touched: set[int] = field(default_factory=set)
