@@ -36,9 +36,6 @@ FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
-#: A group whose matched quantity is within this relative distance of its demand counts as fully matched.
-_FULL_MATCH = 4.0 * float(np.finfo(np.float64).eps)
-
 
 @dataclass(frozen=True, eq=False)
 class WaterfallResult:
@@ -261,6 +258,12 @@ def adl_fills(
     rank by score descending, then account, then `candidate_rows` ascending. Each fill is at most |q|, and an
     account's fills together lose at most its equity: Σ fill · size · |p_b − mark| ≤ equity. Returns (indices
     into the candidates in rank order, filled quantity > 0 of each), vectorised (no loop over candidates).
+
+    What is left of the demand (and of an account's room) before a fill is the demand less the earlier fills,
+    subtracted one at a time in rank order, exactly as a loop would: the fills never add up to more than the
+    demand, and the last fill of a fully matched demand is exactly what the earlier ones left, so subtracting
+    the fills in order from a position of |q| = demand leaves exactly 0 (never `cumsum − fill`, whose
+    cancellation next to a large candidate over- or under-fills a small remainder).
     """
     pnl = np.sign(candidate_quantity) * (bankruptcy_price - candidate_entry) / candidate_entry
     with np.errstate(over="ignore", invalid="ignore"):  # a tiny equity: leverage +inf ranks first (0 · inf is NaN: out)
@@ -273,19 +276,33 @@ def adl_fills(
     loss_per_unit = size * abs(bankruptcy_price - mark)
     if loss_per_unit > 0.0:
         # Quantity an account can absorb before its equity reaches 0, shared by its candidates in rank order.
-        account = candidate_account[rank]
-        within = np.argsort(account, kind="stable")
-        cumulative = np.cumsum(available[within])
-        first = np.r_[True, account[within][1:] != account[within][:-1]]
-        group_start = np.maximum.accumulate(np.where(first, np.arange(within.size), 0))
-        before_in_account = np.empty_like(available)
-        before_in_account[within] = cumulative - available[within] - (cumulative - available[within])[group_start]
-        capacity = account_equity[rank] / loss_per_unit
-        available = np.clip(capacity - before_in_account, 0.0, available)
-    before = np.cumsum(available) - available
-    fill = np.clip(demand - before, 0.0, available)
+        with np.errstate(over="ignore"):  # a tiny loss per unit: room +inf, no cap
+            capacity = account_equity[rank] / loss_per_unit
+        available = np.minimum(available, _room(candidate_account[rank], available, capacity))
+    left = np.subtract.accumulate(np.concatenate(([demand], available)))[:-1]  # demand left before each fill
+    fill = np.clip(left, 0.0, available)
     filled = fill > 0.0
     return rank[filled].astype(np.int64), fill[filled]
+
+
+def _room(account: IndexArray, available: FloatArray, capacity: FloatArray) -> FloatArray:
+    """(C,) what each candidate's account can still absorb before it (≥ 0): the account's `capacity` less the
+    `available` of its earlier candidates (in the given order), subtracted one at a time per account, so a
+    small account's room is exact whatever the other accounts hold. Vectorised over accounts; the loop is over
+    the depth of an account's candidate list (one per venue in the streaming engine's store)."""
+    within = np.argsort(account, kind="stable")  # by account, the given order within each
+    first = np.r_[True, account[within][1:] != account[within][:-1]]
+    group = np.cumsum(first) - 1
+    depth = np.arange(within.size) - np.flatnonzero(first)[group]
+    left = capacity[within][first]  # per account, what it can still absorb
+    room = np.empty(available.size)
+    by_depth = np.argsort(depth, kind="stable")
+    bounds = np.searchsorted(depth[by_depth], np.arange(int(depth.max()) + 2))
+    for d in range(int(depth.max()) + 1):
+        at = by_depth[bounds[d] : bounds[d + 1]]  # at most one candidate per account
+        room[within[at]] = left[group[at]]
+        left[group[at]] -= available[within[at]]
+    return np.maximum(room, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------- the run
@@ -420,7 +437,8 @@ def _resolve(k: int, book: _Positions, state: _State) -> tuple[float, float, flo
     paid = min(state.fund, mark_loss)  # 2. the fund toward the mark loss, then ADL for the rest
     state.fund -= paid
     carried = mark_loss - paid
-    matched = np.zeros(rows.size)  # fraction of each position closed by ADL
+    unmatched = np.ones(rows.size)  # fraction of each position ADL left to the market
+    left = q.copy()  # quantity of each position ADL left to the market, signed as the position
     adl_loss = 0.0
     linear = book.linear[rows] & open_rows
     total_notional = float((np.abs(q) * book.size[rows] * book.mark[rows])[linear].sum())
@@ -429,15 +447,14 @@ def _resolve(k: int, book: _Positions, state: _State) -> tuple[float, float, flo
         key = book.instrument[rows] * 2 + (q > 0.0)
         for value in np.unique(key[linear]).tolist():
             group = np.flatnonzero(linear & (key == value))
-            fraction, loss = _deleverage(k, rows[group], carried / total_notional, book, state)
-            matched[group] = fraction
+            unmatched[group], left[group], loss = _deleverage(k, rows[group], carried / total_notional, book, state)
             adl_loss += loss
 
-    unmatched = 1.0 - matched  # 3. the rest in the market, then the fund, solvent accounts, unresolved
-    closing = open_rows & (unmatched > 0.0)
+    # 3. the rest in the market, then the fund, solvent accounts, unresolved
+    closing = open_rows & (left != 0.0)
     close_cost = cost * unmatched
     market_cost = float(close_cost.sum())
-    state.closes.append((rows[closing], (q * unmatched)[closing], close_cost[closing]))
+    state.closes.append((rows[closing], left[closing], close_cost[closing]))
     residual = -(e + paid + adl_loss - market_cost)
     if residual <= 0.0:  # the account's own equity covered its close-out: the surplus goes to the fund
         state.fund -= residual
@@ -450,13 +467,17 @@ def _resolve(k: int, book: _Positions, state: _State) -> tuple[float, float, flo
 
 def _deleverage(
     k: int, group: IndexArray, loss_per_notional: float, book: _Positions, state: _State
-) -> tuple[float, float]:
-    """ADL of one (instrument, side) group of bankrupt account k's linear positions; returns (the fraction
-    of the group's quantity matched, USD of mark loss moved onto the counterparties).
+) -> tuple[float, FloatArray, float]:
+    """ADL of one (instrument, side) group of bankrupt account k's linear positions; returns (the fraction of
+    the group's quantity left unmatched, (G,) the quantity of each row left unmatched, signed as the row,
+    USD of mark loss moved onto the counterparties).
 
     p_b = mark + sign(q) · L_k · w_p / (|q| · size) = mark · (1 + sign(q) · L_k / Σ notional): the same for
     every position of the group, so the group is matched as one quantity and each of its rows keeps the
-    same unmatched fraction.
+    same unmatched fraction. What is left is the demand less the fills, subtracted one at a time in the
+    order they are made (and booked): exactly 0 when the demand is met, and for a group of one row exactly
+    what booking the fills leaves of the position, so the fills and the market close together close it
+    exactly (no dust left, never past 0).
     """
     first = int(group[0])
     side = 1.0 if state.quantity[first] > 0.0 else -1.0
@@ -481,15 +502,17 @@ def _deleverage(
         state.gross[account],
     )
     if picked.size == 0:
-        return 0.0, 0.0
+        return 1.0, state.quantity[group].copy(), 0.0
     rows, account, signed = rows[picked], account[picked], np.sign(q[picked]) * fill
     state.quantity[rows] -= signed
     loss = fill * size * abs(price - mark)
     np.subtract.at(state.equity, account, loss)
     np.subtract.at(state.gross, account, fill * size * mark)
     state.adl.append((k, rows, signed, price))
-    fraction = min(float(fill.sum()) / demand, 1.0)
-    return (1.0 if fraction >= 1.0 - _FULL_MATCH else fraction), float(loss.sum())
+    remaining = float(np.subtract.accumulate(np.concatenate(([demand], fill)))[-1])  # >= 0: fill <= what is left
+    fraction = remaining / demand
+    left = np.array([side * remaining]) if group.size == 1 else state.quantity[group] * fraction
+    return fraction, left, float(loss.sum())
 
 
 def _socialise(amount: float, state: _State) -> tuple[float, float]:
