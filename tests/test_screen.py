@@ -24,7 +24,7 @@ from solvent.params import MarginParams, PredictiveParams
 from solvent.stream import events as ev
 from solvent.stream.engine import StreamEngine
 from solvent.stream.feed import DepthChange, FeedRecord, Quote
-from solvent.stream.screen import GROWTH, MAX_MOVE, flag_reach
+from solvent.stream.screen import FAVOURABLE, GROWTH, MAX_MOVE, SAFETY, diffusion_reach, flag_reach
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ASSETS = ("BTC", "ETH")
@@ -131,3 +131,29 @@ def test_beyond_the_reach_the_breach_probability_is_below_the_threshold(
         p = breach_probability(distance, 0.0, notional * vol, h, x * velocity)
         assert p[()] <= threshold * (1.0 + 1e-9)
     assert reach[0] >= reach[1] if velocity <= 0.0 else reach[1] >= reach[0]  # against the move: further
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    vol=st.floats(0.05, 3.0),
+    fast=st.floats(1.0, 4.0),
+    velocity=st.floats(-2e4, 2e4),
+    notional=st.floats(1.0, 1e7),
+    inside=st.floats(0.0, 0.99),
+    threshold=st.floats(0.01, 0.5),
+)
+def test_within_the_favourable_reach_a_flag_stays_raised(
+    vol: float, fast: float, velocity: float, notional: float, inside: float, threshold: float
+) -> None:
+    """d < g (z vol0 √h / s - f): the breach probability stays above the threshold, whatever the fast vol adds."""
+    params = PredictiveParams(threshold=threshold)
+    reach = flag_reach(np.array([vol * fast]), np.array([velocity]), params)[0]
+    floor = float(diffusion_reach(np.array([vol]), params)[0]) / SAFETY
+    h = params.horizon_seconds / SECONDS_PER_YEAR
+    for side, x in ((0, notional), (1, -notional)):
+        room = floor - float(reach[FAVOURABLE + side])
+        if room <= 0.0:
+            continue
+        distance = inside * room * notional
+        p = breach_probability(distance, 0.0, notional * vol * fast, h, x * velocity)
+        assert p[()] > threshold

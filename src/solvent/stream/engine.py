@@ -60,7 +60,7 @@ from solvent.scenarios.base import ScenarioSet
 from solvent.stream import events as ev
 from solvent.stream.feed import Deposit, DepthChange, FeedRecord, Fill, Quote, VolChange, Withdrawal
 from solvent.stream.market import LiveMarket
-from solvent.stream.screen import HealthScreen, flag_reach
+from solvent.stream.screen import HealthScreen, Holdings, Reach, Standing, diffusion_reach, flag_reach
 from solvent.stream.store import CASH, AccountStore
 
 FloatArray = NDArray[np.float64]
@@ -581,7 +581,7 @@ class StreamEngine:
         """Recompute `rows` (ascending), store their figures and publish every change of status or flag."""
         if rows.size == 0:
             return
-        book, result = self._margin(rows)
+        _, result = self._margin(rows)
         self.totals.remargined += int(rows.size)
         assert result.breach_probability is not None and result.early_flag is not None and result.loss_vol is not None
         f = self.figures
@@ -666,49 +666,40 @@ class StreamEngine:
                     )
                 )
         if self.screen is not None:
-            self._update_screen(rows, book, result)
+            self._update_screen(rows, result)
 
-    def _update_screen(self, rows: IndexArray, book: Book, result: MarginResult) -> None:
-        """New bands for `rows` just re-margined (`book`, `result`): which of them qualify (see `stream.screen`)."""
+    def _update_screen(self, rows: IndexArray, result: MarginResult) -> None:
+        """New bands for `rows` just re-margined (`result`): which of them the screen can watch (`stream.screen`)."""
         assert self.screen is not None
         store, state, f = self.store, self.market.state, self.figures
-        exposed = store.exposed[:, rows]
-        if self._cash_asset >= 0:  # settlement-currency cash: its moves re-margin every holder (`_moves_all`)
-            exposed = exposed.copy()
-            exposed[self._cash_asset] = False
-        count = exposed.sum(axis=0)
-        asset = np.where(count == 1, exposed.argmax(axis=0), -1).astype(np.int64)
-        owner = np.repeat(np.arange(rows.size), np.diff(book.pos_offsets))
-        nonlinear = ~store.linear[book.pos_instrument] & (book.pos_quantity != 0.0)
         cash = store.collateral_assets.index(CASH)
-        foreign = (np.delete(store.balance[rows], cash, axis=1) != 0.0).any(axis=1)
+        balances = store.balance[rows]
+        foreign = (balances != 0.0).sum(axis=1) > (balances[:, cash] != 0.0)
         sourced = np.zeros(len(self.market.assets), dtype=np.bool_)
         sourced[list(self.market.sources)] = True
-        a = np.maximum(asset, 0)
-        screenable = (
-            (count <= 1)
-            & ~(np.bincount(owner, weights=nonlinear, minlength=rows.size) > 0.0)
-            & ~foreign
-            & ~(sourced[a] & (asset >= 0))
+        holdings = Holdings(
+            store.start,
+            store.count,
+            store.pos_instrument,
+            store.pos_quantity,
+            store.instrument_asset,
+            store.linear,
+            foreign,
         )
-        status = f.status[rows]
-        calm = (status != LIQUIDATABLE) & ~f.flagged[rows] & ~f.in_liquidation[rows]
-        predictive = self.params.predictive
-        self.screen.update(
-            rows,
-            screenable,
-            asset,
-            result.greeks[np.arange(rows.size), a, 0] * state.price[a],
+        standing = Standing(
+            np.ascontiguousarray(result.greeks[:, :, 0]),
             result.equity,
             result.im,
             result.mm,
-            status == HEALTHY,
-            calm,
-            state.price,
-            self._reach(),
-            2.0 * flag_reach(state.vol, np.zeros_like(state.vol), predictive)[:, 0],
-            DUST_USD,
+            f.status[rows],
+            f.flagged[rows],
+            f.in_liquidation[rows],
+            dust=DUST_USD,
+            target=self.params.liquidation.target,
+            deleverage=self.params.predictive.action == "deleverage",
         )
+        reach = Reach(state.price, self._reach(), diffusion_reach(state.vol, self.params.predictive), sourced)
+        self.screen.update(rows, holdings, standing, reach)
 
     def _freshen(self, now: datetime, cause: int, events: list[ev.Event]) -> None:
         """Re-margin the screened accounts (their figures date from their last re-margin) before something reads
@@ -719,15 +710,13 @@ class StreamEngine:
     # ------------------------------------------------------------------------------- liquidation
 
     def _candidates(self, now: datetime) -> IndexArray:
-        """Accounts due a slice: in liquidation (or flagged, under `deleverage`) and out of their cooldown; with the
-        screen, only hot accounts can be."""
+        """Accounts due a slice: in liquidation (or flagged, under `deleverage`) and out of their cooldown."""
         f = self.figures
-        rows = np.arange(self.store.n_accounts, dtype=np.int64) if self.screen is None else self.screen.hot_rows()
-        due = f.cooldown_until[rows] <= _seconds(now)
-        wanted = f.in_liquidation[rows]
-        if self.params.predictive.action == "deleverage":
-            wanted = wanted | (f.flagged[rows] & (f.equity[rows] < self.params.liquidation.target * f.im[rows]))
-        return rows[wanted & due]
+        rows = np.flatnonzero(f.in_liquidation)
+        if self.params.predictive.action == "deleverage":  # flagged accounts are hot: their figures are current
+            eager = f.flagged & (f.equity < self.params.liquidation.target * f.im)
+            rows = np.union1d(rows, np.flatnonzero(eager))
+        return rows[f.cooldown_until[rows] <= _seconds(now)].astype(np.int64)
 
     def _closeout_inputs(self, book: Book) -> tuple[CloseOutBook, CloseOutMarket]:
         state = self.market.state
@@ -763,7 +752,7 @@ class StreamEngine:
         rows = self._candidates(now)
         if rows.size == 0:
             return
-        book, _ = self._margin(rows)
+        book, fresh = self._margin(rows)  # under the screen the stored figures may date from an earlier cycle
         closeout_book, market = self._closeout_inputs(book)
 
         def requirement(quantity: FloatArray) -> FloatArray:
@@ -779,9 +768,7 @@ class StreamEngine:
                 self.params.confidence,
                 self.params.measure,
             )
-        plan = plan_closeout(
-            closeout_book, self.figures.equity[rows], requirement, market, self.params.liquidation, priority
-        )
+        plan = plan_closeout(closeout_book, fresh.equity, requirement, market, self.params.liquidation, priority)
         touched = set(rows.tolist())
         self._execute(rows, closeout_book, plan, now, cause, events)
         bankrupt = rows[plan.bankrupt]
