@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from solvent.liquidation import waterfall
 from solvent.liquidation.waterfall import WaterfallResult, adl_fills, run_waterfall
 
 PERP, OPTION = 0, 1  # instrument 0: a linear perpetual (mark 100, size 1); 1: an option (mark 5 per contract)
@@ -295,6 +296,31 @@ def test_adl_fills_agrees_with_its_slow_twin(
     expected = slow_adl_fills(*args)
     assert picked.tolist() == [i for i, _ in expected]
     np.testing.assert_allclose(fill, [f for _, f in expected], rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), first=st.sampled_from([1, 2, 5]), demand=st.sampled_from([0.5, 30.0, 900.0]))
+def test_ranking_a_prefix_of_the_candidates_fills_as_ranking_them_all(seed: int, first: int, demand: float) -> None:
+    """The partial ranking (the best `_FIRST_RANKED`, then four times more) gives the full ranking's fills bit for
+    bit, ties at the cut included (scores repeat: a few entries, equities and grosses)."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    account = rng.integers(0, 120, n)
+    equity = rng.choice([5.0, 20.0, 100.0], 120)[account]
+    gross = rng.choice([100.0, 400.0], 120)[account]
+    args = (
+        demand, 90.0, 100.0, 1.0, rng.permutation(n), account, -rng.choice([1.0, 2.0, 3.0], n),
+        rng.choice([95.0, 100.0, 110.0, 150.0], n), equity, gross,
+    )  # fmt: skip
+    default = waterfall._FIRST_RANKED
+    try:
+        waterfall._FIRST_RANKED = n
+        everything = adl_fills(*args)
+        waterfall._FIRST_RANKED = first
+        prefix = adl_fills(*args)
+    finally:
+        waterfall._FIRST_RANKED = default
+    assert prefix[0].tolist() == everything[0].tolist() and prefix[1].tolist() == everything[1].tolist()
 
 
 # ------------------------------------------------------------------------------------ invariants over books

@@ -36,6 +36,9 @@ FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
+#: ADL ranks this many of the best-scored counterparties first, four times more while they cannot meet the demand.
+_FIRST_RANKED = 64
+
 
 @dataclass(frozen=True, eq=False)
 class WaterfallResult:
@@ -271,16 +274,30 @@ def adl_fills(
     keep = np.flatnonzero(score > 0.0)
     if keep.size == 0 or demand <= 0.0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    rank = keep[np.lexsort((candidate_rows[keep], candidate_account[keep], -score[keep]))]
-    available = np.abs(candidate_quantity[rank])
     loss_per_unit = size * abs(bankruptcy_price - mark)
-    if loss_per_unit > 0.0:
-        # Quantity an account can absorb before its equity reaches 0, shared by its candidates in rank order.
-        with np.errstate(over="ignore"):  # a tiny loss per unit: room +inf, no cap
-            capacity = account_equity[rank] / loss_per_unit
-        available = np.minimum(available, _room(candidate_account[rank], available, capacity))
-    left = np.subtract.accumulate(np.concatenate(([demand], available)))[:-1]  # demand left before each fill
-    fill = np.clip(left, 0.0, available)
+    # Rank only the best-scored candidates while they can meet the demand: every candidate scoring at least the
+    # k-th best (ties included) is a prefix of the full ranking, and a prefix that meets the demand fills exactly
+    # what the full ranking would (later candidates get nothing; an account's room depends only on its earlier
+    # candidates). k grows fourfold until the prefix meets the demand or holds every candidate.
+    k = _FIRST_RANKED
+    while True:
+        if k < keep.size:
+            cut = np.partition(score[keep], keep.size - k)[keep.size - k]
+            prefix = keep[score[keep] >= cut]
+        else:
+            prefix = keep
+        rank = prefix[np.lexsort((candidate_rows[prefix], candidate_account[prefix], -score[prefix]))]
+        available = np.abs(candidate_quantity[rank])
+        if loss_per_unit > 0.0:
+            # Quantity an account can absorb before its equity reaches 0, shared by its candidates in rank order.
+            with np.errstate(over="ignore"):  # a tiny loss per unit: room +inf, no cap
+                capacity = account_equity[rank] / loss_per_unit
+            available = np.minimum(available, _room(candidate_account[rank], available, capacity))
+        left = np.subtract.accumulate(np.concatenate(([demand], available)))  # demand left before each fill
+        if prefix.size == keep.size or left[-1] <= 0.0:
+            break
+        k *= 4
+    fill = np.clip(left[:-1], 0.0, available)
     filled = fill > 0.0
     return rank[filled].astype(np.int64), fill[filled]
 
