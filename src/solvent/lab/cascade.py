@@ -108,10 +108,10 @@ class CascadeConfig:
     (zero-mean realised volatility, annualised, never below the snapshot's) and sent as a `vol` record, a new
     epoch for the engine, as a venue re-calibrating on a schedule would (None: the snapshot's vol throughout);
     `factor_samples`: at that many evenly spaced cycles the whole venue is margined once more to record each IM
-    term's share of the notional (the requirement by factor over time; 0: none); `im_sample_seconds`: every so
-    often (at the first cycle ending at or after each multiple) the venue's total IM is taken afresh (`im_share`,
-    the capital locked); `screen`: the engine's health screen (`solvent.stream.screen`: the same events, each
-    cycle re-margining only the accounts the move can have changed)."""
+    term's share of the notional (the requirement by factor over time; 0: none); `im_sample_seconds`: the venue's
+    total IM is taken afresh (`im_share`, the capital locked) at the first cycle, then at the first cycle ending
+    at least that long after the last sample; `screen`: the engine's health screen (`solvent.stream.screen`:
+    the same events, each cycle re-margining only the accounts the move can have changed)."""
 
     block_seconds: float = 1.0
     impact: bool = True

@@ -191,6 +191,7 @@ class StreamEngine:
         self._open_window = -1
         self.screen = HealthScreen(book.n_accounts, len(self.market.assets)) if screen else None
         self._cash_asset = self.market.state.asset_index.get(CASH, -1)
+        self._reach_cache: tuple[tuple[int, int], FloatArray] | None = None
 
     # ------------------------------------------------------------------------------- construction
 
@@ -328,10 +329,15 @@ class StreamEngine:
         return asset in batch.rescaled or asset in self.market.sources or asset == self._cash_asset
 
     def _reach(self) -> FloatArray:
-        """Each asset's reach now (`screen.flag_reach`), on the volatility the breach probability sees."""
-        state = self.market.state
-        fast = np.nan_to_num(self.velocity.volatility, nan=0.0)
-        return flag_reach(np.maximum(state.vol, fast), self.velocity.velocity, self.params.predictive)
+        """Each asset's reach now (`screen.flag_reach`), on the volatility the breach probability sees; kept until
+        the prices (and with them the velocities) or the parameters change."""
+        key = (self._version, id(self.params))
+        if self._reach_cache is None or self._reach_cache[0] != key:
+            state = self.market.state
+            fast = np.nan_to_num(self.velocity.volatility, nan=0.0)
+            reach = flag_reach(np.maximum(state.vol, fast), self.velocity.velocity, self.params.predictive)
+            self._reach_cache = (key, reach)
+        return self._reach_cache[1]
 
     def settle(self, now: datetime, cause: int) -> list[ev.Event]:
         """The second half of a batch, at unchanged prices: one liquidation slice for every account due one,

@@ -19,7 +19,7 @@ r = p / p0 - 1:
   |I(p) - I| <= GROWTH I |r|. Within an epoch (scenarios, vols, depth fixed) every term of the multi-factor
   model is proportional to the position's notional (growth 1), as are the static and percentage rules; the
   size-scaled rates (IMF growing with the square root of notional, the concentration add-on) grow as
-  notional^1.5 at most, and (1 + r)^1.5 <= 1 + 2 r for |r| <= 0.1. tests/test_screen.py checks the bound on
+  notional^1.5 at most, and |(1 + r)^1.5 - 1| <= 2 |r| for |r| <= 0.1. tests/test_screen.py checks the bound on
   every model the stream runs;
 - the breach probability P of d = E - M > 0 over the horizon h, with σ = g vol and drift μ = x v (vol the larger
   of the asset's and its fast volatility, v its price velocity): the running minimum of d + μ t + σ W_t lies
@@ -111,7 +111,11 @@ class HealthScreen:
         self.column = np.zeros(n_accounts, dtype=np.int64)  # which reach of `flag_reach` the cap bounds
         self.cap = np.zeros(n_accounts)
         self.hot = np.ones(n_accounts, dtype=np.bool_)  # nothing is known before the first re-margin
-        self._extremes: tuple[FloatArray, FloatArray, FloatArray] | None = None
+        # Per asset: the highest lower band, the lowest upper band, per reach column the lowest cap. They may be
+        # tighter than the bands now (a band that widened is still counted): a pre-filter, never a miss.
+        self.top_low = np.full(n_assets, np.inf)  # inf: nothing known, the first cycle scans every account
+        self.bottom_high = np.full(n_assets, -np.inf)
+        self.bottom_cap = np.full((n_assets, 4), -np.inf)
 
     def hot_rows(self) -> IndexArray:
         """The hot accounts, ascending."""
@@ -153,19 +157,39 @@ class HealthScreen:
             self.cap,
             self.hot,
         )
-        self._extremes = None
+        _fold(
+            rows,
+            self.asset,
+            self.low,
+            self.high,
+            self.column,
+            self.cap,
+            self.top_low,
+            self.bottom_high,
+            self.bottom_cap,
+        )
 
     def due(self, moved: BoolArray, price: FloatArray, reach: FloatArray) -> IndexArray:
         """Screened accounts on a `moved` (A,) asset whose band the price has left or whose reach cap the asset's
         reach (A, 4) has passed, ascending."""
-        if self._extremes is None:
-            self._extremes = _extremes(self.asset, self.low, self.high, self.column, self.cap, self.n_assets)
-        low, high, cap = self._extremes
-        check = moved & ((price <= low) | (price >= high) | (reach > cap).any(axis=1))
+        check = moved & ((price <= self.top_low) | (price >= self.bottom_high) | (reach > self.bottom_cap).any(axis=1))
         if not check.any():
             return np.zeros(0, dtype=np.int64)
         out = np.empty(self.asset.size, dtype=np.int64)
-        n = _due(self.asset, self.low, self.high, self.column, self.cap, price, reach, check, out)
+        n = _due(
+            self.asset,
+            self.low,
+            self.high,
+            self.column,
+            self.cap,
+            price,
+            reach,
+            check,
+            out,
+            self.top_low,
+            self.bottom_high,
+            self.bottom_cap,
+        )
         return out[:n]
 
 
@@ -323,21 +347,24 @@ def _bands(
 
 
 @jit()
-def _extremes(
-    asset: IndexArray, low: FloatArray, high: FloatArray, column: IndexArray, cap: FloatArray, n_assets: int
-) -> tuple[FloatArray, FloatArray, FloatArray]:  # pragma: no cover - compiled
-    """Per asset: the highest lower band, the lowest upper band, and per reach column the lowest cap of its
-    screened accounts."""
-    top_low = np.full(n_assets, -np.inf)
-    bottom_high = np.full(n_assets, np.inf)
-    bottom_cap = np.full((n_assets, 4), np.inf)
-    for k in range(asset.size):
-        a = asset[k]
+def _fold(
+    rows: IndexArray,
+    asset: IndexArray,
+    low: FloatArray,
+    high: FloatArray,
+    column: IndexArray,
+    cap: FloatArray,
+    top_low: FloatArray,
+    bottom_high: FloatArray,
+    bottom_cap: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """Fold the new bands of `rows` into the per-asset extremes."""
+    for row in rows:
+        a = asset[row]
         if a >= 0:
-            top_low[a] = max(top_low[a], low[k])
-            bottom_high[a] = min(bottom_high[a], high[k])
-            bottom_cap[a, column[k]] = min(bottom_cap[a, column[k]], cap[k])
-    return top_low, bottom_high, bottom_cap
+            top_low[a] = max(top_low[a], low[row])
+            bottom_high[a] = min(bottom_high[a], high[row])
+            bottom_cap[a, column[row]] = min(bottom_cap[a, column[row]], cap[row])
 
 
 @jit()
@@ -351,12 +378,25 @@ def _due(
     reach: FloatArray,
     check: BoolArray,
     out: IndexArray,
+    top_low: FloatArray,
+    bottom_high: FloatArray,
+    bottom_cap: FloatArray,
 ) -> int:  # pragma: no cover - compiled
-    """Writes the due accounts of the `check`ed assets to `out`, ascending; returns how many."""
+    """Writes the due accounts of the `check`ed assets to `out`, ascending, and returns how many; the extremes
+    become exactly those of the accounts not due (the due ones are folded in again once re-margined)."""
+    top_low[:] = -np.inf
+    bottom_high[:] = np.inf
+    bottom_cap[:, :] = np.inf
     n = 0
     for k in range(asset.size):
         a = asset[k]
-        if a >= 0 and check[a] and (price[a] <= low[k] or price[a] >= high[k] or reach[a, column[k]] > cap[k]):
+        if a < 0:
+            continue
+        if check[a] and (price[a] <= low[k] or price[a] >= high[k] or reach[a, column[k]] > cap[k]):
             out[n] = k
             n += 1
+        else:
+            top_low[a] = max(top_low[a], low[k])
+            bottom_high[a] = min(bottom_high[a], high[k])
+            bottom_cap[a, column[k]] = min(bottom_cap[a, column[k]], cap[k])
     return n
