@@ -299,6 +299,7 @@ def simulate(
         if series["traded"]
         else 0.0,
         "fund_end": engine.fund,
+        "accounts_remargined": engine.totals.remargined,
     }
     return CascadeResult(
         model=model,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from solvent.engine.book import Book
-from solvent.formats.schemas import Depth
+from solvent.formats.schemas import Depth, MarketSnapshot
 from solvent.lab.cascade import (
     CascadeConfig,
     CascadeResult,
@@ -95,19 +95,22 @@ def m_unit(episode: Episode, asset: str) -> str:
     return next((m.price_unit for m in episode.moves if m.asset == asset), "USD")
 
 
-def run_episode(
-    episode: Episode,
-    models: Sequence[str],
-    params: MarginParams,
-    *,
-    spec: PopulationSpec,
-    config: CascadeConfig,
-    step_seconds: float,
-    seed: int,
-    library: CrashLibrary | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> StressRun:
-    """The episode's seeded path and population, simulated under every model of `models`."""
+@dataclass(frozen=True, eq=False)
+class EpisodeVenue:
+    """What an episode meets: the traded assets and collateral, the seeded population, the opening market and
+    the exogenous path (traded assets, then the collateral if it is not USD)."""
+
+    assets: tuple[str, ...]
+    collateral: str
+    book: Book
+    market: MarketSnapshot
+    path: PricePath
+
+
+def episode_venue(
+    episode: Episode, *, spec: PopulationSpec, step_seconds: float, seed: int, library: CrashLibrary | None = None
+) -> EpisodeVenue:
+    """The episode's venue and seeded path, as every model of `run_episode` meets them."""
     library = load_crashes() if library is None else library
     assets, collateral = venue_assets(episode, library)
     moved_assets = tuple(dict.fromkeys((*assets, *(m.asset for m in episode.moves))))
@@ -136,13 +139,35 @@ def run_episode(
         prices=path.prices[:, columns_all],
         depth=path.depth[:, columns_all],
     )
+    return EpisodeVenue(assets=assets, collateral=collateral, book=book, market=market, path=sim_path)
+
+
+def run_episode(
+    episode: Episode,
+    models: Sequence[str],
+    params: MarginParams,
+    *,
+    spec: PopulationSpec,
+    config: CascadeConfig,
+    step_seconds: float,
+    seed: int,
+    library: CrashLibrary | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> StressRun:
+    """The episode's seeded path and population, simulated under every model of `models`."""
+    venue = episode_venue(episode, spec=spec, step_seconds=step_seconds, seed=seed, library=library)
     results = {}
     for model in models:
         if progress is not None:
             progress(model)
-        results[model] = simulate(book, market, params, sim_path, config, model=model)
+        results[model] = simulate(venue.book, venue.market, params, venue.path, config, model=model)
     return StressRun(
-        episode=episode.id, name=episode.name, assets=assets, collateral=collateral, path=sim_path, results=results
+        episode=episode.id,
+        name=episode.name,
+        assets=venue.assets,
+        collateral=venue.collateral,
+        path=venue.path,
+        results=results,
     )
 
 
