@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=1.0, help="seconds per path point and margin cycle")
     parser.add_argument("--baseline-hours", type=float, default=0.25, help="hours of the unscreened baseline")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=150)
     episode(1_000, 60.0, True, hours=1.0)  # compile and warm every kernel outside the timings
     day, cycles, screened = episode(args.accounts, args.step, True)
     plain, plain_cycles, every = episode(args.accounts, args.step, False, hours=args.baseline_hours)
