@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -15,6 +16,7 @@ from solvent.baselines import BASELINE_NAMES
 from solvent.console import (
     print_backtest,
     print_baseline,
+    print_comparison,
     print_explain,
     print_margin,
     print_stream_summary,
@@ -311,14 +313,14 @@ def backtest(history_path: str, models: str, assets: str | None, params_path: st
     "episodes",
     default="all",
     show_default=True,
-    help="Episode id(s), comma-separated, all, or none (with --synthetic).",
+    help="Episode id(s), comma-separated, all, or none (with --synthetic or --history).",
 )
 @click.option(
     "--compare",
     "models",
     default="static,dydx,multi",
     show_default=True,
-    help="Comma-separated models: static, dydx, synthetix, drift, deribit, multi.",
+    help="Comma-separated models: static, dydx, synthetix, drift, deribit, multi; vol_only (with --history).",
 )
 @click.option("--accounts", "n_accounts", default=2_000, show_default=True, type=click.IntRange(1))
 @click.option(
@@ -330,10 +332,16 @@ def backtest(history_path: str, models: str, assets: str | None, params_path: st
     help="Seconds between path points (and the margin cycle).",
 )
 @click.option("--seed", default=DEMO_SEED, show_default=True, type=int)
-@click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file for multi.")
+@click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file for multi and vol_only.")
 @click.option("--insurance-fund", default=1_000_000.0, show_default=True, type=click.FloatRange(0.0))
 @click.option("--synthetic", "synthetic_history", default=None, help="Also a synthetic market fitted to this history.")
 @click.option("--hours", default=24.0, show_default=True, type=click.FloatRange(0.001), help="Of the synthetic market.")
+@click.option(
+    "--history",
+    "history_path",
+    default=None,
+    help="Price history (CSV/Parquet, solvent.history/1): also backtest the compared models on it.",
+)
 @click.option(
     "--out", "out_dir", default="solvent-stress", show_default=True, help="Folder for report.html and summary.json."
 )
@@ -348,14 +356,16 @@ def stress(
     insurance_fund: float,
     synthetic_history: str | None,
     hours: float,
+    history_path: str | None,
     out_dir: str,
 ) -> None:
     """Replay crash episodes (and, with --synthetic, a synthetic market's day) through the cascade simulator
-    under several margin models; write a report."""
+    under several margin models (and, with --history, backtest them on a price history); write a report with
+    the models compared across both."""
     from solvent.lab.cascade import CascadeConfig, PopulationSpec
     from solvent.lab.episodes import load_crashes
     from solvent.lab.report import write_stress_report
-    from solvent.lab.stress import run_episode, run_synthetic
+    from solvent.lab.stress import COMPARED_MODELS, STREAM_MODELS, run_episode, run_history, run_synthetic, venue_assets
 
     library = load_crashes()
     known = {e.id: e for e in library.episodes}
@@ -363,16 +373,36 @@ def stress(
     unknown = [e for e in wanted if e not in known]
     if unknown:
         raise InputError("--episode", episodes, f"unknown episode {unknown[0]!r}: one of {', '.join(known)} or all")
-    chosen = [m.strip() for m in models.split(",") if m.strip()]
-    allowed = ("multi", "static", "dydx", "synthetix", "drift", "deribit")
-    bad = [m for m in chosen if m not in allowed]
-    if bad:
-        raise InputError("--compare", models, f"unknown model {bad[0]!r}: one of {', '.join(allowed)}")
+    chosen = list(dict.fromkeys(m.strip() for m in models.split(",") if m.strip()))
+    bad = [m for m in chosen if m not in COMPARED_MODELS]
+    if bad or not chosen:
+        what = f"unknown model {bad[0]!r}" if bad else "no model"
+        raise InputError("--compare", models, f"{what}: one of {', '.join(COMPARED_MODELS)}")
+    streamed = [m for m in chosen if m in STREAM_MODELS]
+    history_only = [m for m in chosen if m not in STREAM_MODELS]
+    if history_only and history_path is None:
+        raise InputError("--compare", models, f"{history_only[0]} is compared on a price history only: give --history")
+    if not streamed and (wanted or synthetic_history is not None):
+        raise InputError("--compare", models, f"no model the streaming engine runs: one of {', '.join(STREAM_MODELS)}")
     params = load_params(params_path)
+    synthetic = read_history(synthetic_history) if synthetic_history is not None else None
+    history = read_history(history_path) if history_path is not None else None
     spec = PopulationSpec(n_accounts=n_accounts)
     config = CascadeConfig(block_seconds=step_s, insurance_fund=insurance_fund)
     runs = []
+    backtested = None
     with Console(stderr=True).status("stress") as status:
+        if history is not None and history_path is not None:  # first: a history it cannot run on fails early
+            traded = [a for name in wanted for a in venue_assets(known[name], library)[0]]
+            traded += list(synthetic.assets) if synthetic is not None else []
+            backtested = run_history(
+                history,
+                chosen,
+                params,
+                traded=traded,
+                source=history_path,
+                progress=lambda asset: status.update(f"backtesting {asset} on the history"),
+            )
         for name in wanted:
 
             def show(model: str, episode: str = name) -> None:
@@ -381,7 +411,7 @@ def stress(
             try:
                 run = run_episode(
                     known[name],
-                    chosen,
+                    streamed,
                     params,
                     spec=spec,
                     config=config,
@@ -393,12 +423,12 @@ def stress(
             except ValueError as error:  # a path the episode cannot be drawn on (a step too coarse for its move)
                 raise InputError("--step", name, str(error)) from None
             runs.append(run)
-        if synthetic_history is not None:
+        if synthetic is not None:
             status.update("synthetic market")
             runs.append(
                 run_synthetic(
-                    read_history(synthetic_history),
-                    chosen,
+                    synthetic,
+                    streamed,
                     params,
                     spec=spec,
                     config=config,
@@ -415,10 +445,13 @@ def stress(
     }
     if synthetic_history is not None:
         settings |= {"synthetic": synthetic_history, "hours": hours}
-    report, summary = write_stress_report(runs, out_dir, settings)
-    console = Console()
+    if history_path is not None:
+        settings |= {"history": history_path}
+    report, summary = write_stress_report(runs, out_dir, settings, models=chosen, history=backtested)
+    console = Console() if sys.stdout.isatty() else Console(width=200)  # a pipe or a file: tables not truncated
     for run in runs:
         print_stress(run.summary(), console)
         seconds = {model: round(result.wall_seconds, 1) for model, result in run.results.items()}
         click.echo(f"{run.episode}: simulated in {seconds} seconds", err=True)
+    print_comparison(json.loads(summary.read_bytes())["comparison"], console)
     click.echo(f"report: {report}\nsummary: {summary}")

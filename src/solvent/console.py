@@ -254,3 +254,46 @@ def print_stress(summary: dict[str, Any], console: Console) -> None:
             str(r["false_alarms"]),
         )
     console.print(table)
+
+
+def print_comparison(table: dict[str, Any], console: Console) -> None:
+    """The stress comparison: per model, the episodes aggregated next to the history's backtest ("n/a": the model
+    did not run on that side)."""
+    out = Table(title="Model comparison (episodes and history)")
+    columns = (
+        "model",
+        "bad debt",
+        "liq. trades",
+        "notional liq.",
+        "IM/notional",
+        "hit rate",
+        "hist. IM/notional",
+        "exceptions",
+        "Kupiec p",
+        "cond. cov. p",
+        "zone",
+        "peak/trough",
+    )
+    for name in columns:
+        out.add_column(name, justify="left" if name in ("model", "zone") else "right")
+
+    def show(value: Any, form: str) -> str:
+        return "n/a" if value is None else format(value, form)
+
+    for model, record in table.items():
+        e, h = record["episodes"] or {}, record["history"] or {}
+        out.add_row(
+            model,
+            show(e.get("bad_debt"), ",.2f"),
+            show(e.get("liquidation_trades"), "d"),
+            show(e.get("liquidated_notional"), ",.2f"),
+            show(e.get("capital_locked"), ".1%"),
+            show(e.get("hit_rate"), ".0%"),
+            show(h.get("capital_locked"), ".1%"),
+            f"{h['exceptions']}/{h['observations']}" if h else "n/a",
+            show(h.get("kupiec_p_value"), ".3f"),
+            show(h.get("cc_p_value"), ".3f"),
+            h.get("zone", "n/a"),
+            show(h.get("peak_to_trough"), ".2f"),
+        )
+    console.print(out)

@@ -19,7 +19,7 @@ import numpy as np
 
 from solvent.formats.io import atomic_output
 from solvent.lab.margin_backtest import HistoryBacktest
-from solvent.lab.stress import StressRun, stress_findings
+from solvent.lab.stress import HistoryComparison, StressRun, comparison, comparison_findings, stress_findings
 
 
 def _png(draw: Any) -> str:
@@ -42,6 +42,8 @@ def _png(draw: Any) -> str:
 
 
 def _cell(value: Any) -> str:
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         if math.isnan(value):
             return "–"
@@ -319,14 +321,95 @@ def _stress_section(run: StressRun) -> str:
     )
 
 
-def write_stress_report(runs: Sequence[StressRun], out_dir: str | Path, settings: dict[str, Any]) -> tuple[Path, Path]:
-    """`report.html` and `summary.json` (`solvent.stress-report/1`) for `runs`, written atomically."""
+def _comparison_section(table: dict[str, dict[str, Any]], history: HistoryComparison | None) -> str:
+    """The comparison across models, episodes and history side by side; "n/a" where a model did not run."""
+    header = [
+        "model",
+        "episode runs",
+        "bad debt, sum (USD)",
+        "liquidation trades, sum",
+        "notional liquidated, sum",
+        "IM / notional, mean",
+        "flag hit rate, mean",
+        "median lead (s)",
+        "history IM / notional",
+        "exceptions",
+        "exception rate",
+        "Kupiec p (worst)",
+        "cond. coverage p (worst)",
+        "zone (worst)",
+        "peak / trough (max)",
+    ]
+    rows = []
+    for model, record in table.items():
+        e, h = record["episodes"] or {}, record["history"] or {}
+        rows.append(
+            [
+                model,
+                e.get("runs", 0),
+                e.get("bad_debt"),
+                e.get("liquidation_trades"),
+                e.get("liquidated_notional"),
+                e.get("capital_locked"),
+                e.get("hit_rate"),
+                e.get("lead_seconds_median"),
+                h.get("capital_locked"),
+                f"{h['exceptions']}/{h['observations']}" if h else None,
+                h.get("exception_rate"),
+                h.get("kupiec_p_value"),
+                h.get("cc_p_value"),
+                f"{h['zone']} ({h['zone_portfolio']})" if h else None,
+                h.get("peak_to_trough"),
+            ]
+        )
+    if history is None:
+        source = "no price history given (--history): its columns are n/a"
+    else:
+        first = history.runs[0]
+        origin = "those the episodes trade" if history.from_episodes else "every asset of the history, none traded"
+        source = (
+            f"history {history.source}: {', '.join(history.assets)} ({origin}), each asset on its own dates, a "
+            f"long and a short perpetual of constant notional, coverage {first.coverage:.2%}, MPOR "
+            f"{first.mpor_steps} steps"
+        )
+    findings = "".join(f"<li>{html.escape(s)}</li>" for s in comparison_findings(table))
+    return (
+        "<h2>Model comparison (episodes and history)</h2>"
+        f"{_table(header, rows)}"
+        "<p>Per model: the episodes' bad debt, liquidation trades and notional summed over the runs, capital locked "
+        "and the flag's hit rate averaged over them (the hit rate over the runs where it is defined), the median "
+        "of their median lead times; next to the backtest on the "
+        + html.escape(source)
+        + ". Exceptions are summed over the reference portfolios, capital locked is their mean; each test "
+        "reports its worst portfolio (lowest p-value, worst zone, largest peak-to-trough). n/a: the model did not "
+        "run on that side.</p>"
+        f"<h3>Findings</h3><ul>{findings}</ul>"
+    )
+
+
+def write_stress_report(
+    runs: Sequence[StressRun],
+    out_dir: str | Path,
+    settings: dict[str, Any],
+    *,
+    models: Sequence[str] | None = None,
+    history: HistoryComparison | None = None,
+) -> tuple[Path, Path]:
+    """`report.html` and `summary.json` (`solvent.stress-report/1`) for `runs`, written atomically. `models`:
+    the rows of the comparison (default every model of the runs, in order); `history`: the same models
+    backtested on a price history, whose columns are otherwise n/a."""
     summaries = [run.summary() for run in runs]
+    if models is None:
+        models = list(dict.fromkeys(m for run in runs for m in run.results))
+    backtests = None if history is None else history.summary()
+    table = comparison(models, summaries, None if backtests is None else backtests["runs"])
     document = {
         "schema": "solvent.stress-report/1",
         "settings": settings,
+        "comparison": table,
+        "backtest": backtests,
         "episodes": summaries,
-        "findings": [sentence for s in summaries for sentence in stress_findings(s)],
+        "findings": comparison_findings(table) + [sentence for s in summaries for sentence in stress_findings(s)],
     }
     title = "solvent stress"
     page = (
@@ -337,6 +420,12 @@ def write_stress_report(runs: Sequence[StressRun], out_dir: str | Path, settings
         "traders, path and books. Settings: "
         + html.escape(", ".join(f"{k} = {v}" for k, v in settings.items()))
         + ".</p>"
+        + _comparison_section(table, history)
         + "".join(_stress_section(run) for run in runs)
+        + (
+            ""
+            if history is None
+            else "<h1>History backtest</h1>" + "".join(_backtest_section(run) for run in history.runs)
+        )
     )
     return _write(Path(out_dir), title, page, document)
