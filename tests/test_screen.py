@@ -9,15 +9,20 @@ flag's reach against the breach probability itself.
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import msgspec
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from solvent.cli import main
+from solvent.demo.crash import CrashScript, write_crash
 from solvent.lab.cascade import PopulationSpec, market_for, population
 from solvent.liquidation.predictive import SECONDS_PER_YEAR, breach_probability
 from solvent.params import MarginParams, PredictiveParams
@@ -157,3 +162,44 @@ def test_within_the_favourable_reach_a_flag_stays_raised(
         distance = inside * room * notional
         p = breach_probability(distance, 0.0, notional * vol * fast, h, x * velocity)
         assert p[()] > threshold
+
+
+def _stream(paths: dict[str, Path], out: Path, *extra: str) -> tuple[bytes, dict[str, object]]:
+    args = ["stream", "--accounts", str(paths["accounts"]), "--market", str(paths["market"])]
+    args += ["--params", str(paths["params"]), "--history", str(paths["history"]), "--feed", str(paths["feed"])]
+    args += ["--insurance-fund", "100000", "--events", str(out / "events.ndjson"), "--summary", str(out / "s.json")]
+    result = CliRunner().invoke(main, [*args, *extra], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "s.json").read_text())
+    return (out / "events.ndjson").read_bytes(), {k: v for k, v in summary.items() if not k.startswith("batch_ms")}
+
+
+def test_solvent_stream_with_the_screen_writes_the_same_events_and_summary(tmp_path: Path) -> None:
+    """The scripted crash (issue 4) through the CLI: --screen changes nothing but the work done (the summary's
+    batch timings aside)."""
+    paths = write_crash(tmp_path / "crash", 300, CrashScript(step_s=10.0))
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "screened").mkdir()
+    plain = _stream(paths, tmp_path / "plain")
+    screened = _stream(paths, tmp_path / "screened", "--screen")
+    assert b"LiquidationExecuted" in plain[0] and b"AccountFlaggedEarly" in plain[0]
+    assert screened == plain
+
+
+def test_a_screened_stream_saved_and_resumed_with_the_screen_equals_one_unscreened_run(tmp_path: Path) -> None:
+    plain, reference = replay("multi", False, 400, 5, -0.2)
+    book, market = venue(400, 5)
+    published: list[ev.Event] = []
+    first = StreamEngine.start(
+        book, market, MarginParams(), insurance_fund=50_000.0, sink=published.extend, screen=True
+    )
+    batches = path(240, 6, -0.2)
+    for batch in batches[:120]:
+        first.run_batch(batch)
+    first.save(tmp_path / "state.npz")  # freshens the screened accounts first
+    second = StreamEngine.load(tmp_path / "state.npz", sink=published.extend, screen=True)
+    for batch in batches[120:]:
+        second.run_batch(batch)
+    assert [msgspec.json.encode(e) for e in published] == plain
+    second._freshen(second.last_time, -1, [])
+    np.testing.assert_array_equal(second.figures.im, reference.figures.im)

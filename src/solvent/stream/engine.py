@@ -1104,11 +1104,15 @@ class StreamEngine:
         write_state(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], sink: Sink | None = None) -> StreamEngine:
-        """A stream resumed from `save`'s file: the same events follow as if it had never stopped."""
+    def load(cls, path: str | os.PathLike[str], sink: Sink | None = None, screen: bool = False) -> StreamEngine:
+        """A stream resumed from `save`'s file: the same events follow as if it had never stopped. `screen`: resume
+        with the health screen (it is not saved: every account starts hot, banded at its first re-margin)."""
         from solvent.stream.state import read_state
 
-        return read_state(path, sink)
+        engine = read_state(path, sink)
+        if screen:
+            engine.screen = HealthScreen(engine.store.n_accounts, len(engine.market.assets))
+        return engine
 
 
 @dataclass

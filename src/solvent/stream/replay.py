@@ -39,6 +39,7 @@ class ReplayFiles:
     state_in: str | None = None
     state_out: str | None = None
     block_ms: int | None = None
+    screen: bool = False  # the engine's health screen (`solvent.stream.screen`): the same events
 
 
 def replay(files: ReplayFiles, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def replay(files: ReplayFiles, progress: Callable[[int, int], None] | None = Non
 
 def _engine(files: ReplayFiles, sink: Callable[[Sequence[Event]], None]) -> StreamEngine:
     if files.state_in is not None:
-        return StreamEngine.load(files.state_in, sink)
+        return StreamEngine.load(files.state_in, sink, screen=files.screen)
     if files.accounts is None or files.market is None:
         raise ValueError("a replay starts from accounts and a market, or from a saved state")
     params = load_params(files.params)
@@ -86,4 +87,5 @@ def _engine(files: ReplayFiles, sink: Callable[[Sequence[Event]], None]) -> Stre
         sink=sink,
         portfolio_source=os.fspath(files.accounts),
         market_source=os.fspath(files.market),
+        screen=files.screen,
     )
