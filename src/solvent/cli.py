@@ -350,6 +350,14 @@ def backtest(history_path: str, models: str, assets: str | None, params_path: st
     help="Price history (CSV/Parquet, solvent.history/1): also backtest the compared models on it.",
 )
 @click.option(
+    "--oracle-sources",
+    "oracle_sources",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Price every episode asset from N >= 2 oracle sources carrying the episode's oracle behaviour (0: none).",
+)
+@click.option(
     "--out", "out_dir", default="solvent-stress", show_default=True, help="Folder for report.html and summary.json."
 )
 @_fail_cleanly
@@ -364,6 +372,7 @@ def stress(
     synthetic_history: str | None,
     hours: float,
     history_path: str | None,
+    oracle_sources: int,
     out_dir: str,
 ) -> None:
     """Replay crash episodes (and, with --synthetic, a synthetic market's day) through the cascade simulator
@@ -374,6 +383,10 @@ def stress(
     from solvent.lab.report import write_stress_report
     from solvent.lab.stress import COMPARED_MODELS, STREAM_MODELS, run_episode, run_history, run_synthetic, venue_assets
 
+    if oracle_sources < 0 or oracle_sources == 1:
+        raise InputError("--oracle-sources", str(oracle_sources), "0 (a direct quote per asset) or 2 or more sources")
+    if oracle_sources and synthetic_history is not None:
+        raise InputError("--oracle-sources", str(oracle_sources), "a synthetic market has no oracle behaviour")
     library = load_crashes()
     known = {e.id: e for e in library.episodes}
     wanted = list(known) if episodes == "all" else [e.strip() for e in episodes.split(",") if e.strip() and e != "none"]
@@ -395,7 +408,7 @@ def stress(
     synthetic = read_history(synthetic_history) if synthetic_history is not None else None
     history = read_history(history_path) if history_path is not None else None
     spec = PopulationSpec(n_accounts=n_accounts)
-    config = CascadeConfig(block_seconds=step_s, insurance_fund=insurance_fund)
+    config = CascadeConfig(block_seconds=step_s, insurance_fund=insurance_fund, oracle_sources=oracle_sources)
     runs = []
     backtested = None
     with Console(stderr=True).status("stress") as status:
@@ -454,6 +467,8 @@ def stress(
         settings |= {"synthetic": synthetic_history, "hours": hours}
     if history_path is not None:
         settings |= {"history": history_path}
+    if oracle_sources:
+        settings |= {"oracle_sources": oracle_sources}
     report, summary = write_stress_report(runs, out_dir, settings, models=chosen, history=backtested)
     console = Console() if sys.stdout.isatty() else Console(width=200)  # a pipe or a file: tables not truncated
     for run in runs:

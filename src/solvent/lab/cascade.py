@@ -7,6 +7,8 @@ asset's book at its current depth, and the price moves to the level of the last 
 I_a += ln(1 -/+ d_a(units)), which can trigger more liquidations; between cycles the impact decays with a
 half-life (`resilience_seconds`, the book refilling). The engine is the streaming engine of issue 4 under
 one margin model (`multi` or a venue rule), so the same insurance fund, ADL and socialisation apply.
+With oracle sources (`CascadeConfig.oracle_sources`, the path's `source_ratio`) every asset is quoted once per
+source, around the traded price; the engine margins at their aggregate and its uncertainty.
 
 The population: one perpetual per account on one asset, long or short, its notional lognormal and its
 leverage lognormal and capped (`PopulationSpec`; Cheng, Deng, Wang and Yu (2021) found the traders
@@ -26,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvent.engine.book import CROSS, Book
-from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Depth, Instrument, MarketSnapshot
+from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Depth, Instrument, MarketSnapshot, OracleSource
 from solvent.market.depth import DepthCurve
 from solvent.params import MarginParams
 from solvent.stream import events as ev
@@ -83,12 +85,18 @@ def population(assets: Sequence[str], prices: Sequence[float], spec: PopulationS
 
 @dataclass(frozen=True, eq=False)
 class PricePath:
-    """An exogenous path: seconds from the start (T,), asset names, prices and depth scales (T, A)."""
+    """An exogenous path: seconds from the start (T,), asset names, prices and depth scales (T, A).
+
+    Optional oracle sources: `sources` (S >= 2 unique names) and `source_ratio` (T, A, S), each source's quote
+    over the path's price (the episode's dispersion, pump or one-venue de-peg, and noise); every asset is then
+    quoted once per source at its traded price times that ratio. Neither (the default): one quote per asset."""
 
     seconds: FloatArray
     assets: tuple[str, ...]
     prices: FloatArray
     depth: FloatArray
+    sources: tuple[str, ...] = ()
+    source_ratio: FloatArray | None = None
 
     def __post_init__(self) -> None:
         t, a = self.prices.shape
@@ -98,6 +106,17 @@ class PricePath:
             raise ValueError("a path needs two or more strictly increasing times")
         if not (np.isfinite(self.prices).all() and (self.prices > 0.0).all() and (self.depth > 0.0).all()):
             raise ValueError("prices and depth scales must be finite and > 0")
+        if (self.source_ratio is None) != (not self.sources):
+            raise ValueError("sources and source_ratio are given together or not at all")
+        if self.source_ratio is not None:
+            n = len(self.sources)
+            if n < 2 or len(set(self.sources)) != n:
+                raise ValueError(f"sources: two or more unique names expected, got {list(self.sources)}")
+            if self.source_ratio.shape != (t, a, n):
+                raise ValueError(f"source_ratio: (T, A, S) = {(t, a, n)} expected, got {self.source_ratio.shape}")
+            ratio = self.source_ratio
+            if not (np.isfinite(ratio).all() and (ratio > 0.0).all()):
+                raise ValueError("source_ratio: must be finite and > 0")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,7 +130,10 @@ class CascadeConfig:
     term's share of the notional (the requirement by factor over time; 0: none); `im_sample_seconds`: the venue's
     total IM is taken afresh (`im_share`, the capital locked) at the first cycle, then at the first cycle ending
     at least that long after the last sample; `screen`: the engine's health screen (`solvent.stream.screen`:
-    the same events, each cycle re-margining only the accounts the move can have changed)."""
+    the same events, each cycle re-margining only the accounts the move can have changed); `oracle_sources`: 0,
+    one direct quote per asset, or N >= 2 oracle sources per asset (the path's `sources`, N of them, declared on
+    every path asset of the snapshot: `with_sources`), aggregated by the engine (docs/model.md, "Cascade
+    simulator")."""
 
     block_seconds: float = 1.0
     impact: bool = True
@@ -121,6 +143,13 @@ class CascadeConfig:
     factor_samples: int = 24
     im_sample_seconds: float = 60.0
     screen: bool = True
+    oracle_sources: int = 0
+
+    def __post_init__(self) -> None:
+        if self.oracle_sources < 0 or self.oracle_sources == 1:
+            raise ValueError(
+                f"oracle_sources: 0 (a direct quote per asset) or 2 or more sources, got {self.oracle_sources}"
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,6 +182,30 @@ def market_for(
     return MarketSnapshot(schema=MARKET_SCHEMA, time=time, assets=quotes)
 
 
+def source_names(count: int) -> tuple[str, ...]:
+    """The names of `count` oracle sources: oracle-1, oracle-2, ..."""
+    return tuple(f"oracle-{k + 1}" for k in range(count))
+
+
+def with_sources(market: MarketSnapshot, path: PricePath) -> MarketSnapshot:
+    """`market` with every asset of `path` declaring the path's oracle sources, each quoting the asset's price
+    times its ratio at the path's first point, at the snapshot's time, with no published band (confidence 0)
+    and no TWAP (the price is the reference). A path without sources: `market` unchanged."""
+    if path.source_ratio is None:
+        return market
+    import msgspec
+
+    assets = dict(market.assets)
+    for j, asset in enumerate(path.assets):
+        quote = assets[asset]
+        sources = [
+            OracleSource(name=name, price=quote.price * float(r), timestamp=market.time)
+            for name, r in zip(path.sources, path.source_ratio[0, j].tolist(), strict=True)
+        ]
+        assets[asset] = msgspec.structs.replace(quote, sources=sources)
+    return msgspec.structs.replace(market, assets=assets)
+
+
 def fill_distance(curve: DepthCurve, units: float) -> float:
     """Distance from mid of the last of `units` filled on a book side (the curve's last slope beyond it)."""
     k = int(np.clip(np.searchsorted(curve.size, units, side="right") - 1, 0, curve.slope.size - 1))
@@ -168,7 +221,10 @@ def simulate(
     model: str = "multi",
     progress: Callable[[int, int], None] | None = None,
 ) -> CascadeResult:
-    """Drive a streaming engine under `model` along `path` with endogenous impact (see the module)."""
+    """Drive a streaming engine under `model` along `path` with endogenous impact (see the module). With oracle
+    sources (`config.oracle_sources` must equal the path's count, and `market` declare them on every path asset:
+    `with_sources`) each asset is quoted once per source: the traded price times the source's ratio."""
+    _check_sources(market, path, config)
     begin = time.perf_counter()
     published: list[ev.Event] = []
     engine = StreamEngine.start(
@@ -203,6 +259,7 @@ def simulate(
     next_vol = config.vol_update_seconds
     window, window_seconds, window_price = 0, 0.0, path.prices[0].copy()  # where the vol window starts
     pending_vol: list[FeedRecord] = []
+    ratio = None if path.source_ratio is None else path.source_ratio.tolist()
     for b, stop in enumerate(bounds.tolist()):
         records: list[FeedRecord] = []
         for t in range(start, stop):
@@ -211,8 +268,13 @@ def simulate(
             last_seconds = float(path.seconds[t])
             for j, asset in enumerate(path.assets):
                 price = float(path.prices[t, j] * math.exp(impact[j]))
-                records.append(Quote(seq=seq, time=when, asset=asset, price=price))
-                seq += 1
+                if ratio is None:
+                    records.append(Quote(seq=seq, time=when, asset=asset, price=price))
+                    seq += 1
+                else:
+                    for name, r in zip(path.sources, ratio[t][j], strict=True):
+                        records.append(Quote(seq=seq, time=when, asset=asset, price=price * r, source=name))
+                        seq += 1
                 if path.depth[t, j] != depth_now[j]:
                     depth_now[j] = path.depth[t, j]
                     records.append(DepthChange(seq=seq, time=when, asset=asset, scale=float(depth_now[j])))
@@ -319,6 +381,19 @@ def simulate(
         totals=totals_out,
         wall_seconds=time.perf_counter() - begin,
     )
+
+
+def _check_sources(market: MarketSnapshot, path: PricePath, config: CascadeConfig) -> None:
+    """ValueError unless the config, the path and the snapshot agree on the oracle sources."""
+    if config.oracle_sources != len(path.sources):
+        raise ValueError(
+            f"oracle_sources: the config asks for {config.oracle_sources}, the path has {len(path.sources)}"
+        )
+    for asset in path.assets if path.sources else ():
+        quote = market.assets.get(asset)
+        declared = sorted(s.name for s in quote.sources) if quote is not None else []
+        if declared != sorted(path.sources):
+            raise ValueError(f"market: {asset} must declare the path's sources {list(path.sources)}, has {declared}")
 
 
 def _renumbered(records: list[FeedRecord], seq: int, when: datetime) -> list[FeedRecord]:

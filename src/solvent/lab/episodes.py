@@ -14,6 +14,8 @@ says what each number is measured in, and docs/model.md ("Crash library") says w
   linear trend through its knots (start, extreme, end of a de-peg's recovery or a pump's return) plus
   correlated Brownian bridges pinned to zero at every knot, and the price at each knot is set to the figure.
   Seeded: numpy's PCG64 with `seed`, one draw of (T - 1, A) normals; same arguments, same path bit for bit.
+- `source_prices(path, sources, noise)` quotes the path per oracle source (the episode's dispersion, pump or
+  one-venue de-peg between sources, plus seeded noise); the cascade simulator's `--oracle-sources` uses it.
 - `episode_feed(path, ...)` writes the path as `solvent.feed/1` records (quotes per asset, or per source with
   small seeded noise and the episode's dispersion between sources; depth changes) for the streaming engine.
 """
@@ -574,8 +576,9 @@ def episode_path(
 # -------------------------------------------------------------------------------------------------- feed
 
 
-def _source_prices(path: EpisodePath, sources: Sequence[str], noise: float) -> FloatArray:
-    """(T, A, S) each source's quote: the path, spread by the episode's dispersion, with seeded noise.
+def source_prices(path: EpisodePath, sources: Sequence[str], noise: float) -> FloatArray:
+    """(T, A, S) each source's quote: the path, spread by the episode's dispersion, with seeded noise
+    (numpy PCG64 seeded with [path.seed, 1]: the same path and sources give the same quotes).
 
     Dispersion: source k's log offset runs evenly over [-h, h] with 2h = log(1 + dispersion), scaled by how far
     the asset's trend has gone towards its extreme (0 at the start, 1 there). Scope "one": source 0 quotes the
@@ -619,7 +622,7 @@ def episode_feed(
         raise ValueError(f"sources: names must be unique, got {list(sources)}")
     if not (math.isfinite(source_noise) and source_noise >= 0.0):
         raise ValueError(f"source_noise: must be finite and >= 0, got {source_noise!r}")
-    quotes = _source_prices(path, sources, source_noise) if sources else None
+    quotes = source_prices(path, sources, source_noise) if sources else None
     prices = path.prices.tolist()
     depth = path.depth.tolist()
     sent = [1.0] * len(path.assets)

@@ -38,8 +38,10 @@ from solvent.lab.cascade import (
     market_for,
     population,
     simulate,
+    source_names,
+    with_sources,
 )
-from solvent.lab.episodes import CrashLibrary, Episode, episode_path, load_crashes
+from solvent.lab.episodes import SOURCE_NOISE, CrashLibrary, Episode, episode_path, load_crashes, source_prices
 from solvent.lab.margin_backtest import HistoryBacktest, run_backtest
 from solvent.lab.markets import fit
 from solvent.lab.markets import simulate as simulate_market
@@ -125,9 +127,20 @@ class EpisodeVenue:
 
 
 def episode_venue(
-    episode: Episode, *, spec: PopulationSpec, step_seconds: float, seed: int, library: CrashLibrary | None = None
+    episode: Episode,
+    *,
+    spec: PopulationSpec,
+    step_seconds: float,
+    seed: int,
+    library: CrashLibrary | None = None,
+    oracle_sources: int = 0,
 ) -> EpisodeVenue:
-    """The episode's venue and seeded path, as every model of `run_episode` meets them."""
+    """The episode's venue and seeded path, as every model of `run_episode` meets them. With `oracle_sources`
+    N >= 2, every asset of the path (the perpetuals' and a stablecoin collateral) is priced from N sources
+    (`source_names(N)`), whose ratios to the path are `source_prices` of the episode's path (its dispersion,
+    pump or one-venue de-peg, plus SOURCE_NOISE), declared in the opening snapshot (`with_sources`)."""
+    if oracle_sources < 0 or oracle_sources == 1:
+        raise ValueError(f"oracle_sources: 0 or 2 or more, got {oracle_sources}")
     library = load_crashes() if library is None else library
     assets, collateral = venue_assets(episode, library)
     moved_assets = tuple(dict.fromkeys((*assets, *(m.asset for m in episode.moves))))
@@ -150,12 +163,19 @@ def episode_venue(
         names = (*assets, collateral)
     else:
         columns_all, names = columns, assets
+    sources = source_names(oracle_sources) if oracle_sources else ()
+    ratio = None
+    if sources:
+        ratio = (source_prices(path, sources, SOURCE_NOISE) / path.prices[:, :, None])[:, columns_all, :]
     sim_path = PricePath(
         seconds=path.times,
         assets=names,
         prices=path.prices[:, columns_all],
         depth=path.depth[:, columns_all],
+        sources=sources,
+        source_ratio=ratio,
     )
+    market = with_sources(market, sim_path)
     return EpisodeVenue(assets=assets, collateral=collateral, book=book, market=market, path=sim_path)
 
 
@@ -172,7 +192,14 @@ def run_episode(
     progress: Callable[[str], None] | None = None,
 ) -> StressRun:
     """The episode's seeded path and population, simulated under every model of `models`."""
-    venue = episode_venue(episode, spec=spec, step_seconds=step_seconds, seed=seed, library=library)
+    venue = episode_venue(
+        episode,
+        spec=spec,
+        step_seconds=step_seconds,
+        seed=seed,
+        library=library,
+        oracle_sources=config.oracle_sources,
+    )
     results = {}
     for model in models:
         if progress is not None:
@@ -201,7 +228,10 @@ def run_synthetic(
     progress: Callable[[str], None] | None = None,
 ) -> StressRun:
     """A synthetic market fitted to `history` (`lab.markets.fit`), simulated for `hours` from its last closes,
-    as an episode: the population trades every asset of the history, the book thins as the fitted model says."""
+    as an episode: the population trades every asset of the history, the book thins as the fitted model says.
+    It has no oracle behaviour to quote: `config.oracle_sources` must be 0 (ValueError otherwise)."""
+    if config.oracle_sources:
+        raise ValueError("oracle_sources: a synthetic market has no oracle behaviour; oracle sources are per episode")
     model = fit(history)
     assets = tuple(a.name for a in model.assets)
     closes = history.closes[-1, [history.assets.index(a) for a in assets]]
