@@ -51,6 +51,7 @@ accounts when a price leaves them.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -193,55 +194,48 @@ class HealthScreen:
         return out[:n]
 
 
+@dataclass(frozen=True, eq=False)
 class Holdings:
     """What the re-margined accounts hold, read by the band kernel: the store's slot layout (start, count per
     account (N,); instrument, quantity per slot), each instrument's asset column and linearity, and `foreign`
     (K,): the account holds collateral other than the settlement currency."""
 
-    def __init__(
-        self,
-        start: IndexArray,
-        count: IndexArray,
-        instrument: NDArray[np.int32],
-        quantity: FloatArray,
-        instrument_asset: IndexArray,
-        linear: BoolArray,
-        foreign: BoolArray,
-    ) -> None:
-        self.start, self.count, self.instrument, self.quantity = start, count, instrument, quantity
-        self.instrument_asset, self.linear, self.foreign = instrument_asset, linear, foreign
+    start: IndexArray
+    count: IndexArray
+    instrument: NDArray[np.int32]
+    quantity: FloatArray
+    instrument_asset: IndexArray
+    linear: BoolArray
+    foreign: BoolArray
 
 
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Standing:
     """Where the re-margined accounts (K,) stand: delta (K, A) in units of each asset, equity, IM, MM, status
     (0 healthy, 1 margin call, 2 liquidatable), flagged, in liquidation; and the rules: dust (USD), the
     liquidation target, whether an early flag deleverages."""
 
-    def __init__(
-        self,
-        delta: FloatArray,
-        equity: FloatArray,
-        im: FloatArray,
-        mm: FloatArray,
-        status: NDArray[np.int8],
-        flagged: BoolArray,
-        in_liquidation: BoolArray,
-        *,
-        dust: float,
-        target: float,
-        deleverage: bool,
-    ) -> None:
-        self.delta, self.equity, self.im, self.mm = delta, equity, im, mm
-        self.status, self.flagged, self.in_liquidation = status, flagged, in_liquidation
-        self.dust, self.target, self.deleverage = dust, target, deleverage
+    delta: FloatArray
+    equity: FloatArray
+    im: FloatArray
+    mm: FloatArray
+    status: NDArray[np.int8]
+    flagged: BoolArray
+    in_liquidation: BoolArray
+    dust: float
+    target: float
+    deleverage: bool
 
 
+@dataclass(frozen=True, eq=False)
 class Reach:
     """The market now: price (A,), reach (A, 4) (`flag_reach`), the epoch's diffusion reach (A,)
     (`diffusion_reach` of the snapshot's vols), and which assets oracle sources price (A,)."""
 
-    def __init__(self, price: FloatArray, reach: FloatArray, diffusion: FloatArray, sourced: BoolArray) -> None:
-        self.price, self.reach, self.diffusion, self.sourced = price, reach, diffusion, sourced
+    price: FloatArray
+    reach: FloatArray
+    diffusion: FloatArray
+    sourced: BoolArray
 
 
 @jit()
