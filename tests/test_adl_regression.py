@@ -14,52 +14,22 @@ them), and closes exactly what the fills leave in the market.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from adl_loop import slow_adl_fills
+from crash_paths import crash_path, venue
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from solvent.engine.book import CROSS, Book
 from solvent.formats.schemas import Instrument
-from solvent.lab.cascade import PopulationSpec, market_for, population
 from solvent.liquidation.waterfall import WaterfallResult, adl_fills, run_waterfall
 from solvent.params import MarginParams
 from solvent.stream import events as ev
 from solvent.stream.engine import StreamEngine
-from solvent.stream.feed import DepthChange, FeedRecord, Quote
 from solvent.stream.store import AccountStore
 
 # ------------------------------------------------------------------------------------------- adl_fills
-
-
-def loop_fills(
-    demand: float,
-    price: float,
-    mark: float,
-    size: float,
-    rows: np.ndarray,
-    account: np.ndarray,
-    quantity: np.ndarray,
-    entry: np.ndarray,
-    equity: np.ndarray,
-    gross: np.ndarray,
-) -> list[tuple[int, float]]:
-    """The fill as a plain loop: rank, then take min(|q|, the account's room, what is left) one by one."""
-    scored = []
-    for i in range(len(rows)):
-        score = math.copysign(1.0, quantity[i]) * (price - entry[i]) / entry[i] * (gross[i] / equity[i])
-        if score > 0.0:
-            scored.append((-score, int(account[i]), int(rows[i]), i))
-    left, room, fills = demand, {}, []
-    for _, acc, _, i in sorted(scored):
-        room.setdefault(acc, equity[i] / (size * abs(price - mark)) if price != mark else math.inf)
-        fill = min(abs(quantity[i]), room[acc], left)
-        if fill > 0.0:
-            fills.append((i, fill))
-            room[acc] -= fill
-            left -= fill
-    return fills
 
 
 def fills_of(demand: float, quantities: list[float], equity: list[float], loss: float = 0.0) -> np.ndarray:
@@ -114,7 +84,7 @@ def test_a_small_accounts_room_is_exact_next_to_a_large_account() -> None:
     gross = np.array([1e6, 1.0, 1.0])
     args = (5e6, 100.0 + loss, 100.0, 1.0, np.arange(n), account, quantity, np.full(n, 150.0), equity, gross)
     picked, fill = adl_fills(*args)
-    assert [(int(i), float(f)) for i, f in zip(picked, fill, strict=True)] == loop_fills(*args)
+    assert [(int(i), float(f)) for i, f in zip(picked, fill, strict=True)] == slow_adl_fills(*args)
     taken = fill[account[picked] == 1].sum()
     assert taken * loss <= equity[1] * (1.0 + 1e-12)
 
@@ -144,7 +114,7 @@ def test_adl_fills_are_a_loop_bit_for_bit_at_every_scale(
     rows = np.array(data.draw(st.permutations(range(n))), dtype=np.int64)
     args = (demand, 100.0 + side * loss, 100.0, 1.0, rows, account, quantity, entry, equity, gross)
     picked, fill = adl_fills(*args)
-    assert [(int(i), float(f)) for i, f in zip(picked, fill, strict=True)] == loop_fills(*args)
+    assert [(int(i), float(f)) for i, f in zip(picked, fill, strict=True)] == slow_adl_fills(*args)
     left = np.subtract.accumulate(np.concatenate(([demand], fill)))
     assert (left >= 0.0).all()
 
@@ -325,39 +295,12 @@ def test_a_fully_matched_position_leaves_no_dust() -> None:
 
 # -------------------------------------------------------------------------------- the streaming engine
 
-START = datetime(2026, 1, 1, tzinfo=UTC)
-ASSETS = ("BTC", "ETH")
-PRICES = (60_000.0, 3_000.0)
-
-
-def crash_path(seconds: int, seed: int, crash: float) -> list[list[FeedRecord]]:
-    """tests/test_screen.py's path: a quote per asset per second drifting to `crash`, noise, a few jumps, and
-    now and then a depth change."""
-    rng = np.random.default_rng(seed)
-    steps = rng.normal(math.log(1.0 + crash) / seconds, 0.0005, (seconds, len(ASSETS)))
-    steps += np.where(rng.random((seconds, len(ASSETS))) < 0.01, rng.normal(0.0, 0.02, (seconds, len(ASSETS))), 0.0)
-    prices = np.asarray(PRICES) * np.exp(np.cumsum(steps, axis=0))
-    batches: list[list[FeedRecord]] = []
-    seq = 0
-    for t in range(seconds):
-        when = START + timedelta(seconds=t + 1)
-        batch: list[FeedRecord] = []
-        for j, asset in enumerate(ASSETS):
-            batch.append(Quote(seq=seq, time=when, asset=asset, price=float(prices[t, j])))
-            seq += 1
-        if t % 37 == 36:
-            batch.append(DepthChange(seq=seq, time=when, asset="BTC", scale=float(rng.uniform(0.3, 1.0))))
-            seq += 1
-        batches.append(batch)
-    return batches
-
 
 def test_the_crash_replay_runs_and_leaves_no_dust() -> None:
     """The reported stream: 600 traders at median leverage 15 under the synthetix model, a 25% crash over
     240 s. It raised in the ADL step; now it runs, with ADL fills, and every bankrupt account is settled flat
     (no dust position left to go bankrupt again), and nothing is unresolved."""
-    book = population(ASSETS, PRICES, PopulationSpec(n_accounts=600, leverage_median=15.0), 3)
-    market = market_for(ASSETS, PRICES, (0.6, 0.7), (None, None), START)
+    book, market = venue(600, 3, leverage_median=15.0)
     published: list[ev.Event] = []
     engine = StreamEngine.start(
         book, market, MarginParams(), insurance_fund=50_000.0, sink=published.extend, model="synthetix"

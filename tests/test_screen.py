@@ -10,59 +10,27 @@ flag's reach against the breach probability itself.
 from __future__ import annotations
 
 import json
-import math
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from crash_paths import ASSETS, PRICES, START, crash_path, venue
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from solvent.cli import main
 from solvent.demo.crash import CrashScript, write_crash
-from solvent.lab.cascade import PopulationSpec, market_for, population
 from solvent.liquidation.predictive import SECONDS_PER_YEAR, breach_probability
 from solvent.params import MarginParams, PredictiveParams
 from solvent.stream import events as ev
 from solvent.stream.engine import StreamEngine
-from solvent.stream.feed import DepthChange, FeedRecord, Quote
+from solvent.stream.feed import FeedRecord, Quote
 from solvent.stream.screen import FAVOURABLE, GROWTH, MAX_MOVE, SAFETY, diffusion_reach, flag_reach
 
-START = datetime(2026, 1, 1, tzinfo=UTC)
-ASSETS = ("BTC", "ETH")
-PRICES = (60_000.0, 3_000.0)
 MODELS = ("multi", "static", "dydx", "synthetix", "drift", "deribit")
-
-
-def venue(n: int, seed: int) -> tuple[object, object]:
-    book = population(ASSETS, PRICES, PopulationSpec(n_accounts=n), seed)
-    market = market_for(ASSETS, PRICES, (0.6, 0.7), (None, None), START)
-    return book, market
-
-
-def path(seconds: int, seed: int, crash: float) -> list[list[FeedRecord]]:
-    """One batch per second: a quote per asset (a drift to `crash` over the path, noise and a few jumps), and
-    now and then a depth change."""
-    rng = np.random.default_rng(seed)
-    steps = rng.normal(math.log(1.0 + crash) / seconds, 0.0005, (seconds, len(ASSETS)))
-    steps += np.where(rng.random((seconds, len(ASSETS))) < 0.01, rng.normal(0.0, 0.02, (seconds, len(ASSETS))), 0.0)
-    prices = np.asarray(PRICES) * np.exp(np.cumsum(steps, axis=0))
-    batches: list[list[FeedRecord]] = []
-    seq = 0
-    for t in range(seconds):
-        when = START + timedelta(seconds=t + 1)
-        batch: list[FeedRecord] = []
-        for j, asset in enumerate(ASSETS):
-            batch.append(Quote(seq=seq, time=when, asset=asset, price=float(prices[t, j])))
-            seq += 1
-        if t % 37 == 36:
-            batch.append(DepthChange(seq=seq, time=when, asset="BTC", scale=float(rng.uniform(0.3, 1.0))))
-            seq += 1
-        batches.append(batch)
-    return batches
 
 
 def replay(
@@ -73,7 +41,7 @@ def replay(
     engine = StreamEngine.start(
         book, market, MarginParams(), insurance_fund=50_000.0, sink=published.extend, model=model, screen=screen
     )
-    for batch in path(seconds, seed + 1, crash):
+    for batch in crash_path(seconds, seed + 1, crash):
         engine.run_batch(batch)
     return [msgspec.json.encode(e) for e in published], engine
 
@@ -193,7 +161,7 @@ def test_a_screened_stream_saved_and_resumed_with_the_screen_equals_one_unscreen
     first = StreamEngine.start(
         book, market, MarginParams(), insurance_fund=50_000.0, sink=published.extend, screen=True
     )
-    batches = path(240, 6, -0.2)
+    batches = crash_path(240, 6, -0.2)
     for batch in batches[:120]:
         first.run_batch(batch)
     first.save(tmp_path / "state.npz")  # freshens the screened accounts first

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from adl_loop import slow_adl_fills
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -229,36 +230,6 @@ def test_a_flat_position_cannot_cost_anything() -> None:
 
 
 # ------------------------------------------------------------------------------- the slow twin of adl_fills
-
-
-def slow_adl_fills(
-    demand: float,
-    price: float,
-    mark: float,
-    size: float,
-    rows: np.ndarray,
-    account: np.ndarray,
-    quantity: np.ndarray,
-    entry: np.ndarray,
-    equity: np.ndarray,
-    gross: np.ndarray,
-) -> list[tuple[int, float]]:
-    """Obviously correct: score each candidate, sort, walk the ranking filling up to |q| and the account's
-    remaining equity."""
-    scored = []
-    for i in range(len(rows)):
-        score = math.copysign(1.0, quantity[i]) * (price - entry[i]) / entry[i] * (gross[i] / equity[i])
-        if score > 0.0:
-            scored.append((-score, int(account[i]), int(rows[i]), i))
-    left, room, fills = demand, {}, []
-    for _, acc, _, i in sorted(scored):
-        room.setdefault(acc, equity[i] / (size * abs(price - mark)) if price != mark else math.inf)
-        fill = min(abs(quantity[i]), room[acc], left)
-        if fill > 0.0:
-            fills.append((i, fill))
-            room[acc] -= fill
-            left -= fill
-    return fills
 
 
 @settings(max_examples=150, deadline=None)
