@@ -25,7 +25,7 @@ from solvent.console import (
 from solvent.demo.run import DEMO_ACCOUNTS, DEMO_SEED, run_demo
 from solvent.engine.book import Book
 from solvent.errors import InputError, SolventError
-from solvent.formats.io import load_market, load_params, load_portfolio, write_text_atomic
+from solvent.formats.io import load_baseline_params, load_market, load_params, load_portfolio, write_text_atomic
 from solvent.formats.jsonschema import write_schemas
 from solvent.formats.results import result_json, write_result
 from solvent.formats.schemas import MarketSnapshot
@@ -77,6 +77,12 @@ def main() -> None:
     default=None,
     help="Also margin every account under this venue rule and compare with the multi-factor IM.",
 )
+@click.option(
+    "--baseline-params",
+    "baseline_params_path",
+    default=None,
+    help="solvent.baseline-params/1 JSON file: the venue rules' parameters (default: built-in).",
+)
 @_fail_cleanly
 def margin(
     portfolio_path: str,
@@ -87,19 +93,24 @@ def margin(
     out_path: str | None,
     explain_account: str | None,
     baseline_name: str | None,
+    baseline_params_path: str | None,
 ) -> None:
     """Margin every account: IM, MM, equity, health, liquidatable, IM terms and Greeks.
 
     With --explain ACCOUNT: each of ACCOUNT's positions' contribution to its market-risk term instead.
-    With --baseline NAME: each account's IM and MM under that venue rule next to its multi-factor IM.
+    With --baseline NAME: each account's IM and MM under that venue rule next to its multi-factor IM
+    (the rule's parameters from --baseline-params FILE, else the built-in defaults).
     """
     if baseline_name is not None and (explain_account is not None or fmt == "parquet"):
         raise click.UsageError("--baseline prints table or json, without --explain")
+    if baseline_params_path is not None and baseline_name is None:
+        raise click.UsageError("--baseline-params needs --baseline NAME")
     if fmt == "parquet" and (out_path is None or explain_account is not None):
         raise click.UsageError(
             "--format parquet needs --out FILE" if explain_account is None else "--explain prints table or json"
         )
     params = load_params(params_path)
+    baselines = load_baseline_params(baseline_params_path)
     book = load_portfolio(portfolio_path)
     market = load_market(market_path)
     history = read_history(history_path) if history_path else None
@@ -110,7 +121,7 @@ def margin(
     market_time = market.time.isoformat()
     if baseline_name is not None:
         baseline = baseline_margin_for(
-            book, market, baseline_name, None, params, portfolio_source=portfolio_path, market_source=market_path
+            book, market, baseline_name, baselines, params, portfolio_source=portfolio_path, market_source=market_path
         )
         _emit(
             fmt,
@@ -286,10 +297,23 @@ def crash(out_dir: str, n_accounts: int, step_s: float, seed: int) -> None:
 @click.option("--assets", default=None, help="Comma-separated assets, each backtested on its own dates (default: all).")
 @click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file for multi and vol_only.")
 @click.option(
+    "--baseline-params",
+    "baseline_params_path",
+    default=None,
+    help="solvent.baseline-params/1 JSON file: the venue rules' parameters (default: built-in).",
+)
+@click.option(
     "--out", "out_dir", default="solvent-backtest", show_default=True, help="Folder for report.html and summary.json."
 )
 @_fail_cleanly
-def backtest(history_path: str, models: str, assets: str | None, params_path: str | None, out_dir: str) -> None:
+def backtest(
+    history_path: str,
+    models: str,
+    assets: str | None,
+    params_path: str | None,
+    baseline_params_path: str | None,
+    out_dir: str,
+) -> None:
     """Backtest margin models on a price history: coverage (Kupiec, Christoffersen, Basel zone), procyclicality."""
     from solvent.lab.margin_backtest import run_backtest
     from solvent.lab.models import check_models
@@ -297,6 +321,7 @@ def backtest(history_path: str, models: str, assets: str | None, params_path: st
 
     history = read_history(history_path)
     params = load_params(params_path)
+    baselines = load_baseline_params(baseline_params_path)
     try:
         chosen = check_models([m.strip() for m in models.split(",") if m.strip()])
     except ValueError as error:
@@ -306,8 +331,8 @@ def backtest(history_path: str, models: str, assets: str | None, params_path: st
     with Console(stderr=True).status("backtesting") as status:
         for name in names:
             status.update(f"backtesting {name}")
-            runs.append(run_backtest(history, chosen, params, assets=(name,), source=history_path))
-    report, summary = write_backtest_report(runs, out_dir, history_path)
+            runs.append(run_backtest(history, chosen, params, assets=(name,), source=history_path, baselines=baselines))
+    report, summary = write_backtest_report(runs, out_dir, history_path, baseline_params=baseline_params_path)
     console = Console()
     for run in runs:
         print_backtest(run.summary(), console)
@@ -340,6 +365,12 @@ def backtest(history_path: str, models: str, assets: str | None, params_path: st
 )
 @click.option("--seed", default=DEMO_SEED, show_default=True, type=int)
 @click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file for multi and vol_only.")
+@click.option(
+    "--baseline-params",
+    "baseline_params_path",
+    default=None,
+    help="solvent.baseline-params/1 JSON file: the venue rules' parameters (default: built-in).",
+)
 @click.option("--insurance-fund", default=1_000_000.0, show_default=True, type=click.FloatRange(0.0))
 @click.option("--synthetic", "synthetic_history", default=None, help="Also a synthetic market fitted to this history.")
 @click.option("--hours", default=24.0, show_default=True, type=click.FloatRange(0.001), help="Of the synthetic market.")
@@ -368,6 +399,7 @@ def stress(
     step_s: float,
     seed: int,
     params_path: str | None,
+    baseline_params_path: str | None,
     insurance_fund: float,
     synthetic_history: str | None,
     hours: float,
@@ -405,6 +437,7 @@ def stress(
     if not streamed and (wanted or synthetic_history is not None):
         raise InputError("--compare", models, f"no model the streaming engine runs: one of {', '.join(STREAM_MODELS)}")
     params = load_params(params_path)
+    baselines = load_baseline_params(baseline_params_path)
     synthetic = read_history(synthetic_history) if synthetic_history is not None else None
     history = read_history(history_path) if history_path is not None else None
     spec = PopulationSpec(n_accounts=n_accounts)
@@ -422,6 +455,7 @@ def stress(
                 traded=traded,
                 source=history_path,
                 progress=lambda asset: status.update(f"backtesting {asset} on the history"),
+                baselines=baselines,
             )
         for name in wanted:
 
@@ -439,6 +473,7 @@ def stress(
                     seed=seed,
                     library=library,
                     progress=show,
+                    baselines=baselines,
                 )
             except ValueError as error:  # a path the episode cannot be drawn on (a step too coarse for its move)
                 raise InputError("--step", name, str(error)) from None
@@ -455,6 +490,7 @@ def stress(
                     step_seconds=step_s,
                     hours=hours,
                     seed=seed,
+                    baselines=baselines,
                 )
             )
     settings: dict[str, Any] = {
@@ -469,6 +505,8 @@ def stress(
         settings |= {"history": history_path}
     if oracle_sources:
         settings |= {"oracle_sources": oracle_sources}
+    if baseline_params_path is not None:
+        settings |= {"baseline_params": baseline_params_path}
     report, summary = write_stress_report(runs, out_dir, settings, models=chosen, history=backtested)
     console = Console() if sys.stdout.isatty() else Console(width=200)  # a pipe or a file: tables not truncated
     for run in runs:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, get_args
+from typing import Final, Literal, get_args
 
 import msgspec
 
@@ -39,6 +39,7 @@ from solvent.params import _Config
 
 BaselineName = Literal["static", "dydx", "synthetix", "drift", "deribit"]
 BASELINE_NAMES: tuple[BaselineName, ...] = get_args(BaselineName)
+BASELINE_PARAMS_SCHEMA: Final = "solvent.baseline-params/1"
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,11 @@ class BaselineParams(_Config, frozen=True, kw_only=True):
     markets; BTC and ETH in Large-Cap, as on dYdX, every other asset in Small-Cap.
     synthetix_markets, drift_perp_markets, drift_spot_markets: per-asset overrides of `synthetix`,
     `drift.perp` and `drift.spot` (which apply to every asset not listed). Static per-asset fractions
-    are `static.assets`.
+    are `static.assets`. As a file (`solvent.baseline-params/1`, `load_baseline_params`, `--baseline-params`)
+    it carries `schema`; an omitted field keeps its default.
     """
 
+    schema: Literal["solvent.baseline-params/1"] = "solvent.baseline-params/1"
     rule: BaselineName = "static"
     static: StaticParams = msgspec.field(default_factory=StaticParams)
     dydx: DydxParams = msgspec.field(default_factory=DydxParams)
@@ -143,6 +146,7 @@ class BaselineParams(_Config, frozen=True, kw_only=True):
 
 __all__ = [
     "BASELINE_NAMES",
+    "BASELINE_PARAMS_SCHEMA",
     "RULES",
     "BaselineName",
     "BaselineParams",

@@ -18,6 +18,7 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from solvent.baselines import BASELINE_PARAMS_SCHEMA, BaselineParams
 from solvent.engine.book import ACCOUNTS_SCHEMA, Book, book_from_arrow
 from solvent.errors import InputError
 from solvent.formats.errors import decode_json, read_bytes
@@ -154,6 +155,14 @@ def load_params(path: str | os.PathLike[str] | None) -> MarginParams:
         return MarginParams()
     source = str(path)
     return _decode_versioned(read_bytes(source), MarginParams, PARAMS_SCHEMA, source)
+
+
+def load_baseline_params(path: str | os.PathLike[str] | None) -> BaselineParams:
+    """Read a `solvent.baseline-params/1` JSON file (the venue rules' parameters); None gives the defaults."""
+    if path is None:
+        return BaselineParams()
+    source = str(path)
+    return _decode_versioned(read_bytes(source), BaselineParams, BASELINE_PARAMS_SCHEMA, source)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from solvent.baselines import BaselineParams
 from solvent.formats.io import atomic_output
 from solvent.formats.schemas import MarketSnapshot, Portfolio
 from solvent.params import MarginParams
@@ -18,6 +19,7 @@ FORMATS: dict[str, Any] = {
     "solvent.portfolio-1.schema.json": Portfolio,
     "solvent.market-1.schema.json": MarketSnapshot,
     "solvent.params-1.schema.json": MarginParams,
+    "solvent.baseline-params-1.schema.json": BaselineParams,
     "solvent.feed-1.schema.json": FeedRecord,  # one record: one line of an NDJSON feed
     "solvent.events-1.schema.json": Event,  # one event: one line of an events file
 }

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from solvent.baselines import BaselineParams
 from solvent.engine.book import CROSS, Book
 from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Depth, Instrument, MarketSnapshot, OracleSource
 from solvent.market.depth import DepthCurve
@@ -220,10 +221,12 @@ def simulate(
     config: CascadeConfig,
     model: str = "multi",
     progress: Callable[[int, int], None] | None = None,
+    baselines: BaselineParams | None = None,
 ) -> CascadeResult:
     """Drive a streaming engine under `model` along `path` with endogenous impact (see the module). With oracle
     sources (`config.oracle_sources` must equal the path's count, and `market` declare them on every path asset:
-    `with_sources`) each asset is quoted once per source: the traded price times the source's ratio."""
+    `with_sources`) each asset is quoted once per source: the traded price times the source's ratio. `baselines`:
+    the venue rules' parameters when `model` is one (default `BaselineParams()`)."""
     _check_sources(market, path, config)
     begin = time.perf_counter()
     published: list[ev.Event] = []
@@ -235,6 +238,7 @@ def simulate(
         sink=published.extend,
         model=model,
         screen=config.screen,
+        baselines=baselines,
     )
     columns = [engine.market.state.asset_index[a] for a in path.assets]
     base_liquidity = [engine.market.base.liquidity[c] for c in columns]

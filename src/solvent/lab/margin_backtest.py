@@ -28,6 +28,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from solvent.baselines import BaselineParams
 from solvent.engine.book import CROSS, Book
 from solvent.errors import InputError
 from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Instrument, MarketSnapshot
@@ -193,10 +194,12 @@ def run_backtest(
     warmup: int = WARMUP_STEPS,
     progress: Callable[[int, int], None] | None = None,
     source: str = "<history>",
+    baselines: BaselineParams | None = None,
 ) -> HistoryBacktest:
     """Backtest `models` on `history` (see the module docstring). `assets` (default every asset of the
     history) must be priced on every backtested date: the dates run from the first at which all of them have
-    `warmup` returns to the last with a close h steps later. `progress(done, total)` is called per date."""
+    `warmup` returns to the last with a close h steps later. `progress(done, total)` is called per date.
+    `baselines`: the venue rules' parameters (default `BaselineParams()`)."""
     assets = history.assets if assets is None else assets
     missing = [a for a in assets if a not in history.assets]
     if missing:
@@ -226,7 +229,7 @@ def run_backtest(
         book = reference_book(assets, closes[t], notional)
         past = PriceHistory(history.timestamps[: t + 1], history.assets, history.closes[: t + 1])
         for m in models:
-            requirement[m][:, k] = model_margin(m, book, market, params, past).im
+            requirement[m][:, k] = model_margin(m, book, market, params, past, baselines).im
         if with_tool:
             bare = _snapshot(history, assets, columns, no_tool_paths, t)
             for m in with_tool:

@@ -201,12 +201,16 @@ img { max-width: 100%; display: block; margin: 0.5em 0; }
 """
 
 
-def write_backtest_report(runs: Sequence[HistoryBacktest], out_dir: str | Path, source: str) -> tuple[Path, Path]:
-    """`report.html` and `summary.json` (`solvent.backtest-report/1`) for `runs`, written atomically."""
+def write_backtest_report(
+    runs: Sequence[HistoryBacktest], out_dir: str | Path, source: str, baseline_params: str | None = None
+) -> tuple[Path, Path]:
+    """`report.html` and `summary.json` (`solvent.backtest-report/1`) for `runs`, written atomically.
+    `baseline_params`: the venue rules' parameters file the runs used, recorded when given."""
     summaries = [run.summary() for run in runs]
-    document = {
-        "schema": "solvent.backtest-report/1",
-        "history": source,
+    document: dict[str, Any] = {"schema": "solvent.backtest-report/1", "history": source}
+    if baseline_params is not None:
+        document["baseline_params"] = baseline_params
+    document |= {
         "runs": summaries,
         "findings": [sentence for s in summaries for sentence in backtest_findings(s)],
     }

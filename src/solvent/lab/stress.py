@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from solvent.baselines import BASELINE_NAMES
+from solvent.baselines import BASELINE_NAMES, BaselineParams
 from solvent.engine.book import Book
 from solvent.errors import InputError
 from solvent.formats.schemas import Depth, MarketSnapshot
@@ -190,8 +190,10 @@ def run_episode(
     seed: int,
     library: CrashLibrary | None = None,
     progress: Callable[[str], None] | None = None,
+    baselines: BaselineParams | None = None,
 ) -> StressRun:
-    """The episode's seeded path and population, simulated under every model of `models`."""
+    """The episode's seeded path and population, simulated under every model of `models` (the venue rules with
+    `baselines`, default `BaselineParams()`)."""
     venue = episode_venue(
         episode,
         spec=spec,
@@ -204,7 +206,9 @@ def run_episode(
     for model in models:
         if progress is not None:
             progress(model)
-        results[model] = simulate(venue.book, venue.market, params, venue.path, config, model=model)
+        results[model] = simulate(
+            venue.book, venue.market, params, venue.path, config, model=model, baselines=baselines
+        )
     return StressRun(
         episode=episode.id,
         name=episode.name,
@@ -226,10 +230,12 @@ def run_synthetic(
     hours: float,
     seed: int,
     progress: Callable[[str], None] | None = None,
+    baselines: BaselineParams | None = None,
 ) -> StressRun:
     """A synthetic market fitted to `history` (`lab.markets.fit`), simulated for `hours` from its last closes,
     as an episode: the population trades every asset of the history, the book thins as the fitted model says.
-    It has no oracle behaviour to quote: `config.oracle_sources` must be 0 (ValueError otherwise)."""
+    It has no oracle behaviour to quote: `config.oracle_sources` must be 0 (ValueError otherwise). `baselines`:
+    the venue rules' parameters (default `BaselineParams()`)."""
     if config.oracle_sources:
         raise ValueError("oracle_sources: a synthetic market has no oracle behaviour; oracle sources are per episode")
     model = fit(history)
@@ -245,7 +251,7 @@ def run_synthetic(
     for name in models:
         if progress is not None:
             progress(name)
-        results[name] = simulate(book, market, params, path, config, model=name)
+        results[name] = simulate(book, market, params, path, config, model=name, baselines=baselines)
     label = f"synthetic market fitted to {', '.join(assets)}, {hours:g} h, seed {seed}"
     return StressRun(episode="synthetic", name=label, assets=assets, collateral="USD", path=path, results=results)
 
@@ -363,10 +369,11 @@ def run_history(
     traded: Sequence[str],
     source: str,
     progress: Callable[[str], None] | None = None,
+    baselines: BaselineParams | None = None,
 ) -> HistoryComparison:
-    """`run_backtest` (its defaults) of `models` on each asset of `backtest_assets(history, traded)` on its own
-    dates. A history the backtest cannot run on (too short after the warm-up, say) is an InputError naming
-    `source`."""
+    """`run_backtest` (its defaults; the venue rules with `baselines`) of `models` on each asset of
+    `backtest_assets(history, traded)` on its own dates. A history the backtest cannot run on (too short after
+    the warm-up, say) is an InputError naming `source`."""
     chosen = check_models([m for m in models if m in MODEL_NAMES])
     assets, from_episodes = backtest_assets(history, traded)
     runs = []
@@ -374,7 +381,7 @@ def run_history(
         if progress is not None:
             progress(asset)
         try:
-            runs.append(run_backtest(history, chosen, params, assets=(asset,), source=source))
+            runs.append(run_backtest(history, chosen, params, assets=(asset,), source=source, baselines=baselines))
         except ValueError as error:
             raise InputError(source, asset, str(error)) from None
     return HistoryComparison(source=source, assets=assets, from_episodes=from_episodes, runs=tuple(runs))

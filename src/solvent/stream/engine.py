@@ -161,11 +161,13 @@ class StreamEngine:
         market_source: str = "<market>",
         model: str = "multi",
         screen: bool = False,
+        baselines: BaselineParams | None = None,
     ) -> None:
         _supported(params, "params")
         if model != "multi" and model not in BASELINE_NAMES:
             raise ValueError(f"unknown margin model {model!r}: multi or one of {', '.join(BASELINE_NAMES)}")
         self.model = model
+        self.baselines = BaselineParams() if baselines is None else baselines  # the venue rules' parameters
         self.params = params
         self.history = history
         self.portfolio_source = portfolio_source
@@ -547,7 +549,7 @@ class StreamEngine:
         state = self.market.state
         time_floor = self.params.volatility.time_floor_days / self.params.days_per_year
         rule = baseline_margin(
-            book, state, BaselineParams(), self.model, unit_value=option_unit_values(state, time_floor)
+            book, state, self.baselines, self.model, unit_value=option_unit_values(state, time_floor)
         )
         breach = account_breach(
             result.greeks,
@@ -581,7 +583,7 @@ class StreamEngine:
             return margin_accounts(book, state, self.params, self.context, self.portfolio_source, predictive=False).im
         time_floor = self.params.volatility.time_floor_days / self.params.days_per_year
         unit_value = option_unit_values(state, time_floor)
-        return baseline_margin(book, state, BaselineParams(), self.model, unit_value=unit_value).im
+        return baseline_margin(book, state, self.baselines, self.model, unit_value=unit_value).im
 
     def _remargin(self, rows: IndexArray, now: datetime, cause: int, events: list[ev.Event]) -> None:
         """Recompute `rows` (ascending), store their figures and publish every change of status or flag."""

@@ -1,13 +1,13 @@
 """The stream's state file (`solvent.state/1`): everything needed to resume a stream exactly where it stopped.
 
 An uncompressed NumPy .npz (a zip of .npy arrays, read with allow_pickle=False): `meta` holds one JSON
-document (schema, parameters, the market snapshot, instruments, accounts, the insurance fund, counters),
-and the arrays are grouped by prefix: `store.*` (positions and balances), `market.*` (the feed's overlays),
-`figures.*` (last margin figures and liquidation bookkeeping), `velocity.*` (the price-velocity EWMAs),
-`scenarios.im.*` / `scenarios.mm.*` (the epoch's scenario set, kept so that a resumed stream prices on
-exactly the same scenarios) and `history.*` (the price history, when the scenarios need one). Risk arrays
-are not stored: they are rebuilt from the market and the scenarios, asset by asset, which gives the same
-numbers bit for bit (`refresh_risk_arrays`).
+document (schema, parameters, the venue rules' parameters, the market snapshot, instruments, accounts, the
+insurance fund, counters), and the arrays are grouped by prefix: `store.*` (positions and balances),
+`market.*` (the feed's overlays), `figures.*` (last margin figures and liquidation bookkeeping),
+`velocity.*` (the price-velocity EWMAs), `scenarios.im.*` / `scenarios.mm.*` (the epoch's scenario set,
+kept so that a resumed stream prices on exactly the same scenarios) and `history.*` (the price history,
+when the scenarios need one). Risk arrays are not stored: they are rebuilt from the market and the
+scenarios, asset by asset, which gives the same numbers bit for bit (`refresh_risk_arrays`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from solvent.baselines import BaselineParams
 from solvent.engine.book import Book
 from solvent.errors import InputError
 from solvent.formats.io import atomic_output
@@ -56,6 +57,7 @@ class _Meta(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     history_assets: list[str]
     has_mm_scenarios: bool
     model: str = "multi"
+    baselines: BaselineParams | None = None  # absent from older files: the defaults
 
 
 def _scenario_arrays(prefix: str, scenarios: ScenarioSet) -> dict[str, NDArray[Any]]:
@@ -116,6 +118,7 @@ def write_state(engine: StreamEngine, path: str | os.PathLike[str]) -> None:
         history_assets=[] if history is None else list(history.assets),
         has_mm_scenarios=engine.context.mm_scenarios is not None,
         model=engine.model,
+        baselines=engine.baselines,
     )
     arrays: dict[str, NDArray[Any]] = {"meta": np.array(msgspec.json.encode(meta).decode())}
     arrays |= {f"store.{k}": v for k, v in store.arrays().items()}
@@ -181,6 +184,7 @@ def read_state(path: str | os.PathLike[str], sink: Sink | None = None) -> Stream
         portfolio_source=meta.portfolio_source,
         market_source=meta.market_source,
         model=meta.model,
+        baselines=meta.baselines,
     )
     group = {"store": {}, "market": {}, "figures": {}, "velocity": {}}  # type: dict[str, dict[str, NDArray[Any]]]
     for name, value in data.items():
