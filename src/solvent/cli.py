@@ -56,6 +56,15 @@ def _fail_cleanly(command: F) -> F:
     return run  # type: ignore[return-value]
 
 
+#: --baseline-params, shared by every command that margins under a venue rule.
+_baseline_params_option = click.option(
+    "--baseline-params",
+    "baseline_params_path",
+    default=None,
+    help="solvent.baseline-params/1 JSON file: the venue rules' parameters (default: built-in).",
+)
+
+
 @click.group()
 @click.version_option(package_name="solvent")
 def main() -> None:
@@ -77,12 +86,7 @@ def main() -> None:
     default=None,
     help="Also margin every account under this venue rule and compare with the multi-factor IM.",
 )
-@click.option(
-    "--baseline-params",
-    "baseline_params_path",
-    default=None,
-    help="solvent.baseline-params/1 JSON file: the venue rules' parameters (default: built-in).",
-)
+@_baseline_params_option
 @_fail_cleanly
 def margin(
     portfolio_path: str,
@@ -296,12 +300,7 @@ def crash(out_dir: str, n_accounts: int, step_s: float, seed: int) -> None:
 )
 @click.option("--assets", default=None, help="Comma-separated assets, each backtested on its own dates (default: all).")
 @click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file for multi and vol_only.")
-@click.option(
-    "--baseline-params",
-    "baseline_params_path",
-    default=None,
-    help="solvent.baseline-params/1 JSON file: the venue rules' parameters (default: built-in).",
-)
+@_baseline_params_option
 @click.option(
     "--out", "out_dir", default="solvent-backtest", show_default=True, help="Folder for report.html and summary.json."
 )
@@ -365,12 +364,7 @@ def backtest(
 )
 @click.option("--seed", default=DEMO_SEED, show_default=True, type=int)
 @click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file for multi and vol_only.")
-@click.option(
-    "--baseline-params",
-    "baseline_params_path",
-    default=None,
-    help="solvent.baseline-params/1 JSON file: the venue rules' parameters (default: built-in).",
-)
+@_baseline_params_option
 @click.option("--insurance-fund", default=1_000_000.0, show_default=True, type=click.FloatRange(0.0))
 @click.option("--synthetic", "synthetic_history", default=None, help="Also a synthetic market fitted to this history.")
 @click.option("--hours", default=24.0, show_default=True, type=click.FloatRange(0.001), help="Of the synthetic market.")
