@@ -171,3 +171,14 @@ def test_a_screened_stream_saved_and_resumed_with_the_screen_equals_one_unscreen
     assert [msgspec.json.encode(e) for e in published] == plain
     second._freshen(second.last_time, -1, [])
     np.testing.assert_array_equal(second.figures.im, reference.figures.im)
+
+
+def test_a_concentration_ramp_leaves_every_account_hot() -> None:
+    """An IMF ramping with the account's notional can grow faster than GROWTH allows: the screen stands aside."""
+    book, market = venue(200, 9)
+    ramp = msgspec.structs.replace(MarginParams().concentration, form="ramp", ramp_lower_cap=1e4, ramp_upper_cap=1e6)
+    params = msgspec.structs.replace(MarginParams(), concentration=ramp)
+    engine = StreamEngine.start(book, market, params, screen=True)
+    assert engine.screen is not None and not (engine.screen.asset >= 0).any()
+    default = StreamEngine.start(book, market, MarginParams(), screen=True)
+    assert default.screen is not None and (default.screen.asset >= 0).any()

@@ -682,7 +682,10 @@ class StreamEngine:
         store, state, f = self.store, self.market.state, self.figures
         cash = store.collateral_assets.index(CASH)
         balances = store.balance[rows]
-        foreign = (balances != 0.0).sum(axis=1) > (balances[:, cash] != 0.0)
+        excluded = (balances != 0.0).sum(axis=1) > (balances[:, cash] != 0.0)  # collateral other than USD
+        concentration = self.params.concentration
+        if self.model == "multi" and concentration.enabled and concentration.form == "ramp":
+            excluded[:] = True  # an IMF ramping with notional may grow faster than the screen's bound
         sourced = np.zeros(len(self.market.assets), dtype=np.bool_)
         sourced[list(self.market.sources)] = True
         holdings = Holdings(
@@ -692,7 +695,7 @@ class StreamEngine:
             store.pos_quantity,
             store.instrument_asset,
             store.linear,
-            foreign,
+            excluded,
         )
         standing = Standing(
             delta=np.ascontiguousarray(result.greeks[:, :, 0]),

@@ -19,8 +19,10 @@ r = p / p0 - 1:
   |I(p) - I| <= GROWTH I |r|. Within an epoch (scenarios, vols, depth fixed) every term of the multi-factor
   model is proportional to the position's notional (growth 1), as are the static and percentage rules; the
   size-scaled rates (IMF growing with the square root of notional, the concentration add-on) grow as
-  notional^1.5 at most, and |(1 + r)^1.5 - 1| <= 2 |r| for |r| <= 0.1. tests/test_screen.py checks the bound on
-  every model the stream runs;
+  notional^1.5 at most, and |(1 + r)^1.5 - 1| <= 2 |r| for |r| <= 0.1 (the quantity is fixed: Synthetix's ratio,
+  quadratic in size, is linear in the price). An IMF ramping with notional (concentration form "ramp") may grow
+  faster: the engine screens no account under it. tests/test_screen.py checks the bound on every model the
+  stream runs;
 - the breach probability P of d = E - M > 0 over the horizon h, with σ = g vol and drift μ = x v (vol the larger
   of the asset's and its fast volatility, v its price velocity): the running minimum of d + μ t + σ W_t lies
   between d - μ⁻ h + σ min W_t and d + μ⁺ h + σ min W_t, so 2 Φ(-(d - μ⁻ h) / (σ √h)) >= P >=
@@ -136,7 +138,7 @@ class HealthScreen:
             holdings.quantity,
             holdings.instrument_asset,
             holdings.linear,
-            holdings.foreign,
+            holdings.excluded,
             market.sourced,
             figures.delta,
             market.price,
@@ -197,8 +199,9 @@ class HealthScreen:
 @dataclass(frozen=True, eq=False)
 class Holdings:
     """What the re-margined accounts hold, read by the band kernel: the store's slot layout (start, count per
-    account (N,); instrument, quantity per slot), each instrument's asset column and linearity, and `foreign`
-    (K,): the account holds collateral other than the settlement currency."""
+    account (N,); instrument, quantity per slot), each instrument's asset column and linearity, and `excluded`
+    (K,): the account cannot be screened whatever it holds (collateral other than the settlement currency, or
+    a margin model whose requirement may grow faster than `GROWTH`)."""
 
     start: IndexArray
     count: IndexArray
@@ -206,7 +209,7 @@ class Holdings:
     quantity: FloatArray
     instrument_asset: IndexArray
     linear: BoolArray
-    foreign: BoolArray
+    excluded: BoolArray
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -256,7 +259,7 @@ def _bands(
     quantity: FloatArray,
     instrument_asset: IndexArray,
     linear: BoolArray,
-    foreign: BoolArray,
+    excluded: BoolArray,
     sourced: BoolArray,
     delta: FloatArray,
     price: FloatArray,
@@ -282,7 +285,7 @@ def _bands(
     for k in range(rows.size):
         row = rows[k]
         a = -1
-        ok = not foreign[k]
+        ok = not excluded[k]
         for s in range(start[row], start[row] + count[row]):
             if not ok:
                 break
