@@ -34,12 +34,24 @@ MODELS = ("multi", "static", "dydx", "synthetix", "drift", "deribit")
 
 
 def replay(
-    model: str, screen: bool, n: int, seed: int, crash: float, seconds: int = 240
+    model: str,
+    screen: bool,
+    n: int,
+    seed: int,
+    crash: float,
+    seconds: int = 240,
+    params: MarginParams | None = None,
 ) -> tuple[list[bytes], StreamEngine]:
     book, market = venue(n, seed)
     published: list[ev.Event] = []
     engine = StreamEngine.start(
-        book, market, MarginParams(), insurance_fund=50_000.0, sink=published.extend, model=model, screen=screen
+        book,
+        market,
+        MarginParams() if params is None else params,
+        insurance_fund=50_000.0,
+        sink=published.extend,
+        model=model,
+        screen=screen,
     )
     for batch in crash_path(seconds, seed + 1, crash):
         engine.run_batch(batch)
@@ -182,3 +194,19 @@ def test_a_concentration_ramp_leaves_every_account_hot() -> None:
     assert engine.screen is not None and not (engine.screen.asset >= 0).any()
     default = StreamEngine.start(book, market, MarginParams(), screen=True)
     assert default.screen is not None and (default.screen.asset >= 0).any()
+
+
+@pytest.mark.parametrize("target", [1.0, 1.5])
+def test_screened_events_equal_unscreened_when_flags_deleverage(target: float) -> None:
+    """Under `predictive.action = "deleverage"` (flagged accounts are liquidation candidates, hence hot) and a
+    liquidation target above IM (liquidation continues past recovery): the same events with the screen."""
+    defaults = MarginParams()
+    params = msgspec.structs.replace(
+        defaults,
+        predictive=msgspec.structs.replace(defaults.predictive, action="deleverage"),
+        liquidation=msgspec.structs.replace(defaults.liquidation, target=target),
+    )
+    plain, _ = replay("multi", False, 400, 13, -0.25, 180, params)
+    screened, _ = replay("multi", True, 400, 13, -0.25, 180, params)
+    assert b"predictive" in b"".join(plain)  # a flag did deleverage
+    assert screened == plain
