@@ -29,6 +29,7 @@ from solvent.liquidation.predictive import (
     VelocityTracker,
     _book_kernel,
     account_breach,
+    book_breach,
     book_moments,
     constant_correlation,
     scenario_correlation,
@@ -487,6 +488,37 @@ def test_one_asset_account_equals_breach_probability_by_hand() -> None:
     assert 0.05 < got.probability[0] < 0.9
     assert got.flagged[0]
     assert got.time_to_breach_seconds[0] == pytest.approx(d / -mu * SECONDS_PER_YEAR, rel=1e-14)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 40),
+    drift=st.booleans(),
+    horizon=st.floats(1.0, 86_400.0),
+)
+def test_book_breach_equals_account_breach_bit_for_bit(seed: int, n: int, drift: bool, horizon: float) -> None:
+    """The margin engine's unchecked path: the same loss vol, probability and flags to the bit, and the same
+    probability as `breach_probability` of those figures (accounts at, below and above MM; flat books; a NaN
+    velocity read as 0)."""
+    rng = np.random.default_rng(seed)
+    greeks = rng.normal(0.0, 1.0, (n, 2, 3)) * (rng.random((n, 2, 1)) < 0.7)
+    price, vol = np.array([BTC, ETH]), np.array([0.6, 0.8])
+    correlation = np.array([[1.0, 0.7], [0.7, 1.0]])
+    mm = rng.uniform(0.0, 50_000.0, n)
+    equity = mm + rng.normal(0.0, 3_000.0, n) * (rng.random(n) < 0.9)
+    velocity = np.array([rng.normal(0.0, 30.0), np.nan])
+    params = PredictiveParams(horizon_seconds=horizon, use_drift=drift)
+    want = account_breach(greeks, price, vol, correlation, equity, mm, params, velocity=velocity)
+    loss_vol, probability, flagged = book_breach(greeks, price, vol, correlation, equity, mm, params, velocity)
+    assert np.array_equal(loss_vol, want.loss_vol)
+    assert np.array_equal(probability, want.probability)
+    assert np.array_equal(flagged, want.flagged)
+    h = horizon / SECONDS_PER_YEAR
+    assert np.array_equal(probability, breach_probability(equity, mm, want.loss_vol, h, want.drift))
+    if n:
+        with pytest.raises(ValueError, match="equity must be finite"):
+            book_breach(greeks, price, vol, correlation, np.where(np.arange(n) == n // 2, np.nan, equity), mm, params)
 
 
 def test_gamma_term_is_present() -> None:

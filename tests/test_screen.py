@@ -9,6 +9,7 @@ flag's reach against the breach probability itself.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -23,12 +24,13 @@ from hypothesis import strategies as st
 
 from solvent.cli import main
 from solvent.demo.crash import CrashScript, write_crash
+from solvent.engine.book import HOME_VENUE
 from solvent.liquidation.predictive import SECONDS_PER_YEAR, breach_probability
-from solvent.params import MarginParams, PredictiveParams
+from solvent.params import MarginParams, PredictiveParams, VenueParams
 from solvent.stream import events as ev
 from solvent.stream.engine import StreamEngine
 from solvent.stream.feed import FeedRecord, Quote
-from solvent.stream.screen import FAVOURABLE, GROWTH, MAX_MOVE, SAFETY, diffusion_reach, flag_reach
+from solvent.stream.screen import FAVOURABLE, GROWTH, MAX_MOVE, SAFETY, HealthScreen, diffusion_reach, flag_reach
 
 MODELS = ("multi", "static", "dydx", "synthetix", "drift", "deribit")
 
@@ -41,8 +43,12 @@ def replay(
     crash: float,
     seconds: int = 240,
     params: MarginParams | None = None,
+    remote_share: float = 0.0,
 ) -> tuple[list[bytes], StreamEngine]:
     book, market = venue(n, seed)
+    if remote_share > 0.0:  # that share of positions held at another venue: their gains count haircut
+        held = np.random.default_rng(seed).random(book.pos_quantity.size) < remote_share
+        book = dataclasses.replace(book, pos_venue=np.where(held, 0, HOME_VENUE).astype(np.int32), venues=("cex",))
     published: list[ev.Event] = []
     engine = StreamEngine.start(
         book,
@@ -77,6 +83,18 @@ def test_screened_events_equal_unscreened_in_a_crash(model: str) -> None:
 @given(seed=st.integers(0, 10_000), crash=st.floats(-0.4, 0.3), model=st.sampled_from(MODELS))
 def test_screened_events_equal_unscreened_on_random_paths(seed: int, crash: float, model: str) -> None:
     assert replay(model, True, 150, seed, crash, 120)[0] == replay(model, False, 150, seed, crash, 120)[0]
+
+
+@pytest.mark.parametrize("crash", [-0.25, 0.2])
+def test_screened_events_equal_unscreened_with_haircut_remote_gains(crash: float) -> None:
+    """A gain held at another venue counts at (1 - haircut): equity may rise slower than the delta, so the band
+    in the account's favour is the narrower one of a flat equity; the events are still the same."""
+    params = MarginParams(venues=VenueParams(remote_pnl_haircut=0.95))  # a gain there barely counts
+    plain, reference = replay("multi", False, 400, 5, crash, 180, params, remote_share=0.5)
+    screened, engine = replay("multi", True, 400, 5, crash, 180, params, remote_share=0.5)
+    assert b"MarginCallIssued" in b"".join(plain) and b"AccountRecovered" in b"".join(plain)
+    assert screened == plain
+    assert engine.totals.remargined < 0.75 * reference.totals.remargined
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -210,3 +228,34 @@ def test_screened_events_equal_unscreened_when_flags_deleverage(target: float) -
     screened, _ = replay("multi", True, 400, 13, -0.25, 180, params)
     assert b"predictive" in b"".join(plain)  # a flag did deleverage
     assert screened == plain
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 300), n_assets=st.integers(1, 3))
+def test_the_due_queues_find_what_a_scan_of_every_band_finds(seed: int, n: int, n_assets: int) -> None:
+    """The heaps against the brute-force scan: after any sequence of new bands (with repeats, hot rows, infinite
+    caps) and moves, `due` returns exactly the queued accounts of a moved asset whose band the price left or
+    whose cap the reach passed, each once; what it returns leaves the queues until queued again."""
+    rng = np.random.default_rng(seed)
+    screen = HealthScreen(n, n_assets)
+    waiting = np.zeros(n, dtype=np.bool_)
+    price = np.full(n_assets, 100.0)
+    for _ in range(30):
+        rows = np.unique(rng.integers(0, n, rng.integers(0, n + 1)))
+        screen.asset[rows] = np.where(rng.random(rows.size) < 0.2, -1, rng.integers(0, n_assets, rows.size))
+        width = rng.uniform(0.0, 0.05, (2, rows.size))
+        screen.low[rows] = price[np.maximum(screen.asset[rows], 0)] * (1.0 - width[0])
+        screen.high[rows] = price[np.maximum(screen.asset[rows], 0)] * (1.0 + width[1])
+        screen.column[rows] = rng.integers(0, 4, rows.size)
+        screen.cap[rows] = np.where(rng.random(rows.size) < 0.2, np.inf, rng.uniform(0.0, 1.0, rows.size))
+        screen.queue(rows)
+        waiting[rows] = screen.asset[rows] >= 0
+        price = price * np.exp(rng.normal(0.0, 0.02, n_assets))
+        reach = rng.uniform(0.0, 1.2, (n_assets, 4))
+        moved = rng.random(n_assets) < 0.8
+        a = np.maximum(screen.asset, 0)
+        crossed = (price[a] <= screen.low) | (price[a] >= screen.high) | (reach[a, screen.column] > screen.cap)
+        expected = np.flatnonzero(waiting & moved[a] & crossed)
+        got = screen.due(moved, price, reach)
+        assert np.array_equal(got, expected)
+        waiting[got] = False

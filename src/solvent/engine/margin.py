@@ -34,7 +34,7 @@ from solvent.factors.concentration import (
 from solvent.factors.haircuts import book_haircuts, integrated_deltas
 from solvent.factors.liquidity import liquidity_kernel, pack_liquidity
 from solvent.factors.oracle_buffer import oracle_buffer_by_asset
-from solvent.liquidation.predictive import account_breach, scenario_correlation
+from solvent.liquidation.predictive import book_breach, scenario_correlation
 from solvent.market.history import PriceHistory
 from solvent.market.state import MarketState
 from solvent.params import MarginParams
@@ -213,7 +213,7 @@ def margin_accounts(
         equity = equity - haircuts.by_account
     breach = None
     if predictive:
-        breach = account_breach(
+        breach = book_breach(
             greeks,
             state.price,
             state.vol if vol is None else vol,
@@ -246,7 +246,7 @@ def margin_accounts(
         collateral_haircut_by_asset=None if haircuts is None else haircuts.by_asset,
         oracle_status=state.oracle_status_names,
         parent=book.parent,
-        breach_probability=None if breach is None else breach.probability,
-        early_flag=None if breach is None else breach.flagged & (mm > 0.0),  # a flat account cannot breach
-        loss_vol=None if breach is None else breach.loss_vol,
+        breach_probability=None if breach is None else breach[1],
+        early_flag=None if breach is None else breach[2] & (mm > 0.0),  # a flat account cannot breach
+        loss_vol=None if breach is None else breach[0],
     )

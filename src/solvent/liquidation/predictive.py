@@ -114,8 +114,13 @@ def breach_probability(
     )
     _non_negative("loss_vol", sigma)
     _non_negative("horizon", h)
+    return _probability(e - level, sigma, h, mu)
+
+
+def _probability(d: FloatArray, sigma: FloatArray, h: FloatArray | float, mu: FloatArray) -> FloatArray:
+    """`breach_probability` of distances d = equity - MM on validated inputs (finite; sigma, h >= 0; d, sigma and
+    mu of one shape, h a scalar or of that shape)."""
     with np.errstate(over="ignore"):  # inf is a value here; every non-finite case is routed below
-        d = e - level
         root_h = np.sqrt(h)
         scale = sigma * root_h
         out = np.ones(d.shape, dtype=np.float64)
@@ -126,7 +131,7 @@ def breach_probability(
         ok = diffusive & np.isfinite(z) & np.isfinite(m)
         out[ok] = _first_passage(z[ok], m[ok])
         deterministic = live & ~ok
-        out[deterministic] = np.where(d[deterministic] + mu[deterministic] * h[deterministic] <= 0.0, 1.0, 0.0)
+        out[deterministic] = np.where(d[deterministic] + (mu * h)[deterministic] <= 0.0, 1.0, 0.0)
     return out
 
 
@@ -426,18 +431,59 @@ def account_breach(
         if v.shape != (n_assets,):
             raise ValueError(f"velocity must be ({n_assets},), got {v.shape}")
         v = _floats("velocity", np.where(np.isnan(v), 0.0, v))
+    loss_vol, drift, probability, flagged = _breach(g, s, sigma, corr, e, level, params, v)
+    seconds = time_to_breach(e, level, drift) * SECONDS_PER_YEAR
+    return Breach(loss_vol, drift, probability, flagged, seconds)
+
+
+def book_breach(
+    greeks: FloatArray,
+    price: FloatArray,
+    vol: FloatArray,
+    correlation: FloatArray,
+    equity: FloatArray,
+    mm: FloatArray,
+    params: PredictiveParams,
+    velocity: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """(loss_vol, probability, flagged) of `account_breach` for the margin engine's own arrays, whose shapes and
+    correlation it built (`MarginResult.greeks`, a `MarketState`'s prices and vols, a `RiskContext`'s
+    correlation): the same figures to the bit without the shape and correlation checks and the time to breach,
+    which cost more than the figures on the small books of a streaming cycle. Equity, MM and the velocity are
+    still checked for NaN and infinities (ValueError, as `account_breach`)."""
+    e = _floats("equity", equity)
+    level = _floats("mm", mm)
+    v = np.zeros(price.shape[0])
+    if velocity is not None and params.use_drift:
+        v = _floats("velocity", np.where(np.isnan(velocity), 0.0, velocity))
+    g = np.ascontiguousarray(greeks, dtype=np.float64)
+    loss_vol, _, probability, flagged = _breach(g, price, vol, correlation, e, level, params, v)
+    return loss_vol, probability, flagged
+
+
+def _breach(
+    greeks: FloatArray,
+    price: FloatArray,
+    vol: FloatArray,
+    correlation: FloatArray,
+    equity: FloatArray,
+    mm: FloatArray,
+    params: PredictiveParams,
+    velocity: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
+    """(loss_vol, drift, probability, flagged) of checked inputs (`account_breach`)."""
+    n_accounts = greeks.shape[0]
     h = params.horizon_seconds / SECONDS_PER_YEAR
     loss_vol = np.empty(n_accounts)
     drift = np.empty(n_accounts)
-    _book_kernel(g, s, sigma, corr, h, v, loss_vol, drift)
+    _book_kernel(greeks, price, vol, np.ascontiguousarray(correlation), h, velocity, loss_vol, drift)
     bad = ~(np.isfinite(loss_vol) & np.isfinite(drift))
     if bad.any():
         n = int(np.argmax(bad))
-        raise ValueError(f"account {n}: greeks {g[n, :, :2].tolist()} give a non-finite loss volatility or drift")
-    probability = breach_probability(e, level, loss_vol, h, drift)
-    flagged = early_trigger(probability, params.threshold) & (e >= level)
-    seconds = time_to_breach(e, level, drift) * SECONDS_PER_YEAR
-    return Breach(loss_vol, drift, probability, flagged, seconds)
+        raise ValueError(f"account {n}: greeks {greeks[n, :, :2].tolist()} give a non-finite loss volatility or drift")
+    probability = _probability(equity - mm, loss_vol, h, drift)
+    flagged = early_trigger(probability, params.threshold) & (equity >= mm)
+    return loss_vol, drift, probability, flagged
 
 
 # --------------------------------------------------------------------------------------- velocity

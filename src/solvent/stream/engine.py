@@ -50,7 +50,7 @@ from solvent.factors.concentration import tier_multiplier
 from solvent.factors.haircuts import require_collateral_vols
 from solvent.formats.schemas import MarketSnapshot
 from solvent.liquidation.closeout import CloseOutBook, CloseOutMarket, CloseOutPlan, closeout_cost, plan_closeout
-from solvent.liquidation.predictive import SECONDS_PER_YEAR, VelocityTracker, account_breach, scenario_correlation
+from solvent.liquidation.predictive import SECONDS_PER_YEAR, VelocityTracker, book_breach, scenario_correlation
 from solvent.liquidation.waterfall import WaterfallResult, run_waterfall
 from solvent.market.history import PriceHistory
 from solvent.market.state import OPTION, build_market_state
@@ -551,7 +551,7 @@ class StreamEngine:
         rule = baseline_margin(
             book, state, self.baselines, self.model, unit_value=option_unit_values(state, time_floor)
         )
-        breach = account_breach(
+        loss_vol, probability, flagged = book_breach(
             result.greeks,
             state.price,
             vol,
@@ -571,9 +571,9 @@ class StreamEngine:
             mm=rule.mm,
             health=health,
             liquidatable=result.equity < rule.mm,
-            breach_probability=breach.probability,
-            early_flag=breach.flagged & (rule.mm > 0.0),
-            loss_vol=breach.loss_vol,
+            breach_probability=probability,
+            early_flag=flagged & (rule.mm > 0.0),
+            loss_vol=loss_vol,
         )
 
     def _requirement(self, book: Book) -> FloatArray:
@@ -693,6 +693,7 @@ class StreamEngine:
             store.count,
             store.pos_instrument,
             store.pos_quantity,
+            store.pos_venue,
             store.instrument_asset,
             store.linear,
             excluded,

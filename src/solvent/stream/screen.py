@@ -31,23 +31,34 @@ r = p / p0 - 1:
   stays flagged while d < g (z vol₀ √h / s - f), f = μ⁺ h / g its "favourable reach", vol₀ the asset's
   volatility of the epoch (the breach probability never sees less).
 
-From these bounds the screen solves for the largest |r| = R keeping each threshold on its side:
+Each threshold T the account's standing keeps equity above (or below) is a constraint with room D = E - T
+(or T - E) now, T moving by at most a rate γ x |r| (γ = GROWTH T for IM and MM, plus the reach terms of the
+flag's). A move in the account's favour raises equity by between ℓ₀ |r| and g |r| (ℓ₀ = g, or 0 when a remote
+gain's haircut may flatten it), one against it lowers equity as much, so the screen solves, separately for
+each direction, the largest |r| keeping every constraint:
 
-    healthy:         (E - I + dust) / (g + GROWTH I)                 (before equity falls below IM)
-    margin call:     min((I - dust - E) / (g + GROWTH I), (E - M + dust) / (g + GROWTH M))
-    liquidatable:    (M - dust - E) / (g + GROWTH M)
-    in liquidation:  also (target I - dust - E) / (g + GROWTH target I)
-    not flagged:     (E - M - s g c) / (g + GROWTH M + s g c),          c: cap on the adverse reach
-    flagged:         (g ℓ - g c - (E - M)) / (g + GROWTH M + g c + g ℓ), ℓ = z vol₀ √h / s, c: cap on the
-                     favourable reach; and (E - M) / (g + GROWTH M) (the flag needs E >= M)
+    equity above T:  in favour  D / (γ - ℓ₀)  (unbounded when ℓ₀ >= γ),  against  D / (g + γ)
+    equity below T:  in favour  D / (g + γ),                           against  D / (γ - ℓ₀)  (likewise)
 
-each less a relative rounding allowance, and R <= MAX_MOVE; s = `SAFETY`. The caps are `REACH_HEADROOM` times
-the reach at the re-margin (the favourable one at least a tenth of z vol₀ √h). The account is due again when
-the price leaves [p0 (1 - R), p0 (1 + R)] or the asset's reach passes its cap. Accounts that do not qualify,
-those with no room (R <= 0), and flagged ones when an early flag deleverages, are **hot**: re-margined
-whenever an asset they are exposed to moves, as without the screen. Per cycle the screen costs O(assets)
-while every price stays inside every band (the bands' extremes are kept per asset), and one pass over the
-accounts when a price leaves them.
+over the constraints of each standing:
+
+    healthy:         above I - dust                                      (γ = GROWTH I)
+    margin call:     below I - dust, above M - dust
+    liquidatable:    below M - dust
+    in liquidation:  also below target I - dust
+    not flagged:     above M + s g c,          γ = GROWTH M + s g c;     c: cap on the adverse reach
+    flagged:         below M + g (ℓ - c),      γ = GROWTH M + g c + g ℓ; ℓ = z vol₀ √h / s, c: cap on the
+                     favourable reach; and above M (the flag needs E >= M)
+
+each room less a relative rounding allowance, and each move <= MAX_MOVE; s = `SAFETY`. The caps are
+`REACH_HEADROOM` times the reach at the re-margin (the favourable one at least a tenth of z vol₀ √h). A long's
+favourable move is up, a short's down: the account is due again when the price leaves [p0 (1 - R_down),
+p0 (1 + R_up)] or the asset's reach passes its cap. A band is one-sided where it matters: a healthy long
+moving up gains equity faster than its IM can grow. Accounts that do not qualify, those with no room, and
+flagged ones when an early flag deleverages, are **hot**: re-margined whenever an asset they are exposed to
+moves, as without the screen. The bands wait in per-asset heaps (the
+highest lower band, the lowest upper band and the lowest reach cap on top), so a cycle costs O(assets) while
+every price stays inside every band and O(log N) per account found due, whatever the number of accounts.
 """
 
 from __future__ import annotations
@@ -60,6 +71,7 @@ from numpy.typing import NDArray
 from scipy.special import ndtri
 
 from solvent._numba import jit
+from solvent.engine.book import HOME_VENUE
 from solvent.liquidation.predictive import SECONDS_PER_YEAR
 from solvent.params import PredictiveParams
 
@@ -77,6 +89,8 @@ SAFETY = 1.01
 ROUNDING = 1e-12
 #: A band's reach cap over the reach at its re-margin: re-margined when the reach has grown by 25%.
 REACH_HEADROOM = 1.25
+#: Due queues per asset: lower bands, upper bands, and the reach caps of each of the 4 reach columns.
+QUEUES = 6
 
 #: The columns of `flag_reach`: adverse for a long, for a short; favourable for a long, for a short.
 ADVERSE, FAVOURABLE = 0, 2
@@ -114,11 +128,16 @@ class HealthScreen:
         self.column = np.zeros(n_accounts, dtype=np.int64)  # which reach of `flag_reach` the cap bounds
         self.cap = np.zeros(n_accounts)
         self.hot = np.ones(n_accounts, dtype=np.bool_)  # nothing is known before the first re-margin
-        # Per asset: the highest lower band, the lowest upper band, per reach column the lowest cap. They may be
-        # tighter than the bands now (a band that widened is still counted): a pre-filter, never a miss.
-        self.top_low = np.full(n_assets, np.inf)  # inf: nothing known, the first cycle scans every account
-        self.bottom_high = np.full(n_assets, -np.inf)
-        self.bottom_cap = np.full((n_assets, 4), -np.inf)
+        # The due queues: per asset a min-heap of -low (the highest lower band on top), of high, and per reach
+        # column of cap. An entry is (key, row, stamp); it is live while the row's stamp is unchanged (a new band,
+        # or the row found due, bumps the stamp), and the stale ones are dropped when they surface or compacted.
+        self.stamp = np.zeros(n_accounts, dtype=np.int64)
+        n_heaps = QUEUES * n_assets
+        capacity = 2 * (n_accounts // max(n_assets, 1)) + 64
+        self.keys = np.empty((n_heaps, capacity))
+        self.rows = np.empty((n_heaps, capacity), dtype=np.int64)
+        self.stamps = np.empty((n_heaps, capacity), dtype=np.int64)
+        self.size = np.zeros(n_heaps, dtype=np.int64)
 
     def hot_rows(self) -> IndexArray:
         """The hot accounts, ascending."""
@@ -136,6 +155,7 @@ class HealthScreen:
             holdings.count,
             holdings.instrument,
             holdings.quantity,
+            holdings.venue,
             holdings.instrument_asset,
             holdings.linear,
             holdings.excluded,
@@ -160,40 +180,37 @@ class HealthScreen:
             self.cap,
             self.hot,
         )
-        _fold(
-            rows,
-            self.asset,
-            self.low,
-            self.high,
-            self.column,
-            self.cap,
-            self.top_low,
-            self.bottom_high,
-            self.bottom_cap,
-        )
+        self.queue(rows)
+
+    def queue(self, rows: IndexArray) -> None:
+        """Queue the bands just written for `rows` (their earlier entries go stale; hot rows are not queued)."""
+        self._reserve(rows.size)
+        _enqueue(rows, self.asset, self.low, self.high, self.column, self.cap, self.stamp, *self._queues())
+
+    def _queues(self) -> tuple[FloatArray, IndexArray, IndexArray, IndexArray]:
+        return self.keys, self.rows, self.stamps, self.size
+
+    def _reserve(self, count: int) -> None:
+        """Room for `count` more entries in every queue: drop the stale entries, then grow if that is not enough."""
+        if int(self.size.max(initial=0)) + count <= self.keys.shape[1]:
+            return
+        _compact(self.stamp, *self._queues())
+        needed = int(self.size.max(initial=0)) + count
+        if needed <= self.keys.shape[1] // 2:
+            return
+        n_heaps, width = self.keys.shape
+        capacity = max(2 * width, 2 * needed)
+        for name, dtype in (("keys", np.float64), ("rows", np.int64), ("stamps", np.int64)):
+            grown = np.empty((n_heaps, capacity), dtype=dtype)
+            grown[:, :width] = getattr(self, name)
+            setattr(self, name, grown)
 
     def due(self, moved: BoolArray, price: FloatArray, reach: FloatArray) -> IndexArray:
         """Screened accounts on a `moved` (A,) asset whose band the price has left or whose reach cap the asset's
-        reach (A, 4) has passed, ascending."""
-        check = moved & ((price <= self.top_low) | (price >= self.bottom_high) | (reach > self.bottom_cap).any(axis=1))
-        if not check.any():
-            return np.zeros(0, dtype=np.int64)
+        reach (A, 4) has passed, ascending. They leave the queues: the caller re-margins them (`update`)."""
         out = np.empty(self.asset.size, dtype=np.int64)
-        n = _due(
-            self.asset,
-            self.low,
-            self.high,
-            self.column,
-            self.cap,
-            price,
-            reach,
-            check,
-            out,
-            self.top_low,
-            self.bottom_high,
-            self.bottom_cap,
-        )
-        return out[:n]
+        n = _due(moved, price, reach, self.asset, self.stamp, out, *self._queues())
+        return np.sort(out[:n])
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,6 +224,7 @@ class Holdings:
     count: IndexArray
     instrument: NDArray[np.int32]
     quantity: FloatArray
+    venue: NDArray[np.int32]
     instrument_asset: IndexArray
     linear: BoolArray
     excluded: BoolArray
@@ -242,12 +260,24 @@ class Reach:
 
 
 @jit()
-def _ratio(numerator: float, denominator: float) -> float:  # pragma: no cover - compiled
-    """The move a distance allows: numerator / denominator; +inf where the denominator is 0 (no delta and no
-    requirement: nothing moves with the price)."""
-    if denominator > 0.0:
-        return numerator / denominator
-    return math.inf
+def _room(slack: float, rate: float) -> float:  # pragma: no cover - compiled
+    """The move a constraint allows: it holds by `slack` now and its slack changes by at least `rate` per unit of
+    |r|; +inf when it cannot shrink (no room at all when it does not hold now)."""
+    if rate < 0.0:
+        return slack / -rate
+    return math.inf if slack > 0.0 else slack
+
+
+@jit()
+def _tighten(
+    favour: float, against: float, room: float, growth: float, above: bool, g: float, least: float
+) -> tuple[float, float]:  # pragma: no cover - compiled
+    """The moves (in the account's favour, against it) still allowed once equity must stay above (`above`) or
+    below a threshold it clears by `room`, the threshold moving by at most `growth` per unit of |r|: a move in
+    the account's favour raises equity by between `least` and g per unit, one against it lowers it as much."""
+    if above:
+        return min(favour, _room(room, least - growth)), min(against, _room(room, -g - growth))
+    return min(favour, _room(room, -g - growth)), min(against, _room(room, least - growth))
 
 
 @jit()
@@ -257,6 +287,7 @@ def _bands(
     count: IndexArray,
     instrument: NDArray[np.int32],
     quantity: FloatArray,
+    venue: NDArray[np.int32],
     instrument_asset: IndexArray,
     linear: BoolArray,
     excluded: BoolArray,
@@ -281,11 +312,13 @@ def _bands(
     out_cap: FloatArray,
     out_hot: BoolArray,
 ) -> None:  # pragma: no cover - compiled
-    """Writes each row's band (see the module) into the screen's (N,) arrays."""
+    """Writes each row's band (see the module) into the screen's (N,) arrays: for each threshold its status
+    keeps equity above or below, how far it may move in the account's favour and against it (`_tighten`)."""
     for k in range(rows.size):
         row = rows[k]
         a = -1
         ok = not excluded[k]
+        home = True
         for s in range(start[row], start[row] + count[row]):
             if not ok:
                 break
@@ -295,6 +328,7 @@ def _bands(
             if not linear[i] or (a >= 0 and instrument_asset[i] != a):
                 ok = False
             a = instrument_asset[i]
+            home = home and venue[s] == HOME_VENUE
         if ok and a >= 0 and sourced[a]:
             ok = False
         out_asset[row] = -1
@@ -307,93 +341,192 @@ def _bands(
         e, i_m, m_m = equity[k], im[k], mm[k]
         x = delta[k, a] * price[a]
         g = abs(x)
+        least = g if home else 0.0  # a haircut gain (another venue's) may rise or fall slower than g
         side = 1 if x < 0.0 else 0
         slack = ROUNDING * (abs(e) + i_m + g)
+        favour = against = MAX_MOVE  # the largest moves in the account's favour and against it
         if status[k] == 0:
-            move = _ratio(e - i_m + dust - slack, g + GROWTH * i_m)
+            favour, against = _tighten(favour, against, e - i_m + dust - slack, GROWTH * i_m, True, g, least)
         elif status[k] == 1:
-            move = min(
-                _ratio(i_m - dust - e - slack, g + GROWTH * i_m), _ratio(e - m_m + dust - slack, g + GROWTH * m_m)
-            )
+            favour, against = _tighten(favour, against, i_m - dust - e - slack, GROWTH * i_m, False, g, least)
+            favour, against = _tighten(favour, against, e - m_m + dust - slack, GROWTH * m_m, True, g, least)
         else:
-            move = _ratio(m_m - dust - e - slack, g + GROWTH * m_m)
+            favour, against = _tighten(favour, against, m_m - dust - e - slack, GROWTH * m_m, False, g, least)
         column = ADVERSE + side
         cap = math.inf
         if in_liquidation[k]:  # never flagged while in liquidation, which stops at target x IM
-            move = min(move, _ratio(target * i_m - dust - e - slack, g + GROWTH * target * i_m))
+            room = target * i_m - dust - e - slack
+            favour, against = _tighten(favour, against, room, GROWTH * target * i_m, False, g, least)
         elif flagged[k]:
             if deleverage:
                 continue  # a flag deleverages: a liquidation candidate every cycle
             column = FAVOURABLE + side
             cap = max(REACH_HEADROOM * reach[a, column], 0.1 * diffusion[a])
             floor = diffusion[a] / SAFETY
-            move = min(move, _ratio(g * floor - g * cap - (e - m_m) - slack, g + GROWTH * m_m + g * cap + g * floor))
-            move = min(move, _ratio(e - m_m - slack, g + GROWTH * m_m))
+            room = g * floor - g * cap - (e - m_m) - slack
+            growth = GROWTH * m_m + g * cap + g * floor
+            favour, against = _tighten(favour, against, room, growth, False, g, least)
+            favour, against = _tighten(favour, against, e - m_m - slack, GROWTH * m_m, True, g, least)
         else:
             cap = REACH_HEADROOM * reach[a, column]
-            move = min(move, _ratio(e - m_m - SAFETY * g * cap - slack, g + GROWTH * m_m + SAFETY * g * cap))
-        move = min(move, MAX_MOVE)
-        if not move > 0.0:
+            room = e - m_m - SAFETY * g * cap - slack
+            favour, against = _tighten(favour, against, room, GROWTH * m_m + SAFETY * g * cap, True, g, least)
+        if not (favour > 0.0 and against > 0.0):
             continue  # no room: hot
+        down, up = (against, favour) if side == 0 else (favour, against)
         out_asset[row] = a
         out_hot[row] = False
-        out_low[row] = price[a] * (1.0 - move)
-        out_high[row] = price[a] * (1.0 + move)
+        out_low[row] = price[a] * (1.0 - down)
+        out_high[row] = price[a] * (1.0 + up)
         out_column[row] = column
         out_cap[row] = cap
 
 
 @jit()
-def _fold(
+def _push(
+    heap: int,
+    key: float,
+    row: int,
+    stamp: int,
+    keys: FloatArray,
     rows: IndexArray,
+    stamps: IndexArray,
+    size: IndexArray,
+) -> None:  # pragma: no cover - compiled
+    """Push (key, row, stamp) on min-heap `heap` (room is reserved by the caller)."""
+    i = size[heap]
+    size[heap] = i + 1
+    while i > 0:
+        parent = (i - 1) // 2
+        if keys[heap, parent] <= key:
+            break
+        keys[heap, i], rows[heap, i], stamps[heap, i] = keys[heap, parent], rows[heap, parent], stamps[heap, parent]
+        i = parent
+    keys[heap, i], rows[heap, i], stamps[heap, i] = key, row, stamp
+
+
+@jit()
+def _sift_down(
+    heap: int, i: int, keys: FloatArray, rows: IndexArray, stamps: IndexArray, size: IndexArray
+) -> None:  # pragma: no cover - compiled
+    """Restore the heap below position i."""
+    n = size[heap]
+    key, row, stamp = keys[heap, i], rows[heap, i], stamps[heap, i]
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and keys[heap, child + 1] < keys[heap, child]:
+            child += 1
+        if key <= keys[heap, child]:
+            break
+        keys[heap, i], rows[heap, i], stamps[heap, i] = keys[heap, child], rows[heap, child], stamps[heap, child]
+        i = child
+    keys[heap, i], rows[heap, i], stamps[heap, i] = key, row, stamp
+
+
+@jit()
+def _pop(
+    heap: int, keys: FloatArray, rows: IndexArray, stamps: IndexArray, size: IndexArray
+) -> None:  # pragma: no cover - compiled
+    """Remove the top of min-heap `heap`."""
+    last = size[heap] - 1
+    size[heap] = last
+    if last > 0:
+        keys[heap, 0], rows[heap, 0], stamps[heap, 0] = keys[heap, last], rows[heap, last], stamps[heap, last]
+        _sift_down(heap, 0, keys, rows, stamps, size)
+
+
+@jit()
+def _enqueue(
+    rows_in: IndexArray,
     asset: IndexArray,
     low: FloatArray,
     high: FloatArray,
     column: IndexArray,
     cap: FloatArray,
-    top_low: FloatArray,
-    bottom_high: FloatArray,
-    bottom_cap: FloatArray,
+    stamp: IndexArray,
+    keys: FloatArray,
+    rows: IndexArray,
+    stamps: IndexArray,
+    size: IndexArray,
 ) -> None:  # pragma: no cover - compiled
-    """Fold the new bands of `rows` into the per-asset extremes."""
-    for row in rows:
+    """Give each of `rows_in` a new stamp (its old entries go stale) and queue the new band of the screened ones."""
+    n_assets = size.shape[0] // QUEUES
+    for row in rows_in:
+        stamp[row] += 1
         a = asset[row]
-        if a >= 0:
-            top_low[a] = max(top_low[a], low[row])
-            bottom_high[a] = min(bottom_high[a], high[row])
-            bottom_cap[a, column[row]] = min(bottom_cap[a, column[row]], cap[row])
+        if a < 0:
+            continue
+        _push(a, -low[row], row, stamp[row], keys, rows, stamps, size)
+        _push(n_assets + a, high[row], row, stamp[row], keys, rows, stamps, size)
+        if cap[row] < math.inf:
+            _push(2 * n_assets + 4 * a + column[row], cap[row], row, stamp[row], keys, rows, stamps, size)
+
+
+@jit()
+def _compact(
+    stamp: IndexArray, keys: FloatArray, rows: IndexArray, stamps: IndexArray, size: IndexArray
+) -> None:  # pragma: no cover - compiled
+    """Drop every stale entry and re-heapify."""
+    for heap in range(size.shape[0]):
+        n = 0
+        for i in range(size[heap]):
+            if stamps[heap, i] == stamp[rows[heap, i]]:
+                keys[heap, n], rows[heap, n], stamps[heap, n] = keys[heap, i], rows[heap, i], stamps[heap, i]
+                n += 1
+        size[heap] = n
+        for i in range(n // 2 - 1, -1, -1):
+            _sift_down(heap, i, keys, rows, stamps, size)
+
+
+@jit()
+def _drain(
+    heap: int,
+    limit: float,
+    strict: bool,
+    stamp: IndexArray,
+    out: IndexArray,
+    n: int,
+    keys: FloatArray,
+    rows: IndexArray,
+    stamps: IndexArray,
+    size: IndexArray,
+) -> int:  # pragma: no cover - compiled
+    """Pop every entry of `heap` with key <= `limit` (< when `strict`); the live ones are due: written to `out`
+    from `n` on, their stamp bumped so that their other entries go stale. Returns the new count."""
+    while size[heap] > 0 and (keys[heap, 0] < limit or (not strict and keys[heap, 0] == limit)):
+        row = rows[heap, 0]
+        if stamps[heap, 0] == stamp[row]:
+            out[n] = row
+            n += 1
+            stamp[row] += 1
+        _pop(heap, keys, rows, stamps, size)
+    return n
 
 
 @jit()
 def _due(
-    asset: IndexArray,
-    low: FloatArray,
-    high: FloatArray,
-    column: IndexArray,
-    cap: FloatArray,
+    moved: BoolArray,
     price: FloatArray,
     reach: FloatArray,
-    check: BoolArray,
+    asset: IndexArray,
+    stamp: IndexArray,
     out: IndexArray,
-    top_low: FloatArray,
-    bottom_high: FloatArray,
-    bottom_cap: FloatArray,
+    keys: FloatArray,
+    rows: IndexArray,
+    stamps: IndexArray,
+    size: IndexArray,
 ) -> int:  # pragma: no cover - compiled
-    """Writes the due accounts of the `check`ed assets to `out`, ascending, and returns how many; the extremes
-    become exactly those of the accounts not due (the due ones are folded in again once re-margined)."""
-    top_low[:] = -np.inf
-    bottom_high[:] = np.inf
-    bottom_cap[:, :] = np.inf
+    """Writes the due accounts of the `moved` assets to `out` (each once, unordered) and returns how many: those
+    whose band the price has left (price <= low, price >= high) or whose cap the reach has passed."""
+    n_assets = moved.shape[0]
     n = 0
-    for k in range(asset.size):
-        a = asset[k]
-        if a < 0:
+    for a in range(n_assets):
+        if not moved[a]:
             continue
-        if check[a] and (price[a] <= low[k] or price[a] >= high[k] or reach[a, column[k]] > cap[k]):
-            out[n] = k
-            n += 1
-        else:
-            top_low[a] = max(top_low[a], low[k])
-            bottom_high[a] = min(bottom_high[a], high[k])
-            bottom_cap[a, column[k]] = min(bottom_cap[a, column[k]], cap[k])
+        n = _drain(a, -price[a], False, stamp, out, n, keys, rows, stamps, size)
+        n = _drain(n_assets + a, price[a], False, stamp, out, n, keys, rows, stamps, size)
+        for c in range(4):
+            n = _drain(2 * n_assets + 4 * a + c, reach[a, c], True, stamp, out, n, keys, rows, stamps, size)
     return n
