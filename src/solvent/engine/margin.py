@@ -32,7 +32,7 @@ from solvent.factors.concentration import (
     tier_multiplier,
 )
 from solvent.factors.haircuts import book_haircuts, integrated_deltas
-from solvent.factors.liquidity import liquidity_kernel, pack_liquidity
+from solvent.factors.liquidity import liquidity_kernel, packed_liquidity
 from solvent.factors.oracle_buffer import oracle_buffer_by_asset
 from solvent.liquidation.predictive import book_breach, scenario_correlation
 from solvent.market.history import PriceHistory
@@ -50,7 +50,7 @@ def liquidity_add_on(greeks: FloatArray, state: MarketState, params: MarginParam
     liquidity = params.liquidity
     return liquidity_kernel(
         greeks,
-        pack_liquidity(state.liquidity),
+        packed_liquidity(state.liquidity),
         state.price,
         state.vol / np.sqrt(params.days_per_year),
         liquidity.stress,

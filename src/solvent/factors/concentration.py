@@ -69,14 +69,31 @@ def depth_within(curve: DepthCurve, distance: float) -> float:
     return float(curve.size[-1] + (distance - curve.distance[-1]) / last)
 
 
+#: The last `stressed_depth` (its liquidity tuple, the rest of its key, its result): a stream margins many
+#: times a cycle on one market state.
+_LAST_DEPTH: list[tuple[tuple[AssetLiquidity, ...], tuple[bytes, float, float], tuple[FloatArray, FloatArray]]] = []
+
+
 def stressed_depth(
     liquidity: tuple[AssetLiquidity, ...], price: FloatArray, distance: float, stress: float
 ) -> tuple[FloatArray, FloatArray]:
     """(bid, ask): (A,) USD depth within `distance` of mid on each side, divided by the book stress.
 
     A long closes into the bid, a short into the ask. An asset without a depth curve gets +inf (no
-    depth-based threshold): the liquidity add-on prices what depth there is.
+    depth-based threshold): the liquidity add-on prices what depth there is. The arrays of a repeated call
+    (the same books, prices, distance and stress) are shared: read them, never write them.
     """
+    key = (np.asarray(price, dtype=np.float64).tobytes(), distance, stress)
+    if _LAST_DEPTH and _LAST_DEPTH[0][0] is liquidity and _LAST_DEPTH[0][1] == key:
+        return _LAST_DEPTH[0][2]
+    depth = _stressed_depth(liquidity, price, distance, stress)
+    _LAST_DEPTH[:] = [(liquidity, key, depth)]
+    return depth
+
+
+def _stressed_depth(
+    liquidity: tuple[AssetLiquidity, ...], price: FloatArray, distance: float, stress: float
+) -> tuple[FloatArray, FloatArray]:
     n_assets = price.shape[0]
     bid, ask = np.full(n_assets, math.inf), np.full(n_assets, math.inf)
     for a, asset in enumerate(liquidity):

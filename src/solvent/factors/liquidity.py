@@ -133,6 +133,23 @@ class PackedLiquidity:
     vol_spread: FloatArray
 
 
+#: The packings of the last few liquidity tuples, by identity (`packed_liquidity`).
+_PACKED: dict[int, tuple[tuple[AssetLiquidity, ...], PackedLiquidity]] = {}
+
+
+def packed_liquidity(liquidity: tuple[AssetLiquidity, ...]) -> PackedLiquidity:
+    """`pack_liquidity`, packed once per tuple: a stream margins many times on the same market state's books.
+    The result is shared: read it, never write it."""
+    hit = _PACKED.get(id(liquidity))
+    if hit is not None and hit[0] is liquidity:
+        return hit[1]
+    packed = pack_liquidity(liquidity)
+    if len(_PACKED) >= 8:
+        _PACKED.clear()
+    _PACKED[id(liquidity)] = (liquidity, packed)
+    return packed
+
+
 def pack_liquidity(liquidity: tuple[AssetLiquidity, ...]) -> PackedLiquidity:
     """Pad every asset's curves into fixed-size arrays (done once per market state)."""
     n = len(liquidity)

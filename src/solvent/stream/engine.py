@@ -53,7 +53,7 @@ from solvent.liquidation.closeout import CloseOutBook, CloseOutMarket, CloseOutP
 from solvent.liquidation.predictive import SECONDS_PER_YEAR, VelocityTracker, book_breach, scenario_correlation
 from solvent.liquidation.waterfall import WaterfallResult, run_waterfall
 from solvent.market.history import PriceHistory
-from solvent.market.state import OPTION, build_market_state
+from solvent.market.state import OPTION, MarketState, build_market_state
 from solvent.params import MarginParams
 from solvent.scenarios import generate_scenarios
 from solvent.scenarios.base import ScenarioSet
@@ -65,6 +65,7 @@ from solvent.stream.store import CASH, AccountStore
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
 
 HEALTHY, MARGIN_CALL, LIQUIDATABLE = 0, 1, 2
 #: Rounding, USD: a settled bankrupt account's residue is booked against the insurance fund, and a shortfall
@@ -193,7 +194,10 @@ class StreamEngine:
         self._open_window = -1
         self.screen = HealthScreen(book.n_accounts, len(self.market.assets)) if screen else None
         self._cash_asset = self.market.state.asset_index.get(CASH, -1)
-        self._reach_cache: tuple[tuple[int, int], FloatArray] | None = None
+        self._ticks = 0  # velocity updates so far: the key of `_speed`
+        self._speed_cache: tuple[int, MarketState, MarginParams, tuple[FloatArray, FloatArray, FloatArray]] | None = (
+            None
+        )
 
     # ------------------------------------------------------------------------------- construction
 
@@ -330,16 +334,28 @@ class StreamEngine:
         moves every account's cash)."""
         return asset in batch.rescaled or asset in self.market.sources or asset == self._cash_asset
 
-    def _reach(self) -> FloatArray:
-        """Each asset's reach now (`screen.flag_reach`), on the volatility the breach probability sees; kept until
-        the prices (and with them the velocities) or the parameters change."""
-        key = (self._version, id(self.params))
-        if self._reach_cache is None or self._reach_cache[0] != key:
+    def _speed(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(vol, velocity, reach) (A,), (A,), (A, 4) now: the volatility the breach probability sees (the larger of
+        the state's and the fast one), the price velocity, and each asset's reach (`screen.flag_reach`); kept until
+        a tick, a new market state or new parameters."""
+        cached = self._speed_cache
+        if (
+            cached is None
+            or cached[0] != self._ticks
+            or cached[1] is not self.market.state
+            or cached[2] is not self.params
+        ):
             state = self.market.state
-            fast = np.nan_to_num(self.velocity.volatility, nan=0.0)
-            reach = flag_reach(np.maximum(state.vol, fast), self.velocity.velocity, self.params.predictive)
-            self._reach_cache = (key, reach)
-        return self._reach_cache[1]
+            fast = self.velocity.volatility
+            vol = np.maximum(state.vol, np.where(np.isnan(fast), 0.0, fast))
+            velocity = self.velocity.velocity
+            reach = flag_reach(vol, velocity, self.params.predictive)
+            cached = self._speed_cache = (self._ticks, state, self.params, (vol, velocity, reach))
+        return cached[3]
+
+    def _reach(self) -> FloatArray:
+        """Each asset's reach now (`_speed`)."""
+        return self._speed()[2]
 
     def settle(self, now: datetime, cause: int) -> list[ev.Event]:
         """The second half of a batch, at unchanged prices: one liquidation slice for every account due one,
@@ -351,10 +367,15 @@ class StreamEngine:
     def _settle_prices(self, batch: _Batch) -> None:
         """Price each asset quoted since the last call once: aggregate its sources (if it has any) at the time of
         its last quote, and fold that price into its velocity."""
-        for column, now in sorted(batch.priced.items()):
+        if not batch.priced:
+            return
+        columns = sorted(batch.priced)
+        for column in columns:
             if column in self.market.sources:
-                self.market.aggregate_sources(column, now, self.params)
-            self.velocity.update([column], [now / SECONDS_PER_YEAR], [float(self.market.price[column])])
+                self.market.aggregate_sources(column, batch.priced[column], self.params)
+        times = [batch.priced[column] / SECONDS_PER_YEAR for column in columns]
+        self.velocity.update(columns, times, self.market.price[columns])  # one tick per asset, in column order
+        self._ticks += 1
         batch.priced.clear()
 
     def _refresh(self, batch: _Batch) -> None:
@@ -447,6 +468,7 @@ class StreamEngine:
                 kept = dict(self.velocity.state())
                 kept["halflife"] = np.asarray(record.params.predictive.halflife_seconds / SECONDS_PER_YEAR)
                 self.velocity = VelocityTracker.from_state(kept)
+                self._ticks += 1
             self.params = record.params
             batch.new_epoch = True
             events.append(
@@ -533,11 +555,9 @@ class StreamEngine:
     def _margin(self, rows: IndexArray) -> tuple[Book, MarginResult]:
         """Margin `rows` now; the breach probability sees the fast volatility and the price velocity."""
         book = self._book(rows)
-        state = self.market.state
-        fast = np.nan_to_num(self.velocity.volatility, nan=0.0)
-        vol = np.maximum(state.vol, fast)
+        vol, velocity, _ = self._speed()
         result = margin_accounts(
-            book, state, self.params, self.context, self.portfolio_source, vol=vol, velocity=self.velocity.velocity
+            book, self.market.state, self.params, self.context, self.portfolio_source, vol=vol, velocity=velocity
         )
         if self.model != "multi":
             result = self._under_baseline(book, result, vol)
@@ -559,7 +579,7 @@ class StreamEngine:
             result.equity,
             rule.mm,
             self.params.predictive,
-            velocity=self.velocity.velocity,
+            velocity=self._speed()[1],
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             health = np.where(rule.mm > 0.0, result.equity / np.where(rule.mm > 0.0, rule.mm, 1.0), np.inf)
@@ -615,50 +635,63 @@ class StreamEngine:
         f.loss_vol[rows_or_all] = result.loss_vol
         target = self.params.liquidation.target * result.im
         f.in_liquidation[rows_or_all] &= ~(result.equity >= target - DUST_USD)  # liquidation stops at target x IM
-        seconds = _seconds(now)
         changed = np.flatnonzero((status != old_status) | (flagged & ~old_flag))
-        for k in changed.tolist():
-            row = int(rows[k])
-            name = str(self.store.account_ids[row])
-            new, old = int(status[k]), int(old_status[k])
+        if changed.size:
+            self._publish_changes(
+                rows[changed],
+                status[changed],
+                old_status[changed],
+                flagged[changed],
+                old_flag[changed],
+                result,
+                changed,
+                now,
+                cause,
+                events,
+            )
+        if self.screen is not None:
+            self._update_screen(rows, result)
+
+    def _publish_changes(
+        self,
+        rows: IndexArray,
+        status: NDArray[np.int8],
+        old_status: NDArray[np.int8],
+        flagged: BoolArray,
+        old_flag: BoolArray,
+        result: MarginResult,
+        at: IndexArray,
+        now: datetime,
+        cause: int,
+        events: list[ev.Event],
+    ) -> None:
+        """The events of `rows` whose status changed or which were flagged (their figures at `at` in `result`),
+        in row order; marks the first liquidatable and first flagged times."""
+        assert result.breach_probability is not None and result.loss_vol is not None
+        f = self.figures
+        seconds = _seconds(now)
+        names = self.store.account_ids[rows].tolist()
+        equity, im, mm = result.equity[at].tolist(), result.im[at].tolist(), result.mm[at].tolist()
+        breach, loss_vol = result.breach_probability[at].tolist(), result.loss_vol[at].tolist()
+        changes = zip(
+            rows.tolist(), status.tolist(), old_status.tolist(), flagged.tolist(), old_flag.tolist(), strict=True
+        )
+        for k, (row, new, old, flag, was_flagged) in enumerate(changes):
+            name = str(names[k])
             if new == LIQUIDATABLE and old != LIQUIDATABLE:
                 f.in_liquidation[row] = True
                 if math.isnan(f.first_liquidatable[row]):
                     f.first_liquidatable[row] = seconds
                 events.append(
-                    self._event(
-                        ev.AccountBecameLiquidatable,
-                        now,
-                        cause,
-                        account=name,
-                        equity=float(result.equity[k]),
-                        mm=float(result.mm[k]),
-                    )
+                    self._event(ev.AccountBecameLiquidatable, now, cause, account=name, equity=equity[k], mm=mm[k])
                 )
             elif new == MARGIN_CALL and old == HEALTHY:
                 events.append(
-                    self._event(
-                        ev.MarginCallIssued,
-                        now,
-                        cause,
-                        account=name,
-                        equity=float(result.equity[k]),
-                        im=float(result.im[k]),
-                        mm=float(result.mm[k]),
-                    )
+                    self._event(ev.MarginCallIssued, now, cause, account=name, equity=equity[k], im=im[k], mm=mm[k])
                 )
             elif new == HEALTHY and old != HEALTHY:
-                events.append(
-                    self._event(
-                        ev.AccountRecovered,
-                        now,
-                        cause,
-                        account=name,
-                        equity=float(result.equity[k]),
-                        im=float(result.im[k]),
-                    )
-                )
-            if flagged[k] and not old_flag[k]:
+                events.append(self._event(ev.AccountRecovered, now, cause, account=name, equity=equity[k], im=im[k]))
+            if flag and not was_flagged:
                 if math.isnan(f.first_flag[row]):
                     f.first_flag[row] = seconds
                 events.append(
@@ -667,14 +700,12 @@ class StreamEngine:
                         now,
                         cause,
                         account=name,
-                        breach_probability=float(result.breach_probability[k]),
-                        equity=float(result.equity[k]),
-                        mm=float(result.mm[k]),
-                        loss_vol=float(result.loss_vol[k]),
+                        breach_probability=breach[k],
+                        equity=equity[k],
+                        mm=mm[k],
+                        loss_vol=loss_vol[k],
                     )
                 )
-        if self.screen is not None:
-            self._update_screen(rows, result)
 
     def _update_screen(self, rows: IndexArray, result: MarginResult) -> None:
         """New bands for `rows` just re-margined (`result`): which of them the screen can watch (`stream.screen`)."""

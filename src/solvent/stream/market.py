@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvent.formats.schemas import Instrument, MarketSnapshot
+from solvent.market.depth import AssetLiquidity
 from solvent.market.oracle import aggregate, twap
 from solvent.market.state import MarketState, build_market_state
 from solvent.params import MarginParams
@@ -46,6 +47,7 @@ class LiveMarket:
         # Oracle sources per asset: name -> (price, confidence, timestamp seconds); aggregate history (TWAP).
         self.sources: dict[int, dict[str, tuple[float, float, float]]] = {}
         self.history: dict[int, list[tuple[float, float]]] = {}
+        self._scaled: tuple[MarketState, bytes, tuple[AssetLiquidity, ...]] | None = None
         for name, quote in snapshot.assets.items():
             if quote.sources:
                 a = self.base.asset_index[name]
@@ -75,18 +77,27 @@ class LiveMarket:
         elapsed = (self.epoch - self.snapshot.time).total_seconds() / (self.days_per_year * 86400.0)
         expiry = np.where(base.expiry_years > 0.0, np.maximum(base.expiry_years - elapsed, 0.0), 0.0)
         spot = self.price[base.instruments.asset]
-        liquidity = tuple(liq.scaled(float(s)) for liq, s in zip(base.liquidity, self.depth_scale, strict=True))
         return dataclasses.replace(
             base,
             time=self.epoch,
             price=self.price.copy(),
             forward=spot * np.exp(base.rate * expiry),
             expiry_years=expiry,
-            liquidity=liquidity,
+            liquidity=self._liquidity(),
             oracle_sources=np.array([len(self.sources.get(a, ())) for a in range(len(base.assets))], dtype=np.int64),
             oracle_uncertainty=self.uncertainty.copy(),
             oracle_status=self.status.copy(),
         )
+
+    def _liquidity(self) -> tuple[AssetLiquidity, ...]:
+        """The base books scaled by `depth_scale`: the same tuple while neither changes, so that what is derived
+        from it once (`factors.liquidity.packed_liquidity`) is reused from cycle to cycle."""
+        scale = self.depth_scale.tobytes()
+        if self._scaled is None or self._scaled[0] is not self.base or self._scaled[1] != scale:
+            factors = self.depth_scale.tolist()
+            books = tuple(liq.scaled(f) for liq, f in zip(self.base.liquidity, factors, strict=True))
+            self._scaled = (self.base, scale, books)
+        return self._scaled[2]
 
     def refresh(self) -> None:
         """Publish the overlays as a new `state`."""

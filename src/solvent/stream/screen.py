@@ -63,6 +63,7 @@ every price stays inside every band and O(log N) per account found due, whatever
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -101,19 +102,30 @@ def flag_reach(vol: FloatArray, velocity: FloatArray, params: PredictiveParams) 
     short (columns 0, 1), and the favourable reach μ⁺ h / g of a long and of a short (2, 3); vol (A,)
     annualised, velocity (A,) per year (NaN read as 0; ignored unless `params.use_drift`)."""
     h = params.horizon_seconds / SECONDS_PER_YEAR
-    v = np.nan_to_num(velocity, nan=0.0) if params.use_drift else np.zeros_like(vol)
-    falling, rising = np.maximum(-v, 0.0) * h, np.maximum(v, 0.0) * h
+    reach = np.empty((vol.shape[0], 4))
     diffusion = diffusion_reach(vol, params)
-    reach: FloatArray = np.stack([falling + diffusion, rising + diffusion, rising, falling], axis=1)
+    if params.use_drift:
+        v = np.where(np.isnan(velocity), 0.0, velocity)
+        reach[:, 2] = np.maximum(v, 0.0) * h  # rising: in a long's favour
+        reach[:, 3] = np.maximum(-v, 0.0) * h  # falling: in a short's favour
+    else:
+        reach[:, 2:] = 0.0
+    reach[:, 0] = reach[:, 3] + diffusion
+    reach[:, 1] = reach[:, 2] + diffusion
     return reach
 
 
 def diffusion_reach(vol: FloatArray, params: PredictiveParams) -> FloatArray:
     """(A,) z vol √h: the distance to MM, per unit of delta notional, at which a driftless account's breach
     probability is the threshold (2 Φ(-z) = threshold)."""
-    h = params.horizon_seconds / SECONDS_PER_YEAR
-    reach: FloatArray = float(ndtri(1.0 - params.threshold / 2.0)) * vol * math.sqrt(h)
+    reach: FloatArray = _threshold_z(params.threshold) * vol * math.sqrt(params.horizon_seconds / SECONDS_PER_YEAR)
     return reach
+
+
+@functools.lru_cache(maxsize=8)
+def _threshold_z(threshold: float) -> float:
+    """z = Φ⁻¹(1 - threshold / 2)."""
+    return float(ndtri(1.0 - threshold / 2.0))
 
 
 class HealthScreen:
