@@ -54,6 +54,44 @@ def test_fused_kernel_agrees_with_numpy_twin(measure: str, n_scen: int, groups: 
     assert np.count_nonzero(fast) > 200  # the comparison is not between zeros (median VaR: about half)
 
 
+@pytest.mark.parametrize("measure", ["es", "var", "worst"])
+@pytest.mark.parametrize("groups", [1, 3])
+def test_one_asset_linear_accounts_skip_the_scenarios_and_agree_with_the_twin(measure: str, groups: int) -> None:
+    """Linear books netting to one asset (several positions on it, long or short, some netting to zero) take the
+    homogeneous shortcut: |delta| x the unit measure of their side; the twin reduces their dense P&L. Books on
+    two assets go the scenario way; both agree with the twin, and a book is margined the same alone or within
+    the others."""
+    rng = np.random.default_rng(groups)
+    arrays = random_arrays(rng, 40, 4, 600, groups)
+    linear = np.flatnonzero(arrays.linear_weight != 0.0)
+    by_asset = [linear[arrays.instrument_asset[linear] == a] for a in range(4)]
+    offsets, inst, qty = [0], [], []
+    for k in range(300):
+        pool = by_asset[k % 4] if k % 5 else linear  # four in five on one asset, the rest on any
+        held = rng.choice(pool, rng.integers(1, 4))
+        quantity = rng.normal(0.0, 3.0, held.size)
+        if k % 17 == 0:  # two opposite positions netting to exactly zero
+            held, quantity = np.array([held[0], held[0]]), np.array([2.0, -2.0])
+        inst.extend(held.tolist())
+        qty.extend(quantity.tolist())
+        offsets.append(len(inst))
+    book = (np.array(offsets, dtype=np.int64), np.array(inst, dtype=np.int32), np.array(qty))
+    fast, _ = margins(*book, arrays, 0.99, measure)
+    slow, _ = margins_numpy(*book, arrays, 0.99, measure, chunk=64)
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-9)
+    assert np.count_nonzero(fast) > 250 and np.all(fast[::17] == 0.0)
+    for k in (1, 2, 3, 5):  # alone, the same figure to the bit
+        alone, _ = margins(
+            np.array([0, book[0][k + 1] - book[0][k]]),
+            book[1][book[0][k] : book[0][k + 1]],
+            book[2][book[0][k] : book[0][k + 1]],
+            arrays,
+            0.99,
+            measure,
+        )
+        assert alone[0] == fast[k]
+
+
 @pytest.mark.parametrize(
     "losses,confidence,expected_es,expected_var",
     [

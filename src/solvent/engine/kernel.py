@@ -2,7 +2,10 @@
 
 For each account the kernel nets its linear positions into one delta per asset, adds each option's
 risk array, and reduces the resulting scenario P&L with the risk measure within each scenario group;
-group results (floored at 0) are summed. It also accumulates the account's Greeks per asset.
+group results (floored at 0) are summed. It also accumulates the account's Greeks per asset. A linear
+account whose net delta is on one asset only (the common perpetual trader) skips the scenarios: every
+measure below is positively homogeneous, so its margin is |delta| times the measure of one unit of its side
+(computed once per call for every asset and side), the same figure up to rounding.
 
 `margins_numpy` is the plain, obviously correct twin (dense P&L per chunk of accounts, full sort);
 tests hold the two together.
@@ -83,6 +86,42 @@ def _add_rows(pnl: FloatArray, rows: FloatArray, i: int, q: float, j: int, r: fl
         pnl[s] += q * rows[i, s] + r * rows[j, s]
 
 
+@jit()
+def _unit_measures(
+    asset_pnl: FloatArray, group_offsets: NDArray[np.int64], confidence: float, measure: int
+) -> FloatArray:
+    """(A, 2, G): the risk measure of one unit long (0) and one unit short (1) of each asset in each scenario group."""
+    n_assets, n_scen = asset_pnl.shape
+    n_groups = group_offsets.shape[0] - 1
+    unit = np.empty((n_assets, 2, n_groups))
+    pnl = np.empty(n_scen)
+    top = np.empty(n_scen + 1)
+    for a in range(n_assets):
+        for side in range(2):
+            sign = 1.0 if side == 0 else -1.0
+            for s in range(n_scen):
+                pnl[s] = sign * asset_pnl[a, s]
+            for g in range(n_groups):
+                unit[a, side, g] = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
+    return unit
+
+
+@jit()
+def _one_asset(delta: FloatArray, held: int, unit: FloatArray) -> float:
+    """The margin of a linear book whose net delta is on asset `held` alone (-1: none): |delta| times the unit
+    measure of its side in each scenario group, floored at 0, summed."""
+    if held < 0:
+        return 0.0
+    d = delta[held]
+    side = 0 if d > 0.0 else 1
+    total = 0.0
+    for g in range(unit.shape[2]):
+        value = abs(d) * unit[held, side, g]
+        if value > 0.0:
+            total += value
+    return total
+
+
 @jit(parallel=True)
 def _margins_kernel(
     pos_offsets: NDArray[np.int64],
@@ -111,6 +150,7 @@ def _margins_kernel(
     n_groups = group_offsets.shape[0] - 1
     n_chunks = min(n_accounts, 256)
     has_extra = extra_delta.shape[0] > 0
+    unit = _unit_measures(asset_pnl, group_offsets, confidence, measure)
     for c in prange(n_chunks):
         pnl = np.empty(n_scen)
         delta = np.empty(n_assets)
@@ -118,14 +158,12 @@ def _margins_kernel(
         lo = c * n_accounts // n_chunks
         hi = (c + 1) * n_accounts // n_chunks
         for acct in range(lo, hi):
-            pnl[:] = 0.0
             if has_extra:
                 delta[:] = extra_delta[acct]
             else:
                 delta[:] = 0.0
             out_greeks[acct] = 0.0
-            pending = -1  # an option waiting for a partner, so rows are added two at a time
-            pending_q = 0.0
+            options = False
             for p in range(pos_offsets[acct], pos_offsets[acct + 1]):
                 i = pos_instrument[p]
                 q = pos_quantity[p]
@@ -136,7 +174,25 @@ def _margins_kernel(
                 w = linear_weight[i]
                 if w != 0.0:
                     delta[a] += q * w
-                elif pending < 0:
+                else:
+                    options = True
+            if not options:  # linear: a risk measure is positively homogeneous, so one asset needs no scenarios
+                held = -1
+                for a in range(n_assets):
+                    if delta[a] != 0.0:
+                        held = a if held == -1 else -2
+                if held != -2:
+                    out_margin[acct] = _one_asset(delta, held, unit)
+                    continue
+            pnl[:] = 0.0
+            pending = -1  # an option waiting for a partner, so rows are added two at a time
+            pending_q = 0.0
+            for p in range(pos_offsets[acct], pos_offsets[acct + 1]):
+                i = pos_instrument[p]
+                if linear_weight[i] != 0.0:
+                    continue
+                q = pos_quantity[p]
+                if pending < 0:
                     pending = i
                     pending_q = q
                 else:

@@ -228,7 +228,7 @@ def margin_accounts(
     return MarginResult(
         account_ids=book.account_ids,
         assets=state.assets,
-        traded_assets=tuple(state.assets[a] for a in np.unique(state.instruments.asset)),
+        traded_assets=tuple(state.assets[a] for a in state.instruments.traded),
         terms=terms,
         term_by_asset=term_by_asset,
         im=im,

@@ -6,6 +6,7 @@ immutable afterwards. Instrument kinds are small integer codes so kernels can br
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +46,11 @@ class InstrumentTable:
     def index(self) -> dict[str, int]:
         """Instrument id -> row."""
         return {name: i for i, name in enumerate(self.ids)}
+
+    @functools.cached_property
+    def traded(self) -> IntArray:
+        """The asset columns some instrument is on, ascending (computed once: the table is immutable)."""
+        return np.unique(self.asset)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -88,7 +94,7 @@ class MarketState:
     @property
     def has_oracle(self) -> bool:
         """Whether any asset is priced from oracle sources (the `oracle` IM term is reported then)."""
-        return bool(np.any(self.oracle_sources > 0))
+        return bool((self.oracle_sources > 0).any())
 
     @property
     def relative_uncertainty(self) -> FloatArray:
@@ -100,6 +106,8 @@ class MarketState:
     @property
     def oracle_status_names(self) -> dict[str, str]:
         """Asset -> `OracleStatus` name for every asset priced from oracle sources, in asset order."""
+        if not self.has_oracle:
+            return {}
         return {
             self.assets[a]: OracleStatus(int(self.oracle_status[a])).name for a in np.flatnonzero(self.oracle_sources)
         }

@@ -795,7 +795,12 @@ class StreamEngine:
         rows = self._candidates(now)
         if rows.size == 0:
             return
-        book, fresh = self._margin(rows)  # under the screen the stored figures may date from an earlier cycle
+        book = self._book(rows)
+        # Under the screen the stored equity may date from an earlier cycle; the sizer needs only equity, the
+        # same under every model and without the breach probability.
+        equity = margin_accounts(
+            book, self.market.state, self.params, self.context, self.portfolio_source, predictive=False
+        ).equity
         closeout_book, market = self._closeout_inputs(book)
 
         def requirement(quantity: FloatArray) -> FloatArray:
@@ -811,7 +816,7 @@ class StreamEngine:
                 self.params.confidence,
                 self.params.measure,
             )
-        plan = plan_closeout(closeout_book, fresh.equity, requirement, market, self.params.liquidation, priority)
+        plan = plan_closeout(closeout_book, equity, requirement, market, self.params.liquidation, priority)
         touched = set(rows.tolist())
         self._execute(rows, closeout_book, plan, now, cause, events)
         bankrupt = rows[plan.bankrupt]

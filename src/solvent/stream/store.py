@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from solvent._numba import jit
 from solvent.engine.book import HOME_VENUE, Book
 from solvent.formats.schemas import LINEAR_KINDS
 
@@ -38,6 +39,39 @@ def gather_ranges(starts: IndexArray, lengths: IndexArray) -> IndexArray:
         return np.zeros(0, dtype=np.int64)
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
+
+
+@jit()
+def _gather(
+    rows: IndexArray, start: IndexArray, count: IndexArray, balance: FloatArray
+) -> tuple[IndexArray, IndexArray, IndexArray, FloatArray, NDArray[np.int32]]:  # pragma: no cover - compiled
+    """`book_of`'s layout of `rows` in one pass: position offsets (K+1,) and the store slots they gather, then
+    the non-zero balances in (account, asset) order with their offsets (K+1,), amounts and asset columns."""
+    k = rows.shape[0]
+    pos_offsets = np.zeros(k + 1, dtype=np.int64)
+    col_offsets = np.zeros(k + 1, dtype=np.int64)
+    for j in range(k):
+        row = rows[j]
+        pos_offsets[j + 1] = pos_offsets[j] + count[row]
+        held = 0
+        for c in range(balance.shape[1]):
+            if balance[row, c] != 0.0:
+                held += 1
+        col_offsets[j + 1] = col_offsets[j] + held
+    slots = np.empty(pos_offsets[k], dtype=np.int64)
+    amount = np.empty(col_offsets[k])
+    asset = np.empty(col_offsets[k], dtype=np.int32)
+    for j in range(k):
+        row = rows[j]
+        for i in range(count[row]):
+            slots[pos_offsets[j] + i] = start[row] + i
+        n = col_offsets[j]
+        for c in range(balance.shape[1]):
+            if balance[row, c] != 0.0:
+                amount[n] = balance[row, c]
+                asset[n] = c
+                n += 1
+    return pos_offsets, slots, col_offsets, amount, asset
 
 
 def _merged(
@@ -185,22 +219,18 @@ class AccountStore:
         n = self.n_accounts
         if rows.size == n and np.array_equal(rows, np.arange(n)):
             return self.whole_book()
-        counts = self.count[rows]
-        slots = gather_ranges(self.start[rows], counts)
-        balances = self.balance[rows]
-        held = balances != 0.0
-        col_account, col_asset = np.nonzero(held)
+        pos_offsets, slots, col_offsets, col_amount, col_asset = _gather(rows, self.start, self.count, self.balance)
         return Book(
             instruments=self.instruments,
             account_ids=self.account_ids[rows],
-            pos_offsets=np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
+            pos_offsets=pos_offsets,
             pos_instrument=self.pos_instrument[slots],
             pos_quantity=self.pos_quantity[slots],
             pos_entry=self.pos_entry[slots],
             collateral_assets=tuple(self.collateral_assets),
-            col_offsets=np.concatenate(([0], np.cumsum(held.sum(axis=1)))).astype(np.int64),
-            col_asset=col_asset.astype(np.int32),
-            col_amount=balances[col_account, col_asset],
+            col_offsets=col_offsets,
+            col_asset=col_asset,
+            col_amount=col_amount,
             risk_tier=self.risk_tier[rows],
             mode=self.mode[rows],
             parent=self.parent[rows],
