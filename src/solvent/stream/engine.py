@@ -676,6 +676,7 @@ class StreamEngine:
         changes = zip(
             rows.tolist(), status.tolist(), old_status.tolist(), flagged.tolist(), old_flag.tolist(), strict=True
         )
+        seq = self.next_seq  # the events are built here directly: a crash publishes millions of them
         for k, (row, new, old, flag, was_flagged) in enumerate(changes):
             name = str(names[k])
             if new == LIQUIDATABLE and old != LIQUIDATABLE:
@@ -683,22 +684,31 @@ class StreamEngine:
                 if math.isnan(f.first_liquidatable[row]):
                     f.first_liquidatable[row] = seconds
                 events.append(
-                    self._event(ev.AccountBecameLiquidatable, now, cause, account=name, equity=equity[k], mm=mm[k])
+                    ev.AccountBecameLiquidatable(
+                        seq=seq, time=now, cause=cause, account=name, equity=equity[k], mm=mm[k]
+                    )
                 )
+                seq += 1
             elif new == MARGIN_CALL and old == HEALTHY:
                 events.append(
-                    self._event(ev.MarginCallIssued, now, cause, account=name, equity=equity[k], im=im[k], mm=mm[k])
+                    ev.MarginCallIssued(
+                        seq=seq, time=now, cause=cause, account=name, equity=equity[k], im=im[k], mm=mm[k]
+                    )
                 )
+                seq += 1
             elif new == HEALTHY and old != HEALTHY:
-                events.append(self._event(ev.AccountRecovered, now, cause, account=name, equity=equity[k], im=im[k]))
+                events.append(
+                    ev.AccountRecovered(seq=seq, time=now, cause=cause, account=name, equity=equity[k], im=im[k])
+                )
+                seq += 1
             if flag and not was_flagged:
                 if math.isnan(f.first_flag[row]):
                     f.first_flag[row] = seconds
                 events.append(
-                    self._event(
-                        ev.AccountFlaggedEarly,
-                        now,
-                        cause,
+                    ev.AccountFlaggedEarly(
+                        seq=seq,
+                        time=now,
+                        cause=cause,
                         account=name,
                         breach_probability=breach[k],
                         equity=equity[k],
@@ -706,6 +716,8 @@ class StreamEngine:
                         loss_vol=loss_vol[k],
                     )
                 )
+                seq += 1
+        self.next_seq = seq
 
     def _update_screen(self, rows: IndexArray, result: MarginResult) -> None:
         """New bands for `rows` just re-margined (`result`): which of them the screen can watch (`stream.screen`)."""
