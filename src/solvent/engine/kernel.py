@@ -158,11 +158,14 @@ def _margins_kernel(
         lo = c * n_accounts // n_chunks
         hi = (c + 1) * n_accounts // n_chunks
         for acct in range(lo, hi):
+            pnl[:] = 0.0
             if has_extra:
                 delta[:] = extra_delta[acct]
             else:
                 delta[:] = 0.0
             out_greeks[acct] = 0.0
+            pending = -1  # an option waiting for a partner, so rows are added two at a time
+            pending_q = 0.0
             options = False
             for p in range(pos_offsets[acct], pos_offsets[acct + 1]):
                 i = pos_instrument[p]
@@ -174,8 +177,14 @@ def _margins_kernel(
                 w = linear_weight[i]
                 if w != 0.0:
                     delta[a] += q * w
+                    continue
+                options = True
+                if pending < 0:
+                    pending = i
+                    pending_q = q
                 else:
-                    options = True
+                    _add_rows(pnl, instrument_pnl, pending, pending_q, i, q)
+                    pending = -1
             if not options:  # linear: a risk measure is positively homogeneous, so one asset needs no scenarios
                 held = -1
                 for a in range(n_assets):
@@ -184,20 +193,6 @@ def _margins_kernel(
                 if held != -2:
                     out_margin[acct] = _one_asset(delta, held, unit)
                     continue
-            pnl[:] = 0.0
-            pending = -1  # an option waiting for a partner, so rows are added two at a time
-            pending_q = 0.0
-            for p in range(pos_offsets[acct], pos_offsets[acct + 1]):
-                i = pos_instrument[p]
-                if linear_weight[i] != 0.0:
-                    continue
-                q = pos_quantity[p]
-                if pending < 0:
-                    pending = i
-                    pending_q = q
-                else:
-                    _add_rows(pnl, instrument_pnl, pending, pending_q, i, q)
-                    pending = -1
             if pending >= 0:
                 for s in range(n_scen):
                     pnl[s] += pending_q * instrument_pnl[pending, s]
