@@ -158,7 +158,6 @@ def _margins_kernel(
         lo = c * n_accounts // n_chunks
         hi = (c + 1) * n_accounts // n_chunks
         for acct in range(lo, hi):
-            pnl[:] = 0.0
             if has_extra:
                 delta[:] = extra_delta[acct]
             else:
@@ -178,7 +177,9 @@ def _margins_kernel(
                 if w != 0.0:
                     delta[a] += q * w
                     continue
-                options = True
+                if not options:  # the scenario P&L is needed: start it at the first option
+                    pnl[:] = 0.0
+                    options = True
                 if pending < 0:
                     pending = i
                     pending_q = q
@@ -193,6 +194,7 @@ def _margins_kernel(
                 if held != -2:
                     out_margin[acct] = _one_asset(delta, held, unit)
                     continue
+                pnl[:] = 0.0
             if pending >= 0:
                 for s in range(n_scen):
                     pnl[s] += pending_q * instrument_pnl[pending, s]
