@@ -56,9 +56,9 @@ favourable move is up, a short's down: the account is due again when the price l
 p0 (1 + R_up)] or the asset's reach passes its cap. A band is one-sided where it matters: a healthy long
 moving up gains equity faster than its IM can grow. Accounts that do not qualify, those with no room, and
 flagged ones when an early flag deleverages, are **hot**: re-margined whenever an asset they are exposed to
-moves, as without the screen. The bands wait in per-asset heaps (the
-highest lower band, the lowest upper band and the lowest reach cap on top), so a cycle costs O(assets) while
-every price stays inside every band and O(log N) per account found due, whatever the number of accounts.
+moves, as without the screen. The bands wait in per-asset heaps (the highest lower band, the lowest upper
+band and the lowest reach cap on top), so a cycle costs O(assets) while every price stays inside every band
+and O(log N) per account found due, whatever the number of accounts.
 """
 
 from __future__ import annotations
