@@ -510,10 +510,11 @@ def test_book_breach_equals_account_breach_bit_for_bit(seed: int, n: int, drift:
     velocity = np.array([rng.normal(0.0, 30.0), np.nan])
     params = PredictiveParams(horizon_seconds=horizon, use_drift=drift)
     want = account_breach(greeks, price, vol, correlation, equity, mm, params, velocity=velocity)
-    loss_vol, probability, flagged = book_breach(greeks, price, vol, correlation, equity, mm, params, velocity)
+    loss_vol, drift, probability, flagged = book_breach(greeks, price, vol, correlation, equity, mm, params, velocity)
     assert np.array_equal(loss_vol, want.loss_vol)
     assert np.array_equal(probability, want.probability)
     assert np.array_equal(flagged, want.flagged)
+    assert np.array_equal(drift, want.drift)
     h = horizon / SECONDS_PER_YEAR
     assert np.array_equal(probability, breach_probability(equity, mm, want.loss_vol, h, want.drift))
     if n:

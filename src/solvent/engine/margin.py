@@ -246,7 +246,7 @@ def margin_accounts(
         collateral_haircut_by_asset=None if haircuts is None else haircuts.by_asset,
         oracle_status=state.oracle_status_names,
         parent=book.parent,
-        breach_probability=None if breach is None else breach[1],
-        early_flag=None if breach is None else breach[2] & (mm > 0.0),  # a flat account cannot breach
+        breach_probability=None if breach is None else breach[2],
+        early_flag=None if breach is None else breach[3] & (mm > 0.0),  # a flat account cannot breach
         loss_vol=None if breach is None else breach[0],
     )

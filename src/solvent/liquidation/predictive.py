@@ -425,13 +425,12 @@ def account_breach(
             f"got {s.shape}, {sigma.shape}, {e.shape}, {level.shape}"
         )
     _check_correlation(corr, n_assets)
-    v = np.zeros(n_assets)
+    v = None
     if velocity is not None and params.use_drift:
         v = np.asarray(velocity, dtype=np.float64)
         if v.shape != (n_assets,):
             raise ValueError(f"velocity must be ({n_assets},), got {v.shape}")
-        v = _floats("velocity", np.where(np.isnan(v), 0.0, v))
-    loss_vol, drift, probability, flagged = _breach(g, s, sigma, corr, e, level, params, v)
+    loss_vol, drift, probability, flagged = book_breach(g, s, sigma, corr, e, level, params, v)
     seconds = time_to_breach(e, level, drift) * SECONDS_PER_YEAR
     return Breach(loss_vol, drift, probability, flagged, seconds)
 
@@ -445,44 +444,29 @@ def book_breach(
     mm: FloatArray,
     params: PredictiveParams,
     velocity: FloatArray | None = None,
-) -> tuple[FloatArray, FloatArray, BoolArray]:
-    """(loss_vol, probability, flagged) of `account_breach` for the margin engine's own arrays, whose shapes and
-    correlation it built (`MarginResult.greeks`, a `MarketState`'s prices and vols, a `RiskContext`'s
+) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
+    """(loss_vol, drift, probability, flagged) of `account_breach` for the margin engine's own arrays, whose
+    shapes and correlation it built (`MarginResult.greeks`, a `MarketState`'s prices and vols, a `RiskContext`'s
     correlation): the same figures to the bit without the shape and correlation checks and the time to breach,
-    which cost more than the figures on the small books of a streaming cycle. Equity, MM and the velocity are
-    still checked for NaN and infinities (ValueError, as `account_breach`)."""
+    which cost more than the figures on the small books of a streaming cycle (`account_breach` checks, then
+    calls this). Equity, MM, the velocity (NaN read as 0) and the resulting moments are still checked for NaN
+    and infinities (ValueError, as `account_breach`)."""
     e = _floats("equity", equity)
     level = _floats("mm", mm)
     v = np.zeros(price.shape[0])
     if velocity is not None and params.use_drift:
         v = _floats("velocity", np.where(np.isnan(velocity), 0.0, velocity))
     g = np.ascontiguousarray(greeks, dtype=np.float64)
-    loss_vol, _, probability, flagged = _breach(g, price, vol, correlation, e, level, params, v)
-    return loss_vol, probability, flagged
-
-
-def _breach(
-    greeks: FloatArray,
-    price: FloatArray,
-    vol: FloatArray,
-    correlation: FloatArray,
-    equity: FloatArray,
-    mm: FloatArray,
-    params: PredictiveParams,
-    velocity: FloatArray,
-) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
-    """(loss_vol, drift, probability, flagged) of checked inputs (`account_breach`)."""
-    n_accounts = greeks.shape[0]
     h = params.horizon_seconds / SECONDS_PER_YEAR
-    loss_vol = np.empty(n_accounts)
-    drift = np.empty(n_accounts)
-    _book_kernel(greeks, price, vol, np.ascontiguousarray(correlation), h, velocity, loss_vol, drift)
+    loss_vol = np.empty(g.shape[0])
+    drift = np.empty(g.shape[0])
+    _book_kernel(g, price, vol, np.ascontiguousarray(correlation), h, v, loss_vol, drift)
     bad = ~(np.isfinite(loss_vol) & np.isfinite(drift))
     if bad.any():
         n = int(np.argmax(bad))
-        raise ValueError(f"account {n}: greeks {greeks[n, :, :2].tolist()} give a non-finite loss volatility or drift")
-    probability = _probability(equity - mm, loss_vol, h, drift)
-    flagged = early_trigger(probability, params.threshold) & (equity >= mm)
+        raise ValueError(f"account {n}: greeks {g[n, :, :2].tolist()} give a non-finite loss volatility or drift")
+    probability = _probability(e - level, loss_vol, h, drift)
+    flagged = early_trigger(probability, params.threshold) & (e >= level)
     return loss_vol, drift, probability, flagged
 
 

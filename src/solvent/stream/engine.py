@@ -571,7 +571,7 @@ class StreamEngine:
         rule = baseline_margin(
             book, state, self.baselines, self.model, unit_value=option_unit_values(state, time_floor)
         )
-        loss_vol, probability, flagged = book_breach(
+        loss_vol, _, probability, flagged = book_breach(
             result.greeks,
             state.price,
             vol,
