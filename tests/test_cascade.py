@@ -88,6 +88,29 @@ def crash_market() -> tuple[object, object]:
     )
 
 
+@pytest.mark.parametrize("model", ["multi", "static"])
+def test_watching_every_event_changes_no_result(model: str) -> None:
+    """The simulator's engine watches only what the results read (no margin calls, first flags); the same run
+    with every event watched gives the same numbers, series and totals."""
+    market, book = crash_market()
+    path = diffusive_path(900.0, 1.0, 0.35, seed=4)
+    runs = [
+        simulate(book, market, MarginParams(), path, CascadeConfig(all_events=full, factor_samples=3), model)  # type: ignore[arg-type]
+        for full in (False, True)
+    ]
+    lean, full = runs
+    assert lean.totals["accounts_liquidated"] > 0 and lean.totals["flagged"] > 0
+    assert {k: v for k, v in lean.totals.items() if k != "accounts_remargined"} == {
+        k: v for k, v in full.totals.items() if k != "accounts_remargined"
+    }
+    for name in ("traded", "liquidated", "fund", "bad_debt", "im_share"):
+        np.testing.assert_array_equal(getattr(lean, name), getattr(full, name), err_msg=name)
+    assert lean.factors.keys() == full.factors.keys()
+    for name, values in lean.factors.items():
+        np.testing.assert_array_equal(values, full.factors[name], err_msg=name)
+    assert lean.totals["accounts_remargined"] < full.totals["accounts_remargined"]
+
+
 def test_same_seed_same_numbers_and_liquidations_push_the_price_down() -> None:
     market, book = crash_market()
     path = diffusive_path(1800.0, 10.0, 0.35, seed=9)

@@ -29,7 +29,7 @@ from solvent.liquidation.predictive import SECONDS_PER_YEAR, breach_probability
 from solvent.params import MarginParams, PredictiveParams, VenueParams
 from solvent.stream import events as ev
 from solvent.stream.engine import StreamEngine
-from solvent.stream.feed import FeedRecord, Quote
+from solvent.stream.feed import FeedRecord, ParamsChange, Quote
 from solvent.stream.screen import FAVOURABLE, GROWTH, MAX_MOVE, SAFETY, HealthScreen, diffusion_reach, flag_reach
 
 MODELS = ("multi", "static", "dydx", "synthetix", "drift", "deribit")
@@ -44,6 +44,8 @@ def replay(
     seconds: int = 240,
     params: MarginParams | None = None,
     remote_share: float = 0.0,
+    margin_calls: bool = True,
+    reflag: bool = True,
 ) -> tuple[list[bytes], StreamEngine]:
     book, market = venue(n, seed)
     if remote_share > 0.0:  # that share of positions held at another venue: their gains count haircut
@@ -58,6 +60,8 @@ def replay(
         sink=published.extend,
         model=model,
         screen=screen,
+        margin_calls=margin_calls,
+        reflag=reflag,
     )
     for batch in crash_path(seconds, seed + 1, crash):
         engine.run_batch(batch)
@@ -95,6 +99,50 @@ def test_screened_events_equal_unscreened_with_haircut_remote_gains(crash: float
     assert b"MarginCallIssued" in b"".join(plain) and b"AccountRecovered" in b"".join(plain)
     assert screened == plain
     assert engine.totals.remargined < 0.75 * reference.totals.remargined
+
+
+def _moments(events: list[bytes], kinds: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(kind, account, time) of the events of `kinds`, in order (their seq numbers aside)."""
+    decoded = [json.loads(e) for e in events]
+    return [(e["type"], e["account"], e["time"]) for e in decoded if e["type"] in kinds]
+
+
+@pytest.mark.parametrize("model", ["multi", "dydx"])
+def test_watching_less_publishes_the_same_liquidations_and_first_flags(model: str) -> None:
+    """Without margin calls and with first flags only (what the stress lab reads), a screened stream publishes
+    the same events as an unscreened one with those options, and the same liquidations, liquidatable accounts
+    and first flags as the full stream, for fewer re-margins."""
+    full, everything = replay(model, True, 600, 3, -0.25)
+    plain, reference = replay(model, False, 600, 3, -0.25, margin_calls=False, reflag=False)
+    screened, engine = replay(model, True, 600, 3, -0.25, margin_calls=False, reflag=False)
+    assert screened == plain
+    kinds = ("AccountBecameLiquidatable", "LiquidationExecuted")
+    assert _moments(screened, kinds) == _moments(full, kinds) != []
+    flags = _moments(screened, ("AccountFlaggedEarly",))
+    first: dict[str, tuple[str, str, str]] = {}
+    for flag in _moments(full, ("AccountFlaggedEarly",)):
+        first.setdefault(flag[1], flag)
+    assert flags == list(first.values()) != []
+    assert b"MarginCallIssued" in b"".join(full) and b"MarginCallIssued" not in b"".join(screened)
+    assert engine.totals.remargined < everything.totals.remargined
+    engine._freshen(engine.last_time, -1, [])
+    for name in ("im", "mm", "equity", "status", "in_liquidation"):
+        assert np.array_equal(getattr(engine.figures, name), getattr(reference.figures, name)), name
+    np.testing.assert_array_equal(engine.figures.first_flag, everything.figures.first_flag)
+
+
+def test_first_flags_only_refuses_a_flag_that_deleverages() -> None:
+    book, market = venue(50, 1)
+    defaults = MarginParams()
+    deleverage = msgspec.structs.replace(
+        defaults, predictive=msgspec.structs.replace(defaults.predictive, action="deleverage")
+    )
+    with pytest.raises(ValueError, match="deleverage"):
+        StreamEngine.start(book, market, deleverage, reflag=False)
+    engine = StreamEngine.start(book, market, defaults, reflag=False)
+    published = engine.run_batch([ParamsChange(seq=0, time=START + timedelta(seconds=1), params=deleverage)])
+    assert [type(e).__name__ for e in published] == ["InputRejected"]
+    assert engine.params.predictive.action == "flag"
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -184,6 +232,27 @@ def test_solvent_stream_with_the_screen_writes_the_same_events_and_summary(tmp_p
     assert screened == plain
 
 
+def test_solvent_stream_watching_less_publishes_no_margin_call_and_each_flag_once(tmp_path: Path) -> None:
+    paths = write_crash(tmp_path / "crash", 300, CrashScript(step_s=10.0))
+    for name in ("full", "lean"):
+        (tmp_path / name).mkdir()
+    full = _stream(paths, tmp_path / "full", "--screen")
+    lean = _stream(paths, tmp_path / "lean", "--screen", "--no-margin-calls", "--first-flags-only")
+    assert b"MarginCallIssued" in full[0] and b"MarginCallIssued" not in lean[0]
+    flagged = [json.loads(line)["account"] for line in lean[0].splitlines() if b"AccountFlaggedEarly" in line]
+    assert flagged and len(flagged) == len(set(flagged))
+    same = ("accounts_ever_liquidatable", "liquidation_trades", "flagged_before_breach", "insurance_fund_end")
+    assert {k: lean[1][k] for k in same} == {k: full[1][k] for k in same}
+    deleverage = tmp_path / "deleverage.json"
+    deleverage.write_text(json.dumps({"schema": "solvent.params/1", "predictive": {"action": "deleverage"}}))
+    args = ["stream", "--accounts", str(paths["accounts"]), "--market", str(paths["market"]), "--feed"]
+    args += [str(paths["feed"]), "--params", str(deleverage), "--first-flags-only"]
+    args += ["--events", str(tmp_path / "e.ndjson"), "--summary", str(tmp_path / "s.json")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "predictive.action" in result.output
+    assert not (tmp_path / "e.ndjson").exists()
+
+
 def test_a_screened_stream_saved_and_resumed_with_the_screen_equals_one_unscreened_run(tmp_path: Path) -> None:
     plain, reference = replay("multi", False, 400, 5, -0.2)
     book, market = venue(400, 5)
@@ -201,6 +270,13 @@ def test_a_screened_stream_saved_and_resumed_with_the_screen_equals_one_unscreen
     assert [msgspec.json.encode(e) for e in published] == plain
     second._freshen(second.last_time, -1, [])
     np.testing.assert_array_equal(second.figures.im, reference.figures.im)
+
+
+def test_what_a_stream_watches_is_saved_with_it(tmp_path: Path) -> None:
+    book, market = venue(50, 2)
+    StreamEngine.start(book, market, MarginParams(), margin_calls=False, reflag=False).save(tmp_path / "state.npz")
+    resumed = StreamEngine.load(tmp_path / "state.npz")
+    assert (resumed.margin_calls, resumed.reflag) == (False, False)
 
 
 def test_a_concentration_ramp_leaves_every_account_hot() -> None:

@@ -229,6 +229,12 @@ def demo(n_accounts: int, seed: int, out_dir: str) -> None:
     is_flag=True,
     help="Health screen: re-margin only the accounts a move can have changed (the same events, faster).",
 )
+@click.option(
+    "--no-margin-calls",
+    is_flag=True,
+    help="No margin-call status (a perpetual DEX): healthy down to MM, then liquidatable.",
+)
+@click.option("--first-flags-only", is_flag=True, help="Publish each account's early flag once, its first.")
 @_fail_cleanly
 def stream(
     feed_path: str,
@@ -243,6 +249,8 @@ def stream(
     events_path: str,
     summary_path: str,
     screen: bool,
+    no_margin_calls: bool,
+    first_flags_only: bool,
 ) -> None:
     """Replay a feed through the streaming engine: write its events (solvent.events/1) and a summary."""
     from solvent.stream.replay import ReplayFiles, replay  # the streaming engine loads only when it is asked for
@@ -262,6 +270,8 @@ def stream(
         state_out=state_out,
         block_ms=block_ms,
         screen=screen,
+        margin_calls=not no_margin_calls,
+        reflag=not first_flags_only,
     )
     console = Console(stderr=True)
     with console.status("replaying the feed") as status:

@@ -134,7 +134,9 @@ class CascadeConfig:
     the same events, each cycle re-margining only the accounts the move can have changed); `oracle_sources`: 0,
     one direct quote per asset, or N >= 2 oracle sources per asset (the path's `sources`, N of them, declared on
     every path asset of the snapshot: `with_sources`), aggregated by the engine (docs/model.md, "Cascade
-    simulator")."""
+    simulator"); `all_events`: the engine watches and publishes every event, as a live venue's stream would
+    (False: only what the results read: no margin calls, which liquidate nothing, and each account's first early
+    flag, unless the flag deleverages; the results are the same either way, the run is faster)."""
 
     block_seconds: float = 1.0
     impact: bool = True
@@ -145,6 +147,7 @@ class CascadeConfig:
     im_sample_seconds: float = 60.0
     screen: bool = True
     oracle_sources: int = 0
+    all_events: bool = False
 
     def __post_init__(self) -> None:
         if self.oracle_sources < 0 or self.oracle_sources == 1:
@@ -239,6 +242,8 @@ def simulate(
         model=model,
         screen=config.screen,
         baselines=baselines,
+        margin_calls=config.all_events,
+        reflag=config.all_events or params.predictive.action == "deleverage",
     )
     columns = [engine.market.state.asset_index[a] for a in path.assets]
     base_liquidity = [engine.market.base.liquidity[c] for c in columns]

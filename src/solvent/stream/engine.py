@@ -147,7 +147,14 @@ class Totals:
 
 
 class StreamEngine:
-    """Account state and margin figures kept current by a feed. Build with `start` or `load`."""
+    """Account state and margin figures kept current by a feed. Build with `start` or `load`.
+
+    `margin_calls=False`: the status has no margin call (an account is healthy down to MM, then liquidatable:
+    IM gates new risk only, as on a perpetual DEX); no `MarginCallIssued`. `reflag=False`: each account's early
+    flag is published once, the first time it is raised; after that the health screen stops watching it and its
+    stored flag dates from the account's last re-margin (`what_if` margins a screened account afresh). Not with
+    `predictive.action` "deleverage", whose flag sizes liquidations. Both are saved with the stream.
+    """
 
     def __init__(
         self,
@@ -163,11 +170,19 @@ class StreamEngine:
         model: str = "multi",
         screen: bool = False,
         baselines: BaselineParams | None = None,
+        margin_calls: bool = True,
+        reflag: bool = True,
     ) -> None:
         _supported(params, "params")
         if model != "multi" and model not in BASELINE_NAMES:
             raise ValueError(f"unknown margin model {model!r}: multi or one of {', '.join(BASELINE_NAMES)}")
+        if not reflag and params.predictive.action == "deleverage":
+            raise ValueError("reflag=False: an early flag that deleverages must be watched (predictive.action)")
         self.model = model
+        # What the stream watches: margin calls (False: healthy or liquidatable, as on a perpetual DEX) and every
+        # early flag (False: each account's first only); see the class docstring.
+        self.margin_calls = margin_calls
+        self.reflag = reflag
         self.baselines = BaselineParams() if baselines is None else baselines  # the venue rules' parameters
         self.params = params
         self.history = history
@@ -478,6 +493,8 @@ class StreamEngine:
     def _params_problem(self, params: MarginParams) -> str | None:
         """Why `params` cannot take over this stream (None if they can): a setting the engine does not support,
         or a market or scenario set they cannot build here (fhs without a history, depth they require)."""
+        if not self.reflag and params.predictive.action == "deleverage":
+            return "predictive.action 'deleverage' needs every early flag watched; this stream has reflag=False"
         try:
             _supported(params, "params")
             state = build_market_state(list(self.store.instruments), self.market.snapshot, params)
@@ -620,10 +637,9 @@ class StreamEngine:
         old_status = f.status[rows_or_all].copy()
         old_flag = f.flagged[rows_or_all].copy()
         # A shortfall of DUST_USD or less is rounding, not a call on the account.
+        called = result.equity < result.im - DUST_USD if self.margin_calls else False
         status = np.where(
-            result.equity < result.mm - DUST_USD,
-            LIQUIDATABLE,
-            np.where(result.equity < result.im - DUST_USD, MARGIN_CALL, HEALTHY),
+            result.equity < result.mm - DUST_USD, LIQUIDATABLE, np.where(called, MARGIN_CALL, HEALTHY)
         ).astype(np.int8)
         f.im[rows_or_all] = result.im
         f.mm[rows_or_all] = result.mm
@@ -635,14 +651,16 @@ class StreamEngine:
         f.loss_vol[rows_or_all] = result.loss_vol
         target = self.params.liquidation.target * result.im
         f.in_liquidation[rows_or_all] &= ~(result.equity >= target - DUST_USD)  # liquidation stops at target x IM
-        changed = np.flatnonzero((status != old_status) | (flagged & ~old_flag))
+        raised = flagged & ~old_flag
+        if not self.reflag:  # only first flags
+            raised &= np.isnan(f.first_flag[rows_or_all])
+        changed = np.flatnonzero((status != old_status) | raised)
         if changed.size:
             self._publish_changes(
                 rows[changed],
                 status[changed],
                 old_status[changed],
-                flagged[changed],
-                old_flag[changed],
+                raised[changed],
                 result,
                 changed,
                 now,
@@ -657,27 +675,24 @@ class StreamEngine:
         rows: IndexArray,
         status: NDArray[np.int8],
         old_status: NDArray[np.int8],
-        flagged: BoolArray,
-        old_flag: BoolArray,
+        raised: BoolArray,
         result: MarginResult,
         at: IndexArray,
         now: datetime,
         cause: int,
         events: list[ev.Event],
     ) -> None:
-        """The events of `rows` whose status changed or which were flagged (their figures at `at` in `result`),
-        in row order; marks the first liquidatable and first flagged times."""
+        """The events of `rows` whose status changed or whose early flag was `raised` (their figures at `at` in
+        `result`), in row order; marks the first liquidatable and first flagged times."""
         assert result.breach_probability is not None and result.loss_vol is not None
         f = self.figures
         seconds = _seconds(now)
         names = self.store.account_ids[rows].tolist()
         equity, im, mm = result.equity[at].tolist(), result.im[at].tolist(), result.mm[at].tolist()
         breach, loss_vol = result.breach_probability[at].tolist(), result.loss_vol[at].tolist()
-        changes = zip(
-            rows.tolist(), status.tolist(), old_status.tolist(), flagged.tolist(), old_flag.tolist(), strict=True
-        )
+        changes = zip(rows.tolist(), status.tolist(), old_status.tolist(), raised.tolist(), strict=True)
         seq = self.next_seq  # the events are built here directly: a crash publishes millions of them
-        for k, (row, new, old, flag, was_flagged) in enumerate(changes):
+        for k, (row, new, old, flag) in enumerate(changes):
             name = str(names[k])
             if new == LIQUIDATABLE and old != LIQUIDATABLE:
                 f.in_liquidation[row] = True
@@ -701,7 +716,7 @@ class StreamEngine:
                     ev.AccountRecovered(seq=seq, time=now, cause=cause, account=name, equity=equity[k], im=im[k])
                 )
                 seq += 1
-            if flag and not was_flagged:
+            if flag:
                 if math.isnan(f.first_flag[row]):
                     f.first_flag[row] = seconds
                 events.append(
@@ -749,9 +764,11 @@ class StreamEngine:
             status=f.status[rows],
             flagged=f.flagged[rows],
             in_liquidation=f.in_liquidation[rows],
+            watched=np.ones(rows.size, dtype=np.bool_) if self.reflag else np.isnan(f.first_flag[rows]),
             dust=DUST_USD,
             target=self.params.liquidation.target,
             deleverage=self.params.predictive.action == "deleverage",
+            calls=self.margin_calls,
         )
         reach = Reach(state.price, self._reach(), diffusion_reach(state.vol, self.params.predictive), sourced)
         self.screen.update(rows, holdings, standing, reach)
@@ -1069,19 +1086,23 @@ class StreamEngine:
                 allowed=False, reason=f"unknown {what}", im_before=math.nan, im_after=math.nan, equity_after=math.nan
             )
         pnl, greeks = self._scenario_vector(row)
-        screened = self.screen is not None and self.screen.asset[row] >= 0  # figures of an earlier cycle
-        equity = self._margin(np.array([row]))[1].equity[0] if screened else self.figures.equity[row]
+        f = self.figures
+        equity, flagged = float(f.equity[row]), bool(f.flagged[row])
+        if self.screen is not None and self.screen.asset[row] >= 0:  # figures of an earlier cycle
+            fresh = self._margin(np.array([row]))[1]
+            assert fresh.early_flag is not None
+            equity, flagged = float(fresh.equity[0]), bool(fresh.early_flag[0] and not f.in_liquidation[row])
         return self._pretrade().check(
             pnl,
             greeks,
-            float(equity),
+            equity,
             float(tier_multiplier(self.store.risk_tier[row : row + 1])[0]),
             inst,
             quantity,
             price,
             fee,
             position=self.store.quantity(row, inst),
-            reduce_only=bool(self.figures.flagged[row] or self.figures.in_liquidation[row]),
+            reduce_only=flagged or bool(f.in_liquidation[row]),
         )
 
     def _pretrade(self) -> PreTradeChecker:

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from solvent.errors import InputError
 from solvent.formats.io import atomic_output, load_market, load_params, load_portfolio
 from solvent.market.history import read_history
 from solvent.stream.engine import StreamEngine
@@ -40,6 +41,8 @@ class ReplayFiles:
     state_out: str | None = None
     block_ms: int | None = None
     screen: bool = False  # the engine's health screen (`solvent.stream.screen`): the same events
+    margin_calls: bool = True  # StreamEngine's options of the same names (a resumed stream keeps its own)
+    reflag: bool = True
 
 
 def replay(files: ReplayFiles, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -77,6 +80,12 @@ def _engine(files: ReplayFiles, sink: Callable[[Sequence[Event]], None]) -> Stre
     if files.accounts is None or files.market is None:
         raise ValueError("a replay starts from accounts and a market, or from a saved state")
     params = load_params(files.params)
+    if not files.reflag and params.predictive.action == "deleverage":
+        raise InputError(
+            files.params or "<params>",
+            "predictive.action",
+            "'deleverage' needs every early flag watched, not first flags only",
+        )
     history = read_history(files.history) if files.history else None
     return StreamEngine.start(
         load_portfolio(files.accounts),
@@ -88,4 +97,6 @@ def _engine(files: ReplayFiles, sink: Callable[[Sequence[Event]], None]) -> Stre
         portfolio_source=os.fspath(files.accounts),
         market_source=os.fspath(files.market),
         screen=files.screen,
+        margin_calls=files.margin_calls,
+        reflag=files.reflag,
     )

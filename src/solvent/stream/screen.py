@@ -42,13 +42,14 @@ each direction, the largest |r| keeping every constraint:
 
 over the constraints of each standing:
 
-    healthy:         above I - dust                                      (γ = GROWTH I)
+    healthy:         above I - dust (M - dust without margin calls)      (γ = GROWTH I, or GROWTH M)
     margin call:     below I - dust, above M - dust
     liquidatable:    below M - dust
     in liquidation:  also below target I - dust
     not flagged:     above M + s g c,          γ = GROWTH M + s g c;     c: cap on the adverse reach
     flagged:         below M + g (ℓ - c),      γ = GROWTH M + g c + g ℓ; ℓ = z vol₀ √h / s, c: cap on the
                      favourable reach; and above M (the flag needs E >= M)
+    flag unwatched:  nothing (an engine publishing first flags only, once the account has been flagged)
 
 each room less a relative rounding allowance, and each move <= MAX_MOVE; s = `SAFETY`. The caps are
 `REACH_HEADROOM` times the reach at the re-margin (the favourable one at least a tenth of z vol₀ √h). A long's
@@ -180,11 +181,13 @@ class HealthScreen:
             figures.status,
             figures.flagged,
             figures.in_liquidation,
+            figures.watched,
             market.reach,
             market.diffusion,
             figures.dust,
             figures.target,
             figures.deleverage,
+            figures.calls,
             self.asset,
             self.low,
             self.high,
@@ -245,8 +248,10 @@ class Holdings:
 @dataclass(frozen=True, eq=False, kw_only=True)
 class Standing:
     """Where the re-margined accounts (K,) stand: delta (K, A) in units of each asset, equity, IM, MM, status
-    (0 healthy, 1 margin call, 2 liquidatable), flagged, in liquidation; and the rules: dust (USD), the
-    liquidation target, whether an early flag deleverages."""
+    (0 healthy, 1 margin call, 2 liquidatable), flagged, in liquidation, whether their early flag is watched
+    (`watched`: an engine publishing only first flags stops watching it once raised); and the rules: dust
+    (USD), the liquidation target, whether an early flag deleverages, whether the status has a margin call
+    (`calls`: without one a healthy account stays healthy down to MM)."""
 
     delta: FloatArray
     equity: FloatArray
@@ -255,9 +260,11 @@ class Standing:
     status: NDArray[np.int8]
     flagged: BoolArray
     in_liquidation: BoolArray
+    watched: BoolArray
     dust: float
     target: float
     deleverage: bool
+    calls: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -312,11 +319,13 @@ def _bands(
     status: NDArray[np.int8],
     flagged: BoolArray,
     in_liquidation: BoolArray,
+    watched: BoolArray,
     reach: FloatArray,
     diffusion: FloatArray,
     dust: float,
     target: float,
     deleverage: bool,
+    calls: bool,
     out_asset: IndexArray,
     out_low: FloatArray,
     out_high: FloatArray,
@@ -358,7 +367,8 @@ def _bands(
         slack = ROUNDING * (abs(e) + i_m + g)
         favour = against = MAX_MOVE  # the largest moves in the account's favour and against it
         if status[k] == 0:
-            favour, against = _tighten(favour, against, e - i_m + dust - slack, GROWTH * i_m, True, g, least)
+            call = i_m if calls else m_m  # without margin calls a healthy account stays so down to MM
+            favour, against = _tighten(favour, against, e - call + dust - slack, GROWTH * call, True, g, least)
         elif status[k] == 1:
             favour, against = _tighten(favour, against, i_m - dust - e - slack, GROWTH * i_m, False, g, least)
             favour, against = _tighten(favour, against, e - m_m + dust - slack, GROWTH * m_m, True, g, least)
@@ -369,6 +379,8 @@ def _bands(
         if in_liquidation[k]:  # never flagged while in liquidation, which stops at target x IM
             room = target * i_m - dust - e - slack
             favour, against = _tighten(favour, against, room, GROWTH * target * i_m, False, g, least)
+        elif not watched[k]:
+            pass  # a flag raised before, not published again: nothing to watch
         elif flagged[k]:
             if deleverage:
                 continue  # a flag deleverages: a liquidation candidate every cycle

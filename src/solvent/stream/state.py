@@ -58,6 +58,8 @@ class _Meta(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     has_mm_scenarios: bool
     model: str = "multi"
     baselines: BaselineParams | None = None  # absent from older files: the defaults
+    margin_calls: bool = True  # absent from older files: the defaults
+    reflag: bool = True
 
 
 def _scenario_arrays(prefix: str, scenarios: ScenarioSet) -> dict[str, NDArray[Any]]:
@@ -119,6 +121,8 @@ def write_state(engine: StreamEngine, path: str | os.PathLike[str]) -> None:
         has_mm_scenarios=engine.context.mm_scenarios is not None,
         model=engine.model,
         baselines=engine.baselines,
+        margin_calls=engine.margin_calls,
+        reflag=engine.reflag,
     )
     arrays: dict[str, NDArray[Any]] = {"meta": np.array(msgspec.json.encode(meta).decode())}
     arrays |= {f"store.{k}": v for k, v in store.arrays().items()}
@@ -185,6 +189,8 @@ def read_state(path: str | os.PathLike[str], sink: Sink | None = None) -> Stream
         market_source=meta.market_source,
         model=meta.model,
         baselines=meta.baselines,
+        margin_calls=meta.margin_calls,
+        reflag=meta.reflag,
     )
     group = {"store": {}, "market": {}, "figures": {}, "velocity": {}}  # type: dict[str, dict[str, NDArray[Any]]]
     for name, value in data.items():
