@@ -495,3 +495,27 @@ def test_pnl_is_zero_outside_own_group(name: str) -> None:
     other = own[np.newaxis, :] != state().instruments.asset[:, np.newaxis]
     assert other.any()
     assert np.all(arrays.instrument_pnl[other] == 0.0)
+
+
+@pytest.mark.parametrize("set_name", list(SETS))
+def test_linear_rows_compiled_equal_the_general_revaluation_to_the_bit(set_name: str) -> None:
+    """An asset listing only linear instruments takes a compiled pass (`_linear_rows`); it writes what the
+    general revaluation (`_asset_rows`, weighted as `refresh_risk_arrays` weights it) gives, bit for bit."""
+    from solvent.engine.riskarrays import _asset_rows
+
+    st = build_market_state([CASE[i].instrument for i in LINEAR_IDS], SNAPSHOT, MarginParams())
+    sc = SETS[set_name](st)
+    built = build_risk_arrays(st, sc, TIME_FLOOR)
+    for a in range(len(st.assets)):
+        rows = np.flatnonzero(st.instruments.asset == a)
+        if not rows.size:
+            continue
+        pnl, greeks, value, linear = _asset_rows(st, sc, TIME_FLOOR, rows, a)
+        assert (pnl != 0.0).any()
+        for got, want in (
+            (built.instrument_pnl[rows], pnl * sc.pnl_weight),
+            (built.unit_greeks[rows], greeks),
+            (built.value[rows], value),
+            (built.linear_weight[rows], linear),
+        ):
+            np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))

@@ -413,13 +413,10 @@ def _renumbered(records: list[FeedRecord], seq: int, when: datetime) -> list[Fee
 
 
 def _notional(engine: StreamEngine) -> float:
-    """Total gross notional of every open position now, USD."""
+    """Total gross notional of every open position now, USD (every store slot: a spare one holds quantity 0)."""
     store = engine.store
-    slots = store.used_slots(np.arange(store.n_accounts, dtype=np.int64))
-    inst = store.pos_instrument[slots]
-    return float(
-        (np.abs(store.pos_quantity[slots]) * store.contract_size[inst] * engine.market.state.forward[inst]).sum()
-    )
+    inst = store.pos_instrument
+    return float((np.abs(store.pos_quantity) * store.contract_size[inst] * engine.market.state.forward[inst]).sum())
 
 
 def _im_share(engine: StreamEngine) -> float:

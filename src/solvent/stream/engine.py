@@ -876,29 +876,40 @@ class StreamEngine:
             share = np.where(plan.notional[account] > 0.0, notional / plan.notional[account], 0.0)
         fees = plan.fee[account] * share
         prices = plan.fill_price / self.store.contract_size[book.instrument]
-        self.store.reduce(rows[account[closing]], slots[closing], plan.close[closing], prices[closing], fees[closing])
-        for p in closing.tolist():
-            row = int(rows[account[p]])
-            instrument = int(book.instrument[p])
-            fee = float(fees[p])
-            price = float(prices[p])
+        closed = rows[account[closing]]
+        self.store.reduce(closed, slots[closing], plan.close[closing], prices[closing], fees[closing])
+        instruments = self.store.instruments
+        trades = zip(
+            self.store.account_ids[closed].tolist(),
+            book.instrument[closing].tolist(),
+            (-plan.close[closing]).tolist(),
+            prices[closing].tolist(),
+            fees[closing].tolist(),
+            notional[closing].tolist(),
+            self.figures.in_liquidation[closed].tolist(),
+            strict=True,
+        )
+        seq = self.next_seq  # built here directly: a crash executes hundreds of thousands of slices
+        for name, instrument, quantity, price, fee, traded, maintenance in trades:
             self.fund += fee
             self.totals.fees_to_fund += fee
             self.totals.liquidations += 1
-            self.totals.liquidated_notional += float(notional[p])
+            self.totals.liquidated_notional += traded
             events.append(
-                self._event(
-                    ev.LiquidationExecuted,
-                    now,
-                    cause,
-                    account=str(self.store.account_ids[row]),
-                    instrument=self.store.instruments[instrument].id,
-                    quantity=-float(plan.close[p]),
+                ev.LiquidationExecuted(
+                    seq=seq,
+                    time=now,
+                    cause=cause,
+                    account=str(name),
+                    instrument=instruments[instrument].id,
+                    quantity=quantity,
                     price=price,
                     fee=fee,
-                    reason="maintenance" if self.figures.in_liquidation[row] else "predictive",
+                    reason="maintenance" if maintenance else "predictive",
                 )
             )
+            seq += 1
+        self.next_seq = seq
 
     def _backstop(self, bankrupt: IndexArray, now: datetime, cause: int, events: list[ev.Event]) -> set[int]:
         """Run the waterfall for `bankrupt` rows and apply its transfers; returns every account it changed."""
