@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from small_venue import INSTRUMENTS, LINEAR, NOW
 
-from solvent.engine.margin import margin_accounts, risk_context
+from solvent.engine.margin import account_equity, margin_accounts, risk_context
 from solvent.engine.results import MarginResult
 from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Depth, MarketSnapshot, Portfolio, Position
@@ -126,3 +126,17 @@ def test_predictive_is_keyword_only() -> None:
     state = build_market_state(list(book.instruments), SNAPSHOT, params)
     with pytest.raises(TypeError):
         margin_accounts(book, state, params, risk_context(state, params), "<portfolio>", None, None, False)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    "params", [*PARAMS, pytest.param(MarginParams(collateral=CollateralParams(mode="integrated")))]
+)
+def test_account_equity_is_margin_accounts_equity_to_the_bit(params: MarginParams) -> None:
+    """`account_equity` (what the liquidation sizer reads): the same bits as `margin_accounts`' equity, with and
+    without collateral haircuts (a BTC balance is haircut in the haircut modes)."""
+    book = portfolio_to_book(PORTFOLIO)
+    state = build_market_state(list(book.instruments), SNAPSHOT, params)
+    context = risk_context(state, params)
+    equity = account_equity(book, state, params, context)
+    assert same_bits(equity, margin_accounts(book, state, params, context).equity)
+    assert (equity != 0.0).all()

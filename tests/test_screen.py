@@ -163,6 +163,23 @@ def test_requirements_grow_no_faster_than_the_screen_assumes(model: str) -> None
             assert np.all(np.abs(new - old) <= GROWTH * old * abs(r) * (1.0 + 1e-9) + 1e-9), (model, r)
 
 
+@pytest.mark.parametrize("use_drift", [True, False])
+def test_flag_reach_is_its_formula(use_drift: bool) -> None:
+    """The compiled reach against its formula in numpy: z vol √h plus the adverse drift, the favourable drift
+    alone, NaN velocity read as 0 (bit for bit)."""
+    params = PredictiveParams(threshold=0.07, use_drift=use_drift)
+    vol = np.array([0.4, 1.2, 0.05, 2.0])
+    velocity = np.array([-300.0, 5_000.0, np.nan, 0.0])
+    h = params.horizon_seconds / SECONDS_PER_YEAR
+    diffusion = diffusion_reach(vol, params)
+    v = np.where(np.isnan(velocity), 0.0, velocity)
+    rising, falling = (np.maximum(v, 0.0) * h, np.maximum(-v, 0.0) * h) if use_drift else (np.zeros(4), np.zeros(4))
+    want = np.column_stack([falling + diffusion, rising + diffusion, rising, falling])
+    got = flag_reach(vol, velocity, params)
+    np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+    assert (got[:, :2] >= diffusion[:, np.newaxis]).all() and (got[:, 2:] > 0.0).any() == use_drift
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     vol=st.floats(0.05, 3.0),

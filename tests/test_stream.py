@@ -170,6 +170,8 @@ def snapshot_of(engine: StreamEngine) -> dict[str, np.ndarray]:
         (Fill(seq=1, time=NOW, account="a01", instrument="DOGE-PERP", quantity=1.0, price=BTC), "instrument"),
         (Quote(seq=1, time=NOW, asset="BTC", price=BTC * 0.9, timestamp=NOW + timedelta(seconds=60)), "timestamp"),
         (Quote(seq=1, time=NOW, asset="DOGE", price=1.0), "asset"),
+        (Quote(seq=1, time=NOW, asset="BTC", price=math.nan), "price"),  # built in code: msgspec checks a decode only
+        (Quote(seq=1, time=NOW, asset="BTC", price=-BTC), "price"),
         (Deposit(seq=1, time=NOW, account="a01", asset="DOGE", amount=1.0), "asset"),
         (Withdrawal(seq=1, time=NOW, account="a01", asset="USD", amount=1e12), "amount"),
         (Withdrawal(seq=1, time=NOW, account="a01", asset="BTC", amount=1.0), "asset"),

@@ -137,6 +137,27 @@ def maintenance_params(params: MarginParams) -> MarginParams:
     return structs.replace(params, confidence=maintenance.confidence, mpor_days=maintenance.mpor_days)
 
 
+def account_equity(
+    book: Book, state: MarketState, params: MarginParams, context: RiskContext, source: str = "<portfolio>"
+) -> FloatArray:
+    """(N,) the equity `margin_accounts` reports, bit for bit, at a fraction of its cost where no collateral
+    haircut applies (mode "none": collateral + unrealised P&L, no risk kernel); for callers needing equity alone,
+    such as the streaming engine's liquidation sizer."""
+    if params.collateral.mode != "none":  # the haircuts need the book's Greeks
+        return margin_accounts(book, state, params, context, source, predictive=False).equity
+    collateral, unrealised = _equity_parts(book, state, params, context, source)
+    equity: FloatArray = collateral + unrealised
+    return equity
+
+
+def _equity_parts(
+    book: Book, state: MarketState, params: MarginParams, context: RiskContext, source: str
+) -> tuple[FloatArray, FloatArray]:
+    """(collateral at market prices, unrealised P&L) per account: equity before haircuts."""
+    collateral = collateral_value(book, state, source, params.oracle.pessimistic_k)
+    return collateral, position_value(book, state, context.arrays.value, params.venues.remote_pnl_haircut)
+
+
 def margin_book(
     book: Book,
     state: MarketState,
@@ -215,8 +236,7 @@ def margin_accounts(
             extra_delta=collateral_delta,
         )
         mm = np.minimum(tier * (mm_market + terms.get("liquidity", 0.0) + terms.get("oracle", 0.0)), im)
-    collateral = collateral_value(book, state, source, params.oracle.pessimistic_k)
-    unrealised = position_value(book, state, arrays.value, params.venues.remote_pnl_haircut)
+    collateral, unrealised = _equity_parts(book, state, params, context, source)
     equity = collateral + unrealised
     haircuts = book_haircuts(book, state, params, greeks, source)  # an equity deduction, not an IM term
     if haircuts is not None:

@@ -118,8 +118,35 @@ def side_thresholds(
 
     T = min(threshold, max(relative_floor, min(oi_share · OI_a, depth_share · depth_a(side)))), the
     relative thresholds taken only where configured (a None share, or None arrays, leave them out); the
-    side is the bid for a long and the ask for a short.
+    side is the bid for a long and the ask for a short. The arrays of a repeated call (the same scalars and
+    open interest, the very depth arrays of a repeated `stressed_depth`) are shared: read them, never write them.
     """
+    key = (n_assets, threshold, None if oi is None else oi.tobytes(), oi_share, depth_share, relative_floor)
+    if _LAST_THRESHOLDS:
+        (bid, ask, last_key), result = _LAST_THRESHOLDS[0]
+        if bid is depth_bid and ask is depth_ask and last_key == key:
+            return result
+    result = _side_thresholds(n_assets, threshold, oi, oi_share, depth_bid, depth_ask, depth_share, relative_floor)
+    _LAST_THRESHOLDS[:] = [((depth_bid, depth_ask, key), result)]
+    return result
+
+
+#: The last `side_thresholds` (its depth arrays, the rest of its key, its result), as `_LAST_DEPTH`.
+_LAST_THRESHOLDS: list[
+    tuple[tuple[FloatArray | None, FloatArray | None, tuple[object, ...]], tuple[FloatArray, FloatArray]]
+] = []
+
+
+def _side_thresholds(
+    n_assets: int,
+    threshold: float,
+    oi: FloatArray | None,
+    oi_share: float | None,
+    depth_bid: FloatArray | None,
+    depth_ask: FloatArray | None,
+    depth_share: float | None,
+    relative_floor: float,
+) -> tuple[FloatArray, FloatArray]:
     relative_long = np.full(n_assets, math.inf)
     relative_short = np.full(n_assets, math.inf)
     if oi_share is not None and oi is not None:

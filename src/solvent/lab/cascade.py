@@ -120,6 +120,11 @@ class PricePath:
                 raise ValueError("source_ratio: must be finite and > 0")
 
 
+#: Samples of the venue's total IM along a path when `CascadeConfig.im_sample_seconds` is None (each one margins
+#: every account: at 100,000 accounts about 9 ms).
+IM_SAMPLES = 300
+
+
 @dataclass(frozen=True, kw_only=True)
 class CascadeConfig:
     """How the market answers. `block_seconds`: the margin cycle; `impact`: liquidations move the price;
@@ -130,7 +135,8 @@ class CascadeConfig:
     `factor_samples`: at that many evenly spaced cycles the whole venue is margined once more to record each IM
     term's share of the notional (the requirement by factor over time; 0: none); `im_sample_seconds`: the venue's
     total IM is taken afresh (`im_share`, the capital locked) at the first cycle, then at the first cycle ending
-    at least that long after the last sample; `screen`: the engine's health screen (`solvent.stream.screen`:
+    at least that long after the last sample (None: the path's duration over `IM_SAMPLES`, so that a day costs
+    as many samples as an hour); `screen`: the engine's health screen (`solvent.stream.screen`:
     the same events, each cycle re-margining only the accounts the move can have changed); `oracle_sources`: 0,
     one direct quote per asset, or N >= 2 oracle sources per asset (the path's `sources`, N of them, declared on
     every path asset of the snapshot: `with_sources`), aggregated by the engine (docs/model.md, "Cascade
@@ -144,7 +150,7 @@ class CascadeConfig:
     insurance_fund: float = 1_000_000.0
     vol_update_seconds: float | None = 3600.0
     factor_samples: int = 24
-    im_sample_seconds: float = 60.0
+    im_sample_seconds: float | None = None
     screen: bool = True
     oracle_sources: int = 0
     all_events: bool = False
@@ -167,7 +173,7 @@ class CascadeResult:
     liquidated: FloatArray  # (B,) notional liquidated in the cycle, USD
     fund: FloatArray  # (B,)
     bad_debt: FloatArray  # (B,) cumulative: paid by the fund + socialised + unresolved, USD
-    im_seconds: FloatArray  # (S,) when the total IM was taken (every `im_sample_seconds`)
+    im_seconds: FloatArray  # (S,) when the total IM was taken (`CascadeConfig.im_sample_seconds`)
     im_share: FloatArray  # (S,) total IM / total notional then
     factor_seconds: FloatArray  # (K,) when the requirement was broken down by factor
     factors: dict[str, FloatArray]  # term -> (K,) its total over total notional (a venue rule: one term, its IM)
@@ -247,10 +253,12 @@ def simulate(
     )
     columns = [engine.market.state.asset_index[a] for a in path.assets]
     base_liquidity = [engine.market.base.liquidity[c] for c in columns]
-    size = engine.store.contract_size
-    instrument_asset = engine.store.instrument_asset
-    impact = np.zeros(len(path.assets))
-    depth_now = np.ones(len(path.assets))
+    size = engine.store.contract_size.tolist()
+    # the path's column of each instrument's asset (-1: an asset off the path)
+    on_path = [columns.index(a) if a in columns else -1 for a in engine.store.instrument_asset.tolist()]
+    n_assets = len(path.assets)
+    impact = [0.0] * n_assets  # I_a, the log impact on each asset
+    depth_now = [1.0] * n_assets
     half_life = config.resilience_seconds
     seq = 0
     cycles = max(1, round(path.seconds[-1] / config.block_seconds))
@@ -259,9 +267,12 @@ def simulate(
     factor_seconds: list[float] = []
     factor_rows: list[dict[str, float]] = []
     series: dict[str, list[Any]] = {
-        k: [] for k in ("seconds", "traded", "exogenous", "liquidated", "fund", "debt", "im", "im_seconds")
+        k: [] for k in ("seconds", "point", "impact", "liquidated", "fund", "debt", "im", "im_seconds")
     }
     next_im = 0.0
+    im_every = config.im_sample_seconds
+    if im_every is None:
+        im_every = float(path.seconds[-1] - path.seconds[0]) / IM_SAMPLES
     start = 1
     last_seconds = 0.0
     base_vol = np.array([float(engine.market.base.vol[c]) for c in columns])
@@ -269,14 +280,16 @@ def simulate(
     window, window_seconds, window_price = 0, 0.0, path.prices[0].copy()  # where the vol window starts
     pending_vol: list[FeedRecord] = []
     ratio = None if path.source_ratio is None else path.source_ratio.tolist()
+    seconds, prices, depth = path.seconds.tolist(), path.prices.tolist(), path.depth.tolist()
     for b, stop in enumerate(bounds.tolist()):
         records: list[FeedRecord] = []
         for t in range(start, stop):
-            when = market.time + timedelta(seconds=float(path.seconds[t]))
-            impact *= 0.5 ** ((path.seconds[t] - last_seconds) / half_life) if half_life > 0 else 0.0
-            last_seconds = float(path.seconds[t])
+            when = market.time + timedelta(seconds=seconds[t])
+            decay = 0.5 ** ((seconds[t] - last_seconds) / half_life) if half_life > 0 else 0.0
+            impact = [i * decay for i in impact]
+            last_seconds = seconds[t]
             for j, asset in enumerate(path.assets):
-                price = float(path.prices[t, j] * math.exp(impact[j]))
+                price = prices[t][j] * math.exp(impact[j])
                 if ratio is None:
                     records.append(Quote(seq=seq, time=when, asset=asset, price=price))
                     seq += 1
@@ -284,9 +297,9 @@ def simulate(
                     for name, r in zip(path.sources, ratio[t][j], strict=True):
                         records.append(Quote(seq=seq, time=when, asset=asset, price=price * r, source=name))
                         seq += 1
-                if path.depth[t, j] != depth_now[j]:
-                    depth_now[j] = path.depth[t, j]
-                    records.append(DepthChange(seq=seq, time=when, asset=asset, scale=float(depth_now[j])))
+                if depth[t][j] != depth_now[j]:
+                    depth_now[j] = depth[t][j]
+                    records.append(DepthChange(seq=seq, time=when, asset=asset, scale=depth_now[j]))
                     seq += 1
         start = max(start, stop)
         if not records:
@@ -297,43 +310,45 @@ def simulate(
         published.clear()
         engine.run_batch(records)
         liquidated = 0.0
-        units = np.zeros(len(path.assets))
+        units = [0.0] * n_assets
         for e in published:
             if isinstance(e, ev.LiquidationExecuted):
                 i = engine.store.instrument_row[e.instrument]
                 liquidated += abs(e.quantity) * size[i] * e.price
-                a = columns.index(int(instrument_asset[i])) if int(instrument_asset[i]) in columns else -1
-                if a >= 0:
-                    units[a] += e.quantity * size[i]
+                if on_path[i] >= 0:
+                    units[on_path[i]] += e.quantity * size[i]
         if config.impact:
-            for j, net in enumerate(units.tolist()):
-                liquidity = base_liquidity[j].scaled(float(depth_now[j]))
+            for j, net in enumerate(units):
+                if net == 0.0:
+                    continue
+                liquidity = base_liquidity[j].scaled(depth_now[j])
                 side = liquidity.bid if net < 0.0 else liquidity.ask
-                if net != 0.0 and side is not None:
+                if side is not None:
                     distance = min(fill_distance(side, abs(net)), 0.99)
                     impact[j] += math.log(1.0 - distance) if net < 0.0 else math.log(1.0 + distance)
         t_last = stop - 1
-        series["seconds"].append(float(path.seconds[t_last]))
-        series["exogenous"].append(path.prices[t_last].copy())
-        series["traded"].append(path.prices[t_last] * np.exp(impact))
+        now_seconds = seconds[t_last]
+        series["seconds"].append(now_seconds)
+        series["point"].append(t_last)
+        series["impact"].append(list(impact))
         series["liquidated"].append(liquidated)
         series["fund"].append(engine.fund)
         totals = engine.totals
         series["debt"].append(totals.fund_paid + totals.socialised + totals.unresolved)
-        if float(path.seconds[t_last]) >= next_im:
+        if now_seconds >= next_im:
             series["im"].append(_im_share(engine))
-            series["im_seconds"].append(float(path.seconds[t_last]))
-            next_im = float(path.seconds[t_last]) + config.im_sample_seconds
+            series["im_seconds"].append(now_seconds)
+            next_im = now_seconds + im_every
         if b in sampled and config.factor_samples > 0:
             notional = _notional(engine)
             terms = engine.margin_now().terms
-            factor_seconds.append(float(path.seconds[t_last]))
+            factor_seconds.append(now_seconds)
             factor_rows.append(
                 {name: float(v.sum()) / notional if notional > 0.0 else math.nan for name, v in terms.items()}
             )
-        now_seconds = float(path.seconds[t_last])
         if next_vol is not None and now_seconds >= next_vol:
-            traded = np.log(np.array([window_price, *series["traded"][window:]]))
+            recent = _traded(path, series, window)
+            traded = np.log(np.vstack([window_price, recent]))
             elapsed = (now_seconds - window_seconds) / (365.0 * 86400.0)
             squares = (np.diff(traded, axis=0) ** 2).sum(axis=0)
             realised = np.sqrt(squares / elapsed) if elapsed > 0 else base_vol
@@ -341,10 +356,12 @@ def simulate(
                 VolChange(seq=0, time=records[-1].time, asset=a, vol=float(max(v, b)))
                 for a, v, b in zip(path.assets, realised.tolist(), base_vol.tolist(), strict=True)
             ]
-            window, window_seconds, window_price = len(series["seconds"]), now_seconds, series["traded"][-1]
+            window, window_seconds, window_price = len(series["seconds"]), now_seconds, recent[-1]
             next_vol = now_seconds + float(config.vol_update_seconds or 0.0)
         if progress is not None:
             progress(b + 1, cycles)
+    traded_path = _traded(path, series, 0)
+    exogenous = path.prices[np.array(series["point"], dtype=np.int64)] if series["point"] else np.zeros((0, n_assets))
     summary = engine.summary()
     f = engine.figures
     flagged = int(np.count_nonzero(~np.isnan(f.first_flag)))
@@ -366,17 +383,15 @@ def simulate(
         # flagged early, yet never liquidatable during the run
         "false_alarms": int(np.count_nonzero(~np.isnan(f.first_flag) & np.isnan(f.first_liquidatable))),
         "lead_seconds_median": summary["lead_seconds_median"],
-        "max_impact": float(-np.min(np.log(np.array(series["traded"]) / np.array(series["exogenous"]))))
-        if series["traded"]
-        else 0.0,
+        "max_impact": float(-np.min(np.log(traded_path / exogenous))) if series["point"] else 0.0,
         "fund_end": engine.fund,
         "accounts_remargined": engine.totals.remargined,
     }
     return CascadeResult(
         model=model,
         seconds=np.array(series["seconds"]),
-        traded=np.array(series["traded"]),
-        exogenous=np.array(series["exogenous"]),
+        traded=traded_path,
+        exogenous=exogenous,
         liquidated=np.array(series["liquidated"]),
         fund=np.array(series["fund"]),
         bad_debt=np.array(series["debt"]),
@@ -390,6 +405,14 @@ def simulate(
         totals=totals_out,
         wall_seconds=time.perf_counter() - begin,
     )
+
+
+def _traded(path: PricePath, series: dict[str, list[Any]], first: int) -> FloatArray:
+    """(B - first, A) the traded price at the end of each cycle from `first` on: the path's price times exp(I_a)."""
+    points = np.array(series["point"][first:], dtype=np.int64)
+    impacts = np.array(series["impact"][first:], dtype=np.float64).reshape(points.size, path.prices.shape[1])
+    traded: FloatArray = path.prices[points] * np.exp(impacts)
+    return traded
 
 
 def _check_sources(market: MarketSnapshot, path: PricePath, config: CascadeConfig) -> None:

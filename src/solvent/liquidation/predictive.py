@@ -620,14 +620,29 @@ class VelocityTracker:
             )
         if (p <= 0.0).any():
             raise ValueError(f"prices must be > 0, got {p[p <= 0.0][0]!r}")
-        bad = int(_first_bad_tick(asset, t, self._last_time))
+        self.fold(asset, t, p)
+
+    def fold(self, asset_indices: NDArray[np.int64], times_years: FloatArray, prices: FloatArray) -> None:
+        """`update` for (K,) int64 assets, float64 times and prices known finite and > 0 (the streaming engine's
+        own prices, once per batch): only the assets' range and the times' order are checked (ValueError, as
+        `update`)."""
+        bad = int(_first_bad_tick(asset_indices, times_years, self._last_time))
         if bad >= 0:
-            a = int(asset[bad])
+            a = int(asset_indices[bad])
             if not 0 <= a < self.n_assets:
                 raise ValueError(f"tick {bad}: asset index {a} is not in [0, {self.n_assets})")
-            raise ValueError(f"tick {bad}: time {float(t[bad])!r} of asset {a} is before that asset's previous tick")
+            t = float(times_years[bad])
+            raise ValueError(f"tick {bad}: time {t!r} of asset {a} is before that asset's previous tick")
         _tracker_update(
-            asset, t, p, self._lam, self._returns, self._elapsed, self._squares, self._last_price, self._last_time
+            asset_indices,
+            times_years,
+            prices,
+            self._lam,
+            self._returns,
+            self._elapsed,
+            self._squares,
+            self._last_price,
+            self._last_time,
         )
 
     @property

@@ -86,12 +86,12 @@ class MarketState:
     oracle_status: NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     vol_quoted: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
 
-    @property
+    @functools.cached_property
     def asset_index(self) -> dict[str, int]:
-        """Asset name -> column."""
+        """Asset name -> column (computed once: a state is not changed after it is built)."""
         return {name: a for a, name in enumerate(self.assets)}
 
-    @property
+    @functools.cached_property
     def has_oracle(self) -> bool:
         """Whether any asset is priced from oracle sources (the `oracle` IM term is reported then)."""
         return bool((self.oracle_sources > 0).any())

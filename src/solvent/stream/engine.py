@@ -35,7 +35,7 @@ from solvent.baselines import BASELINE_NAMES, BaselineParams
 from solvent.baselines.book import baseline_margin, option_unit_values
 from solvent.engine.attribution import position_contributions
 from solvent.engine.book import Book
-from solvent.engine.margin import RiskContext, maintenance_params, margin_accounts
+from solvent.engine.margin import RiskContext, account_equity, maintenance_params, margin_accounts
 from solvent.engine.results import MarginResult
 from solvent.engine.riskarrays import build_risk_arrays, refresh_risk_arrays
 from solvent.engine.whatif import (
@@ -336,12 +336,15 @@ class StreamEngine:
             parts.append(np.flatnonzero(self.store.exposed[whole].any(axis=0)).astype(np.int64))
         if moved.size:
             hot = self.screen.hot_rows()
-            parts.append(hot[self.store.exposed[np.ix_(moved, hot)].any(axis=0)])
+            parts.append(hot[self.store.exposed[moved[:, np.newaxis], hot].any(axis=0)])
             mask = np.zeros(len(self.market.assets), dtype=np.bool_)
             mask[moved] = True
             mask[whole] = False
             parts.append(self.screen.due(mask, self.market.state.price, self._reach()))
-        return np.unique(np.concatenate(parts))
+        parts = [part for part in parts if part.size]
+        if len(parts) == 1:  # each part is ascending and unique
+            return parts[0]
+        return np.unique(np.concatenate(parts)) if parts else touched
 
     def _moves_all(self, asset: int, batch: _Batch) -> bool:
         """Whether a move of `asset` re-margins every account exposed to it even under the screen: its depth changed,
@@ -388,8 +391,10 @@ class StreamEngine:
         for column in columns:
             if column in self.market.sources:
                 self.market.aggregate_sources(column, batch.priced[column], self.params)
-        times = [batch.priced[column] / SECONDS_PER_YEAR for column in columns]
-        self.velocity.update(columns, times, self.market.price[columns])  # one tick per asset, in column order
+        times = np.array([batch.priced[column] / SECONDS_PER_YEAR for column in columns])
+        # One tick per asset, in column order, at the market's prices (finite and > 0: `_quote` and the source
+        # aggregation see to it).
+        self.velocity.fold(np.array(columns, dtype=np.int64), times, self.market.price[columns])
         self._ticks += 1
         batch.priced.clear()
 
@@ -506,6 +511,9 @@ class StreamEngine:
     def _quote(self, record: Quote, batch: _Batch, events: list[ev.Event]) -> None:
         column = self._asset(record, events)
         if column is None:
+            return
+        if not (math.isfinite(record.price) and record.price > 0.0):  # decoded feeds are checked already
+            self._reject(events, record, "price", f"must be finite and > 0, got {record.price!r}")
             return
         now = _seconds(record.time)
         stamp = now if record.timestamp is None else _seconds(record.timestamp)
@@ -826,10 +834,8 @@ class StreamEngine:
             return
         book = self._book(rows)
         # Under the screen the stored equity may date from an earlier cycle; the sizer needs only equity, the
-        # same under every model and without the breach probability.
-        equity = margin_accounts(
-            book, self.market.state, self.params, self.context, self.portfolio_source, predictive=False
-        ).equity
+        # same under every model.
+        equity = account_equity(book, self.market.state, self.params, self.context, self.portfolio_source)
         closeout_book, market = self._closeout_inputs(book)
 
         def requirement(quantity: FloatArray) -> FloatArray:
@@ -878,7 +884,7 @@ class StreamEngine:
         prices = plan.fill_price / self.store.contract_size[book.instrument]
         closed = rows[account[closing]]
         self.store.reduce(closed, slots[closing], plan.close[closing], prices[closing], fees[closing])
-        instruments = self.store.instruments
+        instrument_ids = self.store.instrument_ids
         trades = zip(
             self.store.account_ids[closed].tolist(),
             book.instrument[closing].tolist(),
@@ -901,7 +907,7 @@ class StreamEngine:
                     time=now,
                     cause=cause,
                     account=str(name),
-                    instrument=instruments[instrument].id,
+                    instrument=instrument_ids[instrument],
                     quantity=quantity,
                     price=price,
                     fee=fee,

@@ -48,6 +48,7 @@ class LiveMarket:
         self.sources: dict[int, dict[str, tuple[float, float, float]]] = {}
         self.history: dict[int, list[tuple[float, float]]] = {}
         self._scaled: tuple[MarketState, bytes, tuple[AssetLiquidity, ...]] | None = None
+        self._carried: tuple[tuple[MarketState, datetime], tuple[FloatArray, FloatArray]] | None = None
         for name, quote in snapshot.assets.items():
             if quote.sources:
                 a = self.base.asset_index[name]
@@ -74,20 +75,30 @@ class LiveMarket:
 
     def _view(self) -> MarketState:
         base = self.base
-        elapsed = (self.epoch - self.snapshot.time).total_seconds() / (self.days_per_year * 86400.0)
-        expiry = np.where(base.expiry_years > 0.0, np.maximum(base.expiry_years - elapsed, 0.0), 0.0)
+        expiry, growth = self._carry()
         spot = self.price[base.instruments.asset]
         return dataclasses.replace(
             base,
             time=self.epoch,
             price=self.price.copy(),
-            forward=spot * np.exp(base.rate * expiry),
+            forward=spot * growth,
             expiry_years=expiry,
             liquidity=self._liquidity(),
             oracle_sources=np.array([len(self.sources.get(a, ())) for a in range(len(base.assets))], dtype=np.int64),
             oracle_uncertainty=self.uncertainty.copy(),
             oracle_status=self.status.copy(),
         )
+
+    def _carry(self) -> tuple[FloatArray, FloatArray]:
+        """Each instrument's years to expiry in this epoch and its forward over spot, exp(rate x expiry): fixed
+        until the next epoch, so computed once for it."""
+        key = (self.base, self.epoch)
+        if self._carried is None or self._carried[0] != key:
+            base = self.base
+            elapsed = (self.epoch - self.snapshot.time).total_seconds() / (self.days_per_year * 86400.0)
+            expiry = np.where(base.expiry_years > 0.0, np.maximum(base.expiry_years - elapsed, 0.0), 0.0)
+            self._carried = (key, (expiry, np.exp(base.rate * expiry)))
+        return self._carried[1]
 
     def _liquidity(self) -> tuple[AssetLiquidity, ...]:
         """The base books scaled by `depth_scale`: the same tuple while neither changes, so that what is derived

@@ -104,16 +104,34 @@ def flag_reach(vol: FloatArray, velocity: FloatArray, params: PredictiveParams) 
     annualised, velocity (A,) per year (NaN read as 0; ignored unless `params.use_drift`)."""
     h = params.horizon_seconds / SECONDS_PER_YEAR
     reach = np.empty((vol.shape[0], 4))
-    diffusion = diffusion_reach(vol, params)
-    if params.use_drift:
-        v = np.where(np.isnan(velocity), 0.0, velocity)
-        reach[:, 2] = np.maximum(v, 0.0) * h  # rising: in a long's favour
-        reach[:, 3] = np.maximum(-v, 0.0) * h  # falling: in a short's favour
-    else:
-        reach[:, 2:] = 0.0
-    reach[:, 0] = reach[:, 3] + diffusion
-    reach[:, 1] = reach[:, 2] + diffusion
+    _flag_reach(
+        np.asarray(vol, dtype=np.float64),
+        np.asarray(velocity, dtype=np.float64),
+        h,
+        _threshold_z(params.threshold),
+        math.sqrt(h),
+        params.use_drift,
+        reach,
+    )
     return reach
+
+
+@jit()
+def _flag_reach(
+    vol: FloatArray, velocity: FloatArray, h: float, z: float, root_h: float, use_drift: bool, reach: FloatArray
+) -> None:  # pragma: no cover - compiled
+    """`flag_reach` into `reach` (A, 4), each asset in one pass (the diffusion reach as `diffusion_reach`)."""
+    for a in range(vol.shape[0]):
+        diffusion = z * vol[a] * root_h
+        rising = falling = 0.0
+        if use_drift:
+            v = 0.0 if math.isnan(velocity[a]) else velocity[a]
+            rising = v * h if v > 0.0 else 0.0  # in a long's favour
+            falling = -v * h if v < 0.0 else 0.0  # in a short's favour
+        reach[a, 2] = rising
+        reach[a, 3] = falling
+        reach[a, 0] = falling + diffusion
+        reach[a, 1] = rising + diffusion
 
 
 def diffusion_reach(vol: FloatArray, params: PredictiveParams) -> FloatArray:

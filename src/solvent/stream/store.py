@@ -132,6 +132,7 @@ class AccountStore:
         self.account_ids = book.account_ids
         self.row_of = {str(name): n for n, name in enumerate(book.account_ids.tolist())}
         self.instrument_row = {inst.id: i for i, inst in enumerate(book.instruments)}
+        self.instrument_ids = [inst.id for inst in book.instruments]
         self.linear = np.array([inst.kind in LINEAR_KINDS for inst in book.instruments], dtype=np.bool_)
         self.contract_size = np.array([inst.contract_size for inst in book.instruments], dtype=np.float64)
         self.instrument_asset = np.array([asset_of[inst.underlying] for inst in book.instruments], dtype=np.int64)
