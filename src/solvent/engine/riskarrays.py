@@ -101,7 +101,7 @@ def refresh_risk_arrays(
         rows = arrays.rows_by_asset[a] if same_table else np.flatnonzero(table.asset == a)
         if not rows.size:
             continue
-        if not (table.kind[rows] == OPTION).any():  # the same figures as `_asset_rows`, in one compiled pass
+        if a not in table.option_assets:  # the same figures as `_asset_rows`, in one compiled pass
             in_group = None if scenarios.group_asset is None else scenarios.group_asset[scenarios.group] == a
             _linear_rows(
                 rows,

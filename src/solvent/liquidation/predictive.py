@@ -648,17 +648,18 @@ class VelocityTracker:
     @property
     def velocity(self) -> FloatArray:
         """(A,) log return per year, signed: R / D; NaN where D = 0 (read as 0 by consumers)."""
-        out: FloatArray = np.divide(
-            self._returns, self._elapsed, out=np.full(self.n_assets, np.nan), where=self._elapsed > 0.0
-        )
-        return out
+        return self.rates()[0]
 
     @property
     def volatility(self) -> FloatArray:
         """(A,) fast volatility per sqrt(year): sqrt(Q / D); NaN where D = 0 (read as 0 by consumers)."""
-        out = np.divide(self._squares, self._elapsed, out=np.full(self.n_assets, np.nan), where=self._elapsed > 0.0)
-        result: FloatArray = np.sqrt(out)
-        return result
+        return self.rates()[1]
+
+    def rates(self) -> tuple[FloatArray, FloatArray]:
+        """(velocity, volatility), both in one pass."""
+        velocity, volatility = np.empty(self.n_assets), np.empty(self.n_assets)
+        _rates(self._returns, self._elapsed, self._squares, velocity, volatility)
+        return velocity, volatility
 
     def state(self) -> dict[str, FloatArray]:
         """Copies of the state as plain float64 arrays: halflife (0-d, years), returns, elapsed, squares,
@@ -706,6 +707,19 @@ class VelocityTracker:
         tracker._last_price = arrays["last_price"]
         tracker._last_time = arrays["last_time"]
         return tracker
+
+
+@jit()
+def _rates(
+    returns: FloatArray, elapsed: FloatArray, squares: FloatArray, velocity: FloatArray, volatility: FloatArray
+) -> None:  # pragma: no cover - compiled
+    """R / D and sqrt(Q / D) per asset, NaN where D = 0."""
+    for a in range(returns.shape[0]):
+        if elapsed[a] > 0.0:
+            velocity[a] = returns[a] / elapsed[a]
+            volatility[a] = math.sqrt(squares[a] / elapsed[a])
+        else:
+            velocity[a] = volatility[a] = math.nan
 
 
 @jit()

@@ -52,6 +52,11 @@ class InstrumentTable:
         """The asset columns some instrument is on, ascending (computed once: the table is immutable)."""
         return np.unique(self.asset)
 
+    @functools.cached_property
+    def option_assets(self) -> frozenset[int]:
+        """The asset columns some option is on (computed once)."""
+        return frozenset(np.unique(self.asset[self.kind == OPTION]).tolist())
+
     def __len__(self) -> int:
         return len(self.ids)
 

@@ -364,9 +364,8 @@ class StreamEngine:
             or cached[2] is not self.params
         ):
             state = self.market.state
-            fast = self.velocity.volatility
+            velocity, fast = self.velocity.rates()
             vol = np.maximum(state.vol, np.where(np.isnan(fast), 0.0, fast))
-            velocity = self.velocity.velocity
             reach = flag_reach(vol, velocity, self.params.predictive)
             cached = self._speed_cache = (self._ticks, state, self.params, (vol, velocity, reach))
         return cached[3]
@@ -437,7 +436,7 @@ class StreamEngine:
         return row
 
     def _asset(self, record: Quote | DepthChange | VolChange, events: list[ev.Event]) -> int | None:
-        column = self.market.state.asset_index.get(record.asset)
+        column = self.market.base.asset_index.get(record.asset)  # the epoch's state: the same columns
         if column is None or record.asset == CASH:
             self._reject(events, record, "asset", f"unknown asset {record.asset!r}")
             return None
