@@ -126,27 +126,6 @@ def side_thresholds(
         (bid, ask, last_key), result = _LAST_THRESHOLDS[0]
         if bid is depth_bid and ask is depth_ask and last_key == key:
             return result
-    result = _side_thresholds(n_assets, threshold, oi, oi_share, depth_bid, depth_ask, depth_share, relative_floor)
-    _LAST_THRESHOLDS[:] = [((depth_bid, depth_ask, key), result)]
-    return result
-
-
-#: The last `side_thresholds` (its depth arrays, the rest of its key, its result), as `_LAST_DEPTH`.
-_LAST_THRESHOLDS: list[
-    tuple[tuple[FloatArray | None, FloatArray | None, tuple[object, ...]], tuple[FloatArray, FloatArray]]
-] = []
-
-
-def _side_thresholds(
-    n_assets: int,
-    threshold: float,
-    oi: FloatArray | None,
-    oi_share: float | None,
-    depth_bid: FloatArray | None,
-    depth_ask: FloatArray | None,
-    depth_share: float | None,
-    relative_floor: float,
-) -> tuple[FloatArray, FloatArray]:
     relative_long = np.full(n_assets, math.inf)
     relative_short = np.full(n_assets, math.inf)
     if oi_share is not None and oi is not None:
@@ -157,7 +136,14 @@ def _side_thresholds(
         relative_short = np.minimum(relative_short, depth_share * depth_ask)
     long_t: FloatArray = np.minimum(threshold, np.maximum(relative_floor, relative_long))
     short_t: FloatArray = np.minimum(threshold, np.maximum(relative_floor, relative_short))
+    _LAST_THRESHOLDS[:] = [((depth_bid, depth_ask, key), (long_t, short_t))]
     return long_t, short_t
+
+
+#: The last `side_thresholds` (its depth arrays, the rest of its key, its result), as `_LAST_DEPTH`.
+_LAST_THRESHOLDS: list[
+    tuple[tuple[FloatArray | None, FloatArray | None, tuple[object, ...]], tuple[FloatArray, FloatArray]]
+] = []
 
 
 def simm_thresholds(

@@ -398,7 +398,7 @@ def _bands(
             room = target * i_m - dust - e - slack
             favour, against = _tighten(favour, against, room, GROWTH * target * i_m, False, g, least)
         elif not watched[k]:
-            pass  # a flag raised before, not published again: nothing to watch
+            cap = math.inf  # a flag raised before, not published again: no reach to watch
         elif flagged[k]:
             if deleverage:
                 continue  # a flag deleverages: a liquidation candidate every cycle
