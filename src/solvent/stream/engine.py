@@ -176,8 +176,9 @@ class StreamEngine:
         _supported(params, "params")
         if model != "multi" and model not in BASELINE_NAMES:
             raise ValueError(f"unknown margin model {model!r}: multi or one of {', '.join(BASELINE_NAMES)}")
-        if not reflag and params.predictive.action == "deleverage":
-            raise ValueError("reflag=False: an early flag that deleverages must be watched (predictive.action)")
+        problem = _unwatched_deleverage(params, reflag)
+        if problem is not None:
+            raise ValueError(problem)
         self.model = model
         # What the stream watches: margin calls (False: healthy or liquidatable, as on a perpetual DEX) and every
         # early flag (False: each account's first only); see the class docstring.
@@ -497,8 +498,9 @@ class StreamEngine:
     def _params_problem(self, params: MarginParams) -> str | None:
         """Why `params` cannot take over this stream (None if they can): a setting the engine does not support,
         or a market or scenario set they cannot build here (fhs without a history, depth they require)."""
-        if not self.reflag and params.predictive.action == "deleverage":
-            return "predictive.action 'deleverage' needs every early flag watched; this stream has reflag=False"
+        problem = _unwatched_deleverage(params, self.reflag)
+        if problem is not None:
+            return problem
         try:
             _supported(params, "params")
             state = build_market_state(list(self.store.instruments), self.market.snapshot, params)
@@ -1204,6 +1206,14 @@ class StreamEngine:
         if screen:
             engine.screen = HealthScreen(engine.store.n_accounts, len(engine.market.assets))
         return engine
+
+
+def _unwatched_deleverage(params: MarginParams, reflag: bool) -> str | None:
+    """Why `params` cannot run on a stream publishing first flags only (None if they can): a deleveraging flag
+    sizes liquidations, so every one must be watched."""
+    if not reflag and params.predictive.action == "deleverage":
+        return "predictive.action 'deleverage' needs every early flag watched; this stream has reflag=False"
+    return None
 
 
 @dataclass
