@@ -108,6 +108,23 @@ class LiquidityParams(_Config, frozen=True, kw_only=True):
     require_depth: bool = False
 
 
+class BasisParams(_Config, frozen=True, kw_only=True):
+    """The basis and calendar contingency (docs/model.md, "Basis and calendar contingency").
+
+    - `enabled`: add the `basis` IM term.
+    - `rate`: per asset, rate x min(long, short) x price, long and short the sums of the positive and negative
+      book deltas (spot, perpetual, each expiry): the offsetting notional across books. 0.01, Deribit's
+      portfolio margin ("1% of underlying value is added for offsetting futures"; 2% in its earlier version).
+    - `vega_contingency`: per asset, this x min(long vega, short vega) over expiries (vega in USD per vol
+      point): the vega netted across expiries. 0.25, Deribit's earlier portfolio margin (25% contingency on
+      vega offsetting in different expirations).
+    """
+
+    enabled: bool = True
+    rate: NonNegative = 0.01
+    vega_contingency: NonNegative = 0.25
+
+
 class ConcentrationParams(_Config, frozen=True, kw_only=True):
     """The concentration add-on (docs/model.md, "Concentration add-on and risk tier").
 
@@ -283,6 +300,7 @@ class MarginParams(_Config, frozen=True, kw_only=True):
     scenarios: ScenarioParams = msgspec.field(default_factory=ScenarioParams)
     maintenance: MaintenanceParams = msgspec.field(default_factory=MaintenanceParams)
     liquidity: LiquidityParams = msgspec.field(default_factory=LiquidityParams)
+    basis: BasisParams = msgspec.field(default_factory=BasisParams)
     concentration: ConcentrationParams = msgspec.field(default_factory=ConcentrationParams)
     oracle: OracleParams = msgspec.field(default_factory=OracleParams)
     collateral: CollateralParams = msgspec.field(default_factory=CollateralParams)

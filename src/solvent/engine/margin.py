@@ -1,9 +1,9 @@
 """Margin assembly: equity, the IM terms, MM, health and liquidation flags for every account.
 
 IM is the sum of named terms, each reported: `market_risk`, `apc_buffer` when the anti-procyclicality
-tool is the buffer, and `liquidity` (close-out cost, also kept per asset in `term_by_asset`) when
-enabled, `concentration` (also per asset) when enabled, `oracle` (c * |net delta| * U, also per asset)
-when the market carries oracle sources, and last `risk_tier`, (tier - 1) x the sum of the
+tool is the buffer, and `liquidity` (close-out cost per book, also kept per asset in `term_by_asset`) when
+enabled, `basis` (the basis and calendar contingency on offsetting books, per asset) when enabled,
+`concentration` (also per asset) when enabled, `oracle` (c * |net delta| * U, also per asset) when the market carries oracle sources, and last `risk_tier`, (tier - 1) x the sum of the
 others, so that IM = tier x that sum. The factors of later issues join as further terms here and nowhere
 else, before `risk_tier`.
 """
@@ -21,6 +21,7 @@ from solvent.engine.equity import collateral_value, position_value
 from solvent.engine.kernel import margins
 from solvent.engine.results import MarginResult
 from solvent.engine.riskarrays import RiskArrays, scenario_risk_arrays
+from solvent.factors.basis import book_layout, book_terms_kernel
 from solvent.factors.concentration import (
     exposure,
     open_interest_of,
@@ -67,6 +68,53 @@ def liquidity_add_on(greeks: FloatArray, state: MarketState, params: MarginParam
         liquidity.adv_half_spread,
         liquidity.impact_coefficient,
     )
+
+
+def book_add_ons(
+    book: Book,
+    arrays: RiskArrays,
+    greeks: FloatArray,
+    state: MarketState,
+    params: MarginParams,
+    collateral_delta: FloatArray | None,
+) -> tuple[FloatArray | None, FloatArray | None]:
+    """((N, A) liquidity close-out per book, or None when disabled; (N, A) basis contingency, or None when
+    disabled) (factors/basis.py).
+
+    Where every asset's instruments sit in one book and no collateral counts as spot delta, no account holds
+    two books of an asset: the basis is 0 and the per-book close-out is the net one (`liquidity_add_on` on
+    the Greeks, the same figures to the bit); otherwise one compiled pass over the positions gives both.
+    """
+    liquidity_on = params.liquidity.enabled
+    basis = params.basis
+    layout = book_layout(state.instruments)
+    if not basis.enabled and not liquidity_on:
+        return None, None
+    if layout.single and collateral_delta is None:
+        liquidity = liquidity_add_on(greeks, state, params) if liquidity_on else None
+        return liquidity, np.zeros(greeks.shape[:2]) if basis.enabled else None
+    packed = packed_liquidity(state.liquidity) if liquidity_on and state.liquidity else None
+    liquidity_params = params.liquidity
+    by_book, contingency = book_terms_kernel(
+        book.pos_offsets,
+        book.pos_instrument,
+        book.pos_quantity,
+        arrays.instrument_asset,
+        arrays.unit_greeks,
+        layout,
+        collateral_delta,
+        state.price,
+        basis.rate if basis.enabled else 0.0,
+        basis.vega_contingency if basis.enabled else 0.0,
+        packed,
+        state.vol / np.sqrt(params.days_per_year),
+        liquidity_params.stress,
+        liquidity_params.adv_half_spread,
+        liquidity_params.impact_coefficient,
+    )
+    if not liquidity_on:
+        return None, contingency
+    return by_book if state.liquidity else np.zeros(greeks.shape[:2]), contingency if basis.enabled else None
 
 
 def concentration_add_on(
@@ -204,9 +252,13 @@ def margin_accounts(
     term_by_asset: dict[str, FloatArray] = {}
     if params.volatility.apc_mode == "buffer":
         terms["apc_buffer"] = params.volatility.apc_buffer * market_risk
-    if params.liquidity.enabled:
-        term_by_asset["liquidity"] = liquidity_add_on(greeks, state, params)
-        terms["liquidity"] = row_sums(term_by_asset["liquidity"])
+    liquidity, basis = book_add_ons(book, arrays, greeks, state, params, collateral_delta)
+    if liquidity is not None:
+        term_by_asset["liquidity"] = liquidity
+        terms["liquidity"] = row_sums(liquidity)
+    if basis is not None:
+        term_by_asset["basis"] = basis
+        terms["basis"] = row_sums(basis)
     concentration, hhi = concentration_add_on(greeks, market_risk, state, params)
     if concentration is not None:
         term_by_asset["concentration"] = concentration
@@ -235,7 +287,9 @@ def margin_accounts(
             params.measure,
             extra_delta=collateral_delta,
         )
-        mm = np.minimum(tier * (mm_market + terms.get("liquidity", 0.0) + terms.get("oracle", 0.0)), im)
+        mm = np.minimum(
+            tier * (mm_market + terms.get("liquidity", 0.0) + terms.get("basis", 0.0) + terms.get("oracle", 0.0)), im
+        )
     collateral, unrealised = _equity_parts(book, state, params, context, source)
     equity = collateral + unrealised
     haircuts = book_haircuts(book, state, params, greeks, source)  # an equity deduction, not an IM term
