@@ -3,8 +3,9 @@
 IM is the sum of named terms, each reported: `market_risk`, `apc_buffer` when the anti-procyclicality
 tool is the buffer, and `liquidity` (close-out cost per book, also kept per asset in `term_by_asset`) when
 enabled, `basis` (the basis and calendar contingency on offsetting books, per asset) when enabled,
-`concentration` (also per asset) when enabled, `oracle` (c * |net delta| * U, also per asset) when the market carries oracle sources, and last `risk_tier`, (tier - 1) x the sum of the
-others, so that IM = tier x that sum. The factors of later issues join as further terms here and nowhere
+`concentration` (also per asset) when enabled, `oracle` (c * |net delta| * U, also per asset) when the
+market carries oracle sources, and last `risk_tier`, (tier - 1) x the sum of the others, so that
+IM = tier x that sum. The factors of later issues join as further terms here and nowhere
 else, before `risk_tier`.
 """
 

@@ -141,11 +141,11 @@ def asset_books_terms(
                 liquidity += price * _walk(short_q * stress, curves[1, a], knots[1, a]) / stress
         elif kind[a] == SQRT_LAW:
             if long_q > 0.0:
-                liquidity += price * long_q * (half_spread + coefficient * daily_vol * math.sqrt(long_q * stress / adv[a]))
+                impact = coefficient * daily_vol * math.sqrt(long_q * stress / adv[a])
+                liquidity += price * long_q * (half_spread + impact)
             if short_q > 0.0:
-                liquidity += (
-                    price * short_q * (half_spread + coefficient * daily_vol * math.sqrt(short_q * stress / adv[a]))
-                )
+                impact = coefficient * daily_vol * math.sqrt(short_q * stress / adv[a])
+                liquidity += price * short_q * (half_spread + impact)
         spread = vol_spread[a]
         if spread == spread:  # not NaN
             liquidity += (long_v + short_v) * (spread / 2.0 / VOL_POINT) * stress
