@@ -163,11 +163,14 @@ def test_liquidity_term_is_the_sum_of_its_assets() -> None:
         )
 
 
-def test_flat_account_pays_nothing() -> None:
+def test_a_flat_net_delta_on_two_books_pays_both_close_outs() -> None:
+    """bob (spot +1 / perp -1) nets to no delta but holds two books to close: sell 1 BTC into the bid and buy
+    1 BTC from the ask, each 2.5 units inside the touch at 1 bp on the 2x-thinned book: 2 x 9.5 USD
+    (issue 12 item 1: the close-out is charged per book; 0 on main)."""
     res = _result()
     flat = np.all(res.greeks[:, :, [0, 2]] == 0.0, axis=(1, 2))
-    assert flat.any()
-    assert np.all(res.terms["liquidity"][flat] == 0.0)
+    assert list(res.account_ids[flat]) == ["bob"]
+    assert res.terms["liquidity"][flat][0] == pytest.approx(2 * 95_000 * 0.0001, rel=1e-12)
 
 
 def test_disabled_removes_the_term() -> None:

@@ -202,7 +202,7 @@ def test_single_perp_grid_margin(inst: str, qty: float, grid: GridParams, decide
     params = MarginParams(scenarios=ScenarioParams(grid=grid))
     res = run([account("a", [(inst, qty, BTC if inst.startswith("BTC") else ETH)], USDC=1e6)], params)
     assert res.terms["market_risk"][0] == pytest.approx(want, rel=1e-12)
-    assert list(res.terms) == ["market_risk", "liquidity", "concentration", "risk_tier"]
+    assert list(res.terms) == ["market_risk", "liquidity", "basis", "concentration", "risk_tier"]
     assert res.terms["liquidity"][0] == 0.0  # the market carries no depth, ADV or vol bid-ask
     assert res.im[0] == res.terms["market_risk"][0]
     assert res.scenario_method == "grid"
@@ -266,7 +266,8 @@ OPTION_BOOKS = [("short-call", -3.0, 0.0), ("long-call", 5.0, 0.0), ("covered", 
 @pytest.mark.parametrize(("calls", "perps"), [row[1:] for row in OPTION_BOOKS], ids=[row[0] for row in OPTION_BOOKS])
 def test_option_book_grid_margin_by_hand_one_asset_listed(calls: float, perps: float) -> None:
     res = option_book(calls, perps, BTC_ONLY)
-    assert res.im[0] == pytest.approx(hand_grid_margin(calls, perps), rel=1e-10)
+    # the option's delta (its expiry's book) against the perpetual adds the basis contingency (tests/test_basis.py)
+    assert res.im[0] - res.terms["basis"][0] == pytest.approx(hand_grid_margin(calls, perps), rel=1e-10)
 
 
 @pytest.mark.parametrize(
@@ -277,7 +278,7 @@ def test_option_book_grid_margin_by_hand_one_asset_listed(calls: float, perps: f
 def test_option_book_grid_margin_by_hand_two_assets_listed(calls: float, perps: float) -> None:
     # ETH instruments are listed (the account holds none): BTC's worst loss must not change
     res = option_book(calls, perps, INSTRUMENTS)
-    assert res.im[0] == pytest.approx(hand_grid_margin(calls, perps), rel=1e-10)
+    assert res.im[0] - res.terms["basis"][0] == pytest.approx(hand_grid_margin(calls, perps), rel=1e-10)
 
 
 @pytest.mark.parametrize("method", ["grid", "deribit"])
@@ -349,7 +350,7 @@ def test_health_and_liquidation(usdc: float, liquidatable: bool) -> None:
 def test_apc_buffer_adds_a_quarter_of_market_risk() -> None:
     params = MarginParams(volatility=VolatilityParams(apc_mode="buffer"))
     res = run([LONG, account("eth", [("ETH-PERP", -5, 3_000)], USDC=500)], params)
-    assert list(res.terms) == ["market_risk", "apc_buffer", "liquidity", "concentration", "risk_tier"]
+    assert list(res.terms) == ["market_risk", "apc_buffer", "liquidity", "basis", "concentration", "risk_tier"]
     np.testing.assert_array_equal(res.terms["apc_buffer"], 0.25 * res.terms["market_risk"])
     np.testing.assert_array_equal(res.terms["concentration"], 0.0)  # small accounts, below every threshold
     np.testing.assert_array_equal(res.terms["risk_tier"], 0.0)  # no tier
