@@ -35,11 +35,13 @@ from solvent.engine.whatif import (
     PreTradeChecker,
     account_greeks,
     account_scenario_pnl,
+    apply_books,
     apply_order,
     concentration_thresholds,
     im_numpy,
     market_risk,
 )
+from solvent.factors.basis import account_books
 from solvent.factors.concentration import tier_multiplier
 from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Depth, MarketSnapshot, OracleSource, Portfolio, Position
@@ -142,10 +144,19 @@ class Venue:
     def margin(self, acct: Account) -> MarginResult:
         return margin_book(book_of(acct), self.state, self.params)
 
-    def vectors(self, acct: Account) -> tuple[np.ndarray, np.ndarray]:
+    def vectors(self, acct: Account) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(scenario P&L, Greeks, books): the account's state the checker reads."""
         book = book_of(acct)
         pnl = account_scenario_pnl(book.pos_instrument, book.pos_quantity, self.arrays)
-        return pnl, account_greeks(book.pos_instrument, book.pos_quantity, self.arrays)
+        books = account_books(
+            book.pos_instrument,
+            book.pos_quantity,
+            self.arrays.unit_greeks,
+            self.arrays.instrument_asset,
+            self.checker.layout,
+            self.arrays.n_assets,
+        )
+        return pnl, account_greeks(book.pos_instrument, book.pos_quantity, self.arrays), books
 
 
 VENUES = {name: Venue(p) for name, p in PARAMS.items()}
@@ -243,10 +254,11 @@ def test_im_and_equity_after_equal_margin_book_on_the_book_with_the_order(
     positions = entries(POSITIONS)
     before = venue.margin(account(positions))
     after = venue.margin(after_order(positions, 60_000.0, order))
-    pnl, greeks = venue.vectors(account(positions))
+    pnl, greeks, books = venue.vectors(account(positions))
     inst, q, price, fee = order
     tier = float(tier_multiplier(np.array([1.25]))[0])
-    decision = venue.checker.check(pnl, greeks, float(before.equity[0]), tier, INDEX[inst], q, price, fee)
+    equity = float(before.equity[0])
+    decision = venue.checker.check(pnl, greeks, equity, tier, INDEX[inst], q, price, fee, books=books)
     assert decision.im_before == pytest.approx(before.im[0], rel=1e-9)
     assert decision.im_after == pytest.approx(after.im[0], rel=1e-9)
     assert decision.equity_after == pytest.approx(after.equity[0], rel=1e-12)
@@ -258,7 +270,7 @@ def test_im_and_equity_after_equal_margin_book_on_the_book_with_the_order(
 def test_every_im_term_is_live_in_the_comparison(name: str) -> None:
     """Liquidity, concentration and oracle terms are non-zero, so the equality above tests them."""
     result = VENUES[name].margin(account(entries(POSITIONS)))
-    for term in ("market_risk", "liquidity", "concentration", "oracle", "risk_tier"):
+    for term in ("market_risk", "liquidity", "basis", "concentration", "oracle", "risk_tier"):
         assert result.terms[term][0] > 0.0, term
 
 
@@ -266,24 +278,27 @@ def test_every_im_term_is_live_in_the_comparison(name: str) -> None:
 @pytest.mark.parametrize("name", list(PARAMS))
 def test_the_check_agrees_with_its_numpy_twin(name: str, order: tuple[str, float, float, float]) -> None:
     venue = VENUES[name]
-    pnl, greeks = venue.vectors(account(entries(POSITIONS)))
+    pnl, greeks, books = venue.vectors(account(entries(POSITIONS)))
     inst, q, price, fee = order
-    decision = venue.checker.check(pnl, greeks, 1e6, 1.25, INDEX[inst], q, price, fee)
+    decision = venue.checker.check(pnl, greeks, 1e6, 1.25, INDEX[inst], q, price, fee, books=books)
     new_pnl, new_greeks = apply_order(pnl, greeks, INDEX[inst], q, venue.arrays)
+    new_books = apply_books(books, INDEX[inst], q, venue.arrays, venue.checker.layout)
     args = (venue.state, venue.arrays, venue.params, venue.long_t, venue.short_t)
-    assert decision.im_before == pytest.approx(im_numpy(pnl, greeks, 1.25, *args), rel=1e-12)
-    assert decision.im_after == pytest.approx(im_numpy(new_pnl, new_greeks, 1.25, *args), rel=1e-12)
+    assert decision.im_before == pytest.approx(im_numpy(pnl, greeks, 1.25, *args, books=books), rel=1e-12)
+    assert decision.im_after == pytest.approx(im_numpy(new_pnl, new_greeks, 1.25, *args, books=new_books), rel=1e-12)
 
 
 def test_apply_order_then_check_is_the_engine_on_the_filled_book() -> None:
     """Two orders in a row: the kept vectors stay equal to margin_book on the filled book."""
     venue = VENUES["simm-grid-es"]
     positions = entries(POSITIONS)
-    pnl, greeks = venue.vectors(account(positions))
+    pnl, greeks, books = venue.vectors(account(positions))
     first, second = ORDERS[0], ORDERS[5]
+    books = apply_books(books, INDEX[first[0]], first[1], venue.arrays, venue.checker.layout)
     pnl, greeks = venue.checker.apply(pnl, greeks, INDEX[first[0]], first[1])
     filled = after_order(positions, 60_000.0, first)
-    decision = venue.checker.check(pnl, greeks, 1e6, 1.25, INDEX[second[0]], second[1], second[2], second[3])
+    order = (INDEX[second[0]], second[1], second[2], second[3])
+    decision = venue.checker.check(pnl, greeks, 1e6, 1.25, *order, books=books)
     assert decision.im_before == pytest.approx(venue.margin(filled).im[0], rel=1e-9)
     assert decision.im_after == pytest.approx(
         venue.margin(after_order([*positions, (first[0], first[1], first[2])], 60_000.0 - first[3], second)).im[0],
@@ -298,11 +313,11 @@ def check(
     venue: Venue, positions: list[tuple[str, float]], order: tuple[str, float], usd: float, **kwargs: object
 ) -> Decision:
     acct = account(entries(positions), usd=usd)
-    pnl, greeks = venue.vectors(acct)
+    pnl, greeks, books = venue.vectors(acct)
     equity = float(venue.margin(acct).equity[0])
     inst, q = order
     price = BTC if inst in LINEAR and inst.startswith("BTC") else ETH if inst in LINEAR else 100.0
-    return venue.checker.check(pnl, greeks, equity, 1.25, INDEX[inst], q, price, **kwargs)  # type: ignore[arg-type]
+    return venue.checker.check(pnl, greeks, equity, 1.25, INDEX[inst], q, price, books=books, **kwargs)  # type: ignore[arg-type]
 
 
 def test_a_hedge_is_allowed_below_im() -> None:
@@ -363,53 +378,53 @@ def test_reduce_only_refuses_an_order_that_does_not_close() -> None:
 )
 def test_non_finite_inputs_are_refused(field: str, value: float) -> None:
     venue = VENUES["simm-grid-es"]
-    pnl, greeks = venue.vectors(account(entries(POSITIONS)))
+    pnl, greeks, books = venue.vectors(account(entries(POSITIONS)))
     args = {"equity": 1e9, "tier": 1.0, "instrument": INDEX["BTC-PERP"], "quantity": -0.1, "price": BTC, "fee": 0.0}
     args[field] = value
-    decision = venue.checker.check(pnl, greeks, **args)  # type: ignore[arg-type]
+    decision = venue.checker.check(pnl, greeks, **args, books=books)  # type: ignore[arg-type]
     assert not decision.allowed and decision.reason == NOT_FINITE
 
 
 @pytest.mark.parametrize("where", ["pnl", "greeks"])
 def test_a_non_finite_account_vector_is_refused(where: str) -> None:
     venue = VENUES["simm-grid-es"]
-    pnl, greeks = venue.vectors(account(entries(POSITIONS)))
+    pnl, greeks, books = venue.vectors(account(entries(POSITIONS)))
     if where == "pnl":
         pnl[3] = np.nan
     else:
         greeks[0, 2] = np.inf
-    decision = venue.checker.check(pnl, greeks, 1e9, 1.0, INDEX["BTC-PERP"], -0.1, BTC)
+    decision = venue.checker.check(pnl, greeks, 1e9, 1.0, INDEX["BTC-PERP"], -0.1, BTC, books=books)
     assert not decision.allowed and decision.reason == NOT_FINITE
 
 
 def test_an_overflowing_order_is_refused() -> None:
     venue = VENUES["simm-grid-es"]
-    pnl, greeks = venue.vectors(account(entries(POSITIONS)))
-    decision = venue.checker.check(pnl, greeks, 1e9, 1.0, INDEX["BTC-C"], 1e306, 1.0)
+    pnl, greeks, books = venue.vectors(account(entries(POSITIONS)))
+    decision = venue.checker.check(pnl, greeks, 1e9, 1.0, INDEX["BTC-C"], 1e306, 1.0, books=books)
     assert not decision.allowed and decision.reason == NOT_FINITE
 
 
 @pytest.mark.parametrize("instrument", [-1, len(INSTRUMENTS)])
 def test_an_unknown_instrument_is_refused(instrument: int) -> None:
     venue = VENUES["simm-grid-es"]
-    pnl, greeks = venue.vectors(account(entries(POSITIONS)))
-    decision = venue.checker.check(pnl, greeks, 1e9, 1.0, instrument, 1.0, BTC)
+    pnl, greeks, books = venue.vectors(account(entries(POSITIONS)))
+    decision = venue.checker.check(pnl, greeks, 1e9, 1.0, instrument, 1.0, BTC, books=books)
     assert not decision.allowed and decision.reason == UNKNOWN_INSTRUMENT
 
 
 def test_an_empty_order_is_refused() -> None:
     venue = VENUES["simm-grid-es"]
-    pnl, greeks = venue.vectors(account(entries(POSITIONS)))
-    assert venue.checker.check(pnl, greeks, 1e9, 1.0, 0, 0.0, BTC).reason == EMPTY_ORDER
+    pnl, greeks, books = venue.vectors(account(entries(POSITIONS)))
+    assert venue.checker.check(pnl, greeks, 1e9, 1.0, 0, 0.0, BTC, books=books).reason == EMPTY_ORDER
 
 
 def test_misshapen_vectors_are_an_error() -> None:
     venue = VENUES["simm-grid-es"]
-    pnl, greeks = venue.vectors(account(entries(POSITIONS)))
+    pnl, greeks, books = venue.vectors(account(entries(POSITIONS)))
     with pytest.raises(ValueError, match="pnl"):
-        venue.checker.check(pnl[:-1], greeks, 1e9, 1.0, 0, 1.0, BTC)
+        venue.checker.check(pnl[:-1], greeks, 1e9, 1.0, 0, 1.0, BTC, books=books)
     with pytest.raises(ValueError, match="float64"):
-        venue.checker.check(pnl.astype(np.float32), greeks, 1e9, 1.0, 0, 1.0, BTC)
+        venue.checker.check(pnl.astype(np.float32), greeks, 1e9, 1.0, 0, 1.0, BTC, books=books)
 
 
 def test_oi_share_thresholds_need_the_open_interest() -> None:
@@ -435,14 +450,17 @@ def test_check_never_mutates_and_is_deterministic(
     instrument: int, quantity: float, price: float, fee: float, equity: float, position: float, reduce_only: bool
 ) -> None:
     venue = VENUES["simm-grid-es"]
-    pnl, greeks = venue.vectors(account(entries(POSITIONS)))
+    pnl, greeks, books = venue.vectors(account(entries(POSITIONS)))
     pnl_copy, greeks_copy = pnl.copy(), greeks.copy()
     args = (pnl, greeks, equity, 1.25, instrument, quantity, price, fee, position, reduce_only)
-    first = venue.checker.check(*args)
-    venue.checker.check(pnl, greeks, 1e9, 1.0, (instrument + 1) % len(INSTRUMENTS), 3.0, BTC)  # dirty the buffers
-    second = venue.checker.check(*args)
+    books_copy = books.copy()
+    first = venue.checker.check(*args, books=books)
+    dirty = (instrument + 1) % len(INSTRUMENTS)
+    venue.checker.check(pnl, greeks, 1e9, 1.0, dirty, 3.0, BTC, books=books)  # dirty the buffers
+    second = venue.checker.check(*args, books=books)
     np.testing.assert_array_equal(pnl, pnl_copy)
     np.testing.assert_array_equal(greeks, greeks_copy)
+    np.testing.assert_array_equal(books, books_copy)
     assert repr(first) == repr(second)  # NaN-safe equality of every field
     if first.allowed:
         assert first.reason == OK

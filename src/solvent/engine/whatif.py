@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 from solvent._numba import jit
 from solvent.engine.kernel import MEASURE_CODES, _reduce_group, risk_measure_numpy
 from solvent.engine.riskarrays import RiskArrays
+from solvent.factors.basis import BookLayout, basis_numpy, book_layout, book_sides, books_terms
 from solvent.factors.concentration import (
     exposure,
     ramp_add_on,
@@ -49,7 +50,17 @@ from solvent.factors.concentration import (
     simm_add_on,
     stressed_depth,
 )
-from solvent.factors.liquidity import BOOK, SQRT_LAW, VOL_POINT, _walk, liquidity_by_asset, pack_liquidity
+from solvent.factors.liquidity import (
+    BOOK,
+    SQRT_LAW,
+    VOL_POINT,
+    _walk,
+    liquidity_by_asset,
+    pack_liquidity,
+    sqrt_impact_cost,
+    vega_cost,
+    walk_cost,
+)
 from solvent.factors.oracle_buffer import oracle_buffer_numpy
 from solvent.market.oracle import OracleStatus
 from solvent.market.state import OPTION, MarketState
@@ -176,6 +187,17 @@ def apply_order(
         new_pnl += quantity * arrays.instrument_pnl[instrument]
     new_greeks[a] += quantity * arrays.unit_greeks[instrument]
     return new_pnl, new_greeks
+
+
+def apply_books(
+    books: FloatArray, instrument: int, quantity: float, arrays: RiskArrays, layout: BookLayout
+) -> FloatArray:
+    """books' (A, B, 2): a new array, the account's books after buying `quantity` (signed) of `instrument`."""
+    new_books = np.array(books, dtype=np.float64)
+    a, b = int(arrays.instrument_asset[instrument]), int(layout.instrument_book[instrument])
+    new_books[a, b, 0] += quantity * arrays.unit_greeks[instrument, 0]
+    new_books[a, b, 1] += quantity * arrays.unit_greeks[instrument, 2]
+    return new_books
 
 
 # ----------------------------------------------------------------------------------- thresholds
@@ -416,6 +438,16 @@ class PreTradeChecker:
         self._config[_SIMM_ON] = float(conc.enabled and conc.form == "simm")
         self._config[_ORACLE_ON] = float(self._oracle_on)
         self._apc = params.volatility.apc_buffer if params.volatility.apc_mode == "buffer" else 0.0
+        self.layout: BookLayout = book_layout(state.instruments)
+        basis = params.basis
+        self._basis_on = basis.enabled
+        self._basis_rate = (basis.rate, basis.vega_contingency) if basis.enabled else (0.0, 0.0)
+        self._liq_on = liq_on
+        self._daily_vol = np.ascontiguousarray(table[_DAILY_VOL])
+        self._adv = np.ascontiguousarray(table[_ADV]) if liq_on else np.full(n_assets, math.nan)
+        self._vol_spread = np.ascontiguousarray(table[_VOL_SPREAD]) if liq_on else np.full(n_assets, math.nan)
+        self._kind = np.ascontiguousarray(table[_KIND].astype(np.int8))
+        self._books_shape = (n_assets, self.layout.n_books, 2)
 
         is_option = state.instruments.kind == OPTION
         size = state.instruments.contract_size
@@ -439,9 +471,31 @@ class PreTradeChecker:
         )
         return float(add_on.sum())
 
-    def _im(self, row: FloatArray, greeks: FloatArray, tier: float) -> float:
+    def _book_terms(self, books: FloatArray) -> tuple[float, float]:
+        """(liquidity per book, basis) of one account's books (A, B, 2) (factors/basis.py)."""
+        liquidity = self._params.liquidity
+        rate, vega_rate = self._basis_rate
+        liq, basis = books_terms(
+            books,
+            self._price,
+            rate,
+            vega_rate,
+            self._liq_on,
+            self._kind,
+            self._curves,
+            self._knots,
+            self._adv,
+            self._vol_spread,
+            self._daily_vol,
+            liquidity.stress,
+            liquidity.adv_half_spread,
+            liquidity.impact_coefficient,
+        )
+        return float(liq), float(basis)
+
+    def _im(self, row: FloatArray, greeks: FloatArray, tier: float, basis: float = 0.0) -> float:
         market = float(row[_MARKET])
-        subtotal = market + self._apc * market + float(row[_LIQUIDITY])
+        subtotal = market + self._apc * market + float(row[_LIQUIDITY]) + basis
         subtotal += self._ramp_term(greeks) if self._ramp else float(row[_CONCENTRATION])
         subtotal += float(row[_ORACLE])
         return tier * subtotal
@@ -458,11 +512,17 @@ class PreTradeChecker:
         fee: float = 0.0,
         position: float = 0.0,
         reduce_only: bool = False,
+        *,
+        books: FloatArray | None = None,
     ) -> Decision:
         """Whether `quantity` (signed; > 0 buys) of `instrument` at `price` (USD per unit of the
         underlying) may trade for an account with scenario P&L `pnl` (S,), Greeks `greeks` (A, 3),
         equity `equity` (USD, as `margin_book` reports it), risk tier multiplier `tier` (1.0 when the
         account has none) and `position` units of `instrument` already held. The inputs are not modified.
+
+        `books` (A, B, 2): the account's delta and vega per asset and book (`account_books`), for the per-book
+        close-out and the basis term. Required where an asset lists instruments on several books (spot, perp,
+        expiries: `layout.single` is False); without it there the check raises (it cannot price the basis).
         """
         if pnl.shape != self._pnl_shape or greeks.shape != self._greeks_shape:
             raise ValueError(
@@ -470,6 +530,10 @@ class PreTradeChecker:
             )
         if pnl.dtype != np.float64 or greeks.dtype != np.float64:
             raise ValueError(f"pnl and greeks must be float64, got {pnl.dtype} and {greeks.dtype}")
+        if books is None and not self.layout.single:
+            raise ValueError("an asset trades on several books (spot, perpetual, expiries): pass the account's books")
+        if books is not None and (books.shape != self._books_shape or books.dtype != np.float64):
+            raise ValueError(f"books must be float64 {self._books_shape}, got {books.dtype} {books.shape}")
         nan = math.nan
         if not 0 <= instrument < self.n_instruments:
             return Decision(False, UNKNOWN_INSTRUMENT, nan, nan, nan)
@@ -507,8 +571,13 @@ class PreTradeChecker:
             self._top,
             out,
         )
-        im_before = self._im(out[0], greeks, tier)
-        im_after = self._im(out[1], self._new_greeks, tier)
+        basis_before = basis_after = 0.0
+        if books is not None:
+            new_books = apply_books(books, instrument, q, arrays, self.layout)
+            out[0, _LIQUIDITY], basis_before = self._book_terms(books)
+            out[1, _LIQUIDITY], basis_after = self._book_terms(new_books)
+        im_before = self._im(out[0], greeks, tier, basis_before)
+        im_after = self._im(out[1], self._new_greeks, tier, basis_after)
         equity_after = equity - fee - q * (self._size[instrument] * price - self._mark[instrument])
         if out[0, _FINITE] != 1.0 or not (
             math.isfinite(im_before) and math.isfinite(im_after) and math.isfinite(equity_after)
@@ -547,9 +616,11 @@ def im_numpy(
     long_threshold: FloatArray,
     short_threshold: FloatArray,
     open_interest: FloatArray | None = None,
+    books: FloatArray | None = None,
 ) -> float:
-    """One account's IM from its scenario P&L (S,) and Greeks (A, 3) with the factor modules' numpy
-    functions (full sort, dense arrays): the slow, obviously correct twin of `PreTradeChecker._im`."""
+    """One account's IM from its scenario P&L (S,), Greeks (A, 3) and, where assets trade on several books, its
+    books (A, B, 2) with the factor modules' numpy functions (full sort, dense arrays): the slow, obviously correct
+    twin of `PreTradeChecker._im`."""
     g = greeks[np.newaxis]
     market = 0.0
     for start, stop in zip(arrays.group_offsets[:-1], arrays.group_offsets[1:], strict=True):
@@ -560,18 +631,24 @@ def im_numpy(
         subtotal += params.volatility.apc_buffer * market
     if params.liquidity.enabled and state.liquidity:
         liquidity = params.liquidity
-        subtotal += float(
-            liquidity_by_asset(
-                g[:, :, 0],
-                g[:, :, 2],
-                state.liquidity,
-                state.price,
-                state.vol / np.sqrt(params.days_per_year),
-                liquidity.stress,
-                liquidity.adv_half_spread,
-                liquidity.impact_coefficient,
-            ).sum()
-        )
+        daily_vol = state.vol / np.sqrt(params.days_per_year)
+        if books is None:
+            subtotal += float(
+                liquidity_by_asset(
+                    g[:, :, 0],
+                    g[:, :, 2],
+                    state.liquidity,
+                    state.price,
+                    daily_vol,
+                    liquidity.stress,
+                    liquidity.adv_half_spread,
+                    liquidity.impact_coefficient,
+                ).sum()
+            )
+        else:
+            subtotal += _books_liquidity_numpy(books, state, daily_vol, params)
+    if books is not None and params.basis.enabled:
+        subtotal += float(basis_numpy(books, state.price, params.basis.rate, params.basis.vega_contingency).sum())
     conc = params.concentration
     notional = exposure(g[:, :, 0], state.price)
     if conc.enabled and conc.form == "simm":
@@ -587,3 +664,32 @@ def im_numpy(
     if state.has_oracle:
         subtotal += float(oracle_buffer_numpy(g, state.oracle_uncertainty, params.oracle.buffer_multiplier).sum())
     return tier * subtotal
+
+
+def _books_liquidity_numpy(books: FloatArray, state: MarketState, daily_vol: FloatArray, params: MarginParams) -> float:
+    """The per-book close-out of books (A, B, 2) by the numpy cost functions: the longs of every book sold into the
+    bid, the shorts bought from the ask, the gross vega (docs/model.md, "Liquidity add-on")."""
+    liquidity = params.liquidity
+    long_q, short_q, long_v, short_v = book_sides(books)
+    total = 0.0
+    for a, asset in enumerate(state.liquidity):
+        price = float(state.price[a])
+        if asset.bid is not None and asset.ask is not None:
+            total += float(walk_cost(long_q[a : a + 1], asset.bid, price, liquidity.stress)[0])
+            total += float(walk_cost(short_q[a : a + 1], asset.ask, price, liquidity.stress)[0])
+        elif math.isfinite(asset.adv):
+            for side in (long_q[a], short_q[a]):
+                total += float(
+                    sqrt_impact_cost(
+                        np.array([side]),
+                        price,
+                        float(daily_vol[a]),
+                        asset.adv,
+                        liquidity.adv_half_spread,
+                        liquidity.impact_coefficient,
+                        liquidity.stress,
+                    )[0]
+                )
+        if math.isfinite(asset.vol_spread):
+            total += float(vega_cost(np.array([long_v[a] + short_v[a]]), asset.vol_spread, liquidity.stress)[0])
+    return total

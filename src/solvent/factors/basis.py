@@ -311,3 +311,73 @@ def book_terms_kernel(
             out_basis,
         )
     return out_liquidity, out_basis
+
+
+# ----------------------------------------------------------------------------------- one account, and the twin
+
+
+def account_books(
+    instrument: NDArray[np.int32], quantity: FloatArray, unit_greeks: FloatArray, instrument_asset: NDArray[np.int32],
+    layout: BookLayout, n_assets: int,
+) -> FloatArray:
+    """(A, B, 2) one account's delta (units) and vega (USD per vol point) per asset and book, summed in position
+    order from 0 (as the kernel sums them) from its positions (instrument, quantity: (P,))."""
+    out = np.zeros((n_assets, layout.n_books, 2))
+    for i, q in zip(np.asarray(instrument).tolist(), np.asarray(quantity, dtype=np.float64).tolist(), strict=True):
+        a, b = int(instrument_asset[i]), int(layout.instrument_book[i])
+        out[a, b, 0] += q * unit_greeks[i, 0]
+        out[a, b, 1] += q * unit_greeks[i, 2]
+    return out
+
+
+@jit()
+def books_terms(
+    books: FloatArray,
+    price: FloatArray,
+    rate: float,
+    vega_rate: float,
+    liq_on: bool,
+    kind: NDArray[np.int8],
+    curves: FloatArray,
+    knots: NDArray[np.int64],
+    adv: FloatArray,
+    vol_spread: FloatArray,
+    daily_vol: FloatArray,
+    stress: float,
+    half_spread: float,
+    coefficient: float,
+) -> tuple[float, float]:
+    """(liquidity, basis) of one account summed over assets from its books (A, B, 2) (`account_books`), each asset
+    by `asset_books_terms`, the kernel's own formula (no collateral)."""
+    n_assets, n_books = books.shape[0], books.shape[1]
+    bd = np.ascontiguousarray(books[:, :, 0]).ravel()
+    bv = np.ascontiguousarray(books[:, :, 1]).ravel()
+    liquidity = 0.0
+    basis = 0.0
+    for a in range(n_assets):
+        liq, bas = asset_books_terms(
+            bd, bv, a * n_books, n_books, 0.0, a, price[a], rate, vega_rate, liq_on, kind, curves, knots, adv,
+            vol_spread, daily_vol[a], stress, half_spread, coefficient,
+        )
+        liquidity += liq
+        basis += bas
+    return liquidity, basis
+
+
+def book_sides(books: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """(long, short, long vega, short vega) (..., A) of books (..., A, B, 2): the sums of the positive and of the
+    negative book figures, each >= 0."""
+    delta, vega = books[..., 0], books[..., 1]
+    return (
+        np.maximum(delta, 0.0).sum(axis=-1),
+        np.maximum(-delta, 0.0).sum(axis=-1),
+        np.maximum(vega, 0.0).sum(axis=-1),
+        np.maximum(-vega, 0.0).sum(axis=-1),
+    )
+
+
+def basis_numpy(books: FloatArray, price: FloatArray, rate: float, vega_rate: float) -> FloatArray:
+    """(..., A) the basis contingency from books (..., A, B, 2) (collateral already in the spot book): the slow twin."""
+    long_q, short_q, long_v, short_v = book_sides(books)
+    out: FloatArray = rate * np.minimum(long_q, short_q) * price + vega_rate * np.minimum(long_v, short_v)
+    return out

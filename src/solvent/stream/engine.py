@@ -46,6 +46,7 @@ from solvent.engine.whatif import (
     concentration_thresholds,
 )
 from solvent.errors import InputError, ModelError
+from solvent.factors.basis import account_books
 from solvent.factors.concentration import tier_multiplier
 from solvent.factors.haircuts import require_collateral_vols
 from solvent.formats.schemas import MarketSnapshot
@@ -203,7 +204,7 @@ class StreamEngine:
         self.context = self._context(generate=True)
         self._checker: PreTradeChecker | None = None
         self._checker_version = -1
-        self._pnl_cache: dict[int, tuple[int, FloatArray, FloatArray]] = {}
+        self._pnl_cache: dict[int, tuple[int, FloatArray, FloatArray, FloatArray]] = {}
         self._version = 0
         self._open: list[FeedRecord] = []
         self._book_cache: tuple[tuple[int, bytes], Book] | None = None
@@ -1103,7 +1104,7 @@ class StreamEngine:
             return Decision(
                 allowed=False, reason=f"unknown {what}", im_before=math.nan, im_after=math.nan, equity_after=math.nan
             )
-        pnl, greeks = self._scenario_vector(row)
+        pnl, greeks, books = self._scenario_vector(row)
         f = self.figures
         equity, flagged = float(f.equity[row]), bool(f.flagged[row])
         if self.screen is not None and self.screen.asset[row] >= 0:  # figures of an earlier cycle
@@ -1121,6 +1122,7 @@ class StreamEngine:
             fee,
             position=self.store.quantity(row, inst),
             reduce_only=flagged or bool(f.in_liquidation[row]),
+            books=books,
         )
 
     def _pretrade(self) -> PreTradeChecker:
@@ -1131,17 +1133,22 @@ class StreamEngine:
             self._checker_version = self._version
         return self._checker
 
-    def _scenario_vector(self, row: int) -> tuple[FloatArray, FloatArray]:
+    def _scenario_vector(self, row: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(scenario P&L (S,), Greeks (A, 3), books (A, B, 2)) of one account, kept until its next change."""
         cached = self._pnl_cache.get(row)
         if cached is not None and cached[0] == self._version:
-            return cached[1], cached[2]
+            return cached[1], cached[2], cached[3]
         slots = self.store.used_slots(np.array([row], dtype=np.int64))
         instrument = self.store.pos_instrument[slots]
         quantity = self.store.pos_quantity[slots]
-        pnl = account_scenario_pnl(instrument, quantity, self.context.arrays)
-        greeks = account_greeks(instrument, quantity, self.context.arrays)
-        self._pnl_cache[row] = (self._version, pnl, greeks)
-        return pnl, greeks
+        arrays = self.context.arrays
+        pnl = account_scenario_pnl(instrument, quantity, arrays)
+        greeks = account_greeks(instrument, quantity, arrays)
+        books = account_books(
+            instrument, quantity, arrays.unit_greeks, arrays.instrument_asset, self._pretrade().layout, arrays.n_assets
+        )
+        self._pnl_cache[row] = (self._version, pnl, greeks, books)
+        return pnl, greeks, books
 
     # ------------------------------------------------------------------------------- reporting
 
