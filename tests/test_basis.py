@@ -350,7 +350,7 @@ def test_single_book_layout_is_the_net_close_out_bit_for_bit() -> None:
     from solvent.engine.riskarrays import scenario_risk_arrays
 
     _, arrays = scenario_risk_arrays(state, params)
-    general, basis = book_terms_kernel(
+    general, basis, _ = book_terms_kernel(
         book.pos_offsets, book.pos_instrument, book.pos_quantity, arrays.instrument_asset, arrays.unit_greeks,
         book_layout(state.instruments), None, state.price, 0.01, 0.25, packed_liquidity(state.liquidity),
         state.vol / np.sqrt(365.0), 2.0, 0.0005, 1.0,

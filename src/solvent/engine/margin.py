@@ -78,9 +78,9 @@ def book_add_ons(
     state: MarketState,
     params: MarginParams,
     collateral_delta: FloatArray | None,
-) -> tuple[FloatArray | None, FloatArray | None]:
-    """((N, A) liquidity close-out per book, or None when disabled; (N, A) basis contingency, or None when
-    disabled) (factors/basis.py).
+) -> dict[str, tuple[FloatArray, FloatArray]]:
+    """{"liquidity": ((N, A) close-out per book, (N,) its row sums), "basis": (the basis contingency, its row
+    sums)}, each present when enabled (factors/basis.py).
 
     Where every asset's instruments sit in one book and no collateral counts as spot delta, no account holds
     two books of an asset: the basis is 0 and the per-book close-out is the net one (`liquidity_add_on` on
@@ -88,15 +88,20 @@ def book_add_ons(
     """
     liquidity_on = params.liquidity.enabled
     basis = params.basis
-    layout = book_layout(state.instruments)
+    out: dict[str, tuple[FloatArray, FloatArray]] = {}
     if not basis.enabled and not liquidity_on:
-        return None, None
+        return out
+    layout = book_layout(state.instruments)
     if layout.single and collateral_delta is None:
-        liquidity = liquidity_add_on(greeks, state, params) if liquidity_on else None
-        return liquidity, np.zeros(greeks.shape[:2]) if basis.enabled else None
+        if liquidity_on:
+            liquidity = liquidity_add_on(greeks, state, params)
+            out["liquidity"] = (liquidity, row_sums(liquidity))
+        if basis.enabled:
+            out["basis"] = (np.zeros(greeks.shape[:2]), np.zeros(greeks.shape[0]))
+        return out
     packed = packed_liquidity(state.liquidity) if liquidity_on and state.liquidity else None
     liquidity_params = params.liquidity
-    by_book, contingency = book_terms_kernel(
+    by_book, contingency, totals = book_terms_kernel(
         book.pos_offsets,
         book.pos_instrument,
         book.pos_quantity,
@@ -113,9 +118,11 @@ def book_add_ons(
         liquidity_params.adv_half_spread,
         liquidity_params.impact_coefficient,
     )
-    if not liquidity_on:
-        return None, contingency
-    return by_book if state.liquidity else np.zeros(greeks.shape[:2]), contingency if basis.enabled else None
+    if liquidity_on:
+        out["liquidity"] = (by_book, totals[0])
+    if basis.enabled:
+        out["basis"] = (contingency, totals[1])
+    return out
 
 
 def concentration_add_on(
@@ -253,13 +260,9 @@ def margin_accounts(
     term_by_asset: dict[str, FloatArray] = {}
     if params.volatility.apc_mode == "buffer":
         terms["apc_buffer"] = params.volatility.apc_buffer * market_risk
-    liquidity, basis = book_add_ons(book, arrays, greeks, state, params, collateral_delta)
-    if liquidity is not None:
-        term_by_asset["liquidity"] = liquidity
-        terms["liquidity"] = row_sums(liquidity)
-    if basis is not None:
-        term_by_asset["basis"] = basis
-        terms["basis"] = row_sums(basis)
+    for name, (by_asset, total) in book_add_ons(book, arrays, greeks, state, params, collateral_delta).items():
+        term_by_asset[name] = by_asset
+        terms[name] = total
     concentration, hhi = concentration_add_on(greeks, market_risk, state, params)
     if concentration is not None:
         term_by_asset["concentration"] = concentration

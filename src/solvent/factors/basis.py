@@ -187,8 +187,10 @@ def _book_terms_kernel(
     coefficient: float,
     out_liquidity: FloatArray,
     out_basis: FloatArray,
+    out_totals: FloatArray,
 ) -> None:
-    """Both outputs (N, A) are overwritten. extra_delta (N, A) or (0, A): collateral spot units (integrated)."""
+    """Every output is overwritten: (N, A) liquidity and basis, (2, N) their row sums, added in column order from 0
+    as `engine.margin.row_sums` adds them. extra_delta (N, A) or (0, A): collateral spot units (integrated)."""
     n_accounts = pos_offsets.shape[0] - 1
     n_assets = out_basis.shape[1]
     has_extra = extra_delta.shape[0] > 0
@@ -247,6 +249,13 @@ def _book_terms_kernel(
                     bd[base + b] = 0.0
                     bv[base + b] = 0.0
                 seen[a] = False
+            liquidity_total = 0.0
+            basis_total = 0.0
+            for a in range(n_assets):
+                liquidity_total += out_liquidity[acct, a]
+                basis_total += out_basis[acct, a]
+            out_totals[0, acct] = liquidity_total
+            out_totals[1, acct] = basis_total
 
 
 def book_terms_kernel(
@@ -265,8 +274,9 @@ def book_terms_kernel(
     stress: float,
     half_spread: float,
     coefficient: float,
-) -> tuple[FloatArray, FloatArray]:
-    """((N, A) liquidity close-out per book, (N, A) basis contingency) in one pass over the CSR positions.
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """((N, A) liquidity close-out per book, (N, A) basis contingency, (2, N) the row sums of both, as
+    `engine.margin.row_sums` adds them) in one pass over the CSR positions.
 
     `packed` None: no liquidity inputs (the liquidity output is then 0). `extra_delta` (N, A): collateral as
     spot delta (the integrated mode), joining the spot book of the basis sums only.
@@ -275,6 +285,7 @@ def book_terms_kernel(
     n_assets = price.shape[0]
     out_liquidity = np.empty((n, n_assets))
     out_basis = np.empty((n, n_assets))
+    out_totals = np.empty((2, n))
     if packed is None:
         kind = np.zeros(n_assets, dtype=np.int8)
         curves = np.zeros((2, n_assets, 4, 2))
@@ -309,8 +320,9 @@ def book_terms_kernel(
             coefficient,
             out_liquidity,
             out_basis,
+            out_totals,
         )
-    return out_liquidity, out_basis
+    return out_liquidity, out_basis, out_totals
 
 
 # ----------------------------------------------------------------------------------- one account, and the twin
