@@ -189,8 +189,9 @@ def _book_terms_kernel(
     out_basis: FloatArray,
     out_totals: FloatArray,
 ) -> None:
-    """Every output is overwritten: (N, A) liquidity and basis, (2, N) their row sums, added in column order from 0
-    as `engine.margin.row_sums` adds them. extra_delta (N, A) or (0, A): collateral spot units (integrated)."""
+    """Outputs: (N, A) liquidity and basis, zero on entry (only the assets an account holds are written), and
+    (2, N) their row sums, added in column order from 0 as `engine.margin.row_sums` adds them.
+    extra_delta (N, A) or (0, A): collateral spot units (integrated)."""
     n_accounts = pos_offsets.shape[0] - 1
     n_assets = out_basis.shape[1]
     has_extra = extra_delta.shape[0] > 0
@@ -203,9 +204,6 @@ def _book_terms_kernel(
         lo = c * n_accounts // n_chunks
         hi = (c + 1) * n_accounts // n_chunks
         for acct in range(lo, hi):
-            for a in range(n_assets):
-                out_liquidity[acct, a] = 0.0
-                out_basis[acct, a] = 0.0
             n_held = 0
             for p in range(pos_offsets[acct], pos_offsets[acct + 1]):
                 i = pos_instrument[p]
@@ -218,42 +216,69 @@ def _book_terms_kernel(
                     seen[a] = True
                     held[n_held] = a
                     n_held += 1
-            for k in range(n_held):
+            for k in range(n_held):  # `asset_books_terms`, inlined (a call per asset costs more than the sums)
                 a = held[k]
                 base = a * n_books
-                collateral = extra_delta[acct, a] if has_extra else 0.0
-                liquidity, basis = asset_books_terms(
-                    bd,
-                    bv,
-                    base,
-                    n_books,
-                    collateral,
-                    a,
-                    price[a],
-                    rate,
-                    vega_rate,
-                    liq_on,
-                    kind,
-                    curves,
-                    knots,
-                    adv,
-                    vol_spread,
-                    daily_vol[a],
-                    stress,
-                    half_spread,
-                    coefficient,
-                )
-                out_liquidity[acct, a] = liquidity
-                out_basis[acct, a] = basis
+                long_q = 0.0
+                short_q = 0.0
+                long_v = 0.0
+                short_v = 0.0
+                for b in range(n_books):
+                    d = bd[base + b]
+                    if d > 0.0:
+                        long_q += d
+                    elif d < 0.0:
+                        short_q -= d
+                    v = bv[base + b]
+                    if v > 0.0:
+                        long_v += v
+                    elif v < 0.0:
+                        short_v -= v
+                p_a = price[a]
+                if liq_on:
+                    liquidity = 0.0
+                    if kind[a] == BOOK:
+                        if long_q > 0.0:
+                            liquidity += p_a * _walk(long_q * stress, curves[0, a], knots[0, a]) / stress
+                        if short_q > 0.0:
+                            liquidity += p_a * _walk(short_q * stress, curves[1, a], knots[1, a]) / stress
+                    elif kind[a] == SQRT_LAW:
+                        if long_q > 0.0:
+                            impact = coefficient * daily_vol[a] * math.sqrt(long_q * stress / adv[a])
+                            liquidity += p_a * long_q * (half_spread + impact)
+                        if short_q > 0.0:
+                            impact = coefficient * daily_vol[a] * math.sqrt(short_q * stress / adv[a])
+                            liquidity += p_a * short_q * (half_spread + impact)
+                    spread = vol_spread[a]
+                    if spread == spread:  # not NaN
+                        liquidity += (long_v + short_v) * (spread / 2.0 / VOL_POINT) * stress
+                    out_liquidity[acct, a] = liquidity
+                if has_extra and extra_delta[acct, a] != 0.0:  # the balance joins the spot book of the basis
+                    long_q = 0.0
+                    short_q = 0.0
+                    for b in range(n_books):
+                        d = bd[base + b] + extra_delta[acct, a] if b == SPOT_BOOK else bd[base + b]
+                        if d > 0.0:
+                            long_q += d
+                        elif d < 0.0:
+                            short_q -= d
+                out_basis[acct, a] = rate * min(long_q, short_q) * p_a + vega_rate * min(long_v, short_v)
                 for b in range(n_books):
                     bd[base + b] = 0.0
                     bv[base + b] = 0.0
                 seen[a] = False
-            liquidity_total = 0.0
+            for k in range(1, n_held):  # ascending assets: the row sums add the columns in order
+                a = held[k]
+                j = k
+                while j > 0 and held[j - 1] > a:
+                    held[j] = held[j - 1]
+                    j -= 1
+                held[j] = a
+            liquidity_total = 0.0  # the other columns are 0, and x + 0.0 == x for these non-negative terms
             basis_total = 0.0
-            for a in range(n_assets):
-                liquidity_total += out_liquidity[acct, a]
-                basis_total += out_basis[acct, a]
+            for k in range(n_held):
+                liquidity_total += out_liquidity[acct, held[k]]
+                basis_total += out_basis[acct, held[k]]
             out_totals[0, acct] = liquidity_total
             out_totals[1, acct] = basis_total
 
@@ -283,8 +308,8 @@ def book_terms_kernel(
     """
     n = pos_offsets.shape[0] - 1
     n_assets = price.shape[0]
-    out_liquidity = np.empty((n, n_assets))
-    out_basis = np.empty((n, n_assets))
+    out_liquidity = np.zeros((n, n_assets))  # the kernel writes the held assets only
+    out_basis = np.zeros((n, n_assets))
     out_totals = np.empty((2, n))
     if packed is None:
         kind = np.zeros(n_assets, dtype=np.int8)
