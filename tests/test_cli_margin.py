@@ -112,9 +112,11 @@ def test_json_terms_greeks_and_health(json_document: dict[str, object]) -> None:
         assert record["greeks"]["BTC"]["delta"] == res.greeks[n, btc, 0]
         assert record["greeks"]["ETH"]["vega"] == res.greeks[n, eth, 2]
         assert record["liquidatable"] == bool(res.liquidatable[n])
-        # health is null where MM is 0 (bob: spot against perp, fully hedged)
+        # health is null where MM is 0
         assert record["health"] == (res.health[n] if np.isfinite(res.health[n]) else None)
-    assert accounts[ACCOUNTS.index("bob")]["health"] is None
+    # bob (spot against perp) had MM 0 and a null health until issue 12 item 1: the basis contingency (1% of
+    # 1 BTC at 95,000) and two close-outs (2 x 9.5) give IM 969, MM 0.8 x 969, on equity 10,500
+    assert accounts[ACCOUNTS.index("bob")]["health"] == pytest.approx(10_500 / (0.8 * 969.0), rel=1e-12)
 
 
 def test_json_to_stdout_is_the_same_document(json_document: dict[str, object]) -> None:
