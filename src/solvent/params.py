@@ -271,6 +271,21 @@ class LiquidationParams(_Config, frozen=True, kw_only=True):
     fee: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = 0.005
 
 
+class PretradeParams(_Config, frozen=True, kw_only=True):
+    """The pre-trade check and the stream's fills (docs/model.md, "Pre-trade what-if").
+
+    - `price_band`: b; a fill at `price` (USD per unit of the underlying) is off-market, refused by the
+      pre-trade check and rejected by the stream (`FillRejected`), when |price - mark| > b x F, with mark
+      the instrument's mark per unit of the underlying (F itself for a linear product, the premium for an
+      option) and F the instrument's forward. 0.05: Paradex's price band (aggressive orders execute only
+      within +-5% of the mark price in its documented example); GRVT's price protection band is 10% by
+      default for most coins. An option's premium moves by less than its underlying (|delta| <= 1), so the
+      band in units of F bounds it by the same move of the underlying.
+    """
+
+    price_band: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.05
+
+
 class MarginParams(_Config, frozen=True, kw_only=True):
     """The whole model configuration."""
 
@@ -278,7 +293,7 @@ class MarginParams(_Config, frozen=True, kw_only=True):
     measure: Literal["es", "var", "worst"] = "es"
     confidence: Probability = 0.99
     mpor_days: Positive = 2.0
-    days_per_year: Positive = 365.0
+    days_per_year: Annotated[float, msgspec.Meta(ge=250.0, le=366.0)] = 365.0
     volatility: VolatilityParams = msgspec.field(default_factory=VolatilityParams)
     scenarios: ScenarioParams = msgspec.field(default_factory=ScenarioParams)
     maintenance: MaintenanceParams = msgspec.field(default_factory=MaintenanceParams)
@@ -289,6 +304,7 @@ class MarginParams(_Config, frozen=True, kw_only=True):
     venues: VenueParams = msgspec.field(default_factory=VenueParams)
     predictive: PredictiveParams = msgspec.field(default_factory=PredictiveParams)
     liquidation: LiquidationParams = msgspec.field(default_factory=LiquidationParams)
+    pretrade: PretradeParams = msgspec.field(default_factory=PretradeParams)
 
     def to_json(self) -> bytes:
         """Serialise every field, defaults included, so the file documents the run."""

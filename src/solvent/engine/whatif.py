@@ -17,11 +17,14 @@ oracle buffer, all times the account's risk tier.
 The rules (docs/model.md, "Pre-trade what-if"), `price` in USD per unit of the underlying (as entry
 prices and Black-76 premiums are quoted), so one contract trades at contract_size x price:
 
-    equity_after = equity - fee - q x (contract_size x price - mark)
+    instant      = -q x (contract_size x price - mark)      the fill's P&L against the mark
+    equity_after = equity - fee + min(instant, 0)           losses count, gains at an off-mark price do not
         mark = contract_size x forward (a linear product), the premium value of one contract (an option)
+    off-market   = |price - mark / contract_size| > pretrade.price_band x forward
     reduces risk = im_after <= im_before and (the order shrinks the account's position in the instrument
                    without flipping it, or shrinks |net delta| of the asset)
-    allowed      = every number is finite, the instrument exists, q != 0, and
+    allowed      = every number is finite, the instrument exists, q != 0, price > 0, the price is not
+                   off-market, and
                    - with `reduce_only`, the order shrinks the position and im_after <= im_before;
                    - an order that does not reduce risk is refused while the asset's oracle is degraded;
                    - equity_after >= im_after, or the order reduces risk (allowed even below IM).
@@ -65,6 +68,8 @@ REDUCE_ONLY = "reduce-only"
 NOT_FINITE = "not finite"
 UNKNOWN_INSTRUMENT = "unknown instrument"
 EMPTY_ORDER = "empty order"
+PRICE_NOT_POSITIVE = "price not positive"
+OFF_MARKET = "off-market price"
 
 # Columns of the per-asset table the check kernel reads (rows of `_asset_table`).
 _PRICE, _DAILY_VOL, _ADV, _VOL_SPREAD, _LONG_T, _SHORT_T, _UNCERTAINTY, _KIND = range(8)
@@ -342,6 +347,13 @@ def _check_kernel(
 # ----------------------------------------------------------------------------------- the checker
 
 
+def off_market(price: float, mark: float, forward: float, band: float) -> bool:
+    """Whether a fill at `price` is outside the band around `mark` (both USD per unit of the underlying):
+    |price - mark| > band x forward, the rule of `pretrade.price_band` (docs/model.md, "Pre-trade what-if").
+    Not finite is off-market (fail closed)."""
+    return not abs(price - mark) <= band * forward
+
+
 class PreTradeChecker:
     """Built once per market state, risk arrays and parameters; `check` answers one order in O(S + A).
 
@@ -421,6 +433,8 @@ class PreTradeChecker:
         size = state.instruments.contract_size
         self._size = size.tolist()
         self._mark = np.where(is_option, arrays.value, size * state.forward).tolist()
+        self._forward = np.asarray(state.forward, dtype=np.float64).tolist()
+        self._band = params.pretrade.price_band
         self._asset = arrays.instrument_asset.tolist()
 
         n_scen = arrays.n_scenarios
@@ -485,6 +499,12 @@ class PreTradeChecker:
             return Decision(False, NOT_FINITE, nan, nan, nan)
         if q == 0.0:
             return Decision(False, EMPTY_ORDER, nan, nan, nan)
+        if price <= 0.0:
+            return Decision(False, PRICE_NOT_POSITIVE, nan, nan, nan)
+        size = self._size[instrument]
+        mark = self._mark[instrument]
+        if off_market(price, mark / size, self._forward[instrument], self._band):
+            return Decision(False, OFF_MARKET, nan, nan, nan)
         arrays = self.arrays
         out = self._out
         _check_kernel(
@@ -509,7 +529,9 @@ class PreTradeChecker:
         )
         im_before = self._im(out[0], greeks, tier)
         im_after = self._im(out[1], self._new_greeks, tier)
-        equity_after = equity - fee - q * (self._size[instrument] * price - self._mark[instrument])
+        # Credit the fill's losses against the mark, never its gains: a better-than-mark price is not equity
+        # that the venue can count on (issue 12 item 2).
+        equity_after = equity - fee + min(-q * (size * price - mark), 0.0)
         if out[0, _FINITE] != 1.0 or not (
             math.isfinite(im_before) and math.isfinite(im_after) and math.isfinite(equity_after)
         ):

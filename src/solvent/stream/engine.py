@@ -44,6 +44,7 @@ from solvent.engine.whatif import (
     account_greeks,
     account_scenario_pnl,
     concentration_thresholds,
+    off_market,
 )
 from solvent.errors import InputError, ModelError
 from solvent.factors.concentration import tier_multiplier
@@ -454,6 +455,8 @@ class StreamEngine:
             if instrument is None:
                 self._reject(events, record, "instrument", f"unknown instrument {record.instrument!r}")
                 return
+            if self._off_market(record, instrument, batch, events):
+                return
             self.store.trade(row, instrument, record.quantity, record.price, record.fee)
             self._pnl_cache.pop(row, None)
             batch.touched.add(row)
@@ -494,6 +497,42 @@ class StreamEngine:
             events.append(
                 self._event(ev.ParametersChanged, record.time, record.seq, digest=params_digest(record.params))
             )
+
+    def _off_market(self, record: Fill, instrument: int, batch: _Batch, events: list[ev.Event]) -> bool:
+        """Reject a fill priced outside `pretrade.price_band` around the instrument's mark, the pre-trade check's
+        rule (`whatif.off_market`): published as `FillRejected`, never booked. The mark is this moment's: an asset
+        quoted earlier in the batch is published first."""
+        state = self.market.state
+        if int(state.instruments.asset[instrument]) in batch.dirty:
+            self._refresh(batch)
+            state = self.market.state
+        forward = float(state.forward[instrument])
+        mark = forward
+        if int(state.instruments.kind[instrument]) == OPTION:
+            mark = float(self.context.arrays.value[instrument]) / float(state.instruments.contract_size[instrument])
+        band = self.params.pretrade.price_band
+        if not off_market(record.price, mark, forward, band):
+            return False
+        self.totals.rejected += 1
+        reason = (
+            f"price {record.price!r} is {abs(record.price - mark) / forward:.2%} of the forward from the mark "
+            f"{mark!r}, outside the band of {band:.2%}"
+        )
+        events.append(
+            self._event(
+                ev.FillRejected,
+                record.time,
+                record.seq,
+                account=record.account,
+                instrument=record.instrument,
+                quantity=record.quantity,
+                price=record.price,
+                mark=mark,
+                band=band,
+                reason=reason,
+            )
+        )
+        return True
 
     def _params_problem(self, params: MarginParams) -> str | None:
         """Why `params` cannot take over this stream (None if they can): a setting the engine does not support,

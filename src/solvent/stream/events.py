@@ -32,6 +32,20 @@ class InputRejected(_Event, frozen=True, kw_only=True, tag="InputRejected"):
     reason: str
 
 
+class FillRejected(_Event, frozen=True, kw_only=True, tag="FillRejected"):
+    """A fill record at an off-market price, not booked (the state is unchanged by it): `price` (USD per unit of
+    the underlying) is farther from the instrument's `mark` (the same unit) than `band` (`pretrade.price_band`)
+    times its forward (docs/model.md, "Pre-trade what-if")."""
+
+    account: str
+    instrument: str
+    quantity: float
+    price: float
+    mark: float
+    band: float
+    reason: str
+
+
 class ParametersChanged(_Event, frozen=True, kw_only=True, tag="ParametersChanged"):
     """New model parameters took effect (`digest`: SHA-256 of their canonical JSON); all accounts re-margined."""
 
@@ -124,6 +138,7 @@ class LossUnresolved(_Event, frozen=True, kw_only=True, tag="LossUnresolved"):
 
 Event = (
     InputRejected
+    | FillRejected
     | ParametersChanged
     | MarginCallIssued
     | AccountBecameLiquidatable
