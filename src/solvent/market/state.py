@@ -240,6 +240,20 @@ def oracle_inputs(
     return OracleInputs(price, sources, uncertainty, status)
 
 
+def _require_unit_of_account(name: str, quote: AssetQuote, market_source: str) -> None:
+    """USD is the unit of account: quoted, it must be at 1 and not priced from sources (issue 12 item 15: a USD
+    quoted at 0.5 halved every USD balance)."""
+    if quote.price != 1.0:
+        raise InputError(
+            market_source, f"assets.{name}.price", f"{name} is the unit of account, always 1: got {quote.price!r}"
+        )
+    if quote.sources or (quote.twap is not None and quote.twap != 1.0):
+        field = "sources" if quote.sources else "twap"
+        raise InputError(
+            market_source, f"assets.{name}.{field}", f"{name} is the unit of account: not priced by an oracle"
+        )
+
+
 def build_market_state(
     instruments: list[Instrument],
     snapshot: MarketSnapshot,
@@ -248,6 +262,8 @@ def build_market_state(
     market_source: str = "<market>",
 ) -> MarketState:
     """Validate instruments against the snapshot and lay both out as arrays."""
+    for name in sorted(QUOTE_ASSETS & set(snapshot.assets)):
+        _require_unit_of_account(name, snapshot.assets[name], market_source)
     names = sorted(set(snapshot.assets) | QUOTE_ASSETS)
     index = {name: a for a, name in enumerate(names)}
     quotes = [snapshot.assets.get(name) for name in names]

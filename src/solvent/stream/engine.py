@@ -189,7 +189,7 @@ class StreamEngine:
         self.params = params
         self.history = history
         self.portfolio_source = portfolio_source
-        self.market = LiveMarket(book.instruments, snapshot, params, market_source)
+        self.market = LiveMarket(book.instruments, snapshot, params, market_source, portfolio_source)
         require_collateral_vols(book, self.market.state, params, market_source)
         self.store = AccountStore(book, self.market.state.asset_index, len(self.market.assets))
         self.figures = Figures.empty(book.n_accounts)
@@ -542,7 +542,9 @@ class StreamEngine:
             return problem
         try:
             _supported(params, "params")
-            state = build_market_state(list(self.store.instruments), self.market.snapshot, params)
+            state = build_market_state(
+                list(self.store.instruments), self.market.snapshot, params, self.portfolio_source, self.market.source
+            )
             generate_scenarios(state, params, self.history)
         except (ModelError, InputError) as error:
             return str(error)

@@ -30,12 +30,18 @@ class LiveMarket:
     """Mutable per-asset overlays on a base market state; `state` is the current immutable view."""
 
     def __init__(
-        self, instruments: tuple[Instrument, ...], snapshot: MarketSnapshot, params: MarginParams, source: str
+        self,
+        instruments: tuple[Instrument, ...],
+        snapshot: MarketSnapshot,
+        params: MarginParams,
+        source: str,
+        portfolio_source: str = "<portfolio>",
     ) -> None:
         self.instruments = instruments
         self.snapshot = snapshot
         self.source = source
-        self.base = build_market_state(list(instruments), snapshot, params, market_source=source)
+        self.portfolio_source = portfolio_source  # the file the instruments came from, named in errors
+        self.base = build_market_state(list(instruments), snapshot, params, portfolio_source, source)
         n = len(self.base.assets)
         self.price = self.base.price.copy()
         self.uncertainty = self.base.oracle_uncertainty.copy()
@@ -68,7 +74,7 @@ class LiveMarket:
             name = self.base.assets[a]
             assets[name] = msgspec.structs.replace(assets[name], vol=float(self.vol_override[a]))
         snapshot = msgspec.structs.replace(self.snapshot, assets=assets)
-        self.base = build_market_state(list(self.instruments), snapshot, params, market_source=self.source)
+        self.base = build_market_state(list(self.instruments), snapshot, params, self.portfolio_source, self.source)
         self.epoch = epoch
         self.days_per_year = params.days_per_year
         self.state = self._view()
