@@ -423,6 +423,7 @@ class StreamEngine:
         for column in columns:
             if column in self.market.sources:
                 self.market.aggregate_sources(column, batch.priced[column], self.params)
+            self.market.follow(column, batch.priced[column], self.params)
         times = np.array([batch.priced[column] / SECONDS_PER_YEAR for column in columns])
         # One tick per asset, in column order, at the market's prices (finite and > 0: `_quote` and the source
         # aggregation see to it).
@@ -1162,7 +1163,17 @@ class StreamEngine:
             fee,
             position=self.store.quantity(row, inst),
             reduce_only=flagged or bool(f.in_liquidation[row]),
+            held=self._held(row),
         )
+
+    def _held(self, row: int) -> FloatArray:
+        """(A,) the account's collateral balances in units of each asset (0 for USD and unquoted assets)."""
+        held = np.zeros(len(self.market.assets))
+        index = self.market.state.asset_index
+        for c, asset in enumerate(self.store.collateral_assets):
+            if asset in index and asset != CASH:
+                held[index[asset]] += float(self.store.balance[row, c])
+        return held
 
     def _pretrade(self) -> PreTradeChecker:
         if self._checker is None or self._checker_version != self._version:
