@@ -44,12 +44,12 @@ def test_small_jumps_are_caught_up_in_mangos_times(jump: float, minutes: float) 
 
 
 def test_a_doubling_reaches_178_percent_in_an_hour() -> None:
-    times, stable = _path(2.0, 86_400.0)
+    _, stable = _path(2.0, 86_400.0)
     assert stable[int(3600 / STEP) - 1] == pytest.approx(1.78, abs=0.01)
 
 
 def test_a_tenfold_jump_reaches_178_percent_in_an_hour_and_727_in_a_day() -> None:
-    times, stable = _path(10.0, 86_400.0)
+    _, stable = _path(10.0, 86_400.0)
     assert stable[int(3600 / STEP) - 1] == pytest.approx(1.78, abs=0.01)
     assert stable[-1] == pytest.approx(7.27, abs=0.03)
 
@@ -66,7 +66,7 @@ def test_the_delay_price_moves_6_percent_an_hour() -> None:
 
 
 def test_downward_moves_are_limited_too() -> None:
-    times, stable = _path(0.1, 3600.0)
+    _, stable = _path(0.1, 3600.0)
     assert 0.1 < stable[-1] < 0.6
     assert np.all(np.diff(stable) <= 0.0)
 
@@ -152,7 +152,8 @@ def test_every_source_pumped_five_times_raises_borrowing_power_only_as_the_stabl
     rises = []
     for k in range(1, 361):
         when = NOW + timedelta(seconds=10 * k)
-        engine.process([Quote(seq=seq + i, time=when, asset="BTC", price=5 * BTC, source=s) for i, s in enumerate("abc")])
+        pumped = [Quote(seq=seq + i, time=when, asset="BTC", price=5 * BTC, source=s) for i, s in enumerate("abc")]
+        engine.process(pumped)
         seq += 3
         power = float(engine.figures.equity[row] - engine.figures.im[row])
         stable = float(engine.market.stable.stable[btc])

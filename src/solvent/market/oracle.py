@@ -9,47 +9,51 @@ The pipeline, per asset (every step a documented parameter of `OracleParams`):
    confidence, non-finite timestamp -> INVALID (4); timestamp more than `future_tolerance_s` after `now`
    -> FUTURE (3); older than `staleness_s` -> STALE (1); padding -> ABSENT (5). The rest are *valid*.
 2. **Reject outliers** among the valid quotes (a Hampel filter): centre m = median, robust scale
-   s = max(1.4826 * MAD, outlier_floor * m); a quote with |p - m| > outlier_k * s is an OUTLIER (2).
-   1.4826 makes the scaled MAD a consistent estimator of a normal standard deviation; the floor stops
-   sources that agree to the last digit (MAD = 0) from rejecting an honest quote a few basis points away.
-   With fewer than three valid quotes nothing can be rejected (two quotes always sit exactly one MAD
-   from their midpoint): there the TWAP guard is the defence.
-3. **Price** = median of the accepted quotes. One manipulated source out of five cannot move it at all
-   (Mango Markets, 11 October 2022: MNGO $0.038 -> $0.91 on the oracle's sources).
+   s = max(D, outlier_floor * m) with D the dispersion of step 5; a quote with |p - m| > outlier_k * s is
+   an OUTLIER (2). The floor stops sources that agree to the last digit (D = 0) from rejecting an honest
+   quote a few basis points away. With fewer than three valid quotes nothing can be rejected (two quotes
+   always sit within their own spread): there the TWAP guard is the defence.
+3. **Price** = median of the accepted quotes, kept between the lower and upper median of all valid
+   quotes. With a minority of manipulated sources the median of the valid quotes lies within the honest
+   quotes' range, and so does the price whatever the outlier test rejected (docs/model.md, "What a
+   minority of sources can do"). One pumped source of five moves it by at most one rank (Mango Markets,
+   11 October 2022: MNGO $0.038 -> $0.91 on the oracle's sources).
 4. **TWAP guard**: if that median is more than `max_twap_deviation` from the asset's TWAP, the price is
    clamped to the band twap * (1 -/+ max_twap_deviation) and the asset is flagged DEVIATES_FROM_TWAP.
    Policy: fail closed, never follow a pump. A genuine move past the band is priced at the band edge
    and flagged (risk-increasing activity refused) until the TWAP catches up; the gap between the
-   sources' median and the clamped price enters the uncertainty, so margin is not understated meanwhile.
+   sources and the clamped price enters the uncertainty, so margin is not understated meanwhile.
 5. **Uncertainty** (price units, one standard-deviation-like width per asset)::
 
        U = min(w_d * D + w_c * C + w_s * S + G,  max_uncertainty * ref)
 
-   - D, dispersion: 1.4826 * MAD of the *valid* quotes (outliers included) about their median: how much
-     the sources disagree. Robust (a single wild source moves it by at most one rank) yet it never lets
-     a rejected source *lower* the uncertainty: a manipulator can only make the engine more cautious.
-   - C, confidence: the median of the valid quotes' published +/- bands (Pyth's `conf`; 0 for a source
-     that publishes none).
-   - S, staleness: ref * vol * sqrt(age / year), age = now - the newest valid timestamp: the move the
-     asset can make, at its own annualised volatility `vol`, while the freshest price has been
-     standing still (a random walk's width grows with the square root of time). 0 when no vol is given.
-   - G, clamp gap: |median - price|, non-zero only when the TWAP guard clamps.
-   - ref = the TWAP (the median of the valid quotes when there is no TWAP), so the cap and S do not
-     depend on which quotes the outlier test kept.
+   over the *basis* quotes: the valid ones (outliers included), or in ALL_STALE the stale ones (the last
+   known band). With x_1 <= ... <= x_n the sorted basis quotes:
 
-   The components are *added*, not combined in quadrature: the sum is an upper bound on the root sum
-   of squares (fail closed, since the components are not independent: Pyth's band already reflects its
-   publishers' disagreement), and each component's share of the total is exact for attribution. Every
-   component is reported. Because no component depends on the outlier test, U is non-decreasing in
-   the sources' dispersion and in the age of the freshest quote (while no quote crosses the staleness
-   limit: a source that goes stale takes its disagreement with it).
+   - D, dispersion: 1.4826 x the largest MAD of any three or four of the quotes (n >= 3); 1.4826 x
+     (x_2 - x_1) / 2 for two; 0 for one.
+   - C, confidence: the second largest published +/- band (Pyth's `conf`; 0 for a source that publishes
+     none) for n >= 3, the median for one or two.
+   - S, staleness: ref * vol * sqrt(age / year), age = now - the *oldest* valid timestamp (in ALL_STALE:
+     the newest stale one): the move the asset can make, at its own annualised volatility `vol`, while
+     that price has been standing still. 0 when no vol is given.
+   - G, TWAP gap: max(x_(n-1) - upper, lower - x_2, 0) for n >= 3 (the median's distance to the band for
+     one or two); in ALL_STALE and TOO_FEW_SOURCES at least |median of the basis - TWAP|.
+   - ref = the TWAP (the median of the basis quotes when there is no TWAP).
+
+   Each component can only grow when quotes are added to a set of three or more (a maximum over
+   subsets, a second largest, an oldest age, a second extreme), so a minority of manipulated sources
+   can raise U, never lower it below what the honest sources alone give (docs/model.md). The components
+   are *added*, not combined in quadrature: the sum bounds the root sum of squares (fail closed, since
+   the components are not independent), and each component's share is exact for attribution.
 6. **Status** (highest first): ALL_STALE (no valid quote and at least one stale), TOO_FEW_SOURCES
    (fewer than `min_sources` accepted), NO_TWAP (no finite TWAP: the price cannot be checked),
-   DEVIATES_FROM_TWAP, OK. In ALL_STALE and TOO_FEW_SOURCES the price is the TWAP (NaN without one)
-   and U is the cap; in NO_TWAP the price is the median and U the cap: margin at maximum uncertainty,
-   explicitly flagged, never a silent last price. Any status other than OK means: refuse
-   risk-increasing activity on that asset. A NaN price (no valid quote and no TWAP) cannot be margined;
-   the caller must fail closed (`ModelError`).
+   DEVIATES_FROM_TWAP, OK. In ALL_STALE and TOO_FEW_SOURCES the price is the TWAP (NaN without one);
+   in NO_TWAP the median. U is the formula above in every status (not inflated: a degraded oracle
+   pauses liquidation on its price instead, docs/model.md, "A degraded oracle"); only an asset without
+   any well-formed quote gets U = max_uncertainty * TWAP. Any status other than OK means: refuse
+   risk-increasing activity on that asset and liquidate nobody exposed to it. A NaN price (no valid
+   quote and no TWAP) cannot be margined; the caller must fail closed (`ModelError`).
 
 `pessimistic_prices` values assets at price - k * U and liabilities at price + k * U (k = 0 is off).
 """
@@ -103,13 +107,14 @@ class OracleResult:
     """Aggregated oracle state; per asset (A,) unless noted.
 
     - `price`: the price margin is computed at (median, clamped, or the TWAP in a degraded state).
-    - `uncertainty`: U in price units (see the module docstring); `max_uncertainty` * ref when degraded.
+    - `uncertainty`: U in price units (see the module docstring), in every status.
     - `status`: `OracleStatus` codes (int8).
     - `n_used`: quotes that passed every check (Rejection.OK).
     - `rejected`: (A, S) `Rejection` codes (int8).
-    - `median`: median of the accepted quotes before the TWAP clamp (NaN when none).
-    - `dispersion`, `confidence`, `staleness`, `clamp`: the components D, C, S, G (0 where no valid quote).
-    - `age`: seconds since the newest valid quote (inf when there is none).
+    - `median`: median of the accepted quotes, kept between the valid quotes' lower and upper median,
+      before the TWAP clamp (NaN when no quote is valid).
+    - `dispersion`, `confidence`, `staleness`, `clamp`: the components D, C, S, G (0 without basis quotes).
+    - `age`: seconds since the oldest valid quote (in ALL_STALE the newest stale one; inf without any).
     """
 
     price: FloatArray

@@ -132,7 +132,8 @@ def simulate(
     `start` at `start_time`: a convenience for tests and reports (one `update` per observation)."""
     state = reset([start], start_time, params)
     out = []
-    for p, t in zip(np.asarray(prices, dtype=np.float64).tolist(), np.asarray(times, dtype=np.float64).tolist(), strict=True):
+    observed = np.asarray(prices, dtype=np.float64).tolist()
+    for p, t in zip(observed, np.asarray(times, dtype=np.float64).tolist(), strict=True):
         state = update(state, t, [p], params)
         out.append(float(state.stable[0]))
     return np.asarray(out)
