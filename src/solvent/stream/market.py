@@ -3,8 +3,8 @@
 The base `MarketState` is built from the snapshot by the same code as `solvent margin`; the feed then
 overlays, per asset, the price (a direct quote, or the aggregate of the asset's oracle sources with the
 stream's own TWAP), the oracle uncertainty and status, a depth scale, a new volatility and Mango's stable
-price (market/stable_price.py: it follows each new price tick by tick, and the state carries it for the
-`stable_price` IM term). Between
+price of the assets priced from oracle sources (market/stable_price.py: it follows each new aggregate tick
+by tick, and the state carries it for the `stable_price` IM term). Between
 epochs (a volatility or parameter change) time to expiry and option vols stay as they were at the
 epoch's start (sticky strike); forwards follow their asset's price at once.
 """
@@ -91,8 +91,17 @@ class LiveMarket:
             oracle_sources=np.array([len(self.sources.get(a, ())) for a in range(len(base.assets))], dtype=np.int64),
             oracle_uncertainty=self.uncertainty.copy(),
             oracle_status=self.status.copy(),
-            stable_price=self.stable.stable.copy(),
+            stable_price=self._stable_prices(),
         )
+
+    def _stable_prices(self) -> FloatArray:
+        """The stable price of each asset priced from oracle sources, the price itself for the others (a direct
+        quote is the venue's own mark); empty when no asset has sources (no `stable_price` term at all)."""
+        if not self.sources:
+            return np.zeros(0)
+        sourced = np.zeros(len(self.price), dtype=np.bool_)
+        sourced[list(self.sources)] = True
+        return np.where(sourced, self.stable.stable, self.price)
 
     def _carry(self) -> tuple[FloatArray, FloatArray]:
         """Each instrument's years to expiry in this epoch and its forward over spot, exp(rate x expiry): fixed
@@ -163,7 +172,10 @@ class LiveMarket:
         self.status[asset] = result.status[0]
 
     def follow(self, asset: int, now: float, params: MarginParams) -> None:
-        """Move the asset's stable price towards its current price at `now` (seconds): one Mango update."""
+        """Move the asset's stable price towards its current price at `now` (seconds): one Mango update (assets
+        priced from oracle sources only: every account exposed to them is re-margined at each of their quotes)."""
+        if asset not in self.sources:
+            return
         price = np.full(len(self.price), math.nan)
         price[asset] = self.price[asset]
         self.stable = update(self.stable, now, price, params.oracle.stable_price)
