@@ -162,3 +162,8 @@ def test_every_source_pumped_five_times_raises_borrowing_power_only_as_the_stabl
     assert engine.market.price[btc] > 2.0 * BTC  # the guarded price itself has run far ahead
     assert rises[-1] <= HELD * 0.79 * BTC
     assert HELD * (engine.market.price[btc] - BTC) > 2.0 * rises[-1]
+    # The pre-trade check charges the same term: its IM before the order is the stream's IM, stable term included.
+    decision = engine.what_if("whale", "BTC-PERP", 0.1, float(engine.market.price[btc]))
+    term = engine.margin_now(np.array([row])).terms["stable_price"][0]
+    assert term > 0.0
+    assert decision.im_before == pytest.approx(float(engine.figures.im[row]), rel=1e-9)

@@ -7,6 +7,7 @@ still allowed; everything else that depends on the untrusted price waits for it.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,3 +152,24 @@ def test_new_risk_refused_reducing_allowed_while_degraded() -> None:
     less = engine.what_if("long3x", "BTC-PERP", -1.0, BTC)
     assert not more.allowed and more.reason == "oracle degraded"
     assert less.allowed
+
+
+def test_the_stable_price_and_the_pause_survive_a_saved_state(tmp_path: Path) -> None:
+    """The live market's stable-price state is saved and restored bit for bit; a degraded status stays paused."""
+    engine = StreamEngine.start(book(), market(), MarginParams())
+    engine.process(
+        [
+            Quote(seq=i, time=NOW + timedelta(seconds=30), asset="BTC", price=1.05 * BTC, source=s)
+            for i, s in enumerate("abc")
+        ]
+    )
+    engine.process([stale_quote(3, 200.0)])
+    path = tmp_path / "state.npz"
+    engine.save(path)
+    again = StreamEngine.load(path)
+    for name in ("stable", "last_update", "delay", "accumulated_price", "accumulated_time", "interval"):
+        np.testing.assert_array_equal(getattr(again.market.stable, name), getattr(engine.market.stable, name))
+    btc = engine.market.state.asset_index["BTC"]
+    assert engine.market.stable.stable[btc] > BTC
+    np.testing.assert_array_equal(again.market.state.stable_price, engine.market.state.stable_price)
+    assert again.market.status[btc] == OracleStatus.ALL_STALE
