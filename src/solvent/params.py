@@ -136,6 +136,28 @@ class ConcentrationParams(_Config, frozen=True, kw_only=True):
             )
 
 
+class StablePriceParams(_Config, frozen=True, kw_only=True):
+    """Mango v4's stable price (market/stable_price.py; docs/model.md, "Stable price"). Defaults are Mango's.
+
+    - `delay_interval_s`: length of one delay interval, over which the oracle is averaged into one delay
+      price; 3600 s.
+    - `delay_intervals`: number of delay prices kept (the delay price is that many intervals old); 24 (24 h).
+    - `delay_growth_limit`: largest relative change between consecutive delay prices; 0.06 (6% an hour).
+    - `stable_growth_limit`: largest relative change of the stable price per second of elapsed time, reduced
+      by the square of (lesser / greater) of the stable and delay prices; 0.0003 (0.03%/s, about 290% in an
+      hour updated every 10 s).
+    - `min_update_s`: an update sooner than this after the last one is ignored; 10 s.
+    - `max_update_s`: the elapsed time one update can use; 600 s (a long gap cannot release a large step).
+    """
+
+    delay_interval_s: Positive = 3600.0
+    delay_intervals: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 24
+    delay_growth_limit: NonNegative = 0.06
+    stable_growth_limit: NonNegative = 0.0003
+    min_update_s: NonNegative = 10.0
+    max_update_s: Positive = 600.0
+
+
 class OracleParams(_Config, frozen=True, kw_only=True):
     """How source quotes are aggregated into a price and an uncertainty (see the module docstring).
 
@@ -155,14 +177,17 @@ class OracleParams(_Config, frozen=True, kw_only=True):
       Pyth price with its band) works; a venue wiring three or more independent sources should set 2 or 3
       so that losing sources is flagged rather than silently leaving one source in charge.
     - `weight_dispersion`, `weight_confidence`, `weight_staleness`: weights of D, C and S in U; 1 each.
-    - `max_uncertainty`: the cap on U as a fraction of the reference price, and U itself in the degraded
-      states; 0.5, the order of the deepest one-day crypto falls on record (ETH lost over 40% on
-      12 March 2020): with no usable price, margin covers such a move.
+    - `max_uncertainty`: the cap on U as a fraction of the reference price, and U itself when no
+      well-formed quote is left at all; 0.5, the order of the deepest one-day crypto falls on record (ETH
+      lost over 40% on 12 March 2020): with no usable price, margin covers such a move. (Degraded states
+      with quotes use the last known band, not the cap: a degraded oracle pauses liquidation instead.)
     - `pessimistic_k`: k for `pessimistic_prices`: collateral balances are valued at max(P - kU, 0)
       (debts at P + kU); 0 (off).
     - `buffer_multiplier`: c of the `oracle` IM term, c * sum_a |net delta_a| * U_a; 1.
     - `scan_widening`: z; every scenario price move of asset a is widened away from 0 by z * U_a / P_a
       (docs/model.md, "Oracle uncertainty"); 1.
+    - `stable_price`: the stable price's parameters (`StablePriceParams`); used where the market carries a
+      stable price (the `stable_price` IM term).
     """
 
     staleness_s: Positive = 60.0
@@ -179,6 +204,7 @@ class OracleParams(_Config, frozen=True, kw_only=True):
     pessimistic_k: NonNegative = 0.0
     buffer_multiplier: NonNegative = 1.0
     scan_widening: NonNegative = 1.0
+    stable_price: StablePriceParams = msgspec.field(default_factory=StablePriceParams)
 
 
 class VenueParams(_Config, frozen=True, kw_only=True):

@@ -3,9 +3,11 @@
 IM is the sum of named terms, each reported: `market_risk`, `apc_buffer` when the anti-procyclicality
 tool is the buffer, and `liquidity` (close-out cost, also kept per asset in `term_by_asset`) when
 enabled, `concentration` (also per asset) when enabled, `oracle` (c * |net delta| * U, also per asset)
-when the market carries oracle sources, and last `risk_tier`, (tier - 1) x the sum of the
-others, so that IM = tier x that sum. The factors of later issues join as further terms here and nowhere
-else, before `risk_tier`.
+when the market carries oracle sources, `risk_tier`, (tier - 1) x the sum of the
+others, so that IM = tier x that sum, and last `stable_price` (also per asset) when the market carries a
+stable price: the gap between the oracle and the stable price on each net long (short) holding, a
+valuation limit on borrowing power, not a risk, so neither scaled by the tier nor part of MM. The factors
+of later issues join as further terms here and nowhere else, before `risk_tier`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from msgspec import structs
 from numpy.typing import NDArray
 
 from solvent.engine.book import Book
-from solvent.engine.equity import collateral_value, position_value
+from solvent.engine.equity import collateral_columns, collateral_value, position_value
 from solvent.engine.kernel import margins
 from solvent.engine.results import MarginResult
 from solvent.engine.riskarrays import RiskArrays, scenario_risk_arrays
@@ -31,11 +33,12 @@ from solvent.factors.concentration import (
     stressed_depth,
     tier_multiplier,
 )
-from solvent.factors.haircuts import book_haircuts, integrated_deltas
+from solvent.factors.haircuts import book_haircuts, collateral_deltas, integrated_deltas
 from solvent.factors.liquidity import liquidity_kernel, packed_liquidity
 from solvent.factors.oracle_buffer import oracle_buffer_by_asset
 from solvent.liquidation.predictive import book_breach, scenario_correlation
 from solvent.market.history import PriceHistory
+from solvent.market.stable_price import stable_price_charge
 from solvent.market.state import MarketState
 from solvent.params import MarginParams
 from solvent.scenarios.base import ScenarioSet
@@ -102,6 +105,18 @@ def concentration_add_on(
 def oracle_buffer(greeks: FloatArray, state: MarketState, params: MarginParams) -> FloatArray:
     """(N, A) oracle buffer: c * |net delta_a| * U_a (greeks: (N, A, 3); delta in units, U in USD)."""
     return oracle_buffer_by_asset(greeks, state.oracle_uncertainty, params.oracle.buffer_multiplier)
+
+
+def stable_price_add_on(
+    book: Book, greeks: FloatArray, state: MarketState, params: MarginParams, source: str
+) -> FloatArray:
+    """(N, A) the `stable_price` term: each asset's net delta, collateral balances counted as long (already in the
+    Greeks in the integrated collateral mode), times the gap between the oracle and the stable price on the
+    side that would raise borrowing power (`stable_price_charge`)."""
+    delta = greeks[:, :, 0]
+    if params.collateral.mode != "integrated":
+        delta = delta + collateral_deltas(book, state, collateral_columns(book, state, source))
+    return stable_price_charge(delta, state.price, state.stable_price)
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,6 +251,10 @@ def margin_accounts(
             extra_delta=collateral_delta,
         )
         mm = np.minimum(tier * (mm_market + terms.get("liquidity", 0.0) + terms.get("oracle", 0.0)), im)
+    if state.stable_price.size:  # after MM: maintenance and liquidation stay on the oracle
+        term_by_asset["stable_price"] = stable_price_add_on(book, greeks, state, params, source)
+        terms["stable_price"] = row_sums(term_by_asset["stable_price"])
+        im = im + terms["stable_price"]
     collateral, unrealised = _equity_parts(book, state, params, context, source)
     equity = collateral + unrealised
     haircuts = book_haircuts(book, state, params, greeks, source)  # an equity deduction, not an IM term

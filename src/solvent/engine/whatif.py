@@ -55,6 +55,7 @@ from solvent.factors.concentration import (
 from solvent.factors.liquidity import BOOK, SQRT_LAW, VOL_POINT, _walk, liquidity_by_asset, pack_liquidity
 from solvent.factors.oracle_buffer import oracle_buffer_numpy
 from solvent.market.oracle import OracleStatus
+from solvent.market.stable_price import stable_price_charge
 from solvent.market.state import OPTION, MarketState
 from solvent.params import MarginParams
 
@@ -416,6 +417,8 @@ class PreTradeChecker:
         if status.size not in (0, n_assets):
             raise ValueError(f"oracle_status: ({n_assets},) expected, got {status.shape}")
         self._oracle_ok = [True] * n_assets if status.size == 0 else [int(s) == OracleStatus.OK for s in status]
+        # Mango's stable price (issue 12 item 3): the `stable_price` IM term, after the tier, when the state has one.
+        self._stable = state.stable_price if state.stable_price.size else None
 
         self._config = np.zeros(9)
         self._config[_CONFIDENCE] = params.confidence
@@ -453,12 +456,15 @@ class PreTradeChecker:
         )
         return float(add_on.sum())
 
-    def _im(self, row: FloatArray, greeks: FloatArray, tier: float) -> float:
+    def _im(self, row: FloatArray, greeks: FloatArray, tier: float, held: FloatArray | None = None) -> float:
         market = float(row[_MARKET])
         subtotal = market + self._apc * market + float(row[_LIQUIDITY])
         subtotal += self._ramp_term(greeks) if self._ramp else float(row[_CONCENTRATION])
         subtotal += float(row[_ORACLE])
-        return tier * subtotal
+        if self._stable is None:
+            return tier * subtotal
+        delta = greeks[:, 0] if held is None else greeks[:, 0] + held
+        return tier * subtotal + float(stable_price_charge(delta, self._price, self._stable).sum())
 
     def check(
         self,
@@ -472,11 +478,14 @@ class PreTradeChecker:
         fee: float = 0.0,
         position: float = 0.0,
         reduce_only: bool = False,
+        held: FloatArray | None = None,
     ) -> Decision:
         """Whether `quantity` (signed; > 0 buys) of `instrument` at `price` (USD per unit of the
         underlying) may trade for an account with scenario P&L `pnl` (S,), Greeks `greeks` (A, 3),
         equity `equity` (USD, as `margin_book` reports it), risk tier multiplier `tier` (1.0 when the
-        account has none) and `position` units of `instrument` already held. The inputs are not modified.
+        account has none) and `position` units of `instrument` already held; `held` (A,), optional: the
+        account's collateral balances in units, long delta for the `stable_price` term. The inputs are not
+        modified.
         """
         if pnl.shape != self._pnl_shape or greeks.shape != self._greeks_shape:
             raise ValueError(
@@ -527,8 +536,8 @@ class PreTradeChecker:
             self._top,
             out,
         )
-        im_before = self._im(out[0], greeks, tier)
-        im_after = self._im(out[1], self._new_greeks, tier)
+        im_before = self._im(out[0], greeks, tier, held)
+        im_after = self._im(out[1], self._new_greeks, tier, held)
         # Credit the fill's losses against the mark, never its gains: a better-than-mark price is not equity
         # that the venue can count on (issue 12 item 2).
         equity_after = equity - fee + min(-q * (size * price - mark), 0.0)
@@ -569,6 +578,7 @@ def im_numpy(
     long_threshold: FloatArray,
     short_threshold: FloatArray,
     open_interest: FloatArray | None = None,
+    held: FloatArray | None = None,
 ) -> float:
     """One account's IM from its scenario P&L (S,) and Greeks (A, 3) with the factor modules' numpy
     functions (full sort, dense arrays): the slow, obviously correct twin of `PreTradeChecker._im`."""
@@ -608,4 +618,7 @@ def im_numpy(
         )
     if state.has_oracle:
         subtotal += float(oracle_buffer_numpy(g, state.oracle_uncertainty, params.oracle.buffer_multiplier).sum())
+    if state.stable_price.size:
+        delta = greeks[:, 0] if held is None else greeks[:, 0] + held
+        return tier * subtotal + float(stable_price_charge(delta, state.price, state.stable_price).sum())
     return tier * subtotal

@@ -74,6 +74,8 @@ class MarketState:
     Oracle, per asset (A,): `oracle_sources` the number of source quotes (0: the quote's `price` is
     used as it is), `oracle_uncertainty` U in USD (0 without sources), `oracle_status` `OracleStatus`
     codes (OK without sources). With sources, `price` is the aggregate (market/oracle.py).
+    `stable_price` (A,): Mango's stable price per asset (market/stable_price.py) where the market carries
+    one (the streaming engine's live market), empty otherwise; it adds the `stable_price` IM term.
     """
 
     time: datetime
@@ -90,6 +92,7 @@ class MarketState:
     oracle_uncertainty: FloatArray = field(default_factory=lambda: np.zeros(0))
     oracle_status: NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     vol_quoted: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    stable_price: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     @functools.cached_property
     def asset_index(self) -> dict[str, int]:

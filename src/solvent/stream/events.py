@@ -136,6 +136,22 @@ class LossUnresolved(_Event, frozen=True, kw_only=True, tag="LossUnresolved"):
     amount: float
 
 
+class LiquidationsPaused(_Event, frozen=True, kw_only=True, tag="LiquidationsPaused"):
+    """The oracle of `asset` left the OK state (`reason`: its `OracleStatus` name): no account exposed to the
+    asset is liquidated, new risk on it is refused, a withdrawal must end the account's exposure to it, until
+    `LiquidationsResumed` (docs/model.md, "Oracle uncertainty", "A degraded oracle")."""
+
+    asset: str
+    reason: str
+
+
+class LiquidationsResumed(_Event, frozen=True, kw_only=True, tag="LiquidationsResumed"):
+    """The oracle of `asset` is OK again (`reason`: the status it left): liquidation on its price resumes."""
+
+    asset: str
+    reason: str
+
+
 Event = (
     InputRejected
     | FillRejected
@@ -149,6 +165,8 @@ Event = (
     | AutoDeleveraged
     | LossSocialised
     | LossUnresolved
+    | LiquidationsPaused
+    | LiquidationsResumed
 )
 
 _ENCODER = msgspec.json.Encoder()
