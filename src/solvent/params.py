@@ -196,7 +196,8 @@ class CollateralParams(_Config, frozen=True, kw_only=True):
     """Collateral valuation: dynamic haircuts or the integrated mode (docs/model.md, "Collateral").
 
     mode "none": balances at market value (no haircut). "haircut": each positive balance loses
-    h = clip(h_mkt x (1 + wrong_way x share) + h_book, floor, cap), then Drift's size scaling; the
+    h = clip(h_mkt + h_book, floor, cap), h_book the marginal close-out cost of q after wrong_way x the long
+    delta of the same asset (issue 12 item 6), then Drift's size scaling; the
     value removed is reported as `collateral_haircut` and deducted from equity (not an IM term).
     "integrated": non-USD balances are spot deltas inside the scenarios; h_mkt is dropped for the
     assets the scenarios move (factors/haircuts.py).
