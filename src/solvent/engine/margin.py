@@ -88,7 +88,7 @@ def concentration_add_on(
         )
     else:  # infinite thresholds: the kernel computes the HHI alone
         long_t = short_t = np.full(n_assets, np.inf)
-    add_on, hhi = simm_and_hhi(delta, state.price, market_risk, long_t, short_t)
+    add_on, hhi = simm_and_hhi(delta, state.price, market_risk, long_t, short_t, state.vol)  # split by own risk
     if not conc.enabled:
         return None, hhi
     if conc.form == "ramp":
