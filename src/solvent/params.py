@@ -90,12 +90,23 @@ class ScenarioParams(_Config, frozen=True, kw_only=True):
 
 
 class MaintenanceParams(_Config, frozen=True, kw_only=True):
-    """Maintenance margin: a fraction of IM, or the same machinery at its own confidence and MPOR."""
+    """Maintenance margin: a fraction of IM, the same machinery at its own confidence and MPOR, or IM's market
+    risk scaled to the liquidation horizon (docs/model.md, "Maintenance margin on the liquidation horizon").
 
-    mode: Literal["fraction", "model"] = "fraction"
+    - `mode`: "fraction" (MM = fraction x IM), "model" (its own confidence and MPOR) or "liquidation": the
+      account's market risk x sqrt(H / mpor), H the time the engine's own close-out needs (detection
+      `predictive.horizon_seconds` + (slices - 1) x `liquidation.cooldown_seconds`, the slices from
+      `liquidation.max_share_per_slice`, `max_notional_per_slice` and the stressed depth), plus the
+      liquidity and oracle terms, at least `floor` x IM (solvent.liquidation.horizon).
+    - `floor`: MM >= floor x IM in mode "liquidation": 0.5, Hyperliquid's maintenance margin (half the initial
+      margin at maximum leverage); dYdX v4's tiers give 0.5-0.6.
+    """
+
+    mode: Literal["fraction", "model", "liquidation"] = "fraction"
     fraction: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.8
     confidence: Probability = 0.975
     mpor_days: Positive = 1.0
+    floor: Fraction = 0.5
 
 
 class LiquidityParams(_Config, frozen=True, kw_only=True):

@@ -34,6 +34,7 @@ from solvent.factors.concentration import (
 from solvent.factors.haircuts import book_haircuts, integrated_deltas
 from solvent.factors.liquidity import liquidity_kernel, packed_liquidity
 from solvent.factors.oracle_buffer import oracle_buffer_by_asset
+from solvent.liquidation.horizon import liquidation_maintenance
 from solvent.liquidation.predictive import book_breach, scenario_correlation
 from solvent.market.history import PriceHistory
 from solvent.market.state import MarketState
@@ -125,7 +126,7 @@ def risk_context(state: MarketState, params: MarginParams, history: PriceHistory
     """Scenarios and risk arrays for IM (and for MM in the "model" maintenance mode) at `state`."""
     scenarios, arrays = scenario_risk_arrays(state, params, history)
     correlation = scenario_correlation(scenarios, params.predictive)
-    if params.maintenance.mode == "fraction":
+    if params.maintenance.mode != "model":
         return RiskContext(scenarios, arrays, correlation)
     mm_scenarios, mm_arrays = scenario_risk_arrays(state, maintenance_params(params), history)
     return RiskContext(scenarios, arrays, correlation, mm_scenarios, mm_arrays)
@@ -224,6 +225,8 @@ def margin_accounts(
     maintenance = params.maintenance
     if maintenance.mode == "fraction":
         mm = maintenance.fraction * im
+    elif maintenance.mode == "liquidation":  # MM on the engine's own liquidation horizon (liquidation/horizon.py)
+        mm = liquidation_maintenance(greeks, state, params, im, terms, tier)
     else:
         assert context.mm_arrays is not None, "risk_context builds the maintenance arrays in the model mode"
         mm_market, _ = margins(
