@@ -24,13 +24,18 @@ class _Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 class VolatilityParams(_Config, frozen=True, kw_only=True):
-    """How each asset's volatility is estimated and floored."""
+    """How each asset's volatility is estimated and floored, and the anti-procyclicality tool (EMIR RTS 153/2013
+    art. 28; docs/model.md). `apc_buffer_release`: in mode "buffer", a series of margins (the backtest, a stream
+    keeping `engine.apc.ApcBufferState`) draws the buffer while the calculated margin rises and rebuilds it
+    linearly over `apc_buffer_rebuild_days` (solvent.engine.apc); False keeps the fixed x(1 + apc_buffer)."""
 
     estimator: Literal["ewma", "garch"] = "ewma"
     ewma_lambda: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.94
     use_implied: bool = True
     apc_mode: Literal["none", "buffer", "stressed_weight", "floor"] = "floor"
     apc_buffer: NonNegative = 0.25
+    apc_buffer_release: bool = True
+    apc_buffer_rebuild_days: Positive = 60.0
     apc_stressed_weight: Fraction = 0.25
     apc_floor_lookback_days: Annotated[int, msgspec.Meta(ge=30)] = 3650
     vol_floor: NonNegative = 0.05

@@ -13,7 +13,9 @@ ceil(H / step), at least one step: on daily closes the one-day loss, an upper bo
 minutes). Each (model, portfolio) series then gets the
 coverage tests of `lab.backtest` and the procyclicality measures of `lab.procyclicality`; for the models
 that read the parameters (`multi`, `vol_only`) the cost of the anti-procyclicality tool is measured by
-margining once more with `volatility.apc_mode` "none".
+margining once more with `volatility.apc_mode` "none". With the buffer (`apc_mode` "buffer") and
+`apc_buffer_release`, `multi`'s requirement is that margin without the tool carried through the buffer's
+state along the dates (`engine.apc.buffer_path`: drawn while it rises, rebuilt in calm), not a fixed x1.25.
 
 A Python loop over dates (a few thousand), never over accounts; every model margins the date's whole
 reference book at once.
@@ -32,6 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvent.baselines import BaselineParams
+from solvent.engine.apc import buffer_path
 from solvent.engine.book import CROSS, Book
 from solvent.errors import InputError
 from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Instrument, MarketSnapshot
@@ -266,6 +269,9 @@ def run_backtest(
         mm_loss[:, k] = -notional * (closes[t + mm_steps, column] / closes[t, column] - 1.0) * sign
         if progress is not None:
             progress(k + 1, len(dates))
+    volatility = params.volatility
+    if "multi" in without and volatility.apc_mode == "buffer" and volatility.apc_buffer_release:
+        requirement["multi"] = buffer_path(without["multi"], 1.0 / per_day, volatility)[0]
     portfolios = tuple(str(name) for name in reference_book(assets, closes[dates[0]], notional).account_ids)
     results: dict[str, dict[str, BacktestResult]] = {
         m: {p: backtest(requirement[m][i], loss[i], params.confidence) for i, p in enumerate(portfolios)}
