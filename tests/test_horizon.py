@@ -97,18 +97,18 @@ def test_larger_positions_need_a_longer_horizon() -> None:
     assert mm_large / market_large > mm_small / market_small
 
 
-def test_close_out_cost_is_kept_in_full_and_mm_never_exceeds_im() -> None:
-    deep = msgspec.structs.replace(
-        MARKET,
-        assets={"BTC": AssetQuote(price=1e5, vol=0.5, depth=Depth(spread=0.0002, depth_1pct=30.0, depth_2pct=80.0))},
-    )
+@pytest.mark.parametrize(("depth_2pct", "horizon"), [(80.0, 180.0), (8.0, 420.0)])
+def test_close_out_cost_is_kept_in_full_and_depth_sets_the_slices(depth_2pct: float, horizon: float) -> None:
+    """50 BTC ($5M) into the stressed bid within 2% (depth / liquidity.stress 2): 40 BTC take 2 slices (the
+    share cap's 5 bind: 180 s); 4 BTC take 13 slices: 60 + 12 x 30 = 420 s. The close-out cost counts in full."""
+    depth = Depth(spread=0.0002, depth_1pct=depth_2pct / 2.0, depth_2pct=depth_2pct)
+    deep = msgspec.structs.replace(MARKET, assets={"BTC": AssetQuote(price=1e5, vol=0.5, depth=depth)})
     p = msgspec.structs.replace(liquidation(floor=0.0), liquidity=LiquidityParams(stress=2.0))
-    accounts = [perp_account("a", 50.0)]
-    book = portfolio_to_book(Portfolio(schema="solvent.portfolio/1", instruments=INSTRUMENTS, accounts=accounts))
+    book = portfolio_to_book(
+        Portfolio(schema="solvent.portfolio/1", instruments=INSTRUMENTS, accounts=[perp_account("a", 50.0)])
+    )
     r = compute_margin(book, deep, p)
-    # 50 BTC ($5M) into the stressed bid within 2%: 80 / 2 = 40 BTC ($4M): 2 slices by depth, 5 by share.
-    h = 180.0
-    want = r.terms["market_risk"][0] * math.sqrt(h / 172_800.0) + r.terms["liquidity"][0]
+    want = r.terms["market_risk"][0] * math.sqrt(horizon / 172_800.0) + r.terms["liquidity"][0]
     assert r.terms["liquidity"][0] > 0.0
     assert r.mm[0] == pytest.approx(min(want, r.im[0]), rel=1e-12)
     assert np.all(r.mm <= r.im)
