@@ -272,6 +272,8 @@ def run_backtest(
     volatility = params.volatility
     if "multi" in without and volatility.apc_mode == "buffer" and volatility.apc_buffer_release:
         requirement["multi"] = buffer_path(without["multi"], 1.0 / per_day, volatility)[0]
+        if params.maintenance.mode == "fraction":  # MM follows the charged IM
+            maintenance["multi"] = params.maintenance.fraction * requirement["multi"]
     portfolios = tuple(str(name) for name in reference_book(assets, closes[dates[0]], notional).account_ids)
     results: dict[str, dict[str, BacktestResult]] = {
         m: {p: backtest(requirement[m][i], loss[i], params.confidence) for i, p in enumerate(portfolios)}
