@@ -24,13 +24,18 @@ class _Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 class VolatilityParams(_Config, frozen=True, kw_only=True):
-    """How each asset's volatility is estimated and floored."""
+    """How each asset's volatility is estimated and floored, and the anti-procyclicality tool (EMIR RTS 153/2013
+    art. 28; docs/model.md). `apc_buffer_release`: in mode "buffer", a series of margins (the backtest, a stream
+    keeping `engine.apc.ApcBufferState`) draws the buffer while the calculated margin rises and rebuilds it
+    linearly over `apc_buffer_rebuild_days` (solvent.engine.apc); False keeps the fixed x(1 + apc_buffer)."""
 
     estimator: Literal["ewma", "garch"] = "ewma"
     ewma_lambda: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.94
     use_implied: bool = True
     apc_mode: Literal["none", "buffer", "stressed_weight", "floor"] = "floor"
     apc_buffer: NonNegative = 0.25
+    apc_buffer_release: bool = True
+    apc_buffer_rebuild_days: Positive = 60.0
     apc_stressed_weight: Fraction = 0.25
     apc_floor_lookback_days: Annotated[int, msgspec.Meta(ge=30)] = 3650
     vol_floor: NonNegative = 0.05
@@ -90,12 +95,23 @@ class ScenarioParams(_Config, frozen=True, kw_only=True):
 
 
 class MaintenanceParams(_Config, frozen=True, kw_only=True):
-    """Maintenance margin: a fraction of IM, or the same machinery at its own confidence and MPOR."""
+    """Maintenance margin: a fraction of IM, the same machinery at its own confidence and MPOR, or IM's market
+    risk scaled to the liquidation horizon (docs/model.md, "Maintenance margin on the liquidation horizon").
 
-    mode: Literal["fraction", "model"] = "fraction"
+    - `mode`: "fraction" (MM = fraction x IM), "model" (its own confidence and MPOR) or "liquidation": the
+      account's market risk x sqrt(H / mpor), H the time the engine's own close-out needs (detection
+      `predictive.horizon_seconds` + (slices - 1) x `liquidation.cooldown_seconds`, the slices from
+      `liquidation.max_share_per_slice`, `max_notional_per_slice` and the stressed depth), plus the
+      liquidity and oracle terms, at least `floor` x IM (solvent.liquidation.horizon).
+    - `floor`: MM >= floor x IM in mode "liquidation": 0.5, Hyperliquid's maintenance margin (half the initial
+      margin at maximum leverage); dYdX v4's tiers give 0.5-0.6.
+    """
+
+    mode: Literal["fraction", "model", "liquidation"] = "fraction"
     fraction: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.8
     confidence: Probability = 0.975
     mpor_days: Positive = 1.0
+    floor: Fraction = 0.5
 
 
 class LiquidityParams(_Config, frozen=True, kw_only=True):
@@ -222,7 +238,8 @@ class CollateralParams(_Config, frozen=True, kw_only=True):
     """Collateral valuation: dynamic haircuts or the integrated mode (docs/model.md, "Collateral").
 
     mode "none": balances at market value (no haircut). "haircut": each positive balance loses
-    h = clip(h_mkt x (1 + wrong_way x share) + h_book, floor, cap), then Drift's size scaling; the
+    h = clip(h_mkt + h_book, floor, cap), h_book the marginal close-out cost of q after wrong_way x the long
+    delta of the same asset (issue 12 item 6), then Drift's size scaling; the
     value removed is reported as `collateral_haircut` and deducted from equity (not an IM term).
     "integrated": non-USD balances are spot deltas inside the scenarios; h_mkt is dropped for the
     assets the scenarios move (factors/haircuts.py).

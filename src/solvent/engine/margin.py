@@ -36,6 +36,7 @@ from solvent.factors.concentration import (
 from solvent.factors.haircuts import book_haircuts, collateral_deltas, integrated_deltas
 from solvent.factors.liquidity import liquidity_kernel, packed_liquidity
 from solvent.factors.oracle_buffer import oracle_buffer_by_asset
+from solvent.liquidation.horizon import liquidation_maintenance
 from solvent.liquidation.predictive import book_breach, scenario_correlation
 from solvent.market.history import PriceHistory
 from solvent.market.stable_price import stable_price_charge
@@ -91,7 +92,7 @@ def concentration_add_on(
         )
     else:  # infinite thresholds: the kernel computes the HHI alone
         long_t = short_t = np.full(n_assets, np.inf)
-    add_on, hhi = simm_and_hhi(delta, state.price, market_risk, long_t, short_t)
+    add_on, hhi = simm_and_hhi(delta, state.price, market_risk, long_t, short_t, state.vol)  # split by own risk
     if not conc.enabled:
         return None, hhi
     if conc.form == "ramp":
@@ -140,7 +141,7 @@ def risk_context(state: MarketState, params: MarginParams, history: PriceHistory
     """Scenarios and risk arrays for IM (and for MM in the "model" maintenance mode) at `state`."""
     scenarios, arrays = scenario_risk_arrays(state, params, history)
     correlation = scenario_correlation(scenarios, params.predictive)
-    if params.maintenance.mode == "fraction":
+    if params.maintenance.mode != "model":
         return RiskContext(scenarios, arrays, correlation)
     mm_scenarios, mm_arrays = scenario_risk_arrays(state, maintenance_params(params), history)
     return RiskContext(scenarios, arrays, correlation, mm_scenarios, mm_arrays)
@@ -239,6 +240,8 @@ def margin_accounts(
     maintenance = params.maintenance
     if maintenance.mode == "fraction":
         mm = maintenance.fraction * im
+    elif maintenance.mode == "liquidation":  # MM on the engine's own liquidation horizon (liquidation/horizon.py)
+        mm = liquidation_maintenance(greeks, state, params, im, terms, tier)
     else:
         assert context.mm_arrays is not None, "risk_context builds the maintenance arrays in the model mode"
         mm_market, _ = margins(

@@ -278,13 +278,17 @@ def _terms(
     concentration = 0.0
     if config[_SIMM_ON] != 0.0:
         gross = 0.0
+        gross_risk = 0.0  # split by each asset's own risk |x| x vol (daily vol: the common factor cancels)
         for a in range(n_assets):
-            gross += abs(greeks[a, 0] * table[_PRICE, a])
+            size = abs(greeks[a, 0] * table[_PRICE, a])
+            gross += size
+            gross_risk += size * table[_DAILY_VOL, a]
         safe = gross if gross > 0.0 else 1.0
         for a in range(n_assets):
             x = greeks[a, 0] * table[_PRICE, a]
             size = abs(x)
-            part = market * (size / safe)
+            share = size * table[_DAILY_VOL, a] / gross_risk if gross_risk > 0.0 else size / safe
+            part = market * share
             if size > 0.0 and part > 0.0:
                 t = table[_LONG_T, a] if x >= 0.0 else table[_SHORT_T, a]
                 cr = max(1.0, math.sqrt(size / t)) if t > 0.0 else math.inf
@@ -608,7 +612,7 @@ def im_numpy(
     notional = exposure(g[:, :, 0], state.price)
     if conc.enabled and conc.form == "simm":
         threshold = np.where(notional >= 0.0, long_threshold[np.newaxis], short_threshold[np.newaxis])
-        subtotal += float(simm_add_on(notional, np.array([market]), threshold).sum())
+        subtotal += float(simm_add_on(notional, np.array([market]), threshold, state.vol).sum())
     elif conc.enabled:
         oi = np.zeros(len(state.assets)) if open_interest is None else open_interest
         subtotal += float(
