@@ -22,6 +22,7 @@ from solvent.engine.book import (
     Book,
     book_from_arrow,
     book_to_arrow,
+    canonical_book,
 )
 from solvent.errors import InputError
 from solvent.formats.io import INSTRUMENTS_KEY, SCHEMA_KEY, load_portfolio, write_portfolio_parquet
@@ -59,20 +60,22 @@ def mixed_book() -> Book:
     kinds = [inst.id for inst in instruments]
     perp, eth_perp, future = kinds.index("BTC-PERP"), kinds.index("ETH-PERP"), kinds.index("BTC-26DEC26")
     call, put = kinds.index("BTC-26DEC26-110000-C"), kinds.index("BTC-26DEC26-80000-P")
-    return Book(
-        instruments=instruments,
-        account_ids=np.array(["alice", "alice/eth", "bob", "carol", "dave"], dtype=object),
-        pos_offsets=np.array([0, 2, 3, 3, 6, 6], dtype=np.int64),
-        pos_instrument=np.array([perp, call, eth_perp, put, future, call], dtype=np.int32),
-        pos_quantity=np.array([2.0, -5.0, -10.0, 3.0, 1.0, -0.25]),
-        pos_entry=np.array([92000.0, NAN, 3300.0, NAN, 96500.0, NAN]),
-        collateral_assets=("USDC", "BTC", "ETH"),
-        col_offsets=np.array([0, 2, 3, 3, 4, 4], dtype=np.int64),
-        col_asset=np.array([0, 1, 0, 2], dtype=np.int32),
-        col_amount=np.array([40000.0, 1.5, 6000.0, -2.0]),
-        risk_tier=np.array([NAN, NAN, 1.5, NAN, 2.0]),
-        mode=np.array([CROSS, ISOLATED, CROSS, CROSS, CROSS], dtype=np.int8),
-        parent=np.array([None, "alice", None, None, None], dtype=object),
+    return canonical_book(
+        Book(
+            instruments=instruments,
+            account_ids=np.array(["alice", "alice/eth", "bob", "carol", "dave"], dtype=object),
+            pos_offsets=np.array([0, 2, 3, 3, 6, 6], dtype=np.int64),
+            pos_instrument=np.array([perp, call, eth_perp, put, future, call], dtype=np.int32),
+            pos_quantity=np.array([2.0, -5.0, -10.0, 3.0, 1.0, -0.25]),
+            pos_entry=np.array([92000.0, NAN, 3300.0, NAN, 96500.0, NAN]),
+            collateral_assets=("USDC", "BTC", "ETH"),
+            col_offsets=np.array([0, 2, 3, 3, 4, 4], dtype=np.int64),
+            col_asset=np.array([0, 1, 0, 2], dtype=np.int32),
+            col_amount=np.array([40000.0, 1.5, 6000.0, -2.0]),
+            risk_tier=np.array([NAN, NAN, 1.5, NAN, 2.0]),
+            mode=np.array([CROSS, ISOLATED, CROSS, CROSS, CROSS], dtype=np.int8),
+            parent=np.array([None, "alice", None, None, None], dtype=object),
+        )
     )
 
 
@@ -89,20 +92,22 @@ def random_book(n_accounts: int, seed: int) -> Book:
     # Asset codes in order of first appearance, as a dictionary encoding of the names would number them.
     col_asset = np.array([0, 1, 2, *rng.integers(0, 3, col_offsets[-1] - 3)], dtype=np.int32)
     isolated = np.arange(n_accounts) % 7 == 6
-    return Book(
-        instruments=instruments,
-        account_ids=np.array([f"acct-{n}" for n in rng.permutation(n_accounts)], dtype=object),
-        pos_offsets=offsets,
-        pos_instrument=inst,
-        pos_quantity=rng.normal(0, 5, offsets[-1]),
-        pos_entry=np.where(linear, rng.uniform(1, 1e5, offsets[-1]), NAN),
-        collateral_assets=("USDC", "BTC", "ETH"),
-        col_offsets=col_offsets,
-        col_asset=col_asset,
-        col_amount=rng.lognormal(8, 1, col_offsets[-1]),
-        risk_tier=np.where(rng.random(n_accounts) < 0.2, rng.uniform(0.5, 3, n_accounts), NAN),
-        mode=np.where(isolated, ISOLATED, CROSS).astype(np.int8),
-        parent=np.array([f"acct-{n}" if iso else None for n, iso in enumerate(isolated)], dtype=object),
+    return canonical_book(
+        Book(
+            instruments=instruments,
+            account_ids=np.array([f"acct-{n}" for n in rng.permutation(n_accounts)], dtype=object),
+            pos_offsets=offsets,
+            pos_instrument=inst,
+            pos_quantity=rng.normal(0, 5, offsets[-1]),
+            pos_entry=np.where(linear, rng.uniform(1, 1e5, offsets[-1]), NAN),
+            collateral_assets=("USDC", "BTC", "ETH"),
+            col_offsets=col_offsets,
+            col_asset=col_asset,
+            col_amount=rng.lognormal(8, 1, col_offsets[-1]),
+            risk_tier=np.where(rng.random(n_accounts) < 0.2, rng.uniform(0.5, 3, n_accounts), NAN),
+            mode=np.where(isolated, ISOLATED, CROSS).astype(np.int8),
+            parent=np.array([f"acct-{n}" if iso else None for n, iso in enumerate(isolated)], dtype=object),
+        )
     )
 
 

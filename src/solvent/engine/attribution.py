@@ -142,8 +142,9 @@ def position_contributions(
 class PositionContribution:
     """One position's contribution to the market-risk term (USD); share = contribution / market_risk.
 
-    position is the position's index within the account, in the portfolio's order. share is NaN when
-    the account's market risk is 0.
+    position is the position's index within the account in the book's canonical order (sorted by instrument
+    id, venue and entry price, one instrument's positions at one entry price merged: engine/book.py). share is
+    NaN when the account's market risk is 0.
     """
 
     position: int
@@ -302,7 +303,7 @@ def _positions(
     total: float,
     state: MarketState,
 ) -> tuple[PositionContribution, ...]:
-    """Per position, largest contribution first (ties in the portfolio's order)."""
+    """Per position, largest contribution first (ties in the book's canonical order)."""
     return tuple(
         PositionContribution(
             position=p,
