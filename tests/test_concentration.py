@@ -14,7 +14,7 @@ from scipy.stats import norm
 
 from solvent.api import compute_margin
 from solvent.baselines.dydx import DydxParams, requirements
-from solvent.engine.results import MarginResult
+from solvent.engine.results import IM_TERMS, MarginResult
 from solvent.errors import InputError
 from solvent.factors.concentration import (
     concentration_risk_factor,
@@ -439,7 +439,7 @@ books = st.lists(
 @given(accounts=books, form=st.sampled_from(["simm", "ramp"]))
 def test_terms_sum_exactly_to_im(accounts: list[tuple[list[tuple[str, float]], float | None]], form: str) -> None:
     res = run([account(f"a{n}", p, tier) for n, (p, tier) in enumerate(accounts)], ALL_ON[form], DEEP)
-    assert list(res.terms) == ["market_risk", "apc_buffer", "liquidity", "concentration", "risk_tier"]
+    assert list(res.terms) == list(IM_TERMS)
     total = np.zeros(res.n_accounts)
     for values in res.terms.values():
         total = total + values
