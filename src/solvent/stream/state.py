@@ -45,7 +45,9 @@ if TYPE_CHECKING:
 STATE_SCHEMA = "solvent.state/1"
 
 
-class _Meta(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class StateMeta(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The `meta` document of a solvent.state/1 file (docs/formats.md, "solvent.state/1")."""
+
     schema: str
     params: MarginParams
     snapshot: MarketSnapshot
@@ -129,7 +131,7 @@ def write_state(engine: StreamEngine, path: str | os.PathLike[str]) -> None:
     store = engine.store
     totals = {k: v for k, v in dataclasses.asdict(engine.totals).items() if k != "batch_ms"}
     history = engine.history
-    meta = _Meta(
+    meta = StateMeta(
         schema=STATE_SCHEMA,
         params=engine.params,
         snapshot=engine.market.snapshot,
@@ -184,7 +186,7 @@ def read_state(path: str | os.PathLike[str], sink: Sink | None = None) -> Stream
         raise InputError(source, "arrays", f"inconsistent with the meta ({error})") from None
 
 
-def _read_checked(source: str) -> tuple[dict[str, NDArray[Any]], _Meta]:
+def _read_checked(source: str) -> tuple[dict[str, NDArray[Any]], StateMeta]:
     """The arrays and the meta of a state file, checked: readable, the right schema, every array present with
     the shape and dtype the meta records, and the checksum right; else an InputError naming what is wrong."""
     raw = read_bytes(source)
@@ -199,7 +201,7 @@ def _read_checked(source: str) -> tuple[dict[str, NDArray[Any]], _Meta]:
         raise InputError(source, "meta", f"missing: not a {STATE_SCHEMA} file")
     stored = data.get(CHECKSUM)
     try:
-        meta = msgspec.json.decode(str(data["meta"]), type=_Meta)
+        meta = msgspec.json.decode(str(data["meta"]), type=StateMeta)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError) as error:
         raise InputError(source, "meta", f"not a readable {STATE_SCHEMA} file ({error})") from None
     if meta.schema != STATE_SCHEMA:
@@ -220,7 +222,7 @@ def _read_checked(source: str) -> tuple[dict[str, NDArray[Any]], _Meta]:
     return data, meta
 
 
-def _restore(data: dict[str, NDArray[Any]], meta: _Meta, sink: Sink | None) -> StreamEngine:
+def _restore(data: dict[str, NDArray[Any]], meta: StateMeta, sink: Sink | None) -> StreamEngine:
     from solvent.stream.engine import Figures, StreamEngine, Totals
 
     n = len(meta.accounts)
