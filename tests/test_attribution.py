@@ -296,7 +296,8 @@ def test_several_accounts_at_once_match_one_at_a_time() -> None:
     params = params_for("fhs")
     state = build_market_state(list(book.instruments), MARKET, params, "<portfolio>", "<market>")
     together = attribute_margin(book, state, params, ["acct-2", "acct-1"], HISTORY)
-    alone = [dataclasses.replace(explain(book, params, n), terms={}, add_ons_by_asset={}) for n in ("acct-2", "acct-1")]
+    cleared: dict[str, dict[str, object]] = {"terms": {}, "add_ons_by_asset": {}, "marks": {}}
+    alone = [dataclasses.replace(explain(book, params, n), **cleared) for n in ("acct-2", "acct-1")]  # type: ignore[arg-type]
     assert together == tuple(alone)  # explain_margin adds the terms; the attribution itself is the same
 
 

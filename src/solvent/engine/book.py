@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from solvent._numba import jit
 from solvent.errors import InputError
-from solvent.formats.schemas import LINEAR_KINDS, Instrument
+from solvent.formats.schemas import LINEAR_KINDS, MAX_AMOUNT, MAX_PRICE, MAX_QUANTITY, MAX_TIER, MIN_PRICE, Instrument
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.int64]
@@ -214,10 +214,12 @@ def book_from_arrow(table: pa.Table, instruments: tuple[Instrument, ...], source
     pos_offsets, pos_instrument, pos_quantity, pos_entry, pos_venue, venues = _positions(table, instruments, source)
     collateral_assets, col_offsets, col_asset, col_amount = _collateral(table, source)
     risk_tier = _float_column(_chunk(table, "risk_tier"))
-    bad_tier = ~(np.isnan(risk_tier) | (np.isfinite(risk_tier) & (risk_tier > 0)))
+    bad_tier = ~(np.isnan(risk_tier) | ((risk_tier > 0) & (risk_tier <= MAX_TIER)))
     if bad_tier.any():
         row = _first_row(bad_tier)
-        raise InputError(source, f"accounts[{row}].risk_tier", f"must be > 0, got {risk_tier[row]!r}")
+        raise InputError(
+            source, f"accounts[{row}].risk_tier", f"must be > 0 and at most {MAX_TIER:g}, got {risk_tier[row]!r}"
+        )
     mode, parent = _modes(table, ids, source)
     book = Book(
         instruments=instruments,
@@ -315,7 +317,7 @@ def _positions(
         row = _first_row(_bools(quantity_array.is_null()))
         raise InputError(source, _where(offsets, row, ".quantity", "positions"), "required")
     quantity = _float_column(quantity_array)
-    _check_finite(quantity, offsets, source, "positions", ".quantity")
+    _check_finite(quantity, offsets, source, "positions", ".quantity", MAX_QUANTITY)
     entry = _float_column(values.field("entry_price"))
     linear = np.array([inst.kind in LINEAR_KINDS for inst in instruments], dtype=np.bool_)
     linear = linear.take(lookup).take(codes)  # lookup is -1 only for names no position uses
@@ -355,7 +357,7 @@ def _collateral(table: pa.Table, source: str) -> tuple[tuple[str, ...], IndexArr
         assets, codes = _codes(keys.cast(pa.string()))  # a dictionary with repeated or unused names
     col_asset = codes.astype(np.int32)
     col_amount = _float_column(items)
-    _check_finite(col_amount, offsets, source, "collateral", ".amount")
+    _check_finite(col_amount, offsets, source, "collateral", ".amount", MAX_AMOUNT)
     return tuple(str(asset) for asset in assets), offsets, col_asset, col_amount
 
 
@@ -483,11 +485,13 @@ def _list_chunk(table: pa.Table, name: str) -> pa.ListArray | pa.MapArray:
     return chunk
 
 
-def _check_finite(values: FloatArray, offsets: IndexArray, source: str, kind: str, field: str) -> None:
-    if np.isfinite(values).all():
+def _check_finite(values: FloatArray, offsets: IndexArray, source: str, kind: str, field: str, bound: float) -> None:
+    """Finite and |value| <= bound (docs/formats.md, "Numeric ranges"); the first offence is named."""
+    if (np.abs(values) <= bound).all():  # NaN compares False
         return
-    row = _first_row(~np.isfinite(values))
-    raise InputError(source, _where(offsets, row, field, kind), f"must be finite, got {values[row]!r}")
+    row = _first_row(~(np.abs(values) <= bound))
+    what = "must be finite" if not np.isfinite(values[row]) else f"must be within +-{bound:g}"
+    raise InputError(source, _where(offsets, row, field, kind), f"{what}, got {values[row]!r}")
 
 
 def _check_entry_prices(entry: FloatArray, linear: NDArray[np.bool_], offsets: IndexArray, source: str) -> None:
@@ -504,10 +508,14 @@ def _check_entry_prices(entry: FloatArray, linear: NDArray[np.bool_], offsets: I
             _where(offsets, row, ".entry_price", "positions"),
             "options carry no entry price (their premium is settled in collateral)",
         )
-    bad = (entry <= 0) | (entry == np.inf)  # NaN (no entry) compares False
+    bad = (entry < MIN_PRICE) | (entry > MAX_PRICE)  # NaN (no entry) compares False
     if bad.any():
         row = _first_row(bad)
-        raise InputError(source, _where(offsets, row, ".entry_price", "positions"), f"must be > 0, got {entry[row]!r}")
+        raise InputError(
+            source,
+            _where(offsets, row, ".entry_price", "positions"),
+            f"must be in [{MIN_PRICE:g}, {MAX_PRICE:g}], got {entry[row]!r}",
+        )
 
 
 def _modes(table: pa.Table, ids: pa.Array, source: str) -> tuple[NDArray[np.int8], NDArray[np.object_]]:
