@@ -243,9 +243,10 @@ def test_zero_below_threshold_and_for_a_flat_account(form: str) -> None:
     np.testing.assert_array_equal(res.term_by_asset["concentration"], 0.0)
 
 
-def test_disabled_removes_the_term() -> None:
+def test_disabled_zeroes_the_term() -> None:
+    """Disabled, the term is still reported at 0 (issue 12 item 18: every declared term always present)."""
     res = run([account("a", [("BTC-PERP", 1.0)])], conc(enabled=False))
-    assert "concentration" not in res.terms and "concentration" not in res.term_by_asset
+    assert not np.any(res.terms["concentration"]) and not np.any(res.term_by_asset["concentration"])
     assert list(res.terms)[-1] == "risk_tier"
 
 

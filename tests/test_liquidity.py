@@ -170,9 +170,10 @@ def test_flat_account_pays_nothing() -> None:
     assert np.all(res.terms["liquidity"][flat] == 0.0)
 
 
-def test_disabled_removes_the_term() -> None:
+def test_disabled_zeroes_the_term() -> None:
+    """Disabled, the term is still reported (issue 12 item 18: every declared term always present), at 0."""
     res = _result(MarginParams(liquidity=LiquidityParams(enabled=False)))
-    assert "liquidity" not in res.terms and "liquidity" not in res.term_by_asset
+    assert not np.any(res.terms["liquidity"]) and not np.any(res.term_by_asset["liquidity"])
 
 
 def test_more_stress_never_lowers_im() -> None:
