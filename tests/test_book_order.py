@@ -80,6 +80,7 @@ position = st.tuples(
     st.sampled_from(NAMES),
     st.floats(-50, 50, allow_nan=False).filter(lambda q: abs(q) > 1e-6),
     st.sampled_from([88_000.0, 90_000.5, 95_000.0, 3_300.25, 3_500.0]),
+    st.sampled_from([None, None, "dex", "cex"]),
 )
 account = st.tuples(
     st.lists(position, max_size=7),
@@ -87,14 +88,17 @@ account = st.tuples(
 )
 
 
-def build(accounts: list[tuple[list[tuple[str, float, float]], dict[str, float]]]) -> list[Account]:
+Book = list[tuple[list[tuple[str, float, float, str | None]], dict[str, float]]]
+
+
+def build(accounts: Book) -> list[Account]:
     return [
         Account(
             id=f"acct-{n}",
             collateral=collateral,
             positions=[
-                Position(instrument=name, quantity=q, entry_price=entry if name in LINEAR else None)
-                for name, q, entry in positions
+                Position(instrument=name, quantity=q, entry_price=entry if name in LINEAR else None, venue=venue)
+                for name, q, entry, venue in positions
             ],
         )
         for n, (positions, collateral) in enumerate(accounts)
@@ -118,7 +122,7 @@ def shuffled(accounts: list[Account], seed: int) -> list[Account]:
 @settings(max_examples=30, deadline=None)
 @given(accounts=st.lists(account, min_size=1, max_size=8), seed=st.integers(0, 2**32 - 1))
 def test_any_order_of_accounts_positions_and_collateral_gives_bit_identical_figures(
-    method: str, accounts: list[tuple[list[tuple[str, float, float]], dict[str, float]]], seed: int
+    method: str, accounts: Book, seed: int
 ) -> None:
     """Random books, random permutations: IM, MM, equity, every term, Greeks per account, bit for bit."""
     book = build(accounts)
@@ -127,9 +131,7 @@ def test_any_order_of_accounts_positions_and_collateral_gives_bit_identical_figu
 
 @settings(max_examples=20, deadline=None)
 @given(accounts=st.lists(account, min_size=1, max_size=6), seed=st.integers(0, 2**32 - 1))
-def test_the_order_of_the_instrument_list_changes_nothing(
-    accounts: list[tuple[list[tuple[str, float, float]], dict[str, float]]], seed: int
-) -> None:
+def test_the_order_of_the_instrument_list_changes_nothing(accounts: Book, seed: int) -> None:
     book = build(accounts)
     order = np.random.default_rng(seed).permutation(len(INSTRUMENTS))
     assert_bit_identical(margin(book), margin(book, instruments=[INSTRUMENTS[i] for i in order]))
