@@ -165,6 +165,7 @@ def test_merged_quantities_are_the_correctly_rounded_sum() -> None:
     assert book.pos_quantity[2] == 2.0 and book.pos_entry[2] == 95_000.0
     assert book.collateral_assets == ("BTC", "USDC")
     again = canonical_book(book)
+    assert again is book  # recognised as canonical in one pass, nothing rebuilt
     for name in ("pos_offsets", "pos_instrument", "pos_quantity", "pos_entry", "col_offsets", "col_asset"):
         np.testing.assert_array_equal(getattr(again, name), getattr(book, name))
 

@@ -254,10 +254,16 @@ def canonical_book(book: Book) -> Book:
     col_asset = book.col_asset
     if tuple(assets) != book.collateral_assets:
         col_asset = _ranks(list(book.collateral_assets)).take(col_asset).astype(np.int32)
-    collateral = _canonical(book.col_offsets, col_asset.astype(np.int64), None, book.col_amount)
-    venue = book.pos_venue.astype(np.int64) - HOME_VENUE
-    key = _ranks([inst.id for inst in book.instruments]).take(book.pos_instrument) * (len(book.venues) + 1) + venue
-    positions = _canonical(book.pos_offsets, key, book.pos_entry, book.pos_quantity)
+    no_rank = np.arange(len(assets), dtype=np.int64)
+    collateral = None
+    if not _is_canonical(book.col_offsets, col_asset, no_rank, book.col_asset[:0], 1, book.col_amount[:0]):
+        collateral = _canonical(book.col_offsets, col_asset.astype(np.int64), None, book.col_amount)
+    rank = _ranks([inst.id for inst in book.instruments])
+    n_venue_codes = len(book.venues) + 1
+    positions = None
+    if not _is_canonical(book.pos_offsets, book.pos_instrument, rank, book.pos_venue, n_venue_codes, book.pos_entry):
+        key = rank.take(book.pos_instrument) * n_venue_codes + (book.pos_venue.astype(np.int64) - HOME_VENUE)
+        positions = _canonical(book.pos_offsets, key, book.pos_entry, book.pos_quantity)
     if collateral is None and positions is None and col_asset is book.col_asset:
         return book
     col_offsets, col_amount = book.col_offsets, book.col_amount
@@ -383,6 +389,37 @@ _Canonical = tuple[IndexArray, IndexArray, FloatArray] | None
 
 #: An account's rows are sorted in place by insertion below this many, by a stable merge sort from it.
 _INSERTION_BELOW = 32
+
+
+@jit()
+def _is_canonical(
+    offsets: IndexArray,
+    code: NDArray[np.int32],
+    rank: IndexArray,
+    venue: NDArray[np.int32],
+    n_venue_codes: int,
+    entry: FloatArray,
+) -> bool:  # pragma: no cover - compiled
+    """Whether every account's rows are strictly ascending in (rank[code] x n_venue_codes + venue + 1, entry with
+    NaN last): sorted with nothing to merge. One pass, no temporaries (the usual case: a canonical file).
+    `venue` and `entry` may be empty (not compared)."""
+    with_venue = venue.shape[0] == code.shape[0]
+    with_entry = entry.shape[0] == code.shape[0]
+    for a in range(offsets.shape[0] - 1):
+        for i in range(offsets[a] + 1, offsets[a + 1]):
+            k0 = rank[code[i - 1]] * n_venue_codes
+            k1 = rank[code[i]] * n_venue_codes
+            if with_venue:
+                k0 += venue[i - 1] + 1
+                k1 += venue[i] + 1
+            if k1 > k0:
+                continue
+            if k1 < k0 or not with_entry:
+                return False
+            e0, e1 = entry[i - 1], entry[i]  # equal keys: entries strictly ascending, NaN last
+            if np.isnan(e0) or (not np.isnan(e1) and e1 <= e0):
+                return False
+    return True
 
 
 @jit()
