@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from solvent.engine.book import Book
 from solvent.engine.equity import collateral_value, position_value
 from solvent.engine.kernel import margins
-from solvent.engine.results import MarginResult, asset_marks, complete_term_by_asset, complete_terms
+from solvent.engine.results import MarginResult, complete_term_by_asset, complete_terms
 from solvent.engine.riskarrays import RiskArrays, scenario_risk_arrays
 from solvent.factors.concentration import (
     exposure,
@@ -279,5 +279,5 @@ def margin_accounts(
         breach_probability=None if breach is None else breach[2],
         early_flag=None if breach is None else breach[3] & (mm > 0.0),  # a flat account cannot breach
         loss_vol=None if breach is None else breach[0],
-        marks=asset_marks(state),
+        market=state,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -126,8 +127,14 @@ class MarginResult:
     breach_probability: FloatArray | None = None
     early_flag: NDArray[np.bool_] | None = None
     loss_vol: FloatArray | None = None
-    # What each asset was margined at, by asset name, every asset of `assets` (see AssetMark).
-    marks: Mapping[str, AssetMark] = field(default_factory=dict)
+    # The market state margined on: `marks` is derived from it when asked for (not on every stream cycle).
+    market: MarketState | None = None
+
+    @functools.cached_property
+    def marks(self) -> dict[str, AssetMark]:
+        """What each asset was margined at, by asset name, every asset of `assets` (see AssetMark); empty for a
+        result built without its market state."""
+        return {} if self.market is None else asset_marks(self.market)
 
     @property
     def oracle_warnings(self) -> tuple[str, ...]:
