@@ -22,6 +22,7 @@ from solvent.engine.book import (
     Book,
     book_from_arrow,
     book_to_arrow,
+    canonical_book,
 )
 from solvent.errors import InputError
 from solvent.formats.io import INSTRUMENTS_KEY, SCHEMA_KEY, load_portfolio, write_portfolio_parquet
@@ -59,20 +60,22 @@ def mixed_book() -> Book:
     kinds = [inst.id for inst in instruments]
     perp, eth_perp, future = kinds.index("BTC-PERP"), kinds.index("ETH-PERP"), kinds.index("BTC-26DEC26")
     call, put = kinds.index("BTC-26DEC26-110000-C"), kinds.index("BTC-26DEC26-80000-P")
-    return Book(
-        instruments=instruments,
-        account_ids=np.array(["alice", "alice/eth", "bob", "carol", "dave"], dtype=object),
-        pos_offsets=np.array([0, 2, 3, 3, 6, 6], dtype=np.int64),
-        pos_instrument=np.array([perp, call, eth_perp, put, future, call], dtype=np.int32),
-        pos_quantity=np.array([2.0, -5.0, -10.0, 3.0, 1.0, -0.25]),
-        pos_entry=np.array([92000.0, NAN, 3300.0, NAN, 96500.0, NAN]),
-        collateral_assets=("USDC", "BTC", "ETH"),
-        col_offsets=np.array([0, 2, 3, 3, 4, 4], dtype=np.int64),
-        col_asset=np.array([0, 1, 0, 2], dtype=np.int32),
-        col_amount=np.array([40000.0, 1.5, 6000.0, -2.0]),
-        risk_tier=np.array([NAN, NAN, 1.5, NAN, 2.0]),
-        mode=np.array([CROSS, ISOLATED, CROSS, CROSS, CROSS], dtype=np.int8),
-        parent=np.array([None, "alice", None, None, None], dtype=object),
+    return canonical_book(
+        Book(
+            instruments=instruments,
+            account_ids=np.array(["alice", "alice/eth", "bob", "carol", "dave"], dtype=object),
+            pos_offsets=np.array([0, 2, 3, 3, 6, 6], dtype=np.int64),
+            pos_instrument=np.array([perp, call, eth_perp, put, future, call], dtype=np.int32),
+            pos_quantity=np.array([2.0, -5.0, -10.0, 3.0, 1.0, -0.25]),
+            pos_entry=np.array([92000.0, NAN, 3300.0, NAN, 96500.0, NAN]),
+            collateral_assets=("USDC", "BTC", "ETH"),
+            col_offsets=np.array([0, 2, 3, 3, 4, 4], dtype=np.int64),
+            col_asset=np.array([0, 1, 0, 2], dtype=np.int32),
+            col_amount=np.array([40000.0, 1.5, 6000.0, -2.0]),
+            risk_tier=np.array([NAN, NAN, 1.5, NAN, 2.0]),
+            mode=np.array([CROSS, ISOLATED, CROSS, CROSS, CROSS], dtype=np.int8),
+            parent=np.array([None, "alice", None, None, None], dtype=object),
+        )
     )
 
 
@@ -89,20 +92,22 @@ def random_book(n_accounts: int, seed: int) -> Book:
     # Asset codes in order of first appearance, as a dictionary encoding of the names would number them.
     col_asset = np.array([0, 1, 2, *rng.integers(0, 3, col_offsets[-1] - 3)], dtype=np.int32)
     isolated = np.arange(n_accounts) % 7 == 6
-    return Book(
-        instruments=instruments,
-        account_ids=np.array([f"acct-{n}" for n in rng.permutation(n_accounts)], dtype=object),
-        pos_offsets=offsets,
-        pos_instrument=inst,
-        pos_quantity=rng.normal(0, 5, offsets[-1]),
-        pos_entry=np.where(linear, rng.uniform(1, 1e5, offsets[-1]), NAN),
-        collateral_assets=("USDC", "BTC", "ETH"),
-        col_offsets=col_offsets,
-        col_asset=col_asset,
-        col_amount=rng.lognormal(8, 1, col_offsets[-1]),
-        risk_tier=np.where(rng.random(n_accounts) < 0.2, rng.uniform(0.5, 3, n_accounts), NAN),
-        mode=np.where(isolated, ISOLATED, CROSS).astype(np.int8),
-        parent=np.array([f"acct-{n}" if iso else None for n, iso in enumerate(isolated)], dtype=object),
+    return canonical_book(
+        Book(
+            instruments=instruments,
+            account_ids=np.array([f"acct-{n}" for n in rng.permutation(n_accounts)], dtype=object),
+            pos_offsets=offsets,
+            pos_instrument=inst,
+            pos_quantity=rng.normal(0, 5, offsets[-1]),
+            pos_entry=np.where(linear, rng.uniform(1, 1e5, offsets[-1]), NAN),
+            collateral_assets=("USDC", "BTC", "ETH"),
+            col_offsets=col_offsets,
+            col_asset=col_asset,
+            col_amount=rng.lognormal(8, 1, col_offsets[-1]),
+            risk_tier=np.where(rng.random(n_accounts) < 0.2, rng.uniform(0.5, 3, n_accounts), NAN),
+            mode=np.where(isolated, ISOLATED, CROSS).astype(np.int8),
+            parent=np.array([f"acct-{n}" if iso else None for n, iso in enumerate(isolated)], dtype=object),
+        )
     )
 
 
@@ -310,13 +315,13 @@ BAD_TABLES = [
         "negative-entry-price",
         _spoil(lambda r: _set(r, 5, "entry_price", -1.0, position=2)),
         "accounts[5].positions[2].entry_price",
-        "must be > 0, got np.float64(-1.0)",
+        "must be in [1e-12, 1e+12], got np.float64(-1.0)",
     ),
     (
         "infinite-entry-price",
         _spoil(lambda r: _set(r, 0, "entry_price", float("inf"), position=0)),
         "accounts[0].positions[0].entry_price",
-        "must be > 0, got np.float64(inf)",
+        "must be in [1e-12, 1e+12], got np.float64(inf)",
     ),
     ("duplicate-account-id", _spoil(_duplicate), "accounts[6].id", "duplicate account id 'alice'"),
     ("missing-account-id", _spoil(lambda r: _set(r, 4, "id", None)), "accounts[4].id", "required"),
@@ -328,6 +333,26 @@ BAD_TABLES = [
         "must be finite",
     ),
     ("zero-risk-tier", _spoil(lambda r: _set(r, 4, "risk_tier", 0.0)), "accounts[4].risk_tier", "must be > 0"),
+    # issue 12 item 14: the finite ranges hold for Parquet input too (it does not pass through msgspec)
+    (
+        "huge-quantity",
+        _spoil(lambda r: _set(r, 0, "quantity", 1e308, position=0)),
+        "accounts[0].positions[0].quantity",
+        "must be within +-1e+12, got np.float64(1e+308)",
+    ),
+    (
+        "subnormal-entry-price",
+        _spoil(lambda r: _set(r, 0, "entry_price", 5e-324, position=0)),
+        "accounts[0].positions[0].entry_price",
+        "must be in [1e-12, 1e+12]",
+    ),
+    (
+        "huge-collateral",
+        _spoil(lambda r: _set(r, 3, "collateral", {"BTC": 1.0, "USDC": 1e300})),
+        "accounts[3].collateral[1].amount",
+        "must be within +-1e+15",
+    ),
+    ("huge-risk-tier", _spoil(lambda r: _set(r, 4, "risk_tier", 1e308)), "accounts[4].risk_tier", "at most 1000"),
     (
         "unknown-mode",
         _spoil(lambda r: _set(r, 2, "mode", "portfolio")),

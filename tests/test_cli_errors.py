@@ -62,7 +62,7 @@ CASES = [
         json.dumps(market()).replace('"price": 3400', '"price": 1e999'),
         ["assets.ETH.price", "out of range"],
     ),
-    ("negative-price", "market", json.dumps(_set(market(), "assets.ETH.price", -5)), ["assets.ETH.price", "> 0"]),
+    ("negative-price", "market", json.dumps(_set(market(), "assets.ETH.price", -5)), ["assets.ETH.price", ">= 1e-12"]),
     (
         "unknown-instrument",
         "portfolio",
@@ -73,7 +73,7 @@ CASES = [
         "negative-strike",
         "portfolio",
         json.dumps(_set(portfolio(), "instruments.4.strike", -1)),
-        ["instruments[4].strike", "> 0"],
+        ["instruments[4].strike", ">= 1e-12"],
     ),
     (
         "past-expiry",
@@ -150,7 +150,7 @@ def test_real_process_prints_no_traceback(tmp_path: Path) -> None:
     )
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
-    assert run.stderr.strip() == f"error: {bad}: assets.BTC.price: Expected `float` > 0.0"
+    assert run.stderr.strip() == f"error: {bad}: assets.BTC.price: Expected `float` >= 1e-12"
 
 
 def test_missing_file_is_bad_input(tmp_path: Path) -> None:

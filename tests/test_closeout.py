@@ -313,19 +313,32 @@ def test_healthy_account_is_left_alone(proportional: CloseOutPlan) -> None:
     assert plan.fill_price[4] == BTC
 
 
+def by_name(v: Venue, values: dict[str, float]) -> FloatArray:
+    """(P,) a value per position by its instrument (positions are in the book's canonical order, issue 12 item 16)."""
+    return np.array([values[v.book.instruments[i].id] for i in v.book.pos_instrument.tolist()])
+
+
+def row(v: Venue, account: str, instrument: str) -> int:
+    """The position row of `instrument` in `account`."""
+    n = int(np.flatnonzero(v.book.account_ids == account)[0])
+    rows = range(int(v.book.pos_offsets[n]), int(v.book.pos_offsets[n + 1]))
+    (hit,) = [r for r in rows if v.book.instruments[int(v.book.pos_instrument[r])].id == instrument]
+    return hit
+
+
 def test_greedy_closes_the_largest_contributor_and_never_the_hedge() -> None:
     """Priority BTC-PERP 3 > ETH-PERP 2 > BTC-FUT -1 (hedge): part of the BTC perp suffices, nothing else moves."""
     v = UNDER_WATER
     rules = structs.replace(NO_CAPS, method="greedy")
-    priority = np.array([3.0, 2.0, 3.0, 2.0, 3.0, 3.0, 2.0, -1.0])
+    priority = by_name(v, {"BTC-PERP": 3.0, "ETH-PERP": 2.0, "BTC-C": 2.0, "BTC-FUT": -1.0})
     plan = plan_closeout(v.inputs, v.equity, v.requirement, v.market, rules, priority)
     assert plan.restores[3] and not plan.capped[3]
-    btc, eth, hedge = plan.close[5:8]
+    btc, eth, hedge = (plan.close[row(v, "hedged", name)] for name in ("BTC-PERP", "ETH-PERP", "BTC-FUT"))
     assert 0.0 < btc < 10.0
     assert (eth, hedge) == (0.0, 0.0)
     # the smallest such close: 1e-6 less of the account's path does not restore
     less = np.zeros_like(plan.close)
-    less[5] = btc - 1e-6 * (10.0 * BTC + 100.0 * ETH + 2.0 * BTC) / BTC  # t - 1e-6 in units of gross notional
+    less[row(v, "hedged", "BTC-PERP")] = btc - 1e-6 * (10.0 * BTC + 100.0 * ETH + 2.0 * BTC) / BTC  # gross notional
     assert gap(v, less, rules)[3] < 0.0
 
 
@@ -333,11 +346,12 @@ def test_greedy_closes_each_position_in_full_before_the_next() -> None:
     """Only 0.5 BTC of the first position: it goes in full, then ETH in part; the hedge stays."""
     v = venue(account("g", 20_000.0, ("BTC-PERP", 0.5), ("ETH-PERP", 60.0), ("BTC-FUT", -0.1)))
     rules = structs.replace(NO_CAPS, method="greedy")
-    plan = plan_closeout(v.inputs, v.equity, v.requirement, v.market, rules, np.array([2.0, 1.0, -1.0]))
+    priority = by_name(v, {"BTC-PERP": 2.0, "ETH-PERP": 1.0, "BTC-FUT": -1.0})
+    plan = plan_closeout(v.inputs, v.equity, v.requirement, v.market, rules, priority)
     assert plan.needed[0] and plan.restores[0]
-    assert plan.close[0] == 0.5
-    assert 0.0 < plan.close[1] < 60.0
-    assert plan.close[2] == 0.0
+    assert plan.close[row(v, "g", "BTC-PERP")] == 0.5
+    assert 0.0 < plan.close[row(v, "g", "ETH-PERP")] < 60.0
+    assert plan.close[row(v, "g", "BTC-FUT")] == 0.0
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from scipy.stats import norm
 
 from solvent.api import compute_margin
 from solvent.baselines.dydx import DydxParams, requirements
-from solvent.engine.results import MarginResult
+from solvent.engine.results import IM_TERMS, MarginResult
 from solvent.errors import InputError
 from solvent.factors.concentration import (
     concentration_risk_factor,
@@ -261,10 +261,11 @@ def test_zero_below_threshold_and_for_a_flat_account(form: str) -> None:
     np.testing.assert_array_equal(res.term_by_asset["concentration"], 0.0)
 
 
-def test_disabled_removes_the_term() -> None:
+def test_disabled_zeroes_the_term() -> None:
+    """Disabled, the term is still reported at 0 (issue 12 item 18: every declared term always present)."""
     res = run([account("a", [("BTC-PERP", 1.0)])], conc(enabled=False))
-    assert "concentration" not in res.terms and "concentration" not in res.term_by_asset
-    assert list(res.terms)[-1] == "risk_tier"
+    assert not np.any(res.terms["concentration"]) and not np.any(res.term_by_asset["concentration"])
+    assert list(res.terms) == list(IM_TERMS)
 
 
 # ----------------------------------------------------------------------------------- properties
@@ -459,7 +460,7 @@ books = st.lists(
 @given(accounts=books, form=st.sampled_from(["simm", "ramp"]))
 def test_terms_sum_exactly_to_im(accounts: list[tuple[list[tuple[str, float]], float | None]], form: str) -> None:
     res = run([account(f"a{n}", p, tier) for n, (p, tier) in enumerate(accounts)], ALL_ON[form], DEEP)
-    assert list(res.terms) == ["market_risk", "apc_buffer", "liquidity", "basis", "concentration", "risk_tier"]
+    assert list(res.terms) == list(IM_TERMS)
     total = np.zeros(res.n_accounts)
     for values in res.terms.values():
         total = total + values

@@ -192,7 +192,7 @@ NDJSON_CASES = [
         ["required field is missing"],
     ),
     ("wrong-type", ndjson(quote(price="95000")), "records[0] (line 1).price", ["Expected `float`, got `str`"]),
-    ("negative-price", ndjson(quote(price=-5)), "records[0] (line 1).price", ["Expected `float` > 0.0"]),
+    ("negative-price", ndjson(quote(price=-5)), "records[0] (line 1).price", ["Expected `float` >= 1e-12"]),
     ("out-of-range", ndjson(quote(price="__INF__")), "records[0] (line 1).price", ["out of range"]),
     ("zero-fill", ndjson(fill(quantity=0)), "records[0] (line 1).quantity", ["a fill trades a non-zero quantity"]),
     ("unknown-field", ndjson(quote(vol=0.5)), "records[0] (line 1).vol", ["unknown field"]),
@@ -254,7 +254,7 @@ def test_bad_ndjson_is_one_line_naming_file_record_line_and_field(
 def test_error_message_reads_as_documented(tmp_path: Path) -> None:
     path = tmp_path / "feed.ndjson"
     path.write_text(ndjson(quote(1), quote(2), quote(3), quote(4, price=-1)), encoding="utf-8")
-    assert error_of(path) == f"{path}: records[3] (line 4).price: Expected `float` > 0.0"
+    assert error_of(path) == f"{path}: records[3] (line 4).price: Expected `float` >= 1e-12"
 
 
 def test_unknown_suffix_and_missing_file_are_input_errors(tmp_path: Path) -> None:
@@ -305,7 +305,7 @@ PARQUET_CASES = [
     ("null-seq", parquet_table(seq=column("seq", 4, None)), "records[4].seq", ["required field is missing"]),
     ("unknown-type", parquet_table(type=column("type", 3, "trade")), "records[3].type", ["unknown record type"]),
     ("null-required-field", parquet_table(amount=column("amount", 8, None)), "records[8].amount", ["missing"]),
-    ("negative-price", parquet_table(price=column("price", 5, -1.0)), "records[5].price", ["Expected `float` > 0.0"]),
+    ("negative-price", parquet_table(price=column("price", 5, -1.0)), "records[5].price", ["`float` >= 1e-12"]),
     ("zero-fill", parquet_table(quantity=column("quantity", 5, 0.0)), "records[5].quantity", ["non-zero"]),
     ("infinite-price", parquet_table(price=column("price", 1, float("inf"))), "records[1].price", ["finite"]),
     ("nan-scale", parquet_table(scale=column("scale", 6, float("nan"))), "records[6].scale", ["finite"]),

@@ -173,9 +173,10 @@ def test_a_flat_net_delta_on_two_books_pays_both_close_outs() -> None:
     assert res.terms["liquidity"][flat][0] == pytest.approx(2 * 95_000 * 0.0001, rel=1e-12)
 
 
-def test_disabled_removes_the_term() -> None:
+def test_disabled_zeroes_the_term() -> None:
+    """Disabled, the term is still reported (issue 12 item 18: every declared term always present), at 0."""
     res = _result(MarginParams(liquidity=LiquidityParams(enabled=False)))
-    assert "liquidity" not in res.terms and "liquidity" not in res.term_by_asset
+    assert not np.any(res.terms["liquidity"]) and not np.any(res.term_by_asset["liquidity"])
 
 
 def test_more_stress_never_lowers_im() -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from solvent.api import compute_margin
 from solvent.engine.book import Book
-from solvent.engine.results import MarginResult
+from solvent.engine.results import IM_TERMS, MarginResult
 from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Instrument, MarketSnapshot, Portfolio, Position
 from solvent.params import GridParams, MaintenanceParams, MarginParams, ScenarioParams, VolatilityParams
@@ -202,7 +202,7 @@ def test_single_perp_grid_margin(inst: str, qty: float, grid: GridParams, decide
     params = MarginParams(scenarios=ScenarioParams(grid=grid))
     res = run([account("a", [(inst, qty, BTC if inst.startswith("BTC") else ETH)], USDC=1e6)], params)
     assert res.terms["market_risk"][0] == pytest.approx(want, rel=1e-12)
-    assert list(res.terms) == ["market_risk", "liquidity", "basis", "concentration", "risk_tier"]
+    assert list(res.terms) == list(IM_TERMS)  # every declared term, 0 where it does not apply
     assert res.terms["liquidity"][0] == 0.0  # the market carries no depth, ADV or vol bid-ask
     assert res.im[0] == res.terms["market_risk"][0]
     assert res.scenario_method == "grid"
@@ -350,7 +350,7 @@ def test_health_and_liquidation(usdc: float, liquidatable: bool) -> None:
 def test_apc_buffer_adds_a_quarter_of_market_risk() -> None:
     params = MarginParams(volatility=VolatilityParams(apc_mode="buffer"))
     res = run([LONG, account("eth", [("ETH-PERP", -5, 3_000)], USDC=500)], params)
-    assert list(res.terms) == ["market_risk", "apc_buffer", "liquidity", "basis", "concentration", "risk_tier"]
+    assert list(res.terms) == list(IM_TERMS)
     np.testing.assert_array_equal(res.terms["apc_buffer"], 0.25 * res.terms["market_risk"])
     np.testing.assert_array_equal(res.terms["concentration"], 0.0)  # small accounts, below every threshold
     np.testing.assert_array_equal(res.terms["risk_tier"], 0.0)  # no tier

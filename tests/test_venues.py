@@ -122,8 +122,8 @@ def test_old_parquet_without_venue_loads_at_home(tmp_path: Path) -> None:
     ]
     book = load_portfolio(write_raw(tmp_path / "old.parquet", rows))
     assert book.venues == ()
-    np.testing.assert_array_equal(book.pos_venue, [HOME_VENUE] * 3)
-    np.testing.assert_array_equal(book.pos_quantity, [1.0, -1.0, -1.0])
+    np.testing.assert_array_equal(book.pos_venue, [HOME_VENUE] * 2)
+    np.testing.assert_array_equal(book.pos_quantity, [1.0, -2.0])  # b's two equal positions merged (item 16)
 
 
 def position_schema(venue_type: pa.DataType) -> pa.Schema:

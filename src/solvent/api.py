@@ -70,6 +70,7 @@ def explain_margin(
         add_ons_by_asset={
             term: {name: float(values[row, a]) for a, name in traded} for term, values in result.term_by_asset.items()
         },
+        marks={a.asset: result.marks[a.asset] for a in sorted(attribution.assets, key=lambda a: a.asset)},
     )
 
 

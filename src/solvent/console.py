@@ -39,7 +39,9 @@ def margin_table(result: MarginResult) -> Table:
     for name in ("IM", "MM", "equity", "health"):
         table.add_column(name, justify="right")
     table.add_column("liq")
-    for term in result.terms:
+    # Every term is in the JSON and Parquet output; the table leaves out those at 0 for every account it shows.
+    terms = {name: values for name, values in result.terms.items() if np.any(values[shown])}
+    for term in terms:
         table.add_column(term, justify="right")
     index = {name: a for a, name in enumerate(result.assets)}
     for asset in result.traded_assets:
@@ -54,7 +56,7 @@ def margin_table(result: MarginResult) -> Table:
             _health(result.health[n]),
             "[bold red]yes[/]" if result.liquidatable[n] else "no",
         ]
-        cells += [_money(values[n]) for values in result.terms.values()]
+        cells += [_money(values[n]) for values in terms.values()]
         for asset in result.traded_assets:
             cells.append(f"{result.greeks[n, index[asset], 0]:,.4f}")
             cells.append(f"{result.greeks[n, index[asset], 2]:,.2f}")
@@ -154,6 +156,21 @@ def terms_table(attribution: Attribution) -> Table:
     return table
 
 
+def marks_table(attribution: Attribution) -> Table:
+    """What each asset of the account's positions was margined at: price, uncertainty, oracle status, and the
+    oracle sources rejected with the reason."""
+    table = Table(title=f"Prices margined at: {attribution.account_id}")
+    table.add_column("asset")
+    table.add_column("price", justify="right")
+    table.add_column("uncertainty", justify="right")
+    table.add_column("oracle status")
+    table.add_column("rejected sources")
+    for asset, mark in attribution.marks.items():
+        rejected = ", ".join(f"{name} ({reason})" for name, reason in mark.rejected) or "-"
+        table.add_row(asset, f"{mark.price:,.6g}", _money(mark.uncertainty), mark.oracle_status, rejected)
+    return table
+
+
 def print_explain(attribution: Attribution, console: Console) -> None:
     """Print the attribution tables and the line they sum to."""
     positions, assets, tail = explain_tables(attribution)
@@ -162,6 +179,8 @@ def print_explain(attribution: Attribution, console: Console) -> None:
     console.print(tail if attribution.tail else "no tail scenarios: every scenario group's measure is <= 0")
     if attribution.terms:
         console.print(terms_table(attribution))
+    if attribution.marks:
+        console.print(marks_table(attribution))
     total = sum(p.contribution for p in attribution.positions)
     console.print(
         f"account {attribution.account_id}  market_risk {_money(attribution.market_risk)}  "

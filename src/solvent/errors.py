@@ -15,6 +15,7 @@ class InputError(SolventError):
     """
 
     def __init__(self, source: str, where: str, message: str) -> None:
+        message = " ".join(message.split()) if "\n" in message or "\r" in message else message  # one line
         self.source = source
         self.where = where
         self.message = message

@@ -14,8 +14,10 @@ import msgspec
 PARAMS_SCHEMA: Final = "solvent.params/1"
 
 Probability = Annotated[float, msgspec.Meta(gt=0.5, lt=1.0)]
-Positive = Annotated[float, msgspec.Meta(gt=0.0)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0.0)]
+# Every number of a parameters file lies in a finite range (issue 12 item 14): a positive parameter is at least
+# 1e-12 (5e-324 is not a positive duration or multiplier the engine can divide by) and at most 1e15.
+Positive = Annotated[float, msgspec.Meta(ge=1e-12, le=1e15)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0.0, le=1e15)]
 Fraction = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
 
@@ -81,7 +83,7 @@ class McParams(_Config, frozen=True, kw_only=True):
     dof: Annotated[float, msgspec.Meta(gt=2.0)] = 4.0
     stress_weight: Fraction = 0.25
     vol_of_vol: NonNegative = 0.5
-    seed: int = 7
+    seed: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] = 7
 
 
 class ScenarioParams(_Config, frozen=True, kw_only=True):

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
-from solvent.engine.book import CROSS, Book
+from solvent.engine.book import CROSS, Book, canonical_book
 from solvent.formats.schemas import Instrument
 
 FloatArray = NDArray[np.float64]
@@ -180,18 +180,20 @@ def synthetic_book(instruments: tuple[Instrument, ...], prices: dict[str, float]
     col_asset[crypto_rows] = 1 + crypto_asset[in_crypto]
     col_amount[crypto_rows] = crypto_amount[in_crypto]
     width = len(str(n_accounts))
-    return Book(
-        instruments=instruments,
-        account_ids=np.array([f"acct-{n:0{width}d}" for n in range(n_accounts)], dtype=object),
-        pos_offsets=offsets,
-        pos_instrument=instrument.astype(np.int32),
-        pos_quantity=quantity,
-        pos_entry=entry,
-        collateral_assets=("USDC", "BTC", "ETH"),
-        col_offsets=col_offsets,
-        col_asset=col_asset,
-        col_amount=col_amount,
-        risk_tier=np.full(n_accounts, np.nan),
-        mode=np.full(n_accounts, CROSS, dtype=np.int8),
-        parent=np.full(n_accounts, None, dtype=object),
+    return canonical_book(  # as `solvent margin` loads it from the written file: the same figures, bit for bit
+        Book(
+            instruments=instruments,
+            account_ids=np.array([f"acct-{n:0{width}d}" for n in range(n_accounts)], dtype=object),
+            pos_offsets=offsets,
+            pos_instrument=instrument.astype(np.int32),
+            pos_quantity=quantity,
+            pos_entry=entry,
+            collateral_assets=("USDC", "BTC", "ETH"),
+            col_offsets=col_offsets,
+            col_asset=col_asset,
+            col_amount=col_amount,
+            risk_tier=np.full(n_accounts, np.nan),
+            mode=np.full(n_accounts, CROSS, dtype=np.int8),
+            parent=np.full(n_accounts, None, dtype=object),
+        )
     )

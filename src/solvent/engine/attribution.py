@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvent.engine.book import Book
+from solvent.engine.results import AssetMark
 from solvent.engine.riskarrays import RiskArrays, scenario_risk_arrays
 from solvent.errors import InputError
 from solvent.market.history import PriceHistory
@@ -142,8 +143,9 @@ def position_contributions(
 class PositionContribution:
     """One position's contribution to the market-risk term (USD); share = contribution / market_risk.
 
-    position is the position's index within the account, in the portfolio's order. share is NaN when
-    the account's market risk is 0.
+    position is the position's index within the account in the book's canonical order (sorted by instrument
+    id, venue and entry price, one instrument's positions at one entry price merged: engine/book.py). share is
+    NaN when the account's market risk is 0.
     """
 
     position: int
@@ -179,8 +181,9 @@ class Attribution:
     """One account's market-risk term split over its positions (and summed per asset).
 
     terms: every IM term of the account (as `margin_book` reports them, summing to its IM);
-    add_ons_by_asset: each add-on with a per-asset split (liquidity, concentration, oracle), by asset.
-    Both are filled by `solvent.api.explain_margin`; `attribute_margin` leaves them empty.
+    add_ons_by_asset: each add-on with a per-asset split (liquidity, concentration, oracle), by asset;
+    marks: what each asset of the account's positions was margined at (price, uncertainty, oracle status,
+    rejected sources). All three are filled by `solvent.api.explain_margin`; `attribute_margin` leaves them empty.
 
     positions and assets are ordered by contribution, largest first (drivers, then offsets); ties keep
     the portfolio's order. tail lists the scenarios with weight, by group and then by loss, largest first.
@@ -199,6 +202,7 @@ class Attribution:
     n_scenarios: int
     terms: Mapping[str, float] = field(default_factory=dict)
     add_ons_by_asset: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    marks: Mapping[str, AssetMark] = field(default_factory=dict)  # what each asset of the positions was margined at
 
     def to_document(self, market_time: str) -> dict[str, Any]:
         """The `solvent.explain/1` JSON document (a share is null when the market risk is 0)."""
@@ -235,6 +239,7 @@ class Attribution:
             ],
             "terms": dict(self.terms),
             "add_ons_by_asset": {term: dict(by_asset) for term, by_asset in self.add_ons_by_asset.items()},
+            "marks": {asset: mark.to_dict() for asset, mark in self.marks.items()},
         }
 
     def to_json(self, market_time: str) -> bytes:
@@ -302,7 +307,7 @@ def _positions(
     total: float,
     state: MarketState,
 ) -> tuple[PositionContribution, ...]:
-    """Per position, largest contribution first (ties in the portfolio's order)."""
+    """Per position, largest contribution first (ties in the book's canonical order)."""
     return tuple(
         PositionContribution(
             position=p,

@@ -7,6 +7,14 @@ instrument list and collateral-asset list; the market is not needed to build a b
 The build is vectorised (no loop over accounts or positions) and must load 1,000,000 accounts in about
 a second (benchmarks/bench_margin.py): instrument names and collateral assets may arrive
 dictionary-encoded (ENCODED_SCHEMA, as the Parquet reader hands them back) and are then used as they are.
+
+The book is canonical (issue 12 item 16): whatever order the file lists an account's positions and balances in,
+or its accounts, or its instruments, every account's figures come out bit for bit the same. Within each account
+positions are sorted by instrument id, venue and entry price, and the positions of one instrument at one venue
+and one entry price (every option position of one instrument and venue: they carry no entry) are merged into one
+row whose quantity is the correctly rounded sum of theirs (`_exact_sums`, as math.fsum); balances are sorted by
+asset name (`collateral_assets` is sorted) and one asset's balances merged likewise. Positions of one instrument
+at different entry prices stay apart (their unrealised PnL is not one quantity's), in entry-price order.
 """
 
 from __future__ import annotations
@@ -19,8 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from solvent._numba import jit
 from solvent.errors import InputError
-from solvent.formats.schemas import LINEAR_KINDS, Instrument
+from solvent.formats.schemas import LINEAR_KINDS, MAX_AMOUNT, MAX_PRICE, MAX_QUANTITY, MAX_TIER, MIN_PRICE, Instrument
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.int64]
@@ -205,12 +214,14 @@ def book_from_arrow(table: pa.Table, instruments: tuple[Instrument, ...], source
     pos_offsets, pos_instrument, pos_quantity, pos_entry, pos_venue, venues = _positions(table, instruments, source)
     collateral_assets, col_offsets, col_asset, col_amount = _collateral(table, source)
     risk_tier = _float_column(_chunk(table, "risk_tier"))
-    bad_tier = ~(np.isnan(risk_tier) | (np.isfinite(risk_tier) & (risk_tier > 0)))
+    bad_tier = ~(np.isnan(risk_tier) | ((risk_tier > 0) & (risk_tier <= MAX_TIER)))
     if bad_tier.any():
         row = _first_row(bad_tier)
-        raise InputError(source, f"accounts[{row}].risk_tier", f"must be > 0, got {risk_tier[row]!r}")
+        raise InputError(
+            source, f"accounts[{row}].risk_tier", f"must be > 0 and at most {MAX_TIER:g}, got {risk_tier[row]!r}"
+        )
     mode, parent = _modes(table, ids, source)
-    return Book(
+    book = Book(
         instruments=instruments,
         account_ids=id_values,
         pos_offsets=pos_offsets,
@@ -226,6 +237,60 @@ def book_from_arrow(table: pa.Table, instruments: tuple[Instrument, ...], source
         parent=parent,
         pos_venue=pos_venue,
         venues=venues,
+    )
+    return canonical_book(book)
+
+
+def _ranks(names: list[str]) -> IndexArray:
+    """(K,) the place of each name in the sorted names."""
+    return np.argsort(np.argsort(np.array(names, dtype=object), kind="stable")).astype(np.int64)
+
+
+def canonical_book(book: Book) -> Book:
+    """The same book in its canonical form (see the module docstring): `collateral_assets` sorted, each account's
+    positions sorted by instrument id, venue and entry price and its balances by asset, rows of one instrument,
+    venue and entry price (one asset) merged with the correctly rounded sum. Idempotent; vectorised."""
+    assets = sorted(book.collateral_assets)
+    col_asset = book.col_asset
+    if tuple(assets) != book.collateral_assets:
+        col_asset = _ranks(list(book.collateral_assets)).take(col_asset).astype(np.int32)
+    no_rank = np.arange(len(assets), dtype=np.int64)
+    collateral = None
+    if not _is_canonical(book.col_offsets, col_asset, no_rank, book.col_asset[:0], 1, book.col_amount[:0]):
+        collateral = _canonical(book.col_offsets, col_asset.astype(np.int64), None, book.col_amount)
+    rank = _ranks([inst.id for inst in book.instruments])
+    n_venue_codes = len(book.venues) + 1
+    positions = None
+    if not _is_canonical(book.pos_offsets, book.pos_instrument, rank, book.pos_venue, n_venue_codes, book.pos_entry):
+        key = rank.take(book.pos_instrument) * n_venue_codes + (book.pos_venue.astype(np.int64) - HOME_VENUE)
+        positions = _canonical(book.pos_offsets, key, book.pos_entry, book.pos_quantity)
+    if collateral is None and positions is None and col_asset is book.col_asset:
+        return book
+    col_offsets, col_amount = book.col_offsets, book.col_amount
+    if collateral is not None:
+        col_offsets, col_order, col_amount = collateral
+        col_asset = col_asset[col_order]
+    pos_offsets, pos_instrument, pos_quantity = book.pos_offsets, book.pos_instrument, book.pos_quantity
+    pos_entry, pos_venue = book.pos_entry, book.pos_venue
+    if positions is not None:
+        pos_offsets, order, pos_quantity = positions
+        pos_instrument, pos_entry, pos_venue = pos_instrument[order], pos_entry[order], pos_venue[order]
+    return Book(
+        instruments=book.instruments,
+        account_ids=book.account_ids,
+        pos_offsets=pos_offsets,
+        pos_instrument=pos_instrument,
+        pos_quantity=pos_quantity,
+        pos_entry=pos_entry,
+        collateral_assets=tuple(assets),
+        col_offsets=col_offsets,
+        col_asset=col_asset,
+        col_amount=col_amount,
+        risk_tier=book.risk_tier,
+        mode=book.mode,
+        parent=book.parent,
+        pos_venue=pos_venue,
+        venues=book.venues,
     )
 
 
@@ -258,7 +323,7 @@ def _positions(
         row = _first_row(_bools(quantity_array.is_null()))
         raise InputError(source, _where(offsets, row, ".quantity", "positions"), "required")
     quantity = _float_column(quantity_array)
-    _check_finite(quantity, offsets, source, "positions", ".quantity")
+    _check_finite(quantity, offsets, source, "positions", ".quantity", MAX_QUANTITY)
     entry = _float_column(values.field("entry_price"))
     linear = np.array([inst.kind in LINEAR_KINDS for inst in instruments], dtype=np.bool_)
     linear = linear.take(lookup).take(codes)  # lookup is -1 only for names no position uses
@@ -298,8 +363,155 @@ def _collateral(table: pa.Table, source: str) -> tuple[tuple[str, ...], IndexArr
         assets, codes = _codes(keys.cast(pa.string()))  # a dictionary with repeated or unused names
     col_asset = codes.astype(np.int32)
     col_amount = _float_column(items)
-    _check_finite(col_amount, offsets, source, "collateral", ".amount")
+    _check_finite(col_amount, offsets, source, "collateral", ".amount", MAX_AMOUNT)
     return tuple(str(asset) for asset in assets), offsets, col_asset, col_amount
+
+
+def _canonical(offsets: IndexArray, key: IndexArray, entry: FloatArray | None, amount: FloatArray) -> _Canonical:
+    """(new offsets, (M,) the original row kept for each merged row, (M,) merged amounts) of CSR rows sorted,
+    within each account, by `key` then entry price (NaN, an option's, last), where rows equal in both are merged
+    with the correctly rounded sum of their amounts (see the module docstring); None where the rows already are
+    canonical (sorted, nothing to merge: the usual case)."""
+    entry_key = np.zeros(amount.shape, dtype=np.float64) if entry is None else np.where(np.isnan(entry), np.inf, entry)
+    order, start, unchanged = _sort_within(offsets, key, entry_key)
+    if unchanged:
+        return None
+    starts = np.flatnonzero(start)
+    merged = _exact_sums(amount[order], starts)
+    account = np.repeat(np.arange(offsets.shape[0] - 1, dtype=np.int64), np.diff(offsets))
+    counts = np.bincount(account[starts], minlength=offsets.shape[0] - 1)
+    new_offsets = np.zeros(offsets.shape[0], dtype=np.int64)
+    np.cumsum(counts, out=new_offsets[1:])
+    return new_offsets, order[starts], merged
+
+
+_Canonical = tuple[IndexArray, IndexArray, FloatArray] | None
+
+#: An account's rows are sorted in place by insertion below this many, by a stable merge sort from it.
+_INSERTION_BELOW = 32
+
+
+@jit()
+def _is_canonical(
+    offsets: IndexArray,
+    code: NDArray[np.int32],
+    rank: IndexArray,
+    venue: NDArray[np.int32],
+    n_venue_codes: int,
+    entry: FloatArray,
+) -> bool:  # pragma: no cover - compiled
+    """Whether every account's rows are strictly ascending in (rank[code] x n_venue_codes + venue + 1, entry with
+    NaN last): sorted with nothing to merge. One pass, no temporaries (the usual case: a canonical file).
+    `venue` and `entry` may be empty (not compared)."""
+    with_venue = venue.shape[0] == code.shape[0]
+    with_entry = entry.shape[0] == code.shape[0]
+    for a in range(offsets.shape[0] - 1):
+        for i in range(offsets[a] + 1, offsets[a + 1]):
+            k0 = rank[code[i - 1]] * n_venue_codes
+            k1 = rank[code[i]] * n_venue_codes
+            if with_venue:
+                k0 += venue[i - 1] + 1
+                k1 += venue[i] + 1
+            if k1 > k0:
+                continue
+            if k1 < k0 or not with_entry:
+                return False
+            e0, e1 = entry[i - 1], entry[i]  # equal keys: entries strictly ascending, NaN last
+            if np.isnan(e0) or (not np.isnan(e1) and e1 <= e0):
+                return False
+    return True
+
+
+@jit()
+def _sort_within(
+    offsets: IndexArray, key: IndexArray, entry: FloatArray
+) -> tuple[IndexArray, NDArray[np.bool_], bool]:  # pragma: no cover - compiled
+    """(order of the rows sorted by (key, entry) within each account, whether each sorted row starts a new
+    (account, key, entry) group, whether nothing moved and nothing merges)."""
+    n_rows = key.shape[0]
+    order = np.arange(n_rows)
+    start = np.ones(n_rows, dtype=np.bool_)
+    unchanged = True
+    for a in range(offsets.shape[0] - 1):
+        lo, hi = offsets[a], offsets[a + 1]
+        if hi - lo >= _INSERTION_BELOW:
+            by_entry = np.argsort(entry[lo:hi], kind="mergesort")
+            by_key = np.argsort(key[lo:hi][by_entry], kind="mergesort")
+            order[lo:hi] = lo + by_entry[by_key]
+        else:
+            for i in range(lo + 1, hi):
+                row = order[i]
+                j = i
+                while j > lo and (
+                    key[order[j - 1]] > key[row] or (key[order[j - 1]] == key[row] and entry[order[j - 1]] > entry[row])
+                ):
+                    order[j] = order[j - 1]
+                    j -= 1
+                order[j] = row
+        for i in range(lo, hi):
+            if order[i] != i:
+                unchanged = False
+            if i > lo and key[order[i]] == key[order[i - 1]] and entry[order[i]] == entry[order[i - 1]]:
+                start[i] = False
+                unchanged = False
+    return order, start, unchanged
+
+
+@jit()
+def _exact_sums(values: FloatArray, starts: IndexArray) -> FloatArray:  # pragma: no cover - compiled
+    """The correctly rounded sum of each run values[starts[g]:starts[g + 1]] (the last to the end): Shewchuk's
+    exact partials and CPython's math.fsum final rounding, so that the sum depends on no order. A run that
+    overflows (non-finite partials) falls back to the plain sum."""
+    n_groups = starts.shape[0]
+    out = np.empty(n_groups, dtype=np.float64)
+    partials = np.empty(64, dtype=np.float64)  # non-overlapping doubles: at most ~40
+    for g in range(n_groups):
+        first = starts[g]
+        last = starts[g + 1] if g + 1 < n_groups else values.shape[0]
+        if last - first == 1:
+            out[g] = values[first]
+            continue
+        n = 0
+        plain = 0.0
+        for i in range(first, last):
+            x = values[i]
+            plain += x
+            j = 0
+            for k in range(n):
+                y = partials[k]
+                if abs(x) < abs(y):
+                    x, y = y, x
+                hi = x + y
+                lo = y - (hi - x)
+                if lo != 0.0:
+                    partials[j] = lo
+                    j += 1
+                x = hi
+            partials[j] = x
+            n = j + 1
+        if not np.isfinite(plain):
+            out[g] = plain
+            continue
+        hi = 0.0
+        lo = 0.0
+        if n > 0:
+            n -= 1
+            hi = partials[n]
+            while n > 0:
+                x = hi
+                n -= 1
+                y = partials[n]
+                hi = x + y
+                lo = y - (hi - x)
+                if lo != 0.0:
+                    break
+            if n > 0 and ((lo < 0.0 and partials[n - 1] < 0.0) or (lo > 0.0 and partials[n - 1] > 0.0)):
+                y = lo * 2.0
+                x = hi + y
+                if y == x - hi:
+                    hi = x
+        out[g] = hi
+    return out
 
 
 def _list_chunk(table: pa.Table, name: str) -> pa.ListArray | pa.MapArray:
@@ -310,11 +522,13 @@ def _list_chunk(table: pa.Table, name: str) -> pa.ListArray | pa.MapArray:
     return chunk
 
 
-def _check_finite(values: FloatArray, offsets: IndexArray, source: str, kind: str, field: str) -> None:
-    if np.isfinite(values).all():
+def _check_finite(values: FloatArray, offsets: IndexArray, source: str, kind: str, field: str, bound: float) -> None:
+    """Finite and |value| <= bound (docs/formats.md, "Numeric ranges"); the first offence is named."""
+    if (np.abs(values) <= bound).all():  # NaN compares False
         return
-    row = _first_row(~np.isfinite(values))
-    raise InputError(source, _where(offsets, row, field, kind), f"must be finite, got {values[row]!r}")
+    row = _first_row(~(np.abs(values) <= bound))
+    what = "must be finite" if not np.isfinite(values[row]) else f"must be within +-{bound:g}"
+    raise InputError(source, _where(offsets, row, field, kind), f"{what}, got {values[row]!r}")
 
 
 def _check_entry_prices(entry: FloatArray, linear: NDArray[np.bool_], offsets: IndexArray, source: str) -> None:
@@ -331,10 +545,14 @@ def _check_entry_prices(entry: FloatArray, linear: NDArray[np.bool_], offsets: I
             _where(offsets, row, ".entry_price", "positions"),
             "options carry no entry price (their premium is settled in collateral)",
         )
-    bad = (entry <= 0) | (entry == np.inf)  # NaN (no entry) compares False
+    bad = (entry < MIN_PRICE) | (entry > MAX_PRICE)  # NaN (no entry) compares False
     if bad.any():
         row = _first_row(bad)
-        raise InputError(source, _where(offsets, row, ".entry_price", "positions"), f"must be > 0, got {entry[row]!r}")
+        raise InputError(
+            source,
+            _where(offsets, row, ".entry_price", "positions"),
+            f"must be in [{MIN_PRICE:g}, {MAX_PRICE:g}], got {entry[row]!r}",
+        )
 
 
 def _modes(table: pa.Table, ids: pa.Array, source: str) -> tuple[NDArray[np.int8], NDArray[np.object_]]:

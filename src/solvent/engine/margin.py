@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from solvent.engine.book import Book
 from solvent.engine.equity import collateral_columns, collateral_value, position_value
 from solvent.engine.kernel import margins
-from solvent.engine.results import MarginResult
+from solvent.engine.results import MarginResult, complete_term_by_asset, complete_terms
 from solvent.engine.riskarrays import RiskArrays, scenario_risk_arrays
 from solvent.factors.basis import book_layout, book_terms_kernel
 from solvent.factors.concentration import (
@@ -339,8 +339,8 @@ def margin_accounts(
         account_ids=book.account_ids,
         assets=state.assets,
         traded_assets=tuple(state.assets[a] for a in state.instruments.traded),
-        terms=terms,
-        term_by_asset=term_by_asset,
+        terms=complete_terms(terms, book.n_accounts),
+        term_by_asset=complete_term_by_asset(term_by_asset, book.n_accounts, len(state.assets)),
         im=im,
         mm=mm,
         collateral=collateral,
@@ -359,4 +359,5 @@ def margin_accounts(
         breach_probability=None if breach is None else breach[2],
         early_flag=None if breach is None else breach[3] & (mm > 0.0),  # a flat account cannot breach
         loss_vol=None if breach is None else breach[0],
+        market=state,
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -12,7 +13,89 @@ from numpy.typing import NDArray
 
 from solvent.engine.riskarrays import GREEK_NAMES
 
+if TYPE_CHECKING:
+    from solvent.market.state import MarketState
+
 FloatArray = NDArray[np.float64]
+
+#: Every IM term of the multi-factor engine, in reporting order: the one declaration of the output schema's terms
+#: (issue 12 item 18). Each is always reported, 0 where it does not apply (`apc_buffer` unless the
+#: anti-procyclicality tool is the buffer, `liquidity` and `concentration` when disabled, `oracle` for a market
+#: with one price per asset), so that a reader never has to tell "absent" from "zero". A new factor declares its
+#: name here, before `risk_tier` (the tier scales the sum of the terms before it); `stable_price` alone comes after
+#: the tier and outside MM (Mango's initial health: it limits borrowing power, never liquidates); `margin_book`
+#: refuses a term that is not declared.
+IM_TERMS: Final[tuple[str, ...]] = (
+    "market_risk",
+    "apc_buffer",
+    "liquidity",
+    "basis",
+    "concentration",
+    "oracle",
+    "risk_tier",
+    "stable_price",
+)
+#: The IM terms with a per-asset split (`term_by_asset`), always reported too, in this order.
+ASSET_TERMS: Final[tuple[str, ...]] = ("liquidity", "basis", "concentration", "oracle", "stable_price")
+#: The oracle status of an asset quoted by one price (no oracle sources): not an `OracleStatus`.
+DIRECT_QUOTE: Final = "DIRECT"
+
+
+def complete_terms(terms: Mapping[str, FloatArray], n_accounts: int) -> dict[str, FloatArray]:
+    """Every declared term (IM_TERMS), in order, zeros where `terms` lacks it; a term not declared is an error."""
+    unknown = [name for name in terms if name not in IM_TERMS]
+    if unknown:
+        raise ValueError(f"IM term {unknown[0]!r} is not declared in IM_TERMS (solvent/engine/results.py)")
+    return {name: terms[name] if name in terms else np.zeros(n_accounts) for name in IM_TERMS}
+
+
+def complete_term_by_asset(
+    term_by_asset: Mapping[str, FloatArray], n_accounts: int, n_assets: int
+) -> dict[str, FloatArray]:
+    """Every declared per-asset term (ASSET_TERMS), in order, (N, A) zeros where absent."""
+    unknown = [name for name in term_by_asset if name not in ASSET_TERMS]
+    if unknown:
+        raise ValueError(f"per-asset term {unknown[0]!r} is not declared in ASSET_TERMS (solvent/engine/results.py)")
+    return {
+        name: term_by_asset[name] if name in term_by_asset else np.zeros((n_accounts, n_assets))
+        for name in ASSET_TERMS
+    }
+
+
+@dataclass(frozen=True)
+class AssetMark:
+    """What one asset was margined at: `price` (the aggregate of its oracle sources, or its one quoted price),
+    `uncertainty` U (USD, 0 without sources), `oracle_status` (an `OracleStatus` name, or DIRECT_QUOTE without
+    sources) and `rejected`, the sources not used, each (source name, `Rejection` name)."""
+
+    price: float
+    uncertainty: float
+    oracle_status: str
+    rejected: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (`assets.<asset>` of solvent.margin/1 and solvent.explain/1)."""
+        return {
+            "price": self.price,
+            "uncertainty": self.uncertainty,
+            "oracle_status": self.oracle_status,
+            "rejected_sources": [{"source": name, "reason": reason} for name, reason in self.rejected],
+        }
+
+
+def asset_marks(state: MarketState) -> dict[str, AssetMark]:
+    """Every asset's AssetMark (in `state.assets` order) from a market state."""
+    status = state.oracle_status_names
+    uncertainty = state.oracle_uncertainty if state.has_oracle else np.zeros(len(state.assets))
+    return {
+        name: AssetMark(
+            price=float(state.price[a]),
+            uncertainty=float(uncertainty[a]),
+            oracle_status=status.get(name, DIRECT_QUOTE),
+            rejected=state.oracle_rejected.get(name, ()),
+        )
+        for a, name in enumerate(state.assets)
+    }
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +137,14 @@ class MarginResult:
     breach_probability: FloatArray | None = None
     early_flag: NDArray[np.bool_] | None = None
     loss_vol: FloatArray | None = None
+    # The market state margined on: `marks` is derived from it when asked for (not on every stream cycle).
+    market: MarketState | None = None
+
+    @functools.cached_property
+    def marks(self) -> dict[str, AssetMark]:
+        """What each asset was margined at, by asset name, every asset of `assets` (see AssetMark); empty for a
+        result built without its market state."""
+        return {} if self.market is None else asset_marks(self.market)
 
     @property
     def oracle_warnings(self) -> tuple[str, ...]:

@@ -52,6 +52,16 @@ def decode_json(data: bytes | str | msgspec.Raw, kind: type[T], source: str) -> 
         raise InputError(source, path, message) from None
     except msgspec.DecodeError as exc:
         raise InputError(source, "", f"not valid JSON ({exc})") from None
+    except (RecursionError, UnicodeDecodeError) as exc:
+        raise InputError(source, "", unreadable_json(exc)) from None
+
+
+def unreadable_json(exc: RecursionError | UnicodeDecodeError) -> str:
+    """The one-line reason a JSON document that msgspec could not even read is bad input: nested deeper than
+    Python's recursion limit, or a string that is not UTF-8 (msgspec reports neither as a DecodeError)."""
+    if isinstance(exc, RecursionError):
+        return "not valid JSON (nested too deeply)"
+    return f"not valid JSON (a string is not UTF-8: byte {exc.object[exc.start : exc.start + 1]!r})"
 
 
 def read_bytes(path: str) -> bytes:

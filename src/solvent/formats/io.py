@@ -29,7 +29,7 @@ from solvent.formats.schemas import (
     Instrument,
     MarketSnapshot,
     Portfolio,
-    PositiveFinite,
+    PositiveVol,
 )
 from solvent.params import PARAMS_SCHEMA, MarginParams
 
@@ -146,7 +146,7 @@ def load_market(path: str | os.PathLike[str]) -> MarketSnapshot:
         raise
 
 
-_KEYED_SECTIONS: dict[str, Any] = {"assets": AssetQuote, "option_vols": PositiveFinite}
+_KEYED_SECTIONS: dict[str, Any] = {"assets": AssetQuote, "option_vols": PositiveVol}
 
 
 def load_params(path: str | os.PathLike[str] | None) -> MarginParams:

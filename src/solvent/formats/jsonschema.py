@@ -1,4 +1,5 @@
-"""JSON Schemas of every file format, generated from the msgspec records (one source of truth)."""
+"""JSON Schemas of every file format, inputs and outputs, generated from the msgspec records (one source of truth;
+the outputs' records are in formats/outputs.py, the state's meta is stream/state.py's own record)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,19 @@ import msgspec
 
 from solvent.baselines import BaselineParams
 from solvent.formats.io import atomic_output
+from solvent.formats.outputs import (
+    BacktestReport,
+    BaselineDocument,
+    ExplainDocument,
+    MarginDocument,
+    StreamSummary,
+    StressReport,
+)
 from solvent.formats.schemas import MarketSnapshot, Portfolio
 from solvent.params import MarginParams
 from solvent.stream.events import Event
 from solvent.stream.feed import FeedRecord
+from solvent.stream.state import StateMeta
 
 FORMATS: dict[str, Any] = {
     "solvent.portfolio-1.schema.json": Portfolio,
@@ -22,6 +32,14 @@ FORMATS: dict[str, Any] = {
     "solvent.baseline-params-1.schema.json": BaselineParams,
     "solvent.feed-1.schema.json": FeedRecord,  # one record: one line of an NDJSON feed
     "solvent.events-1.schema.json": Event,  # one event: one line of an events file
+    # outputs
+    "solvent.margin-1.schema.json": MarginDocument,
+    "solvent.explain-1.schema.json": ExplainDocument,
+    "solvent.baseline-1.schema.json": BaselineDocument,
+    "solvent.stream-summary-1.schema.json": StreamSummary,
+    "solvent.backtest-report-1.schema.json": BacktestReport,
+    "solvent.stress-report-1.schema.json": StressReport,
+    "solvent.state-1.schema.json": StateMeta,  # the `meta` document of a state file (its arrays: docs/formats.md)
 }
 
 

@@ -19,9 +19,16 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def marks_document(result: MarginResult) -> dict[str, Any]:
+    """Per asset (every asset of the market, USD included): the price it was margined at, its uncertainty, its
+    oracle status (DIRECT for one quoted price) and the sources rejected, each with the reason."""
+    return {name: mark.to_dict() for name, mark in result.marks.items()}
+
+
 def result_document(result: MarginResult, market_time: str) -> dict[str, Any]:
     """The JSON document: run metadata, oracle status per sourced asset and its warnings (one line per
-    degraded asset), and one record per account (health null when MM is 0)."""
+    degraded asset), what each asset was margined at (`assets`), and one record per account (health null when
+    MM is 0). Every IM term of IM_TERMS and every per-asset term of ASSET_TERMS is always present."""
     index = {name: a for a, name in enumerate(result.assets)}
     accounts = []
     for n in range(result.n_accounts):
@@ -72,6 +79,7 @@ def result_document(result: MarginResult, market_time: str) -> dict[str, Any]:
         "n_scenarios": result.n_scenarios,
         "oracle_status": dict(result.oracle_status),
         "warnings": list(result.oracle_warnings),
+        "marks": marks_document(result),
         "accounts": accounts,
     }
 
@@ -93,6 +101,7 @@ def write_result(result: MarginResult, path: str | os.PathLike[str], fmt: str, m
                 b"solvent.market_time": market_time.encode(),
                 b"solvent.scenario_method": result.scenario_method.encode(),
                 b"solvent.n_scenarios": str(result.n_scenarios).encode(),
+                b"solvent.marks": msgspec.json.encode(marks_document(result)),
             }
             table = result.to_arrow().replace_schema_metadata(metadata)
             pq.write_table(table, tmp, compression="zstd")

@@ -21,6 +21,43 @@ PositiveFinite = Annotated[float, msgspec.Meta(gt=0.0, description="a finite num
 NonNegativeFinite = Annotated[float, msgspec.Meta(ge=0.0, description="a finite number >= 0")]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
+# The finite range of every numeric input (issue 12 item 14; docs/formats.md, "Numeric ranges"). A number
+# outside is bad input, named like any other: a price of 1e308 or 5e-324 is not a price, and products and
+# squares of numbers in these ranges stay far inside the float range (1e12 units x 1e12 USD = 1e24 USD).
+MIN_PRICE: Final = 1e-12
+MAX_PRICE: Final = 1e12
+MAX_QUANTITY: Final = 1e12
+MAX_AMOUNT: Final = 1e15
+MIN_VOL: Final = 1e-6
+MAX_VOL: Final = 10.0
+MAX_RATE: Final = 1.0
+MAX_SKEW: Final = 10.0
+MAX_TIER: Final = 1_000.0
+MIN_SCALE: Final = 1e-6
+MAX_SCALE: Final = 1e6
+
+Price = Annotated[float, msgspec.Meta(ge=MIN_PRICE, le=MAX_PRICE, description="USD per unit, in [1e-12, 1e12]")]
+Quantity = Annotated[
+    float, msgspec.Meta(ge=-MAX_QUANTITY, le=MAX_QUANTITY, description="signed units, |quantity| <= 1e12")
+]
+Amount = Annotated[float, msgspec.Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT, description="units of an asset, |x| <= 1e15")]
+PositiveAmount = Annotated[
+    float, msgspec.Meta(ge=MIN_PRICE, le=MAX_AMOUNT, description="units of an asset, in [1e-12, 1e15]")
+]
+NonNegativeAmount = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_AMOUNT, description="in [0, 1e15]")]
+Vol = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_VOL, description="annualised, a fraction in [0, 10]")]
+PositiveVol = Annotated[
+    float, msgspec.Meta(ge=MIN_VOL, le=MAX_VOL, description="annualised, a fraction in [1e-6, 10]")
+]
+Rate = Annotated[float, msgspec.Meta(ge=-MAX_RATE, le=MAX_RATE, description="a year, a fraction in [-1, 1]")]
+Skew = Annotated[float, msgspec.Meta(ge=-MAX_SKEW, le=MAX_SKEW, description="vol per unit log-moneyness, |x| <= 10")]
+ContractSize = Annotated[
+    float, msgspec.Meta(ge=MIN_PRICE, le=MAX_QUANTITY, description="units of the underlying, in [1e-12, 1e12]")
+]
+Tier = Annotated[float, msgspec.Meta(gt=0.0, le=MAX_TIER, description="a multiplier in (0, 1000]")]
+Spread = Annotated[float, msgspec.Meta(ge=0.0, le=1.0, description="a fraction of mid in [0, 1]")]
+Scale = Annotated[float, msgspec.Meta(ge=MIN_SCALE, le=MAX_SCALE, description="a multiplier in [1e-6, 1e6]")]
+
 InstrumentKind = Literal["spot", "perp", "future", "option"]
 LINEAR_KINDS: frozenset[str] = frozenset({"spot", "perp", "future"})
 
@@ -46,9 +83,9 @@ class Instrument(_Record, frozen=True, kw_only=True):
     id: Identifier
     kind: InstrumentKind
     underlying: Identifier
-    contract_size: PositiveFinite = 1.0
+    contract_size: ContractSize = 1.0
     expiry: datetime | None = None
-    strike: PositiveFinite | None = None
+    strike: Price | None = None
     option_type: Literal["call", "put"] | None = None
 
     def __post_init__(self) -> None:
@@ -80,8 +117,8 @@ class Position(_Record, frozen=True, kw_only=True):
     """
 
     instrument: Identifier
-    quantity: Finite
-    entry_price: PositiveFinite | None = None
+    quantity: Quantity
+    entry_price: Price | None = None
     venue: Identifier | None = None
 
     def __post_init__(self) -> None:
@@ -96,9 +133,9 @@ class Account(_Record, frozen=True, kw_only=True):
     """
 
     id: Identifier
-    collateral: dict[str, Finite] = msgspec.field(default_factory=dict)
+    collateral: dict[str, Amount] = msgspec.field(default_factory=dict)
     positions: list[Position] = msgspec.field(default_factory=list)
-    risk_tier: PositiveFinite | None = None
+    risk_tier: Tier | None = None
     mode: Literal["cross", "isolated"] = "cross"
     parent: Identifier | None = None
 
@@ -137,6 +174,10 @@ def _check_side(name: str, points: BookSide) -> None:
             raise ValueError(f"{where}: distance from mid must be > 0 (a crossed book otherwise), got {distance!r}")
         if size <= 0.0:
             raise ValueError(f"{where}: cumulative size must be > 0, got {size!r}")
+        if distance > MAX_SCALE or size > MAX_AMOUNT:
+            raise ValueError(
+                f"{where}: distance must be <= {MAX_SCALE:g} and size <= {MAX_AMOUNT:g}, got {[distance, size]!r}"
+            )
         if k > 0 and (distance <= previous[0] or size <= previous[1]):
             raise ValueError(
                 f"{where}: distance and cumulative size must both increase along the curve, "
@@ -157,9 +198,9 @@ class Depth(_Record, frozen=True, kw_only=True):
 
     bid: BookSide | None = None
     ask: BookSide | None = None
-    spread: NonNegativeFinite | None = None
-    depth_1pct: PositiveFinite | None = None
-    depth_2pct: PositiveFinite | None = None
+    spread: Spread | None = None
+    depth_1pct: PositiveAmount | None = None
+    depth_2pct: PositiveAmount | None = None
 
     def __post_init__(self) -> None:
         book = (self.bid, self.ask)
@@ -200,8 +241,8 @@ class OracleSource(_Record, frozen=True, kw_only=True):
     """
 
     name: Identifier
-    price: PositiveFinite
-    confidence: NonNegativeFinite = 0.0
+    price: Price
+    confidence: Annotated[float, msgspec.Meta(ge=0.0, le=MAX_PRICE)] = 0.0
     timestamp: datetime
 
     def __post_init__(self) -> None:
@@ -223,16 +264,16 @@ class AssetQuote(_Record, frozen=True, kw_only=True):
     reference the aggregate is checked against when `twap` is absent.
     """
 
-    price: PositiveFinite
-    vol: NonNegativeFinite | None = None
-    implied_vol: NonNegativeFinite | None = None
-    vol_long: NonNegativeFinite | None = None
-    vol_stressed: NonNegativeFinite | None = None
+    price: Price
+    vol: Vol | None = None
+    implied_vol: Vol | None = None
+    vol_long: Vol | None = None
+    vol_stressed: Vol | None = None
     depth: Depth | None = None
-    adv: PositiveFinite | None = None
-    vol_spread: NonNegativeFinite | None = None
+    adv: PositiveAmount | None = None
+    vol_spread: Vol | None = None
     sources: list[OracleSource] = msgspec.field(default_factory=list)
-    twap: PositiveFinite | None = None
+    twap: Price | None = None
 
     def __post_init__(self) -> None:
         _require_finite(
@@ -252,8 +293,8 @@ class VolSurface(_Record, frozen=True, kw_only=True):
 
     underlying: Identifier
     expiry: datetime
-    atm_vol: PositiveFinite
-    skew: Finite = 0.0
+    atm_vol: PositiveVol
+    skew: Skew = 0.0
 
     def __post_init__(self) -> None:
         _require_finite(atm_vol=self.atm_vol, skew=self.skew)
@@ -267,9 +308,9 @@ class MarketSnapshot(_Record, frozen=True, kw_only=True):
     schema: Literal["solvent.market/1"]
     time: datetime
     assets: dict[str, AssetQuote]
-    option_vols: dict[str, PositiveFinite] = msgspec.field(default_factory=dict)
+    option_vols: dict[str, PositiveVol] = msgspec.field(default_factory=dict)
     surfaces: list[VolSurface] = msgspec.field(default_factory=list)
-    rate: Finite = 0.0
+    rate: Rate = 0.0
 
     def __post_init__(self) -> None:
         if self.time.tzinfo is None:

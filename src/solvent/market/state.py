@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from solvent.errors import InputError, ModelError
 from solvent.formats.schemas import AssetQuote, Instrument, MarketSnapshot
 from solvent.market.depth import AssetLiquidity, asset_liquidity
-from solvent.market.oracle import OracleStatus, aggregate, validate_quotes
+from solvent.market.oracle import OracleStatus, Rejection, aggregate, validate_quotes
 from solvent.market.volatility import effective_vol
 from solvent.params import MarginParams
 
@@ -93,6 +93,8 @@ class MarketState:
     oracle_status: NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     vol_quoted: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
     stable_price: FloatArray = field(default_factory=lambda: np.zeros(0))
+    # Asset -> the oracle sources not used and why: ((source name, `Rejection` name), ...); assets with none absent.
+    oracle_rejected: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     @functools.cached_property
     def asset_index(self) -> dict[str, int]:
@@ -184,6 +186,7 @@ class OracleInputs:
     sources: NDArray[np.int64]
     uncertainty: FloatArray
     status: NDArray[np.int8]
+    rejected: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
 def oracle_inputs(
@@ -240,7 +243,19 @@ def oracle_inputs(
     price[rows] = result.price
     uncertainty[rows] = result.uncertainty
     status[rows] = result.status
-    return OracleInputs(price, sources, uncertainty, status)
+    rejected: dict[str, tuple[tuple[str, str], ...]] = {}
+    for r, a in enumerate(rows.tolist()):
+        quote = quotes[a]
+        assert quote is not None
+        codes = result.rejected[r]
+        dropped = tuple(
+            (src.name, Rejection(int(codes[k])).name)
+            for k, src in enumerate(quote.sources)
+            if codes[k] not in (Rejection.OK, Rejection.ABSENT)
+        )
+        if dropped:
+            rejected[names[a]] = dropped
+    return OracleInputs(price, sources, uncertainty, status, rejected)
 
 
 def _require_unit_of_account(name: str, quote: AssetQuote, market_source: str) -> None:
@@ -327,5 +342,6 @@ def build_market_state(
         oracle_sources=oracle.sources,
         oracle_uncertainty=oracle.uncertainty,
         oracle_status=oracle.status,
+        oracle_rejected=oracle.rejected,
         vol_quoted=~np.isnan(column("vol")) | (params.volatility.use_implied & ~np.isnan(column("implied_vol"))),
     )

@@ -16,7 +16,16 @@ from typing import Annotated, Final
 
 import msgspec
 
-from solvent.formats.schemas import Finite, Identifier, NonNegativeFinite, PositiveFinite
+from solvent.formats.schemas import (
+    MAX_PRICE,
+    Identifier,
+    NonNegativeAmount,
+    PositiveAmount,
+    PositiveVol,
+    Price,
+    Quantity,
+    Scale,
+)
 from solvent.params import MarginParams
 
 FEED_SCHEMA: Final = "solvent.feed/1"
@@ -39,9 +48,9 @@ class Quote(_FeedRecord, frozen=True, kw_only=True, tag="quote"):
     `oracle.future_tolerance_s` is rejected."""
 
     asset: Identifier
-    price: PositiveFinite
+    price: Price
     source: Identifier | None = None
-    confidence: NonNegativeFinite = 0.0
+    confidence: Annotated[float, msgspec.Meta(ge=0.0, le=MAX_PRICE)] = 0.0
     timestamp: Time | None = None
 
 
@@ -52,9 +61,9 @@ class Fill(_FeedRecord, frozen=True, kw_only=True, tag="fill"):
 
     account: Identifier
     instrument: Identifier
-    quantity: Finite
-    price: PositiveFinite
-    fee: NonNegativeFinite = 0.0
+    quantity: Quantity
+    price: Price
+    fee: NonNegativeAmount = 0.0
 
     def __post_init__(self) -> None:
         if self.quantity == 0.0:
@@ -66,7 +75,7 @@ class Deposit(_FeedRecord, frozen=True, kw_only=True, tag="deposit"):
 
     account: Identifier
     asset: Identifier
-    amount: PositiveFinite
+    amount: PositiveAmount
 
 
 class Withdrawal(_FeedRecord, frozen=True, kw_only=True, tag="withdrawal"):
@@ -74,7 +83,7 @@ class Withdrawal(_FeedRecord, frozen=True, kw_only=True, tag="withdrawal"):
 
     account: Identifier
     asset: Identifier
-    amount: PositiveFinite
+    amount: PositiveAmount
 
 
 class DepthChange(_FeedRecord, frozen=True, kw_only=True, tag="depth"):
@@ -82,14 +91,14 @@ class DepthChange(_FeedRecord, frozen=True, kw_only=True, tag="depth"):
     (0.5: half the depth)."""
 
     asset: Identifier
-    scale: PositiveFinite
+    scale: Scale
 
 
 class VolChange(_FeedRecord, frozen=True, kw_only=True, tag="vol"):
     """A new volatility for `asset` (annualised): the scenarios are rebuilt and every account re-margined."""
 
     asset: Identifier
-    vol: PositiveFinite
+    vol: PositiveVol
 
 
 class ParamsChange(_FeedRecord, frozen=True, kw_only=True, tag="params"):

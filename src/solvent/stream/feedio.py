@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from solvent.errors import InputError
-from solvent.formats.errors import read_bytes, split_validation_message
+from solvent.formats.errors import read_bytes, split_validation_message, unreadable_json
 from solvent.formats.io import SCHEMA_KEY, atomic_output
 from solvent.stream.feed import FEED_SCHEMA, FeedRecord
 
@@ -151,6 +151,8 @@ def _read_ndjson(source: str) -> tuple[FeedRecord, ...]:
         _raise_at_line(source, lines, len(records), *_readable(*split_validation_message(str(exc))))
     except msgspec.DecodeError as exc:
         _raise_at_line(source, lines, len(records), "", f"not valid JSON ({exc})")
+    except (RecursionError, UnicodeDecodeError) as exc:
+        _raise_at_line(source, lines, len(records), "", unreadable_json(exc))
     disorder = _first_disorder(records)
     if disorder is not None:
         _raise_at_line(source, lines, *disorder)
@@ -319,6 +321,8 @@ def _python_values(column: pa.Array, name: str, rows: np.ndarray[Any, np.dtype[n
             documents.append(None if text is None else msgspec.json.decode(text))
         except msgspec.DecodeError as exc:
             raise InputError(source, _where(int(rows[k]), name), f"not valid JSON ({exc})") from None
+        except (RecursionError, UnicodeDecodeError) as exc:
+            raise InputError(source, _where(int(rows[k]), name), unreadable_json(exc)) from None
     return documents
 
 

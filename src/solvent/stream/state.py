@@ -8,11 +8,18 @@ insurance fund, counters), and the arrays are grouped by prefix: `store.*` (posi
 kept so that a resumed stream prices on exactly the same scenarios) and `history.*` (the price history,
 when the scenarios need one). Risk arrays are not stored: they are rebuilt from the market and the
 scenarios, asset by asset, which gives the same numbers bit for bit (`refresh_risk_arrays`).
+
+A damaged file is bad input, never a crash (issue 12 item 14): `meta.shapes` records every array's shape and
+dtype, and the `checksum` array holds a SHA-256 over every other array (name, dtype, shape and bytes, in name
+order, `meta` included), both checked before anything is restored. Files written before the checksum carry
+neither and are checked for their arrays' presence and consistency only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import os
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -24,6 +31,7 @@ from numpy.typing import NDArray
 from solvent.baselines import BaselineParams
 from solvent.engine.book import Book
 from solvent.errors import InputError
+from solvent.formats.errors import read_bytes
 from solvent.formats.io import atomic_output
 from solvent.formats.schemas import Instrument, MarketSnapshot
 from solvent.liquidation.predictive import VelocityTracker
@@ -37,7 +45,9 @@ if TYPE_CHECKING:
 STATE_SCHEMA = "solvent.state/1"
 
 
-class _Meta(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class StateMeta(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The `meta` document of a solvent.state/1 file (docs/formats.md, "solvent.state/1")."""
+
     schema: str
     params: MarginParams
     snapshot: MarketSnapshot
@@ -60,6 +70,27 @@ class _Meta(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     baselines: BaselineParams | None = None  # absent from older files: the defaults
     margin_calls: bool = True  # absent from older files: the defaults
     reflag: bool = True
+    # name -> [dtype, *shape] of every other array of the file (absent from files written before it)
+    shapes: dict[str, list[str | int]] | None = None
+
+
+CHECKSUM = "checksum"
+
+
+def _digest(arrays: dict[str, NDArray[Any]]) -> str:
+    """SHA-256 over every array but the checksum itself: name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        if name == CHECKSUM:
+            continue
+        value = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{value.dtype.str}\0{value.shape}\0".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _shape(value: NDArray[Any]) -> list[str | int]:
+    return [value.dtype.str, *value.shape]
 
 
 def _scenario_arrays(prefix: str, scenarios: ScenarioSet) -> dict[str, NDArray[Any]]:
@@ -100,7 +131,7 @@ def write_state(engine: StreamEngine, path: str | os.PathLike[str]) -> None:
     store = engine.store
     totals = {k: v for k, v in dataclasses.asdict(engine.totals).items() if k != "batch_ms"}
     history = engine.history
-    meta = _Meta(
+    meta = StateMeta(
         schema=STATE_SCHEMA,
         params=engine.params,
         snapshot=engine.market.snapshot,
@@ -124,8 +155,7 @@ def write_state(engine: StreamEngine, path: str | os.PathLike[str]) -> None:
         margin_calls=engine.margin_calls,
         reflag=engine.reflag,
     )
-    arrays: dict[str, NDArray[Any]] = {"meta": np.array(msgspec.json.encode(meta).decode())}
-    arrays |= {f"store.{k}": v for k, v in store.arrays().items()}
+    arrays: dict[str, NDArray[Any]] = {f"store.{k}": v for k, v in store.arrays().items()}
     arrays["store.risk_tier"] = store.risk_tier
     arrays["store.mode"] = store.mode
     arrays |= {f"market.{k}": v for k, v in engine.market.arrays().items()}
@@ -137,23 +167,64 @@ def write_state(engine: StreamEngine, path: str | os.PathLike[str]) -> None:
     if history is not None:
         arrays["history.timestamps"] = history.timestamps.astype("datetime64[s]").astype(np.int64)
         arrays["history.closes"] = history.closes
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    meta = msgspec.structs.replace(meta, shapes={name: _shape(value) for name, value in arrays.items()})
+    arrays["meta"] = np.array(msgspec.json.encode(meta).decode())
+    arrays[CHECKSUM] = np.array(_digest(arrays))
     with atomic_output(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)  # type: ignore[arg-type]
 
 
 def read_state(path: str | os.PathLike[str], sink: Sink | None = None) -> StreamEngine:
-    """Resume the stream saved in `path`; a file that is not a solvent.state/1 is an InputError."""
-    from solvent.stream.engine import Figures, StreamEngine, Totals
-
+    """Resume the stream saved in `path`; a file that is not a whole, undamaged solvent.state/1 is an
+    InputError."""
     source = os.fspath(path)
+    data, meta = _read_checked(source)
     try:
-        with np.load(source, allow_pickle=False) as npz:
+        return _restore(data, meta, sink)
+    except (ValueError, KeyError, IndexError, TypeError) as error:  # arrays that agree with no stream
+        raise InputError(source, "arrays", f"inconsistent with the meta ({error})") from None
+
+
+def _read_checked(source: str) -> tuple[dict[str, NDArray[Any]], StateMeta]:
+    """The arrays and the meta of a state file, checked: readable, the right schema, every array present with
+    the shape and dtype the meta records, and the checksum right; else an InputError naming what is wrong."""
+    raw = read_bytes(source)
+    if not raw:
+        raise InputError(source, "", "file is empty")
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             data = {name: npz[name] for name in npz.files}
-        meta = msgspec.json.decode(str(data["meta"]), type=_Meta)
-    except (OSError, ValueError, KeyError, msgspec.ValidationError) as error:
+    except Exception as error:  # a damaged zip raises any of a dozen types (BadZipFile, EOFError, zlib.error, ...)
+        raise InputError(source, "", f"not a readable {STATE_SCHEMA} file ({type(error).__name__}: {error})") from None
+    if "meta" not in data:
+        raise InputError(source, "meta", f"missing: not a {STATE_SCHEMA} file")
+    stored = data.get(CHECKSUM)
+    try:
+        meta = msgspec.json.decode(str(data["meta"]), type=StateMeta)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError) as error:
         raise InputError(source, "meta", f"not a readable {STATE_SCHEMA} file ({error})") from None
     if meta.schema != STATE_SCHEMA:
         raise InputError(source, "meta.schema", f"expected {STATE_SCHEMA!r}, got {meta.schema!r}")
+    if meta.shapes is not None:
+        if stored is None:
+            raise InputError(source, CHECKSUM, "missing: the file records its arrays but not their SHA-256")
+        for name, shape in meta.shapes.items():
+            if name not in data:
+                raise InputError(source, name, "array missing")
+            if _shape(data[name]) != shape:
+                raise InputError(source, name, f"array of {_shape(data[name])}, the meta records {shape}")
+        extra = sorted(set(data) - set(meta.shapes) - {"meta", CHECKSUM})
+        if extra:
+            raise InputError(source, extra[0], "an array the meta does not record")
+    if stored is not None and (stored.shape != () or str(stored) != _digest(data)):
+        raise InputError(source, CHECKSUM, "the arrays do not match the file's SHA-256: the file is damaged")
+    return data, meta
+
+
+def _restore(data: dict[str, NDArray[Any]], meta: StateMeta, sink: Sink | None) -> StreamEngine:
+    from solvent.stream.engine import Figures, StreamEngine, Totals
+
     n = len(meta.accounts)
     book = Book(
         instruments=tuple(meta.instruments),
