@@ -160,9 +160,14 @@ class OracleParams(_Config, frozen=True, kw_only=True):
       12 March 2020): with no usable price, margin covers such a move.
     - `pessimistic_k`: k for `pessimistic_prices`: collateral balances are valued at max(P - kU, 0)
       (debts at P + kU); 0 (off).
-    - `buffer_multiplier`: c of the `oracle` IM term, c * sum_a |net delta_a| * U_a; 1.
-    - `scan_widening`: z; every scenario price move of asset a is widened away from 0 by z * U_a / P_a
-      (docs/model.md, "Oracle uncertainty"); 1.
+    - `uncertainty_charge`: where U is charged, once (docs/model.md, "Oracle uncertainty"). "buffer" (default):
+      the explicit, attributable `oracle` IM term c * sum_a |net delta_a| * U_a, the scenarios untouched.
+      "scan": every scenario price move widened by z * U_a / P_a instead (for option books whose loss is not
+      linear in the price), the `oracle` term then 0. Never both: one BTC perp at 60,000 with a $600 band pays
+      600 more, not 1,200.
+    - `buffer_multiplier`: c of the `oracle` IM term (charge "buffer"); 1.
+    - `scan_widening`: z; under charge "scan" every scenario price move of asset a is widened away from 0 by
+      z * U_a / P_a; 1.
     """
 
     staleness_s: Positive = 60.0
@@ -177,8 +182,19 @@ class OracleParams(_Config, frozen=True, kw_only=True):
     weight_staleness: NonNegative = 1.0
     max_uncertainty: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.5
     pessimistic_k: NonNegative = 0.0
+    uncertainty_charge: Literal["buffer", "scan"] = "buffer"
     buffer_multiplier: NonNegative = 1.0
     scan_widening: NonNegative = 1.0
+
+    @property
+    def buffer_factor(self) -> float:
+        """c of the `oracle` IM term as charged: `buffer_multiplier` under charge "buffer", 0 under "scan"."""
+        return self.buffer_multiplier if self.uncertainty_charge == "buffer" else 0.0
+
+    @property
+    def scan_factor(self) -> float:
+        """z of the scan widening as charged: `scan_widening` under charge "scan", 0 under "buffer"."""
+        return self.scan_widening if self.uncertainty_charge == "scan" else 0.0
 
 
 class VenueParams(_Config, frozen=True, kw_only=True):

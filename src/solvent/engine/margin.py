@@ -2,8 +2,8 @@
 
 IM is the sum of named terms, each reported: `market_risk`, `apc_buffer` when the anti-procyclicality
 tool is the buffer, and `liquidity` (close-out cost, also kept per asset in `term_by_asset`) when
-enabled, `concentration` (also per asset) when enabled, `oracle` (c * |net delta| * U, also per asset)
-when the market carries oracle sources, and last `risk_tier`, (tier - 1) x the sum of the
+enabled, `concentration` (also per asset) when enabled, `oracle` (c * |net delta| * U, also per asset;
+0 under `oracle.uncertainty_charge` "scan") when the market carries oracle sources, and last `risk_tier`, (tier - 1) x the sum of the
 others, so that IM = tier x that sum. The factors of later issues join as further terms here and nowhere
 else, before `risk_tier`.
 """
@@ -100,8 +100,9 @@ def concentration_add_on(
 
 
 def oracle_buffer(greeks: FloatArray, state: MarketState, params: MarginParams) -> FloatArray:
-    """(N, A) oracle buffer: c * |net delta_a| * U_a (greeks: (N, A, 3); delta in units, U in USD)."""
-    return oracle_buffer_by_asset(greeks, state.oracle_uncertainty, params.oracle.buffer_multiplier)
+    """(N, A) oracle buffer: c * |net delta_a| * U_a (greeks: (N, A, 3); delta in units, U in USD); c = 0 under
+    `oracle.uncertainty_charge` "scan", where the scenarios carry the uncertainty instead."""
+    return oracle_buffer_by_asset(greeks, state.oracle_uncertainty, params.oracle.buffer_factor)
 
 
 @dataclass(frozen=True, eq=False)
