@@ -11,8 +11,8 @@ Every generator returns a `ScenarioSet` over all `state.assets` columns; only tr
 with instruments) move. Where the market carries oracle sources and `oracle.uncertainty_charge` is "scan",
 every price move of asset a is then widened away from 0 by `oracle.scan_widening` * U_a / P_a
 (`widen_price_moves`; docs/model.md, "Oracle uncertainty"); under the default "buffer" the uncertainty is
-charged by the `oracle` IM term instead, never both. In the integrated collateral mode with `collateral.depeg_scenario`, one
-stablecoin de-peg scenario is appended in a group of its own (`with_depeg_scenario`).
+charged by the `oracle` IM term instead, never both. In the integrated collateral mode with
+`collateral.depeg_scenario`, one stablecoin de-peg scenario is appended in a group of its own (`with_depeg_scenario`).
 """
 
 from __future__ import annotations
