@@ -4,8 +4,8 @@ IM is the sum of named terms, each reported: `market_risk`, `apc_buffer` when th
 tool is the buffer, and `liquidity` (close-out cost, also kept per asset in `term_by_asset`) when
 enabled, `concentration` (also per asset) when enabled, `oracle` (c * |net delta| * U, also per asset;
 0 under `oracle.uncertainty_charge` "scan") when the market carries oracle sources, and last `risk_tier`,
-(tier - 1) x the sum of the others, so that IM = tier x that sum. The factors of later issues join as further terms here and nowhere
-else, before `risk_tier`.
+(tier - 1) x the sum of the others, so that IM = tier x that sum. The factors of later issues join as
+further terms here and nowhere else, before `risk_tier`.
 """
 
 from __future__ import annotations
