@@ -47,7 +47,14 @@ class GridParams(_Config, frozen=True, kw_only=True):
 
 
 class DeribitParams(_Config, frozen=True, kw_only=True):
-    """Deribit-style portfolio-margin grid per asset."""
+    """Deribit-style portfolio-margin grid per asset.
+
+    The ladder, vol shocks and term exponents are Deribit's (`private/pme/simulate`, June 2024). The extended
+    moves and their damping are illustrative: Deribit's published documentation gives neither a move list nor a
+    dampener, so the defaults follow SPAN's extreme move (twice the scan range, `max_move`, with 35% of its P&L
+    counted; McMillan p. 670), which never dominates a linear position (0.7 x max_move) nor a naked short ATM
+    option, and binds only for books short convexity beyond the ladder (docs/model.md, "deribit").
+    """
 
     max_move: Positive = 0.16
     step: Positive = 0.04
@@ -56,8 +63,8 @@ class DeribitParams(_Config, frozen=True, kw_only=True):
     short_dte_exponent: NonNegative = 0.30
     long_dte_exponent: NonNegative = 0.13
     pivot_days: Positive = 30.0
-    extended_moves: tuple[float, ...] = (-0.66, 5.0)
-    extended_damping: Fraction = 0.10
+    extended_moves: tuple[float, ...] = (-0.32, 0.32)
+    extended_damping: Fraction = 0.35
 
 
 class FhsParams(_Config, frozen=True, kw_only=True):
