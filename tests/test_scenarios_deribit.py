@@ -159,9 +159,7 @@ def test_extended_moves_do_not_dominate_a_naked_short_atm_call_or_a_perp() -> No
     perp = Instrument(id="BTC-PERP", kind="perp", underlying="BTC")
     accounts = [
         Account(id="call", collateral={"USD": 1e6}, positions=[Position(instrument="BTC-C", quantity=-1.0)]),
-        Account(
-            id="perp", collateral={"USD": 1e6}, positions=[Position(instrument="BTC-PERP", quantity=-1.0, entry_price=6e4)]
-        ),
+        Account(id="perp", positions=[Position(instrument="BTC-PERP", quantity=-1.0, entry_price=6e4)]),
     ]
     book = portfolio_to_book(Portfolio(schema="solvent.portfolio/1", instruments=[call, perp], accounts=accounts))
     snapshot = MarketSnapshot(
