@@ -38,9 +38,16 @@ class VolatilityParams(_Config, frozen=True, kw_only=True):
 
 
 class GridParams(_Config, frozen=True, kw_only=True):
-    """SPAN-style 16-scenario grid per asset."""
+    """SPAN-style 16-scenario grid per asset (scenarios/grid.py).
 
-    scan_confidence: Probability = 0.99
+    - `scan_confidence`: the scan's confidence; null (default): the model's `confidence`. The scan is the move
+      the `measure` asks for at it (VaR or worst: the quantile; ES: the expected move beyond it).
+    - `moves`: "lognormal" (default), each side's move on a lognormal price (expm1 of the normal log move, ES
+      exact); "normal", SPAN's symmetric price-space scan (McMillan's worked example).
+    """
+
+    scan_confidence: Probability | None = None
+    moves: Literal["lognormal", "normal"] = "lognormal"
     vol_scan: Positive = 0.25
     extreme_multiple: Positive = 2.0
     extreme_cover: Fraction = 0.35
