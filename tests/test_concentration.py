@@ -88,8 +88,10 @@ def conc(**fields: object) -> MarginParams:
 
 
 def scan(vol: float) -> float:
-    """The grid's full scan range (fraction of price) at the defaults: 99% normal quantile over a 2-day MPOR."""
-    return float(norm.ppf(0.99)) * vol * math.sqrt(2 / 365)
+    """A long's loss per unit of notional at the grid's 3/3 down move at the defaults: the lognormal 99% ES of a
+    2-day fall, 1 - e^(s^2 / 2) Phi(-z - s) / 0.01, s = vol sqrt(2 / 365) (issue 12 item 10)."""
+    s = vol * math.sqrt(2 / 365)
+    return 1.0 - math.exp(0.5 * s * s) * float(norm.cdf(-float(norm.ppf(0.99)) - s)) / 0.01
 
 
 # ------------------------------------------------------------------------------- SIMM CR by hand
