@@ -21,7 +21,7 @@ from solvent.market.state import OPTION, MarketState
 from solvent.params import MarginParams
 from solvent.pricing import black76_greeks, black76_price
 from solvent.scenarios import generate_scenarios
-from solvent.scenarios.base import ScenarioSet
+from solvent.scenarios.base import ScenarioSet, in_group
 from solvent.scenarios.deribit import vol_term_scale
 
 FloatArray = NDArray[np.float64]
@@ -111,14 +111,13 @@ def refresh_risk_arrays(
         if not rows.size:
             continue
         if a not in table.option_assets:  # the same figures as `_asset_rows`, in one compiled pass
-            in_group = None if scenarios.group_asset is None else scenarios.group_asset[scenarios.group] == a
             _linear_rows(
                 rows,
                 table.contract_size,
                 state.forward,
                 float(state.price[a]),
                 scenarios.price_move[:, a],
-                in_group,
+                in_group(scenarios, a),
                 weight,
                 arrays.instrument_pnl,
                 arrays.unit_greeks,
@@ -210,9 +209,10 @@ def _asset_rows(
             time_floor=time_floor_years,
         )
         pnl[o] = size[o, np.newaxis] * (shocked - now.price[:, np.newaxis])
-    if scenarios.group_asset is not None:
-        # Per-asset grid: an instrument moves only in its own asset's group.
-        pnl *= (scenarios.group_asset[scenarios.group] == a)[np.newaxis, :]
+    counts = in_group(scenarios, a)
+    if counts is not None:
+        # Per-asset groups: an instrument moves only in its own asset's group (and in a joint group).
+        pnl *= counts[np.newaxis, :]
     return pnl, greeks, value, linear
 
 
