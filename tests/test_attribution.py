@@ -251,11 +251,15 @@ def test_per_asset_sums_and_tail_report() -> None:
     c = contributions(attribution)
     assert by_asset["BTC"] == pytest.approx(c["BTC-PERP"] + c["BTC-P"], rel=1e-12)
     assert by_asset["ETH"] == pytest.approx(c["ETH-PERP"] + c["ETH-C"], rel=1e-12)
-    # 256 draws at 99%: m = 2.56, two scenarios at 1/m and one at 0.56/m, losses descending.
-    assert [t.weight for t in attribution.tail] == pytest.approx([1 / 2.56, 1 / 2.56, 0.56 / 2.56], rel=1e-12)
-    assert [t.label[:3] for t in attribution.tail] == ["mc "] * 3
+    # 256 draws at 99% in each group (the joint draws, then each asset alone: the stress, issue 12 item 7):
+    # m = 2.56, two scenarios at 1/m and one at 0.56/m per group, losses descending within a group.
+    weights = [t.weight for t in attribution.tail]
+    assert len(weights) == 9
+    assert weights == pytest.approx([1 / 2.56, 1 / 2.56, 0.56 / 2.56] * 3, rel=1e-12)
+    assert [t.label[:3] for t in attribution.tail] == ["mc "] * 9
     losses = [t.loss for t in attribution.tail]
-    assert losses == sorted(losses, reverse=True)
+    for group in range(3):
+        assert losses[3 * group : 3 * group + 3] == sorted(losses[3 * group : 3 * group + 3], reverse=True)
     assert sum(t.weight * t.loss for t in attribution.tail) == pytest.approx(attribution.market_risk, rel=1e-12)
 
 
