@@ -199,7 +199,8 @@ def test_negative_equity_with_no_requirement_is_liquidatable() -> None:
 
 def extreme_loss(vol: float, quantity: float, grid: GridParams) -> float:
     """cover x loss per unit of notional at the extreme move of the position's losing side."""
-    return grid.extreme_cover * -math.copysign(1.0, quantity) * move_at(vol, -math.copysign(grid.extreme_multiple, quantity))
+    side = math.copysign(1.0, quantity)
+    return grid.extreme_cover * -side * move_at(vol, -side * grid.extreme_multiple)
 
 
 # (case, instrument, quantity, grid params, which scenario decides, expected margin)
@@ -249,7 +250,8 @@ def test_same_asset_linear_positions_net() -> None:
 
 
 # SPAN's 16 scenarios (McMillan, Options as a Strategic Investment, Part V, p. 670): price as a
-# fraction of the scan (of each side's log move: `move_at`), vol up (+1) / down (-1) by 25%, the extremes (2 scans, vol unchanged) at 35%.
+# fraction of the scan (of each side's log move: `move_at`), vol up (+1) / down (-1) by 25%, the extremes
+# (2 scans, vol unchanged) at 35%.
 # fmt: off
 SPAN = [
     (0, 1, 1.0), (0, -1, 1.0), (1 / 3, 1, 1.0), (1 / 3, -1, 1.0), (-1 / 3, 1, 1.0), (-1 / 3, -1, 1.0),

@@ -141,7 +141,9 @@ def lognormal_edges(vol: float, c: float, days: float = 2.0) -> tuple[float, flo
 @pytest.mark.parametrize("vol", [0.3, 0.6, 1.5])
 @pytest.mark.parametrize("confidence", [0.975, 0.99, 0.995])
 @pytest.mark.parametrize("measure", ["es", "var", "worst"])
-def test_scan_is_the_lognormal_quantile_or_es_at_the_models_confidence(vol: float, confidence: float, measure: str) -> None:
+def test_scan_is_the_lognormal_quantile_or_es_at_the_models_confidence(
+    vol: float, confidence: float, measure: str
+) -> None:
     """issue 12 item 10: the grid's scan comes from `confidence` and `measure` on a lognormal price, checked
     against scipy's lognormal (VaR, worst: its quantiles; ES: its expected move beyond them). Before, the scan
     was a fixed symmetric normal 99% VaR whatever the measure and confidence: a short perp at 150% vol was
