@@ -214,7 +214,7 @@ STRESS_INSTRUMENTS = [
 ]  # fmt: skip
 
 
-def stress_im(quantities: dict[str, float], weights: list[float], n_scenarios: int = 256) -> list[float]:
+def stress_im(quantities: dict[str, float], weights: list[float], n_scenarios: int = 256, seed: int = 7) -> list[float]:
     """market_risk of one account holding `quantities` under each stress weight (the default seed)."""
     from solvent.api import compute_margin
     from solvent.formats.io import portfolio_to_book
@@ -229,7 +229,9 @@ def stress_im(quantities: dict[str, float], weights: list[float], n_scenarios: i
     book = portfolio_to_book(Portfolio(schema="solvent.portfolio/1", instruments=STRESS_INSTRUMENTS, accounts=accounts))
     quotes = {"BTC": AssetQuote(price=100.0, vol=0.6), "ETH": AssetQuote(price=100.0, vol=0.8)}
     snapshot = MarketSnapshot(schema="solvent.market/1", time=NOW, assets=quotes)
-    results = [compute_margin(book, snapshot, mc_params(stress_weight=w, n_scenarios=n_scenarios)) for w in weights]
+    results = [
+        compute_margin(book, snapshot, mc_params(stress_weight=w, n_scenarios=n_scenarios, seed=seed)) for w in weights
+    ]
     return [float(result.terms["market_risk"][0]) for result in results]
 
 
@@ -263,3 +265,20 @@ def test_raising_the_stress_weight_never_lowers_a_two_asset_books_margin(
     low, high = sorted((a, b))
     im_low, im_high = stress_im(book, [low, high], n_scenarios=64)
     assert im_high >= im_low * (1.0 - 1e-12) - 1e-9
+
+
+def test_a_single_perps_es99_varies_at_most_two_percent_from_seed_to_seed() -> None:
+    """issue 12 item 11: with 256 plain draws a long BTC perp's IM over 40 seeds had mean 15.0%, standard
+    deviation 3.6 points (range 9.7-25.2%). The defaults (4,096 draws, stratified marginals) hold the seed-to-seed
+    relative standard deviation of ES99 at most 2%, and its mean within 2% of the exact ES of the unit-variance
+    t(4) log move (scipy: the t's expected shortfall by numerical integration, mapped through expm1)."""
+    from scipy import integrate, stats
+
+    n = McParams().n_scenarios
+    figures = [stress_im({"BTC-PERP": 1.0}, [McParams().stress_weight], n, seed)[0] for seed in range(40)]
+    spread = np.std(figures) / np.mean(figures)
+    assert spread <= 0.02
+    s, scale = 0.6 * math.sqrt(H), math.sqrt(0.5)  # the perp's notional is 100
+    q = float(stats.t.ppf(0.01, 4.0))
+    tail, _ = integrate.quad(lambda x: -math.expm1(s * scale * x) * stats.t.pdf(x, 4.0), -np.inf, q)
+    assert np.mean(figures) == pytest.approx(100.0 * tail / 0.01, rel=0.02)
