@@ -103,10 +103,13 @@ def test_cr_is_simm_formula() -> None:
 
 
 def test_simm_add_on_by_hand_two_assets() -> None:
-    # 40M long BTC (T 10M: CR 2) and 10M short ETH (below T): market risk 1,000 split 4:1 by |notional|
+    # 40M long BTC (T 10M: CR 2) and 10M short ETH (below T): market risk 1,000 split 4:1 by |notional| at
+    # equal vols, and 4 x 0.5 : 1 x 1.0 = 2:1 by own risk when ETH's vol is twice BTC's
     x = np.array([[40e6, -10e6]])
-    add_on = simm_add_on(x, np.array([1000.0]), np.full((1, 2), 10e6))
+    add_on = simm_add_on(x, np.array([1000.0]), np.full((1, 2), 10e6), np.array([0.5, 0.5]))
     np.testing.assert_allclose(add_on, [[(2.0 - 1.0) * 1000.0 * 0.8, 0.0]], rtol=1e-15)
+    add_on = simm_add_on(x, np.array([1000.0]), np.full((1, 2), 10e6), np.array([0.5, 1.0]))
+    np.testing.assert_allclose(add_on, [[(2.0 - 1.0) * 1000.0 * 2.0 / 3.0, 0.0]], rtol=1e-15)
 
 
 def test_simm_in_the_engine_by_hand() -> None:
@@ -120,14 +123,35 @@ def test_simm_in_the_engine_by_hand() -> None:
     assert res.term_by_asset["concentration"][0, btc] == res.terms["concentration"][0]
 
 
-def test_simm_allocates_market_risk_by_exposure_in_the_engine() -> None:
-    # BTC 38M over T; ETH 1,000 short (3.4M) under it: the BTC share of market risk is 38 / 41.4
-    res = run([account("two", [("BTC-PERP", 400.0), ("ETH-PERP", -1000.0)])], conc(threshold=10e6))
-    share = 400 * BTC / (400 * BTC + 1000 * ETH)
+@pytest.mark.parametrize(("btc_vol", "eth_vol"), [(0.5, 0.7), (0.3, 1.5), (1.2, 0.4)])
+def test_simm_allocates_market_risk_by_own_risk_in_the_engine(btc_vol: float, eth_vol: float) -> None:
+    """issue 12 item 13: the add-on splits market risk over assets by each asset's own risk, here the
+    market risk of each leg margined alone (an independent run of the engine), not by |delta notional|.
+    BTC 38M long over T = 10M; ETH 1,000 short (3.4M) under it. On main the BTC share was 38 / 41.4
+    whatever the vols."""
+    market = MarketSnapshot(
+        schema="solvent.market/1",
+        time=NOW,
+        assets={"BTC": AssetQuote(price=BTC, vol=btc_vol), "ETH": AssetQuote(price=ETH, vol=eth_vol)},
+    )
+    params = conc(threshold=10e6)
+    res = run([account("two", [("BTC-PERP", 400.0), ("ETH-PERP", -1000.0)])], params, market)
+    alone = run([account("btc", [("BTC-PERP", 400.0)]), account("eth", [("ETH-PERP", -1000.0)])], params, market)
+    own_btc, own_eth = alone.terms["market_risk"]
+    assert own_btc == pytest.approx(400 * BTC * scan(btc_vol), rel=1e-12)  # |delta| x price x scan
+    # The split's own risk is |x| sigma (docs/model.md); since the grid's scan is each side's lognormal ES
+    # (issue 12 item 10), a short leg's standalone risk is above a long's of the same |x| sigma: the split
+    # follows the legs margined alone to within that asymmetry, up ES / down ES - 1 at the larger vol.
+    share = 400 * BTC * btc_vol / (400 * BTC * btc_vol + 1000 * ETH * eth_vol)
+    s = max(btc_vol, eth_vol) * math.sqrt(2 / 365)
+    up = math.exp(0.5 * s * s) * float(norm.cdf(s - float(norm.ppf(0.99)))) / 0.01 - 1.0
+    assert share == pytest.approx(own_btc / (own_btc + own_eth), rel=up / scan(max(btc_vol, eth_vol)) - 1.0)
     want = (math.sqrt(3.8) - 1.0) * res.terms["market_risk"][0] * share
     by_asset = res.term_by_asset["concentration"][0]
     assert by_asset[res.assets.index("BTC")] == pytest.approx(want, rel=1e-12)
     assert by_asset[res.assets.index("ETH")] == 0.0
+    by_notional = (math.sqrt(3.8) - 1.0) * res.terms["market_risk"][0] * 400 * BTC / (400 * BTC + 1000 * ETH)
+    assert abs(by_asset[res.assets.index("BTC")] - by_notional) > 1e-3 * by_notional  # the old split differs
 
 
 # -------------------------------------------------------------------- thresholds: OI and depth
@@ -260,7 +284,7 @@ sizes = st.floats(0.0, 1e9, allow_nan=False)
 def test_simm_add_on_non_negative_and_non_decreasing_in_size(a: float, b: float, mr_per_usd: float, t: float) -> None:
     lo, hi = sorted((a, b))
     x = np.array([[lo], [hi], [-lo], [-hi]])
-    add_on = simm_add_on(x, mr_per_usd * np.abs(x[:, 0]), np.full((4, 1), t))[:, 0]
+    add_on = simm_add_on(x, mr_per_usd * np.abs(x[:, 0]), np.full((4, 1), t), np.array([0.5]))[:, 0]
     assert np.all(add_on >= 0.0)
     assert add_on[1] >= add_on[0] and add_on[3] >= add_on[2]
 
@@ -296,7 +320,7 @@ def test_simm_add_on_non_decreasing_in_oi_share(
     small_oi, large_oi = sorted((max(oi_low, x), max(oi_high, x)))
     notional = np.array([[x, x]])  # the same exposure to two assets, one with the smaller OI
     t = simm_thresholds(notional, 37e6, np.array([small_oi, large_oi]), share, None, None, None, floor)
-    add_on = simm_add_on(notional, np.array([0.2 * x]), t)[0]
+    add_on = simm_add_on(notional, np.array([0.2 * x]), t, np.array([0.6, 0.6]))[0]
     assert add_on[0] >= add_on[1] >= 0.0
 
 
@@ -352,8 +376,10 @@ def test_simm_kernel_matches_the_twin(
     depth[0] = 0.0  # no depth within the distance: T = 0 without a floor, CR = +inf where there is exposure
     args = (5e6, oi, oi_share, depth, depth[::-1], depth_share, floor)
     long_t, short_t = side_thresholds(delta.shape[1], *args)
-    add_on, hhi = simm_and_hhi(delta, price, market_risk, long_t, short_t)
-    want = simm_add_on(x, market_risk, simm_thresholds(x, *args))
+    vol = np.random.default_rng(seed + 10).uniform(0.2, 1.5, delta.shape[1])
+    vol[-1] = 0.0  # a zero scan: its exposure takes no share of the market risk
+    add_on, hhi = simm_and_hhi(delta, price, market_risk, long_t, short_t, vol)
+    want = simm_add_on(x, market_risk, simm_thresholds(x, *args), vol)
     np.testing.assert_allclose(add_on, want, rtol=1e-12, atol=0.0)
     np.testing.assert_allclose(hhi, herfindahl(x), rtol=1e-12, atol=0.0)
 

@@ -23,7 +23,7 @@ from solvent.factors.haircuts import (
     collateral_deltas,
     size_scaled_haircut,
     vol_haircut,
-    wrong_way_share,
+    wrong_way_delta,
 )
 from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Depth, Instrument, MarketSnapshot, Portfolio, Position
@@ -177,8 +177,8 @@ def test_haircut_rate_non_decreasing_in_its_driver(driver: str) -> None:
 
 
 def test_wrong_way_long_exposure_costs_more_than_short() -> None:
-    # BTC collateral with a long BTC perp: a fall cuts both at once (wrong way). With a short perp the
-    # collateral rises when the short loses (a hedge, not wrong-way).
+    # BTC collateral with a long BTC perp: a fall cuts both at once (wrong way), and both are sold into
+    # the same bid. With a short perp the collateral rises when the short loses (a hedge, not wrong-way).
     long_, short, alone = run(
         [
             account("long", {"BTC": 2.0}, [("BTC-PERP", 2.0)]),
@@ -189,15 +189,71 @@ def test_wrong_way_long_exposure_costs_more_than_short() -> None:
     ).collateral_haircut  # type: ignore[misc]
     assert long_ > short
     assert short == pytest.approx(alone, rel=1e-15)
-    h_vol = 1.0 - math.exp(-float(ndtri(0.99)) * 0.5 * math.sqrt(2.0 / 365.0))
-    assert long_ - alone == pytest.approx(h_vol * 200_000.0, rel=1e-12)  # full overlap: one more h_vol
+    # issue 12 item 6: the overlap adds the joint close-out, not a second MPOR move: the 2 BTC of
+    # collateral are sold after the 2 BTC of perp delta, C(4) - C(2) on the 2x-thinned bid, by hand:
+    # 4 BTC walk 8 book units at half size: 1 at 0.1%, 2 over 0.1-0.3%, 5 beyond at 0.3% + 0.1%/BTC.
+    side = [(0.001, 1.0), (0.003, 3.0)]
+    liquidity = AssetLiquidity(bid=book_side(side, bid=True), ask=book_side(side, bid=False))
+    c4 = float(book_haircut(np.array([4.0]), liquidity, 100_000.0, 0.0, 2.0, 0.0, 1.0)[0]) * 400_000.0
+    c2 = H_BOOK * 200_000.0
+    assert long_ - alone == pytest.approx(c4 - c2 - c2, rel=1e-12)
+    assert long_ - alone < 0.1 * (alone - c2)  # far below the second MPOR move (h_vol x 200,000) it charged
 
 
-def test_wrong_way_share() -> None:
-    np.testing.assert_allclose(
-        wrong_way_share(np.array([2.0, 2.0, 2.0, 0.0, -1.0]), np.array([1.0, 5.0, -3.0, 1.0, 1.0])),
-        [0.5, 1.0, 0.0, 0.0, 0.0],
+def test_wrong_way_delta_and_marginal_book_part() -> None:
+    np.testing.assert_allclose(wrong_way_delta(np.array([1.0, 5.0, -3.0]), 1.0), [1.0, 5.0, 0.0])
+    np.testing.assert_allclose(wrong_way_delta(np.array([1.0, -3.0]), 0.5), [0.5, 0.0])
+    side = [(0.001, 1.0), (0.003, 3.0)]
+    liquidity = AssetLiquidity(bid=book_side(side, bid=True), ask=book_side(side, bid=False))
+    q, m = np.array([2.0, 0.5, 3.0]), np.array([2.0, 0.0, 1.5])
+    both = book_haircut(q + m, liquidity, 100_000.0, 0.0, 2.0, 0.0, 1.0) * (q + m)
+    alone = book_haircut(m, liquidity, 100_000.0, 0.0, 2.0, 0.0, 1.0) * m
+    marginal = book_haircut(q, liquidity, 100_000.0, 0.0, 2.0, 0.0, 1.0, m)
+    np.testing.assert_allclose(marginal * q, both - alone, rtol=1e-12)
+
+
+def _joint_loss(units: float, price: float, vol: float, days: float, draws: int = 2_000_000) -> tuple[float, float]:
+    """Brute force: VaR and ES at 99% of `units` of one asset over `days`, lognormal at `vol` (seeded sample)."""
+    z = np.random.default_rng(12).standard_normal(draws)
+    loss = -units * price * np.expm1(vol * math.sqrt(days / 365.0) * z)  # zero-median log return, as h_vol
+    var = float(np.quantile(loss, 0.99))
+    return var, float(loss[loss >= var].mean())
+
+
+#: Haircut mode against the integrated mode on wrong-way books: within 10% of the integrated total (vol up
+#: to 120%). The whole residual is the grid's scan rate (the lognormal ES of the fall, docs/model.md "Scenarios")
+#: against h_vol's lognormal quantile, on the collateral's units (held exactly below); before the fix the
+#: gap was 45% (17,979 against 12,399).
+WRONG_WAY_TOLERANCE = 0.10
+
+
+@pytest.mark.parametrize("vol", [0.3, 0.6, 1.2])
+@pytest.mark.parametrize(("held", "long_"), [(1.0, 1.0), (1.0, 3.0), (3.0, 1.0), (2.0, 0.5)])
+def test_wrong_way_haircut_charges_the_fall_once(vol: float, held: float, long_: float) -> None:
+    """issue 12 item 6: BTC collateral plus a long BTC perp, haircut mode = integrated mode (within
+    WRONG_WAY_TOLERANCE) and at least the brute-force joint 99% loss of the combined holding. On main:
+    17,979 for 1 + 1 BTC at 60,000 and 60% vol, against 12,399 integrated and 11,780 joint."""
+    market = msgspec.structs.replace(
+        MARKET, assets={**MARKET.assets, "BTC": AssetQuote(price=60_000.0, vol=vol, depth=BTC_DEPTH)}
     )
+    accounts = [account("a", {"BTC": held}, [("BTC-PERP", long_)])]
+    haircut, integrated = run(accounts, params("haircut"), market), run(accounts, params("integrated"), market)
+    total_h = float(haircut.im[0]) + haircut_of(haircut)
+    total_i = float(integrated.im[0]) + haircut_of(integrated)
+    assert total_h == pytest.approx(total_i, rel=WRONG_WAY_TOLERANCE)
+    perp = run([account("p", {"USD": 0.0}, [("BTC-PERP", 1.0)])], params("haircut"), market)
+    scan = float(perp.terms["market_risk"][0])
+    h_vol = 1.0 - math.exp(-float(ndtri(0.99)) * vol * math.sqrt(2.0 / 365.0))
+    assert total_i - total_h == pytest.approx(held * (scan - h_vol * 60_000.0), rel=1e-9, abs=1e-6)
+    var, es = _joint_loss(held + long_, 60_000.0, vol, 2.0)
+    assert var <= total_h <= es + float(haircut.terms["liquidity"][0]) + haircut_of(haircut)
+    if (held, long_, vol) == (1.0, 1.0, 0.6):  # the issue's figures, without depth
+        bare = msgspec.structs.replace(market, assets={**market.assets, "BTC": AssetQuote(price=60_000.0, vol=0.6)})
+        h = run(accounts, params("haircut"), bare)
+        # the perp's IM is the grid's lognormal 99% ES of the fall (6,693.06; issue 12 item 10), the haircut the
+        # lognormal 99% quantile on the collateral (5,889.83): 17,979.00 before item 6
+        assert float(h.im[0]) + haircut_of(h) == pytest.approx(6_693.06 + 5_889.83, abs=0.01)
+        assert var == pytest.approx(11_779.66, rel=2e-3)  # 2 x 60,000 x (1 - exp(-z 0.6 sqrt(2/365)))
 
 
 def test_size_scaled_weight_equals_drift() -> None:

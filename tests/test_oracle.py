@@ -10,6 +10,7 @@ Replays (figures from ../shared/REFERENCES.md, "Crash episodes", and the accepta
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 
@@ -135,12 +136,16 @@ def test_mango_majority_dumped_is_clamped_from_below() -> None:
 
 
 def test_black_thursday_eth_bad_print_is_rejected() -> None:
-    """ETH low of 26 on one venue while the others traded near 110 (12 March 2020): an outlier, price ~110."""
+    """ETH low of 26 on one venue while the others traded near 110 (12 March 2020): an outlier, price ~110.
+
+    Since issue 12 item 3 the price stays between the lower and upper median of the valid quotes (here the
+    median of all five, 109.7), so that no rejection can take it outside the honest quotes' range.
+    """
     result = _one([110.3, 109.7, 26.0, 110.9, 109.4], reference=110.0)
     assert result.rejected[0].tolist() == [0, 0, Rejection.OUTLIER, 0, 0]
     assert result.status[0] == OracleStatus.OK
     assert result.n_used[0] == 4
-    assert result.price[0] == pytest.approx(110.0, rel=1e-12)
+    assert result.price[0] == 109.7
 
 
 def test_assets_are_aggregated_independently() -> None:
@@ -164,22 +169,35 @@ def test_assets_are_aggregated_independently() -> None:
 
 
 def test_all_sources_stale_is_explicit() -> None:
-    """Every source older than the limit: ALL_STALE, the TWAP flagged as the price, uncertainty at the cap."""
-    result = _one([2000.0, 2001.0, 1999.0], ages=[61.0, 300.0, 3600.0], reference=2000.0)
+    """Every source older than the limit: ALL_STALE, the TWAP flagged as the price, and (issue 12 item 4) the
+    uncertainty of the last known band, not the cap: D and C of the stale quotes, S over the age of the
+    freshest of them, plus the gap between their median and the TWAP."""
+    result = _one(
+        [2000.0, 2001.0, 1999.0], confidences=[1.0, 2.0, 3.0], ages=[61.0, 300.0, 3600.0], reference=2000.0, vol=0.6
+    )
     assert result.status[0] == OracleStatus.ALL_STALE
     assert result.degraded[0]
     assert result.rejected[0].tolist() == [Rejection.STALE] * 3
     assert result.n_used[0] == 0
     assert result.price[0] == 2000.0
-    assert result.uncertainty[0] == PARAMS.max_uncertainty * 2000.0
-    assert math.isinf(result.age[0])
+    assert result.age[0] == 61.0
+    staleness = 2000.0 * 0.6 * math.sqrt(61.0 / (365.0 * 86400.0))
+    expected = MAD_SCALE * 1.0 + 2.0 + staleness + 0.0  # triple's MAD 1; second largest band 2; median = TWAP
+    assert result.uncertainty[0] == pytest.approx(expected, rel=1e-14)
+    assert result.uncertainty[0] < 0.01 * PARAMS.max_uncertainty * 2000.0
 
 
-def test_all_stale_uncertainty_is_the_maximum() -> None:
-    """No fresh aggregation of the same asset, however dispersed or old, reaches above the stale state."""
-    stale = _one([2000.0, 2001.0], ages=[100.0, 100.0], reference=2000.0)
-    wild = _one([1500.0, 2000.0, 2600.0], confidences=[300.0] * 3, ages=[59.0] * 3, reference=2000.0, vol=5.0)
-    assert wild.uncertainty[0] <= stale.uncertainty[0]
+def test_all_stale_uncertainty_grows_with_age_and_keeps_the_gap_to_the_twap() -> None:
+    """issue 12 item 4: the stale band widens as sqrt(age) and carries |stale median - TWAP|; cap without quotes."""
+    young = _one([2000.0, 2010.0], ages=[61.0, 61.0], reference=1990.0, vol=0.6)
+    old = _one([2000.0, 2010.0], ages=[3600.0, 3600.0], reference=1990.0, vol=0.6)
+    assert young.staleness[0] < old.staleness[0]
+    assert young.uncertainty[0] == pytest.approx(
+        MAD_SCALE * 5.0 + young.staleness[0] + (2005.0 - 1990.0), rel=1e-14
+    )
+    nothing = _one([math.nan], reference=2000.0)
+    assert nothing.status[0] == OracleStatus.TOO_FEW_SOURCES
+    assert nothing.uncertainty[0] == PARAMS.max_uncertainty * 2000.0
 
 
 def test_all_stale_without_twap_has_no_price() -> None:
@@ -195,21 +213,24 @@ def test_quote_exactly_at_the_staleness_limit_is_fresh() -> None:
 
 
 def test_too_few_sources_falls_back_to_the_twap() -> None:
-    """With min_sources = 3, two fresh sources of five are not enough: flagged, TWAP price, cap uncertainty."""
+    """With min_sources = 3, two fresh sources of five are not enough: flagged, TWAP price; the uncertainty is
+    the two quotes' band plus their median's gap to the TWAP (issue 12 item 4: not the cap)."""
     params = OracleParams(min_sources=3)
     result = _one([101.0, 102.0, 100.0, 100.0, 100.0], ages=[1, 1, 90, 90, 90], reference=100.0, params=params)
     assert result.status[0] == OracleStatus.TOO_FEW_SOURCES
     assert result.n_used[0] == 2
     assert result.price[0] == 100.0
-    assert result.uncertainty[0] == params.max_uncertainty * 100.0
+    assert result.uncertainty[0] == pytest.approx(MAD_SCALE * 0.5 + 1.5, rel=1e-14)
 
 
 def test_no_twap_means_maximum_uncertainty() -> None:
-    """Without a TWAP the median cannot be checked: NO_TWAP, the median as price, uncertainty at the cap."""
+    """Without a TWAP the median cannot be checked: NO_TWAP (degraded: no new risk, no liquidation on it), the
+    median as price, and the sources' own band as uncertainty (issue 12 item 4: not the cap)."""
     result = _one([100.0, 101.0, 102.0])
     assert result.status[0] == OracleStatus.NO_TWAP
+    assert result.degraded[0]
     assert result.price[0] == 101.0
-    assert result.uncertainty[0] == PARAMS.max_uncertainty * 101.0
+    assert result.uncertainty[0] == pytest.approx(MAD_SCALE * 1.0, rel=1e-14)
 
 
 # --- Future timestamps and malformed quotes -----------------------------------------------------------
@@ -217,7 +238,7 @@ def test_no_twap_means_maximum_uncertainty() -> None:
 
 def test_future_timestamp_is_rejected() -> None:
     """A quote stamped an hour ahead is FUTURE; one a few seconds ahead (clock skew) is used with age 0."""
-    result = _one([100.0, 100.5, 100.2], ages=[1.0, -3600.0, -3.0], reference=100.0)
+    result = _one([100.0, 100.5, 100.2], ages=[0.0, -3600.0, -3.0], reference=100.0)
     assert result.rejected[0].tolist() == [0, Rejection.FUTURE, 0]
     assert result.age[0] == 0.0
     assert result.price[0] == pytest.approx(100.1, rel=1e-15)
@@ -301,19 +322,21 @@ def test_padding_is_absent_and_ignored() -> None:
 
 
 def test_uncertainty_components_by_hand() -> None:
-    """U = D + C + S: D = 1.4826 MAD, C = median band, S = twap * vol * sqrt(age / year)."""
+    """U = D + C + S (issue 12 item 3): D = 1.4826 x the largest MAD of any 3 or 4 quotes, C = the second
+    largest band, S = twap * vol * sqrt(age / year) with the age of the oldest valid quote."""
     prices = [99.0, 100.0, 101.0, 102.0, 100.5]
     result = _one(
         prices, confidences=[0.05, 0.10, 0.20, 0.30, 0.15], ages=[30, 20, 45, 50, 40], reference=100.0, vol=0.8
     )
-    mad = statistics.median(abs(p - 100.5) for p in prices)  # median 100.5; |devs| 1.5, .5, .5, 1.5, 0 -> 0.5
-    dispersion = MAD_SCALE * mad
-    staleness = 100.0 * 0.8 * math.sqrt(20.0 / (365.0 * 86400.0))
+    # Sorted 99, 100, 100.5, 101, 102: the triple {99, 101, 102} has MAD min(2, 1) = 1, {99, 100.5, 102} 1.5;
+    # the four {99, 100, 101, 102}: median 100.5, |devs| 1.5, .5, .5, 1.5 -> 1; {99, 100.5, 101, 102}: 1.25.
+    dispersion = MAD_SCALE * 1.5
+    staleness = 100.0 * 0.8 * math.sqrt(50.0 / (365.0 * 86400.0))
     assert result.dispersion[0] == pytest.approx(dispersion, rel=1e-15)
-    assert result.confidence[0] == pytest.approx(0.15, rel=1e-15)
+    assert result.confidence[0] == pytest.approx(0.20, rel=1e-15)
     assert result.staleness[0] == pytest.approx(staleness, rel=1e-15)
-    assert result.age[0] == 20.0
-    assert result.uncertainty[0] == pytest.approx(dispersion + 0.15 + staleness, rel=1e-15)
+    assert result.age[0] == 50.0
+    assert result.uncertainty[0] == pytest.approx(dispersion + 0.20 + staleness, rel=1e-15)
 
 
 def test_uncertainty_weights() -> None:
@@ -437,10 +460,23 @@ def test_inputs_are_not_mutated() -> None:
 # --- Slow twin: one asset at a time, plain Python -----------------------------------------------------
 
 
+def _mad(values: list[float]) -> float:
+    centre = statistics.median(values)
+    return statistics.median(abs(v - centre) for v in values)
+
+
+def _wide_dispersion(values: list[float]) -> float:
+    """D by brute force: 1.4826 x the largest MAD of any 3 or 4 of the quotes (their MAD for two, 0 for one)."""
+    if len(values) < 3:
+        return MAD_SCALE * _mad(values) if len(values) == 2 else 0.0
+    subsets = [s for k in (3, 4) for s in itertools.combinations(values, k)]
+    return MAD_SCALE * max(_mad(list(s)) for s in subsets)
+
+
 def _reference(
     prices: list[float], confs: list[float], times: list[float], reference: float, vol: float, params: OracleParams
 ) -> tuple[float, float, int, list[int]]:
-    """The rules of the module docstring, written out per quote with the statistics module."""
+    """The rules of the module docstring, written out per quote with the statistics module and itertools."""
     codes = []
     for p, c, t in zip(prices, confs, times, strict=True):
         if not (math.isfinite(p) and p > 0 and math.isfinite(c) and c >= 0 and math.isfinite(t)):
@@ -453,36 +489,51 @@ def _reference(
             codes.append(Rejection.OK)
     valid = [i for i, code in enumerate(codes) if code == Rejection.OK]
     has_twap = math.isfinite(reference)
-    if not valid:
-        status = OracleStatus.ALL_STALE if Rejection.STALE in codes else OracleStatus.TOO_FEW_SOURCES
-        cap = params.max_uncertainty * reference
-        return reference, cap, status, [int(c) for c in codes]
-    centre = statistics.median(prices[i] for i in valid)
-    mad = statistics.median(abs(prices[i] - centre) for i in valid)
-    scale = max(MAD_SCALE * mad, params.outlier_floor * centre)
+    stale = [i for i, code in enumerate(codes) if code == Rejection.STALE]
+    basis = valid if valid else stale
+    if not basis:
+        return reference, params.max_uncertainty * reference, OracleStatus.TOO_FEW_SOURCES, [int(c) for c in codes]
+    quotes = [prices[i] for i in basis]
+    centre = statistics.median(quotes)
+    dispersion = _wide_dispersion(quotes)
+    scale = max(dispersion, params.outlier_floor * centre)
     for i in valid:
         if abs(prices[i] - centre) > params.outlier_k * scale:
             codes[i] = Rejection.OUTLIER
     accepted = [i for i in valid if codes[i] == Rejection.OK]
-    median = statistics.median(prices[i] for i in accepted)
+    ordered = sorted(quotes)
+    n = len(ordered)
     ref = reference if has_twap else centre
     cap = params.max_uncertainty * ref
-    age = max(NOW - max(times[i] for i in valid), 0.0)
     lo, hi = ref * (1 - params.max_twap_deviation), ref * (1 + params.max_twap_deviation)
+    if valid:
+        raw = statistics.median(prices[i] for i in accepted) if accepted else math.nan
+        median = min(max(raw, ordered[(n - 1) // 2]), ordered[n // 2]) if accepted else math.nan
+        age = max(NOW - min(times[i] for i in basis), 0.0)  # the oldest valid quote
+    else:
+        median = math.nan
+        age = max(NOW - max(times[i] for i in basis), 0.0)  # the newest stale quote
     price = min(max(median, lo), hi) if has_twap else median
-    total = (
-        params.weight_dispersion * MAD_SCALE * mad
-        + params.weight_confidence * statistics.median(confs[i] for i in valid)
-        + params.weight_staleness * ref * vol * math.sqrt(age / (365.0 * 86400.0))
-        + abs(median - price)
-    )
-    uncertainty = min(total, cap)
+    confs_b = sorted((confs[i] for i in basis), reverse=True)
+    confidence = confs_b[1] if n >= 3 else statistics.median(confs_b)
+    second_hi, second_lo = (ordered[-2], ordered[1]) if n >= 3 else (centre, centre)
+    gap = max(second_hi - hi, lo - second_lo, 0.0) if has_twap else 0.0
     status = OracleStatus.DEVIATES_FROM_TWAP if price != median else OracleStatus.OK
     if not has_twap:
-        status, uncertainty = OracleStatus.NO_TWAP, cap
-    if len(accepted) < params.min_sources:
-        status, price, uncertainty = OracleStatus.TOO_FEW_SOURCES, reference, cap
-    return price, uncertainty, status, [int(c) for c in codes]
+        status = OracleStatus.NO_TWAP
+    if not valid:
+        status, price = OracleStatus.ALL_STALE, reference
+    elif len(accepted) < params.min_sources:
+        status, price = OracleStatus.TOO_FEW_SOURCES, reference
+    if status in (OracleStatus.ALL_STALE, OracleStatus.TOO_FEW_SOURCES) and has_twap:
+        gap = max(gap, abs(centre - reference))
+    total = (
+        params.weight_dispersion * dispersion
+        + params.weight_confidence * confidence
+        + params.weight_staleness * ref * vol * math.sqrt(age / (365.0 * 86400.0))
+        + gap
+    )
+    return price, min(total, cap), status, [int(c) for c in codes]
 
 
 _QUOTE = st.tuples(

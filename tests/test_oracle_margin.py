@@ -108,14 +108,18 @@ def state_of(m: MarketSnapshot, p: MarginParams | None = None) -> MarketState:
 
 
 def test_mango_pump_changes_neither_collateral_nor_borrowing_power() -> None:
-    """MNGO collateral plus a long MNGO perp: one of five sources pumped 24x moves nothing."""
+    """MNGO collateral plus a long MNGO perp: one of five sources pumped 24x moves the price by one rank at most,
+    within the honest quotes (issue 12 item 3: the median of the five valid quotes, 0.0380, not the honest
+    four's 0.03795), and raises the uncertainty, so borrowing power rises by at most that rank."""
     b = book(account("mango", collateral={"MNGO": 100_000_000.0}, MNGO_PERP=10_000_000.0, BTC_PERP=2.0))
     honest = margin(b, market(mngo=sources(MNGO_HONEST)))
     pumped = margin(b, market(mngo=sources([*MNGO_HONEST, MNGO_PUMP])))
-    assert pumped.collateral[0] == honest.collateral[0] == pytest.approx(100_000_000.0 * 0.03795, rel=1e-12)
-    assert pumped.equity[0] == honest.equity[0]
-    assert pumped.im[0] == pytest.approx(honest.im[0], rel=1e-12)
-    assert pumped.equity[0] - pumped.im[0] == pytest.approx(honest.equity[0] - honest.im[0], rel=1e-12)
+    assert honest.collateral[0] == pytest.approx(100_000_000.0 * 0.03795, rel=1e-12)
+    assert pumped.collateral[0] == pytest.approx(100_000_000.0 * 0.0380, rel=1e-12)
+    assert min(MNGO_HONEST) <= pumped.collateral[0] / 100_000_000.0 <= max(MNGO_HONEST)
+    assert pumped.im[0] >= honest.im[0]
+    rank = 110_000_000.0 * (0.0380 - 0.03795)  # collateral and perp units x the one-rank move
+    assert pumped.equity[0] - pumped.im[0] <= honest.equity[0] - honest.im[0] + rank * (1 + 1e-9)
     assert pumped.oracle_status == {"MNGO": "OK"}
 
 
@@ -131,7 +135,7 @@ def test_mango_pump_would_have_inflated_a_single_price() -> None:
 def test_eth_bad_print_is_rejected_from_the_margin_price() -> None:
     state = state_of(market(eth=sources([110.0, 110.2, 109.9, 26.0, 110.1]), eth_price=110.0))
     eth = state.asset_index["ETH"]
-    assert state.price[eth] == pytest.approx(110.05, rel=1e-12)  # median of the four honest venues
+    assert state.price[eth] == 110.0  # the median of all five (issue 12 item 3), within the honest four
     assert state.oracle_status[eth] == OracleStatus.OK
     assert state.forward[state.instruments.index["ETH-PERP"]] == state.price[eth]
 
@@ -139,22 +143,27 @@ def test_eth_bad_print_is_rejected_from_the_margin_price() -> None:
 # ------------------------------------------------------------------------------------------ degraded states
 
 
-def test_all_stale_is_reported_at_maximum_uncertainty_and_raises_margin() -> None:
+def test_all_stale_is_reported_at_the_last_known_band_widened_by_its_age() -> None:
+    """issue 12 item 4: ALL_STALE is flagged (no new risk, no liquidation on its price) and margined at the stale
+    quotes' band widened over their age, not at the 50% cap that made everyone liquidatable."""
     b = book(account(ETH_PERP=100.0))
     fresh = margin(b, market(eth=sources([100.0, 100.1, 99.9])))
     stale = margin(b, market(eth=sources([100.0, 100.1, 99.9], age_s=3_600.0)))
     state = state_of(market(eth=sources([100.0, 100.1, 99.9], age_s=3_600.0)))
     eth = state.asset_index["ETH"]
     assert state.oracle_status[eth] == OracleStatus.ALL_STALE
-    assert state.oracle_uncertainty[eth] == pytest.approx(0.5 * 100.0)  # max_uncertainty x the TWAP (the quote)
+    age = 3_600.0 / (365.0 * 86_400.0)
+    band = 1.4826 * 0.1 + 100.0 * float(state.vol[eth]) * age**0.5  # D of the three, S over an hour
+    assert state.oracle_uncertainty[eth] == pytest.approx(band, rel=1e-9)
     assert state.price[eth] == 100.0  # the TWAP, explicitly flagged: never a silent last source price
     assert stale.oracle_status["ETH"] == "ALL_STALE"
     assert stale.oracle_warnings == (
-        "ETH oracle ALL_STALE: risk-increasing activity refused, margin at maximum uncertainty",
+        "ETH oracle ALL_STALE: risk-increasing activity refused, liquidation on its price paused, "
+        "margin at the last known band",
     )
     assert fresh.oracle_warnings == ()
     assert stale.im[0] > fresh.im[0]
-    assert stale.terms["oracle"][0] == pytest.approx(100.0 * 50.0)
+    assert stale.terms["oracle"][0] == pytest.approx(100.0 * band, rel=1e-9)
 
 
 def test_degraded_status_is_in_the_json_document_and_the_table(tmp_path: Path) -> None:
@@ -165,7 +174,8 @@ def test_degraded_status_is_in_the_json_document_and_the_table(tmp_path: Path) -
     document = json.loads(as_json.stdout)
     assert document["oracle_status"] == {"ETH": "ALL_STALE"}
     assert document["warnings"] == [
-        "ETH oracle ALL_STALE: risk-increasing activity refused, margin at maximum uncertainty"
+        "ETH oracle ALL_STALE: risk-increasing activity refused, liquidation on its price paused, "
+        "margin at the last known band"
     ]
     table = runner.invoke(main, ["margin", "--portfolio", portfolio, "--market", market_path])
     assert table.exit_code == 0, table.output
@@ -336,7 +346,7 @@ def test_widen_price_moves_is_monotone_and_keeps_zero(w: float) -> None:
 
 def test_widening_never_shrinks_a_move_below_the_floor() -> None:
     """A huge uncertainty floors down moves at -99% but never pulls a deeper move back up."""
-    m = market(eth=sources([100.0], age_s=3_600.0))  # ALL_STALE: U = 50, w = 0.5
+    m = market(eth=sources([100.0], confidence=50.0))  # one source with a +-50 band: U = 50, w = 0.5
     p = MarginParams(
         scenarios=ScenarioParams(method="deribit"), oracle=OracleParams(scan_widening=4.0, uncertainty_charge="scan")
     )

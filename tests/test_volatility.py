@@ -32,6 +32,7 @@ from solvent.market.volatility import (
     garch_forecast,
     garch_loglikelihood,
     garch_variance,
+    sampling_periods_per_year,
 )
 from solvent.params import VolatilityParams
 
@@ -345,3 +346,31 @@ def test_effective_vol_by_hand(
 ) -> None:
     got = effective_vol(np.array([fast]), np.array([implied]), np.array([long_run]), np.array([stressed]), params)
     assert float(got[0]) == pytest.approx(expected, rel=1e-15)
+
+
+@pytest.mark.parametrize(("step_s", "per_year"), [(3_600, 8_760.0), (86_400, 365.0), (300, 105_120.0)])
+def test_calibrate_infers_the_sampling_period(step_s: int, per_year: float) -> None:
+    """issue 12 item 13: a GBM at 60% a year sampled every `step_s` seconds calibrates to ~60% whatever the
+    step, the periods per year read from the timestamps (on main an hourly history gave 0.104, annualised
+    as if daily: 0.6 x sqrt(365 / 8760)). Every figure of the sample against the closed form sigma sqrt(T)."""
+    n = 4_000
+    per_step = 0.6 / math.sqrt(per_year)
+    r = np.random.default_rng(8).standard_normal(n) * per_step
+    logs = np.r_[0.0, np.cumsum(r)]
+    stamps = (np.datetime64("2024-01-01T00:00:00") + np.arange(n + 1) * np.timedelta64(step_s, "s")).astype(
+        "datetime64[s]"
+    )
+    history = PriceHistory(stamps, ("BTC",), 60_000.0 * np.exp(logs)[:, None])
+    assert sampling_periods_per_year(history) == pytest.approx(per_year, rel=1e-12)
+    vols = calibrate_asset_vols(history, VolatilityParams())["BTC"]
+    # The sample std of 4,000 normal returns is within 3 x 1/sqrt(2n) = 3.4% of the truth.
+    assert vols.vol_long == pytest.approx(0.6, rel=0.034)
+    assert vols.vol == pytest.approx(0.6, rel=0.35)  # the EWMA's effective sample is ~17 returns
+    last = r[-round(3650 * per_year / 365.0) :]  # the 10-year lookback in observations
+    assert vols.vol_long == pytest.approx(float(np.std(last, ddof=1)) * math.sqrt(per_year), rel=1e-9)
+    # An explicit factor still wins, and a missing close (a gap in the stamps) leaves the median step.
+    assert calibrate_asset_vols(history, VolatilityParams(), periods_per_year=365.0)["BTC"].vol == pytest.approx(
+        vols.vol * math.sqrt(365.0 / per_year), rel=1e-12
+    )
+    gappy = PriceHistory(np.delete(stamps, 10), ("BTC",), np.delete(history.closes, 10, axis=0))
+    assert sampling_periods_per_year(gappy) == pytest.approx(per_year, rel=1e-12)

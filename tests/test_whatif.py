@@ -221,7 +221,7 @@ ORDERS = [
     ("ETH-PERP", 30.0, 3_390.0, 1.0),
     ("BTC-C", 2.0, 2_500.0, 3.0),
     ("BTC-P", -1.5, 1_700.0, 0.0),
-    ("ETH-C", -25.0, 60.0, 0.5),
+    ("ETH-C", -25.0, 120.0, 0.5),  # within pretrade.price_band of its mark (~234)
 ]
 
 
@@ -249,7 +249,10 @@ def test_im_and_equity_after_equal_margin_book_on_the_book_with_the_order(
     decision = venue.checker.check(pnl, greeks, float(before.equity[0]), tier, INDEX[inst], q, price, fee)
     assert decision.im_before == pytest.approx(before.im[0], rel=1e-9)
     assert decision.im_after == pytest.approx(after.im[0], rel=1e-9)
-    assert decision.equity_after == pytest.approx(after.equity[0], rel=1e-12)
+    # Issue 12 item 2: the check counts the fill's loss against the mark, never its gain. margin_book books the
+    # whole instant P&L (after - before + fee); the check keeps min(it, 0).
+    instant = float(after.equity[0] - before.equity[0]) + fee
+    assert decision.equity_after == pytest.approx(float(before.equity[0]) - fee + min(instant, 0.0), rel=1e-12)
     assert decision.im_after != pytest.approx(decision.im_before, rel=1e-6)  # the order moved IM
     assert decision.reason in (OK, INSUFFICIENT_MARGIN) and decision.allowed == (decision.reason == OK)
 

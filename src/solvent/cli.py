@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from functools import wraps
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -34,6 +37,8 @@ from solvent.params import MarginParams
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_INPUT = 2
+#: Exit status after SIGTERM: 128 + the signal's number, the shells' convention.
+EXIT_TERMINATED = 128 + int(signal.SIGTERM)
 
 
 def _fail_cleanly(command: F) -> F:
@@ -52,6 +57,40 @@ def _fail_cleanly(command: F) -> F:
         except OSError as exc:
             click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
             sys.exit(1)
+
+    return run  # type: ignore[return-value]
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread: unwinding runs every `atomic_output`'s cleanup (temporary files are
+    removed, no output is half-written). A BaseException, so that no `except Exception` swallows it."""
+
+
+def _terminate_cleanly(command: F) -> F:
+    """Turn SIGTERM into a clean exit: temporary outputs removed, one line on stderr, exit status 143.
+
+    Further SIGTERMs are ignored while the first unwinds (a second kill must not interrupt the cleanup); the
+    previous handler is restored when the command returns. Outside the main thread (no signals there) the
+    command runs as it is. SIGKILL cannot be caught: docs/formats.md, "Interrupted runs", says what it leaves.
+    """
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return command(*args, **kwargs)
+
+        def terminate(signum: int, frame: FrameType | None) -> None:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            raise _Terminated
+
+        previous = signal.signal(signal.SIGTERM, terminate)
+        try:
+            return command(*args, **kwargs)
+        except _Terminated:
+            click.echo("error: terminated by SIGTERM: temporary files removed", err=True)
+            sys.exit(EXIT_TERMINATED)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return run  # type: ignore[return-value]
 
@@ -236,6 +275,7 @@ def demo(n_accounts: int, seed: int, out_dir: str) -> None:
 )
 @click.option("--first-flags-only", is_flag=True, help="Publish each account's early flag once, its first.")
 @_fail_cleanly
+@_terminate_cleanly
 def stream(
     feed_path: str,
     accounts_path: str | None,

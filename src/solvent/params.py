@@ -24,13 +24,18 @@ class _Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 class VolatilityParams(_Config, frozen=True, kw_only=True):
-    """How each asset's volatility is estimated and floored."""
+    """How each asset's volatility is estimated and floored, and the anti-procyclicality tool (EMIR RTS 153/2013
+    art. 28; docs/model.md). `apc_buffer_release`: in mode "buffer", a series of margins (the backtest, a stream
+    keeping `engine.apc.ApcBufferState`) draws the buffer while the calculated margin rises and rebuilds it
+    linearly over `apc_buffer_rebuild_days` (solvent.engine.apc); False keeps the fixed x(1 + apc_buffer)."""
 
     estimator: Literal["ewma", "garch"] = "ewma"
     ewma_lambda: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.94
     use_implied: bool = True
     apc_mode: Literal["none", "buffer", "stressed_weight", "floor"] = "floor"
     apc_buffer: NonNegative = 0.25
+    apc_buffer_release: bool = True
+    apc_buffer_rebuild_days: Positive = 60.0
     apc_stressed_weight: Fraction = 0.25
     apc_floor_lookback_days: Annotated[int, msgspec.Meta(ge=30)] = 3650
     vol_floor: NonNegative = 0.05
@@ -112,12 +117,23 @@ class ScenarioParams(_Config, frozen=True, kw_only=True):
 
 
 class MaintenanceParams(_Config, frozen=True, kw_only=True):
-    """Maintenance margin: a fraction of IM, or the same machinery at its own confidence and MPOR."""
+    """Maintenance margin: a fraction of IM, the same machinery at its own confidence and MPOR, or IM's market
+    risk scaled to the liquidation horizon (docs/model.md, "Maintenance margin on the liquidation horizon").
 
-    mode: Literal["fraction", "model"] = "fraction"
+    - `mode`: "fraction" (MM = fraction x IM), "model" (its own confidence and MPOR) or "liquidation": the
+      account's market risk x sqrt(H / mpor), H the time the engine's own close-out needs (detection
+      `predictive.horizon_seconds` + (slices - 1) x `liquidation.cooldown_seconds`, the slices from
+      `liquidation.max_share_per_slice`, `max_notional_per_slice` and the stressed depth), plus the
+      liquidity and oracle terms, at least `floor` x IM (solvent.liquidation.horizon).
+    - `floor`: MM >= floor x IM in mode "liquidation": 0.5, Hyperliquid's maintenance margin (half the initial
+      margin at maximum leverage); dYdX v4's tiers give 0.5-0.6.
+    """
+
+    mode: Literal["fraction", "model", "liquidation"] = "fraction"
     fraction: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.8
     confidence: Probability = 0.975
     mpor_days: Positive = 1.0
+    floor: Fraction = 0.5
 
 
 class LiquidityParams(_Config, frozen=True, kw_only=True):
@@ -158,6 +174,28 @@ class ConcentrationParams(_Config, frozen=True, kw_only=True):
             )
 
 
+class StablePriceParams(_Config, frozen=True, kw_only=True):
+    """Mango v4's stable price (market/stable_price.py; docs/model.md, "Stable price"). Defaults are Mango's.
+
+    - `delay_interval_s`: length of one delay interval, over which the oracle is averaged into one delay
+      price; 3600 s.
+    - `delay_intervals`: number of delay prices kept (the delay price is that many intervals old); 24 (24 h).
+    - `delay_growth_limit`: largest relative change between consecutive delay prices; 0.06 (6% an hour).
+    - `stable_growth_limit`: largest relative change of the stable price per second of elapsed time, reduced
+      by the square of (lesser / greater) of the stable and delay prices; 0.0003 (0.03%/s, about 290% in an
+      hour updated every 10 s).
+    - `min_update_s`: an update sooner than this after the last one is ignored; 10 s.
+    - `max_update_s`: the elapsed time one update can use; 600 s (a long gap cannot release a large step).
+    """
+
+    delay_interval_s: Positive = 3600.0
+    delay_intervals: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 24
+    delay_growth_limit: NonNegative = 0.06
+    stable_growth_limit: NonNegative = 0.0003
+    min_update_s: NonNegative = 10.0
+    max_update_s: Positive = 600.0
+
+
 class OracleParams(_Config, frozen=True, kw_only=True):
     """How source quotes are aggregated into a price and an uncertainty (see the module docstring).
 
@@ -177,9 +215,10 @@ class OracleParams(_Config, frozen=True, kw_only=True):
       Pyth price with its band) works; a venue wiring three or more independent sources should set 2 or 3
       so that losing sources is flagged rather than silently leaving one source in charge.
     - `weight_dispersion`, `weight_confidence`, `weight_staleness`: weights of D, C and S in U; 1 each.
-    - `max_uncertainty`: the cap on U as a fraction of the reference price, and U itself in the degraded
-      states; 0.5, the order of the deepest one-day crypto falls on record (ETH lost over 40% on
-      12 March 2020): with no usable price, margin covers such a move.
+    - `max_uncertainty`: the cap on U as a fraction of the reference price, and U itself when no
+      well-formed quote is left at all; 0.5, the order of the deepest one-day crypto falls on record (ETH
+      lost over 40% on 12 March 2020): with no usable price, margin covers such a move. (Degraded states
+      with quotes use the last known band, not the cap: a degraded oracle pauses liquidation instead.)
     - `pessimistic_k`: k for `pessimistic_prices`: collateral balances are valued at max(P - kU, 0)
       (debts at P + kU); 0 (off).
     - `uncertainty_charge`: where U is charged, once (docs/model.md, "Oracle uncertainty"). "buffer" (default):
@@ -190,6 +229,8 @@ class OracleParams(_Config, frozen=True, kw_only=True):
     - `buffer_multiplier`: c of the `oracle` IM term (charge "buffer"); 1.
     - `scan_widening`: z; under charge "scan" every scenario price move of asset a is widened away from 0 by
       z * U_a / P_a; 1.
+    - `stable_price`: the stable price's parameters (`StablePriceParams`); used where the market carries a
+      stable price (the `stable_price` IM term).
     """
 
     staleness_s: Positive = 60.0
@@ -207,6 +248,7 @@ class OracleParams(_Config, frozen=True, kw_only=True):
     uncertainty_charge: Literal["buffer", "scan"] = "buffer"
     buffer_multiplier: NonNegative = 1.0
     scan_widening: NonNegative = 1.0
+    stable_price: StablePriceParams = msgspec.field(default_factory=StablePriceParams)
 
     @property
     def buffer_factor(self) -> float:
@@ -234,7 +276,8 @@ class CollateralParams(_Config, frozen=True, kw_only=True):
     """Collateral valuation: dynamic haircuts or the integrated mode (docs/model.md, "Collateral").
 
     mode "none": balances at market value (no haircut). "haircut": each positive balance loses
-    h = clip(h_mkt x (1 + wrong_way x share) + h_book, floor, cap), then Drift's size scaling; the
+    h = clip(h_mkt + h_book, floor, cap), h_book the marginal close-out cost of q after wrong_way x the long
+    delta of the same asset (issue 12 item 6), then Drift's size scaling; the
     value removed is reported as `collateral_haircut` and deducted from equity (not an IM term).
     "integrated": non-USD balances are spot deltas inside the scenarios; h_mkt is dropped for the
     assets the scenarios move (factors/haircuts.py).
@@ -309,6 +352,21 @@ class LiquidationParams(_Config, frozen=True, kw_only=True):
     fee: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = 0.005
 
 
+class PretradeParams(_Config, frozen=True, kw_only=True):
+    """The pre-trade check and the stream's fills (docs/model.md, "Pre-trade what-if").
+
+    - `price_band`: b; a fill at `price` (USD per unit of the underlying) is off-market, refused by the
+      pre-trade check and rejected by the stream (`FillRejected`), when |price - mark| > b x F, with mark
+      the instrument's mark per unit of the underlying (F itself for a linear product, the premium for an
+      option) and F the instrument's forward. 0.05: Paradex's price band (aggressive orders execute only
+      within +-5% of the mark price in its documented example); GRVT's price protection band is 10% by
+      default for most coins. An option's premium moves by less than its underlying (|delta| <= 1), so the
+      band in units of F bounds it by the same move of the underlying.
+    """
+
+    price_band: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.05
+
+
 class MarginParams(_Config, frozen=True, kw_only=True):
     """The whole model configuration."""
 
@@ -316,7 +374,7 @@ class MarginParams(_Config, frozen=True, kw_only=True):
     measure: Literal["es", "var", "worst"] = "es"
     confidence: Probability = 0.99
     mpor_days: Positive = 2.0
-    days_per_year: Positive = 365.0
+    days_per_year: Annotated[float, msgspec.Meta(ge=250.0, le=366.0)] = 365.0
     volatility: VolatilityParams = msgspec.field(default_factory=VolatilityParams)
     scenarios: ScenarioParams = msgspec.field(default_factory=ScenarioParams)
     maintenance: MaintenanceParams = msgspec.field(default_factory=MaintenanceParams)
@@ -327,6 +385,7 @@ class MarginParams(_Config, frozen=True, kw_only=True):
     venues: VenueParams = msgspec.field(default_factory=VenueParams)
     predictive: PredictiveParams = msgspec.field(default_factory=PredictiveParams)
     liquidation: LiquidationParams = msgspec.field(default_factory=LiquidationParams)
+    pretrade: PretradeParams = msgspec.field(default_factory=PretradeParams)
 
     def to_json(self) -> bytes:
         """Serialise every field, defaults included, so the file documents the run."""

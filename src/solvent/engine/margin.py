@@ -3,9 +3,11 @@
 IM is the sum of named terms, each reported: `market_risk`, `apc_buffer` when the anti-procyclicality
 tool is the buffer, and `liquidity` (close-out cost, also kept per asset in `term_by_asset`) when
 enabled, `concentration` (also per asset) when enabled, `oracle` (c * |net delta| * U, also per asset;
-0 under `oracle.uncertainty_charge` "scan") when the market carries oracle sources, and last `risk_tier`,
-(tier - 1) x the sum of the others, so that IM = tier x that sum. The factors of later issues join as
-further terms here and nowhere else, before `risk_tier`.
+0 under `oracle.uncertainty_charge` "scan") when the market carries oracle sources, `risk_tier`,
+(tier - 1) x the sum of the others, so that IM = tier x that sum, and last `stable_price` (also per asset)
+when the market carries a stable price: the gap between the oracle and the stable price on each net long
+(short) holding, a valuation limit on borrowing power, not a risk, so neither scaled by the tier nor part of
+MM. The factors of later issues join as further terms here and nowhere else, before `risk_tier`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from msgspec import structs
 from numpy.typing import NDArray
 
 from solvent.engine.book import Book
-from solvent.engine.equity import collateral_value, position_value
+from solvent.engine.equity import collateral_columns, collateral_value, position_value
 from solvent.engine.kernel import margins
 from solvent.engine.results import MarginResult
 from solvent.engine.riskarrays import RiskArrays, scenario_risk_arrays
@@ -31,11 +33,13 @@ from solvent.factors.concentration import (
     stressed_depth,
     tier_multiplier,
 )
-from solvent.factors.haircuts import book_haircuts, integrated_deltas
+from solvent.factors.haircuts import book_haircuts, collateral_deltas, integrated_deltas
 from solvent.factors.liquidity import liquidity_kernel, packed_liquidity
 from solvent.factors.oracle_buffer import oracle_buffer_by_asset
+from solvent.liquidation.horizon import liquidation_maintenance
 from solvent.liquidation.predictive import book_breach, scenario_correlation
 from solvent.market.history import PriceHistory
+from solvent.market.stable_price import stable_price_charge
 from solvent.market.state import MarketState
 from solvent.params import MarginParams
 from solvent.scenarios.base import ScenarioSet
@@ -88,7 +92,7 @@ def concentration_add_on(
         )
     else:  # infinite thresholds: the kernel computes the HHI alone
         long_t = short_t = np.full(n_assets, np.inf)
-    add_on, hhi = simm_and_hhi(delta, state.price, market_risk, long_t, short_t)
+    add_on, hhi = simm_and_hhi(delta, state.price, market_risk, long_t, short_t, state.vol)  # split by own risk
     if not conc.enabled:
         return None, hhi
     if conc.form == "ramp":
@@ -103,6 +107,18 @@ def oracle_buffer(greeks: FloatArray, state: MarketState, params: MarginParams) 
     """(N, A) oracle buffer: c * |net delta_a| * U_a (greeks: (N, A, 3); delta in units, U in USD); c = 0 under
     `oracle.uncertainty_charge` "scan", where the scenarios carry the uncertainty instead."""
     return oracle_buffer_by_asset(greeks, state.oracle_uncertainty, params.oracle.buffer_factor)
+
+
+def stable_price_add_on(
+    book: Book, greeks: FloatArray, state: MarketState, params: MarginParams, source: str
+) -> FloatArray:
+    """(N, A) the `stable_price` term: each asset's net delta, collateral balances counted as long (already in the
+    Greeks in the integrated collateral mode), times the gap between the oracle and the stable price on the
+    side that would raise borrowing power (`stable_price_charge`)."""
+    delta = greeks[:, :, 0]
+    if params.collateral.mode != "integrated":
+        delta = delta + collateral_deltas(book, state, collateral_columns(book, state, source))
+    return stable_price_charge(delta, state.price, state.stable_price)
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,7 +142,7 @@ def risk_context(state: MarketState, params: MarginParams, history: PriceHistory
     """Scenarios and risk arrays for IM (and for MM in the "model" maintenance mode) at `state`."""
     scenarios, arrays = scenario_risk_arrays(state, params, history)
     correlation = scenario_correlation(scenarios, params.predictive)
-    if params.maintenance.mode == "fraction":
+    if params.maintenance.mode != "model":
         return RiskContext(scenarios, arrays, correlation)
     mm_scenarios, mm_arrays = scenario_risk_arrays(state, maintenance_params(params), history)
     return RiskContext(scenarios, arrays, correlation, mm_scenarios, mm_arrays)
@@ -225,6 +241,8 @@ def margin_accounts(
     maintenance = params.maintenance
     if maintenance.mode == "fraction":
         mm = maintenance.fraction * im
+    elif maintenance.mode == "liquidation":  # MM on the engine's own liquidation horizon (liquidation/horizon.py)
+        mm = liquidation_maintenance(greeks, state, params, im, terms, tier)
     else:
         assert context.mm_arrays is not None, "risk_context builds the maintenance arrays in the model mode"
         mm_market, _ = margins(
@@ -237,6 +255,10 @@ def margin_accounts(
             extra_delta=collateral_delta,
         )
         mm = np.minimum(tier * (mm_market + terms.get("liquidity", 0.0) + terms.get("oracle", 0.0)), im)
+    if state.stable_price.size:  # after MM: maintenance and liquidation stay on the oracle
+        term_by_asset["stable_price"] = stable_price_add_on(book, greeks, state, params, source)
+        terms["stable_price"] = row_sums(term_by_asset["stable_price"])
+        im = im + terms["stable_price"]
     collateral, unrealised = _equity_parts(book, state, params, context, source)
     equity = collateral + unrealised
     haircuts = book_haircuts(book, state, params, greeks, source)  # an equity deduction, not an IM term

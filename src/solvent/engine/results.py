@@ -60,8 +60,8 @@ class MarginResult:
         """One line per asset whose oracle status (`oracle_status`: asset -> `OracleStatus` name, for the
         assets priced from oracle sources) is not OK."""
         return tuple(
-            f"{asset} oracle {status}: risk-increasing activity refused, margin at "
-            + ("the TWAP band edge" if status == "DEVIATES_FROM_TWAP" else "maximum uncertainty")
+            f"{asset} oracle {status}: risk-increasing activity refused, liquidation on its price paused, margin at "
+            + ("the TWAP band edge" if status == "DEVIATES_FROM_TWAP" else "the last known band")
             for asset, status in self.oracle_status.items()
             if status != "OK"
         )

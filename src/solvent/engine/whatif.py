@@ -17,11 +17,14 @@ oracle buffer, all times the account's risk tier.
 The rules (docs/model.md, "Pre-trade what-if"), `price` in USD per unit of the underlying (as entry
 prices and Black-76 premiums are quoted), so one contract trades at contract_size x price:
 
-    equity_after = equity - fee - q x (contract_size x price - mark)
+    instant      = -q x (contract_size x price - mark)      the fill's P&L against the mark
+    equity_after = equity - fee + min(instant, 0)           losses count, gains at an off-mark price do not
         mark = contract_size x forward (a linear product), the premium value of one contract (an option)
+    off-market   = |price - mark / contract_size| > pretrade.price_band x forward
     reduces risk = im_after <= im_before and (the order shrinks the account's position in the instrument
                    without flipping it, or shrinks |net delta| of the asset)
-    allowed      = every number is finite, the instrument exists, q != 0, and
+    allowed      = every number is finite, the instrument exists, q != 0, price > 0, the price is not
+                   off-market, and
                    - with `reduce_only`, the order shrinks the position and im_after <= im_before;
                    - an order that does not reduce risk is refused while the asset's oracle is degraded;
                    - equity_after >= im_after, or the order reduces risk (allowed even below IM).
@@ -52,6 +55,7 @@ from solvent.factors.concentration import (
 from solvent.factors.liquidity import BOOK, SQRT_LAW, VOL_POINT, _walk, liquidity_by_asset, pack_liquidity
 from solvent.factors.oracle_buffer import oracle_buffer_numpy
 from solvent.market.oracle import OracleStatus
+from solvent.market.stable_price import stable_price_charge
 from solvent.market.state import OPTION, MarketState
 from solvent.params import MarginParams
 
@@ -65,6 +69,8 @@ REDUCE_ONLY = "reduce-only"
 NOT_FINITE = "not finite"
 UNKNOWN_INSTRUMENT = "unknown instrument"
 EMPTY_ORDER = "empty order"
+PRICE_NOT_POSITIVE = "price not positive"
+OFF_MARKET = "off-market price"
 
 # Columns of the per-asset table the check kernel reads (rows of `_asset_table`).
 _PRICE, _DAILY_VOL, _ADV, _VOL_SPREAD, _LONG_T, _SHORT_T, _UNCERTAINTY, _KIND = range(8)
@@ -272,13 +278,17 @@ def _terms(
     concentration = 0.0
     if config[_SIMM_ON] != 0.0:
         gross = 0.0
+        gross_risk = 0.0  # split by each asset's own risk |x| x vol (daily vol: the common factor cancels)
         for a in range(n_assets):
-            gross += abs(greeks[a, 0] * table[_PRICE, a])
+            size = abs(greeks[a, 0] * table[_PRICE, a])
+            gross += size
+            gross_risk += size * table[_DAILY_VOL, a]
         safe = gross if gross > 0.0 else 1.0
         for a in range(n_assets):
             x = greeks[a, 0] * table[_PRICE, a]
             size = abs(x)
-            part = market * (size / safe)
+            share = size * table[_DAILY_VOL, a] / gross_risk if gross_risk > 0.0 else size / safe
+            part = market * share
             if size > 0.0 and part > 0.0:
                 t = table[_LONG_T, a] if x >= 0.0 else table[_SHORT_T, a]
                 cr = max(1.0, math.sqrt(size / t)) if t > 0.0 else math.inf
@@ -340,6 +350,13 @@ def _check_kernel(
 
 
 # ----------------------------------------------------------------------------------- the checker
+
+
+def off_market(price: float, mark: float, forward: float, band: float) -> bool:
+    """Whether a fill at `price` is outside the band around `mark` (both USD per unit of the underlying):
+    |price - mark| > band x forward, the rule of `pretrade.price_band` (docs/model.md, "Pre-trade what-if").
+    Not finite is off-market (fail closed)."""
+    return not abs(price - mark) <= band * forward
 
 
 class PreTradeChecker:
@@ -404,6 +421,8 @@ class PreTradeChecker:
         if status.size not in (0, n_assets):
             raise ValueError(f"oracle_status: ({n_assets},) expected, got {status.shape}")
         self._oracle_ok = [True] * n_assets if status.size == 0 else [int(s) == OracleStatus.OK for s in status]
+        # Mango's stable price (issue 12 item 3): the `stable_price` IM term, after the tier, when the state has one.
+        self._stable = state.stable_price if state.stable_price.size else None
 
         self._config = np.zeros(9)
         self._config[_CONFIDENCE] = params.confidence
@@ -421,6 +440,8 @@ class PreTradeChecker:
         size = state.instruments.contract_size
         self._size = size.tolist()
         self._mark = np.where(is_option, arrays.value, size * state.forward).tolist()
+        self._forward = np.asarray(state.forward, dtype=np.float64).tolist()
+        self._band = params.pretrade.price_band
         self._asset = arrays.instrument_asset.tolist()
 
         n_scen = arrays.n_scenarios
@@ -439,12 +460,15 @@ class PreTradeChecker:
         )
         return float(add_on.sum())
 
-    def _im(self, row: FloatArray, greeks: FloatArray, tier: float) -> float:
+    def _im(self, row: FloatArray, greeks: FloatArray, tier: float, held: FloatArray | None = None) -> float:
         market = float(row[_MARKET])
         subtotal = market + self._apc * market + float(row[_LIQUIDITY])
         subtotal += self._ramp_term(greeks) if self._ramp else float(row[_CONCENTRATION])
         subtotal += float(row[_ORACLE])
-        return tier * subtotal
+        if self._stable is None:
+            return tier * subtotal
+        delta = greeks[:, 0] if held is None else greeks[:, 0] + held
+        return tier * subtotal + float(stable_price_charge(delta, self._price, self._stable).sum())
 
     def check(
         self,
@@ -458,11 +482,14 @@ class PreTradeChecker:
         fee: float = 0.0,
         position: float = 0.0,
         reduce_only: bool = False,
+        held: FloatArray | None = None,
     ) -> Decision:
         """Whether `quantity` (signed; > 0 buys) of `instrument` at `price` (USD per unit of the
         underlying) may trade for an account with scenario P&L `pnl` (S,), Greeks `greeks` (A, 3),
         equity `equity` (USD, as `margin_book` reports it), risk tier multiplier `tier` (1.0 when the
-        account has none) and `position` units of `instrument` already held. The inputs are not modified.
+        account has none) and `position` units of `instrument` already held; `held` (A,), optional: the
+        account's collateral balances in units, long delta for the `stable_price` term. The inputs are not
+        modified.
         """
         if pnl.shape != self._pnl_shape or greeks.shape != self._greeks_shape:
             raise ValueError(
@@ -485,6 +512,12 @@ class PreTradeChecker:
             return Decision(False, NOT_FINITE, nan, nan, nan)
         if q == 0.0:
             return Decision(False, EMPTY_ORDER, nan, nan, nan)
+        if price <= 0.0:
+            return Decision(False, PRICE_NOT_POSITIVE, nan, nan, nan)
+        size = self._size[instrument]
+        mark = self._mark[instrument]
+        if off_market(price, mark / size, self._forward[instrument], self._band):
+            return Decision(False, OFF_MARKET, nan, nan, nan)
         arrays = self.arrays
         out = self._out
         _check_kernel(
@@ -507,9 +540,11 @@ class PreTradeChecker:
             self._top,
             out,
         )
-        im_before = self._im(out[0], greeks, tier)
-        im_after = self._im(out[1], self._new_greeks, tier)
-        equity_after = equity - fee - q * (self._size[instrument] * price - self._mark[instrument])
+        im_before = self._im(out[0], greeks, tier, held)
+        im_after = self._im(out[1], self._new_greeks, tier, held)
+        # Credit the fill's losses against the mark, never its gains: a better-than-mark price is not equity
+        # that the venue can count on (issue 12 item 2).
+        equity_after = equity - fee + min(-q * (size * price - mark), 0.0)
         if out[0, _FINITE] != 1.0 or not (
             math.isfinite(im_before) and math.isfinite(im_after) and math.isfinite(equity_after)
         ):
@@ -547,6 +582,7 @@ def im_numpy(
     long_threshold: FloatArray,
     short_threshold: FloatArray,
     open_interest: FloatArray | None = None,
+    held: FloatArray | None = None,
 ) -> float:
     """One account's IM from its scenario P&L (S,) and Greeks (A, 3) with the factor modules' numpy
     functions (full sort, dense arrays): the slow, obviously correct twin of `PreTradeChecker._im`."""
@@ -576,7 +612,7 @@ def im_numpy(
     notional = exposure(g[:, :, 0], state.price)
     if conc.enabled and conc.form == "simm":
         threshold = np.where(notional >= 0.0, long_threshold[np.newaxis], short_threshold[np.newaxis])
-        subtotal += float(simm_add_on(notional, np.array([market]), threshold).sum())
+        subtotal += float(simm_add_on(notional, np.array([market]), threshold, state.vol).sum())
     elif conc.enabled:
         oi = np.zeros(len(state.assets)) if open_interest is None else open_interest
         subtotal += float(
@@ -586,4 +622,7 @@ def im_numpy(
         )
     if state.has_oracle:
         subtotal += float(oracle_buffer_numpy(g, state.oracle_uncertainty, params.oracle.buffer_factor).sum())
+    if state.stable_price.size:
+        delta = greeks[:, 0] if held is None else greeks[:, 0] + held
+        return tier * subtotal + float(stable_price_charge(delta, state.price, state.stable_price).sum())
     return tier * subtotal

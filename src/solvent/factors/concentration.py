@@ -8,9 +8,11 @@ the perpetual that hedges it net to nothing.
 Two forms, chosen by `concentration.form`:
 
 - "simm": ISDA SIMM's concentration risk factor `CR = max(1, sqrt(|x| / T))` on the asset's part of
-  the market-risk margin: `add_on[n, a] = (CR - 1) · market_risk[n] · |x[n, a]| / Σ_b |x[n, b]|`, with
-  the threshold `T` the configured USD notional, or less where the book's open interest or the
-  stressed depth on the closing side says so;
+  the market-risk margin: `add_on[n, a] = (CR - 1) · market_risk[n] · r[n, a] / Σ_b r[n, b]`, split by
+  each asset's own risk `r[n, a] = |x[n, a]| · σ_a` (its delta notional times its volatility, the
+  stand-alone linear market risk up to the common factor z sqrt(h)), with the threshold `T` the
+  configured USD notional, or less where the book's open interest or the stressed depth on the
+  closing side says so;
 - "ramp": dYdX's open-interest ramp of the initial margin fraction (`baselines.dydx.adjusted_imf`),
   driven by the account's own |x| (or the asset's open interest): `add_on = (IMF - base) · |x|`.
 
@@ -172,19 +174,31 @@ def concentration_risk_factor(notional: FloatArray, threshold: FloatArray) -> Fl
     return out
 
 
-def allocate_by_exposure(total: FloatArray, notional: FloatArray) -> FloatArray:
-    """(N, A) `total` (N,) split over assets in proportion to |x[n, a]|; 0 for an account with no exposure."""
+def allocate_by_risk(total: FloatArray, notional: FloatArray, scan: FloatArray) -> FloatArray:
+    """(N, A) `total` (N,) split over assets in proportion to each asset's own risk |x[n, a]| x scan[a].
+
+    scan (A,): the asset's risk per USD of delta notional (its volatility: the common z sqrt(h) cancels in
+    the split). An account whose exposures all have a zero scan is split by |x| alone; 0 for an account
+    with no exposure (issue 12 item 13: the split by |x| alone gave a low-vol asset the risk of a high-vol one).
+    """
     size = np.abs(notional)
+    risk = size * np.asarray(scan, dtype=np.float64)[np.newaxis, :]
+    gross_risk = risk.sum(axis=1)
     gross = size.sum(axis=1)
-    weight = size / np.where(gross > 0.0, gross, 1.0)[:, np.newaxis]
+    by_risk = risk / np.where(gross_risk > 0.0, gross_risk, 1.0)[:, np.newaxis]
+    by_size = size / np.where(gross > 0.0, gross, 1.0)[:, np.newaxis]
+    weight = np.where((gross_risk > 0.0)[:, np.newaxis], by_risk, by_size)
     out: FloatArray = total[:, np.newaxis] * weight
     return out
 
 
-def simm_add_on(notional: FloatArray, market_risk: FloatArray, threshold: FloatArray) -> FloatArray:
-    """(N, A) (CR - 1) x the account's market risk allocated to the asset by |x| (0 where that part is 0)."""
+def simm_add_on(
+    notional: FloatArray, market_risk: FloatArray, threshold: FloatArray, scan: FloatArray
+) -> FloatArray:
+    """(N, A) (CR - 1) x the account's market risk allocated to the asset by its own risk |x| x scan
+    (`allocate_by_risk`; 0 where that part is 0)."""
     cr = concentration_risk_factor(notional, threshold)
-    part = allocate_by_exposure(market_risk, notional)
+    part = allocate_by_risk(market_risk, notional, scan)
     with np.errstate(invalid="ignore"):  # an infinite CR on a zero part is 0: nothing to scale
         out: FloatArray = np.where(part > 0.0, (cr - 1.0) * part, 0.0)
     return out
@@ -266,14 +280,18 @@ def _simm_hhi_kernel(
     market_risk: FloatArray,
     long_t: FloatArray,
     short_t: FloatArray,
+    scan: FloatArray,
     add_on: FloatArray,
     hhi: FloatArray,
 ) -> None:
     n_accounts, n_assets = delta.shape
     for n in prange(n_accounts):
         gross = 0.0
+        gross_risk = 0.0
         for a in range(n_assets):
-            gross += abs(delta[n, a] * price[a])
+            size = abs(delta[n, a] * price[a])
+            gross += size
+            gross_risk += size * scan[a]
         safe = gross if gross > 0.0 else 1.0
         squares = 0.0
         for a in range(n_assets):
@@ -281,7 +299,8 @@ def _simm_hhi_kernel(
             size = abs(x)
             weight = size / safe
             squares += weight * weight
-            part = market_risk[n] * weight
+            share = size * scan[a] / gross_risk if gross_risk > 0.0 else weight
+            part = market_risk[n] * share
             value = 0.0
             if size > 0.0 and part > 0.0:
                 t = long_t[a] if x >= 0.0 else short_t[a]
@@ -292,14 +311,20 @@ def _simm_hhi_kernel(
 
 
 def simm_and_hhi(
-    delta: FloatArray, price: FloatArray, market_risk: FloatArray, long_t: FloatArray, short_t: FloatArray
+    delta: FloatArray,
+    price: FloatArray,
+    market_risk: FloatArray,
+    long_t: FloatArray,
+    short_t: FloatArray,
+    scan: FloatArray,
 ) -> tuple[FloatArray, FloatArray]:
-    """((N, A) SIMM add-on, (N,) HHI) from net deltas (N, A, units), prices (A,) and per-side thresholds (A,).
+    """((N, A) SIMM add-on, (N,) HHI) from net deltas (N, A, units), prices (A,), per-side thresholds (A,)
+    and each asset's risk per USD of notional (A,, its volatility: `allocate_by_risk`).
 
-    The compiled twin of `simm_add_on(x, market_risk, simm_thresholds(...))` and `herfindahl(x)`,
+    The compiled twin of `simm_add_on(x, market_risk, simm_thresholds(...), scan)` and `herfindahl(x)`,
     x = delta x price; infinite thresholds give a zero add-on (HHI only).
     """
     add_on = np.empty(delta.shape, dtype=np.float64)
     hhi = np.empty(delta.shape[0], dtype=np.float64)
-    _simm_hhi_kernel(delta, price, market_risk, long_t, short_t, add_on, hhi)
+    _simm_hhi_kernel(delta, price, market_risk, long_t, short_t, np.asarray(scan, dtype=np.float64), add_on, hhi)
     return add_on, hhi

@@ -10,10 +10,11 @@ docs/model.md ("Collateral"). For a positive balance of q units of asset a at pr
     h_vol   = 1 - exp(-z sigma_a sqrt(h))        z = Phi^-1(confidence), h = mpor_days / days_per_year
                                                  (the fall of a lognormal price at its z-quantile; in [0, 1))
     h_mkt   = 0 for USD; `depeg` for a listed stablecoin; h_vol otherwise
-    share   = clip(max(Delta_a, 0) / q, 0, 1)    Delta_a the account's net delta of a from its positions
-    h_book  = C(q) / (q P)                       C the liquidity add-on's close-out cost of selling q
-                                                 (book walk into the stressed bid, else square-root law)
-    h_raw   = h_mkt (1 + wrong_way x share) + h_book
+    m       = wrong_way x max(Delta_a, 0)          Delta_a the account's net delta of a from its positions
+    h_book  = (C(m + q) - C(m)) / (q P)          C the liquidity add-on's close-out cost of selling a size
+                                                 (book walk into the stressed bid, else square-root law):
+                                                 the cost q adds on top of the long delta closed with it
+    h_raw   = h_mkt + h_book
     h_1     = clip(h_raw, floor_a, cap_a)
     w       = size_discount(scaled_initial_asset_weight(1 - h_1, scale_start, deposits_a), size_imf, q)
     h       = clip(1 - w, floor_a, cap_a)        (baselines.drift; both only lower the weight)
@@ -21,8 +22,13 @@ docs/model.md ("Collateral"). For a positive balance of q units of asset a at pr
 Wrong-way risk. The collateral is wrong-way when it loses value together with the account's positions:
 the account is long the collateral's own asset through perps, futures or options (Delta_a > 0), so a
 fall in a cuts the collateral and the positions at once and both are sold into the same falling bid.
-`share` is the part of the holding that such a long exposure matches; it adds one more MPOR move on
-that part. A short exposure (Delta_a < 0) is the opposite case: the collateral rises when the short
+The fall itself is charged once: the positions' IM covers their own MPOR move and h_mkt the
+collateral's, and for one asset the two losses are comonotone, so their sum is the joint quantile
+(issue 12 item 6: an extra MPOR move on the matched share charged the positions' fall twice, 17,979
+on 1 BTC + 1 long BTC perp at 60,000 and 60% vol against a joint 99% loss of 11,780). What the
+overlap does add is the joint close-out: the collateral is sold after the long delta into the same
+bid, so its book part is the marginal cost C(m + q) - C(m), not C(q) (more, for a convex cost).
+A short exposure (Delta_a < 0) is the opposite case: the collateral rises when the short
 loses, a hedge the haircut mode does not credit and the integrated mode prices directly.
 
 Integrated mode: every non-USD balance (debts included) is added to the kernel's linear netting as a
@@ -68,24 +74,30 @@ def book_haircut(
     stress: float,
     half_spread: float,
     coefficient: float,
+    matched: FloatArray | None = None,
 ) -> FloatArray:
     """(R,) cost of selling each positive balance into the stressed bid, as a fraction of its value.
 
     The liquidity add-on's `delta_cost` of a long of q units (book walk, else square-root law, else 0)
-    over q x price; 0 for a debt or an empty balance. Non-decreasing in q and in `stress`.
+    over q x price; 0 for a debt or an empty balance. Non-decreasing in q and in `stress`. `matched`
+    (R,), units already sold into the same bid (the wrong-way long delta m, module docstring): the cost
+    is then the marginal C(m + q) - C(m).
     """
     long = np.maximum(np.asarray(amount, dtype=np.float64), 0.0)
     cost = delta_cost(long, liquidity, price, daily_vol, stress, half_spread, coefficient)
+    if matched is not None:
+        m = np.maximum(np.asarray(matched, dtype=np.float64), 0.0)
+        both = delta_cost(m + long, liquidity, price, daily_vol, stress, half_spread, coefficient)
+        alone = delta_cost(m, liquidity, price, daily_vol, stress, half_spread, coefficient)
+        cost = np.where(long > 0.0, both - alone, cost)
     value = long * price
     out: FloatArray = np.divide(cost, value, out=np.zeros_like(value), where=value > 0.0)
     return out
 
 
-def wrong_way_share(amount: FloatArray, delta: FloatArray) -> FloatArray:
-    """(R,) clip(max(delta, 0) / amount, 0, 1) for a positive balance, else 0 (see the module docstring)."""
-    q = np.asarray(amount, dtype=np.float64)
-    d = np.maximum(np.asarray(delta, dtype=np.float64), 0.0)
-    out: FloatArray = np.divide(np.minimum(d, q), q, out=np.zeros_like(q), where=q > 0.0)
+def wrong_way_delta(delta: FloatArray, wrong_way: float) -> FloatArray:
+    """(R,) m = wrong_way x max(delta, 0): the long delta of the collateral's asset sold into the same bid."""
+    out: FloatArray = wrong_way * np.maximum(np.asarray(delta, dtype=np.float64), 0.0)
     return out
 
 
@@ -180,7 +192,7 @@ def haircut_rates(
     account = book.collateral_account()
     amount = book.col_amount
     h_mkt = market_haircut(state, params, scenario_priced_assets(state, params))[col]
-    share = wrong_way_share(amount, greeks[account, col, 0]) if greeks.size else np.zeros_like(amount)
+    matched = wrong_way_delta(greeks[account, col, 0], collateral.wrong_way) if greeks.size else np.zeros_like(amount)
     h_book = np.zeros_like(amount)
     if collateral.liquidity and state.liquidity:
         daily_vol = state.vol / math.sqrt(params.days_per_year)
@@ -195,9 +207,10 @@ def haircut_rates(
                     liquidity.stress,
                     liquidity.adv_half_spread,
                     liquidity.impact_coefficient,
+                    matched[rows],
                 )
     floor, cap = bounds(state, collateral)
-    h = np.clip(h_mkt * (1.0 + collateral.wrong_way * share) + h_book, floor[col], cap[col])
+    h = np.clip(h_mkt + h_book, floor[col], cap[col])
     if collateral.scale_start > 0.0 or collateral.size_imf > 0.0:
         deposits = np.bincount(col, weights=np.maximum(row_values, 0.0), minlength=len(state.assets)).astype(np.float64)
         scaled = size_scaled_haircut(h, amount, deposits[col], collateral.scale_start, collateral.size_imf)
@@ -320,19 +333,23 @@ def _haircut_kernel(
         for r in range(offsets[n], offsets[n + 1]):
             a = columns[code[r]]
             q = amount[r]
-            share = 0.0
             h_book = 0.0
             if q > 0.0:
-                share = min(max(delta[r], 0.0), q) / q
+                m = wrong_way * max(delta[r], 0.0)  # the long delta sold first into the same bid
                 p = price[a]
                 worth = q * p
                 if worth > 0.0:
                     if kind[a] == BOOK:
-                        h_book = p * _walk(q * stress, curves[0, a], knots[0, a]) / stress / worth
+                        cost = _walk((m + q) * stress, curves[0, a], knots[0, a])
+                        if m > 0.0:
+                            cost -= _walk(m * stress, curves[0, a], knots[0, a])
+                        h_book = p * cost / stress / worth
                     elif kind[a] == SQRT_LAW:
-                        impact = coefficient * daily_vol[a] * math.sqrt(q * stress / adv[a])
-                        h_book = p * q * (half_spread + impact) / worth
-            h = min(max(h_mkt[a] * (1.0 + wrong_way * share) + h_book, floor[a]), cap[a])
+                        k = coefficient * daily_vol[a]
+                        both = (m + q) * (half_spread + k * math.sqrt((m + q) * stress / adv[a]))
+                        alone = m * (half_spread + k * math.sqrt(m * stress / adv[a]))
+                        h_book = p * (both - alone) / worth
+            h = min(max(h_mkt[a] + h_book, floor[a]), cap[a])
             if scale:
                 w = 1.0 - h
                 if start > 0.0 and deposits[a] >= start:

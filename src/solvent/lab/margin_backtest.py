@@ -7,10 +7,15 @@ volatilities as `calibrate_asset_vols` would give on the returns up to t with th
 one-step forecast, the long-lookback and the stressed volatility; computed causally along the whole history
 in one pass; `volatility.estimator` "garch" would refit a GARCH at every date and is not offered here). The
 realised loss over the margin period of risk h (`params.mpor_days`, in history steps) is
-L_t = -q_t (P_{t+h} - P_t): an exception when L_t > IM_t. Each (model, portfolio) series then gets the
+L_t = -q_t (P_{t+h} - P_t): an exception when L_t > IM_t. MM is backtested the same way over the liquidation
+horizon H of the portfolio (`liquidation.horizon`: detection plus the engine's slices; in history steps,
+ceil(H / step), at least one step: on daily closes the one-day loss, an upper bound for a close-out of
+minutes). Each (model, portfolio) series then gets the
 coverage tests of `lab.backtest` and the procyclicality measures of `lab.procyclicality`; for the models
 that read the parameters (`multi`, `vol_only`) the cost of the anti-procyclicality tool is measured by
-margining once more with `volatility.apc_mode` "none".
+margining once more with `volatility.apc_mode` "none". With the buffer (`apc_mode` "buffer") and
+`apc_buffer_release`, `multi`'s requirement is that margin without the tool carried through the buffer's
+state along the dates (`engine.apc.buffer_path`: drawn while it rises, rebuilt in calm), not a fixed x1.25.
 
 A Python loop over dates (a few thousand), never over accounts; every model margins the date's whole
 reference book at once.
@@ -29,12 +34,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvent.baselines import BaselineParams
+from solvent.engine.apc import buffer_path
 from solvent.engine.book import CROSS, Book
 from solvent.errors import InputError
 from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Instrument, MarketSnapshot
 from solvent.lab.backtest import BacktestResult, backtest
 from solvent.lab.models import ModelName, model_margin
 from solvent.lab.procyclicality import ProcyclicalityResult, procyclicality
+from solvent.liquidation.horizon import SECONDS_PER_DAY, liquidation_horizon_seconds, slices_needed
 from solvent.market.history import PriceHistory
 from solvent.market.volatility import STRESSED_WINDOW, annualise, ewma_variance
 from solvent.params import MarginParams
@@ -157,6 +164,11 @@ class HistoryBacktest:
     coverage: float
     results: dict[str, dict[str, BacktestResult]]
     cyclicality: dict[str, dict[str, ProcyclicalityResult]]
+    maintenance: dict[str, FloatArray]
+    mm_loss: FloatArray
+    mm_steps: NDArray[np.int64]
+    mm_coverage: float
+    mm_results: dict[str, dict[str, BacktestResult]]
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready: per model and portfolio, the coverage tests, the procyclicality measures and the
@@ -176,6 +188,12 @@ class HistoryBacktest:
                         "capital_locked": float(np.mean(self.requirement[model][p]) / self.notional),
                         "backtest": self.results[model][portfolio].to_dict(),
                         "procyclicality": self.cyclicality[model][portfolio].to_dict(),
+                        "maintenance": {
+                            "capital_locked": float(np.mean(self.maintenance[model][p]) / self.notional),
+                            "horizon_steps": int(self.mm_steps[p]),
+                            "coverage": self.mm_coverage,
+                            "backtest": self.mm_results[model][portfolio].to_dict(),
+                        },
                     }
                     for p, portfolio in enumerate(self.portfolios)
                 }
@@ -209,11 +227,17 @@ def run_backtest(
     paths = vol_path(history, params)
     per_day = steps_per_day(history)
     h = max(1, round(params.mpor_days * per_day))
+    mm_steps = _liquidation_steps(assets, notional, params, per_day)
+    reach = max(h, int(mm_steps.max()))
     priced: NDArray[np.bool_] = np.asarray(
         np.isfinite(closes).all(axis=1) & np.isfinite(paths.vol[:, columns]).all(axis=1)
     )
     first = int(np.argmax(priced)) + warmup if priced.any() else closes.shape[0]
-    dates = [t for t in range(first, closes.shape[0] - h) if priced[t] and np.isfinite(closes[t + h]).all()]
+    dates = [
+        t
+        for t in range(first, closes.shape[0] - reach)
+        if priced[t] and np.isfinite(closes[t + h]).all() and np.isfinite(closes[t + mm_steps]).all()
+    ]
     if len(dates) < 30:
         raise InputError(source, "closes", f"{len(dates)} dates to backtest after the warm-up; at least 30 needed")
     n_portfolios = 2 * len(assets)
@@ -224,20 +248,32 @@ def run_backtest(
     no_tool_paths = vol_path(history, no_tool)
     without: dict[str, FloatArray] = {m: np.empty((n_portfolios, len(dates))) for m in with_tool}
     loss = np.empty((n_portfolios, len(dates)))
+    maintenance: dict[str, FloatArray] = {m: np.empty((n_portfolios, len(dates))) for m in models}
+    mm_loss = np.empty((n_portfolios, len(dates)))
+    sign = np.tile([1.0, -1.0], len(assets))
+    column = np.repeat(np.arange(len(assets)), 2)
     for k, t in enumerate(dates):
         market = _snapshot(history, assets, columns, paths, t)
         book = reference_book(assets, closes[t], notional)
         past = PriceHistory(history.timestamps[: t + 1], history.assets, history.closes[: t + 1])
         for m in models:
-            requirement[m][:, k] = model_margin(m, book, market, params, past, baselines).im
+            required = model_margin(m, book, market, params, past, baselines)
+            requirement[m][:, k] = required.im
+            maintenance[m][:, k] = required.mm
         if with_tool:
             bare = _snapshot(history, assets, columns, no_tool_paths, t)
             for m in with_tool:
                 without[m][:, k] = model_margin(m, book, bare, no_tool, past).im
         moved = closes[t + h] / closes[t] - 1.0
-        loss[:, k] = -notional * np.repeat(moved, 2) * np.tile([1.0, -1.0], len(assets))
+        loss[:, k] = -notional * np.repeat(moved, 2) * sign
+        mm_loss[:, k] = -notional * (closes[t + mm_steps, column] / closes[t, column] - 1.0) * sign
         if progress is not None:
             progress(k + 1, len(dates))
+    volatility = params.volatility
+    if "multi" in without and volatility.apc_mode == "buffer" and volatility.apc_buffer_release:
+        requirement["multi"] = buffer_path(without["multi"], 1.0 / per_day, volatility)[0]
+        if params.maintenance.mode == "fraction":  # MM follows the charged IM
+            maintenance["multi"] = params.maintenance.fraction * requirement["multi"]
     portfolios = tuple(str(name) for name in reference_book(assets, closes[dates[0]], notional).account_ids)
     results: dict[str, dict[str, BacktestResult]] = {
         m: {p: backtest(requirement[m][i], loss[i], params.confidence) for i, p in enumerate(portfolios)}
@@ -248,6 +284,11 @@ def run_backtest(
             p: procyclicality(requirement[m][i], without_tool=without[m][i] if m in without else None)
             for i, p in enumerate(portfolios)
         }
+        for m in models
+    }
+    mm_coverage = params.maintenance.confidence if params.maintenance.mode == "model" else params.confidence
+    mm_results: dict[str, dict[str, BacktestResult]] = {
+        m: {p: backtest(maintenance[m][i], mm_loss[i], mm_coverage) for i, p in enumerate(portfolios)}
         for m in models
     }
     return HistoryBacktest(
@@ -263,7 +304,24 @@ def run_backtest(
         coverage=params.confidence,
         results=results,
         cyclicality=cyclicality,
+        maintenance=maintenance,
+        mm_loss=mm_loss,
+        mm_steps=mm_steps,
+        mm_coverage=mm_coverage,
+        mm_results=mm_results,
     )
+
+
+def _liquidation_steps(
+    assets: tuple[str, ...], notional: float, params: MarginParams, per_day: float
+) -> NDArray[np.int64]:
+    """(P,) history steps of each reference portfolio's liquidation horizon: ceil(H / step), at least 1 (the
+    snapshots carry no depth, so the slices come from the share and notional caps)."""
+    liquidation = params.liquidation
+    exposure = np.diag(np.repeat(notional, 2 * len(assets)) * np.tile([1.0, -1.0], len(assets)))
+    slices = slices_needed(exposure, liquidation.max_share_per_slice, liquidation.max_notional_per_slice)
+    seconds = liquidation_horizon_seconds(slices, params)
+    return np.maximum(np.ceil(seconds * per_day / SECONDS_PER_DAY - 1e-9), 1).astype(np.int64)
 
 
 def _snapshot(

@@ -9,47 +9,51 @@ The pipeline, per asset (every step a documented parameter of `OracleParams`):
    confidence, non-finite timestamp -> INVALID (4); timestamp more than `future_tolerance_s` after `now`
    -> FUTURE (3); older than `staleness_s` -> STALE (1); padding -> ABSENT (5). The rest are *valid*.
 2. **Reject outliers** among the valid quotes (a Hampel filter): centre m = median, robust scale
-   s = max(1.4826 * MAD, outlier_floor * m); a quote with |p - m| > outlier_k * s is an OUTLIER (2).
-   1.4826 makes the scaled MAD a consistent estimator of a normal standard deviation; the floor stops
-   sources that agree to the last digit (MAD = 0) from rejecting an honest quote a few basis points away.
-   With fewer than three valid quotes nothing can be rejected (two quotes always sit exactly one MAD
-   from their midpoint): there the TWAP guard is the defence.
-3. **Price** = median of the accepted quotes. One manipulated source out of five cannot move it at all
-   (Mango Markets, 11 October 2022: MNGO $0.038 -> $0.91 on the oracle's sources).
+   s = max(D, outlier_floor * m) with D the dispersion of step 5; a quote with |p - m| > outlier_k * s is
+   an OUTLIER (2). The floor stops sources that agree to the last digit (D = 0) from rejecting an honest
+   quote a few basis points away. With fewer than three valid quotes nothing can be rejected (two quotes
+   always sit within their own spread): there the TWAP guard is the defence.
+3. **Price** = median of the accepted quotes, kept between the lower and upper median of all valid
+   quotes. With a minority of manipulated sources the median of the valid quotes lies within the honest
+   quotes' range, and so does the price whatever the outlier test rejected (docs/model.md, "What a
+   minority of sources can do"). One pumped source of five moves it by at most one rank (Mango Markets,
+   11 October 2022: MNGO $0.038 -> $0.91 on the oracle's sources).
 4. **TWAP guard**: if that median is more than `max_twap_deviation` from the asset's TWAP, the price is
    clamped to the band twap * (1 -/+ max_twap_deviation) and the asset is flagged DEVIATES_FROM_TWAP.
    Policy: fail closed, never follow a pump. A genuine move past the band is priced at the band edge
    and flagged (risk-increasing activity refused) until the TWAP catches up; the gap between the
-   sources' median and the clamped price enters the uncertainty, so margin is not understated meanwhile.
+   sources and the clamped price enters the uncertainty, so margin is not understated meanwhile.
 5. **Uncertainty** (price units, one standard-deviation-like width per asset)::
 
        U = min(w_d * D + w_c * C + w_s * S + G,  max_uncertainty * ref)
 
-   - D, dispersion: 1.4826 * MAD of the *valid* quotes (outliers included) about their median: how much
-     the sources disagree. Robust (a single wild source moves it by at most one rank) yet it never lets
-     a rejected source *lower* the uncertainty: a manipulator can only make the engine more cautious.
-   - C, confidence: the median of the valid quotes' published +/- bands (Pyth's `conf`; 0 for a source
-     that publishes none).
-   - S, staleness: ref * vol * sqrt(age / year), age = now - the newest valid timestamp: the move the
-     asset can make, at its own annualised volatility `vol`, while the freshest price has been
-     standing still (a random walk's width grows with the square root of time). 0 when no vol is given.
-   - G, clamp gap: |median - price|, non-zero only when the TWAP guard clamps.
-   - ref = the TWAP (the median of the valid quotes when there is no TWAP), so the cap and S do not
-     depend on which quotes the outlier test kept.
+   over the *basis* quotes: the valid ones (outliers included), or in ALL_STALE the stale ones (the last
+   known band). With x_1 <= ... <= x_n the sorted basis quotes:
 
-   The components are *added*, not combined in quadrature: the sum is an upper bound on the root sum
-   of squares (fail closed, since the components are not independent: Pyth's band already reflects its
-   publishers' disagreement), and each component's share of the total is exact for attribution. Every
-   component is reported. Because no component depends on the outlier test, U is non-decreasing in
-   the sources' dispersion and in the age of the freshest quote (while no quote crosses the staleness
-   limit: a source that goes stale takes its disagreement with it).
+   - D, dispersion: 1.4826 x the largest MAD of any three or four of the quotes (n >= 3); 1.4826 x
+     (x_2 - x_1) / 2 for two; 0 for one.
+   - C, confidence: the second largest published +/- band (Pyth's `conf`; 0 for a source that publishes
+     none) for n >= 3, the median for one or two.
+   - S, staleness: ref * vol * sqrt(age / year), age = now - the *oldest* valid timestamp (in ALL_STALE:
+     the newest stale one): the move the asset can make, at its own annualised volatility `vol`, while
+     that price has been standing still. 0 when no vol is given.
+   - G, TWAP gap: max(x_(n-1) - upper, lower - x_2, 0) for n >= 3 (the median's distance to the band for
+     one or two); in ALL_STALE and TOO_FEW_SOURCES at least |median of the basis - TWAP|.
+   - ref = the TWAP (the median of the basis quotes when there is no TWAP).
+
+   Each component can only grow when quotes are added to a set of three or more (a maximum over
+   subsets, a second largest, an oldest age, a second extreme), so a minority of manipulated sources
+   can raise U, never lower it below what the honest sources alone give (docs/model.md). The components
+   are *added*, not combined in quadrature: the sum bounds the root sum of squares (fail closed, since
+   the components are not independent), and each component's share is exact for attribution.
 6. **Status** (highest first): ALL_STALE (no valid quote and at least one stale), TOO_FEW_SOURCES
    (fewer than `min_sources` accepted), NO_TWAP (no finite TWAP: the price cannot be checked),
-   DEVIATES_FROM_TWAP, OK. In ALL_STALE and TOO_FEW_SOURCES the price is the TWAP (NaN without one)
-   and U is the cap; in NO_TWAP the price is the median and U the cap: margin at maximum uncertainty,
-   explicitly flagged, never a silent last price. Any status other than OK means: refuse
-   risk-increasing activity on that asset. A NaN price (no valid quote and no TWAP) cannot be margined;
-   the caller must fail closed (`ModelError`).
+   DEVIATES_FROM_TWAP, OK. In ALL_STALE and TOO_FEW_SOURCES the price is the TWAP (NaN without one);
+   in NO_TWAP the median. U is the formula above in every status (not inflated: a degraded oracle
+   pauses liquidation on its price instead, docs/model.md, "A degraded oracle"); only an asset without
+   any well-formed quote gets U = max_uncertainty * TWAP. Any status other than OK means: refuse
+   risk-increasing activity on that asset and liquidate nobody exposed to it. A NaN price (no valid
+   quote and no TWAP) cannot be margined; the caller must fail closed (`ModelError`).
 
 `pessimistic_prices` values assets at price - k * U and liabilities at price + k * U (k = 0 is off).
 """
@@ -103,13 +107,14 @@ class OracleResult:
     """Aggregated oracle state; per asset (A,) unless noted.
 
     - `price`: the price margin is computed at (median, clamped, or the TWAP in a degraded state).
-    - `uncertainty`: U in price units (see the module docstring); `max_uncertainty` * ref when degraded.
+    - `uncertainty`: U in price units (see the module docstring), in every status.
     - `status`: `OracleStatus` codes (int8).
     - `n_used`: quotes that passed every check (Rejection.OK).
     - `rejected`: (A, S) `Rejection` codes (int8).
-    - `median`: median of the accepted quotes before the TWAP clamp (NaN when none).
-    - `dispersion`, `confidence`, `staleness`, `clamp`: the components D, C, S, G (0 where no valid quote).
-    - `age`: seconds since the newest valid quote (inf when there is none).
+    - `median`: median of the accepted quotes, kept between the valid quotes' lower and upper median,
+      before the TWAP clamp (NaN when no quote is valid).
+    - `dispersion`, `confidence`, `staleness`, `clamp`: the components D, C, S, G (0 without basis quotes).
+    - `age`: seconds since the oldest valid quote (in ALL_STALE the newest stale one; inf without any).
     """
 
     price: FloatArray
@@ -190,6 +195,48 @@ def classify(
     return _classify(p, c, t, mask, float(now), params)
 
 
+def _sorted_valid(p: FloatArray, valid: BoolArray) -> tuple[FloatArray, IntArray]:
+    """Each row's valid quotes in ascending order (padding 0 after them) and their count."""
+    n = valid.sum(axis=1).astype(np.int64)
+    ordered = np.sort(np.where(valid, p, np.inf), axis=1)
+    return np.where(np.isfinite(ordered), ordered, 0.0), n
+
+
+def _at(values: FloatArray, index: IntArray) -> FloatArray:
+    return np.take_along_axis(values, np.clip(index, 0, values.shape[1] - 1)[:, None], axis=1)[:, 0]
+
+
+def _dispersion(ordered: FloatArray, n: IntArray) -> FloatArray:
+    """D per row: 1.4826 x the largest MAD of any three or four of the row's valid quotes (n >= 3), their
+    MAD for two, 0 for one (module docstring, step 5).
+
+    The largest MAD of a subset with middle quote(s) y (or b <= c) takes the row's extremes as its outer
+    quotes, so the maximum runs over interior positions only: min(y - x_1, x_n - y) for three, and
+    ((c - b) / 2 + min(m - x_1, x_n - m)) / 2 with m = (b + c) / 2 for four.
+    """
+    width = ordered.shape[1]
+    lo = ordered[:, 0]
+    hi = _at(ordered, n - 1)
+    pos = np.arange(width)
+    interior = (pos[None, :] >= 1) & (pos[None, :] <= (n - 2)[:, None])
+    three = np.where(interior, np.minimum(ordered - lo[:, None], hi[:, None] - ordered), 0.0).max(axis=1)
+    b = ordered[:, :, None]
+    c = ordered[:, None, :]
+    mid = b + (c - b) / 2.0
+    quad = ((c - b) / 2.0 + np.minimum(mid - lo[:, None, None], hi[:, None, None] - mid)) / 2.0
+    pairs = interior[:, :, None] & interior[:, None, :] & (pos[:, None] < pos[None, :])[None, :, :]
+    four = np.where(pairs, quad, 0.0).max(axis=(1, 2)) if width >= 2 else np.zeros_like(three)
+    wide = np.maximum(three, four)
+    return np.where(n >= 3, MAD_SCALE * wide, np.where(n == 2, MAD_SCALE * (hi - lo) / 2.0, 0.0))
+
+
+def _confidence(c: FloatArray, basis: BoolArray, n: IntArray) -> FloatArray:
+    """C per row: the second largest published band of the basis quotes (n >= 3), their median otherwise."""
+    top = -np.sort(np.where(basis, -c, np.inf), axis=1)  # descending, padding -inf
+    second = _at(np.where(np.isfinite(top), top, 0.0), np.ones_like(n))
+    return np.where(n >= 3, second, np.where(n > 0, _masked_median(np.where(basis, c, 0.0), basis), 0.0))
+
+
 def aggregate(
     prices: ArrayLike,
     confidences: ArrayLike,
@@ -224,18 +271,29 @@ def aggregate(
     codes = _classify(p, c, t, mask, now, params)
     valid = codes == Rejection.OK
     n_valid = valid.sum(axis=1)
-    p_safe = np.where(valid, p, 1.0)
+    some_valid = n_valid > 0
+    stale = codes == Rejection.STALE
+    all_stale = ~some_valid & np.any(stale, axis=1)
+    # The basis of the uncertainty: the valid quotes, or in ALL_STALE the stale ones (the last known band).
+    basis = np.where(all_stale[:, None], stale, valid)
+    p_safe = np.where(basis, p, 1.0)
+    ordered, n_basis = _sorted_valid(p_safe, basis)
+    has_basis = n_basis > 0
 
-    # Outlier test (Hampel): centre and robust scale of the valid quotes.
-    centre = _masked_median(p_safe, valid)
-    abs_dev = np.abs(p_safe - np.where(n_valid > 0, centre, 1.0)[:, None])
-    mad = _masked_median(abs_dev, valid)
-    scale = np.maximum(MAD_SCALE * mad, params.outlier_floor * centre)
+    # Outlier test (Hampel) among the valid quotes: centre = their median, scale = max(D, floor x centre).
+    centre = _masked_median(p_safe, basis)
+    dispersion = _dispersion(ordered, n_basis)
+    abs_dev = np.abs(p_safe - np.where(has_basis, centre, 1.0)[:, None])
+    scale = np.maximum(dispersion, params.outlier_floor * np.where(has_basis, centre, 0.0))
     outlier = valid & (abs_dev > params.outlier_k * scale[:, None])
     codes[outlier] = Rejection.OUTLIER
     accepted = valid & ~outlier
     n_used = accepted.sum(axis=1).astype(np.int64)
-    median = _masked_median(p_safe, accepted)
+    # The accepted quotes' median, kept between the lower and upper median of the valid quotes: rejecting
+    # outliers never takes the price outside the honest quotes' range (module docstring, step 3).
+    lower_median = _at(ordered, (n_basis - 1) // 2)
+    upper_median = _at(ordered, n_basis // 2)
+    median = np.where(some_valid, np.clip(_masked_median(p_safe, accepted), lower_median, upper_median), np.nan)
 
     # TWAP guard: clamp to the band, never follow a pump.
     has_twap = np.isfinite(ref_twap)
@@ -244,34 +302,37 @@ def aggregate(
     deviates = has_twap & ((median < lower) | (median > upper))
     price = np.where(deviates, np.clip(median, lower, upper), median)
 
-    # Uncertainty components (none depends on the outlier test).
-    some_valid = n_valid > 0
-    ref = np.where(has_twap, ref_twap, centre)
-    newest = np.max(np.where(valid, t, -np.inf), axis=1)
-    age = np.where(some_valid, np.maximum(now - np.where(some_valid, newest, now), 0.0), np.inf)
-    year_s = days_per_year * SECONDS_PER_DAY
-    dispersion = np.where(some_valid, MAD_SCALE * mad, 0.0)
-    confidence = np.where(some_valid, _masked_median(np.where(valid, c, 0.0), valid), 0.0)
-    staleness = np.where(some_valid, ref * sigma * np.sqrt(np.where(some_valid, age, 0.0) / year_s), 0.0)
-    clamp = np.where(deviates, np.abs(median - price), 0.0)
-    cap = params.max_uncertainty * ref
-    uncertainty = np.minimum(
-        params.weight_dispersion * dispersion
-        + params.weight_confidence * confidence
-        + params.weight_staleness * staleness
-        + clamp,
-        cap,
-    )
-
     # Status, highest precedence last.
     status = np.zeros(n_assets, dtype=np.int8)
     status[deviates] = OracleStatus.DEVIATES_FROM_TWAP
     status[~has_twap] = OracleStatus.NO_TWAP
     status[n_used < params.min_sources] = OracleStatus.TOO_FEW_SOURCES
-    status[~some_valid & np.any(codes == Rejection.STALE, axis=1)] = OracleStatus.ALL_STALE
+    status[all_stale] = OracleStatus.ALL_STALE
     fallback = (status == OracleStatus.ALL_STALE) | (status == OracleStatus.TOO_FEW_SOURCES)
     price = np.where(fallback, ref_twap, price)
-    uncertainty = np.where(fallback | (status == OracleStatus.NO_TWAP), cap, uncertainty)
+
+    # Uncertainty components: none depends on the outlier test (module docstring, step 5).
+    ref = np.where(has_twap, ref_twap, centre)
+    ages = np.where(basis, now - np.where(basis, t, now), -np.inf)
+    age = np.where(
+        all_stale, ages.min(axis=1, initial=np.inf, where=basis), ages.max(axis=1, initial=-np.inf, where=basis)
+    )
+    age = np.where(has_basis, np.maximum(age, 0.0), np.inf)
+    year_s = days_per_year * SECONDS_PER_DAY
+    confidence = _confidence(np.where(basis, c, 0.0), basis, n_basis)
+    staleness = np.where(has_basis, ref * sigma * np.sqrt(np.where(has_basis, age, 0.0) / year_s), 0.0)
+    hi2 = np.where(n_basis >= 3, _at(ordered, n_basis - 2), centre)
+    lo2 = np.where(n_basis >= 3, _at(ordered, np.ones_like(n_basis)), centre)
+    gap = np.maximum(np.maximum(hi2 - upper, lower - lo2), 0.0)
+    clamp = np.where(has_basis & has_twap, np.maximum(gap, np.where(fallback, np.abs(centre - ref_twap), 0.0)), 0.0)
+    cap = params.max_uncertainty * ref
+    total = (
+        params.weight_dispersion * dispersion
+        + params.weight_confidence * confidence
+        + params.weight_staleness * staleness
+        + clamp
+    )
+    uncertainty = np.where(has_basis, np.minimum(total, cap), params.max_uncertainty * ref_twap)
 
     return OracleResult(
         price=price,
@@ -280,8 +341,8 @@ def aggregate(
         n_used=n_used,
         rejected=codes,
         median=median,
-        dispersion=dispersion,
-        confidence=confidence,
+        dispersion=np.where(has_basis, dispersion, 0.0),
+        confidence=np.where(has_basis, confidence, 0.0),
         staleness=staleness,
         clamp=clamp,
         age=age,

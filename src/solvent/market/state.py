@@ -74,6 +74,8 @@ class MarketState:
     Oracle, per asset (A,): `oracle_sources` the number of source quotes (0: the quote's `price` is
     used as it is), `oracle_uncertainty` U in USD (0 without sources), `oracle_status` `OracleStatus`
     codes (OK without sources). With sources, `price` is the aggregate (market/oracle.py).
+    `stable_price` (A,): Mango's stable price per asset (market/stable_price.py) where the market carries
+    one (the streaming engine's live market), empty otherwise; it adds the `stable_price` IM term.
     """
 
     time: datetime
@@ -90,6 +92,7 @@ class MarketState:
     oracle_uncertainty: FloatArray = field(default_factory=lambda: np.zeros(0))
     oracle_status: NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     vol_quoted: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    stable_price: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     @functools.cached_property
     def asset_index(self) -> dict[str, int]:
@@ -240,6 +243,20 @@ def oracle_inputs(
     return OracleInputs(price, sources, uncertainty, status)
 
 
+def _require_unit_of_account(name: str, quote: AssetQuote, market_source: str) -> None:
+    """USD is the unit of account: quoted, it must be at 1 and not priced from sources (issue 12 item 15: a USD
+    quoted at 0.5 halved every USD balance)."""
+    if quote.price != 1.0:
+        raise InputError(
+            market_source, f"assets.{name}.price", f"{name} is the unit of account, always 1: got {quote.price!r}"
+        )
+    if quote.sources or (quote.twap is not None and quote.twap != 1.0):
+        field = "sources" if quote.sources else "twap"
+        raise InputError(
+            market_source, f"assets.{name}.{field}", f"{name} is the unit of account: not priced by an oracle"
+        )
+
+
 def build_market_state(
     instruments: list[Instrument],
     snapshot: MarketSnapshot,
@@ -248,6 +265,8 @@ def build_market_state(
     market_source: str = "<market>",
 ) -> MarketState:
     """Validate instruments against the snapshot and lay both out as arrays."""
+    for name in sorted(QUOTE_ASSETS & set(snapshot.assets)):
+        _require_unit_of_account(name, snapshot.assets[name], market_source)
     names = sorted(set(snapshot.assets) | QUOTE_ASSETS)
     index = {name: a for a, name in enumerate(names)}
     quotes = [snapshot.assets.get(name) for name in names]

@@ -48,6 +48,8 @@ MIN_CALIBRATION_RETURNS = 30
 MAX_PERSISTENCE = 1.0 - 1e-6
 #: Calendar days per year, to turn `apc_floor_lookback_days` into observations.
 CALENDAR_DAYS_PER_YEAR = 365.0
+#: Seconds per day, to turn the timestamps' step into observations per year.
+SECONDS_PER_DAY = 86_400.0
 
 
 def ewma_backcast(returns: FloatArray, lam: float | None = None) -> FloatArray:
@@ -260,10 +262,26 @@ def _rolling_max_std(returns: FloatArray, window: int) -> float:
     return float(np.max(np.std(windows, axis=1, ddof=1)))
 
 
+def sampling_periods_per_year(history: PriceHistory) -> float:
+    """Observations per 365-day year of `history`, from the median step between its timestamps.
+
+    365 for daily closes, 8,760 for hourly ones (crypto trades around the clock, so a calendar year);
+    the median ignores the odd missing close. A history of fewer than two timestamps gives 365.
+    """
+    if history.timestamps.size < 2:
+        return CALENDAR_DAYS_PER_YEAR
+    steps = np.diff(history.timestamps.astype("datetime64[s]").astype(np.int64)).astype(np.float64)
+    return CALENDAR_DAYS_PER_YEAR * SECONDS_PER_DAY / float(np.median(steps))
+
+
 def calibrate_asset_vols(
-    history: PriceHistory, vol_params: VolatilityParams, periods_per_year: float = 365.0
+    history: PriceHistory, vol_params: VolatilityParams, periods_per_year: float | None = None
 ) -> dict[str, VolInputs]:
     """Annualised fast, long-lookback and stressed volatility per asset of a price history.
+
+    `periods_per_year`: observations per year; None (default) infers it from the timestamps
+    (`sampling_periods_per_year`: 365 for daily closes, 8,760 for hourly), so an hourly history is not
+    annualised as a daily one (issue 12 item 13: hourly at 60% vol gave 0.104 with a fixed 365).
 
     Per asset, from its log returns where both closes exist (missing closes are skipped, so an asset
     listed later simply has a shorter sample):
@@ -272,10 +290,14 @@ def calibrate_asset_vols(
       - vol_long: sample standard deviation of the last `apc_floor_lookback_days` days of returns
         (apc_floor_lookback_days * periods_per_year / 365 observations, all of them if fewer);
         the long-lookback floor of EMIR RTS 153/2013 Art. 28(1)(c);
-      - vol_stressed: the largest sample standard deviation over any 250 consecutive returns
-        (the whole sample if shorter), the stressed period of Art. 28(1)(b).
+      - vol_stressed: the largest sample standard deviation over any 250 consecutive returns, or for
+        intraday data over the same 250 days (250 x periods_per_year / 365 observations); the whole
+        sample if shorter. The stressed period of Art. 28(1)(b).
     An asset with fewer than 30 returns raises InputError naming its column.
     """
+    if periods_per_year is None:
+        periods_per_year = sampling_periods_per_year(history)
+    window = max(STRESSED_WINDOW, round(STRESSED_WINDOW * periods_per_year / CALENDAR_DAYS_PER_YEAR))
     returns = history.log_returns()
     lookback = max(2, round(vol_params.apc_floor_lookback_days * periods_per_year / CALENDAR_DAYS_PER_YEAR))
     out: dict[str, VolInputs] = {}
@@ -293,7 +315,7 @@ def calibrate_asset_vols(
         else:
             fast = float(ewma_forecast(r, vol_params.ewma_lambda))
         long_run = float(np.std(r[-lookback:], ddof=1))
-        stressed = _rolling_max_std(r, STRESSED_WINDOW)
+        stressed = _rolling_max_std(r, window)
         out[asset] = VolInputs(
             vol=float(annualise(fast, periods_per_year)),
             vol_long=float(annualise(long_run**2, periods_per_year)),

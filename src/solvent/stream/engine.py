@@ -44,6 +44,7 @@ from solvent.engine.whatif import (
     account_greeks,
     account_scenario_pnl,
     concentration_thresholds,
+    off_market,
 )
 from solvent.errors import InputError, ModelError
 from solvent.factors.concentration import tier_multiplier
@@ -53,6 +54,7 @@ from solvent.liquidation.closeout import CloseOutBook, CloseOutMarket, CloseOutP
 from solvent.liquidation.predictive import SECONDS_PER_YEAR, VelocityTracker, book_breach, scenario_correlation
 from solvent.liquidation.waterfall import WaterfallResult, run_waterfall
 from solvent.market.history import PriceHistory
+from solvent.market.oracle import OracleStatus
 from solvent.market.state import OPTION, MarketState, build_market_state
 from solvent.params import MarginParams
 from solvent.scenarios import generate_scenarios
@@ -188,7 +190,7 @@ class StreamEngine:
         self.params = params
         self.history = history
         self.portfolio_source = portfolio_source
-        self.market = LiveMarket(book.instruments, snapshot, params, market_source)
+        self.market = LiveMarket(book.instruments, snapshot, params, market_source, portfolio_source)
         require_collateral_vols(book, self.market.state, params, market_source)
         self.store = AccountStore(book, self.market.state.asset_index, len(self.market.assets))
         self.figures = Figures.empty(book.n_accounts)
@@ -229,6 +231,7 @@ class StreamEngine:
         engine = cls(book, snapshot, MarginParams() if params is None else params, **kwargs)
         everyone = np.arange(book.n_accounts, dtype=np.int64)
         events: list[ev.Event] = []
+        engine._publish_oracle(np.zeros(len(engine.market.assets), dtype=np.bool_), snapshot.time, -1, events)
         engine._remargin(everyone, snapshot.time, -1, events)
         events += engine.settle(snapshot.time, -1)
         engine.sink(events)
@@ -306,6 +309,7 @@ class StreamEngine:
         cause = records[-1].seq
         events: list[ev.Event] = []
         batch = _Batch()
+        was_paused = self._paused()
         for record in records:
             self._apply(record, batch, events)
         if batch.new_epoch:
@@ -317,8 +321,37 @@ class StreamEngine:
         else:
             self._refresh(batch)
             rows = self._due(batch)
+        self._publish_oracle(was_paused, now, cause, events)
         self._remargin(rows, now, cause, events)
         return events
+
+    # --------------------------------------------------------------------------- degraded oracles
+
+    def _paused(self) -> NDArray[np.bool_]:
+        """Assets whose oracle is degraded (any status but OK): no liquidation on their price, no new risk."""
+        return np.asarray(self.market.status != OracleStatus.OK)
+
+    def _publish_oracle(self, was: NDArray[np.bool_], now: datetime, cause: int, events: list[ev.Event]) -> None:
+        """`LiquidationsPaused` / `LiquidationsResumed` for every asset whose oracle left or regained OK since `was`."""
+        now_paused = self._paused()
+        for a in np.flatnonzero(now_paused != was).tolist():
+            name = self.market.assets[a]
+            if now_paused[a]:
+                reason = OracleStatus(int(self.market.status[a])).name
+                events.append(self._event(ev.LiquidationsPaused, now, cause, asset=name, reason=reason))
+            else:
+                events.append(self._event(ev.LiquidationsResumed, now, cause, asset=name, reason="OK"))
+
+    def _exposed_to(self, row: int, assets: IndexArray) -> list[str]:
+        """The assets of `assets` the account holds now: a non-zero position on one of their instruments or a
+        non-zero balance of the asset itself."""
+        slots = self.store.used_slots(np.array([row], dtype=np.int64))
+        held = self.store.pos_quantity[slots] != 0.0
+        on = set(self.store.instrument_asset[self.store.pos_instrument[slots][held]].tolist())
+        for c, asset in enumerate(self.store.collateral_assets):
+            if asset in self.store.asset_of and self.store.balance[row, c] != 0.0:
+                on.add(self.store.asset_of[asset])
+        return [self.market.assets[a] for a in assets.tolist() if a in on]
 
     def _due(self, batch: _Batch) -> IndexArray:
         """The accounts a batch can have changed, ascending: those exposed to an asset that moved and those that
@@ -392,6 +425,7 @@ class StreamEngine:
         for column in columns:
             if column in self.market.sources:
                 self.market.aggregate_sources(column, batch.priced[column], self.params)
+            self.market.follow(column, batch.priced[column], self.params)
         times = np.array([batch.priced[column] / SECONDS_PER_YEAR for column in columns])
         # One tick per asset, in column order, at the market's prices (finite and > 0: `_quote` and the source
         # aggregation see to it).
@@ -456,6 +490,8 @@ class StreamEngine:
             if instrument is None:
                 self._reject(events, record, "instrument", f"unknown instrument {record.instrument!r}")
                 return
+            if self._off_market(record, instrument, batch, events):
+                return
             self.store.trade(row, instrument, record.quantity, record.price, record.fee)
             self._pnl_cache.pop(row, None)
             batch.touched.add(row)
@@ -497,6 +533,42 @@ class StreamEngine:
                 self._event(ev.ParametersChanged, record.time, record.seq, digest=params_digest(record.params))
             )
 
+    def _off_market(self, record: Fill, instrument: int, batch: _Batch, events: list[ev.Event]) -> bool:
+        """Reject a fill priced outside `pretrade.price_band` around the instrument's mark, the pre-trade check's
+        rule (`whatif.off_market`): published as `FillRejected`, never booked. The mark is this moment's: an asset
+        quoted earlier in the batch is published first."""
+        state = self.market.state
+        if int(state.instruments.asset[instrument]) in batch.dirty:
+            self._refresh(batch)
+            state = self.market.state
+        forward = float(state.forward[instrument])
+        mark = forward
+        if int(state.instruments.kind[instrument]) == OPTION:
+            mark = float(self.context.arrays.value[instrument]) / float(state.instruments.contract_size[instrument])
+        band = self.params.pretrade.price_band
+        if not off_market(record.price, mark, forward, band):
+            return False
+        self.totals.rejected += 1
+        reason = (
+            f"price {record.price!r} is {abs(record.price - mark) / forward:.2%} of the forward from the mark "
+            f"{mark!r}, outside the band of {band:.2%}"
+        )
+        events.append(
+            self._event(
+                ev.FillRejected,
+                record.time,
+                record.seq,
+                account=record.account,
+                instrument=record.instrument,
+                quantity=record.quantity,
+                price=record.price,
+                mark=mark,
+                band=band,
+                reason=reason,
+            )
+        )
+        return True
+
     def _params_problem(self, params: MarginParams) -> str | None:
         """Why `params` cannot take over this stream (None if they can): a setting the engine does not support,
         or a market or scenario set they cannot build here (fhs without a history, depth they require)."""
@@ -505,7 +577,9 @@ class StreamEngine:
             return problem
         try:
             _supported(params, "params")
-            state = build_market_state(list(self.store.instruments), self.market.snapshot, params)
+            state = build_market_state(
+                list(self.store.instruments), self.market.snapshot, params, self.portfolio_source, self.market.source
+            )
             generate_scenarios(state, params, self.history)
         except (ModelError, InputError) as error:
             return str(error)
@@ -549,6 +623,12 @@ class StreamEngine:
         self._refresh(batch)
         held = float(self.store.balance[row, column])
         self.store.credit(row, record.asset, -record.amount)
+        paused = np.flatnonzero(self._paused())
+        still = self._exposed_to(row, paused) if paused.size else []
+        if still:  # while an oracle is degraded only a withdrawal that ends the exposure to it lowers risk
+            self.store.set_balance(row, record.asset, held)
+            self._reject(events, record, "amount", f"oracle degraded on {', '.join(still)}: the account stays exposed")
+            return
         result = margin_accounts(
             self.store.book_of(np.array([row])), self.market.state, self.params, self.context, self.portfolio_source
         )
@@ -799,6 +879,9 @@ class StreamEngine:
         if self.params.predictive.action == "deleverage":  # flagged accounts are hot: their figures are current
             eager = f.flagged & (f.equity < self.params.liquidation.target * f.im)
             rows = np.union1d(rows, np.flatnonzero(eager))
+        paused = self._paused()
+        if paused.any() and rows.size:  # nobody exposed to a degraded oracle is liquidated on its price
+            rows = rows[~self.store.exposed[np.flatnonzero(paused)][:, rows].any(axis=0)]
         return rows[f.cooldown_until[rows] <= _seconds(now)].astype(np.int64)
 
     def _closeout_inputs(self, book: Book) -> tuple[CloseOutBook, CloseOutMarket]:
@@ -1123,7 +1206,17 @@ class StreamEngine:
             fee,
             position=self.store.quantity(row, inst),
             reduce_only=flagged or bool(f.in_liquidation[row]),
+            held=self._held(row),
         )
+
+    def _held(self, row: int) -> FloatArray:
+        """(A,) the account's collateral balances in units of each asset (0 for USD and unquoted assets)."""
+        held = np.zeros(len(self.market.assets))
+        index = self.market.state.asset_index
+        for c, asset in enumerate(self.store.collateral_assets):
+            if asset in index and asset != CASH:
+                held[index[asset]] += float(self.store.balance[row, c])
+        return held
 
     def _pretrade(self) -> PreTradeChecker:
         if self._checker is None or self._checker_version != self._version:

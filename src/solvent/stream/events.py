@@ -32,6 +32,20 @@ class InputRejected(_Event, frozen=True, kw_only=True, tag="InputRejected"):
     reason: str
 
 
+class FillRejected(_Event, frozen=True, kw_only=True, tag="FillRejected"):
+    """A fill record at an off-market price, not booked (the state is unchanged by it): `price` (USD per unit of
+    the underlying) is farther from the instrument's `mark` (the same unit) than `band` (`pretrade.price_band`)
+    times its forward (docs/model.md, "Pre-trade what-if")."""
+
+    account: str
+    instrument: str
+    quantity: float
+    price: float
+    mark: float
+    band: float
+    reason: str
+
+
 class ParametersChanged(_Event, frozen=True, kw_only=True, tag="ParametersChanged"):
     """New model parameters took effect (`digest`: SHA-256 of their canonical JSON); all accounts re-margined."""
 
@@ -122,8 +136,25 @@ class LossUnresolved(_Event, frozen=True, kw_only=True, tag="LossUnresolved"):
     amount: float
 
 
+class LiquidationsPaused(_Event, frozen=True, kw_only=True, tag="LiquidationsPaused"):
+    """The oracle of `asset` left the OK state (`reason`: its `OracleStatus` name): no account exposed to the
+    asset is liquidated, new risk on it is refused, a withdrawal must end the account's exposure to it, until
+    `LiquidationsResumed` (docs/model.md, "Oracle uncertainty", "A degraded oracle")."""
+
+    asset: str
+    reason: str
+
+
+class LiquidationsResumed(_Event, frozen=True, kw_only=True, tag="LiquidationsResumed"):
+    """The oracle of `asset` is OK again (`reason`: the status it left): liquidation on its price resumes."""
+
+    asset: str
+    reason: str
+
+
 Event = (
     InputRejected
+    | FillRejected
     | ParametersChanged
     | MarginCallIssued
     | AccountBecameLiquidatable
@@ -134,6 +165,8 @@ Event = (
     | AutoDeleveraged
     | LossSocialised
     | LossUnresolved
+    | LiquidationsPaused
+    | LiquidationsResumed
 )
 
 _ENCODER = msgspec.json.Encoder()

@@ -2,7 +2,9 @@
 
 The base `MarketState` is built from the snapshot by the same code as `solvent margin`; the feed then
 overlays, per asset, the price (a direct quote, or the aggregate of the asset's oracle sources with the
-stream's own TWAP), the oracle uncertainty and status, a depth scale and a new volatility. Between
+stream's own TWAP), the oracle uncertainty and status, a depth scale, a new volatility and Mango's stable
+price of the assets priced from oracle sources (market/stable_price.py: it follows each new aggregate tick
+by tick, and the state carries it for the `stable_price` IM term). Between
 epochs (a volatility or parameter change) time to expiry and option vols stay as they were at the
 epoch's start (sticky strike); forwards follow their asset's price at once.
 """
@@ -20,6 +22,7 @@ from numpy.typing import NDArray
 from solvent.formats.schemas import Instrument, MarketSnapshot
 from solvent.market.depth import AssetLiquidity
 from solvent.market.oracle import aggregate, twap
+from solvent.market.stable_price import StablePriceState, reset, update
 from solvent.market.state import MarketState, build_market_state
 from solvent.params import MarginParams
 
@@ -30,12 +33,18 @@ class LiveMarket:
     """Mutable per-asset overlays on a base market state; `state` is the current immutable view."""
 
     def __init__(
-        self, instruments: tuple[Instrument, ...], snapshot: MarketSnapshot, params: MarginParams, source: str
+        self,
+        instruments: tuple[Instrument, ...],
+        snapshot: MarketSnapshot,
+        params: MarginParams,
+        source: str,
+        portfolio_source: str = "<portfolio>",
     ) -> None:
         self.instruments = instruments
         self.snapshot = snapshot
         self.source = source
-        self.base = build_market_state(list(instruments), snapshot, params, market_source=source)
+        self.portfolio_source = portfolio_source  # the file the instruments came from, named in errors
+        self.base = build_market_state(list(instruments), snapshot, params, portfolio_source, source)
         n = len(self.base.assets)
         self.price = self.base.price.copy()
         self.uncertainty = self.base.oracle_uncertainty.copy()
@@ -44,6 +53,7 @@ class LiveMarket:
         self.vol_override = np.full(n, math.nan)
         self.epoch = snapshot.time
         self.days_per_year = params.days_per_year
+        self.stable: StablePriceState = reset(self.price, snapshot.time.timestamp(), params.oracle.stable_price)
         # Oracle sources per asset: name -> (price, confidence, timestamp seconds); aggregate history (TWAP).
         self.sources: dict[int, dict[str, tuple[float, float, float]]] = {}
         self.history: dict[int, list[tuple[float, float]]] = {}
@@ -68,7 +78,7 @@ class LiveMarket:
             name = self.base.assets[a]
             assets[name] = msgspec.structs.replace(assets[name], vol=float(self.vol_override[a]))
         snapshot = msgspec.structs.replace(self.snapshot, assets=assets)
-        self.base = build_market_state(list(self.instruments), snapshot, params, market_source=self.source)
+        self.base = build_market_state(list(self.instruments), snapshot, params, self.portfolio_source, self.source)
         self.epoch = epoch
         self.days_per_year = params.days_per_year
         self.state = self._view()
@@ -87,7 +97,17 @@ class LiveMarket:
             oracle_sources=np.array([len(self.sources.get(a, ())) for a in range(len(base.assets))], dtype=np.int64),
             oracle_uncertainty=self.uncertainty.copy(),
             oracle_status=self.status.copy(),
+            stable_price=self._stable_prices(),
         )
+
+    def _stable_prices(self) -> FloatArray:
+        """The stable price of each asset priced from oracle sources, the price itself for the others (a direct
+        quote is the venue's own mark); empty when no asset has sources (no `stable_price` term at all)."""
+        if not self.sources:
+            return np.zeros(0)
+        sourced = np.zeros(len(self.price), dtype=np.bool_)
+        sourced[list(self.sources)] = True
+        return np.where(sourced, self.stable.stable, self.price)
 
     def _carry(self) -> tuple[FloatArray, FloatArray]:
         """Each instrument's years to expiry in this epoch and its forward over spot, exp(rate x expiry): fixed
@@ -157,6 +177,15 @@ class LiveMarket:
         self.uncertainty[asset] = result.uncertainty[0] if math.isfinite(result.uncertainty[0]) else self.price[asset]
         self.status[asset] = result.status[0]
 
+    def follow(self, asset: int, now: float, params: MarginParams) -> None:
+        """Move the asset's stable price towards its current price at `now` (seconds): one Mango update (assets
+        priced from oracle sources only: every account exposed to them is re-margined at each of their quotes)."""
+        if asset not in self.sources:
+            return
+        price = np.full(len(self.price), math.nan)
+        price[asset] = self.price[asset]
+        self.stable = update(self.stable, now, price, params.oracle.stable_price)
+
     # ------------------------------------------------------------------------------- persistence
 
     def arrays(self) -> dict[str, NDArray[np.generic]]:
@@ -170,6 +199,12 @@ class LiveMarket:
             "epoch": np.array(self.epoch.isoformat()),
             "sources": np.array(msgspec.json.encode({str(a): v for a, v in self.sources.items()}).decode()),
             "history": np.array(msgspec.json.encode({str(a): v for a, v in self.history.items()}).decode()),
+            "stable_price": self.stable.stable,
+            "stable_last_update": self.stable.last_update,
+            "stable_delay": self.stable.delay,
+            "stable_accumulated_price": self.stable.accumulated_price,
+            "stable_accumulated_time": self.stable.accumulated_time,
+            "stable_interval": self.stable.interval,
         }
 
     def restore(self, arrays: dict[str, NDArray[np.generic]], params: MarginParams) -> None:
@@ -183,4 +218,16 @@ class LiveMarket:
         history = msgspec.json.decode(str(arrays["history"]), type=dict[str, list[tuple[float, float]]])
         self.sources = {int(a): v for a, v in sources.items()}
         self.history = {int(a): v for a, v in history.items()}
+        if "stable_price" in arrays:
+            self.stable = StablePriceState(
+                stable=np.asarray(arrays["stable_price"], dtype=np.float64).copy(),
+                last_update=np.asarray(arrays["stable_last_update"], dtype=np.float64).copy(),
+                delay=np.asarray(arrays["stable_delay"], dtype=np.float64).copy(),
+                accumulated_price=np.asarray(arrays["stable_accumulated_price"], dtype=np.float64).copy(),
+                accumulated_time=np.asarray(arrays["stable_accumulated_time"], dtype=np.float64).copy(),
+                interval=np.asarray(arrays["stable_interval"], dtype=np.int64).copy(),
+            )
+        else:  # a state file written before the stable price: it starts at the saved prices
+            epoch = datetime.fromisoformat(str(arrays["epoch"])).timestamp()
+            self.stable = reset(self.price, epoch, params.oracle.stable_price)
         self.rebuild(params, datetime.fromisoformat(str(arrays["epoch"])))
