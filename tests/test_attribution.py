@@ -251,11 +251,19 @@ def test_per_asset_sums_and_tail_report() -> None:
     c = contributions(attribution)
     assert by_asset["BTC"] == pytest.approx(c["BTC-PERP"] + c["BTC-P"], rel=1e-12)
     assert by_asset["ETH"] == pytest.approx(c["ETH-PERP"] + c["ETH-C"], rel=1e-12)
-    # 256 draws at 99%: m = 2.56, two scenarios at 1/m and one at 0.56/m, losses descending.
-    assert [t.weight for t in attribution.tail] == pytest.approx([1 / 2.56, 1 / 2.56, 0.56 / 2.56], rel=1e-12)
-    assert [t.label[:3] for t in attribution.tail] == ["mc "] * 3
+    # n draws at 99% in each group (the joint draws, then each asset alone: the stress, issue 12 item 7):
+    # m = n / 100, floor(m) scenarios at 1/m and one at (m - floor(m))/m per group, losses descending in a group.
+    n = attribution.n_scenarios // 3
+    m = n * 0.01
+    whole = math.floor(m)
+    per_group = [1 / m] * whole + [(m - whole) / m]
+    weights = [t.weight for t in attribution.tail]
+    assert weights == pytest.approx(per_group * 3, rel=1e-12)
+    assert [t.label[:3] for t in attribution.tail] == ["mc "] * len(weights)
     losses = [t.loss for t in attribution.tail]
-    assert losses == sorted(losses, reverse=True)
+    k = len(per_group)
+    for group in range(3):
+        assert losses[k * group : k * group + k] == sorted(losses[k * group : k * group + k], reverse=True)
     assert sum(t.weight * t.loss for t in attribution.tail) == pytest.approx(attribution.market_risk, rel=1e-12)
 
 

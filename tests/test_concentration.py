@@ -88,8 +88,10 @@ def conc(**fields: object) -> MarginParams:
 
 
 def scan(vol: float) -> float:
-    """The grid's full scan range (fraction of price) at the defaults: 99% normal quantile over a 2-day MPOR."""
-    return float(norm.ppf(0.99)) * vol * math.sqrt(2 / 365)
+    """A long's loss per unit of notional at the grid's 3/3 down move at the defaults: the lognormal 99% ES of a
+    2-day fall, 1 - e^(s^2 / 2) Phi(-z - s) / 0.01, s = vol sqrt(2 / 365) (issue 12 item 10)."""
+    s = vol * math.sqrt(2 / 365)
+    return 1.0 - math.exp(0.5 * s * s) * float(norm.cdf(-float(norm.ppf(0.99)) - s)) / 0.01
 
 
 # ------------------------------------------------------------------------------- SIMM CR by hand
@@ -137,7 +139,13 @@ def test_simm_allocates_market_risk_by_own_risk_in_the_engine(btc_vol: float, et
     alone = run([account("btc", [("BTC-PERP", 400.0)]), account("eth", [("ETH-PERP", -1000.0)])], params, market)
     own_btc, own_eth = alone.terms["market_risk"]
     assert own_btc == pytest.approx(400 * BTC * scan(btc_vol), rel=1e-12)  # |delta| x price x scan
-    share = own_btc / (own_btc + own_eth)
+    # The split's own risk is |x| sigma (docs/model.md); since the grid's scan is each side's lognormal ES
+    # (issue 12 item 10), a short leg's standalone risk is above a long's of the same |x| sigma: the split
+    # follows the legs margined alone to within that asymmetry, up ES / down ES - 1 at the larger vol.
+    share = 400 * BTC * btc_vol / (400 * BTC * btc_vol + 1000 * ETH * eth_vol)
+    s = max(btc_vol, eth_vol) * math.sqrt(2 / 365)
+    up = math.exp(0.5 * s * s) * float(norm.cdf(s - float(norm.ppf(0.99)))) / 0.01 - 1.0
+    assert share == pytest.approx(own_btc / (own_btc + own_eth), rel=up / scan(max(btc_vol, eth_vol)) - 1.0)
     want = (math.sqrt(3.8) - 1.0) * res.terms["market_risk"][0] * share
     by_asset = res.term_by_asset["concentration"][0]
     assert by_asset[res.assets.index("BTC")] == pytest.approx(want, rel=1e-12)

@@ -221,7 +221,7 @@ def _joint_loss(units: float, price: float, vol: float, days: float, draws: int 
 
 
 #: Haircut mode against the integrated mode on wrong-way books: within 10% of the integrated total (vol up
-#: to 120%). The whole residual is the grid's scan rate (a symmetric normal move, docs/model.md "Scenarios")
+#: to 120%). The whole residual is the grid's scan rate (the lognormal ES of the fall, docs/model.md "Scenarios")
 #: against h_vol's lognormal quantile, on the collateral's units (held exactly below); before the fix the
 #: gap was 45% (17,979 against 12,399).
 WRONG_WAY_TOLERANCE = 0.10
@@ -250,7 +250,9 @@ def test_wrong_way_haircut_charges_the_fall_once(vol: float, held: float, long_:
     if (held, long_, vol) == (1.0, 1.0, 0.6):  # the issue's figures, without depth
         bare = msgspec.structs.replace(market, assets={**market.assets, "BTC": AssetQuote(price=60_000.0, vol=0.6)})
         h = run(accounts, params("haircut"), bare)
-        assert float(h.im[0]) + haircut_of(h) == pytest.approx(6_199.34 + 5_889.83, abs=0.01)  # 17,979.00 on main
+        # the perp's IM is the grid's lognormal 99% ES of the fall (6,693.06; issue 12 item 10), the haircut the
+        # lognormal 99% quantile on the collateral (5,889.83): 17,979.00 before item 6
+        assert float(h.im[0]) + haircut_of(h) == pytest.approx(6_693.06 + 5_889.83, abs=0.01)
         assert var == pytest.approx(11_779.66, rel=2e-3)  # 2 x 60,000 x (1 - exp(-z 0.6 sqrt(2/365)))
 
 

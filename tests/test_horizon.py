@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import msgspec
 import numpy as np
 import pytest
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from solvent.api import compute_margin
 from solvent.formats.io import portfolio_to_book
@@ -80,7 +80,9 @@ def test_mm_is_the_market_risk_scaled_to_the_liquidation_horizon() -> None:
     (Hyperliquid: half) at the default, where the square root's 3.2% of IM is far below it."""
     scale = math.sqrt(180.0 / (2 * 86_400.0))
     im, mm, market = margin([3.0], liquidation(floor=0.0))
-    assert market == pytest.approx(3 * 100_000.0 * float(ndtri(0.99)) * 0.5 * math.sqrt(2 / 365), rel=1e-12)
+    s = 0.5 * math.sqrt(2 / 365)  # the grid's 3/3 fall: its lognormal 99% ES (issue 12 item 10)
+    fall = 1.0 - math.exp(0.5 * s * s) * float(ndtr(-float(ndtri(0.99)) - s)) / 0.01
+    assert market == pytest.approx(3 * 100_000.0 * fall, rel=1e-12)
     assert mm == pytest.approx(market * scale, rel=1e-12)
     im, mm, market = margin([3.0], liquidation())
     assert mm == pytest.approx(0.5 * im, rel=1e-15)
@@ -132,6 +134,7 @@ def test_backtest_covers_im_and_mm_each_over_its_own_horizon() -> None:
     MM / IM is sqrt(180 s / 20 min) with the floor at 0."""
     history = gbm_history(16_000, 30, 0.6, seed=4)
     params = MarginParams(
+        measure="var",  # a 99% coverage test: the grid's scan at the lognormal 99% quantile (ES covers more)
         mpor_days=20.0 / 1440.0,
         volatility=VolatilityParams(apc_mode="none", ewma_lambda=0.999),  # a steady vol: the horizon alone
         maintenance=MaintenanceParams(mode="liquidation", floor=0.0),

@@ -103,6 +103,13 @@ def test_one_asset_linear_accounts_skip_the_scenarios_and_agree_with_the_twin(me
         (np.arange(250.0), 0.99, (249 + 248 + 0.5 * 247) / 2.5, 247.0),
         # 16 at 99%: m = 0.16 < 1, ES and VaR are the worst loss.
         (np.arange(16.0), 0.99, 15.0, 15.0),
+        # issue 12 item 13: 10 at 90%: m = 10 x (1 - 0.9) = 1 (0.9999999999999998 in floating point), so VaR is the
+        # second worst, L(2) = 9, the smallest loss exceeded by at most 10% of the scenarios (not L(1) = 10).
+        (np.arange(1.0, 11.0), 0.9, 10.0, 9.0),
+        # 100 at 90%: m = 10 (9.999999999999998), VaR = L(11) = 90 (not L(10) = 91), ES = mean of 100 .. 91.
+        (np.arange(1.0, 101.0), 0.9, 95.5, 90.0),
+        # 1000 at 99.7%: m = 3 (2.9999999999999973), VaR = L(4).
+        (np.arange(1.0, 1001.0), 0.997, 999.0, 997.0),
     ],
 )
 def test_risk_measures_by_hand(losses: np.ndarray, confidence: float, expected_es: float, expected_var: float) -> None:
@@ -123,6 +130,36 @@ def test_risk_measures_by_hand(losses: np.ndarray, confidence: float, expected_e
     one = (np.array([0, 1], dtype=np.int64), np.zeros(1, dtype=np.int32), np.ones(1))
     assert margins(*one, arrays, confidence, "es")[0][0] == pytest.approx(expected_es, rel=1e-14)
     assert margins(*one, arrays, confidence, "var")[0][0] == pytest.approx(expected_var, rel=1e-14)
+
+
+def test_var_is_the_empirical_quantile_counted_in_whole_observations() -> None:
+    """issue 12 item 13: VaR at c of n losses is the smallest loss exceeded by at most n (1 - c) of them, counted
+    exactly for every c whose n (1 - c) is a whole number t (the rounding of 1 - c must not drop an observation).
+    Brute-force twin on shuffled losses: the smallest x among them with #{L > x} <= t (integer counting only).
+    The kernel, the numpy twin and the Euler weights of `--explain` agree."""
+    from solvent.engine.attribution import rank_weights
+
+    rng = np.random.default_rng(12)
+    for n in (10, 20, 100, 250, 1000):
+        losses = rng.permutation(rng.normal(0.0, 1.0, n))
+        for tail in sorted({1, 2, 3, n // 10, n // 4, n // 2 - 1} - {0}):
+            confidence = 1.0 - tail / n
+            expected = min(x for x in losses.tolist() if np.count_nonzero(losses > x) <= tail)
+            assert risk_measure_numpy(losses[np.newaxis, :], confidence, "var")[0] == expected, (n, tail)
+            weights = rank_weights(n, confidence, "var")
+            assert weights.size == tail + 1 and weights[-1] == 1.0, (n, tail)
+            arrays = RiskArrays(
+                instrument_asset=np.zeros(1, dtype=np.int32),
+                instrument_pnl=-losses[np.newaxis, :],
+                asset_pnl=np.zeros((1, n)),
+                linear_weight=np.zeros(1),
+                unit_greeks=np.zeros((1, 3)),
+                value=np.zeros(1),
+                group_offsets=np.array([0, n], dtype=np.int64),
+                n_assets=1,
+            )
+            one = (np.array([0, 1], dtype=np.int64), np.zeros(1, dtype=np.int32), np.ones(1))
+            assert margins(*one, arrays, confidence, "var")[0][0] == max(expected, 0.0), (n, tail)
 
 
 def test_es_matches_definition_by_brute_force() -> None:

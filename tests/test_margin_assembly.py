@@ -2,9 +2,11 @@
 
 Hand rules used (engine/margin.py, scenarios/grid.py): equity = collateral at market prices +
 linear unrealised P&L quantity x contract_size x (forward - entry) + option premium value
-quantity x contract_size x Black-76; the SPAN grid's scan range is z(0.99) x vol x sqrt(mpor / 365)
-and, with 16 scenarios per asset, ES at 99% is the worst loss of each asset (16 x 1% < 1 scenario),
-summed over assets with no offset between them.
+quantity x contract_size x Black-76; the SPAN grid's 3/3 moves are each side's lognormal ES at 99% over
+the MPOR (issue 12 item 10: e^(s^2/2) Phi(s - z) / (1 - c) - 1 up, e^(s^2/2) Phi(-z - s) / (1 - c) - 1 down,
+s = vol sqrt(mpor / 365)), the other rows the same fractions of each side's log move, and, with 16 scenarios
+per asset, ES at 99% is the worst loss of each asset (16 x 1% < 1 scenario), summed over assets with no
+offset between them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from solvent.params import GridParams, MaintenanceParams, MarginParams, Scenario
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 BTC, ETH = 95_000.0, 3_400.0
 BTC_VOL, ETH_VOL = 0.50, 0.70
-Z99 = NormalDist().inv_cdf(0.99)
 
 INSTRUMENTS = [
     Instrument(id="BTC-PERP", kind="perp", underlying="BTC"),
@@ -84,8 +85,24 @@ def run(
     return compute_margin(book(*accounts), market() if snapshot is None else snapshot, params)
 
 
-def scan(vol: float, mpor_days: float = 2.0) -> float:
-    return Z99 * vol * math.sqrt(mpor_days / 365.0)
+def edges(vol: float, mpor_days: float = 2.0, confidence: float = 0.99) -> tuple[float, float]:
+    """(up, down): the grid's 3/3 price moves, each side's lognormal expected shortfall at `confidence`."""
+    s = vol * math.sqrt(mpor_days / 365.0)
+    z = NormalDist().inv_cdf(confidence)
+    grow = math.exp(0.5 * s * s) / (1.0 - confidence)
+    return grow * NormalDist().cdf(s - z) - 1.0, grow * NormalDist().cdf(-z - s) - 1.0
+
+
+def scan(vol: float, mpor_days: float = 2.0, side: int = 1, confidence: float = 0.99) -> float:
+    """Loss per unit of notional at the 3/3 move against a long (side 1: the down move) or a short (-1: up)."""
+    up, down = edges(vol, mpor_days, confidence)
+    return -down if side > 0 else up
+
+
+def move_at(vol: float, fraction: float) -> float:
+    """The grid's price move at `fraction` of its side's log move (1/3, 2/3, 1, the extreme multiple)."""
+    up, down = edges(vol)
+    return math.expm1(fraction * math.log1p(up if fraction > 0 else down) * (1 if fraction > 0 else -1))
 
 
 # ------------------------------------------------------------------------------- the hand oracle
@@ -180,25 +197,33 @@ def test_negative_equity_with_no_requirement_is_liquidatable() -> None:
 # ------------------------------------------------------------------------------- SPAN grid: one perp
 
 
+def extreme_loss(vol: float, quantity: float, grid: GridParams) -> float:
+    """cover x loss per unit of notional at the extreme move of the position's losing side."""
+    side = math.copysign(1.0, quantity)
+    return grid.extreme_cover * -side * move_at(vol, -side * grid.extreme_multiple)
+
+
 # (case, instrument, quantity, grid params, which scenario decides, expected margin)
 ONE_PERP = [
     ("long-perp", "BTC-PERP", 3.0, GridParams(), "3/3 down", 3 * BTC * scan(BTC_VOL)),
-    ("short-perp", "BTC-PERP", -3.0, GridParams(), "3/3 up", 3 * BTC * scan(BTC_VOL)),
+    ("short-perp", "BTC-PERP", -3.0, GridParams(), "3/3 up", 3 * BTC * scan(BTC_VOL, side=-1)),
     ("long-mini", "BTC-MINI", 250.0, GridParams(), "3/3 down", 250 * 0.01 * BTC * scan(BTC_VOL)),
     ("long-eth", "ETH-PERP", 40.0, GridParams(), "3/3 down", 40 * ETH * scan(ETH_VOL)),
-    # the extreme move (2 scans) at a cover of 0.6 loses 1.2 scans: it beats the 3/3 move
-    ("extreme-wins", "BTC-PERP", 3.0, GridParams(extreme_cover=0.6), "extreme", 3 * BTC * 2 * 0.6 * scan(BTC_VOL)),
-    ("extreme-3x", "BTC-PERP", 1.0, GridParams(extreme_multiple=3.0), "extreme", BTC * 3 * 0.35 * scan(BTC_VOL)),
-]
+    # the extreme move (2 scans in log) at a cover of 0.6 loses about 1.15 scans: it beats the 3/3 move
+    ("extreme-wins", "BTC-PERP", 3.0, GridParams(extreme_cover=0.6), "extreme",
+     3 * BTC * extreme_loss(BTC_VOL, 3.0, GridParams(extreme_cover=0.6))),
+    ("extreme-3x-short", "BTC-PERP", -1.0, GridParams(extreme_multiple=3.0), "extreme",
+     BTC * extreme_loss(BTC_VOL, -1.0, GridParams(extreme_multiple=3.0))),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("inst", "qty", "grid", "decider", "want"), [row[1:] for row in ONE_PERP], ids=[row[0] for row in ONE_PERP]
 )
 def test_single_perp_grid_margin(inst: str, qty: float, grid: GridParams, decider: str, want: float) -> None:
-    # Which scenario decides, by hand: the 3/3 move loses 1 scan, the extreme one multiple x cover.
-    extreme = grid.extreme_multiple * grid.extreme_cover
-    assert (extreme > 1.0) == (decider == "extreme")
+    # Which scenario decides, by hand: the 3/3 move against the extreme one at its cover.
+    vol = BTC_VOL if inst.startswith("BTC") else ETH_VOL
+    assert (extreme_loss(vol, qty, grid) > scan(vol, side=int(math.copysign(1, qty)))) == (decider == "extreme")
     params = MarginParams(scenarios=ScenarioParams(grid=grid))
     res = run([account("a", [(inst, qty, BTC if inst.startswith("BTC") else ETH)], USDC=1e6)], params)
     assert res.terms["market_risk"][0] == pytest.approx(want, rel=1e-12)
@@ -214,7 +239,7 @@ def test_single_perp_grid_margin(inst: str, qty: float, grid: GridParams, decide
 def test_two_assets_margin_is_the_sum_of_per_asset_worst_losses() -> None:
     # a long BTC perp and a short ETH perp: no offset between them however correlated the assets are
     res = run([account("a", [("BTC-PERP", 2, BTC), ("ETH-PERP", -30, ETH)], USDC=1e6)])
-    want = 2 * BTC * scan(BTC_VOL) + 30 * ETH * scan(ETH_VOL)
+    want = 2 * BTC * scan(BTC_VOL) + 30 * ETH * scan(ETH_VOL, side=-1)
     assert res.im[0] == pytest.approx(want, rel=1e-12)
 
 
@@ -225,7 +250,8 @@ def test_same_asset_linear_positions_net() -> None:
 
 
 # SPAN's 16 scenarios (McMillan, Options as a Strategic Investment, Part V, p. 670): price as a
-# fraction of the scan, vol up (+1) / down (-1) by 25%, the extremes (2 scans, vol unchanged) at 35%.
+# fraction of the scan (of each side's log move: `move_at`), vol up (+1) / down (-1) by 25%, the extremes
+# (2 scans, vol unchanged) at 35%.
 # fmt: off
 SPAN = [
     (0, 1, 1.0), (0, -1, 1.0), (1 / 3, 1, 1.0), (1 / 3, -1, 1.0), (-1 / 3, 1, 1.0), (-1 / 3, -1, 1.0),
@@ -237,11 +263,11 @@ SPAN = [
 
 def hand_grid_margin(calls: float, perps: float) -> float:
     """Worst loss over the 16 BTC scenarios of `calls` BTC-C and `perps` BTC-PERP (rate 0: F = S)."""
-    h, mpor = scan(BTC_VOL), 2.0 / 365.0
+    mpor = 2.0 / 365.0
     now = black76(BTC, 100_000, T_CALL, BTC_VOL, 0.0, True)
     losses = []
     for fraction, vol_sign, weight in SPAN:
-        move = fraction * h
+        move = move_at(BTC_VOL, fraction) if fraction else 0.0
         after = black76(BTC * (1 + move), 100_000, T_CALL - mpor, BTC_VOL * (1 + 0.25 * vol_sign), 0.0, True)
         losses.append(-weight * (calls * (after - now) + perps * BTC * move))
     return max(losses)
@@ -306,12 +332,12 @@ def test_fraction_mm_is_80_percent_of_im() -> None:
 
 
 def test_model_mm_uses_its_own_mpor() -> None:
-    # MM at 97.5%, 1 day: the grid's scan (at its own scan_confidence, 99%) over 1 day; ES over 16
-    # scenarios at 97.5% is still the worst loss (16 x 2.5% < 1)
+    # MM at 97.5%, 1 day: the grid's scan at the maintenance confidence (issue 12 item 10: scan_confidence
+    # null follows `confidence`) over 1 day; ES over 16 scenarios at 97.5% is still the worst loss (16 x 2.5% < 1)
     params = MarginParams(maintenance=MaintenanceParams(mode="model", confidence=0.975, mpor_days=1.0))
     res = run([LONG], params)
     assert res.im[0] == pytest.approx(BTC * scan(BTC_VOL, 2.0), rel=1e-12)
-    assert res.mm[0] == pytest.approx(BTC * scan(BTC_VOL, 1.0), rel=1e-12)
+    assert res.mm[0] == pytest.approx(BTC * scan(BTC_VOL, 1.0, confidence=0.975), rel=1e-12)
 
 
 def test_model_mm_is_capped_at_im() -> None:
@@ -323,11 +349,11 @@ def test_model_mm_is_capped_at_im() -> None:
 
 
 # (case, USDC collateral, liquidatable?) for one long perp bought at 92,000 (unrealised +3,000)
-# MM = 0.8 x 95,000 x z(0.99) x 0.5 x sqrt(2 / 365) = 6,543.75
+# MM = 0.8 x 95,000 x 9.3875% (the lognormal 99% ES of a 2-day fall at 50% vol) = 7,134.50
 HEALTH = [
     ("healthy", 10_000.0, False),
-    ("just-above", 3_600.0, False),
-    ("just-below", 3_500.0, True),
+    ("just-above", 4_200.0, False),
+    ("just-below", 4_100.0, True),
     ("negative-collateral", -2_000.0, True),
 ]
 

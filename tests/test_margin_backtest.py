@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from solvent.cli import main
 from solvent.lab.backtest import exceptions
@@ -68,14 +68,23 @@ def test_losses_requirements_and_exceptions_by_hand(run_btc: object) -> None:
             assert result[portfolio].exceptions == int(hits.sum())
 
 
-def test_a_single_perp_under_the_grid_is_the_parametric_model(run_btc: object) -> None:
-    """ES 99% on the SPAN grid of one linear position is its worst scenario, the scan range z_0.99 sigma sqrt(h):
-    for one perpetual the multi-factor model and vol_only coincide (they part with fhs/mc, books, factors)."""
-    np.testing.assert_allclose(
-        run_btc.requirement["multi"],  # type: ignore[attr-defined]
-        run_btc.requirement["vol_only"],  # type: ignore[attr-defined]
-        rtol=1e-9,
-    )
+def test_a_single_perp_under_the_grid_is_its_lognormal_es(run_btc: object) -> None:
+    """ES 99% on the SPAN grid of one linear position is its worst scenario, the 3/3 move of its losing side: the
+    lognormal ES of the move over the MPOR (issue 12 item 10), 1 - e^(s^2/2) Phi(-z - s) / 0.01 for the long and
+    e^(s^2/2) Phi(s - z) / 0.01 - 1 for the short, s = sigma sqrt(2 / 365), sigma the effective vol: above the
+    parametric normal VaR of vol_only, z_0.99 s (they coincided when the grid was a normal VaR)."""
+    params = MarginParams()
+    path = vol_path(HISTORY, params)
+    rows = np.searchsorted(HISTORY.timestamps, run_btc.dates)  # type: ignore[attr-defined]
+    sigma = np.maximum(np.maximum(path.vol[rows, 0], path.vol_long[rows, 0]), params.volatility.vol_floor)
+    s = sigma * math.sqrt(2.0 / 365.0)
+    z = float(ndtri(0.99))
+    grow = np.exp(0.5 * s * s) / 0.01
+    long_es, short_es = 1.0 - grow * ndtr(-z - s), grow * ndtr(s - z) - 1.0
+    multi = run_btc.requirement["multi"]  # type: ignore[attr-defined]
+    np.testing.assert_allclose(multi[0], long_es * NOTIONAL, rtol=1e-9)
+    np.testing.assert_allclose(multi[1], short_es * NOTIONAL, rtol=1e-9)
+    assert np.all(multi > run_btc.requirement["vol_only"])  # type: ignore[attr-defined]
 
 
 def test_same_history_same_numbers() -> None:

@@ -92,7 +92,7 @@ def account(name: str = "a", collateral: dict[str, float] | None = None, **posit
     )
 
 
-def params(method: str = "grid", **oracle: float) -> MarginParams:
+def params(method: str = "grid", **oracle: object) -> MarginParams:
     return MarginParams(scenarios=ScenarioParams(method=method), oracle=OracleParams(**oracle))  # type: ignore[arg-type]
 
 
@@ -285,11 +285,12 @@ BOOKS = {
 @pytest.mark.parametrize("method", ["grid", "deribit", "mc"])
 @pytest.mark.parametrize("positions", BOOKS.values(), ids=list(BOOKS))
 def test_more_dispersion_never_lowers_market_risk(method: str, positions: dict[str, float]) -> None:
+    """Under the "scan" charge the uncertainty widens the scenarios: more of it never lowers market risk."""
     b = book(account("a", None, **positions))
     risks = []
     for spread in (0.0, 0.5, 2.0, 5.0, 9.0):
         m = market(eth=sources([100.0 - spread, 100.0, 100.0 + spread], confidence=0.0))
-        risks.append(float(margin(b, m, params(method)).terms["market_risk"][0]))
+        risks.append(float(margin(b, m, params(method, uncertainty_charge="scan")).terms["market_risk"][0]))
     assert risks == sorted(risks)
     assert risks[-1] > risks[0]
 
@@ -310,7 +311,7 @@ def test_zero_uncertainty_changes_nothing(method: str) -> None:
 
 def test_widening_moves_every_price_move_away_from_zero_by_z_u_over_p() -> None:
     m = market(eth=sources([100.0] * 3, confidence=2.0))
-    p = params(scan_widening=1.5)
+    p = params(scan_widening=1.5, uncertainty_charge="scan")
     plain = generate_scenarios(state_of(market()), p)
     widened = generate_scenarios(state_of(m, p), p)
     w = 1.5 * 2.0 / 100.0
@@ -346,9 +347,60 @@ def test_widen_price_moves_is_monotone_and_keeps_zero(w: float) -> None:
 def test_widening_never_shrinks_a_move_below_the_floor() -> None:
     """A huge uncertainty floors down moves at -99% but never pulls a deeper move back up."""
     m = market(eth=sources([100.0], confidence=50.0))  # one source with a +-50 band: U = 50, w = 0.5
-    p = MarginParams(scenarios=ScenarioParams(method="deribit"), oracle=OracleParams(scan_widening=4.0))
+    p = MarginParams(
+        scenarios=ScenarioParams(method="deribit"), oracle=OracleParams(scan_widening=4.0, uncertainty_charge="scan")
+    )
     scenarios = generate_scenarios(state_of(m, p), p)
     assert scenarios.price_move.min() == pytest.approx(-0.99)
+
+
+# ------------------------------------------------------------------------------------- charged once
+
+
+def btc_market(band: float, price: float = 60_000.0, quote: float | None = None) -> MarketSnapshot:
+    """BTC priced from five fresh sources at `price` publishing a confidence band `band`: U = band (D = S = 0)."""
+    snapshot = market()
+    btc = AssetQuote(price=price if quote is None else quote, vol=0.5, sources=sources([price] * 5, confidence=band))
+    return msgspec.structs.replace(snapshot, assets={**snapshot.assets, "BTC": btc})
+
+
+@pytest.mark.parametrize("method", ["grid", "deribit", "mc"])
+@pytest.mark.parametrize("quantity", [1.0, -1.0, 2.5])
+def test_a_band_of_u_raises_a_linear_one_asset_im_by_exactly_delta_u(method: str, quantity: float) -> None:
+    """issue 12 item 5: the oracle uncertainty U is charged once. One BTC perp at 60,000 with a $600 band raises
+    IM by |delta| x 600 (today: 1,200 for one BTC, the scenarios widened by U / P and the buffer on top). The
+    independent figure is the definition of the band itself: a price known to within U moves a delta of q BTC
+    by q U."""
+    b = book(account(BTC_PERP=quantity))
+    exact = margin(b, btc_market(0.0), params(method))
+    banded = margin(b, btc_market(600.0), params(method))
+    btc = banded.assets.index("BTC")
+    assert banded.terms["oracle"][0] == pytest.approx(abs(quantity) * 600.0, rel=1e-12)
+    assert banded.im[0] - exact.im[0] == pytest.approx(abs(quantity) * 600.0, rel=1e-9)
+    assert banded.terms["market_risk"][0] == exact.terms["market_risk"][0]
+    assert banded.term_by_asset["oracle"][0, btc] == banded.terms["oracle"][0]
+
+
+@pytest.mark.parametrize("method", ["grid", "mc"])
+def test_scan_charge_widens_the_scenarios_and_drops_the_buffer(method: str) -> None:
+    """issue 12 item 5: under `uncertainty_charge` "scan" the uncertainty is in the scenario moves alone (U / P
+    added to every move: for one linear asset market risk rises by |delta| U where the tail scenarios have full
+    weight, as in the grid's 3/3 moves and Monte Carlo), and the `oracle` term is 0, still reported."""
+    b = book(account(BTC_PERP=1.0), account("short", BTC_PERP=-2.0))
+    p = params(method, uncertainty_charge="scan")
+    exact = margin(b, btc_market(0.0), p)
+    banded = margin(b, btc_market(600.0), p)
+    assert np.array_equal(banded.terms["oracle"], np.zeros(2))
+    rise = banded.terms["market_risk"] - exact.terms["market_risk"]
+    assert rise == pytest.approx([600.0, 1_200.0], rel=0.02)
+    assert banded.im - exact.im == pytest.approx(rise, rel=1e-9)
+
+
+def test_uncertainty_charge_rejects_an_unknown_mode() -> None:
+    from solvent.params import params_from_json
+
+    with pytest.raises(InputError, match="uncertainty_charge"):
+        params_from_json(b'{"oracle": {"uncertainty_charge": "both"}}')
 
 
 # -------------------------------------------------------------------------------------- pessimistic pricing

@@ -31,6 +31,7 @@ NOW = datetime(2026, 11, 25, tzinfo=UTC)
 RATE = 0.05
 YEAR_SECONDS = 365.0 * 86400.0
 TIME_FLOOR = (1.0 / 1440.0) / 365.0  # VolatilityParams.time_floor_days / days_per_year
+VOL_FLOOR = 0.05  # VolatilityParams.vol_floor: shocked vols are floored at it
 PRICE = {"BTC": 95_000.0, "ETH": 3_400.0}
 BTC_VOL, BTC_IMPLIED, ETH_VOL = 0.50, 0.55, 0.70
 SURFACE_ATM, SURFACE_SKEW = 0.60, -0.15
@@ -174,7 +175,7 @@ SETS: dict[str, Callable[[MarketState], ScenarioSet]] = {
     "mc": lambda st: generate_scenarios(st, MarginParams(scenarios=ScenarioParams(method="mc"))),
     "hand-3d": lambda st: hand_set(st, None, 3.0),
     # instant revaluation with a Deribit-style term scaling; the 12-hour ETH put's scaled vol-down
-    # move passes -100% there and is clipped to a zero (then floored) vol
+    # move passes -100% there and is clipped to a zero vol, then floored at VOL_FLOOR
     "hand-term": lambda st: hand_set(st, (0.30, 0.13, 30.0 / 365.0), 0.0),
 }
 
@@ -186,7 +187,7 @@ def scenarios(name: str) -> ScenarioSet:
 
 @functools.cache
 def arrays(name: str) -> RiskArrays:
-    return build_risk_arrays(state(), scenarios(name), TIME_FLOOR)
+    return build_risk_arrays(state(), scenarios(name), TIME_FLOOR, VOL_FLOOR)
 
 
 def term_scale(t: float, vol_term: tuple[float, float, float] | None) -> float:
@@ -212,7 +213,7 @@ def expected_pnl(name: str, inst: Instrument) -> np.ndarray:
         assert inst.expiry is not None and inst.strike is not None
         t, k, call = years(inst.expiry), inst.strike, inst.option_type == "call"
         vol = case.vol(f)
-        shocked_vol = vol * max(1.0 + float(sc.vol_move[s, a]) * term_scale(t, sc.vol_term), 0.0)
+        shocked_vol = max(vol * max(1.0 + float(sc.vol_move[s, a]) * term_scale(t, sc.vol_term), 0.0), VOL_FLOOR)
         after = black76(f * (1.0 + move), k, max(t - sc.horizon_years, 0.0), shocked_vol, RATE, call)
         out[s] = size * (after - black76(f, k, t, vol, RATE, call)) * weight
     return out
@@ -519,3 +520,44 @@ def test_linear_rows_compiled_equal_the_general_revaluation_to_the_bit(set_name:
             (built.linear_weight[rows], linear),
         ):
             np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+
+
+@pytest.mark.parametrize("method", ["deribit", "grid", "mc"])
+def test_shocked_vols_are_floored_at_vol_floor_so_a_long_option_is_not_charged_its_premium(method: str) -> None:
+    """issue 12 item 13: every shocked vol is floored at `volatility.vol_floor`. Deribit's vol-down shock, -25%
+    scaled by (30 days / 6 hours) ** 0.3 = 4.2, is -105% for a 6-hour option: unfloored, the vol goes to 0, and a
+    long 6-hour ATM straddle over a 15-minute MPOR is charged its whole premium (in the unchanged-price, vol-down
+    scenario; every price move of the ladder makes one leg's gain). The twin revalues every scenario here with
+    the scalar Black-76 above at max(v (1 + u tau), floor) and takes ES99 by sorting, group by group."""
+    from solvent.api import compute_margin
+    from solvent.formats.io import portfolio_to_book
+    from solvent.formats.schemas import Account, Portfolio, Position
+
+    legs = [option(f"BTC-{kind}-6H", "BTC", 0.25, 95_000.0, kind) for kind in ("call", "put")]
+    params = MarginParams(mpor_days=15.0 / 1440.0, scenarios=ScenarioParams(method=method))  # type: ignore[arg-type]
+    snapshot = MarketSnapshot(
+        schema="solvent.market/1", time=NOW, assets={"BTC": AssetQuote(price=95_000.0, vol=0.5)}, rate=0.0
+    )
+    held = Account(id="a", collateral={"USD": 1e6}, positions=[Position(instrument=o.id, quantity=1.0) for o in legs])
+    book = portfolio_to_book(Portfolio(schema="solvent.portfolio/1", instruments=legs, accounts=[held]))
+    result = compute_margin(book, snapshot, params)
+    st = build_market_state(legs, snapshot, params)
+    sc = generate_scenarios(st, params)
+    a = st.asset_index["BTC"]
+    t, h = 0.25 / 365.0, sc.horizon_years
+    premium = sum(black76(95_000.0, 95_000.0, t, 0.5, 0.0, o.option_type == "call") for o in legs)
+    expected = 0.0
+    for start, stop in zip(sc.group_offsets[:-1].tolist(), sc.group_offsets[1:].tolist(), strict=True):
+        losses = []
+        for s in range(start, stop):
+            vol = max(0.5 * max(1.0 + float(sc.vol_move[s, a]) * term_scale(t, sc.vol_term), 0.0), VOL_FLOOR)
+            f = 95_000.0 * (1.0 + float(sc.price_move[s, a]))
+            after = sum(black76(f, 95_000.0, t - h, vol, 0.0, o.option_type == "call") for o in legs)
+            losses.append((premium - after) * float(sc.pnl_weight[s]))
+        ordered = sorted(losses, reverse=True)
+        tail = len(losses) * (1.0 - params.confidence)
+        whole = math.floor(tail)
+        measure = ordered[0] if tail < 1.0 else (sum(ordered[:whole]) + (tail - whole) * ordered[whole]) / tail
+        expected += max(measure, 0.0)  # group results floored at 0 and summed
+    assert result.terms["market_risk"][0] == pytest.approx(expected, rel=1e-9)
+    assert result.terms["market_risk"][0] < 0.95 * premium

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -87,9 +87,9 @@ def test_default_ladder() -> None:
     assert price[:18] == pytest.approx(np.repeat(ladder, 2), abs=1e-15)
     assert vol[:18].tolist() == [0.5, -0.25] * 9
     assert weight[:18].tolist() == [1.0] * 18
-    assert price[18:].tolist() == [-0.66, 5.0]
+    assert price[18:].tolist() == [-0.32, 0.32]  # SPAN's extreme move: twice the ladder's edge, 35% counted
     assert vol[18:].tolist() == [0.0, 0.0]
-    assert weight[18:].tolist() == [0.1, 0.1]
+    assert weight[18:].tolist() == [0.35, 0.35]
 
 
 @pytest.mark.parametrize(
@@ -121,7 +121,7 @@ def test_groups_and_vol_term(grid: tuple[MarketState, ScenarioSet]) -> None:
     assert scenarios.vol_term == pytest.approx(DEFAULT_TERM)
     assert scenarios.horizon_years == pytest.approx(2.0 / 365.0)
     assert scenarios.labels[0] == "BTC -16% vol up"
-    assert scenarios.labels[39] == "ETH +500% vol unchanged"
+    assert scenarios.labels[39] == "ETH +32% vol unchanged"
 
 
 @pytest.mark.parametrize(("group", "asset"), [(0, "BTC"), (1, "ETH")])
@@ -140,3 +140,37 @@ def test_dispatch() -> None:
 
     params = with_deribit()
     assert generate_scenarios(market(params), params).name == "deribit"
+
+
+def test_extended_moves_do_not_dominate_a_naked_short_atm_call_or_a_perp() -> None:
+    """issue 12 item 12: with -66% / +500% at 10% a naked short 30-day ATM call paid 49.3% of notional (the +500%
+    move alone: (5 - premium) x 0.1), against 13.7% on the ladder alone; the project's Deribit standard-margin
+    baseline for it is 21.9% (max(0.15 - OTM, 0.10) + mark). The defaults (SPAN's extreme move, +/-32% at 35%)
+    leave the ladder in charge for both, and the margin below that baseline. Independent figures: the ladder
+    alone (extended_moves ()), and the baseline's published formula, computed here."""
+    from solvent.api import compute_margin
+    from solvent.formats.io import portfolio_to_book
+    from solvent.formats.schemas import Account, Portfolio, Position
+
+    call = Instrument(
+        id="BTC-C", kind="option", underlying="BTC", expiry=NOW + timedelta(days=30), strike=60_000.0,
+        option_type="call",
+    )  # fmt: skip
+    perp = Instrument(id="BTC-PERP", kind="perp", underlying="BTC")
+    accounts = [
+        Account(id="call", collateral={"USD": 1e6}, positions=[Position(instrument="BTC-C", quantity=-1.0)]),
+        Account(id="perp", positions=[Position(instrument="BTC-PERP", quantity=-1.0, entry_price=6e4)]),
+    ]
+    book = portfolio_to_book(Portfolio(schema="solvent.portfolio/1", instruments=[call, perp], accounts=accounts))
+    snapshot = MarketSnapshot(
+        schema="solvent.market/1",
+        time=NOW,
+        assets={"BTC": AssetQuote(price=60_000.0, vol=0.6), "USDC": AssetQuote(price=1.0, vol=0.01)},
+    )
+    default = compute_margin(book, snapshot, with_deribit()).terms["market_risk"] / 60_000.0
+    ladder = compute_margin(book, snapshot, with_deribit(extended_moves=())).terms["market_risk"] / 60_000.0
+    assert default.tolist() == pytest.approx(ladder.tolist(), rel=1e-12)
+    assert ladder[1] == pytest.approx(0.16, rel=1e-12)
+    premium = -compute_margin(book, snapshot, with_deribit()).unrealised_pnl[0] / 60_000.0
+    assert 0.05 < premium < 0.08  # Black-76 at 60% for 30 days: 0.4 x 0.6 x sqrt(30 / 365) = 6.9%
+    assert default[0] < max(0.15, 0.10) + premium  # Deribit's standard margin for the short ATM call: 21.9%

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 from msgspec import structs
+from scipy import stats
 from scipy.stats import norm
 
 from solvent.formats.schemas import AssetQuote, Instrument, MarketSnapshot
@@ -70,9 +71,16 @@ def test_span_layout(scenario: int, fraction: float, vol_sign: int, weight: floa
     assert weights[i] == weight
 
 
+def normal_moves(**changes: object) -> MarginParams:
+    """SPAN's symmetric price-space scan (`grid.moves` "normal"), as in McMillan's example."""
+    params = structs.replace(MarginParams(), **changes)
+    grid = structs.replace(params.scenarios.grid, moves="normal")
+    return structs.replace(params, scenarios=structs.replace(params.scenarios, grid=grid))
+
+
 def mcmillan_future_pnl() -> np.ndarray:
     """P&L of one future sized so that a move of one scan range is worth $10,000."""
-    params = MarginParams()
+    params = normal_moves()
     state = market({"XYZ": (2000.0, 0.40)}, ["XYZ"], params)
     scan = float(scan_ranges(state, params)[state.asset_index["XYZ"]])
     size = 10_000.0 / (state.forward[0] * scan)
@@ -104,8 +112,9 @@ def test_layout_vol_order_agrees_with_mcmillans_short_call(pair: int) -> None:
     assert MCMILLAN_SHORT_CALL[up] < MCMILLAN_SHORT_CALL[down]
 
 
-def test_scan_range_is_z_vol_sqrt_mpor() -> None:
-    params = MarginParams()
+def test_normal_scan_range_is_z_vol_sqrt_mpor() -> None:
+    """The "normal" moves: symmetric, z_m vol sqrt(h), z_m the normal ES quantile phi(z) / (1 - c) under ES."""
+    params = normal_moves(measure="var")
     state = market({"BTC": (50_000.0, 0.6), "ETH": (3000.0, 0.8)}, ["BTC", "ETH"], params)
     z = norm.ppf(0.99)
     scan = scan_ranges(state, params)
@@ -115,6 +124,68 @@ def test_scan_range_is_z_vol_sqrt_mpor() -> None:
     grid = span_grid(state, params)
     assert grid.price_move[10, btc] == pytest.approx(scan[btc], rel=1e-12)  # scenario 11: up 3/3
     assert grid.price_move[N_SPAN + 15, eth] == pytest.approx(-2.0 * scan[eth], rel=1e-12)
+    es = normal_moves()
+    assert scan_ranges(state, es)[btc] == pytest.approx(norm.pdf(z) / 0.01 * 0.6 * math.sqrt(2 / 365), rel=1e-12)
+
+
+def lognormal_edges(vol: float, c: float, days: float = 2.0) -> tuple[float, float, float, float]:
+    """(VaR up, VaR down, ES up, ES down) of a lognormal price's relative move, from scipy: the quantiles of
+    scipy.stats.lognorm and its conditional expectation beyond them (numerical integration)."""
+    dist = stats.lognorm(vol * math.sqrt(days / 365.0))
+    hi, lo = float(dist.ppf(c)), float(dist.ppf(1.0 - c))
+    es_up = float(dist.expect(lambda x: x, lb=hi, conditional=True))
+    es_down = float(dist.expect(lambda x: x, ub=lo, conditional=True))
+    return hi - 1.0, lo - 1.0, es_up - 1.0, es_down - 1.0
+
+
+@pytest.mark.parametrize("vol", [0.3, 0.6, 1.5])
+@pytest.mark.parametrize("confidence", [0.975, 0.99, 0.995])
+@pytest.mark.parametrize("measure", ["es", "var", "worst"])
+def test_scan_is_the_lognormal_quantile_or_es_at_the_models_confidence(
+    vol: float, confidence: float, measure: str
+) -> None:
+    """issue 12 item 10: the grid's scan comes from `confidence` and `measure` on a lognormal price, checked
+    against scipy's lognormal (VaR, worst: its quantiles; ES: its expected move beyond them). Before, the scan
+    was a fixed symmetric normal 99% VaR whatever the measure and confidence: a short perp at 150% vol was
+    charged 25.8% against the lognormal up-quantile of 29.5% (ES: 34.5%), and `confidence=0.995` changed
+    nothing. The 1/3 and 2/3 moves are those fractions of each side's log move; the 2x extreme, twice it."""
+    params = structs.replace(MarginParams(), confidence=confidence, measure=measure)
+    state = market({"XYZ": (100.0, vol)}, ["XYZ"], params)
+    grid = span_grid(state, params)
+    a = state.asset_index["XYZ"]
+    var_up, var_down, es_up, es_down = lognormal_edges(vol, confidence)
+    up, down = (es_up, es_down) if measure == "es" else (var_up, var_down)
+    moves = grid.price_move[:, a]
+    assert moves[10] == pytest.approx(up, rel=1e-9)  # scenario 11: up 3/3
+    assert moves[12] == pytest.approx(down, rel=1e-9)  # scenario 13: down 3/3
+    assert moves[2] == pytest.approx(math.expm1(math.log1p(up) / 3.0), rel=1e-9)
+    assert moves[8] == pytest.approx(math.expm1(2.0 * math.log1p(down) / 3.0), rel=1e-9)
+    assert moves[14] == pytest.approx((1.0 + up) ** 2 - 1.0, rel=1e-9)
+    assert moves[15] == pytest.approx((1.0 + down) ** 2 - 1.0, rel=1e-9)
+
+
+@pytest.mark.parametrize("measure", ["es", "var"])
+def test_a_linear_positions_grid_margin_is_its_lognormal_risk_measure(measure: str) -> None:
+    """issue 12 item 10: one short and one long future on the grid are charged their lognormal VaR / ES at the
+    model's confidence (the 3/3 scenario binds: 0.35 x the 2x extreme is smaller at these vols)."""
+    from solvent.engine.margin import margin_book
+    from solvent.formats.io import portfolio_to_book
+    from solvent.formats.schemas import Account, Portfolio, Position
+
+    for confidence in (0.99, 0.995):
+        params = structs.replace(MarginParams(), confidence=confidence, measure=measure)
+        state = market({"XYZ": (100.0, 1.5)}, ["XYZ"], params)
+        accounts = [
+            Account(id=name, positions=[Position(instrument="XYZ-F", quantity=q, entry_price=100.0)])
+            for name, q in (("short", -1.0), ("long", 1.0))
+        ]
+        instruments = [Instrument(id="XYZ-F", kind="future", underlying="XYZ", expiry=EXPIRY)]
+        book = portfolio_to_book(Portfolio(schema="solvent.portfolio/1", instruments=instruments, accounts=accounts))
+        result = margin_book(book, state, params)
+        var_up, var_down, es_up, es_down = lognormal_edges(1.5, confidence)
+        up, down = (es_up, es_down) if measure == "es" else (var_up, var_down)
+        forward = float(state.forward[0])
+        assert result.terms["market_risk"] == pytest.approx([forward * up, -forward * down], rel=1e-9)
 
 
 @pytest.fixture
@@ -154,8 +225,9 @@ def test_vol_scan_and_weights(two_asset_grid: tuple[MarketState, ScenarioSet]) -
 
 
 def test_enormous_scan_clips_down_moves_at_minus_99_percent() -> None:
-    params = structs.replace(MarginParams(), mpor_days=365.0)
-    params = structs.replace(params, scenarios=structs.replace(params.scenarios, grid=GridParams(vol_scan=1.5)))
+    params = structs.replace(MarginParams(), mpor_days=365.0, measure="var")
+    grid_params = GridParams(vol_scan=1.5, moves="normal")
+    params = structs.replace(params, scenarios=structs.replace(params.scenarios, grid=grid_params))
     state = market({"XYZ": (1.0, 3.0)}, ["XYZ"], params)  # scan = 2.33 * 3 = 7: a 2x extreme is -1400%
     grid = span_grid(state, params)
     a = state.asset_index["XYZ"]

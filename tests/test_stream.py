@@ -146,7 +146,10 @@ def test_incremental_figures_equal_a_full_recompute() -> None:
     engine, _ = run(venue(), records)
     state = engine.market.state
     time_floor = engine.params.volatility.time_floor_days / engine.params.days_per_year
-    fresh = dataclasses.replace(engine.context, arrays=build_risk_arrays(state, engine.context.scenarios, time_floor))
+    floor = engine.params.volatility.vol_floor
+    fresh = dataclasses.replace(
+        engine.context, arrays=build_risk_arrays(state, engine.context.scenarios, time_floor, floor)
+    )
     everyone = np.arange(engine.store.n_accounts, dtype=np.int64)
     result = margin_accounts(engine.store.book_of(everyone), state, engine.params, fresh)
     np.testing.assert_array_equal(engine.figures.im, result.im)

@@ -123,8 +123,9 @@ def test_the_episode_figures_aggregate_the_episode_records(with_history: tuple[P
     assert findings[1].startswith("On the history: closest to the target exception rate of 1.00% is")
     assert findings[2].startswith(("Where multi loses in the comparison:", "multi is not beaten"))
     assert findings[3].startswith(("Where multi wins in the comparison:", "multi beats no other"))
-    # On one perpetual under the default grid, multi charges what vol_only charges (docs/model.md): level.
-    assert "Level with multi on every figure: vol_only on the history." in findings
+    # On one perpetual the default grid charges the lognormal ES (issue 12 item 10), above vol_only's normal VaR:
+    # the two are no longer level (they were while the grid's scan was that normal VaR).
+    assert "Level with multi on every figure: vol_only on the history." not in findings
 
 
 def test_without_a_history_its_columns_are_null_and_n_a(tmp_path: Path) -> None:

@@ -182,8 +182,9 @@ def print_explain(attribution: Attribution, console: Console) -> None:
     if attribution.marks:
         console.print(marks_table(attribution))
     total = sum(p.contribution for p in attribution.positions)
+    error = "" if attribution.standard_error is None else f" (Monte Carlo s.e. {_money(attribution.standard_error)})"
     console.print(
-        f"account {attribution.account_id}  market_risk {_money(attribution.market_risk)}  "
+        f"account {attribution.account_id}  market_risk {_money(attribution.market_risk)}{error}  "
         f"sum of contributions {_money(total)}"
     )
 

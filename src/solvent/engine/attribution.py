@@ -5,7 +5,7 @@ arrays are built once, by the same code path as `margin_book` (`scenario_risk_ar
 
 Within each scenario group g the measure is a weighted sum of the account's losses L = -P&L,
 M_g = Σ_s w_s L_s, with tail weights w over the group's losses sorted descending (ties by scenario
-index, so the choice is deterministic), m = n (1 - c), j = floor(m):
+index, so the choice is deterministic), m = n (1 - c) (`kernel.tail_mass`), j = floor(m):
 
   ES     1/m on the j largest losses and (m - j)/m on the (j+1)-th   (m < 1: 1 on the largest)
   VaR    1 on the (j+1)-th largest
@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvent.engine.book import Book
+from solvent.engine.kernel import tail_mass
 from solvent.engine.results import AssetMark
 from solvent.engine.riskarrays import RiskArrays, scenario_risk_arrays
 from solvent.errors import InputError
@@ -52,7 +53,7 @@ def rank_weights(n: int, confidence: float, measure: str) -> FloatArray:
         return np.zeros(0, dtype=np.float64)
     if measure == "worst":
         return np.ones(1, dtype=np.float64)
-    m = n * (1.0 - confidence)
+    m = tail_mass(n, confidence)
     whole = math.floor(m)
     if measure == "var":
         weights = np.zeros(min(whole, n - 1) + 1, dtype=np.float64)
@@ -66,6 +67,34 @@ def rank_weights(n: int, confidence: float, measure: str) -> FloatArray:
     if whole < n:
         weights[whole] = (m - whole) / m
     return weights
+
+
+def es_standard_error(losses: FloatArray, group_offsets: NDArray[np.int64], confidence: float) -> float:
+    """The sampling standard error of Σ_g max(ES_g, 0) over i.i.d. equally likely scenarios (Monte Carlo draws).
+
+    Per group of n losses with ES > 0 (losses with P&L weights applied): the asymptotic variance of the
+    empirical ES, (Var(L | L >= VaR) + c (ES - VaR)^2) / (n (1 - c)) (Yamai and Yoshiba, "Comparative analyses
+    of expected shortfall and value-at-risk: their estimation error, decomposition, and optimization", Monetary
+    and Economic Studies 20(1), 2002), the tail variance over the losses at or beyond the VaR. Groups are
+    summed in standard deviations (they share the draws: an upper bound). Stratified draws (`mc.stratified`)
+    make the true error smaller: this is a conservative figure.
+    """
+    total = 0.0
+    for start, stop in itertools.pairwise(group_offsets.tolist()):
+        n = stop - start
+        if n < 2:
+            continue
+        ordered = -np.sort(-losses[start:stop])
+        m = tail_mass(n, confidence)
+        whole = math.floor(m)
+        var = float(ordered[min(whole, n - 1)])
+        es = float(ordered[0]) if m < 1.0 else (float(ordered[:whole].sum()) + (m - whole) * var) / m
+        if not es > 0.0:
+            continue
+        beyond = ordered[: min(whole, n - 1) + 1]
+        spread = float(beyond.var()) if beyond.size > 1 else 0.0
+        total += math.sqrt((spread + confidence * (es - var) ** 2) / (n * (1.0 - confidence)))
+    return total
 
 
 def tail_weights(
@@ -189,6 +218,8 @@ class Attribution:
     the portfolio's order. tail lists the scenarios with weight, by group and then by loss, largest first.
     market_risk = Σ_g max(M_g, 0) = Σ contributions to rounding; it equals the `market_risk` term of
     `margin_book` for the account to rounding (the kernel nets linear positions before summing).
+    standard_error: the Monte Carlo standard error of market_risk (`mc` scenarios and measure "es"; None
+    otherwise): `es_standard_error`.
     """
 
     account_id: str
@@ -203,6 +234,7 @@ class Attribution:
     terms: Mapping[str, float] = field(default_factory=dict)
     add_ons_by_asset: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     marks: Mapping[str, AssetMark] = field(default_factory=dict)  # what each asset of the positions was margined at
+    standard_error: float | None = None
 
     def to_document(self, market_time: str) -> dict[str, Any]:
         """The `solvent.explain/1` JSON document (a share is null when the market risk is 0)."""
@@ -219,6 +251,7 @@ class Attribution:
             "measure": self.measure,
             "confidence": self.confidence,
             "market_risk": self.market_risk,
+            "standard_error": self.standard_error,
             "positions": [
                 {
                     "position": p.position,
@@ -279,10 +312,14 @@ def attribute_margin(
         contribution = -(pnl @ weights) + 0.0  # + 0.0: no negative zeros in the report
         total = float(weights @ losses)
         asset_of = state.instruments.asset[instrument]
+        standard_error = None
+        if scenarios.name == "mc" and params.measure == "es":
+            standard_error = es_standard_error(losses, arrays.group_offsets, params.confidence)
         out.append(
             Attribution(
                 account_id=account,
                 market_risk=total,
+                standard_error=standard_error,
                 positions=_positions(instrument, quantity, asset_of, contribution, total, state),
                 assets=_assets(asset_of, contribution, total, state),
                 tail=_tail(weights, losses, scenarios),

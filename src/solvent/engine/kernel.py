@@ -11,7 +11,8 @@ measure below is positively homogeneous, so its margin is |delta| times the meas
 tests hold the two together.
 
 Risk measures on n equally weighted losses L(1) >= L(2) >= ... at confidence c, with m = n (1 - c)
-and j = floor(m):
+and j = floor(m), m snapped to the nearest integer when within 1e-9 of it (`tail_mass`: in floating point
+10 x (1 - 0.9) is 0.9999999999999998, and a bare floor would take L(1) for the 90% VaR of 10 losses):
   ES    = (L(1) + ... + L(j) + (m - j) L(j+1)) / m     (= L(1) when m < 1)
   VaR   = L(j+1)   (the smallest loss exceeded by at most a fraction 1 - c of scenarios)
   worst = L(1)
@@ -35,11 +36,23 @@ MEASURE_CODES = {"es": ES, "var": VAR, "worst": WORST}
 
 
 @jit()
+def tail_mass(n: int, confidence: float) -> float:
+    """m = n (1 - c), snapped to the nearest integer when within 1e-9 (relative, at least absolute) of it, so
+    that floor(m) counts the tail's whole observations whatever the rounding of 1 - c (n = 10, c = 0.9: 1, not
+    0.9999999999999998)."""
+    m = n * (1.0 - confidence)
+    whole = math.floor(m + 0.5)
+    if abs(m - whole) <= 1e-9 * max(1.0, m):
+        return float(whole)
+    return m
+
+
+@jit()
 def _tail_count(n: int, confidence: float, measure: int) -> tuple[float, int]:
-    """(m, k): tail mass m = n (1 - c) and how many largest losses the measure needs."""
+    """(m, k): tail mass m = n (1 - c) (`tail_mass`) and how many largest losses the measure needs."""
     if measure == WORST:
         return 1.0, 1
-    m = n * (1.0 - confidence)
+    m = tail_mass(n, confidence)
     k = math.floor(m) + 1
     return m, min(k, n)
 
@@ -270,7 +283,7 @@ def risk_measure_numpy(losses: FloatArray, confidence: float, measure: str) -> F
     ordered = -np.sort(-losses, axis=1)
     if measure == "worst":
         return np.asarray(ordered[:, 0], dtype=np.float64)
-    m = n * (1.0 - confidence)
+    m = tail_mass(n, confidence)
     whole = math.floor(m)
     if measure == "var":
         return np.asarray(ordered[:, min(whole, n - 1)], dtype=np.float64)

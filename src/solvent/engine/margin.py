@@ -3,12 +3,13 @@
 IM is the sum of named terms, each reported: `market_risk`, `apc_buffer` when the anti-procyclicality
 tool is the buffer, and `liquidity` (close-out cost per book, also kept per asset in `term_by_asset`) when
 enabled, `basis` (the basis and calendar contingency on offsetting books, per asset) when enabled,
-`concentration` (also per asset) when enabled, `oracle` (c * |net delta| * U, also per asset) when the
-market carries oracle sources, `risk_tier`, (tier - 1) x the sum of the others, so that IM = tier x that
-sum, and last `stable_price` (also per asset) when the market carries a stable price: the gap between the
-oracle and the stable price on each net long (short) holding, a valuation limit on borrowing power, not a
-risk, so neither scaled by the tier nor part of MM. The factors of later issues join as further terms here
-and nowhere else, before `risk_tier`.
+`concentration` (also per asset) when enabled, `oracle` (c * |net delta| * U, also per asset; 0 under
+`oracle.uncertainty_charge` "scan") when the market carries oracle sources, `risk_tier`, (tier - 1) x the sum
+of the others, so that IM = tier x that sum, and last `stable_price` (also per asset) when the market carries a
+stable price: the gap between the oracle and the stable price on each net long (short) holding, a valuation
+limit on borrowing power, not a risk, so neither scaled by the tier nor part of MM. Every term declared in
+`IM_TERMS` (engine/results.py) is reported, 0 where it does not apply. The factors of later issues join as
+further terms here and nowhere else, before `risk_tier`.
 """
 
 from __future__ import annotations
@@ -160,8 +161,9 @@ def concentration_add_on(
 
 
 def oracle_buffer(greeks: FloatArray, state: MarketState, params: MarginParams) -> FloatArray:
-    """(N, A) oracle buffer: c * |net delta_a| * U_a (greeks: (N, A, 3); delta in units, U in USD)."""
-    return oracle_buffer_by_asset(greeks, state.oracle_uncertainty, params.oracle.buffer_multiplier)
+    """(N, A) oracle buffer: c * |net delta_a| * U_a (greeks: (N, A, 3); delta in units, U in USD); c = 0 under
+    `oracle.uncertainty_charge` "scan", where the scenarios carry the uncertainty instead."""
+    return oracle_buffer_by_asset(greeks, state.oracle_uncertainty, params.oracle.buffer_factor)
 
 
 def stable_price_add_on(

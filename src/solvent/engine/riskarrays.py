@@ -3,7 +3,8 @@
 Linear products (spot, perpetual, future) move with their forward; an account's linear book on one
 asset therefore nets to a single delta, and the kernel multiplies that delta by the asset's own
 risk array. Options are fully revalued with Black-76 at the shocked forward and vol, after the MPOR's
-time decay.
+time decay. A shocked vol is floored at `volatility.vol_floor`, whichever generator shocked it (a vol-down
+shock scaled up for a short expiry would otherwise take the vol to 0 and a long option's value with it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from solvent.market.state import OPTION, MarketState
 from solvent.params import MarginParams
 from solvent.pricing import black76_greeks, black76_price
 from solvent.scenarios import generate_scenarios
-from solvent.scenarios.base import ScenarioSet
+from solvent.scenarios.base import ScenarioSet, in_group
 from solvent.scenarios.deribit import vol_term_scale
 
 FloatArray = NDArray[np.float64]
@@ -65,8 +66,11 @@ class RiskArrays:
         return tuple(np.flatnonzero(self.instrument_asset == a) for a in range(self.n_assets))
 
 
-def build_risk_arrays(state: MarketState, scenarios: ScenarioSet, time_floor_years: float) -> RiskArrays:
-    """Revalue every instrument under every scenario, one asset at a time (`refresh_risk_arrays`)."""
+def build_risk_arrays(
+    state: MarketState, scenarios: ScenarioSet, time_floor_years: float, vol_floor: float = 0.0
+) -> RiskArrays:
+    """Revalue every instrument under every scenario, one asset at a time (`refresh_risk_arrays`); shocked vols
+    are floored at `vol_floor` (`volatility.vol_floor` on every engine path)."""
     n_instruments = len(state.instruments)
     n_scen = scenarios.n_scenarios
     arrays = RiskArrays(
@@ -79,12 +83,17 @@ def build_risk_arrays(state: MarketState, scenarios: ScenarioSet, time_floor_yea
         group_offsets=scenarios.group_offsets,
         n_assets=len(state.assets),
     )
-    refresh_risk_arrays(arrays, state, scenarios, time_floor_years, np.arange(len(state.assets)))
+    refresh_risk_arrays(arrays, state, scenarios, time_floor_years, np.arange(len(state.assets)), vol_floor)
     return arrays
 
 
 def refresh_risk_arrays(
-    arrays: RiskArrays, state: MarketState, scenarios: ScenarioSet, time_floor_years: float, assets: NDArray[np.int64]
+    arrays: RiskArrays,
+    state: MarketState,
+    scenarios: ScenarioSet,
+    time_floor_years: float,
+    assets: NDArray[np.int64],
+    vol_floor: float = 0.0,
 ) -> None:
     """Recompute, in place, the rows of `arrays` that belong to `assets` (their instruments and their own
     asset_pnl row) at `state`; the other rows are left as they are.
@@ -102,14 +111,13 @@ def refresh_risk_arrays(
         if not rows.size:
             continue
         if a not in table.option_assets:  # the same figures as `_asset_rows`, in one compiled pass
-            in_group = None if scenarios.group_asset is None else scenarios.group_asset[scenarios.group] == a
             _linear_rows(
                 rows,
                 table.contract_size,
                 state.forward,
                 float(state.price[a]),
                 scenarios.price_move[:, a],
-                in_group,
+                in_group(scenarios, a),
                 weight,
                 arrays.instrument_pnl,
                 arrays.unit_greeks,
@@ -117,7 +125,7 @@ def refresh_risk_arrays(
                 arrays.linear_weight,
             )
             continue
-        pnl, greeks, value, linear = _asset_rows(state, scenarios, time_floor_years, rows, a)
+        pnl, greeks, value, linear = _asset_rows(state, scenarios, time_floor_years, rows, a, vol_floor)
         arrays.instrument_pnl[rows] = pnl * weight
         arrays.unit_greeks[rows] = greeks
         arrays.value[rows] = value
@@ -157,9 +165,15 @@ def _linear_rows(
 
 
 def _asset_rows(
-    state: MarketState, scenarios: ScenarioSet, time_floor_years: float, rows: NDArray[np.int64], a: int
+    state: MarketState,
+    scenarios: ScenarioSet,
+    time_floor_years: float,
+    rows: NDArray[np.int64],
+    a: int,
+    vol_floor: float = 0.0,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """(R, S) unweighted P&L, (R, 3) unit Greeks, (R,) values, (R,) linear weights of instruments `rows` on asset a."""
+    """(R, S) unweighted P&L, (R, 3) unit Greeks, (R,) values, (R,) linear weights of instruments `rows` on asset a
+    (options revalued at vol max(v (1 + u tau), vol_floor))."""
     table = state.instruments
     spot = state.price[a]
     forward = state.forward[rows]
@@ -189,15 +203,16 @@ def _asset_rows(
             f0[:, np.newaxis] * (1.0 + moves[np.newaxis, :]),
             k[:, np.newaxis],
             t1,
-            v0[:, np.newaxis] * np.maximum(1.0 + vol_moves, 0.0),
+            np.maximum(v0[:, np.newaxis] * np.maximum(1.0 + vol_moves, 0.0), vol_floor),
             state.rate,
             calls[:, np.newaxis],
             time_floor=time_floor_years,
         )
         pnl[o] = size[o, np.newaxis] * (shocked - now.price[:, np.newaxis])
-    if scenarios.group_asset is not None:
-        # Per-asset grid: an instrument moves only in its own asset's group.
-        pnl *= (scenarios.group_asset[scenarios.group] == a)[np.newaxis, :]
+    counts = in_group(scenarios, a)
+    if counts is not None:
+        # Per-asset groups: an instrument moves only in its own asset's group (and in a joint group).
+        pnl *= counts[np.newaxis, :]
     return pnl, greeks, value, linear
 
 
@@ -207,4 +222,4 @@ def scenario_risk_arrays(
     """The scenarios `params` call for and the risk arrays on them: the one path margin and attribution share."""
     scenarios = generate_scenarios(state, params, history)
     time_floor = params.volatility.time_floor_days / params.days_per_year
-    return scenarios, build_risk_arrays(state, scenarios, time_floor)
+    return scenarios, build_risk_arrays(state, scenarios, time_floor, params.volatility.vol_floor)

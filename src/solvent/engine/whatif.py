@@ -452,7 +452,7 @@ class PreTradeChecker:
         self._config[_STRESS] = params.liquidity.stress
         self._config[_HALF_SPREAD] = params.liquidity.adv_half_spread
         self._config[_COEFFICIENT] = params.liquidity.impact_coefficient
-        self._config[_ORACLE_MULT] = params.oracle.buffer_multiplier
+        self._config[_ORACLE_MULT] = params.oracle.buffer_factor
         self._config[_LIQ_ON] = float(liq_on)
         self._config[_SIMM_ON] = float(conc.enabled and conc.form == "simm")
         self._config[_ORACLE_ON] = float(self._oracle_on)
@@ -700,7 +700,7 @@ def im_numpy(
             ).sum()
         )
     if state.has_oracle:
-        subtotal += float(oracle_buffer_numpy(g, state.oracle_uncertainty, params.oracle.buffer_multiplier).sum())
+        subtotal += float(oracle_buffer_numpy(g, state.oracle_uncertainty, params.oracle.buffer_factor).sum())
     if state.stable_price.size:
         delta = greeks[:, 0] if held is None else greeks[:, 0] + held
         return tier * subtotal + float(stable_price_charge(delta, state.price, state.stable_price).sum())

@@ -243,9 +243,10 @@ def scenario_correlation(scenarios: ScenarioSet, params: PredictiveParams) -> Fl
     """(A, A) the return correlation `account_breach` uses, over every column of `scenarios`.
 
     - "fhs", "mc" (a sample of joint returns): the correlation of the scenarios' log price moves
-      r = ln(1 + price_move), the returns of `loss_volatility`, over group 0 (the joint sample; a later
-      group, the stablecoin de-peg, is a single stress scenario, not a draw). Weighted by `pnl_weight` when
-      it is not uniform (weighted means and covariances; scenarios of weight 0 are left out). An asset whose
+      r = ln(1 + price_move), the returns of `loss_volatility`, over group 0 (the joint sample; later
+      groups, the Monte Carlo's per-asset stress groups or the stablecoin de-peg, are not joint draws).
+      Weighted by `pnl_weight` when it is not uniform (weighted means and covariances; scenarios of weight 0
+      are left out); a group of one weight (0 included) is an unweighted sample. An asset whose
       moves are all equal (USD, untraded assets: all 0) has no variance: 0 off the diagonal, 1 on it.
       PSD by construction (a normalised Gram matrix), up to rounding; clipped to [-1, 1], diagonal exactly 1.
     - "grid", "deribit" (per-asset ladders, no joint sample): `constant_correlation(A, params.correlation)`.
@@ -262,7 +263,12 @@ def scenario_correlation(scenarios: ScenarioSet, params: PredictiveParams) -> Fl
         )
     weight = _floats("pnl_weight", scenarios.pnl_weight)
     _non_negative("pnl_weight", weight)
-    rows = (scenarios.group == 0) & (weight > 0.0)
+    joint = scenarios.group == 0
+    joint_weight = weight[joint]
+    # a group of one weight is an unweighted sample, whatever that weight (the Monte Carlo's joint draws weigh
+    # 1 - stress_weight, 0 at full stress)
+    uniform_group = bool(joint_weight.size) and bool((joint_weight == joint_weight[0]).all())
+    rows = joint if uniform_group else joint & (weight > 0.0)
     if int(rows.sum()) < 2:
         raise ValueError(f"a correlation needs at least 2 joint scenarios of positive weight, got {int(rows.sum())}")
     r = np.log1p(scenarios.price_move[rows])

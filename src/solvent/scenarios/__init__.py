@@ -8,10 +8,11 @@
 - "mc": stressed-correlation Monte Carlo (`monte_carlo`; the history, if given, sets the correlation).
 
 Every generator returns a `ScenarioSet` over all `state.assets` columns; only traded assets (those
-with instruments) move. Where the market carries oracle sources, every price move of asset a is then
-widened away from 0 by `oracle.scan_widening` * U_a / P_a (`widen_price_moves`; docs/model.md,
-"Oracle uncertainty"). In the integrated collateral mode with `collateral.depeg_scenario`, one
-stablecoin de-peg scenario is appended in a group of its own (`with_depeg_scenario`).
+with instruments) move. Where the market carries oracle sources and `oracle.uncertainty_charge` is "scan",
+every price move of asset a is then widened away from 0 by `oracle.scan_widening` * U_a / P_a
+(`widen_price_moves`; docs/model.md, "Oracle uncertainty"); under the default "buffer" the uncertainty is
+charged by the `oracle` IM term instead, never both. In the integrated collateral mode with
+`collateral.depeg_scenario`, one stablecoin de-peg scenario is appended in a group of its own (`with_depeg_scenario`).
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ __all__ = [
 
 def generate_scenarios(state: MarketState, params: MarginParams, history: PriceHistory | None = None) -> ScenarioSet:
     """The scenario set of `params.scenarios.method` for `state` (and `history` where it is used),
-    widened by the oracle uncertainty."""
+    widened by the oracle uncertainty under `oracle.uncertainty_charge` "scan"."""
     scenarios = _generate(state, params, history)
-    if state.has_oracle:
-        scenarios = widen_price_moves(scenarios, params.oracle.scan_widening * state.relative_uncertainty)
+    widening = params.oracle.scan_factor
+    if state.has_oracle and widening > 0.0:
+        scenarios = widen_price_moves(scenarios, widening * state.relative_uncertainty)
     collateral = params.collateral
     if collateral.mode == "integrated" and collateral.depeg_scenario:
         stable = [a for a, name in enumerate(state.assets) if name in collateral.stablecoins]

@@ -11,6 +11,9 @@ FloatArray = NDArray[np.float64]
 
 #: Smallest price move widening leaves (a -100% move is not a price); a move already below it is kept.
 MIN_WIDENED_MOVE = -0.99
+#: `group_asset` of a joint group, in which every asset moves (the Monte Carlo's joint draws beside its per-asset
+#: groups); -1 marks a group that shocks no traded asset (the stablecoin de-peg).
+ALL_ASSETS = -2
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,7 +30,8 @@ class ScenarioSet:
     horizon_years: the margin period of risk the moves span; options decay by it.
     group_asset: for per-asset grids, the asset column each group shocks (G,); an instrument's
         P&L counts only in its own asset's group (elsewhere its asset is unchanged, and charging
-        its time decay once per other asset would double count it). None for joint generators.
+        its time decay once per other asset would double count it), and in a group marked ALL_ASSETS
+        (a joint group beside per-asset ones). None for joint generators.
     vol_term: (exponent up to pivot, exponent beyond, pivot in years) when vol moves scale with
         each option's time to expiry as (pivot / T) ** exponent (Deribit); None for no scaling.
     labels: a short human label per scenario.
@@ -124,6 +128,15 @@ def widen_price_moves(scenarios: ScenarioSet, width: FloatArray) -> ScenarioSet:
     down = np.maximum(m - w, np.minimum(m, MIN_WIDENED_MOVE))
     moved = np.where(m > 0.0, m + w, np.where(m < 0.0, down, m))
     return replace(scenarios, price_move=np.asarray(moved, dtype=np.float64))
+
+
+def in_group(scenarios: ScenarioSet, asset: int) -> NDArray[np.bool_] | None:
+    """(S,) whether an instrument on `asset` shows P&L in each scenario (its own asset's group, or a joint group
+    marked ALL_ASSETS); None when every scenario counts (joint generators)."""
+    if scenarios.group_asset is None:
+        return None
+    owner = scenarios.group_asset[scenarios.group]
+    return np.asarray((owner == asset) | (owner == ALL_ASSETS))
 
 
 def with_depeg_scenario(scenarios: ScenarioSet, columns: NDArray[np.int64], move: float) -> ScenarioSet:

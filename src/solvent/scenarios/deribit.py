@@ -4,8 +4,11 @@ Deribit's portfolio margin (values returned by its `private/pme/simulate`, June 
 REFERENCES.md; Derive's open `PMRMLib_2.sol` in derivexyz/v2-core is the closest open analogue)
 revalues the book on a price ladder from -max_move to +max_move in `step` steps (+/-16% by 4%: 9
 points), each with the implied vol shocked up by `vol_up` and down by `vol_down` (relative: +50%,
--25%), and on a few extended moves (-66%, +500%) with vol unchanged, whose losses count at
-`extended_damping` (10%). The vol shock of each option scales with its time to expiry T as
+-25%), and on a few extended moves with vol unchanged, whose losses count at `extended_damping`. Deribit
+publishes neither its extended moves nor its dampener, so these two are illustrative: by default SPAN's
+extreme move, twice the ladder's edge (+/-32%) at 35% (McMillan p. 670), which never dominates a linear
+position or a naked short ATM option (the earlier -66% / +500% at 10% charged a naked short 30-day ATM
+call 49% of notional against 14% on the ladder alone). The vol shock of each option scales with its time to expiry T as
 (pivot / T) ** exponent, exponent `short_dte_exponent` (0.3) when T <= pivot (30 days) and
 `long_dte_exponent` (0.13) beyond: the set carries `vol_term` and the risk-array builder applies
 `vol_term_scale` per option.

@@ -250,8 +250,9 @@ class StreamEngine:
             if params.maintenance.mode == "model":
                 mm = generate_scenarios(state, maintenance_params(params), self.history)
         assert scenarios is not None
-        arrays = build_risk_arrays(state, scenarios, time_floor)
-        mm_arrays = None if mm is None else build_risk_arrays(state, mm, time_floor)
+        floor = params.volatility.vol_floor
+        arrays = build_risk_arrays(state, scenarios, time_floor, floor)
+        mm_arrays = None if mm is None else build_risk_arrays(state, mm, time_floor, floor)
         return RiskContext(scenarios, arrays, scenario_correlation(scenarios, params.predictive), mm, mm_arrays)
 
     # --------------------------------------------------------------------------------- the loop
@@ -441,10 +442,11 @@ class StreamEngine:
         self.market.refresh()
         assets = np.fromiter(sorted(batch.dirty), dtype=np.int64)
         time_floor = self.params.volatility.time_floor_days / self.params.days_per_year
-        refresh_risk_arrays(self.context.arrays, self.market.state, self.context.scenarios, time_floor, assets)
+        floor = self.params.volatility.vol_floor
+        refresh_risk_arrays(self.context.arrays, self.market.state, self.context.scenarios, time_floor, assets, floor)
         if self.context.mm_arrays is not None and self.context.mm_scenarios is not None:
             refresh_risk_arrays(
-                self.context.mm_arrays, self.market.state, self.context.mm_scenarios, time_floor, assets
+                self.context.mm_arrays, self.market.state, self.context.mm_scenarios, time_floor, assets, floor
             )
         batch.dirty.clear()
         self._version += 1
