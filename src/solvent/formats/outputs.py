@@ -125,6 +125,7 @@ class ExplainDocument(_Out, frozen=True, kw_only=True):
     measure: str
     confidence: float
     market_risk: float
+    standard_error: float | None  # the Monte Carlo standard error of market_risk (mc and es; null otherwise)
     positions: list[ExplainPosition]
     assets: list[ExplainAsset]
     tail: list[TailScenario]
