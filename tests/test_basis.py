@@ -65,7 +65,9 @@ def test_bob_spot_against_perp_pays_the_contingency_and_two_close_outs() -> None
     assert bob["im_basis"] == pytest.approx(0.01 * 1 * BTC, rel=1e-12)
     assert bob["im_liquidity"] == pytest.approx(2 * BTC * 0.0001, rel=1e-12)
     assert bob["im"] == pytest.approx(950.0 + 19.0, rel=1e-12)
-    assert bob["mm"] == pytest.approx(0.8 * 969.0, rel=1e-12)
+    # MM on the liquidation horizon (issue 12 item 8): no market risk to scale; the close-out and the basis
+    # contingency do not shrink with the horizon, so MM = 19 + 950 = IM (0.8 IM under mode "fraction")
+    assert bob["mm"] == pytest.approx(950.0 + 19.0, rel=1e-12)
 
 
 def test_500_btc_a_leg_on_one_dollar_is_liquidatable() -> None:

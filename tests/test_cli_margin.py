@@ -115,8 +115,9 @@ def test_json_terms_greeks_and_health(json_document: dict[str, object]) -> None:
         # health is null where MM is 0
         assert record["health"] == (res.health[n] if np.isfinite(res.health[n]) else None)
     # bob (spot against perp) had MM 0 and a null health until issue 12 item 1: the basis contingency (1% of
-    # 1 BTC at 95,000) and two close-outs (2 x 9.5) give IM 969, MM 0.8 x 969, on equity 10,500
-    assert accounts[ACCOUNTS.index("bob")]["health"] == pytest.approx(10_500 / (0.8 * 969.0), rel=1e-12)
+    # 1 BTC at 95,000) and two close-outs (2 x 9.5) give IM 969 and, on the liquidation horizon (issue 12 item 8),
+    # MM 969 too (no market risk to scale; the close-out and the contingency count in full), on equity 10,500
+    assert accounts[ACCOUNTS.index("bob")]["health"] == pytest.approx(10_500 / 969.0, rel=1e-12)
 
 
 def test_json_to_stdout_is_the_same_document(json_document: dict[str, object]) -> None:

@@ -26,6 +26,7 @@ from solvent.lab.margin_backtest import run_backtest
 from solvent.liquidation.horizon import liquidation_horizon_seconds, slices_needed
 from solvent.market.history import PriceHistory
 from solvent.params import (
+    ConcentrationParams,
     LiquidationParams,
     LiquidityParams,
     MaintenanceParams,
@@ -75,6 +76,36 @@ def test_slices_and_horizon_by_hand() -> None:
     assert liquidation_horizon_seconds(np.array([1e9]), p).tolist() == [2 * 86_400.0]  # never past the MPOR
 
 
+def numpy_slices(
+    x: np.ndarray, share: float, cap: float | None, bid: np.ndarray | None, ask: np.ndarray | None
+) -> np.ndarray:
+    """The slice count in plain numpy over (N, A), the compiled kernel's twin."""
+    size = np.abs(x)
+    count = np.full(x.shape[0], float(math.ceil(1.0 / share - 1e-12)))
+    if cap is not None:
+        count = np.maximum(count, np.ceil(size.sum(axis=1) / cap))
+    if bid is not None and ask is not None:
+        side = np.where(x >= 0.0, bid[np.newaxis, :], ask[np.newaxis, :])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            by_depth = np.where(size > 0.0, np.ceil(size / side), 0.0)
+        count = np.maximum(count, by_depth.max(axis=1))
+    out: np.ndarray = np.where((size > 0.0).any(axis=1), count, 0.0)
+    return out
+
+
+@pytest.mark.parametrize("rows", [50, 5_000])  # the serial and the parallel kernel
+def test_compiled_slice_count_matches_numpy(rows: int) -> None:
+    """The compiled pass (on the default margin path since issue 12 item 8) against its numpy twin: sparse
+    books, flat accounts, sides with no depth (0: never closes), unknown depth (+inf) and a notional cap."""
+    rng = np.random.default_rng(rows)
+    x = rng.normal(0.0, 1e6, (rows, 6)) * (rng.random((rows, 6)) < 0.4)
+    bid = np.array([2e5, np.inf, 1e6, 0.0, 5e4, 3e5])
+    ask = np.array([1e5, 4e5, np.inf, 7e5, 0.0, 3e5])
+    cases = [(0.2, None, None, None), (0.25, 1e5, None, None), (0.2, None, bid, ask), (1.0, 3e5, bid, ask)]
+    for share, cap, b, a in cases:
+        np.testing.assert_array_equal(slices_needed(x, share, cap, b, a), numpy_slices(x, share, cap, b, a))
+
+
 def test_mm_is_the_market_risk_scaled_to_the_liquidation_horizon() -> None:
     """One BTC perp, no depth: MM = market risk x sqrt(180 s / 2 d) with the floor at 0, and the floor x IM
     (Hyperliquid: half) at the default, where the square root's 3.2% of IM is far below it."""
@@ -86,7 +117,63 @@ def test_mm_is_the_market_risk_scaled_to_the_liquidation_horizon() -> None:
     assert mm == pytest.approx(market * scale, rel=1e-12)
     im, mm, market = margin([3.0], liquidation())
     assert mm == pytest.approx(0.5 * im, rel=1e-15)
-    assert margin([3.0], MarginParams())[1] == pytest.approx(0.8 * im, rel=1e-15)  # the default keeps 0.8 IM
+    assert margin([3.0], MarginParams())[1] == pytest.approx(0.5 * im, rel=1e-15)  # the default: "liquidation"
+
+
+def thin_btc(depth_2pct: float) -> MarketSnapshot:
+    """BTC at $100k with `depth_2pct` BTC on each side within 2% of mid (half of it within 1%)."""
+    depth = Depth(spread=0.0002, depth_1pct=depth_2pct / 2.0, depth_2pct=depth_2pct)
+    return msgspec.structs.replace(MARKET, assets={"BTC": AssetQuote(price=1e5, vol=0.5, depth=depth)})
+
+
+def by_hand_horizon(quantity: float, depth_2pct: float) -> float:
+    """H of a long of `quantity` BTC, independently of solvent.liquidation: slices of at most 20% (Hyperliquid)
+    and at most the bid within 2% divided by the book stress 2 (docs/model.md); 60 s detection, 30 s between
+    slices (Hyperliquid), at most the 2-day MPOR (EMIR RTS 153/2013 art. 26)."""
+    slices = max(5, math.ceil(quantity / (depth_2pct / 2.0)))
+    return min(60.0 + (slices - 1) * 30.0, 2 * 86_400.0)
+
+
+def test_default_mm_is_set_on_the_liquidation_horizon() -> None:
+    """issue 12 item 8: the DEFAULT MM is no longer 0.8 IM on IM's own 2 days (fails on the "fraction" default).
+
+    Default parameters, 1 BTC and 200 BTC long into 2 BTC of bid within 2% (1 BTC a slice after the stress):
+    the small account closes in the share cap's 5 slices (H = 180 s) and pays the floor, half its IM
+    (Hyperliquid); the large one needs 200 slices, H = 60 + 199 x 30 = 6,030 s, and pays its market risk
+    x sqrt(H / 2 d) plus its whole close-out cost: a higher share of its IM. With the add-ons off (the
+    maintenance section still at its defaults), 300 BTC into 0.2 BTC of depth need 3,000 slices, H = 90,030 s:
+    MM = sqrt(90,030 / 172,800) IM = 0.72 IM, above the floor and the old 0.8 IM nowhere."""
+    assert MarginParams().maintenance.mode == "liquidation"
+    mpor = 2 * 86_400.0
+    book = portfolio_to_book(
+        Portfolio(
+            schema="solvent.portfolio/1",
+            instruments=INSTRUMENTS,
+            accounts=[perp_account("small", 1.0), perp_account("large", 200.0)],
+        )
+    )
+    r = compute_margin(book, thin_btc(2.0), MarginParams())
+    assert by_hand_horizon(1.0, 2.0) == 180.0 and by_hand_horizon(200.0, 2.0) == 6_030.0
+    for n, quantity in enumerate([1.0, 200.0]):
+        h = by_hand_horizon(quantity, 2.0)
+        want = max(0.5 * r.im[n], r.terms["market_risk"][n] * math.sqrt(h / mpor) + r.terms["liquidity"][n])
+        assert r.mm[n] == pytest.approx(min(want, r.im[n]), rel=1e-12)
+        assert abs(r.mm[n] - 0.8 * r.im[n]) > 0.05 * r.im[n]
+    assert r.mm[0] == pytest.approx(0.5 * r.im[0], rel=1e-15)
+    assert r.mm[1] / r.im[1] > 0.6 > r.mm[0] / r.im[0]
+
+    bare = MarginParams(
+        liquidity=LiquidityParams(enabled=False), concentration=ConcentrationParams(enabled=False)
+    )
+    book = portfolio_to_book(
+        Portfolio(schema="solvent.portfolio/1", instruments=INSTRUMENTS, accounts=[perp_account("whale", 300.0)])
+    )
+    r = compute_margin(book, thin_btc(0.2), bare)
+    h = by_hand_horizon(300.0, 0.2)
+    assert h == 90_030.0
+    assert r.im[0] == pytest.approx(r.terms["market_risk"][0], rel=1e-15)
+    assert r.mm[0] == pytest.approx(math.sqrt(h / mpor) * r.im[0], rel=1e-12)
+    assert 0.72 < r.mm[0] / r.im[0] < 0.73
 
 
 def test_larger_positions_need_a_longer_horizon() -> None:

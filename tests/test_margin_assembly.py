@@ -323,10 +323,12 @@ def test_listing_another_asset_does_not_change_a_long_option_margin(method: str)
 
 
 LONG = account("long", [("BTC-PERP", 1, 92_000)], USDC=10_000)
+FRACTION = MarginParams(maintenance=MaintenanceParams(mode="fraction"))
 
 
 def test_fraction_mm_is_80_percent_of_im() -> None:
-    res = run([LONG, account("eth", [("ETH-PERP", -5, 3_000)], USDC=500)])
+    # mode "fraction" pinned: the default is "liquidation" since issue 12 item 8 (tests/test_horizon.py)
+    res = run([LONG, account("eth", [("ETH-PERP", -5, 3_000)], USDC=500)], FRACTION)
     np.testing.assert_array_equal(res.mm, 0.8 * res.im)
     assert res.im[0] == pytest.approx(BTC * scan(BTC_VOL), rel=1e-12)
 
@@ -349,11 +351,13 @@ def test_model_mm_is_capped_at_im() -> None:
 
 
 # (case, USDC collateral, liquidatable?) for one long perp bought at 92,000 (unrealised +3,000)
-# MM = 0.8 x 95,000 x 9.3875% (the lognormal 99% ES of a 2-day fall at 50% vol) = 7,134.50
+# MM on the liquidation horizon (the default, issue 12 item 8): 5 slices of 20%, H = 60 + 4 x 30 = 180 s, market
+# risk x sqrt(180 s / 2 d) = 3.2% of it, below the floor: MM = 0.5 x 95,000 x 9.3875% (the lognormal 99% ES of a
+# 2-day fall at 50% vol) = 4,459.06 (7,134.50 at 0.8 IM before)
 HEALTH = [
     ("healthy", 10_000.0, False),
-    ("just-above", 4_200.0, False),
-    ("just-below", 4_100.0, True),
+    ("just-above", 1_500.0, False),
+    ("just-below", 1_400.0, True),
     ("negative-collateral", -2_000.0, True),
 ]
 
@@ -362,7 +366,8 @@ HEALTH = [
 def test_health_and_liquidation(usdc: float, liquidatable: bool) -> None:
     res = run([account("a", [("BTC-PERP", 1, 92_000)], USDC=usdc)])
     equity = usdc + (BTC - 92_000)
-    mm = 0.8 * BTC * scan(BTC_VOL)
+    mm = 0.5 * BTC * scan(BTC_VOL)
+    assert BTC * scan(BTC_VOL) * math.sqrt(180.0 / (2 * 86_400.0)) < mm  # the floor binds
     assert res.equity[0] == pytest.approx(equity, rel=1e-12)
     assert res.mm[0] == pytest.approx(mm, rel=1e-12)
     assert res.health[0] == pytest.approx(equity / mm, rel=1e-12)

@@ -129,9 +129,14 @@ class MaintenanceParams(_Config, frozen=True, kw_only=True):
       liquidity and oracle terms, at least `floor` x IM (solvent.liquidation.horizon).
     - `floor`: MM >= floor x IM in mode "liquidation": 0.5, Hyperliquid's maintenance margin (half the initial
       margin at maximum leverage); dYdX v4's tiers give 0.5-0.6.
+
+    The default is "liquidation" (issue 12 item 8): IM covers the margin period of risk (EMIR RTS 153/2013
+    art. 26: at least two days), MM only the engine's own close-out of a breaching account, so MM is set on
+    that horizon instead of a fixed 0.8 IM on the same two days. "fraction" stays available (Deribit's
+    portfolio margin: MM = 0.8 IM).
     """
 
-    mode: Literal["fraction", "model", "liquidation"] = "fraction"
+    mode: Literal["fraction", "model", "liquidation"] = "liquidation"
     fraction: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.8
     confidence: Probability = 0.975
     mpor_days: Positive = 1.0

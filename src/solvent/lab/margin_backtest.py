@@ -15,7 +15,9 @@ coverage tests of `lab.backtest` and the procyclicality measures of `lab.procycl
 that read the parameters (`multi`, `vol_only`) the cost of the anti-procyclicality tool is measured by
 margining once more with `volatility.apc_mode` "none". With the buffer (`apc_mode` "buffer") and
 `apc_buffer_release`, `multi`'s requirement is that margin without the tool carried through the buffer's
-state along the dates (`engine.apc.buffer_path`: drawn while it rises, rebuilt in calm), not a fixed x1.25.
+state along the dates (`engine.apc.buffer_path`: drawn while it rises, rebuilt in calm), not a fixed x1.25,
+and its MM follows that charged IM: `maintenance.fraction` x IM, or in mode "liquidation" the floor x the
+charged IM or the horizon part of the margin without the tool, whichever is larger, at most the charged IM.
 
 A Python loop over dates (a few thousand), never over accounts; every model margins the date's whole
 reference book at once.
@@ -247,6 +249,7 @@ def run_backtest(
     no_tool = msgspec.structs.replace(params, volatility=msgspec.structs.replace(params.volatility, apc_mode="none"))
     no_tool_paths = vol_path(history, no_tool)
     without: dict[str, FloatArray] = {m: np.empty((n_portfolios, len(dates))) for m in with_tool}
+    without_mm: dict[str, FloatArray] = {m: np.empty((n_portfolios, len(dates))) for m in with_tool}
     loss = np.empty((n_portfolios, len(dates)))
     maintenance: dict[str, FloatArray] = {m: np.empty((n_portfolios, len(dates))) for m in models}
     mm_loss = np.empty((n_portfolios, len(dates)))
@@ -263,7 +266,9 @@ def run_backtest(
         if with_tool:
             bare = _snapshot(history, assets, columns, no_tool_paths, t)
             for m in with_tool:
-                without[m][:, k] = model_margin(m, book, bare, no_tool, past).im
+                bare_required = model_margin(m, book, bare, no_tool, past)
+                without[m][:, k] = bare_required.im
+                without_mm[m][:, k] = bare_required.mm
         moved = closes[t + h] / closes[t] - 1.0
         loss[:, k] = -notional * np.repeat(moved, 2) * sign
         mm_loss[:, k] = -notional * (closes[t + mm_steps, column] / closes[t, column] - 1.0) * sign
@@ -272,8 +277,15 @@ def run_backtest(
     volatility = params.volatility
     if "multi" in without and volatility.apc_mode == "buffer" and volatility.apc_buffer_release:
         requirement["multi"] = buffer_path(without["multi"], 1.0 / per_day, volatility)[0]
-        if params.maintenance.mode == "fraction":  # MM follows the charged IM
-            maintenance["multi"] = params.maintenance.fraction * requirement["multi"]
+        charged, maintenance_params = requirement["multi"], params.maintenance
+        if maintenance_params.mode == "fraction":  # MM follows the charged IM
+            maintenance["multi"] = maintenance_params.fraction * charged
+        elif maintenance_params.mode == "liquidation":
+            # The floor follows the charged IM; the horizon part (market risk x sqrt(H / mpor) + close-out) is
+            # that of the margin without the tool, whose MM shows it wherever it is above its floor.
+            maintenance["multi"] = np.minimum(
+                np.maximum(maintenance_params.floor * charged, without_mm["multi"]), charged
+            )
     portfolios = tuple(str(name) for name in reference_book(assets, closes[dates[0]], notional).account_ids)
     results: dict[str, dict[str, BacktestResult]] = {
         m: {p: backtest(requirement[m][i], loss[i], params.confidence) for i, p in enumerate(portfolios)}

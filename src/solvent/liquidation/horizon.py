@@ -23,7 +23,8 @@ that halts are not diffusive. Its default 0.5 is Hyperliquid's ratio (maintenanc
 initial margin at maximum leverage); dYdX v4's genesis tiers give 0.5-0.6 (Large-Cap MMF 1.2% / IMF 2%,
 Mid-Cap 3% / 5%, Small-Cap 5% / 10%; REFERENCES.md).
 
-Pure functions over (N, A) arrays: no loop over accounts.
+Pure functions over (N, A) arrays; the slice count is one parallel numba pass over the accounts' net deltas
+(`_slice_counts`), no (N, A) temporaries: it is on the default `margin_book` path.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from solvent._numba import jit, prange
 from solvent.factors.concentration import stressed_depth
 from solvent.market.state import MarketState
 from solvent.params import MarginParams
@@ -41,6 +43,59 @@ FloatArray = NDArray[np.float64]
 
 #: Seconds per day, for `mpor_days`.
 SECONDS_PER_DAY = 86_400.0
+
+
+@jit(parallel=True)
+def _slice_counts(
+    delta: FloatArray,
+    price: FloatArray,
+    base: float,
+    max_notional: float,
+    depth_bid: FloatArray,
+    depth_ask: FloatArray,
+) -> FloatArray:  # pragma: no cover - compiled
+    """(N,) slices per account from its net delta (N, A) x price (A,): the share cap's `base`, the notional
+    cap (`max_notional` <= 0: none) and the depth per side (+inf: no bound; 0: inf slices); 0 when flat."""
+    n_accounts, n_assets = delta.shape
+    out = np.empty(n_accounts)
+    for n in prange(n_accounts):
+        gross = 0.0
+        count = base
+        traded = False
+        for a in range(n_assets):
+            x = delta[n, a] * price[a]
+            size = abs(x)
+            if size > 0.0:
+                traded = True
+                gross += size
+                side = depth_bid[a] if x >= 0.0 else depth_ask[a]
+                by_depth = np.inf if side <= 0.0 else np.ceil(size / side)
+                count = max(count, by_depth)
+        if max_notional > 0.0:
+            count = max(count, np.ceil(gross / max_notional))
+        out[n] = count if traded else 0.0
+    return out
+
+
+def _slices(
+    delta: FloatArray,
+    price: FloatArray,
+    max_share: float,
+    max_notional: float | None,
+    depth_bid: FloatArray | None,
+    depth_ask: FloatArray | None,
+) -> FloatArray:
+    n_assets = delta.shape[1]
+    no_depth = np.full(n_assets, np.inf)
+    out: FloatArray = _slice_counts(
+        delta,
+        np.ascontiguousarray(price, dtype=np.float64),
+        float(math.ceil(1.0 / max_share - 1e-12)),
+        -1.0 if max_notional is None else float(max_notional),
+        no_depth if depth_bid is None or depth_ask is None else np.ascontiguousarray(depth_bid, dtype=np.float64),
+        no_depth if depth_bid is None or depth_ask is None else np.ascontiguousarray(depth_ask, dtype=np.float64),
+    )
+    return out
 
 
 def slices_needed(
@@ -55,18 +110,8 @@ def slices_needed(
     notional (N, A): signed net delta notional, USD. depth_bid / depth_ask (A,): USD a slice may take on
     each side (+inf where unknown); None: no depth bound.
     """
-    size = np.abs(np.asarray(notional, dtype=np.float64))
-    flat = ~(size > 0.0).any(axis=1)
-    count = np.full(size.shape[0], float(math.ceil(1.0 / max_share - 1e-12)))
-    if max_notional is not None:
-        count = np.maximum(count, np.ceil(size.sum(axis=1) / max_notional))
-    if depth_bid is not None and depth_ask is not None:
-        side = np.where(notional >= 0.0, depth_bid[np.newaxis, :], depth_ask[np.newaxis, :])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            by_depth = np.where(size > 0.0, np.ceil(size / side), 0.0)  # inf where a side has no depth at all
-        count = np.maximum(count, by_depth.max(axis=1, initial=0.0))
-    out: FloatArray = np.where(flat, 0.0, count)
-    return out
+    x = np.asarray(notional, dtype=np.float64)
+    return _slices(x, np.ones(x.shape[1]), max_share, max_notional, depth_bid, depth_ask)
 
 
 def liquidation_horizon_seconds(slices: FloatArray, params: MarginParams) -> FloatArray:
@@ -96,7 +141,6 @@ def horizon_maintenance(
 
 def account_horizons(greeks: FloatArray, state: MarketState, params: MarginParams) -> FloatArray:
     """(N,) each account's liquidation horizon in seconds from its Greeks (N, A, 3) at `state`."""
-    notional = greeks[:, :, 0] * state.price[np.newaxis, :]
     bid: FloatArray | None = None
     ask: FloatArray | None = None
     if state.liquidity:
@@ -104,7 +148,9 @@ def account_horizons(greeks: FloatArray, state: MarketState, params: MarginParam
             state.liquidity, state.price, params.concentration.depth_distance, params.liquidity.stress
         )
     liquidation = params.liquidation
-    slices = slices_needed(notional, liquidation.max_share_per_slice, liquidation.max_notional_per_slice, bid, ask)
+    slices = _slices(
+        greeks[:, :, 0], state.price, liquidation.max_share_per_slice, liquidation.max_notional_per_slice, bid, ask
+    )
     return liquidation_horizon_seconds(slices, params)
 
 
