@@ -7,6 +7,13 @@ account whose net delta is on one asset only (the common perpetual trader) skips
 measure below is positively homogeneous, so its margin is |delta| times the measure of one unit of its side
 (computed once per call for every asset and side), the same figure up to rounding.
 
+Scenario sets with one group per asset (the SPAN grid, Deribit's, the Monte Carlo's correlation stress groups)
+are mostly zeros for any one account: an instrument's row and its asset's row are 0 outside its own asset's
+group and the joint groups (`group_plan`). The kernel builds and reduces an account's P&L only over the joint
+groups and the own groups of the assets it holds options on; the own group of an asset it holds through linear
+positions alone is |delta| x that asset's unit measure (the same homogeneity), and the groups of the assets it
+does not hold count 0 (their P&L is 0, and groups are floored at 0).
+
 `margins_numpy` is the plain, obviously correct twin (dense P&L per chunk of accounts, full sort);
 tests hold the two together.
 
@@ -93,10 +100,19 @@ def _reduce_group(pnl: FloatArray, start: int, stop: int, confidence: float, mea
 
 
 @jit()
-def _add_rows(pnl: FloatArray, rows: FloatArray, i: int, q: float, j: int, r: float) -> None:
-    """pnl += q * rows[i] + r * rows[j]: two positions per pass over the scenario buffer."""
-    for s in range(pnl.shape[0]):
+def _add_rows(
+    pnl: FloatArray, rows: FloatArray, i: int, q: float, j: int, r: float, start: int, stop: int
+) -> None:
+    """pnl[start:stop] += q * rows[i] + r * rows[j]: two positions per pass over the scenario buffer."""
+    for s in range(start, stop):
         pnl[s] += q * rows[i, s] + r * rows[j, s]
+
+
+@jit()
+def _add_row(pnl: FloatArray, rows: FloatArray, i: int, q: float, start: int, stop: int) -> None:
+    """pnl[start:stop] += q * rows[i]."""
+    for s in range(start, stop):
+        pnl[s] += q * rows[i, s]
 
 
 @jit()
@@ -135,6 +151,40 @@ def _one_asset(delta: FloatArray, held: int, unit: FloatArray) -> float:
     return total
 
 
+@jit()
+def _add_option(
+    pnl: FloatArray,
+    instrument_pnl: FloatArray,
+    instrument_asset: NDArray[np.int32],
+    i: int,
+    q: float,
+    j: int,
+    r: float,
+    group_offsets: NDArray[np.int64],
+    joint: NDArray[np.int64],
+    own: NDArray[np.int64],
+) -> None:
+    """pnl += q * row i + r * row j (j < 0: row i alone) where the rows can be non-zero: the joint groups and each
+    option's own asset's group (an option's row is 0 in the group of any other asset)."""
+    for k in range(joint.shape[0]):
+        g = joint[k]
+        if j < 0:
+            _add_row(pnl, instrument_pnl, i, q, group_offsets[g], group_offsets[g + 1])
+        else:
+            _add_rows(pnl, instrument_pnl, i, q, j, r, group_offsets[g], group_offsets[g + 1])
+    gi = own[instrument_asset[i]]
+    if j >= 0 and own[instrument_asset[j]] == gi:
+        if gi >= 0:
+            _add_rows(pnl, instrument_pnl, i, q, j, r, group_offsets[gi], group_offsets[gi + 1])
+        return
+    if gi >= 0:
+        _add_row(pnl, instrument_pnl, i, q, group_offsets[gi], group_offsets[gi + 1])
+    if j >= 0:
+        gj = own[instrument_asset[j]]
+        if gj >= 0:
+            _add_row(pnl, instrument_pnl, j, r, group_offsets[gj], group_offsets[gj + 1])
+
+
 @jit(parallel=True)
 def _margins_kernel(
     pos_offsets: NDArray[np.int64],
@@ -146,6 +196,8 @@ def _margins_kernel(
     asset_pnl: FloatArray,
     unit_greeks: FloatArray,
     group_offsets: NDArray[np.int64],
+    joint: NDArray[np.int64],
+    own: NDArray[np.int64],
     confidence: float,
     measure: int,
     extra_delta: FloatArray,
@@ -154,6 +206,10 @@ def _margins_kernel(
 ) -> None:
     """Both outputs are overwritten in place (any previous contents are ignored).
 
+    joint (J,), own (A,): the scenario groups every asset can move in, and each asset's own group or -1
+    (`group_plan`). Per account the scenario P&L is built and reduced over the joint groups and the own groups
+    of the assets it holds options on only; the own group of an asset held through linear positions alone is
+    |delta| x the unit measure of its side (positive homogeneity), and the group of an asset not held is 0.
     extra_delta (N, A) or (0, A): units of each asset added to the linear netting (the integrated
     collateral mode); not part of the Greeks.
     """
@@ -161,6 +217,7 @@ def _margins_kernel(
     n_assets = asset_pnl.shape[0]
     n_scen = asset_pnl.shape[1]
     n_groups = group_offsets.shape[0] - 1
+    n_joint = joint.shape[0]
     n_chunks = min(n_accounts, 256)
     has_extra = extra_delta.shape[0] > 0
     unit = _unit_measures(asset_pnl, group_offsets, confidence, measure)
@@ -168,6 +225,9 @@ def _margins_kernel(
         pnl = np.empty(n_scen)
         delta = np.empty(n_assets)
         top = np.empty(n_scen + 1)
+        value = np.empty(n_groups)
+        on_option = np.zeros(n_assets, dtype=np.bool_)  # the assets the account holds options on
+        option_assets = np.empty(n_assets, dtype=np.int64)
         lo = c * n_accounts // n_chunks
         hi = (c + 1) * n_accounts // n_chunks
         for acct in range(lo, hi):
@@ -178,7 +238,7 @@ def _margins_kernel(
             out_greeks[acct] = 0.0
             pending = -1  # an option waiting for a partner, so rows are added two at a time
             pending_q = 0.0
-            options = False
+            n_options = 0  # assets with options
             for p in range(pos_offsets[acct], pos_offsets[acct + 1]):
                 i = pos_instrument[p]
                 q = pos_quantity[p]
@@ -190,16 +250,25 @@ def _margins_kernel(
                 if w != 0.0:
                     delta[a] += q * w
                     continue
-                if not options:  # the scenario P&L is needed: start it at the first option
-                    pnl[:] = 0.0
-                    options = True
+                if not on_option[a]:  # the scenario P&L is needed where this asset moves: start it there
+                    if n_options == 0:
+                        for k in range(n_joint):
+                            pnl[group_offsets[joint[k]] : group_offsets[joint[k] + 1]] = 0.0
+                    g = own[a]
+                    if g >= 0:
+                        pnl[group_offsets[g] : group_offsets[g + 1]] = 0.0
+                    on_option[a] = True
+                    option_assets[n_options] = a
+                    n_options += 1
                 if pending < 0:
                     pending = i
                     pending_q = q
                 else:
-                    _add_rows(pnl, instrument_pnl, pending, pending_q, i, q)
+                    _add_option(
+                        pnl, instrument_pnl, instrument_asset, pending, pending_q, i, q, group_offsets, joint, own
+                    )
                     pending = -1
-            if not options:  # linear: a risk measure is positively homogeneous, so one asset needs no scenarios
+            if n_options == 0:  # linear: a risk measure is positively homogeneous, so one asset needs no scenarios
                 held = -1
                 for a in range(n_assets):
                     if delta[a] != 0.0:
@@ -207,21 +276,72 @@ def _margins_kernel(
                 if held != -2:
                     out_margin[acct] = _one_asset(delta, held, unit)
                     continue
-                pnl[:] = 0.0
+                for k in range(n_joint):
+                    pnl[group_offsets[joint[k]] : group_offsets[joint[k] + 1]] = 0.0
             if pending >= 0:
-                for s in range(n_scen):
-                    pnl[s] += pending_q * instrument_pnl[pending, s]
+                _add_option(
+                    pnl, instrument_pnl, instrument_asset, pending, pending_q, -1, 0.0, group_offsets, joint, own
+                )
+            value[:] = 0.0  # the group of an asset the account does not hold: its P&L there is 0
             for a in range(n_assets):
                 d = delta[a]
-                if d != 0.0:
-                    for s in range(n_scen):
+                if d == 0.0:
+                    continue
+                for k in range(n_joint):
+                    for s in range(group_offsets[joint[k]], group_offsets[joint[k] + 1]):
                         pnl[s] += d * asset_pnl[a, s]
+                g = own[a]
+                if g < 0:
+                    continue
+                if on_option[a]:
+                    for s in range(group_offsets[g], group_offsets[g + 1]):
+                        pnl[s] += d * asset_pnl[a, s]
+                else:  # linear alone in its own group: |delta| x the unit measure of its side
+                    value[g] = abs(d) * unit[a, 0 if d > 0.0 else 1, g]
+            for k in range(n_joint):
+                g = joint[k]
+                value[g] = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
+            for k in range(n_options):
+                a = option_assets[k]
+                on_option[a] = False
+                g = own[a]
+                if g >= 0:
+                    value[g] = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
             total = 0.0
             for g in range(n_groups):
-                value = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
-                if value > 0.0:
-                    total += value
+                if value[g] > 0.0:
+                    total += value[g]
             out_margin[acct] = total
+
+
+def group_plan(arrays: RiskArrays) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(joint (J,), own (A,)): the scenario groups in which any asset may move, and each asset's own group or -1.
+
+    A group is an asset's own when `arrays.group_asset` names that asset for it alone and no other asset's
+    risk array moves in it (instrument rows are 0 outside their asset's group by construction,
+    `riskarrays.refresh_risk_arrays`): an account that does not hold the asset has P&L 0 there. Every other
+    group (ALL_ASSETS, the de-peg group -1, every group when group_asset is None) is joint: scanned for every
+    account. Every group is either joint or one asset's own.
+    """
+    offsets = arrays.group_offsets
+    n_groups = offsets.shape[0] - 1
+    own = np.full(arrays.n_assets, -1, dtype=np.int64)
+    owner = arrays.group_asset
+    if owner is None or owner.shape != (n_groups,):
+        return np.arange(n_groups, dtype=np.int64), own
+    moved = np.concatenate(
+        [np.zeros((arrays.n_assets, 1), dtype=np.int64), np.cumsum(arrays.asset_pnl != 0.0, axis=1)], axis=1
+    )
+    moved_in = moved[:, offsets[1:]] - moved[:, offsets[:-1]]  # (A, G): scenarios in which each asset moves
+    valid = (owner >= 0) & (owner < arrays.n_assets)
+    count = np.bincount(owner[valid], minlength=arrays.n_assets)
+    for g in np.flatnonzero(valid).tolist():
+        a = int(owner[g])
+        others = np.count_nonzero(moved_in[:, g]) - (1 if moved_in[a, g] else 0)
+        if count[a] == 1 and others == 0:
+            own[a] = g
+    joint = np.setdiff1d(np.arange(n_groups, dtype=np.int64), own[own >= 0]).astype(np.int64)
+    return joint, own
 
 
 def margins(
@@ -256,6 +376,7 @@ def margins(
         if extra.shape != (n, arrays.n_assets):
             raise ValueError(f"extra_delta must be ({n}, {arrays.n_assets}), got {extra.shape}")
     if n:
+        joint, own = group_plan(arrays)
         _margins_kernel(
             pos_offsets,
             pos_instrument,
@@ -266,6 +387,8 @@ def margins(
             arrays.asset_pnl,
             arrays.unit_greeks,
             arrays.group_offsets,
+            joint,
+            own,
             confidence,
             MEASURE_CODES[measure],
             extra,

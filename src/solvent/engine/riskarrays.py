@@ -44,6 +44,10 @@ class RiskArrays:
         (delta change per 1 USD move of the asset) and vega (USD per vol point, 0.01).
     value (I,): present value of one unit (options: premium; linear products: 0).
     group_offsets (G + 1,): scenario groups (see ScenarioSet.group).
+    group_asset (G,) or None: the asset column each group shocks (`ScenarioSet.group_asset`: ALL_ASSETS for a
+        joint group, -1 for one that shocks no traded asset), None for joint generators. Instrument rows are 0
+        outside their own asset's group and the joint groups; the kernel skips the groups of assets an account
+        does not hold.
     """
 
     instrument_asset: NDArray[np.int32]
@@ -54,6 +58,7 @@ class RiskArrays:
     value: FloatArray
     group_offsets: NDArray[np.int64]
     n_assets: int
+    group_asset: NDArray[np.int64] | None = None
 
     @property
     def n_scenarios(self) -> int:
@@ -82,6 +87,7 @@ def build_risk_arrays(
         value=np.zeros(n_instruments),
         group_offsets=scenarios.group_offsets,
         n_assets=len(state.assets),
+        group_asset=scenarios.group_asset,
     )
     refresh_risk_arrays(arrays, state, scenarios, time_floor_years, np.arange(len(state.assets)), vol_floor)
     return arrays
