@@ -105,17 +105,20 @@ def _add_rows(
 ) -> None:
     """pnl[start:stop] += q * rows[i] + r * rows[j], the rows read from `column` on: two positions per pass over
     the scenario buffer."""
-    shift = column - start
-    for s in range(start, stop):
-        pnl[s] += q * rows[i, s + shift] + r * rows[j, s + shift]
+    out = pnl[start:stop]  # views: a range index needs no negative-index check, so the loop vectorises
+    row_i = rows[i, column : column + stop - start]
+    row_j = rows[j, column : column + stop - start]
+    for t in range(out.shape[0]):
+        out[t] += q * row_i[t] + r * row_j[t]
 
 
 @jit()
 def _add_row(pnl: FloatArray, rows: FloatArray, i: int, q: float, start: int, stop: int, column: int) -> None:
     """pnl[start:stop] += q * rows[i], the row read from `column` on."""
-    shift = column - start
-    for s in range(start, stop):
-        pnl[s] += q * rows[i, s + shift]
+    out = pnl[start:stop]
+    row = rows[i, column : column + stop - start]
+    for t in range(out.shape[0]):
+        out[t] += q * row[t]
 
 
 @jit()
@@ -155,10 +158,9 @@ def _one_asset(delta: FloatArray, held: int, unit: FloatArray) -> float:
 
 
 @jit()
-def _add_option(
+def _add_joint(
     pnl: FloatArray,
     rows: FloatArray,
-    instrument_asset: NDArray[np.int32],
     i: int,
     q: float,
     j: int,
@@ -166,29 +168,119 @@ def _add_option(
     group_offsets: NDArray[np.int64],
     joint: NDArray[np.int64],
     joint_at: NDArray[np.int64],
-    own: NDArray[np.int64],
-    own_at: NDArray[np.int64],
 ) -> None:
-    """pnl += q * row i + r * row j (j < 0: row i alone) where the rows can be non-zero: the joint groups and each
-    option's own asset's group (an option's row is 0 in the group of any other asset). `rows` holds joint group
-    k from column joint_at[k] and instrument i's own group from column own_at[i] (`_option_rows`)."""
+    """pnl += q * row i + r * row j (j < 0: row i alone) over the joint groups, group k of `rows` read from column
+    joint_at[k]."""
     for k in range(joint.shape[0]):
         g = joint[k]
         if j < 0:
             _add_row(pnl, rows, i, q, group_offsets[g], group_offsets[g + 1], joint_at[k])
         else:
             _add_rows(pnl, rows, i, q, j, r, group_offsets[g], group_offsets[g + 1], joint_at[k])
-    gi = own[instrument_asset[i]]
-    if j >= 0 and own[instrument_asset[j]] == gi:  # one asset: one pass (i and j are read at the same columns)
-        if gi >= 0:
-            _add_rows(pnl, rows, i, q, j, r, group_offsets[gi], group_offsets[gi + 1], own_at[i])
-        return
-    if gi >= 0:
-        _add_row(pnl, rows, i, q, group_offsets[gi], group_offsets[gi + 1], own_at[i])
-    if j >= 0:
-        gj = own[instrument_asset[j]]
-        if gj >= 0:
-            _add_row(pnl, rows, j, r, group_offsets[gj], group_offsets[gj + 1], own_at[j])
+
+
+@jit()
+def _option_unit_measures(
+    rows: FloatArray,
+    instrument_asset: NDArray[np.int32],
+    own: NDArray[np.int64],
+    own_at: NDArray[np.int64],
+    group_offsets: NDArray[np.int64],
+    needed: NDArray[np.bool_],
+    confidence: float,
+    measure: int,
+) -> FloatArray:
+    """(I, 2): the risk measure of one unit long (0) and one unit short (1) of each `needed` option in its own
+    asset's group (0 for the others)."""
+    n_instruments = instrument_asset.shape[0]
+    unit = np.zeros((n_instruments, 2))
+    longest = 0
+    for g in range(group_offsets.shape[0] - 1):
+        longest = max(longest, group_offsets[g + 1] - group_offsets[g])
+    pnl = np.empty(longest)
+    top = np.empty(longest + 1)
+    for i in range(n_instruments):
+        g = own[instrument_asset[i]]
+        if not needed[i] or g < 0:
+            continue
+        n = group_offsets[g + 1] - group_offsets[g]
+        for side in range(2):
+            sign = 1.0 if side == 0 else -1.0
+            for s in range(n):
+                pnl[s] = sign * rows[i, own_at[i] + s]
+            unit[i, side] = _reduce_group(pnl, 0, n, confidence, measure, top)
+    return unit
+
+
+@jit()
+def _own_groups(
+    pnl: FloatArray,
+    rows: FloatArray,
+    first: int,
+    last: int,
+    pos_instrument: NDArray[np.int32],
+    pos_quantity: FloatArray,
+    instrument_asset: NDArray[np.int32],
+    linear_weight: FloatArray,
+    asset_pnl: FloatArray,
+    delta: FloatArray,
+    group_offsets: NDArray[np.int64],
+    own: NDArray[np.int64],
+    own_at: NDArray[np.int64],
+    option_unit: FloatArray,
+    option_assets: NDArray[np.int64],
+    option_count: NDArray[np.int64],
+    first_option: NDArray[np.int64],
+    first_quantity: FloatArray,
+    scan: NDArray[np.bool_],
+    confidence: float,
+    measure: int,
+    top: FloatArray,
+) -> float:
+    """Σ max(measure, 0) over the own groups of the assets an account (positions first..last) holds options on.
+
+    In its own group an asset's P&L is its positions' alone: one option and no net delta is |quantity| x the
+    option's unit measure of its side; otherwise the group is built (options, then the net delta) and reduced.
+    option_count (reset to 0 here) and scan (left False) are the caller's per-asset scratch."""
+    total = 0.0
+    scanning = False
+    for k in range(option_assets.shape[0]):
+        a = option_assets[k]
+        g = own[a]
+        if g < 0:
+            option_count[a] = 0
+            continue
+        if option_count[a] == 1 and delta[a] == 0.0:  # one option alone in its own group
+            q = first_quantity[a]
+            value = abs(q) * option_unit[first_option[a], 0 if q > 0.0 else 1]
+            if value > 0.0:
+                total += value
+        else:
+            scan[a] = True
+            scanning = True
+            pnl[group_offsets[g] : group_offsets[g + 1]] = 0.0
+        option_count[a] = 0
+    if not scanning:
+        return total
+    for p in range(first, last):
+        i = pos_instrument[p]
+        a = instrument_asset[i]
+        if linear_weight[i] == 0.0 and scan[a]:
+            g = own[a]
+            _add_row(pnl, rows, i, pos_quantity[p], group_offsets[g], group_offsets[g + 1], own_at[i])
+    for k in range(option_assets.shape[0]):
+        a = option_assets[k]
+        if not scan[a]:
+            continue
+        scan[a] = False
+        g = own[a]
+        d = delta[a]
+        if d != 0.0:
+            _add_row(pnl, asset_pnl, a, d, group_offsets[g], group_offsets[g + 1], group_offsets[g])
+        value = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
+        if value > 0.0:
+            total += value
+    return total
 
 
 @jit(parallel=True)
@@ -206,6 +298,7 @@ def _margins_kernel(
     joint_at: NDArray[np.int64],
     own: NDArray[np.int64],
     own_at: NDArray[np.int64],
+    option_unit: FloatArray,
     confidence: float,
     measure: int,
     extra_delta: FloatArray,
@@ -215,18 +308,20 @@ def _margins_kernel(
     """Both outputs are overwritten in place (any previous contents are ignored).
 
     joint (J,), own (A,): the scenario groups every asset can move in, and each asset's own group or -1
-    (`group_plan`); rows, joint_at, own_at: the options' risk arrays where they can be non-zero (`_option_rows`).
-    Per account the scenario P&L is built and reduced over the joint groups and the own groups of the assets it
-    holds options on only; the own group of an asset held through linear positions alone is |delta| x the unit
-    measure of its side (positive homogeneity), and the group of an asset not held is 0.
+    (`group_plan`); rows, joint_at, own_at: the options' risk arrays where they can be non-zero (`_option_rows`);
+    option_unit (I, 2): each held option's unit measures in its own group (`_option_unit_measures`).
+    Per account the scenario P&L is built and reduced over the joint groups. In the own group of an asset it
+    holds, its P&L is that asset's positions' alone: one option and no net delta there, or a net delta and no
+    option, is |quantity| x the unit measure of its side (positive homogeneity); several, the own group is built
+    and reduced. The group of an asset the account does not hold is 0.
     extra_delta (N, A) or (0, A): units of each asset added to the linear netting (the integrated
     collateral mode); not part of the Greeks.
     """
     n_accounts = pos_offsets.shape[0] - 1
     n_assets = asset_pnl.shape[0]
     n_scen = asset_pnl.shape[1]
-    n_groups = group_offsets.shape[0] - 1
     n_joint = joint.shape[0]
+    has_own = n_joint < group_offsets.shape[0] - 1
     n_chunks = min(n_accounts, 256)
     has_extra = extra_delta.shape[0] > 0
     unit = _unit_measures(asset_pnl, group_offsets, confidence, measure)
@@ -234,9 +329,11 @@ def _margins_kernel(
         pnl = np.empty(n_scen)
         delta = np.empty(n_assets)
         top = np.empty(n_scen + 1)
-        value = np.empty(n_groups)
-        on_option = np.zeros(n_assets, dtype=np.bool_)  # the assets the account holds options on
+        option_count = np.zeros(n_assets, dtype=np.int64)  # option positions on each asset (0 between accounts)
+        first_option = np.empty(n_assets, dtype=np.int64)
+        first_quantity = np.empty(n_assets)
         option_assets = np.empty(n_assets, dtype=np.int64)
+        scan = np.zeros(n_assets, dtype=np.bool_)  # own groups to build and reduce (False between accounts)
         lo = c * n_accounts // n_chunks
         hi = (c + 1) * n_accounts // n_chunks
         for acct in range(lo, hi):
@@ -247,7 +344,7 @@ def _margins_kernel(
             out_greeks[acct] = 0.0
             pending = -1  # an option waiting for a partner, so rows are added two at a time
             pending_q = 0.0
-            n_options = 0  # assets with options
+            n_options = 0  # assets with options (with no own groups: 1 once there is an option)
             for p in range(pos_offsets[acct], pos_offsets[acct + 1]):
                 i = pos_instrument[p]
                 q = pos_quantity[p]
@@ -259,24 +356,22 @@ def _margins_kernel(
                 if w != 0.0:
                     delta[a] += q * w
                     continue
-                if not on_option[a]:  # the scenario P&L is needed where this asset moves: start it there
-                    if n_options == 0:
-                        for k in range(n_joint):
-                            pnl[group_offsets[joint[k]] : group_offsets[joint[k] + 1]] = 0.0
-                    g = own[a]
-                    if g >= 0:
-                        pnl[group_offsets[g] : group_offsets[g + 1]] = 0.0
-                    on_option[a] = True
-                    option_assets[n_options] = a
-                    n_options += 1
+                if n_options == 0:  # the scenario P&L is needed: start it at the first option
+                    for k in range(n_joint):
+                        pnl[group_offsets[joint[k]] : group_offsets[joint[k] + 1]] = 0.0
+                    n_options = 0 if has_own else 1
+                if has_own:
+                    if option_count[a] == 0:
+                        option_assets[n_options] = a
+                        n_options += 1
+                        first_option[a] = i
+                        first_quantity[a] = q
+                    option_count[a] += 1
                 if pending < 0:
                     pending = i
                     pending_q = q
                 else:
-                    _add_option(
-                        pnl, rows, instrument_asset, pending, pending_q, i, q, group_offsets, joint, joint_at, own,
-                        own_at,
-                    )
+                    _add_joint(pnl, rows, pending, pending_q, i, q, group_offsets, joint, joint_at)
                     pending = -1
             if n_options == 0:  # linear: a risk measure is positively homogeneous, so one asset needs no scenarios
                 held = -1
@@ -289,40 +384,52 @@ def _margins_kernel(
                 for k in range(n_joint):
                     pnl[group_offsets[joint[k]] : group_offsets[joint[k] + 1]] = 0.0
             if pending >= 0:
-                _add_option(
-                    pnl, rows, instrument_asset, pending, pending_q, -1, 0.0, group_offsets, joint, joint_at, own,
-                    own_at,
-                )
-            value[:] = 0.0  # the group of an asset the account does not hold: its P&L there is 0
+                _add_joint(pnl, rows, pending, pending_q, -1, 0.0, group_offsets, joint, joint_at)
+            own_total = 0.0  # the own groups (floored at 0); the group of an asset not held is 0
             for a in range(n_assets):
                 d = delta[a]
                 if d == 0.0:
                     continue
                 for k in range(n_joint):
-                    for s in range(group_offsets[joint[k]], group_offsets[joint[k] + 1]):
-                        pnl[s] += d * asset_pnl[a, s]
+                    g = joint[k]
+                    _add_row(pnl, asset_pnl, a, d, group_offsets[g], group_offsets[g + 1], group_offsets[g])
                 g = own[a]
-                if g < 0:
-                    continue
-                if on_option[a]:
-                    for s in range(group_offsets[g], group_offsets[g + 1]):
-                        pnl[s] += d * asset_pnl[a, s]
-                else:  # linear alone in its own group: |delta| x the unit measure of its side
-                    value[g] = abs(d) * unit[a, 0 if d > 0.0 else 1, g]
+                if g >= 0 and option_count[a] == 0:  # a net delta alone in its own group
+                    value = abs(d) * unit[a, 0 if d > 0.0 else 1, g]
+                    if value > 0.0:
+                        own_total += value
+            if has_own:
+                own_total += _own_groups(
+                    pnl,
+                    rows,
+                    pos_offsets[acct],
+                    pos_offsets[acct + 1],
+                    pos_instrument,
+                    pos_quantity,
+                    instrument_asset,
+                    linear_weight,
+                    asset_pnl,
+                    delta,
+                    group_offsets,
+                    own,
+                    own_at,
+                    option_unit,
+                    option_assets[:n_options],
+                    option_count,
+                    first_option,
+                    first_quantity,
+                    scan,
+                    confidence,
+                    measure,
+                    top,
+                )
+            total = 0.0
             for k in range(n_joint):
                 g = joint[k]
-                value[g] = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
-            for k in range(n_options):
-                a = option_assets[k]
-                on_option[a] = False
-                g = own[a]
-                if g >= 0:
-                    value[g] = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
-            total = 0.0
-            for g in range(n_groups):
-                if value[g] > 0.0:
-                    total += value[g]
-            out_margin[acct] = total
+                value = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
+                if value > 0.0:
+                    total += value
+            out_margin[acct] = total + own_total
 
 
 def group_plan(arrays: RiskArrays) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -420,6 +527,15 @@ def margins(
     if n:
         joint, own = group_plan(arrays)
         rows, joint_at, own_at = _option_rows(arrays, joint, own, pos_quantity.shape[0])
+        needed = arrays.linear_weight == 0.0
+        if pos_instrument.shape[0] < needed.shape[0]:  # a small book: the options it holds only
+            held = np.zeros(needed.shape[0], dtype=np.bool_)
+            held[pos_instrument] = True
+            needed &= held
+        code = MEASURE_CODES[measure]
+        option_unit = _option_unit_measures(
+            rows, arrays.instrument_asset, own, own_at, arrays.group_offsets, needed, confidence, code
+        )
         _margins_kernel(
             pos_offsets,
             pos_instrument,
@@ -434,8 +550,9 @@ def margins(
             joint_at,
             own,
             own_at,
+            option_unit,
             confidence,
-            MEASURE_CODES[measure],
+            code,
             extra,
             out_margin,
             out_greeks,
