@@ -432,6 +432,30 @@ def _margins_kernel(
             out_margin[acct] = total + own_total
 
 
+@jit()
+def _moves_alone(
+    asset_pnl: FloatArray, group_offsets: NDArray[np.int64], owner: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """(G,): for each group with an owner asset (owner[g] >= 0), whether every other asset's row is 0 in it."""
+    n_groups = group_offsets.shape[0] - 1
+    alone = np.zeros(n_groups, dtype=np.bool_)
+    for g in range(n_groups):
+        a = owner[g]
+        if a < 0:
+            continue
+        alone[g] = True
+        for b in range(asset_pnl.shape[0]):
+            if b == a:
+                continue
+            for s in range(group_offsets[g], group_offsets[g + 1]):
+                if asset_pnl[b, s] != 0.0:
+                    alone[g] = False
+                    break
+            if not alone[g]:
+                break
+    return alone
+
+
 def group_plan(arrays: RiskArrays) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(joint (J,), own (A,)): the scenario groups in which any asset may move, and each asset's own group or -1.
 
@@ -447,17 +471,12 @@ def group_plan(arrays: RiskArrays) -> tuple[NDArray[np.int64], NDArray[np.int64]
     owner = arrays.group_asset
     if owner is None or owner.shape != (n_groups,):
         return np.arange(n_groups, dtype=np.int64), own
-    moved = np.concatenate(
-        [np.zeros((arrays.n_assets, 1), dtype=np.int64), np.cumsum(arrays.asset_pnl != 0.0, axis=1)], axis=1
-    )
-    moved_in = moved[:, offsets[1:]] - moved[:, offsets[:-1]]  # (A, G): scenarios in which each asset moves
     valid = (owner >= 0) & (owner < arrays.n_assets)
     count = np.bincount(owner[valid], minlength=arrays.n_assets)
-    for g in np.flatnonzero(valid).tolist():
-        a = int(owner[g])
-        others = np.count_nonzero(moved_in[:, g]) - (1 if moved_in[a, g] else 0)
-        if count[a] == 1 and others == 0:
-            own[a] = g
+    alone = _moves_alone(arrays.asset_pnl, offsets, np.where(valid, owner, -1).astype(np.int64))
+    for g in np.flatnonzero(valid & alone).tolist():
+        if count[owner[g]] == 1:
+            own[owner[g]] = g
     joint = np.setdiff1d(np.arange(n_groups, dtype=np.int64), own[own >= 0]).astype(np.int64)
     return joint, own
 
