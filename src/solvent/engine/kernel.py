@@ -9,10 +9,12 @@ measure below is positively homogeneous, so its margin is |delta| times the meas
 
 Scenario sets with one group per asset (the SPAN grid, Deribit's, the Monte Carlo's correlation stress groups)
 are mostly zeros for any one account: an instrument's row and its asset's row are 0 outside its own asset's
-group and the joint groups (`group_plan`). The kernel builds and reduces an account's P&L only over the joint
-groups and the own groups of the assets it holds options on; the own group of an asset it holds through linear
-positions alone is |delta| x that asset's unit measure (the same homogeneity), and the groups of the assets it
-does not hold count 0 (their P&L is 0, and groups are floored at 0).
+group and the joint groups (`group_plan`). The kernel builds and reduces an account's P&L over the joint groups
+and, in an asset's own group, only where the account holds several positions on that asset (options, or options
+and a net delta); a net delta alone there is |delta| x the asset's unit measure and one option alone |quantity| x
+the option's (the same homogeneity, per call), and the groups of the assets it does not hold count 0 (their P&L
+is 0, and groups are floored at 0). For a large book the options' rows are read from a compact copy of their
+joint and own stretches (`_option_rows`). The numpy twin reduces every group of the dense P&L.
 
 `margins_numpy` is the plain, obviously correct twin (dense P&L per chunk of accounts, full sort);
 tests hold the two together.
