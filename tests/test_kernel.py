@@ -258,3 +258,206 @@ def _rows(book: Book, lo: int, hi: int) -> Book:
         mode=book.mode[lo:hi],
         parent=book.parent[lo:hi],
     )
+
+
+# ------------------------------------------------------------------ per-asset scenario groups (issue 12, kernel)
+
+
+def _many_asset_venue(n_assets: int = 7) -> tuple[list, object]:
+    """Per asset: spot, perpetual, a future and 2 expiries x 3 strikes x call/put; USDC as an untraded column."""
+    from datetime import UTC, datetime, timedelta
+
+    from solvent.formats.schemas import AssetQuote, Instrument, MarketSnapshot
+
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    instruments: list[Instrument] = []
+    assets = {}
+    for a in range(n_assets):
+        name = f"A{a}"
+        price = 10.0 ** (1 + a % 4)
+        assets[name] = AssetQuote(price=price, vol=0.4 + 0.1 * (a % 5))
+        instruments += [
+            Instrument(id=f"{name}-SPOT", kind="spot", underlying=name),
+            Instrument(id=f"{name}-PERP", kind="perp", underlying=name),
+            Instrument(id=f"{name}-F", kind="future", underlying=name, expiry=now + timedelta(days=30)),
+        ]
+        for days in (7, 60):
+            for k in (0.8, 1.0, 1.2):
+                for kind in ("call", "put"):
+                    instruments.append(
+                        Instrument(
+                            id=f"{name}-{days}-{k}-{kind}",
+                            kind="option",
+                            underlying=name,
+                            expiry=now + timedelta(days=days),
+                            strike=price * k,
+                            option_type=kind,
+                        )  # type: ignore[arg-type]
+                    )
+    assets["USDC"] = AssetQuote(price=1.0, vol=0.0)
+    return instruments, MarketSnapshot(schema="solvent.market/1", time=now, assets=assets)
+
+
+def _mixed_book(rng: np.random.Generator, arrays: RiskArrays, n_acc: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Accounts of every shape the kernel tells apart: flat; linear on one asset, on several; one option on each of
+    several assets (alone in their groups); several options on one asset; options and linear on the same asset;
+    options with linear on other assets; and random mixes."""
+    linear = np.flatnonzero(arrays.linear_weight != 0.0)
+    option = np.flatnonzero(arrays.linear_weight == 0.0)
+    asset = arrays.instrument_asset
+    traded = np.unique(asset)
+    offsets, inst, qty = [0], [], []
+    for k in range(n_acc):
+        shape = k % 8
+        if shape == 0:
+            held = np.zeros(0, dtype=np.int64)
+        elif shape == 1:
+            held = rng.choice(linear[asset[linear] == rng.choice(traded)], rng.integers(1, 3))
+        elif shape == 2:
+            held = rng.choice(linear, rng.integers(2, 5))
+        elif shape == 3:  # one option on each of several assets
+            held = np.array([rng.choice(option[asset[option] == a]) for a in rng.choice(traded, 3, replace=False)])
+        elif shape == 4:  # several options on one asset
+            held = rng.choice(option[asset[option] == rng.choice(traded)], rng.integers(2, 5))
+        elif shape == 5:  # options and linear on the same asset
+            a = rng.choice(traded)
+            held = np.concatenate(
+                [rng.choice(option[asset[option] == a], 2), rng.choice(linear[asset[linear] == a], 1)]
+            )
+        elif shape == 6:  # an option with linear positions on other assets
+            a, b, c = rng.choice(traded, 3, replace=False)
+            held = np.array([rng.choice(option[asset[option] == a]), rng.choice(linear[asset[linear] == b]),
+                             rng.choice(linear[asset[linear] == c])])
+        else:
+            held = rng.integers(0, asset.size, rng.integers(1, 10))
+        inst.extend(held.tolist())
+        qty.extend(rng.normal(0.0, 3.0, held.size).tolist())
+        offsets.append(len(inst))
+    return np.array(offsets, dtype=np.int64), np.array(inst, dtype=np.int32), np.array(qty)
+
+
+@pytest.mark.parametrize(
+    "method,stress,depeg",
+    [("grid", 0.25, False), ("grid", 0.25, True), ("mc", 0.25, False), ("mc", 0.25, True), ("mc", 0.0, False),
+     ("deribit", 0.25, False)],
+)
+@pytest.mark.parametrize("measure", ["es", "var", "worst"])
+def test_kernel_skips_the_groups_of_assets_not_held_and_agrees_with_the_twin(
+    method: str, stress: float, depeg: bool, measure: str
+) -> None:
+    """issue 12 (kernel cost of the per-asset groups): on scenario sets with one group per traded asset (the SPAN grid,
+    Deribit's, the Monte Carlo's correlation stress groups, with and without the de-peg group), the fused kernel,
+    which builds and reduces an account's P&L over the joint groups and the own groups of the assets it holds
+    options on only (unit measures for one option or a net delta alone in its group, 0 for an asset not held),
+    gives the numpy twin's figures (which reduces every group of the dense P&L), every account shape alike, with
+    and without integrated-collateral deltas (on traded assets and the untraded USDC column)."""
+    from solvent.engine.kernel import group_plan
+    from solvent.engine.riskarrays import scenario_risk_arrays
+    from solvent.market.state import build_market_state
+    from solvent.params import CollateralParams, MarginParams, McParams, ScenarioParams
+
+    instruments, market = _many_asset_venue()
+    params = MarginParams(
+        scenarios=ScenarioParams(method=method, mc=McParams(n_scenarios=128, stress_weight=stress)),  # type: ignore[arg-type]
+        collateral=CollateralParams(mode="integrated", depeg_scenario=depeg),
+    )
+    state = build_market_state(instruments, market, params)
+    _, arrays = scenario_risk_arrays(state, params)
+    joint, own = group_plan(arrays)
+    n_groups = arrays.group_offsets.size - 1
+    traded = np.unique(arrays.instrument_asset)
+    if method == "mc" and stress == 0.0:
+        assert joint.tolist() == list(range(n_groups)) and np.all(own == -1)
+    else:
+        assert np.all(own[traded] >= 0) and n_groups == traded.size + (method == "mc") + depeg
+        assert sorted(joint.tolist() + own[traded].tolist()) == list(range(n_groups))
+    rng = np.random.default_rng(len(method) + int(depeg) + int(10 * stress))
+    book = _mixed_book(rng, arrays, 400)
+    fast, fast_greeks = margins(*book, arrays, 0.99, measure)
+    slow, slow_greeks = margins_numpy(*book, arrays, 0.99, measure, chunk=97)
+    np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-7)
+    np.testing.assert_allclose(fast_greeks, slow_greeks, rtol=1e-12, atol=1e-10)
+    assert np.count_nonzero(fast) > 300 and np.all(fast[::8] == 0.0)
+    extra = rng.normal(0.0, 2.0, (400, arrays.n_assets)) * (rng.random((400, arrays.n_assets)) < 0.3)
+    fast, _ = margins(*book, arrays, 0.99, measure, extra_delta=extra)
+    slow, _ = margins_numpy(*book, arrays, 0.99, measure, chunk=97, extra_delta=extra)
+    np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-7)
+    # An account alone (a small book: options' rows read in place) and within the book (a compact copy): the same
+    # figure to the bit.
+    offsets, inst, qty = book
+    for k in range(0, 400, 37):
+        alone, _ = margins(
+            np.array([0, offsets[k + 1] - offsets[k]]), inst[offsets[k] : offsets[k + 1]],
+            qty[offsets[k] : offsets[k + 1]], arrays, 0.99, measure, extra_delta=extra[k : k + 1],
+        )
+        assert alone[0] == fast[k]
+
+
+def test_group_plan_falls_back_to_scanning_a_group_it_cannot_prove_single_asset() -> None:
+    """A group named for one asset in which another asset's risk array moves, or an asset named by two groups, is
+    scanned as a joint group (the figures then stay the twin's); random risk arrays masked as per-asset groups."""
+    from dataclasses import replace
+
+    from solvent.engine.kernel import group_plan
+    from solvent.scenarios.base import ALL_ASSETS
+
+    rng = np.random.default_rng(5)
+    n_assets, per = 4, 40
+    owner = np.array([ALL_ASSETS, 0, 1, 2, 3, -1], dtype=np.int64)
+    arrays = random_arrays(rng, 60, n_assets, per * owner.size, owner.size)
+    group = np.repeat(np.arange(owner.size), per)
+    g_owner = owner[group]
+    inst_in = (g_owner[np.newaxis, :] == arrays.instrument_asset[:, np.newaxis].astype(np.int64)) | (
+        g_owner == ALL_ASSETS
+    )
+    asset_in = (g_owner[np.newaxis, :] == np.arange(n_assets)[:, np.newaxis]) | (g_owner == ALL_ASSETS)
+    asset_in[3] |= g_owner == -1  # asset 3 moves in the "de-peg" group, as a stablecoin column would
+    arrays = replace(
+        arrays, instrument_pnl=arrays.instrument_pnl * inst_in, asset_pnl=arrays.asset_pnl * asset_in, group_asset=owner
+    )
+    joint, own = group_plan(arrays)
+    assert joint.tolist() == [0, 5] and own.tolist() == [1, 2, 3, 4]
+    broken = arrays.asset_pnl.copy()
+    broken[0, 2 * per : 3 * per] = 1.0  # asset 0 moves in asset 1's group
+    twice = owner.copy()
+    twice[4] = 2  # asset 2 names two groups
+    for case in (replace(arrays, asset_pnl=broken), replace(arrays, group_asset=twice)):
+        joint, own = group_plan(case)
+        assert 2 in joint.tolist() or 3 in joint.tolist()
+        offsets, inst, qty = random_book(rng, 300, 60)
+        extra = rng.normal(0.0, 1.0, (300, n_assets))
+        for measure in ("es", "var", "worst"):
+            fast, _ = margins(offsets, inst, qty, case, 0.99, measure, extra_delta=extra)
+            slow, _ = margins_numpy(offsets, inst, qty, case, 0.99, measure, extra_delta=extra)
+            np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-7)
+    offsets, inst, qty = random_book(rng, 300, 60)
+    for measure in ("es", "var", "worst"):
+        fast, _ = margins(offsets, inst, qty, arrays, 0.99, measure)
+        slow, _ = margins_numpy(offsets, inst, qty, arrays, 0.99, measure)
+        np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-7)
+
+
+def test_single_group_fhs_is_scanned_whole_and_agrees_with_the_twin() -> None:
+    """Filtered historical simulation (one joint group, no group_asset): every account's P&L is built and reduced
+    over the whole set, as before the per-asset skip; the twin agrees on the demo venue."""
+    from solvent.demo.run import demo_history, demo_market, demo_params
+    from solvent.demo.venue import synthetic_book, venue_instruments
+    from solvent.engine.kernel import group_plan
+    from solvent.engine.riskarrays import scenario_risk_arrays
+    from solvent.market.state import build_market_state
+
+    params = demo_params()
+    history = demo_history(3)
+    market = demo_market(history, params, 3)
+    prices = {name: quote.price for name, quote in market.assets.items()}
+    instruments = venue_instruments(market.time, prices)
+    book = synthetic_book(instruments, prices, 500, 3)
+    state = build_market_state(list(instruments), market, params)
+    _, arrays = scenario_risk_arrays(state, params, history)
+    joint, own = group_plan(arrays)
+    assert arrays.group_asset is None and joint.tolist() == [0] and np.all(own == -1)
+    csr = (book.pos_offsets, book.pos_instrument, book.pos_quantity)
+    fast, _ = margins(*csr, arrays, params.confidence, params.measure)
+    slow, _ = margins_numpy(*csr, arrays, params.confidence, params.measure)
+    np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-7)
+    assert np.count_nonzero(fast) > 400

@@ -44,6 +44,10 @@ class RiskArrays:
         (delta change per 1 USD move of the asset) and vega (USD per vol point, 0.01).
     value (I,): present value of one unit (options: premium; linear products: 0).
     group_offsets (G + 1,): scenario groups (see ScenarioSet.group).
+    group_asset (G,) or None: the asset column each group shocks (`ScenarioSet.group_asset`: ALL_ASSETS for a
+        joint group, -1 for one that shocks no traded asset), None for joint generators. Instrument rows are 0
+        outside their own asset's group and the joint groups; the kernel skips the groups of assets an account
+        does not hold.
     """
 
     instrument_asset: NDArray[np.int32]
@@ -54,6 +58,7 @@ class RiskArrays:
     value: FloatArray
     group_offsets: NDArray[np.int64]
     n_assets: int
+    group_asset: NDArray[np.int64] | None = None
 
     @property
     def n_scenarios(self) -> int:
@@ -82,6 +87,7 @@ def build_risk_arrays(
         value=np.zeros(n_instruments),
         group_offsets=scenarios.group_offsets,
         n_assets=len(state.assets),
+        group_asset=scenarios.group_asset,
     )
     refresh_risk_arrays(arrays, state, scenarios, time_floor_years, np.arange(len(state.assets)), vol_floor)
     return arrays
@@ -180,6 +186,7 @@ def _asset_rows(
     size = table.contract_size[rows]
     moves = scenarios.price_move[:, a]  # (S,)
     is_option = table.kind[rows] == OPTION
+    counts = in_group(scenarios, a)
     pnl = (size * forward)[:, np.newaxis] * moves[np.newaxis, :]
     greeks = np.zeros((rows.size, 3), dtype=np.float64)
     value = np.zeros(rows.size, dtype=np.float64)
@@ -195,12 +202,16 @@ def _asset_rows(
         greeks[o, DELTA] = size[o] * now.delta * dfds
         greeks[o, GAMMA] = size[o] * now.gamma * dfds**2
         greeks[o, VEGA] = size[o] * now.vega * VOL_POINT
-        vol_moves = np.broadcast_to(scenarios.vol_move[:, a], (o.size, moves.size))  # (O, S)
+        # Per-asset groups: an instrument moves only in its own asset's group (and in a joint group), so options are
+        # revalued there alone (elsewhere their P&L is 0 below).
+        counted: slice | NDArray[np.int64] = slice(None) if counts is None else np.flatnonzero(counts)
+        shocks = moves[counted]
+        vol_moves = np.broadcast_to(scenarios.vol_move[counted, a], (o.size, shocks.size))  # (O, S counted)
         if scenarios.vol_term is not None:
             vol_moves = vol_moves * vol_term_scale(t0, scenarios.vol_term)[:, np.newaxis]
         t1 = np.maximum(t0 - scenarios.horizon_years, 0.0)[:, np.newaxis]
         shocked = black76_price(
-            f0[:, np.newaxis] * (1.0 + moves[np.newaxis, :]),
+            f0[:, np.newaxis] * (1.0 + shocks[np.newaxis, :]),
             k[:, np.newaxis],
             t1,
             np.maximum(v0[:, np.newaxis] * np.maximum(1.0 + vol_moves, 0.0), vol_floor),
@@ -208,10 +219,12 @@ def _asset_rows(
             calls[:, np.newaxis],
             time_floor=time_floor_years,
         )
-        pnl[o] = size[o, np.newaxis] * (shocked - now.price[:, np.newaxis])
-    counts = in_group(scenarios, a)
+        revalued = size[o, np.newaxis] * (shocked - now.price[:, np.newaxis])
+        if isinstance(counted, slice):
+            pnl[o] = revalued
+        else:
+            pnl[np.ix_(o, counted)] = revalued
     if counts is not None:
-        # Per-asset groups: an instrument moves only in its own asset's group (and in a joint group).
         pnl *= counts[np.newaxis, :]
     return pnl, greeks, value, linear
 
