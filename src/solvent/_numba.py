@@ -42,14 +42,15 @@ class _SizeDispatch:
         return (self.serial if rows < SERIAL_BELOW else self.parallel)(*args)
 
 
-def jit(*, parallel: bool = False) -> Callable[[F], F]:
+def jit(*, parallel: bool = False, inline: bool = False) -> Callable[[F], F]:
     """Compile a kernel with numba: nopython, cached on disk, GIL released; `parallel` kernels get a serial
-    twin for small inputs (see the module docstring)."""
+    twin for small inputs (see the module docstring). `inline`: a helper inlined into the compiled kernels that
+    call it (numba's IR inlining), so that a kernel can call it in its inner loop at no call cost."""
 
     def wrap(function: F) -> F:
         if parallel:
             return cast(F, _SizeDispatch(function))
-        return cast(F, numba.njit(cache=True, nogil=True)(function))
+        return cast(F, numba.njit(cache=True, nogil=True, inline="always" if inline else "never")(function))
 
     return wrap
 

@@ -93,7 +93,7 @@ def book_layout(table: InstrumentTable) -> BookLayout:
     return layout
 
 
-@jit()
+@jit(inline=True)
 def asset_books_terms(
     bd: FloatArray,
     bv: FloatArray,
@@ -216,53 +216,33 @@ def _book_terms_kernel(
                     seen[a] = True
                     held[n_held] = a
                     n_held += 1
-            for k in range(n_held):  # `asset_books_terms`, inlined (a call per asset costs more than the sums)
+            for k in range(n_held):
                 a = held[k]
                 base = a * n_books
-                long_q = 0.0
-                short_q = 0.0
-                long_v = 0.0
-                short_v = 0.0
-                for b in range(n_books):
-                    d = bd[base + b]
-                    if d > 0.0:
-                        long_q += d
-                    elif d < 0.0:
-                        short_q -= d
-                    v = bv[base + b]
-                    if v > 0.0:
-                        long_v += v
-                    elif v < 0.0:
-                        short_v -= v
-                p_a = price[a]
+                liquidity, basis = asset_books_terms(
+                    bd,
+                    bv,
+                    base,
+                    n_books,
+                    extra_delta[acct, a] if has_extra else 0.0,
+                    a,
+                    price[a],
+                    rate,
+                    vega_rate,
+                    liq_on,
+                    kind,
+                    curves,
+                    knots,
+                    adv,
+                    vol_spread,
+                    daily_vol[a],
+                    stress,
+                    half_spread,
+                    coefficient,
+                )
                 if liq_on:
-                    liquidity = 0.0
-                    if kind[a] == BOOK:
-                        if long_q > 0.0:
-                            liquidity += p_a * _walk(long_q * stress, curves[0, a], knots[0, a]) / stress
-                        if short_q > 0.0:
-                            liquidity += p_a * _walk(short_q * stress, curves[1, a], knots[1, a]) / stress
-                    elif kind[a] == SQRT_LAW:
-                        if long_q > 0.0:
-                            impact = coefficient * daily_vol[a] * math.sqrt(long_q * stress / adv[a])
-                            liquidity += p_a * long_q * (half_spread + impact)
-                        if short_q > 0.0:
-                            impact = coefficient * daily_vol[a] * math.sqrt(short_q * stress / adv[a])
-                            liquidity += p_a * short_q * (half_spread + impact)
-                    spread = vol_spread[a]
-                    if spread == spread:  # not NaN
-                        liquidity += (long_v + short_v) * (spread / 2.0 / VOL_POINT) * stress
                     out_liquidity[acct, a] = liquidity
-                if has_extra and extra_delta[acct, a] != 0.0:  # the balance joins the spot book of the basis
-                    long_q = 0.0
-                    short_q = 0.0
-                    for b in range(n_books):
-                        d = bd[base + b] + extra_delta[acct, a] if b == SPOT_BOOK else bd[base + b]
-                        if d > 0.0:
-                            long_q += d
-                        elif d < 0.0:
-                            short_q -= d
-                out_basis[acct, a] = rate * min(long_q, short_q) * p_a + vega_rate * min(long_v, short_v)
+                out_basis[acct, a] = basis
                 for b in range(n_books):
                     bd[base + b] = 0.0
                     bv[base + b] = 0.0
