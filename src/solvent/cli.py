@@ -127,6 +127,7 @@ def main() -> None:
 )
 @_baseline_params_option
 @_fail_cleanly
+@_terminate_cleanly
 def margin(
     portfolio_path: str,
     market_path: str,
@@ -246,6 +247,7 @@ def params() -> None:
 @click.option("--seed", default=DEMO_SEED, show_default=True, type=int)
 @click.option("--out", "out_dir", default="solvent-demo", show_default=True, help="Folder for the report and inputs.")
 @_fail_cleanly
+@_terminate_cleanly
 def demo(n_accounts: int, seed: int, out_dir: str) -> None:
     """Build a realistic synthetic venue on embedded defaults, margin it, summarise and report."""
     run_demo(out_dir, n_accounts, seed)
@@ -326,6 +328,7 @@ def stream(
 @click.option("--step", "step_s", default=1.0, show_default=True, type=click.FloatRange(0.001), help="Seconds/quote.")
 @click.option("--seed", default=DEMO_SEED, show_default=True, type=int)
 @_fail_cleanly
+@_terminate_cleanly
 def crash(out_dir: str, n_accounts: int, step_s: float, seed: int) -> None:
     """Write issue 4's scripted crash (BTC -40% within an hour, its book thinning by half) for `solvent stream`."""
     from solvent.demo.crash import CrashScript, write_crash
@@ -355,6 +358,7 @@ def crash(out_dir: str, n_accounts: int, step_s: float, seed: int) -> None:
     "--out", "out_dir", default="solvent-backtest", show_default=True, help="Folder for report.html and summary.json."
 )
 @_fail_cleanly
+@_terminate_cleanly
 def backtest(
     history_path: str,
     models: str,
@@ -436,6 +440,7 @@ def backtest(
     "--out", "out_dir", default="solvent-stress", show_default=True, help="Folder for report.html and summary.json."
 )
 @_fail_cleanly
+@_terminate_cleanly
 def stress(
     episodes: str,
     models: str,
