@@ -10,20 +10,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from example_files import EXAMPLES, market, portfolio
 
 from solvent.cli import main
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def portfolio() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EXAMPLES / "portfolio.json").read_text())
-    return data
-
-
-def market() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EXAMPLES / "market.json").read_text())
-    return data
 
 
 def _set(document: dict[str, Any], path: str, value: Any) -> dict[str, Any]:

@@ -7,23 +7,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from small_venue import INSTRUMENTS, LINEAR, NOW
+from small_venue import INSTRUMENTS, LINEAR, MARKET
 
 from solvent.api import compute_margin
 from solvent.engine.results import MarginResult
 from solvent.formats.io import portfolio_to_book
-from solvent.formats.schemas import Account, AssetQuote, MarketSnapshot, Portfolio, Position
+from solvent.formats.schemas import Account, Portfolio, Position
 from solvent.params import MaintenanceParams, MarginParams, ScenarioParams
 
-MARKET = MarketSnapshot(
-    schema="solvent.market/1",
-    time=NOW,
-    assets={
-        "BTC": AssetQuote(price=95_000, vol=0.5),
-        "ETH": AssetQuote(price=3_400, vol=0.7),
-        "USDC": AssetQuote(price=1.0, vol=0.0),
-    },
-)
 METHODS = ["grid", "deribit", "mc"]
 
 

@@ -14,24 +14,13 @@ from typing import Any
 import msgspec
 import pytest
 from click.testing import CliRunner
+from example_files import EXAMPLES, market, portfolio
 
 import solvent
 from solvent.cli import main
 from solvent.errors import InputError
 from solvent.formats.schemas import MarketSnapshot
 from solvent.params import params_from_json
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def portfolio() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EXAMPLES / "portfolio.json").read_text())
-    return data
-
-
-def market() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EXAMPLES / "market.json").read_text())
-    return data
 
 
 def snapshot(document: dict[str, Any]) -> MarketSnapshot:
