@@ -60,3 +60,25 @@ def test_sigterm_leaves_no_temporary_file(
     assert "terminated by SIGTERM" in result.stderr
     assert list(target.parent.iterdir()) == []  # no temporary file, no half-written output
     assert signal.getsignal(signal.SIGTERM) is previous  # the handler is put back
+
+
+def test_a_swallowed_sigterm_still_stops_at_the_next_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library may clear the handler's exception (numba's dispatcher clears Python errors raised while it types
+    its arguments); the command's loops then stop at their next `_stop_if_terminated` check."""
+    target = tmp_path / "result.parquet"
+
+    def swallowing_call(*args: Any, **kwargs: Any) -> None:
+        with atomic_output(target) as tmp:
+            Path(tmp).write_bytes(b"half")
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+            except BaseException:  # what the library does to the handler's exception
+                pass
+            solvent.cli._stop_if_terminated()  # the next batch's check
+            raise AssertionError("the check did not stop the command")
+
+    monkeypatch.setattr(solvent.cli, "run_demo", swallowing_call)
+    result = CliRunner().invoke(solvent.cli.main, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 143, result.output
+    assert list(tmp_path.iterdir()) == []
+    assert not solvent.cli._TERMINATING.is_set()  # cleared when the command returns

@@ -66,6 +66,18 @@ class _Terminated(BaseException):
     removed, no output is half-written). A BaseException, so that no `except Exception` swallows it."""
 
 
+#: Set by the SIGTERM handler of `_terminate_cleanly`, cleared when the command returns.
+_TERMINATING = threading.Event()
+
+
+def _stop_if_terminated() -> None:
+    """Raise `_Terminated` if SIGTERM arrived but its exception never reached the command: a library may clear a
+    Python error raised inside a call it makes back into Python (numba's dispatcher does while it types its
+    arguments). Long loops call this between batches, so the command still stops at the next one."""
+    if _TERMINATING.is_set():
+        raise _Terminated
+
+
 def _terminate_cleanly(command: F) -> F:
     """Turn SIGTERM into a clean exit: temporary outputs removed, one line on stderr, exit status 143.
 
@@ -81,9 +93,11 @@ def _terminate_cleanly(command: F) -> F:
 
         def terminate(signum: int, frame: FrameType | None) -> None:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            _TERMINATING.set()
             raise _Terminated
 
         previous = signal.signal(signal.SIGTERM, terminate)
+        _TERMINATING.clear()
         try:
             return command(*args, **kwargs)
         except _Terminated:
@@ -91,6 +105,7 @@ def _terminate_cleanly(command: F) -> F:
             sys.exit(EXIT_TERMINATED)
         finally:
             signal.signal(signal.SIGTERM, previous)
+            _TERMINATING.clear()
 
     return run  # type: ignore[return-value]
 
@@ -317,7 +332,12 @@ def stream(
     )
     console = Console(stderr=True)
     with console.status("replaying the feed") as status:
-        summary = replay(files, lambda done, total: status.update(f"replaying the feed: {done:,} of {total:,} records"))
+
+        def progress(done: int, total: int) -> None:
+            _stop_if_terminated()
+            status.update(f"replaying the feed: {done:,} of {total:,} records")
+
+        summary = replay(files, progress)
     print_stream_summary(summary, Console())
     click.echo(f"events: {events_path}\nsummary: {summary_path}" + (f"\nstate: {state_out}" if state_out else ""))
 
