@@ -461,3 +461,38 @@ def test_single_group_fhs_is_scanned_whole_and_agrees_with_the_twin() -> None:
     slow, _ = margins_numpy(*csr, arrays, params.confidence, params.measure)
     np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-7)
     assert np.count_nonzero(fast) > 400
+
+
+@pytest.mark.parametrize("measure", ["es", "var", "worst"])
+def test_mirrored_stress_groups_are_read_from_the_joint_rows(measure: str) -> None:
+    """issue 12 (the bench): the Monte Carlo's per-asset stress groups are its joint draws with one asset moving, so
+    `mirrored_groups` finds each one's joint group and the weight ratio w / (1 - w); the kernel then builds them from
+    the joint rows (scaled) and gives the figures of reading their own rows (mirrors switched off) to rounding. A
+    group whose moves differ from the joint draws' by one scenario is not a mirror."""
+    from dataclasses import replace
+
+    from solvent.engine.riskarrays import scenario_risk_arrays
+    from solvent.market.state import build_market_state
+    from solvent.params import MarginParams, McParams, ScenarioParams
+    from solvent.scenarios.base import mirrored_groups
+
+    instruments, market = _many_asset_venue()
+    w = 0.3
+    params = MarginParams(scenarios=ScenarioParams(method="mc", mc=McParams(n_scenarios=128, stress_weight=w)))
+    state = build_market_state(instruments, market, params)
+    scenarios, arrays = scenario_risk_arrays(state, params)
+    n_groups = arrays.group_offsets.size - 1
+    assert arrays.group_mirror is not None and arrays.group_scale is not None
+    assert arrays.group_mirror.tolist() == [-1] + [0] * (n_groups - 1)
+    np.testing.assert_allclose(arrays.group_scale[1:], w / (1 - w), rtol=1e-15)
+    book = _mixed_book(np.random.default_rng(7), arrays, 400)
+    mirrored, _ = margins(*book, arrays, 0.99, measure)
+    plain, _ = margins(*book, replace(arrays, group_mirror=None, group_scale=None), 0.99, measure)
+    np.testing.assert_allclose(mirrored, plain, rtol=1e-12, atol=1e-9)
+    assert np.count_nonzero(mirrored) > 300
+
+    moved = scenarios.price_move.copy()
+    second = int(arrays.group_offsets[2])  # the second stress group's first scenario
+    moved[second, arrays.group_asset[2]] *= 1.5  # type: ignore[index]
+    mirror, _ = mirrored_groups(replace(scenarios, price_move=moved))
+    assert mirror[2] == -1 and mirror[1] == 0 and mirror[3] == 0

@@ -67,15 +67,8 @@ def _tail_count(n: int, confidence: float, measure: int) -> tuple[float, int]:
 
 
 @jit()
-def _reduce_group(pnl: FloatArray, start: int, stop: int, confidence: float, measure: int, top: FloatArray) -> float:
-    """Risk measure of losses -pnl[start:stop], keeping the k largest losses in `top` (descending)."""
-    n = stop - start
-    if n == 0:
-        return 0.0
-    m, k = _tail_count(n, confidence, measure)
-    for j in range(k):
-        top[j] = -np.inf
-    cut = -np.inf  # the k-th largest loss so far: most scenarios fail this one comparison
+def _insert_losses(pnl: FloatArray, start: int, stop: int, k: int, cut: float, top: FloatArray) -> float:
+    """Insert the losses -pnl[start:stop] above `cut` into `top`, the k largest so far (descending); the new cut."""
     for s in range(start, stop):
         loss = -pnl[s]
         if loss <= cut:
@@ -86,6 +79,29 @@ def _reduce_group(pnl: FloatArray, start: int, stop: int, confidence: float, mea
             j -= 1
         top[j] = loss
         cut = top[k - 1]
+    return cut
+
+
+@jit()
+def _reduce_group(pnl: FloatArray, start: int, stop: int, confidence: float, measure: int, top: FloatArray) -> float:
+    """Risk measure of losses -pnl[start:stop], keeping the k largest losses in `top` (descending)."""
+    n = stop - start
+    if n == 0:
+        return 0.0
+    m, k = _tail_count(n, confidence, measure)
+    for j in range(k):
+        top[j] = -np.inf
+    cut = -np.inf  # the k-th largest loss so far: most blocks of 8 scenarios fail this one comparison
+    s = start
+    while s + 8 <= stop:
+        low = min(
+            min(min(pnl[s], pnl[s + 1]), min(pnl[s + 2], pnl[s + 3])),
+            min(min(pnl[s + 4], pnl[s + 5]), min(pnl[s + 6], pnl[s + 7])),
+        )
+        if -low > cut:
+            cut = _insert_losses(pnl, s, s + 8, k, cut, top)
+        s += 8
+    _insert_losses(pnl, s, stop, k, cut, top)
     if measure == WORST:
         return float(top[0])
     whole = math.floor(m)
@@ -187,13 +203,14 @@ def _option_unit_measures(
     instrument_asset: NDArray[np.int32],
     own: NDArray[np.int64],
     own_at: NDArray[np.int64],
+    own_scale: FloatArray,
     group_offsets: NDArray[np.int64],
     needed: NDArray[np.bool_],
     confidence: float,
     measure: int,
 ) -> FloatArray:
     """(I, 2): the risk measure of one unit long (0) and one unit short (1) of each `needed` option in its own
-    asset's group (0 for the others)."""
+    asset's group (0 for the others): own_scale[a] x the measure of the row read from own_at (`own_mirrors`)."""
     n_instruments = instrument_asset.shape[0]
     unit = np.zeros((n_instruments, 2))
     longest = 0
@@ -210,7 +227,7 @@ def _option_unit_measures(
             sign = 1.0 if side == 0 else -1.0
             for s in range(n):
                 pnl[s] = sign * rows[i, own_at[i] + s]
-            unit[i, side] = _reduce_group(pnl, 0, n, confidence, measure, top)
+            unit[i, side] = own_scale[instrument_asset[i]] * _reduce_group(pnl, 0, n, confidence, measure, top)
     return unit
 
 
@@ -229,6 +246,8 @@ def _own_groups(
     group_offsets: NDArray[np.int64],
     own: NDArray[np.int64],
     own_at: NDArray[np.int64],
+    own_scale: FloatArray,
+    own_asset_at: NDArray[np.int64],
     option_unit: FloatArray,
     option_assets: NDArray[np.int64],
     option_count: NDArray[np.int64],
@@ -242,7 +261,8 @@ def _own_groups(
     """Σ max(measure, 0) over the own groups of the assets an account (positions first..last) holds options on.
 
     In its own group an asset's P&L is its positions' alone: one option and no net delta is |quantity| x the
-    option's unit measure of its side; otherwise the group is built (options, then the net delta) and reduced.
+    option's unit measure of its side; otherwise the group is built (options from column own_at, then the net
+    delta from column own_asset_at of asset_pnl), reduced and scaled by own_scale (`own_mirrors`).
     option_count (reset to 0 here) and scan (left False) are the caller's per-asset scratch."""
     total = 0.0
     scanning = False
@@ -278,8 +298,8 @@ def _own_groups(
         g = own[a]
         d = delta[a]
         if d != 0.0:
-            _add_row(pnl, asset_pnl, a, d, group_offsets[g], group_offsets[g + 1], group_offsets[g])
-        value = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
+            _add_row(pnl, asset_pnl, a, d, group_offsets[g], group_offsets[g + 1], own_asset_at[a])
+        value = own_scale[a] * _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
         if value > 0.0:
             total += value
     return total
@@ -300,6 +320,8 @@ def _margins_kernel(
     joint_at: NDArray[np.int64],
     own: NDArray[np.int64],
     own_at: NDArray[np.int64],
+    own_scale: FloatArray,
+    own_asset_at: NDArray[np.int64],
     option_unit: FloatArray,
     confidence: float,
     measure: int,
@@ -311,6 +333,7 @@ def _margins_kernel(
 
     joint (J,), own (A,): the scenario groups every asset can move in, and each asset's own group or -1
     (`group_plan`); rows, joint_at, own_at: the options' risk arrays where they can be non-zero (`_option_rows`);
+    own_scale, own_asset_at (A,): an own group's P&L is own_scale x that of the rows read there (`own_mirrors`);
     option_unit (I, 2): each held option's unit measures in its own group (`_option_unit_measures`).
     Per account the scenario P&L is built and reduced over the joint groups. In the own group of an asset it
     holds, its P&L is that asset's positions' alone: one option and no net delta there, or a net delta and no
@@ -415,6 +438,8 @@ def _margins_kernel(
                     group_offsets,
                     own,
                     own_at,
+                    own_scale,
+                    own_asset_at,
                     option_unit,
                     option_assets[:n_options],
                     option_count,
@@ -483,35 +508,71 @@ def group_plan(arrays: RiskArrays) -> tuple[NDArray[np.int64], NDArray[np.int64]
     return joint, own
 
 
-def _option_rows(
-    arrays: RiskArrays, joint: NDArray[np.int64], own: NDArray[np.int64], n_positions: int
-) -> tuple[FloatArray, NDArray[np.int64], NDArray[np.int64]]:
-    """(rows, joint_at (J,), own_at (I,)): the options' risk arrays where they can be non-zero, for the kernel.
+def own_mirrors(
+    arrays: RiskArrays, joint: NDArray[np.int64], own: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], FloatArray]:
+    """(source (A,), scale (A,)): for each asset whose own group mirrors a joint group (`RiskArrays.group_mirror`),
+    that joint group's index k in `joint`, else -1; and the scale of its P&L to the joint group's (1 where none).
 
-    Joint group k is read from column joint_at[k] of rows, instrument i's own group from column own_at[i]. With
-    own groups and a book of at least as many positions as instruments, rows is a compact copy (I, joint
-    scenarios + the longest own group): an account reads its options' few relevant stretches from a table that
-    stays in cache, not from the whole (I, S) array (86 MB for 2,000 instruments x 5,376 scenarios). Otherwise
-    rows is `instrument_pnl` itself, read in place. Both give the same figures to the bit.
+    The kernel builds a mirrored own group from the joint rows the account has just read (in cache) and scales its
+    measure (every measure is positively homogeneous), and the compact rows need no own stretch for it."""
+    source = np.full(arrays.n_assets, -1, dtype=np.int64)
+    scale = np.ones(arrays.n_assets, dtype=np.float64)
+    if arrays.group_mirror is None or arrays.group_scale is None:
+        return source, scale
+    where = {int(g): k for k, g in enumerate(joint.tolist())}
+    for a in np.flatnonzero(own >= 0).tolist():
+        g = int(own[a])
+        k = where.get(int(arrays.group_mirror[g]), -1)
+        if k >= 0:
+            source[a] = k
+            scale[a] = arrays.group_scale[g]
+    return source, scale
+
+
+def _option_rows(
+    arrays: RiskArrays,
+    joint: NDArray[np.int64],
+    own: NDArray[np.int64],
+    source: NDArray[np.int64],
+    n_positions: int,
+) -> tuple[FloatArray, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """(rows, joint_at (J,), own_at (I,), own_asset_at (A,)): the options' risk arrays where they can be non-zero,
+    for the kernel.
+
+    Joint group k is read from column joint_at[k] of rows, instrument i's own group from column own_at[i], and an
+    asset's own group of asset_pnl from column own_asset_at[a]; an own group that mirrors a joint group (`source`,
+    `own_mirrors`) is read from that joint group's columns. With own groups and a book of at least as many
+    positions as instruments, rows is a compact copy (I, joint scenarios + the longest own group not mirrored): an
+    account reads its options' few relevant stretches from a table that stays in cache, not from the whole (I, S)
+    array (86 MB for 2,000 instruments x 5,376 scenarios). Otherwise rows is `instrument_pnl` itself, read in
+    place. Both give the same figures to the bit.
     """
     offsets = arrays.group_offsets
     asset = arrays.instrument_asset
+    mirrored = source >= 0
+    own_asset_at = offsets[np.maximum(own, 0)]
+    own_asset_at[mirrored] = offsets[joint[source[mirrored]]]
     if not np.any(own >= 0) or n_positions < asset.shape[0]:
-        own_at = offsets[np.maximum(own[asset], 0)].astype(np.int64)
-        return arrays.instrument_pnl, offsets[joint].astype(np.int64), own_at
+        own_at = own_asset_at[asset].astype(np.int64)
+        return arrays.instrument_pnl, offsets[joint].astype(np.int64), own_at, own_asset_at.astype(np.int64)
     sizes = np.diff(offsets)
     joint_at = np.concatenate([[0], np.cumsum(sizes[joint])]).astype(np.int64)
     width = int(joint_at[-1])
-    rows = np.zeros((asset.shape[0], width + int(sizes[own[own >= 0]].max())))
+    stored = (own >= 0) & ~mirrored  # own groups read from their own stretch
+    longest = int(sizes[own[stored]].max()) if np.any(stored) else 0
+    rows = np.zeros((asset.shape[0], width + longest))
     options = arrays.linear_weight == 0.0
     picked = np.flatnonzero(options)
     for k, g in enumerate(joint.tolist()):
         rows[picked, joint_at[k] : joint_at[k + 1]] = arrays.instrument_pnl[picked, offsets[g] : offsets[g + 1]]
-    for a in np.flatnonzero(own >= 0).tolist():
+    for a in np.flatnonzero(stored).tolist():
         g = int(own[a])
         picked = np.flatnonzero(options & (asset == a))
         rows[picked, width : width + sizes[g]] = arrays.instrument_pnl[picked, offsets[g] : offsets[g + 1]]
-    return rows, joint_at[:-1], np.full(asset.shape[0], width, dtype=np.int64)
+    own_column = np.full(arrays.n_assets, width, dtype=np.int64)
+    own_column[mirrored] = joint_at[source[mirrored]]
+    return rows, joint_at[:-1], own_column[asset].astype(np.int64), own_asset_at.astype(np.int64)
 
 
 def margins(
@@ -547,7 +608,8 @@ def margins(
             raise ValueError(f"extra_delta must be ({n}, {arrays.n_assets}), got {extra.shape}")
     if n:
         joint, own = group_plan(arrays)
-        rows, joint_at, own_at = _option_rows(arrays, joint, own, pos_quantity.shape[0])
+        source, own_scale = own_mirrors(arrays, joint, own)
+        rows, joint_at, own_at, own_asset_at = _option_rows(arrays, joint, own, source, pos_quantity.shape[0])
         needed = arrays.linear_weight == 0.0
         if pos_instrument.shape[0] < needed.shape[0]:  # a small book: the options it holds only
             held = np.zeros(needed.shape[0], dtype=np.bool_)
@@ -555,7 +617,7 @@ def margins(
             needed &= held
         code = MEASURE_CODES[measure]
         option_unit = _option_unit_measures(
-            rows, arrays.instrument_asset, own, own_at, arrays.group_offsets, needed, confidence, code
+            rows, arrays.instrument_asset, own, own_at, own_scale, arrays.group_offsets, needed, confidence, code
         )
         _margins_kernel(
             pos_offsets,
@@ -571,6 +633,8 @@ def margins(
             joint_at,
             own,
             own_at,
+            own_scale,
+            own_asset_at,
             option_unit,
             confidence,
             code,

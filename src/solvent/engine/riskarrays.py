@@ -21,7 +21,7 @@ from solvent.market.state import OPTION, MarketState
 from solvent.params import MarginParams
 from solvent.pricing import black76_greeks, black76_price
 from solvent.scenarios import generate_scenarios
-from solvent.scenarios.base import ScenarioSet, in_group
+from solvent.scenarios.base import ScenarioSet, in_group, mirrored_groups
 from solvent.scenarios.deribit import vol_term_scale
 
 FloatArray = NDArray[np.float64]
@@ -48,6 +48,9 @@ class RiskArrays:
         joint group, -1 for one that shocks no traded asset), None for joint generators. Instrument rows are 0
         outside their own asset's group and the joint groups; the kernel skips the groups of assets an account
         does not hold.
+    group_mirror (G,), group_scale (G,) or None: for a group that shocks one asset, the joint group that moves
+        that asset identically (-1: none) and the ratio of their pnl weights (`scenarios.base.mirrored_groups`);
+        the kernel reads such a group's rows as group_scale x the joint group's.
     """
 
     instrument_asset: NDArray[np.int32]
@@ -59,6 +62,8 @@ class RiskArrays:
     group_offsets: NDArray[np.int64]
     n_assets: int
     group_asset: NDArray[np.int64] | None = None
+    group_mirror: NDArray[np.int64] | None = None
+    group_scale: FloatArray | None = None
 
     @property
     def n_scenarios(self) -> int:
@@ -78,6 +83,7 @@ def build_risk_arrays(
     are floored at `vol_floor` (`volatility.vol_floor` on every engine path)."""
     n_instruments = len(state.instruments)
     n_scen = scenarios.n_scenarios
+    mirror, scale = mirrored_groups(scenarios)
     arrays = RiskArrays(
         instrument_asset=state.instruments.asset,
         instrument_pnl=np.zeros((n_instruments, n_scen)),
@@ -88,6 +94,8 @@ def build_risk_arrays(
         group_offsets=scenarios.group_offsets,
         n_assets=len(state.assets),
         group_asset=scenarios.group_asset,
+        group_mirror=mirror,
+        group_scale=scale,
     )
     refresh_risk_arrays(arrays, state, scenarios, time_floor_years, np.arange(len(state.assets)), vol_floor)
     return arrays

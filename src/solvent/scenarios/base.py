@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -128,6 +129,41 @@ def widen_price_moves(scenarios: ScenarioSet, width: FloatArray) -> ScenarioSet:
     down = np.maximum(m - w, np.minimum(m, MIN_WIDENED_MOVE))
     moved = np.where(m > 0.0, m + w, np.where(m < 0.0, down, m))
     return replace(scenarios, price_move=np.asarray(moved, dtype=np.float64))
+
+
+def mirrored_groups(scenarios: ScenarioSet) -> tuple[NDArray[np.int64], FloatArray]:
+    """(mirror (G,), scale (G,)): for each group that shocks one asset a, a joint group (ALL_ASSETS) that moves a
+    exactly as it does, scenario for scenario (price and vol), or -1; and the ratio of their constant pnl weights.
+
+    An instrument on a then has, in the mirrored group, scale x its P&L in the joint group (the same moves, so the
+    same unweighted P&L): the Monte Carlo's per-asset stress groups are its joint draws with one asset moving, and
+    the kernel builds their P&L from the joint rows an account has just read (`kernel.own_mirrors`)."""
+    offsets = scenarios.group_offsets
+    n_groups = offsets.shape[0] - 1
+    mirror = np.full(n_groups, -1, dtype=np.int64)
+    scale = np.ones(n_groups, dtype=np.float64)
+    owner = scenarios.group_asset
+    if owner is None or owner.shape != (n_groups,):
+        return mirror, scale
+    weight = scenarios.pnl_weight
+    flat = [hi > lo and bool(np.all(weight[lo:hi] == weight[lo])) for lo, hi in itertools.pairwise(offsets.tolist())]
+    joints = [j for j in range(n_groups) if owner[j] == ALL_ASSETS and flat[j] and weight[offsets[j]] > 0.0]
+    for g in range(n_groups):
+        a = int(owner[g])
+        if a < 0 or not flat[g]:
+            continue
+        own = slice(offsets[g], offsets[g + 1])
+        for j in joints:
+            joint = slice(offsets[j], offsets[j + 1])
+            if (
+                offsets[j + 1] - offsets[j] == offsets[g + 1] - offsets[g]
+                and np.array_equal(scenarios.price_move[own, a], scenarios.price_move[joint, a])
+                and np.array_equal(scenarios.vol_move[own, a], scenarios.vol_move[joint, a])
+            ):
+                mirror[g] = j
+                scale[g] = weight[offsets[g]] / weight[offsets[j]]
+                break
+    return mirror, scale
 
 
 def in_group(scenarios: ScenarioSet, asset: int) -> NDArray[np.bool_] | None:
