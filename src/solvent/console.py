@@ -32,6 +32,11 @@ def _money(value: float) -> str:
     return f"{value:,.2f}"
 
 
+def _dollars(value: float) -> str:
+    """A report's amount: whole dollars with thousands separators."""
+    return f"${value:,.0f}"
+
+
 def _health(value: float) -> str:
     return "inf" if math.isinf(value) and value > 0 else f"{value:.3f}"
 
@@ -275,9 +280,9 @@ def print_stress(summary: dict[str, Any], console: Console) -> None:
     for model, r in summary["models"].items():
         table.add_row(
             model,
-            _money(r["bad_debt"]),
-            str(r["accounts_liquidated"]),
-            _money(r["liquidated_notional"]),
+            _dollars(r["bad_debt"]),
+            f"{r['accounts_liquidated']:,}",
+            _dollars(r["liquidated_notional"]),
             f"{r['capital_locked']:.1%}",
             "-" if r["hit_rate"] is None else f"{r['hit_rate']:.0%}",
             str(r["false_alarms"]),
@@ -313,9 +318,9 @@ def print_comparison(table: dict[str, Any], console: Console) -> None:
         e, h = record["episodes"] or {}, record["history"] or {}
         out.add_row(
             model,
-            show(e.get("bad_debt"), ",.2f"),
-            show(e.get("liquidation_trades"), "d"),
-            show(e.get("liquidated_notional"), ",.2f"),
+            "n/a" if e.get("bad_debt") is None else _dollars(e["bad_debt"]),
+            show(e.get("liquidation_trades"), ",d"),
+            "n/a" if e.get("liquidated_notional") is None else _dollars(e["liquidated_notional"]),
             show(e.get("capital_locked"), ".1%"),
             show(e.get("hit_rate"), ".0%"),
             show(h.get("capital_locked"), ".1%"),

@@ -452,6 +452,11 @@ def comparison_section(table: dict[str, dict[str, Any]], history: HistoryCompari
     )
 
 
+def _setting(value: Any) -> str:
+    """A command's option as the page says it: numbers with thousands separators and no trailing ".0"."""
+    return f"{value:,.10g}" if isinstance(value, float | int) and not isinstance(value, bool) else str(value)
+
+
 def write_stress_report(
     runs: Sequence[StressRun],
     out_dir: str | Path,
@@ -480,7 +485,7 @@ def write_stress_report(
         "Each episode of the crash library drives the streaming engine along its seeded path; liquidations are "
         "executed against the book and move the price, which can trigger more; the insurance fund, "
         "auto-deleveraging and socialised losses absorb what collateral does not. Every model faces the same "
-        "traders, path and books. Settings: " + ", ".join(f"{k} = {v}" for k, v in settings.items()) + "."
+        "traders, path and books. Settings: " + ", ".join(f"{k} = {_setting(v)}" for k, v in settings.items()) + "."
     )
     sections = [comparison_section(table, history), *(stress_section(run) for run in runs)]
     if history is not None:
