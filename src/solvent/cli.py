@@ -402,9 +402,9 @@ def backtest(
         raise InputError("--models", models, str(error)) from None
     names = history.assets if assets is None else tuple(a.strip() for a in assets.split(",") if a.strip())
     runs = []
-    with Console(stderr=True).status("backtesting") as status:
+    with RunProgress(len(names), Console(stderr=True)) as progress:
         for name in names:
-            status.update(f"backtesting {name}")
+            progress.start(f"backtesting {name}")
             runs.append(run_backtest(history, chosen, params, assets=(name,), source=history_path, baselines=baselines))
     report, summary = write_backtest_report(runs, out_dir, history_path, baseline_params=baseline_params_path)
     console = Console() if sys.stdout.isatty() else Console(width=200)  # a pipe or a file: tables not truncated
