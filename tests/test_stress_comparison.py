@@ -17,6 +17,7 @@ import msgspec
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from report_html import read_page
 
 from solvent.cli import main
 from solvent.lab.margin_backtest import run_backtest
@@ -60,11 +61,10 @@ def test_the_report_puts_the_comparison_table_first(with_history: tuple[Path, Pa
     page = (out / "report.html").read_text()
     heading = page.index("<h2>Model comparison (episodes and history)</h2>")
     assert heading < page.index("<table>") < page.index("(2024-08-05)</h2>") < page.index("History backtest")
-    table = page[heading : page.index("</table>", heading)]
-    for model in MODELS:
-        assert f"<td>{model}</td>" in table
-    vol_only = table[table.index("<td>vol_only</td>") :].split("</tr>")[0]
-    assert vol_only.count("<td>n/a</td>") == 6  # its episode cells: it is not a streaming model
+    table = read_page(page).tables[0]
+    assert [row[0] for row in table.rows] == MODELS
+    vol_only = table.row("vol_only")
+    assert [vol_only[c] for c in table.header[1:8]] == ["n/a"] * 7  # its episode cells: not a streaming model
     # Two episodes' figures (6) and the history backtest's price, requirement and exception figures (3).
     assert page.count("data:image/png;base64,") == 2 * 6 + 3
 
@@ -137,11 +137,10 @@ def test_without_a_history_its_columns_are_null_and_n_a(tmp_path: Path) -> None:
     assert summary["comparison"]["multi"]["episodes"]["runs"] == 1
     page = (out / "report.html").read_text()
     assert "no price history given (--history): its columns are n/a" in page
-    table = page[page.index("<h2>Model comparison") : page.index("</table>")]
-    rows = [row.split("</td><td>") for row in table.split("<tr><td>")[1:]]
+    rows = read_page(page).tables[0].rows
     assert [row[0] for row in rows] == ["static", "multi"]
     for row in rows:  # the 8 episode columns, then the 7 history columns, all n/a
-        assert row[8:-1] == ["n/a"] * 6 and row[-1].startswith("n/a</td>")
+        assert row[8:] == ["n/a"] * 7
     assert not any(s.startswith("On the history") for s in summary["findings"])
 
 

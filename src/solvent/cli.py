@@ -17,6 +17,7 @@ from rich.console import Console
 from solvent.api import baseline_margin_for, compute_margin, explain_margin
 from solvent.baselines import BASELINE_NAMES
 from solvent.console import (
+    RunProgress,
     print_backtest,
     print_baseline,
     print_comparison,
@@ -401,12 +402,12 @@ def backtest(
         raise InputError("--models", models, str(error)) from None
     names = history.assets if assets is None else tuple(a.strip() for a in assets.split(",") if a.strip())
     runs = []
-    with Console(stderr=True).status("backtesting") as status:
+    with RunProgress(len(names), Console(stderr=True)) as progress:
         for name in names:
-            status.update(f"backtesting {name}")
+            progress.start(f"backtesting {name}")
             runs.append(run_backtest(history, chosen, params, assets=(name,), source=history_path, baselines=baselines))
     report, summary = write_backtest_report(runs, out_dir, history_path, baseline_params=baseline_params_path)
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=200)  # a pipe or a file: tables not truncated
     for run in runs:
         print_backtest(run.summary(), console)
     click.echo(f"report: {report}\nsummary: {summary}")
@@ -482,7 +483,15 @@ def stress(
     from solvent.lab.cascade import CascadeConfig, PopulationSpec
     from solvent.lab.episodes import load_crashes
     from solvent.lab.report import write_stress_report
-    from solvent.lab.stress import COMPARED_MODELS, STREAM_MODELS, run_episode, run_history, run_synthetic, venue_assets
+    from solvent.lab.stress import (
+        COMPARED_MODELS,
+        STREAM_MODELS,
+        backtest_assets,
+        run_episode,
+        run_history,
+        run_synthetic,
+        venue_assets,
+    )
 
     if oracle_sources < 0 or oracle_sources == 1:
         raise InputError("--oracle-sources", str(oracle_sources), "0 (a direct quote per asset) or 2 or more sources")
@@ -513,23 +522,25 @@ def stress(
     config = CascadeConfig(block_seconds=step_s, insurance_fund=insurance_fund, oracle_sources=oracle_sources)
     runs = []
     backtested = None
-    with Console(stderr=True).status("stress") as status:
+    traded = [a for name in wanted for a in venue_assets(known[name], library)[0]]
+    traded += list(synthetic.assets) if synthetic is not None else []
+    n_runs = len(streamed) * (len(wanted) + (synthetic is not None))
+    n_runs += len(backtest_assets(history, traded)[0]) if history is not None else 0
+    with RunProgress(n_runs, Console(stderr=True)) as progress:
         if history is not None and history_path is not None:  # first: a history it cannot run on fails early
-            traded = [a for name in wanted for a in venue_assets(known[name], library)[0]]
-            traded += list(synthetic.assets) if synthetic is not None else []
             backtested = run_history(
                 history,
                 chosen,
                 params,
                 traded=traded,
                 source=history_path,
-                progress=lambda asset: status.update(f"backtesting {asset} on the history"),
+                progress=lambda asset: progress.start(f"history: {asset}"),
                 baselines=baselines,
             )
         for name in wanted:
 
             def show(model: str, episode: str = name) -> None:
-                status.update(f"{episode}: {model}")
+                progress.start(f"{episode}: {model}")
 
             try:
                 run = run_episode(
@@ -548,7 +559,6 @@ def stress(
                 raise InputError("--step", name, str(error)) from None
             runs.append(run)
         if synthetic is not None:
-            status.update("synthetic market")
             runs.append(
                 run_synthetic(
                     synthetic,
@@ -559,6 +569,7 @@ def stress(
                     step_seconds=step_s,
                     hours=hours,
                     seed=seed,
+                    progress=lambda model: progress.start(f"synthetic: {model}"),
                     baselines=baselines,
                 )
             )

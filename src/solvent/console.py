@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from solvent.baselines.book import BaselineResult
@@ -21,6 +30,11 @@ FloatArray = NDArray[np.float64]
 
 def _money(value: float) -> str:
     return f"{value:,.2f}"
+
+
+def _dollars(value: float) -> str:
+    """A report's amount: whole dollars with thousands separators."""
+    return f"${value:,.0f}"
 
 
 def _health(value: float) -> str:
@@ -266,9 +280,9 @@ def print_stress(summary: dict[str, Any], console: Console) -> None:
     for model, r in summary["models"].items():
         table.add_row(
             model,
-            _money(r["bad_debt"]),
-            str(r["accounts_liquidated"]),
-            _money(r["liquidated_notional"]),
+            _dollars(r["bad_debt"]),
+            f"{r['accounts_liquidated']:,}",
+            _dollars(r["liquidated_notional"]),
             f"{r['capital_locked']:.1%}",
             "-" if r["hit_rate"] is None else f"{r['hit_rate']:.0%}",
             str(r["false_alarms"]),
@@ -304,9 +318,9 @@ def print_comparison(table: dict[str, Any], console: Console) -> None:
         e, h = record["episodes"] or {}, record["history"] or {}
         out.add_row(
             model,
-            show(e.get("bad_debt"), ",.2f"),
-            show(e.get("liquidation_trades"), "d"),
-            show(e.get("liquidated_notional"), ",.2f"),
+            "n/a" if e.get("bad_debt") is None else _dollars(e["bad_debt"]),
+            show(e.get("liquidation_trades"), ",d"),
+            "n/a" if e.get("liquidated_notional") is None else _dollars(e["liquidated_notional"]),
             show(e.get("capital_locked"), ".1%"),
             show(e.get("hit_rate"), ".0%"),
             show(h.get("capital_locked"), ".1%"),
@@ -317,3 +331,58 @@ def print_comparison(table: dict[str, Any], console: Console) -> None:
             show(h.get("peak_to_trough"), ".2f"),
         )
     console.print(out)
+
+
+class RunProgress:
+    """Overall progress of a batch of runs (`solvent stress`: episodes x models): on a terminal a rich progress
+    bar with the elapsed time and an ETA; when the console is piped or a file, one line per finished run
+    ("3/24 runs, elapsed 0:00:41, ETA 0:04:51: 2020-03-12: multi done"), the ETA from the mean time per run.
+    `start(label)` begins a run, ending the one before; the last ends with the context."""
+
+    def __init__(self, total: int, console: Console) -> None:
+        self.console = console
+        self.live = console.is_terminal
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("runs"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not self.live,
+            transient=True,
+        )
+        self.task = self.bar.add_task("starting", total=total)
+        self.running: str | None = None
+
+    def __enter__(self) -> RunProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.finish()
+        self.bar.stop()
+
+    def start(self, label: str) -> None:
+        self.finish()
+        self.running = label
+        self.bar.update(self.task, description=label)
+
+    def finish(self) -> None:
+        """End the running run, if any (counted once)."""
+        if self.running is None:
+            return
+        label, self.running = self.running, None
+        self.bar.advance(self.task)
+        if not self.live:
+            task = self.bar.tasks[0]
+            done, total, elapsed = int(task.completed), int(task.total or 0), task.elapsed or 0.0
+            eta = elapsed / done * (total - done) if done else 0.0
+            self.console.print(
+                f"{done}/{total} runs, elapsed {timedelta(seconds=round(elapsed))}, "
+                f"ETA {timedelta(seconds=round(eta))}: {label} done",
+                highlight=False,
+            )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,12 +18,15 @@ from solvent.formats.io import atomic_output
 PERCENTILES = (50, 90, 99, 99.9)
 #: Health percentiles cover accounts whose MM is at least this (USD).
 MIN_MM_FOR_HEALTH = 1.0
+#: The health figure's log axis (accounts outside it are counted, not drawn) and its linear zoom near MM = 1.
+HEALTH_RANGE = (0.1, 1000.0)
+HEALTH_ZOOM = 3.0
+FloatArray = NDArray[np.float64]
 
 
 def distribution_rows(result: MarginResult) -> list[tuple[str, list[float]]]:
     """Percentiles of IM, MM, equity and health across accounts (health where MM >= 1 USD)."""
-    # An account with a near-zero MM (a tight hedge) has an astronomically large health: leave those out.
-    finite_health = result.health[np.isfinite(result.health) & (result.mm >= MIN_MM_FOR_HEALTH)]
+    finite_health = health_shown(result)
     rows = [
         ("IM (USD)", result.im),
         ("MM (USD)", result.mm),
@@ -83,33 +87,60 @@ def print_summary(result: MarginResult, timings: Mapping[str, float], console: C
     console.print("time: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
 
 
+def health_shown(result: MarginResult) -> FloatArray:
+    """The healths the report shows, in its table and its figure: those of accounts with MM >= MIN_MM_FOR_HEALTH
+    (an account with a near-zero MM, a tight hedge, has an astronomically large health)."""
+    shown: FloatArray = result.health[np.isfinite(result.health) & (result.mm >= MIN_MM_FOR_HEALTH)]
+    return shown
+
+
 def _figure(path: Path, draw: str, result: MarginResult) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import StrMethodFormatter
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    fig = Figure(figsize=(7, 4) if draw == "im" else (10, 4), dpi=110)
     if draw == "im":
+        ax = fig.subplots()
         positive = result.im[result.im > 0]
         low, high = (max(float(positive.min()), 1.0), float(positive.max())) if positive.size else (1.0, 10.0)
         ax.hist(positive, bins=list(np.logspace(np.log10(low), np.log10(max(high, low * 10)), 60)), color="#3465a4")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(StrMethodFormatter("${x:,.0f}"))
         ax.set_xlabel("initial margin per account (USD, log scale)")
         ax.set_ylabel("accounts")
         ax.set_title("Initial margin across accounts")
     else:
-        health = np.clip(result.health[np.isfinite(result.health)], 0, 10)
-        ax.hist(health, bins=100, color="#4e9a06")
-        ax.axvline(1.0, color="#cc0000", linestyle="--", label="MM (liquidation)")
-        ax.set_xlabel("health = equity / MM (clipped at 10)")
-        ax.set_ylabel("accounts")
-        ax.set_title("Account health")
-        ax.legend()
+        _health_figure(fig, health_shown(result))
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
+
+
+def _health_figure(fig: Any, health: FloatArray) -> None:
+    """Two panels: every account on a log axis (HEALTH_RANGE, the rest counted in the title), and the accounts
+    near MM = 1 on a linear one (HEALTH_ZOOM), where liquidation begins."""
+    from matplotlib.ticker import StrMethodFormatter
+
+    full, zoom = fig.subplots(1, 2)
+    low, high = HEALTH_RANGE
+    inside = health[(health >= low) & (health <= high)]
+    full.hist(inside, bins=list(np.logspace(np.log10(low), np.log10(high), 80)), color="#4e9a06")
+    full.set_xscale("log")
+    full.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    full.set_title(
+        f"All {health.size:,} accounts: {int((health < low).sum()):,} below {low:g}, "
+        f"{int((health > high).sum()):,} above {high:g} not drawn",
+        fontsize="medium",
+    )
+    near = health[health <= HEALTH_ZOOM]
+    zoom.hist(near, bins=list(np.arange(0.0, HEALTH_ZOOM + 1e-9, 0.05)), color="#4e9a06")
+    zoom.set_title(f"Near MM: the {near.size:,} accounts with health <= {HEALTH_ZOOM:g}", fontsize="medium")
+    for ax in (full, zoom):
+        ax.axvline(1.0, color="#cc0000", linestyle="--", label="MM = 1 (liquidation)")
+        ax.set_xlabel("health = equity / MM")
+        ax.set_ylabel("accounts")
+        ax.legend()
+    fig.suptitle(f"Account health (accounts with MM >= {MIN_MM_FOR_HEALTH:g} USD)")
 
 
 def write_report(

@@ -170,7 +170,7 @@ class CascadeResult:
     seconds: FloatArray
     traded: FloatArray  # (B, A) traded price (path x impact)
     exogenous: FloatArray  # (B, A)
-    liquidated: FloatArray  # (B,) notional liquidated in the cycle, USD
+    liquidated: FloatArray  # (B,) notional liquidated so far (the engine's total, the start's included), USD
     fund: FloatArray  # (B,)
     bad_debt: FloatArray  # (B,) cumulative: paid by the fund + socialised + unresolved, USD
     im_seconds: FloatArray  # (S,) when the total IM was taken (`CascadeConfig.im_sample_seconds`)
@@ -309,12 +309,10 @@ def simulate(
         pending_vol = []
         published.clear()
         engine.run_batch(records)
-        liquidated = 0.0
         units = [0.0] * n_assets
         for e in published:
             if isinstance(e, ev.LiquidationExecuted):
                 i = engine.store.instrument_row[e.instrument]
-                liquidated += abs(e.quantity) * size[i] * e.price
                 if on_path[i] >= 0:
                     units[on_path[i]] += e.quantity * size[i]
         if config.impact:
@@ -331,7 +329,7 @@ def simulate(
         series["seconds"].append(now_seconds)
         series["point"].append(t_last)
         series["impact"].append(list(impact))
-        series["liquidated"].append(liquidated)
+        series["liquidated"].append(engine.totals.liquidated_notional)  # the figure the totals report
         series["fund"].append(engine.fund)
         totals = engine.totals
         series["debt"].append(totals.fund_paid + totals.socialised + totals.unresolved)

@@ -2,59 +2,146 @@
 
 The page says what the numbers say, including where the multi-factor model loses: its findings are
 computed from the summary (coverage, capital locked, bad debt, liquidations), never written by hand.
+One source of truth per figure: each table is a DataFrame and each figure a `charts.Chart` of series, built
+from the same run (a cumulative chart ends at its table's total: tests/test_lab_report.py). pandas' Styler
+formats the tables per column (`FORMATS`: % for shares, $ with thousands separators for amounts), a jinja2
+template lays out the page.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
-import math
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
+import pandas as pd
+from jinja2 import Environment
+from markupsafe import Markup
 
 from solvent.formats.io import atomic_output
+from solvent.lab.backtest import exceptions
+from solvent.lab.charts import Chart, Panel, Series, data_uri
 from solvent.lab.margin_backtest import HistoryBacktest
 from solvent.lab.stress import HistoryComparison, StressRun, comparison, comparison_findings, stress_findings
 
+USD = "${:,.0f}"
+SHARE = "{:.1%}"
+RATE = "{:.2%}"
+COUNT = "{:,.0f}"
+P_VALUE = "{:.3f}"
+RATIO = "{:.2f}"
+SECONDS = "{:,.0f}"
+#: The format of every numeric column of the reports' tables, by its header.
+FORMATS: dict[str, str] = {
+    "bad debt": USD,
+    "fund paid": USD,
+    "socialised": USD,
+    "accounts liquidated": COUNT,
+    "liquidation trades": COUNT,
+    "notional liquidated": USD,
+    "IM / notional": SHARE,
+    "peak / trough": RATIO,
+    "flag hit rate": SHARE,
+    "false alarms": COUNT,
+    "median lead (s)": SECONDS,
+    "episode runs": COUNT,
+    "bad debt, sum": USD,
+    "liquidation trades, sum": COUNT,
+    "notional liquidated, sum": USD,
+    "IM / notional, mean": SHARE,
+    "flag hit rate, mean": SHARE,
+    "history IM / notional": SHARE,
+    "exception rate": RATE,
+    "Kupiec p (worst)": P_VALUE,
+    "cond. coverage p (worst)": P_VALUE,
+    "peak / trough (max)": RATIO,
+    "rate": RATE,
+    "Kupiec p": P_VALUE,
+    "Christoffersen ind. p": P_VALUE,
+    "cond. coverage p": P_VALUE,
+    "max 1-step rise": SHARE,
+    "max 5-step rise": SHARE,
+    "max 30-step rise": SHARE,
+    "APC cost": SHARE,
+}
+#: Below this, a figure is floating-point noise (a static model's 1e-16 swing) and is shown as 0.
+NOISE = 1e-12
+#: The table's mark for a figure that is not defined (no breach to lead, no rise to measure).
+UNDEFINED = "–"
+#: The comparison's mark for a model that did not run on a side.
+NOT_RUN = "n/a"
 
-def _png(draw: Any) -> str:
-    """Run `draw(ax)` on a fresh figure and return it as an <img> tag (base64 PNG)."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9.0, 3.4), dpi=100)
-    try:
-        draw(ax)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-    finally:
-        plt.close(fig)
-    data = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img alt="figure" src="data:image/png;base64,{data}">'
+#: A table, its leading text columns (the row's names) aligned left.
+TABLE = Environment(autoescape=True).from_string('<div class="lead-{{ lead }}">{{ table }}</div>')
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "–"
-        return f"{value:.4g}"
-    return html.escape(str(value))
+def html_table(frame: pd.DataFrame, na_rep: str = UNDEFINED) -> Markup:
+    """`frame` as an HTML table, each column formatted by `FORMATS` (its header), noise shown as 0."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if pd.api.types.is_float_dtype(frame[column]):
+            frame[column] = frame[column].mask(frame[column].abs() < NOISE, 0.0)
+    formats = {c: FORMATS[c] for c in frame.columns if c in FORMATS}
+    styler = frame.style.hide(axis="index").format(formats, na_rep=na_rep)
+    lead = next((k for k, c in enumerate(frame.columns) if c in FORMATS), len(frame.columns))
+    return Markup(TABLE.render(lead=lead, table=Markup(styler.to_html(exclude_styles=True))))
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+@dataclasses.dataclass(frozen=True, eq=False)
+class Section:
+    """One part of a page: a heading (and an <h1> `part` before it), paragraphs, findings, tables, charts."""
+
+    heading: str
+    text: tuple[str, ...] = ()
+    findings: tuple[str, ...] = ()
+    tables: tuple[Markup, ...] = ()
+    charts: tuple[Chart, ...] = ()
+    part: str = ""
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title><style>{{ style }}</style></head>
+<body>
+<h1>{{ heading }}</h1>
+{% for paragraph in intro %}<p>{{ paragraph }}</p>
+{% endfor %}
+{%- for s in sections %}
+{% if s.part %}<h1>{{ s.part }}</h1>{% endif %}
+<section>
+<h2>{{ s.heading }}</h2>
+{% for paragraph in s.text %}<p>{{ paragraph }}</p>
+{% endfor %}
+{%- if s.findings %}<h3>Findings</h3>
+<ul>{% for f in s.findings %}<li>{{ f }}</li>{% endfor %}</ul>{% endif %}
+{% for table in s.tables %}{{ table }}
+{% endfor %}
+{%- for chart in s.charts %}<figure><img alt="{{ chart.title }}" src="{{ chart | data_uri }}"></figure>
+{% endfor %}
+</section>
+{%- endfor %}
+</body></html>
+"""
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1200px; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
+th { background: #f3f3f3; }
+.lead-1 td:first-child, .lead-2 td:nth-child(-n+2) { text-align: left; }
+figure { margin: 0.5em 0; } img { max-width: 100%; display: block; }
+"""
+
+
+def render_page(title: str, heading: str, intro: Sequence[str], sections: Sequence[Section]) -> str:
+    """The self-contained HTML page (text escaped; tables and figures embedded)."""
+    environment = Environment(autoescape=True)
+    environment.filters["data_uri"] = data_uri
+    template = environment.from_string(PAGE)
+    return template.render(title=title, heading=heading, intro=intro, sections=sections, style=STYLE)
 
 
 def backtest_findings(summary: dict[str, Any]) -> list[str]:
@@ -101,89 +188,89 @@ def backtest_findings(summary: dict[str, Any]) -> list[str]:
     return out
 
 
-def _backtest_section(run: HistoryBacktest) -> str:
-    summary = run.summary()
+def backtest_table(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """Per model and portfolio of one backtest summary: capital, exceptions, the tests, procyclicality."""
     rows = []
     for model, per_portfolio in summary["models"].items():
         for portfolio, record in per_portfolio.items():
-            b = record["backtest"]
-            p = record["procyclicality"]
+            b, p = record["backtest"], record["procyclicality"]
             rows.append(
-                [
-                    model,
-                    portfolio,
-                    record["capital_locked"],
-                    f"{b['exceptions']}/{b['observations']}",
-                    b["exception_rate"],
-                    b["kupiec"]["p_value"],
-                    b["christoffersen"]["p_value_ind"],
-                    b["christoffersen"]["p_value_cc"],
-                    b["zone"],
-                    p["peak_to_trough"],
-                    p["max_increase"]["1"],
-                    p["max_increase"]["5"],
-                    p["max_increase"]["30"],
-                    math.nan if p["apc_cost"] is None else p["apc_cost"],
-                ]
+                {
+                    "model": model,
+                    "portfolio": portfolio,
+                    "IM / notional": record["capital_locked"],
+                    "exceptions": f"{b['exceptions']}/{b['observations']}",
+                    "rate": b["exception_rate"],
+                    "Kupiec p": b["kupiec"]["p_value"],
+                    "Christoffersen ind. p": b["christoffersen"]["p_value_ind"],
+                    "cond. coverage p": b["christoffersen"]["p_value_cc"],
+                    "zone": b["zone"],
+                    "peak / trough": p["peak_to_trough"],
+                    "max 1-step rise": p["max_increase"]["1"],
+                    "max 5-step rise": p["max_increase"]["5"],
+                    "max 30-step rise": p["max_increase"]["30"],
+                    "APC cost": np.nan if p["apc_cost"] is None else p["apc_cost"],
+                }
             )
-    header = [
-        "model",
-        "portfolio",
-        "IM / notional",
-        "exceptions",
-        "rate",
-        "Kupiec p",
-        "Christoffersen ind. p",
-        "cond. coverage p",
-        "zone",
-        "peak / trough",
-        "max 1-step rise",
-        "max 5-step rise",
-        "max 30-step rise",
-        "APC cost",
-    ]
-    dates = run.dates.astype("datetime64[s]").astype(object)
+    return pd.DataFrame(rows)
+
+
+def backtest_charts(run: HistoryBacktest) -> tuple[Chart, Chart, Chart]:
+    """The price path, each model's IM / notional on the long portfolio of the first asset, and its
+    exceptions: one panel per model, its IM line under the realised loss, each breach drawn to its depth."""
+    dates = run.dates
     asset = run.assets[0]
     long_row = run.portfolios.index(f"long {asset}")
+    prices = Chart(
+        "Price path (first date = 100%)",
+        (
+            Panel(
+                tuple(Series(name, dates, run.prices[:, a] / run.prices[0, a]) for a, name in enumerate(run.assets)),
+                "share",
+                "date",
+            ),
+        ),
+    )
+    share = {model: run.requirement[model][long_row] / run.notional for model in run.models}
+    requirements = Chart(
+        f"IM / notional over time, long {asset}",
+        (Panel(tuple(Series(model, dates, share[model], model) for model in run.models), "share", "date"),),
+    )
+    loss = run.loss[long_row] / run.notional
+    panels = []
+    for model in run.models:
+        hit = exceptions(run.requirement[model][long_row], run.loss[long_row])  # as the table counts them
+        count = int(hit.sum())
+        panels.append(
+            Panel(
+                (
+                    Series(f"realised loss over {run.mpor_steps} steps", dates, loss, kind="reference"),
+                    Series("IM", dates, share[model], model),
+                    Series(f"exceptions ({count})", dates[hit], loss[hit], kind="breach", base=share[model][hit]),
+                ),
+                "share",
+                "date",
+                f"{model}: {count} exception{'' if count == 1 else 's'} in {dates.size} dates",
+            )
+        )
+    breaches = Chart(f"Exceptions, long {asset}: realised loss against IM (share of notional)", tuple(panels))
+    return prices, requirements, breaches
 
-    def prices(ax: Any) -> None:
-        for a, name in enumerate(run.assets):
-            ax.plot(dates, run.prices[:, a] / run.prices[0, a], label=f"{name} (first date = 1)")
-        ax.set_title("Price path")
-        ax.legend()
 
-    def requirements(ax: Any) -> None:
-        for model in run.models:
-            ax.plot(dates, run.requirement[model][long_row] / run.notional, label=model, linewidth=1.0)
-        ax.set_title(f"IM / notional over time, long {asset}")
-        ax.legend(ncol=4, fontsize="small")
-
-    def exceptions(ax: Any) -> None:
-        loss = run.loss[long_row] / run.notional
-        ax.plot(dates, loss, color="grey", linewidth=0.6, label=f"realised loss over {run.mpor_steps} steps")
-        for model in run.models:
-            hit = loss > run.requirement[model][long_row] / run.notional
-            ax.scatter(np.array(dates)[hit], loss[hit], s=10, label=f"{model} exceptions ({int(hit.sum())})")
-        ax.set_title(f"Exceptions, long {asset}")
-        ax.legend(ncol=3, fontsize="small")
-
-    findings = "".join(f"<li>{html.escape(s)}</li>" for s in backtest_findings(summary))
-    title = ", ".join(run.assets)
-    return (
-        f"<h2>{html.escape(title)}: {summary['first_date']} to {summary['last_date']} "
-        f"({summary['observations']} dates, MPOR {run.mpor_steps} steps, coverage {run.coverage:.2%})</h2>"
-        f"<h3>Findings</h3><ul>{findings}</ul>"
-        f"{_table(header, rows)}"
-        f"{_png(prices)}{_png(requirements)}{_png(exceptions)}"
+def backtest_section(run: HistoryBacktest) -> Section:
+    """One backtest run: its findings, table and figures."""
+    summary = run.summary()
+    return Section(
+        heading=f"{', '.join(run.assets)}: {summary['first_date']} to {summary['last_date']} "
+        f"({summary['observations']} dates, MPOR {run.mpor_steps} steps, coverage {run.coverage:.2%})",
+        findings=tuple(backtest_findings(summary)),
+        tables=(html_table(backtest_table(summary)),),
+        charts=backtest_charts(run),
     )
 
 
-def _write(out: Path, title: str, body: str, document: dict[str, Any]) -> tuple[Path, Path]:
-    """`out/report.html` (a page of `body`) and `out/summary.json` (`document`), each written atomically."""
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{STYLE}</style></head><body>{body}</body></html>"
-    )
+def _write(out: Path, page: str, document: dict[str, Any]) -> tuple[Path, Path]:
+    """`out/report.html` (`page`) and `out/summary.json` (`document`), each written atomically."""
     html_path, json_path = out / "report.html", out / "summary.json"
     with atomic_output(html_path) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
@@ -192,13 +279,13 @@ def _write(out: Path, title: str, body: str, document: dict[str, Any]) -> tuple[
     return html_path, json_path
 
 
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1200px; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
-th { background: #f3f3f3; } td:first-child, td:nth-child(2) { text-align: left; }
-img { max-width: 100%; display: block; margin: 0.5em 0; }
-"""
+BACKTEST_INTRO = (
+    "Each model margins a long and a short perpetual of constant notional per asset, every date, from the "
+    "history up to that date only; an exception is a realised loss over the margin period of risk above the "
+    "initial margin. Kupiec (1995) tests the exception rate, Christoffersen (1998) their independence (the "
+    "losses of consecutive dates overlap when the MPOR is longer than a step, which clusters exceptions), the "
+    "Basel traffic light the count; procyclicality after Murphy, Vasios and Vause (2014)."
+)
 
 
 def write_backtest_report(
@@ -214,158 +301,132 @@ def write_backtest_report(
         "runs": summaries,
         "findings": [sentence for s in summaries for sentence in backtest_findings(s)],
     }
-    title = "solvent backtest"
-    page = (
-        f"<h1>Margin backtest: {html.escape(source)}</h1>"
-        "<p>Each model margins a long and a short perpetual of constant notional per asset, every date, from the "
-        "history up to that date only; an exception is a realised loss over the margin period of risk above the "
-        "initial margin. Kupiec (1995) tests the exception rate, Christoffersen (1998) their independence (the "
-        "losses of consecutive dates overlap when the MPOR is longer than a step, which clusters exceptions), the "
-        "Basel traffic light the count; procyclicality after Murphy, Vasios and Vause (2014).</p>"
-        + "".join(_backtest_section(run) for run in runs)
+    page = render_page(
+        "solvent backtest", f"Margin backtest: {source}", [BACKTEST_INTRO], [backtest_section(run) for run in runs]
     )
-    return _write(Path(out_dir), title, page, document)
+    return _write(Path(out_dir), page, document)
 
 
-def _stress_section(run: StressRun) -> str:
-    summary = run.summary()
-    header = [
-        "model",
-        "bad debt (USD)",
-        "fund paid",
-        "socialised",
-        "accounts liquidated",
-        "liquidation trades",
-        "notional liquidated",
-        "IM / notional",
-        "peak / trough",
-        "flag hit rate",
-        "false alarms",
-        "median lead (s)",
-    ]
+def stress_table(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """Per model of one episode's summary: losses, liquidations, capital, procyclicality, the flag."""
     rows = []
     for model, r in summary["models"].items():
         cyc = r["procyclicality"]
         rows.append(
-            [
-                model,
-                r["bad_debt"],
-                r["insurance_fund_paid"],
-                r["socialised_loss"] + r["unresolved_loss"],
-                r["accounts_liquidated"],
-                r["liquidation_trades"],
-                r["liquidated_notional"],
-                r["capital_locked"],
-                math.nan if cyc is None else cyc["peak_to_trough"],
-                math.nan if r["hit_rate"] is None else r["hit_rate"],
-                r["false_alarms"],
-                math.nan if r["lead_seconds_median"] is None else r["lead_seconds_median"],
-            ]
+            {
+                "model": model,
+                "bad debt": r["bad_debt"],
+                "fund paid": r["insurance_fund_paid"],
+                "socialised": r["socialised_loss"] + r["unresolved_loss"],
+                "accounts liquidated": r["accounts_liquidated"],
+                "liquidation trades": r["liquidation_trades"],
+                "notional liquidated": r["liquidated_notional"],
+                "IM / notional": r["capital_locked"],
+                "peak / trough": np.nan if cyc is None else cyc["peak_to_trough"],
+                "flag hit rate": np.nan if r["hit_rate"] is None else r["hit_rate"],
+                "false alarms": r["false_alarms"],
+                "median lead (s)": np.nan if r["lead_seconds_median"] is None else r["lead_seconds_median"],
+            }
         )
-    hours = {m: res.seconds / 3600.0 for m, res in run.results.items()}
+    return pd.DataFrame(rows)
+
+
+def stress_charts(run: StressRun) -> tuple[Chart, ...]:
+    """The episode's figures, each from the series its table reports: the price path, IM / notional (with its
+    mean, the table's figure), the requirement by factor, and the cumulative notional liquidated, insurance fund
+    and bad debt (whose last points are the table's totals)."""
+    results = run.results
+    hours = {m: r.seconds / 3600.0 for m, r in results.items()}
+    start = run.path.prices[0]
     first = run.path.assets[0]
+    path_hours = run.path.seconds / 3600.0
+    price_series = [
+        Series(f"{name} path", path_hours, run.path.prices[:, j] / start[j], kind="reference")
+        for j, name in enumerate(run.path.assets)
+    ]
+    price_series += [Series(f"{first} traded, {m}", hours[m], r.traded[:, 0] / start[0], m) for m, r in results.items()]
+    im_series = []
+    for m, r in results.items():
+        im_series.append(Series(m, r.im_seconds / 3600.0, r.im_share, m))
+        im_series.append(
+            Series(f"{m} mean", r.im_seconds[:1] / 3600.0, np.array([r.totals["capital_locked"]]), m, "mean")
+        )
+    model = "multi" if "multi" in results else next(iter(results))
+    factors = results[model].factors
+    factor_hours = results[model].factor_seconds / 3600.0
 
-    def prices(ax: Any) -> None:
-        start = run.path.prices[0]
-        for j, name in enumerate(run.path.assets):
-            ax.plot(run.path.seconds / 3600.0, run.path.prices[:, j] / start[j], label=f"{name} path", linewidth=1.0)
-        for model, result in run.results.items():
-            ax.plot(
-                hours[model],
-                result.traded[:, 0] / start[0],
-                linestyle="--",
-                linewidth=0.8,
-                label=f"{first} traded, {model}",
-            )
-        ax.set_xlabel("hours")
-        ax.set_title("Price path (start = 1): exogenous, and traded after liquidation impact")
-        ax.legend(fontsize="small", ncol=3)
+    def in_usd(title: str, attribute: str) -> Chart:
+        series = tuple(Series(m, hours[m], getattr(r, attribute), m) for m, r in results.items())
+        return Chart(title, (Panel(series, "usd"),))
 
-    def series(attribute: str, title: str, scale: float = 1.0, seconds: str = "seconds") -> Any:
-        def draw(ax: Any) -> None:
-            for model, result in run.results.items():
-                x = getattr(result, seconds) / 3600.0
-                ax.plot(x, getattr(result, attribute) * scale, label=model, linewidth=1.0)
-            ax.set_xlabel("hours")
-            ax.set_title(title)
-            ax.legend(fontsize="small")
-
-        return draw
-
-    def liquidations(ax: Any) -> None:
-        for model, result in run.results.items():
-            ax.plot(hours[model], np.cumsum(result.liquidated), label=model, linewidth=1.0)
-        ax.set_xlabel("hours")
-        ax.set_title("Notional liquidated, cumulative (USD)")
-        ax.legend(fontsize="small")
-
-    def by_factor(ax: Any) -> None:
-        model = "multi" if "multi" in run.results else next(iter(run.results))
-        result = run.results[model]
-        names = list(result.factors)
-        if names:
-            ax.stackplot(result.factor_seconds / 3600.0, *[result.factors[n] for n in names], labels=names, alpha=0.8)
-        ax.set_xlabel("hours")
-        ax.set_title(f"Requirement by factor over time, {model}: each IM term / total notional")
-        ax.legend(fontsize="small", loc="upper left", ncol=3)
-
-    findings = "".join(f"<li>{html.escape(s)}</li>" for s in stress_findings(summary))
     return (
-        f"<h2>{html.escape(summary['name'])} ({html.escape(summary['episode'])})</h2>"
-        f"<p>{len(run.results)} models; perpetuals on {html.escape(', '.join(summary['assets']))}, collateral "
-        f"{html.escape(summary['collateral'])}; {summary['seconds'] / 3600.0:.1f} hours simulated.</p>"
-        f"<h3>Findings</h3><ul>{findings}</ul>"
-        f"{_table(header, rows)}"
-        f"{_png(prices)}"
-        f"{_png(series('im_share', 'Requirement over time: total IM / total notional', seconds='im_seconds'))}"
-        f"{_png(by_factor)}"
-        f"{_png(liquidations)}"
-        f"{_png(series('fund', 'Insurance fund (USD)'))}"
-        f"{_png(series('bad_debt', 'Bad debt, cumulative: losses beyond the accounts collateral (USD)'))}"
+        Chart(
+            "Price path (start = 100%): exogenous, and traded after liquidation impact",
+            (Panel(tuple(price_series), "share"),),
+        ),
+        Chart(
+            "Requirement over time: total IM / total notional (dotted: its mean, the table's IM / notional)",
+            (Panel(tuple(im_series), "share"),),
+        ),
+        Chart(
+            f"Requirement by factor over time, {model}: each IM term / total notional",
+            (
+                Panel(
+                    tuple(Series(n, factor_hours, v, kind="stack") for n, v in factors.items() if np.any(v != 0.0)),
+                    "share",
+                ),
+            ),
+        ),
+        in_usd("Notional liquidated, cumulative (USD)", "liquidated"),
+        in_usd("Insurance fund (USD)", "fund"),
+        in_usd("Bad debt, cumulative: losses beyond the accounts' collateral (USD)", "bad_debt"),
     )
 
 
-def _comparison_section(table: dict[str, dict[str, Any]], history: HistoryComparison | None) -> str:
-    """The comparison across models, episodes and history side by side; "n/a" where a model did not run."""
-    header = [
-        "model",
-        "episode runs",
-        "bad debt, sum (USD)",
-        "liquidation trades, sum",
-        "notional liquidated, sum",
-        "IM / notional, mean",
-        "flag hit rate, mean",
-        "median lead (s)",
-        "history IM / notional",
-        "exceptions",
-        "exception rate",
-        "Kupiec p (worst)",
-        "cond. coverage p (worst)",
-        "zone (worst)",
-        "peak / trough (max)",
-    ]
+def stress_section(run: StressRun) -> Section:
+    """One episode under every model: what ran, the findings, the table and the figures."""
+    summary = run.summary()
+    return Section(
+        heading=f"{summary['name']} ({summary['episode']})",
+        text=(
+            f"{len(run.results)} models; perpetuals on {', '.join(summary['assets'])}, collateral "
+            f"{summary['collateral']}; {summary['seconds'] / 3600.0:.1f} hours simulated.",
+        ),
+        findings=tuple(stress_findings(summary)),
+        tables=(html_table(stress_table(summary)),),
+        charts=stress_charts(run),
+    )
+
+
+def comparison_table(table: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """The comparison across models: the episodes' aggregates next to the history's (None: not run)."""
     rows = []
     for model, record in table.items():
         e, h = record["episodes"] or {}, record["history"] or {}
         rows.append(
-            [
-                model,
-                e.get("runs", 0),
-                e.get("bad_debt"),
-                e.get("liquidation_trades"),
-                e.get("liquidated_notional"),
-                e.get("capital_locked"),
-                e.get("hit_rate"),
-                e.get("lead_seconds_median"),
-                h.get("capital_locked"),
-                f"{h['exceptions']}/{h['observations']}" if h else None,
-                h.get("exception_rate"),
-                h.get("kupiec_p_value"),
-                h.get("cc_p_value"),
-                f"{h['zone']} ({h['zone_portfolio']})" if h else None,
-                h.get("peak_to_trough"),
-            ]
+            {
+                "model": model,
+                "episode runs": e.get("runs"),
+                "bad debt, sum": e.get("bad_debt"),
+                "liquidation trades, sum": e.get("liquidation_trades"),
+                "notional liquidated, sum": e.get("liquidated_notional"),
+                "IM / notional, mean": e.get("capital_locked"),
+                "flag hit rate, mean": e.get("hit_rate"),
+                "median lead (s)": e.get("lead_seconds_median"),
+                "history IM / notional": h.get("capital_locked"),
+                "exceptions": f"{h['exceptions']}/{h['observations']}" if h else None,
+                "exception rate": h.get("exception_rate"),
+                "Kupiec p (worst)": h.get("kupiec_p_value"),
+                "cond. coverage p (worst)": h.get("cc_p_value"),
+                "zone (worst)": f"{h['zone']} ({h['zone_portfolio']})" if h else None,
+                "peak / trough (max)": h.get("peak_to_trough"),
+            }
         )
+    return pd.DataFrame(rows)
+
+
+def comparison_section(table: dict[str, dict[str, Any]], history: HistoryComparison | None) -> Section:
+    """The comparison across models, episodes and history side by side; "n/a" where a model did not run."""
     if history is None:
         source = "no price history given (--history): its columns are n/a"
     else:
@@ -376,19 +437,24 @@ def _comparison_section(table: dict[str, dict[str, Any]], history: HistoryCompar
             f"long and a short perpetual of constant notional, coverage {first.coverage:.2%}, MPOR "
             f"{first.mpor_steps} steps"
         )
-    findings = "".join(f"<li>{html.escape(s)}</li>" for s in comparison_findings(table))
-    return (
-        "<h2>Model comparison (episodes and history)</h2>"
-        f"{_table(header, rows)}"
-        "<p>Per model: the episodes' bad debt, liquidation trades and notional summed over the runs, capital locked "
+    note = (
+        "Per model: the episodes' bad debt, liquidation trades and notional summed over the runs, capital locked "
         "and the flag's hit rate averaged over them (the hit rate over the runs where it is defined), the median "
-        "of their median lead times; next to the backtest on the "
-        + html.escape(source)
-        + ". Exceptions are summed over the reference portfolios, capital locked is their mean; each test "
-        "reports its worst portfolio (lowest p-value, worst zone, largest peak-to-trough). n/a: the model did not "
-        "run on that side.</p>"
-        f"<h3>Findings</h3><ul>{findings}</ul>"
+        f"of their median lead times; next to the backtest on the {source}. Exceptions are summed over the "
+        "reference portfolios, capital locked is their mean; each test reports its worst portfolio (lowest "
+        "p-value, worst zone, largest peak-to-trough). n/a: the model did not run on that side."
     )
+    return Section(
+        heading="Model comparison (episodes and history)",
+        text=(note,),
+        findings=tuple(comparison_findings(table)),
+        tables=(html_table(comparison_table(table), na_rep=NOT_RUN),),
+    )
+
+
+def _setting(value: Any) -> str:
+    """A command's option as the page says it: numbers with thousands separators and no trailing ".0"."""
+    return f"{value:,.10g}" if isinstance(value, float | int) and not isinstance(value, bool) else str(value)
 
 
 def write_stress_report(
@@ -415,21 +481,15 @@ def write_stress_report(
         "episodes": summaries,
         "findings": comparison_findings(table) + [sentence for s in summaries for sentence in stress_findings(s)],
     }
-    title = "solvent stress"
-    page = (
-        "<h1>Stress lab: crash episodes under each margin model</h1>"
-        "<p>Each episode of the crash library drives the streaming engine along its seeded path; liquidations are "
+    intro = (
+        "Each episode of the crash library drives the streaming engine along its seeded path; liquidations are "
         "executed against the book and move the price, which can trigger more; the insurance fund, "
         "auto-deleveraging and socialised losses absorb what collateral does not. Every model faces the same "
-        "traders, path and books. Settings: "
-        + html.escape(", ".join(f"{k} = {v}" for k, v in settings.items()))
-        + ".</p>"
-        + _comparison_section(table, history)
-        + "".join(_stress_section(run) for run in runs)
-        + (
-            ""
-            if history is None
-            else "<h1>History backtest</h1>" + "".join(_backtest_section(run) for run in history.runs)
-        )
+        "traders, path and books. Settings: " + ", ".join(f"{k} = {_setting(v)}" for k, v in settings.items()) + "."
     )
-    return _write(Path(out_dir), title, page, document)
+    sections = [comparison_section(table, history), *(stress_section(run) for run in runs)]
+    if history is not None:
+        backtests_shown = [backtest_section(run) for run in history.runs]
+        sections += [dataclasses.replace(backtests_shown[0], part="History backtest"), *backtests_shown[1:]]
+    page = render_page("solvent stress", "Stress lab: crash episodes under each margin model", [intro], sections)
+    return _write(Path(out_dir), page, document)
