@@ -471,7 +471,7 @@ def test_mirrored_stress_groups_are_read_from_the_joint_rows(measure: str) -> No
     group whose moves differ from the joint draws' by one scenario is not a mirror."""
     from dataclasses import replace
 
-    from solvent.engine.riskarrays import scenario_risk_arrays
+    from solvent.engine.riskarrays import refresh_risk_arrays, scenario_risk_arrays
     from solvent.market.state import build_market_state
     from solvent.params import MarginParams, McParams, ScenarioParams
     from solvent.scenarios.base import mirrored_groups
@@ -485,6 +485,11 @@ def test_mirrored_stress_groups_are_read_from_the_joint_rows(measure: str) -> No
     assert arrays.group_mirror is not None and arrays.group_scale is not None
     assert arrays.group_mirror.tolist() == [-1] + [0] * (n_groups - 1)
     np.testing.assert_allclose(arrays.group_scale[1:], w / (1 - w), rtol=1e-15)
+    # The options' P&L in a mirrored group is copied from the joint draws': the figures of revaluing it, to the bit.
+    revalued = replace(arrays, instrument_pnl=np.zeros_like(arrays.instrument_pnl), group_mirror=None)
+    floor = params.volatility.time_floor_days / params.days_per_year
+    refresh_risk_arrays(revalued, state, scenarios, floor, np.arange(arrays.n_assets), params.volatility.vol_floor)
+    np.testing.assert_array_equal(revalued.instrument_pnl, arrays.instrument_pnl)
     book = _mixed_book(np.random.default_rng(7), arrays, 400)
     mirrored, _ = margins(*book, arrays, 0.99, measure)
     plain, _ = margins(*book, replace(arrays, group_mirror=None, group_scale=None), 0.99, measure)

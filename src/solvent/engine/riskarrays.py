@@ -139,7 +139,9 @@ def refresh_risk_arrays(
                 arrays.linear_weight,
             )
             continue
-        pnl, greeks, value, linear = _asset_rows(state, scenarios, time_floor_years, rows, a, vol_floor)
+        pnl, greeks, value, linear = _asset_rows(
+            state, scenarios, time_floor_years, rows, a, vol_floor, _mirrored_scenarios(arrays, a)
+        )
         arrays.instrument_pnl[rows] = pnl * weight
         arrays.unit_greeks[rows] = greeks
         arrays.value[rows] = value
@@ -178,6 +180,23 @@ def _linear_rows(
         linear_weight[r] = linear
 
 
+def _mirrored_scenarios(arrays: RiskArrays, a: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(copies, sources): the scenarios of asset a's own group when it mirrors a joint group
+    (`RiskArrays.group_mirror`), and the joint group's scenarios they repeat; both empty otherwise."""
+    none = np.zeros(0, dtype=np.int64)
+    owner, mirror = arrays.group_asset, arrays.group_mirror
+    if owner is None or mirror is None:
+        return none, none
+    offsets = arrays.group_offsets
+    for g in np.flatnonzero((owner == a) & (mirror >= 0)).tolist():
+        j = int(mirror[g])
+        return (
+            np.arange(offsets[g], offsets[g + 1], dtype=np.int64),
+            np.arange(offsets[j], offsets[j + 1], dtype=np.int64),
+        )
+    return none, none
+
+
 def _asset_rows(
     state: MarketState,
     scenarios: ScenarioSet,
@@ -185,9 +204,11 @@ def _asset_rows(
     rows: NDArray[np.int64],
     a: int,
     vol_floor: float = 0.0,
+    mirrored: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """(R, S) unweighted P&L, (R, 3) unit Greeks, (R,) values, (R,) linear weights of instruments `rows` on asset a
-    (options revalued at vol max(v (1 + u tau), vol_floor))."""
+    (options revalued at vol max(v (1 + u tau), vol_floor)). `mirrored` (copies, sources): scenarios that move a
+    exactly as `sources` do (`_mirrored_scenarios`): the options' P&L there is copied, not revalued."""
     table = state.instruments
     spot = state.price[a]
     forward = state.forward[rows]
@@ -212,7 +233,9 @@ def _asset_rows(
         greeks[o, VEGA] = size[o] * now.vega * VOL_POINT
         # Per-asset groups: an instrument moves only in its own asset's group (and in a joint group), so options are
         # revalued there alone (elsewhere their P&L is 0 below).
-        counted: slice | NDArray[np.int64] = slice(None) if counts is None else np.flatnonzero(counts)
+        copies, sources = mirrored if mirrored is not None else (np.zeros(0, dtype=np.int64),) * 2
+        revalue = counts if counts is None or not copies.size else counts & ~np.isin(np.arange(counts.size), copies)
+        counted: slice | NDArray[np.int64] = slice(None) if revalue is None else np.flatnonzero(revalue)
         shocks = moves[counted]
         vol_moves = np.broadcast_to(scenarios.vol_move[counted, a], (o.size, shocks.size))  # (O, S counted)
         if scenarios.vol_term is not None:
@@ -232,6 +255,7 @@ def _asset_rows(
             pnl[o] = revalued
         else:
             pnl[np.ix_(o, counted)] = revalued
+            pnl[np.ix_(o, copies)] = pnl[np.ix_(o, sources)]
     if counts is not None:
         pnl *= counts[np.newaxis, :]
     return pnl, greeks, value, linear
