@@ -62,7 +62,9 @@ def test_partial_last_bucket_is_left_out() -> None:
     assert buckets.buy.size == 3
 
 
-@pytest.mark.parametrize(("z", "share"), [(0.0, 0.5), (0.6744897501960817, 0.75), (-1.0, norm.cdf(-1.0)), (3.0, norm.cdf(3.0))])
+@pytest.mark.parametrize(
+    ("z", "share"), [(0.0, 0.5), (0.6744897501960817, 0.75), (-1.0, norm.cdf(-1.0)), (3.0, norm.cdf(3.0))]
+)
 def test_bulk_classification_is_the_normal_cdf_of_the_standardised_change(z: float, share: float) -> None:
     """BVC: V^B = V Z(dP / sigma) (Easley, Lopez de Prado and O'Hara 2012); scipy's normal CDF as the oracle."""
     assert bulk_buy_fraction(np.array([z * 0.02]), 0.02)[0] == pytest.approx(share, rel=1e-12)
