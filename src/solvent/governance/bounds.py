@@ -23,9 +23,13 @@ from datetime import datetime, timedelta
 from typing import Final, Literal
 
 import msgspec
+import numpy as np
+from numpy.typing import NDArray
 
 from solvent.errors import InputError
 from solvent.params import MarginParams, params_from_json
+
+FloatArray = NDArray[np.float64]
 
 #: Aave's risk stewards: at least 3 days between two changes of the same parameter.
 MIN_DELAY_DAYS: Final = 3.0
@@ -67,6 +71,18 @@ BOUNDS: Final[dict[str, Bound]] = {
     "concentration.relative_floor": Bound("relative", 1.0, floor=10_000.0, cap=1e11),
     "liquidity.stress": Bound("relative", 0.25, floor=1.0, cap=10.0),
 }
+
+
+def bounded_path(targets: FloatArray, start: float, bound: Bound, every: int) -> FloatArray:
+    """(T,) a governed value that follows `targets` (T,) one bounded step every `every` observations (its minimum
+    delay in observations), from `start`, holding in between: what the bound lets a signal do over time."""
+    out = np.empty(len(targets))
+    value = start
+    for t, target in enumerate(np.asarray(targets, dtype=np.float64)):
+        if t % every == 0 and np.isfinite(target):
+            value = bound.clip(value, float(target))
+        out[t] = value
+    return out
 
 
 def get_value(params: MarginParams, path: str) -> float:
