@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import msgspec
 import numpy as np
 import pytest
@@ -390,6 +391,13 @@ def test_cli_propose_diff_apply(tmp_path: Path) -> None:
     assert record.diff_totals == diff.totals
     assert record.diff_sha256 == document_sha256(diff)
     assert record.approved_by == "risk committee" and record.applied_at == datetime(2026, 11, 26, tzinfo=UTC)
+    schemas = Path(__file__).resolve().parents[1] / "docs" / "schemas"
+    for name, document in [
+        ("solvent.proposal-1", json.loads((tmp_path / "calibrated.json").read_text())),
+        ("solvent.params-diff-1", json.loads((tmp_path / "diff.json").read_text())),
+        ("solvent.audit-1", json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[0])),
+    ]:
+        jsonschema.validate(document, json.loads((schemas / f"{name}.schema.json").read_text()))
 
 
 def test_cli_refuses_a_proposal_beyond_its_bound(tmp_path: Path) -> None:
