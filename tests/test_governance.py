@@ -31,6 +31,7 @@ from solvent.governance.bounds import BOUNDS, MIN_DELAY_DAYS, Bound, check_step,
 from solvent.governance.calibrate import FLOOR_SHARE, OI_SHARE, calibrate
 from solvent.governance.digest import document_sha256, params_sha256
 from solvent.governance.proposal import apply_proposal, check_proposal, dry_run, propose
+from solvent.governance.signals import read_signal
 from solvent.params import MarginParams, params_from_json
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -429,3 +430,32 @@ def test_cli_refuses_a_proposal_beyond_its_bound(tmp_path: Path) -> None:
 def test_audit_record_schema_is_strict() -> None:
     with pytest.raises(msgspec.ValidationError):
         msgspec.json.decode(b'{"seq": 0}', type=AuditRecord)
+
+
+# ------------------------------------------------------------------------------------------------ docs
+
+
+def _formats_blocks(lang: str) -> list[str]:
+    from test_docs_examples import FORMATS, fenced_blocks
+
+    return [b.text for b in fenced_blocks(FORMATS) if b.lang == lang]
+
+
+@pytest.mark.parametrize(
+    ("schema", "kind"),
+    [("solvent.proposal/1", Proposal), ("solvent.params-diff/1", ParamsDiff), ("solvent.audit/1", AuditRecord)],
+)
+def test_formats_examples_decode_and_validate(schema: str, kind: type) -> None:
+    examples = [t for t in _formats_blocks("json") if json.loads(t).get("schema") == schema]
+    assert len(examples) == 1
+    msgspec.json.decode(examples[0], type=kind)
+    name = schema.replace("/", "-")
+    schemas = Path(__file__).resolve().parents[1] / "docs" / "schemas"
+    jsonschema.validate(json.loads(examples[0]), json.loads((schemas / f"{name}.schema.json").read_text()))
+
+
+def test_formats_signal_example_reads(tmp_path: Path) -> None:
+    (example,) = [t for t in _formats_blocks("text") if t.startswith("timestamp,value")]
+    path = tmp_path / "s.csv"
+    path.write_text(example)
+    assert read_signal(path).values.tolist() == [0.31, 0.29, 0.44]
