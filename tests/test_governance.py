@@ -308,11 +308,39 @@ def _write(tmp_path: Path, name: str, document: Any) -> str:
     return str(path)
 
 
-def test_plain_params_still_prints_the_defaults() -> None:
-    for args in (["params"], ["params", "show"]):
-        result = CliRunner().invoke(main, args)
-        assert result.exit_code == 0, result.output
-        assert params_from_json(result.stdout) == MarginParams()
+@pytest.mark.parametrize("args", [["params"], ["params", "show"]])
+def test_plain_params_still_prints_the_defaults(args: list[str]) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert params_from_json(result.stdout) == MarginParams()
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"schema": "solvent.proposal/1"}, "proposed_by: required field is missing"),
+        (
+            {
+                "schema": "solvent.proposal/1",
+                "proposed_by": "x",
+                "created": "2026-11-25T00:00:00Z",
+                "base_params_sha256": "ab",
+                "changes": [],
+            },
+            "base_params_sha256: ",
+        ),
+    ],
+)
+def test_cli_names_the_field_of_a_bad_proposal(tmp_path: Path, document: dict[str, Any], message: str) -> None:
+    proposal = _write(tmp_path, "p.json", document)
+    market = str(Path(__file__).resolve().parents[1] / "examples" / "market.json")
+    portfolio = str(Path(__file__).resolve().parents[1] / "examples" / "portfolio.json")
+    result = CliRunner().invoke(
+        main, ["params", "diff", "--proposal", proposal, "--portfolio", portfolio, "--market", market]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {proposal}: {message}")
+    assert result.stderr.count("\n") == 1
 
 
 def test_cli_propose_diff_apply(tmp_path: Path) -> None:
