@@ -29,6 +29,8 @@ from solvent.api import compute_margin
 from solvent.engine.book import Book
 from solvent.factors.concentration import depth_within, open_interest_of, stressed_depth
 from solvent.formats.schemas import MarketSnapshot
+from solvent.market.depth import depth_curves
+from solvent.market.history import PriceHistory
 from solvent.market.state import build_market_state
 from solvent.params import MarginParams
 
@@ -56,11 +58,13 @@ def calibrate(
     market: MarketSnapshot,
     params: MarginParams,
     *,
+    history: PriceHistory | None = None,
     depth_history: Sequence[MarketSnapshot] = (),
     signal_multiplier: float = 1.0,
     signal_target: SignalTarget = "vol_floor",
 ) -> list[Target]:
-    """The targets the market data supports (a rule without its inputs gives none)."""
+    """The targets the market data supports (a rule without its inputs gives none). `history`: the price
+    history, for the scenario methods that need one (fhs) when the book is margined for its open interest."""
     traded = sorted({book.instruments[i].underlying for i in np.unique(book.pos_instrument)})
     quotes = {a: market.assets[a] for a in traded if a in market.assets}
     targets: list[Target] = []
@@ -76,7 +80,7 @@ def calibrate(
         level = float(np.clip(np.median(ratios) - 1.0, *APC_RANGE))
         reason = f"median vol_long / vol - 1 = {np.median(ratios) - 1.0:.4g}, within {APC_RANGE}"
         targets.append(Target("volatility.apc_buffer", level, reason))
-    threshold = _concentration_target(book, market, params, traded)
+    threshold = _concentration_target(book, market, params, history, traded)
     if threshold is not None:
         targets.append(threshold)
     stress = _stress_target(market, depth_history, params, traded)
@@ -90,8 +94,10 @@ def _scaled(scale: float) -> str:
     return "" if scale == 1.0 else f", x {scale:.4g} (signal)"
 
 
-def _concentration_target(book: Book, market: MarketSnapshot, params: MarginParams, traded: list[str]) -> Target | None:
-    result = compute_margin(book, market, params)
+def _concentration_target(
+    book: Book, market: MarketSnapshot, params: MarginParams, history: PriceHistory | None, traded: list[str]
+) -> Target | None:
+    result = compute_margin(book, market, params, history)
     state = result.market if result.market is not None else build_market_state(list(book.instruments), market, params)
     oi = open_interest_of(np.ascontiguousarray(result.greeks[:, :, 0]), state.price)
     if state.liquidity:
@@ -123,17 +129,11 @@ def _stress_target(
     for asset in traded:
         sizes = []
         for snapshot in snapshots:
-            if asset not in snapshot.assets or snapshot.assets[asset].depth is None:
+            quote = snapshot.assets.get(asset)
+            if quote is None or quote.depth is None:
                 continue
-            state = build_market_state(
-                [],
-                MarketSnapshot(schema=snapshot.schema, time=snapshot.time, assets={asset: snapshot.assets[asset]}),
-                params,
-            )
-            liquidity = state.liquidity[0] if state.liquidity else None
-            if liquidity is None or liquidity.bid is None or liquidity.ask is None:
-                continue
-            sizes.append(min(depth_within(liquidity.bid, distance), depth_within(liquidity.ask, distance)))
+            bid, ask = depth_curves(quote.depth)
+            sizes.append(min(depth_within(bid, distance), depth_within(ask, distance)))
         if len(sizes) >= 2 and min(sizes) > 0.0:
             drop = float(np.median(sizes) / min(sizes))
             if drop > worst:

@@ -31,6 +31,7 @@ def propose_from_files(
     params_path: str | None,
     *,
     proposed_by: str,
+    history: str | None = None,
     depth_markets: Sequence[str] = (),
     signal: str | None = None,
     signal_target: SignalTarget = "vol_floor",
@@ -41,6 +42,8 @@ def propose_from_files(
     snapshot = load_market(market)
     inputs = [input_digest("portfolio", portfolio), input_digest("market", market)]
     inputs += [input_digest("depth_market", path) for path in depth_markets]
+    if history is not None:
+        inputs.append(input_digest("history", history))
     multiplier = 1.0
     if signal is not None:
         series = read_signal(signal)
@@ -51,6 +54,7 @@ def propose_from_files(
         load_portfolio(portfolio),
         snapshot,
         params,
+        history=read_history(history) if history is not None else None,
         depth_history=[load_market(path) for path in depth_markets],
         signal_multiplier=multiplier,
         signal_target=signal_target,
