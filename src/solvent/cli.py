@@ -288,6 +288,7 @@ def _utc(when: datetime | None) -> datetime | None:
 @click.option("--portfolio", "portfolio_path", required=True, help="solvent.portfolio/1 file: the live book.")
 @click.option("--market", "market_path", required=True, help="solvent.market/1 JSON file: the market now.")
 @click.option("--params", "params_path", default=None, help="The current solvent.params/1 file (default: built-in).")
+@click.option("--history", "history_path", default=None, help="solvent.history/1 file, for scenarios that need it.")
 @click.option(
     "--depth-market", "depth_markets", multiple=True, help="An earlier market snapshot (repeat): depth drops."
 )
