@@ -80,7 +80,7 @@ def main() -> None:
     )
     compute_margin(book, market, params, history)  # compile
     margin_s = best_of(args.repeats, lambda: compute_margin(book, market, params, history))
-    diff_s = best_of(args.repeats, lambda: dry_run(proposal, params, book, market, history, now=proposal.created))
+    diff_s = best_of(args.repeats, lambda: dry_run(proposal, params, book, market, history))
     table.add_row(f"dry run, {args.accounts:,} accounts", f"{diff_s:.3f}", "one compute_margin", f"{margin_s:.3f}")
 
     rng = np.random.default_rng(7)

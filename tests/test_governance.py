@@ -225,7 +225,7 @@ def test_dry_run_figures_and_who_becomes_liquidatable() -> None:
     after = with_values(params, {"liquidity.stress": 2.5})
     data = _edge_portfolio(params, after)
     book, market = _book(data), _market(example_market())
-    diff = dry_run(proposal, params, book, market, now=NOW)
+    diff = dry_run(proposal, params, book, market)
     assert diff.newly_liquidatable == ["carol"]
     assert diff.totals.newly_liquidatable == 1
     independent = compute_margin(book, market, after)
@@ -240,7 +240,7 @@ def test_dry_run_changes_nothing() -> None:
     before = params.to_json()
     proposal = _proposal(params, ("liquidity.stress", 2.5))
     book, market = _book(example_portfolio()), _market(example_market())
-    dry_run(proposal, params, book, market, now=NOW)
+    dry_run(proposal, params, book, market)
     assert params.to_json() == before
     assert params_sha256(params) == proposal.base_params_sha256
 
@@ -249,7 +249,7 @@ def test_apply_records_both_digests_and_the_dry_run() -> None:
     params = MarginParams()
     proposal = _proposal(params, ("liquidity.stress", 2.5), ("volatility.vol_floor", 0.06))
     book, market = _book(example_portfolio()), _market(example_market())
-    diff = dry_run(proposal, params, book, market, now=NOW)
+    diff = dry_run(proposal, params, book, market)
     log = MemoryAuditLog()
     saved: list[MarginParams] = []
     record = apply_proposal(proposal, params, log, approved_by="risk", now=NOW, save=saved.append, diff=diff)

@@ -111,13 +111,12 @@ def dry_run(
     market: MarketSnapshot,
     history: PriceHistory | None = None,
     *,
-    now: datetime,
     inputs: Sequence[InputDigest] = (),
     source: str = "<proposal>",
 ) -> ParamsDiff:
     """Margin `book` under the parameters before and after (within bounds; delays are the apply step's): per
     account IM, MM, equity and liquidation before and after, and the totals. Changes nothing."""
-    after = check_proposal(proposal, params, None, now, source)
+    after = check_proposal(proposal, params, None, proposal.created, source)  # no log: the time checks nothing
     before_result = compute_margin(book, market, params, history)
     after_result = compute_margin(book, market, after, history)
     ids = [str(a) for a in before_result.account_ids]
@@ -125,7 +124,7 @@ def dry_run(
     newly = liq_after & ~liq_before
     accounts = [
         AccountDiff(
-            account=ids[n],
+            account=account,
             im_before=ib,
             im_after=ia,
             mm_before=mb,
@@ -135,18 +134,17 @@ def dry_run(
             liquidatable_before=lb,
             liquidatable_after=la,
         )
-        for n, (ib, ia, mb, ma, eb, ea, lb, la) in enumerate(
-            zip(
-                before_result.im.tolist(),
-                after_result.im.tolist(),
-                before_result.mm.tolist(),
-                after_result.mm.tolist(),
-                before_result.equity.tolist(),
-                after_result.equity.tolist(),
-                liq_before.tolist(),
-                liq_after.tolist(),
-                strict=True,
-            )
+        for account, ib, ia, mb, ma, eb, ea, lb, la in zip(
+            ids,
+            before_result.im.tolist(),
+            after_result.im.tolist(),
+            before_result.mm.tolist(),
+            after_result.mm.tolist(),
+            before_result.equity.tolist(),
+            after_result.equity.tolist(),
+            liq_before.tolist(),
+            liq_after.tolist(),
+            strict=True,
         )
     ]
     totals = DiffTotals(

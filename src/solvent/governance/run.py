@@ -76,7 +76,6 @@ def diff_from_files(
         load_portfolio(portfolio),
         load_market(market),
         read_history(history) if history is not None else None,
-        now=proposal.created,
         inputs=inputs,
         source=proposal_path,
     )
