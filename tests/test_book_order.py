@@ -29,9 +29,7 @@ NAMES = [inst.id for inst in INSTRUMENTS]
 
 def margin(accounts: list[Account], method: str = "grid", instruments: list[object] | None = None) -> MarginResult:
     portfolio = Portfolio(
-        schema="solvent.portfolio/1",
-        instruments=instruments or INSTRUMENTS,
-        accounts=accounts,  # type: ignore[arg-type]
+        schema="solvent.portfolio/1", instruments=instruments or INSTRUMENTS, accounts=accounts  # type: ignore[arg-type]
     )
     return compute_margin(portfolio_to_book(portfolio), MARKET, MarginParams(scenarios=ScenarioParams(method=method)))
 

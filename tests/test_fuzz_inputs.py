@@ -243,7 +243,7 @@ def test_mutants_of_a_feed_never_crash(inputs: dict[str, Path], tmp_path: Path) 
         line = rng.randrange(len(lines))
         mutant, what = mutate_json(lines[line], rng)
         path = tmp_path / "feed.ndjson"
-        path.write_bytes(b"\n".join([*lines[:line], mutant.replace(b"\n", b" "), *lines[line + 1 :]]) + b"\n")
+        path.write_bytes(b"\n".join([*lines[:line], mutant.replace(b"\n", b" "), *lines[line + 1:]]) + b"\n")
         result = run(stream_args(inputs, tmp_path, feed=path))
         problems.append(problem(result, f"feed mutant {k}, line {line + 1}: {what}"))
     assert_none(problems)

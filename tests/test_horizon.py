@@ -162,7 +162,9 @@ def test_default_mm_is_set_on_the_liquidation_horizon() -> None:
     assert r.mm[0] == pytest.approx(0.5 * r.im[0], rel=1e-15)
     assert r.mm[1] / r.im[1] > 0.6 > r.mm[0] / r.im[0]
 
-    bare = MarginParams(liquidity=LiquidityParams(enabled=False), concentration=ConcentrationParams(enabled=False))
+    bare = MarginParams(
+        liquidity=LiquidityParams(enabled=False), concentration=ConcentrationParams(enabled=False)
+    )
     book = portfolio_to_book(
         Portfolio(schema="solvent.portfolio/1", instruments=INSTRUMENTS, accounts=[perp_account("whale", 300.0)])
     )

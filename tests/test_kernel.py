@@ -326,13 +326,8 @@ def _mixed_book(rng: np.random.Generator, arrays: RiskArrays, n_acc: int) -> tup
             )
         elif shape == 6:  # an option with linear positions on other assets
             a, b, c = rng.choice(traded, 3, replace=False)
-            held = np.array(
-                [
-                    rng.choice(option[asset[option] == a]),
-                    rng.choice(linear[asset[linear] == b]),
-                    rng.choice(linear[asset[linear] == c]),
-                ]
-            )
+            held = np.array([rng.choice(option[asset[option] == a]), rng.choice(linear[asset[linear] == b]),
+                             rng.choice(linear[asset[linear] == c])])
         else:
             held = rng.integers(0, asset.size, rng.integers(1, 10))
         inst.extend(held.tolist())
@@ -343,14 +338,8 @@ def _mixed_book(rng: np.random.Generator, arrays: RiskArrays, n_acc: int) -> tup
 
 @pytest.mark.parametrize(
     "method,stress,depeg",
-    [
-        ("grid", 0.25, False),
-        ("grid", 0.25, True),
-        ("mc", 0.25, False),
-        ("mc", 0.25, True),
-        ("mc", 0.0, False),
-        ("deribit", 0.25, False),
-    ],
+    [("grid", 0.25, False), ("grid", 0.25, True), ("mc", 0.25, False), ("mc", 0.25, True), ("mc", 0.0, False),
+     ("deribit", 0.25, False)],
 )
 @pytest.mark.parametrize("measure", ["es", "var", "worst"])
 def test_kernel_skips_the_groups_of_assets_not_held_and_agrees_with_the_twin(
@@ -398,13 +387,8 @@ def test_kernel_skips_the_groups_of_assets_not_held_and_agrees_with_the_twin(
     offsets, inst, qty = book
     for k in range(0, 400, 37):
         alone, _ = margins(
-            np.array([0, offsets[k + 1] - offsets[k]]),
-            inst[offsets[k] : offsets[k + 1]],
-            qty[offsets[k] : offsets[k + 1]],
-            arrays,
-            0.99,
-            measure,
-            extra_delta=extra[k : k + 1],
+            np.array([0, offsets[k + 1] - offsets[k]]), inst[offsets[k] : offsets[k + 1]],
+            qty[offsets[k] : offsets[k + 1]], arrays, 0.99, measure, extra_delta=extra[k : k + 1],
         )
         assert alone[0] == fast[k]
 

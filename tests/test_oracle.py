@@ -192,7 +192,9 @@ def test_all_stale_uncertainty_grows_with_age_and_keeps_the_gap_to_the_twap() ->
     young = _one([2000.0, 2010.0], ages=[61.0, 61.0], reference=1990.0, vol=0.6)
     old = _one([2000.0, 2010.0], ages=[3600.0, 3600.0], reference=1990.0, vol=0.6)
     assert young.staleness[0] < old.staleness[0]
-    assert young.uncertainty[0] == pytest.approx(MAD_SCALE * 5.0 + young.staleness[0] + (2005.0 - 1990.0), rel=1e-14)
+    assert young.uncertainty[0] == pytest.approx(
+        MAD_SCALE * 5.0 + young.staleness[0] + (2005.0 - 1990.0), rel=1e-14
+    )
     nothing = _one([math.nan], reference=2000.0)
     assert nothing.status[0] == OracleStatus.TOO_FEW_SOURCES
     assert nothing.uncertainty[0] == PARAMS.max_uncertainty * 2000.0

@@ -21,14 +21,8 @@ NOW = 1_700_000_000.0
 PARAMS = OracleParams()
 
 
-def _agg(
-    prices: list[float],
-    confs: list[float] | None = None,
-    ages: list[float] | None = None,
-    reference: float = 100.0,
-    vol: float = 0.0,
-    params: OracleParams = PARAMS,
-) -> OracleResult:
+def _agg(prices: list[float], confs: list[float] | None = None, ages: list[float] | None = None,
+         reference: float = 100.0, vol: float = 0.0, params: OracleParams = PARAMS) -> OracleResult:
     n = len(prices)
     return aggregate(
         np.array([prices]),
@@ -74,7 +68,9 @@ def test_one_bad_print_does_not_blow_the_uncertainty_to_the_cap() -> None:
     assert result.uncertainty[0] <= 1.4826 * (100.2 - 99.9)
 
 
-_HONEST = st.lists(st.tuples(st.floats(50.0, 150.0), st.floats(0.0, 3.0), st.floats(0.0, 60.0)), min_size=3, max_size=9)
+_HONEST = st.lists(
+    st.tuples(st.floats(50.0, 150.0), st.floats(0.0, 3.0), st.floats(0.0, 60.0)), min_size=3, max_size=9
+)
 _ARBITRARY_PRICE = st.one_of(
     st.floats(1e-9, 1e9), st.sampled_from([1e-300, 1e300, 5e-324, 1e307]), st.just("median"), st.just("copy")
 )
