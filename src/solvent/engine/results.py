@@ -57,7 +57,8 @@ def complete_term_by_asset(
     if unknown:
         raise ValueError(f"per-asset term {unknown[0]!r} is not declared in ASSET_TERMS (solvent/engine/results.py)")
     return {
-        name: term_by_asset[name] if name in term_by_asset else np.zeros((n_accounts, n_assets)) for name in ASSET_TERMS
+        name: term_by_asset[name] if name in term_by_asset else np.zeros((n_accounts, n_assets))
+        for name in ASSET_TERMS
     }
 
 

@@ -46,7 +46,9 @@ PositiveAmount = Annotated[
 ]
 NonNegativeAmount = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_AMOUNT, description="in [0, 1e15]")]
 Vol = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_VOL, description="annualised, a fraction in [0, 10]")]
-PositiveVol = Annotated[float, msgspec.Meta(ge=MIN_VOL, le=MAX_VOL, description="annualised, a fraction in [1e-6, 10]")]
+PositiveVol = Annotated[
+    float, msgspec.Meta(ge=MIN_VOL, le=MAX_VOL, description="annualised, a fraction in [1e-6, 10]")
+]
 Rate = Annotated[float, msgspec.Meta(ge=-MAX_RATE, le=MAX_RATE, description="a year, a fraction in [-1, 1]")]
 Skew = Annotated[float, msgspec.Meta(ge=-MAX_SKEW, le=MAX_SKEW, description="vol per unit log-moneyness, |x| <= 10")]
 ContractSize = Annotated[

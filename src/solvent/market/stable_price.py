@@ -76,7 +76,9 @@ def _clamp(target: FloatArray, previous: FloatArray, limit: FloatArray) -> Float
     return np.asarray(np.clip(target, previous * (1.0 - limit), previous * (1.0 + limit)), dtype=np.float64)
 
 
-def update(state: StablePriceState, now: ArrayLike, price: ArrayLike, params: StablePriceParams) -> StablePriceState:
+def update(
+    state: StablePriceState, now: ArrayLike, price: ArrayLike, params: StablePriceParams
+) -> StablePriceState:
     """The state after observing `price` (A,) at `now` (seconds; scalar or (A,)). Assets whose price is NaN, or
     whose last update is less than `min_update_s` ago, are left exactly as they were."""
     p = np.array(price, dtype=np.float64, ndmin=1)
