@@ -487,3 +487,31 @@ def test_formats_signal_example_reads(tmp_path: Path) -> None:
     path = tmp_path / "s.csv"
     path.write_text(example)
     assert read_signal(path).values.tolist() == [0.31, 0.29, 0.44]
+
+
+def test_cli_propose_with_a_signal_and_earlier_depth(tmp_path: Path) -> None:
+    """A signal at the top of its history (40 rising daily values up to the market's time: F = 1, m = 2) doubles
+    the vol floor target; the proposal still moves one step. ETH's depth at half of today's in an earlier
+    snapshot: the stress target is median(3500, 7000) / 3500 = 1.5 (two snapshots)."""
+    rows = [f"{(NOW - timedelta(days=39 - d)).strftime('%Y-%m-%dT%H:%M:%SZ')},{d}" for d in range(40)]
+    signal = tmp_path / "signal.csv"
+    signal.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    market = example_market()
+    earlier = json.loads(json.dumps(market))
+    earlier["assets"]["ETH"]["depth"]["depth_1pct"] /= 2
+    earlier["assets"]["ETH"]["depth"]["depth_2pct"] /= 2
+    args = [
+        "params", "propose", "--portfolio", str(Path(__file__).resolve().parents[1] / "examples" / "portfolio.json"),
+        "--market", _write(tmp_path, "market.json", market), "--depth-market", _write(tmp_path, "m0.json", earlier),
+        "--signal", str(signal), "--now", "2026-11-25T00:00:00Z", "--out", str(tmp_path / "p.json"),
+    ]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    proposal = msgspec.json.decode((tmp_path / "p.json").read_bytes(), type=Proposal)
+    changes = {c.path: c for c in proposal.changes}
+    assert changes["volatility.vol_floor"].target == pytest.approx(2.0 * FLOOR_SHARE * 0.62)
+    assert changes["volatility.vol_floor"].proposed == pytest.approx(0.0625)
+    assert changes["liquidity.stress"].target == pytest.approx(1.5)
+    assert changes["liquidity.stress"].proposed == pytest.approx(1.5)  # 2.0 -> 1.5: a 25% step down
+    assert [i.role for i in proposal.inputs] == ["portfolio", "market", "depth_market", "signal"]
+    assert proposal.created == NOW
