@@ -1,13 +1,17 @@
 """The audit log of applied parameter changes, behind a small interface (a database store can implement it).
 
 `AuditLog` is two methods: `append(record)` and `records()`. `JsonlAuditLog` keeps one `solvent.audit/1` record
-per line of an append-only file (each line written whole and flushed to disk before `append` returns);
+per line of an append-only file (each line written whole and flushed to disk before `append` returns; `locked`
+serialises writers);
 `MemoryAuditLog` is its in-memory twin for tests. docs/formats.md, "Audit log", describes the records.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -45,6 +49,17 @@ class JsonlAuditLog:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock on `<log>.lock` (flock): one writer checks the delays and appends at a time."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_WRONLY | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def append(self, record: AuditRecord) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

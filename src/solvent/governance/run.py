@@ -99,18 +99,19 @@ def apply_from_files(
     params = load_params(params_path)
     log = JsonlAuditLog(log_path)
     when = now or datetime.now(UTC)
-    check_proposal(proposal, params, log, when, proposal_path)  # refuse before margining anything
-    diff = None
-    if portfolio is not None and market is not None:
-        diff = diff_from_files(proposal_path, params_path, portfolio, market, history)
-    record = apply_proposal(
-        proposal,
-        params,
-        log,
-        approved_by=approved_by,
-        now=when,
-        save=lambda new: write_json(out, new),
-        diff=diff,
-        source=proposal_path,
-    )
+    with log.locked():  # one apply at a time: the delays checked are those of the last record appended
+        check_proposal(proposal, params, log, when, proposal_path)  # refuse before margining anything
+        diff = None
+        if portfolio is not None and market is not None:
+            diff = diff_from_files(proposal_path, params_path, portfolio, market, history)
+        record = apply_proposal(
+            proposal,
+            params,
+            log,
+            approved_by=approved_by,
+            now=when,
+            save=lambda new: write_json(out, new),
+            diff=diff,
+            source=proposal_path,
+        )
     return record, diff
