@@ -7,9 +7,10 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 from rich.console import Console
@@ -29,10 +30,12 @@ from solvent.console import (
 from solvent.demo.run import DEMO_ACCOUNTS, DEMO_SEED, run_demo
 from solvent.engine.book import Book
 from solvent.errors import InputError, SolventError
+from solvent.formats.governance import ParamsDiff
 from solvent.formats.io import load_baseline_params, load_market, load_params, load_portfolio, write_text_atomic
 from solvent.formats.jsonschema import write_schemas
 from solvent.formats.results import result_json, write_result
 from solvent.formats.schemas import MarketSnapshot
+from solvent.governance.run import apply_from_files, diff_from_files, propose_from_files, write_json
 from solvent.market.history import PriceHistory, read_history
 from solvent.params import MarginParams
 
@@ -252,10 +255,162 @@ def schema(out_dir: str) -> None:
         click.echo(str(path))
 
 
-@main.command()
-def params() -> None:
-    """Print the default model parameters (solvent.params/1 JSON): edit and pass with --params."""
-    click.echo(MarginParams().to_json().decode())
+@main.group(invoke_without_command=True)
+@click.pass_context
+def params(context: click.Context) -> None:
+    """Print the default model parameters (solvent.params/1 JSON): edit and pass with --params.
+
+    Subcommands govern changes: propose (calibrate a bounded step), diff (dry run on a book), apply (audited)."""
+    if context.invoked_subcommand is None:
+        click.echo(MarginParams().to_json().decode())
+
+
+@params.command("show")
+@click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file (default: built-in).")
+@_fail_cleanly
+def params_show(params_path: str | None) -> None:
+    """Print the parameters of a file (or the defaults) with every field."""
+    click.echo(load_params(params_path).to_json().decode())
+
+
+_now_option = click.option(
+    "--now",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="The time of the step (ISO-8601, UTC without a zone; default: the clock).",
+)
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    return None if when is None else (when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC))
+
+
+@params.command("propose")
+@click.option("--portfolio", "portfolio_path", required=True, help="solvent.portfolio/1 file: the live book.")
+@click.option("--market", "market_path", required=True, help="solvent.market/1 JSON file: the market now.")
+@click.option("--params", "params_path", default=None, help="The current solvent.params/1 file (default: built-in).")
+@click.option("--history", "history_path", default=None, help="solvent.history/1 file, for scenarios that need it.")
+@click.option(
+    "--depth-market", "depth_markets", multiple=True, help="An earlier market snapshot (repeat): depth drops."
+)
+@click.option(
+    "--signal", "signal_path", default=None, help="solvent.signal/1 CSV (timestamp,value): an external signal."
+)
+@click.option(
+    "--signal-scales",
+    type=click.Choice(["vol_floor", "liquidity_stress"]),
+    default="vol_floor",
+    show_default=True,
+    help="The target the signal may scale.",
+)
+@click.option("--proposed-by", default="solvent calibrator", show_default=True, help="Who or what proposes.")
+@_now_option
+@click.option("--out", "out_path", required=True, help="Where to write the solvent.proposal/1 JSON.")
+@_fail_cleanly
+def params_propose(
+    portfolio_path: str,
+    market_path: str,
+    params_path: str | None,
+    history_path: str | None,
+    depth_markets: tuple[str, ...],
+    signal_path: str | None,
+    signal_scales: Literal["vol_floor", "liquidity_stress"],
+    proposed_by: str,
+    now: datetime | None,
+    out_path: str,
+) -> None:
+    """Calibrate targets from market data and propose one bounded step toward each."""
+    proposal = propose_from_files(
+        portfolio_path,
+        market_path,
+        params_path,
+        proposed_by=proposed_by,
+        history=history_path,
+        depth_markets=depth_markets,
+        signal=signal_path,
+        signal_target=signal_scales,
+        now=_utc(now),
+    )
+    write_json(out_path, proposal)
+    for change in proposal.changes:
+        click.echo(f"{change.path}: {change.current!r} -> {change.proposed!r} (target {change.target!r})")
+    click.echo(f"proposal: {out_path}")
+
+
+@params.command("diff")
+@click.option("--proposal", "proposal_path", required=True, help="solvent.proposal/1 JSON file.")
+@click.option("--params", "params_path", default=None, help="The current solvent.params/1 file (default: built-in).")
+@click.option("--portfolio", "portfolio_path", required=True, help="solvent.portfolio/1 file: the live book.")
+@click.option("--market", "market_path", required=True, help="solvent.market/1 JSON file.")
+@click.option("--history", "history_path", default=None, help="solvent.history/1 file, for scenarios that need it.")
+@click.option("--out", "out_path", default=None, help="Write the solvent.params-diff/1 JSON here.")
+@_fail_cleanly
+def params_diff(
+    proposal_path: str,
+    params_path: str | None,
+    portfolio_path: str,
+    market_path: str,
+    history_path: str | None,
+    out_path: str | None,
+) -> None:
+    """Dry run: each account's IM and MM before and after, who becomes liquidatable. Changes nothing."""
+    diff = diff_from_files(proposal_path, params_path, portfolio_path, market_path, history_path)
+    if out_path is not None:
+        write_json(out_path, diff)
+    _echo_totals(diff)
+
+
+def _echo_totals(diff: ParamsDiff) -> None:
+    t = diff.totals
+    click.echo(
+        f"accounts {t.accounts}: IM {t.im_before:,.2f} -> {t.im_after:,.2f} ({t.im_change:+,.2f}), "
+        f"MM {t.mm_before:,.2f} -> {t.mm_after:,.2f} ({t.mm_change:+,.2f}); "
+        f"newly liquidatable {t.newly_liquidatable}, no longer {t.no_longer_liquidatable}"
+    )
+
+
+@params.command("apply")
+@click.option("--proposal", "proposal_path", required=True, help="solvent.proposal/1 JSON file.")
+@click.option("--params", "params_path", default=None, help="The current solvent.params/1 file (default: built-in).")
+@click.option("--approved-by", required=True, help="Who approves the change (recorded in the audit log).")
+@click.option("--log", "log_path", required=True, help="The audit log (solvent.audit/1 JSONL), appended to.")
+@click.option("--out", "out_path", required=True, help="Where to write the new solvent.params/1 JSON.")
+@click.option("--portfolio", "portfolio_path", default=None, help="The live book: its dry run goes into the log.")
+@click.option("--market", "market_path", default=None, help="solvent.market/1 JSON file (with --portfolio).")
+@click.option("--history", "history_path", default=None, help="solvent.history/1 file, for scenarios that need it.")
+@_now_option
+@_fail_cleanly
+def params_apply(
+    proposal_path: str,
+    params_path: str | None,
+    approved_by: str,
+    log_path: str,
+    out_path: str,
+    portfolio_path: str | None,
+    market_path: str | None,
+    history_path: str | None,
+    now: datetime | None,
+) -> None:
+    """Apply a proposal within its bounds and delays: write the new parameters and append the audit record."""
+    if (portfolio_path is None) != (market_path is None):
+        raise click.UsageError("--portfolio and --market go together")
+    record, diff = apply_from_files(
+        proposal_path,
+        params_path,
+        out_path,
+        log_path,
+        approved_by=approved_by,
+        portfolio=portfolio_path,
+        market=market_path,
+        history=history_path,
+        now=_utc(now),
+    )
+    if diff is not None:
+        _echo_totals(diff)
+    click.echo(
+        f"applied #{record.seq}: params {record.params_before_sha256[:12]} -> {record.params_after_sha256[:12]}; "
+        f"params: {out_path}; log: {log_path}"
+    )
 
 
 @main.command()

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from solvent.baselines import BaselineParams
+from solvent.formats.governance import AuditRecord, ParamsDiff, Proposal
 from solvent.formats.io import atomic_output
 from solvent.formats.outputs import (
     BacktestReport,
@@ -32,6 +33,8 @@ FORMATS: dict[str, Any] = {
     "solvent.baseline-params-1.schema.json": BaselineParams,
     "solvent.feed-1.schema.json": FeedRecord,  # one record: one line of an NDJSON feed
     "solvent.events-1.schema.json": Event,  # one event: one line of an events file
+    "solvent.proposal-1.schema.json": Proposal,
+    "solvent.audit-1.schema.json": AuditRecord,  # one record: one line of an audit log
     # outputs
     "solvent.margin-1.schema.json": MarginDocument,
     "solvent.explain-1.schema.json": ExplainDocument,
@@ -39,6 +42,7 @@ FORMATS: dict[str, Any] = {
     "solvent.stream-summary-1.schema.json": StreamSummary,
     "solvent.backtest-report-1.schema.json": BacktestReport,
     "solvent.stress-report-1.schema.json": StressReport,
+    "solvent.params-diff-1.schema.json": ParamsDiff,
     "solvent.state-1.schema.json": StateMeta,  # the `meta` document of a state file (its arrays: docs/formats.md)
 }
 

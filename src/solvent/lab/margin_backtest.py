@@ -215,18 +215,20 @@ def run_backtest(
     progress: Callable[[int, int], None] | None = None,
     source: str = "<history>",
     baselines: BaselineParams | None = None,
+    vol_scale: FloatArray | None = None,
 ) -> HistoryBacktest:
     """Backtest `models` on `history` (see the module docstring). `assets` (default every asset of the
     history) must be priced on every backtested date: the dates run from the first at which all of them have
     `warmup` returns to the last with a close h steps later. `progress(done, total)` is called per date.
-    `baselines`: the venue rules' parameters (default `BaselineParams()`)."""
+    `baselines`: the venue rules' parameters (default `BaselineParams()`). `vol_scale` (T,): a multiplier on every
+    asset's fast volatility at each close of `history` (an external signal's, lab.toxicity_backtest); None: 1."""
     assets = history.assets if assets is None else assets
     missing = [a for a in assets if a not in history.assets]
     if missing:
         raise InputError(source, f"column {missing[0]}", "not in the history")
     columns = [history.assets.index(a) for a in assets]
     closes = history.closes[:, columns]
-    paths = vol_path(history, params)
+    paths = _scaled(vol_path(history, params), vol_scale)
     per_day = steps_per_day(history)
     h = max(1, round(params.mpor_days * per_day))
     mm_steps = _liquidation_steps(assets, notional, params, per_day)
@@ -247,7 +249,7 @@ def run_backtest(
     # The models that read the parameters once more without the anti-procyclicality tool: its cost.
     with_tool = [m for m in models if m in ("multi", "vol_only")] if params.volatility.apc_mode != "none" else []
     no_tool = msgspec.structs.replace(params, volatility=msgspec.structs.replace(params.volatility, apc_mode="none"))
-    no_tool_paths = vol_path(history, no_tool)
+    no_tool_paths = _scaled(vol_path(history, no_tool), vol_scale)
     without: dict[str, FloatArray] = {m: np.empty((n_portfolios, len(dates))) for m in with_tool}
     without_mm: dict[str, FloatArray] = {m: np.empty((n_portfolios, len(dates))) for m in with_tool}
     loss = np.empty((n_portfolios, len(dates)))
@@ -321,6 +323,17 @@ def run_backtest(
         mm_steps=mm_steps,
         mm_coverage=mm_coverage,
         mm_results=mm_results,
+    )
+
+
+def _scaled(paths: VolPath, scale: FloatArray | None) -> VolPath:
+    """The paths with the fast volatility multiplied by `scale` (T,) (None: unchanged)."""
+    if scale is None:
+        return paths
+    return VolPath(
+        vol=paths.vol * np.asarray(scale, dtype=np.float64)[:, np.newaxis],
+        vol_long=paths.vol_long,
+        vol_stressed=paths.vol_stressed,
     )
 
 

@@ -240,6 +240,32 @@ def _read_cdd_hourly(source: str, header: list[str]) -> PriceHistory:
     return _assemble(source, grid, tuple(assets), wide)
 
 
+def read_hourly_volume(path: str | os.PathLike[str]) -> tuple[PriceHistory, FloatArray]:
+    """A CryptoDataDownload hourly file of one symbol: its closes (as `read_history` reads them) and each hour's
+    volume (T,) in units of the asset (the `volume_<asset>` column, e.g. `volume_btc`), for order-flow toxicity
+    (market.toxicity). A volume must be finite and >= 0 (empty: 0)."""
+    source = str(path)
+    history = read_history(source)
+    if len(history.assets) != 1:
+        raise InputError(source, "column symbol", f"one symbol expected, got {len(history.assets)}")
+    with open(source, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        handle.readline()
+        header = _fields(handle.readline())
+    column = f"volume_{history.assets[0].lower()}"
+    if column not in header:
+        raise InputError(source, "header", f"missing column {column!r}")
+    table = _read_csv(source, 1, ["date", column])
+    timestamps = _parse_timestamps(source, table.column("date"), CDD_LAYOUT, "date")
+    values = np.array(table.column(column).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    values = np.nan_to_num(values, nan=0.0, posinf=-1.0)
+    if (values < 0.0).any():
+        i = int(np.flatnonzero(values < 0.0)[0])
+        raise InputError(source, f"row {i + 1}", f"column {column}: volume must be finite and >= 0")
+    order = np.argsort(timestamps, kind="stable")
+    keep = np.concatenate(([True], timestamps[order][1:] != timestamps[order][:-1]))
+    return history, np.ascontiguousarray(values[order][keep])
+
+
 def _read_parquet(source: str) -> PriceHistory:
     try:
         table = pq.read_table(source)

@@ -1,0 +1,1 @@
+"""Parameter governance: calibration proposals, step bounds and delays, dry-run diffs, the audit log, signals."""
