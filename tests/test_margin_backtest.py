@@ -65,7 +65,7 @@ def test_losses_requirements_and_exceptions_by_hand(run_btc: object) -> None:
     for model, result in run.results.items():  # type: ignore[attr-defined]
         for p, portfolio in enumerate(run.portfolios):  # type: ignore[attr-defined]
             hits = exceptions(run.requirement[model][p], run.loss[p])  # type: ignore[attr-defined]
-            assert result[portfolio].exceptions == int(hits.sum())
+            assert result[portfolio].exceptions == int(hits[::h].sum())  # windows "independent": every h-th date
 
 
 def test_a_single_perp_under_the_grid_is_its_lognormal_es(run_btc: object) -> None:
