@@ -7,9 +7,10 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from functools import wraps
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -34,6 +35,11 @@ from solvent.formats.results import result_json, write_result
 from solvent.formats.schemas import MarketSnapshot
 from solvent.market.history import PriceHistory, read_history
 from solvent.params import MarginParams
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from solvent.lab.backtest import Windows
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_INPUT = 2
@@ -366,6 +372,21 @@ def crash(out_dir: str, n_accounts: int, step_s: float, seed: int) -> None:
 @main.command()
 @click.option("--history", "history_path", required=True, help="Price history (CSV/Parquet, solvent.history/1).")
 @click.option(
+    "--columns",
+    "columns",
+    default=None,
+    help="Read --history as a foreign CSV: key=value pairs, e.g. 'skip=1,time=date,close=close,symbol=symbol'.",
+)
+@click.option("--from", "start", default=None, type=click.DateTime(), help="First date to backtest (UTC).")
+@click.option("--to", "end", default=None, type=click.DateTime(), help="Last date whose MPOR closes (UTC).")
+@click.option(
+    "--windows",
+    type=click.Choice(["independent", "overlapping"]),
+    default="independent",
+    show_default=True,
+    help="Test every MPOR-th date (independent) or every date with overlap-adjusted bounds.",
+)
+@click.option(
     "--models",
     default=",".join(("static", "dydx", "vol_only", "multi")),
     show_default=True,
@@ -381,18 +402,26 @@ def crash(out_dir: str, n_accounts: int, step_s: float, seed: int) -> None:
 @_terminate_cleanly
 def backtest(
     history_path: str,
+    columns: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    windows: Windows,
     models: str,
     assets: str | None,
     params_path: str | None,
     baseline_params_path: str | None,
     out_dir: str,
 ) -> None:
-    """Backtest margin models on a price history: coverage (Kupiec, Christoffersen, Basel zone), procyclicality."""
+    """Backtest margin models on a price history: coverage (Kupiec, Christoffersen, Basel zone), procyclicality;
+    per-date output in dates.csv and dates.parquet."""
+    from solvent.lab.backtest_dates import write_dates
     from solvent.lab.margin_backtest import run_backtest
     from solvent.lab.models import check_models
     from solvent.lab.report import write_backtest_report
+    from solvent.market.history import parse_columns
 
-    history = read_history(history_path)
+    history = read_history(history_path, None if columns is None else parse_columns(columns))
+    first, last = _day(start), _day(end)
     params = load_params(params_path)
     baselines = load_baseline_params(baseline_params_path)
     try:
@@ -404,12 +433,31 @@ def backtest(
     with Console(stderr=True).status("backtesting") as status:
         for name in names:
             status.update(f"backtesting {name}")
-            runs.append(run_backtest(history, chosen, params, assets=(name,), source=history_path, baselines=baselines))
+            run = run_backtest(
+                history,
+                chosen,
+                params,
+                assets=(name,),
+                source=history_path,
+                baselines=baselines,
+                start=first,
+                end=last,
+                windows=windows,
+            )
+            runs.append(run)
     report, summary = write_backtest_report(runs, out_dir, history_path, baseline_params=baseline_params_path)
+    dates_csv, dates_parquet = write_dates(runs, out_dir)
     console = Console()
     for run in runs:
         print_backtest(run.summary(), console)
-    click.echo(f"report: {report}\nsummary: {summary}")
+    click.echo(f"report: {report}\nsummary: {summary}\ndates: {dates_csv}, {dates_parquet}")
+
+
+def _day(value: datetime | None) -> np.datetime64 | None:
+    """A naive --from/--to datetime (UTC) as datetime64[s]."""
+    import numpy as np
+
+    return None if value is None else np.datetime64(value.replace(tzinfo=None), "s")
 
 
 @main.command()
