@@ -432,7 +432,7 @@ def backtest(
     )
 
 
-def tested_dates(dates: int, mpor_steps: int, windows: Windows = "independent") -> NDArray[np.int64]:
+def sample_dates(dates: int, mpor_steps: int, windows: Windows = "independent") -> NDArray[np.int64]:
     """Indices of the dates an h-step backtest of `dates` consecutive dates tests: 0, h, 2h, ... whose MPOR
     windows do not overlap ("independent"), or every date ("overlapping")."""
     if windows not in WINDOWS:
@@ -441,7 +441,7 @@ def tested_dates(dates: int, mpor_steps: int, windows: Windows = "independent") 
 
 
 def count_law(observations: int, coverage: float, mpor_steps: int, windows: Windows = "independent") -> CountLaw:
-    """The law of N that a backtest sampled by `tested_dates` reads its p-values and zones from: binomial for
+    """The law of N that a backtest sampled by `sample_dates` reads its p-values and zones from: binomial for
     independent windows (or h = 1), `overlap_law` for overlapping ones."""
     if windows == "overlapping" and mpor_steps > 1:
         return overlap_law(observations, coverage, mpor_steps)
@@ -458,9 +458,9 @@ def window_backtest(
     level: float = 0.05,
 ) -> BacktestResult:
     """Backtest a series of h-step losses (T,) taken at every step, sound for the overlap of their windows:
-    on the `tested_dates` with the exact `count_law` of N (module docstring)."""
+    on the `sample_dates` with the exact `count_law` of N (module docstring)."""
     required, realised = np.asarray(requirement, dtype=np.float64), np.asarray(loss, dtype=np.float64)
-    rows = tested_dates(required.shape[0], mpor_steps, windows)
+    rows = sample_dates(required.shape[0], mpor_steps, windows)
     if rows.size < 2:
         raise ValueError(f"requirement: a backtest needs T >= 2 observations, got {rows.size} {windows} windows")
     law = count_law(rows.size, coverage, mpor_steps, windows)

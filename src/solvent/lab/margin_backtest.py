@@ -48,7 +48,7 @@ from solvent.engine.apc import buffer_path
 from solvent.engine.book import CROSS, Book
 from solvent.errors import InputError
 from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Instrument, MarketSnapshot
-from solvent.lab.backtest import BacktestResult, Windows, rolling_zones, tested_dates, window_backtest
+from solvent.lab.backtest import BacktestResult, Windows, rolling_zones, sample_dates, window_backtest
 from solvent.lab.models import ModelName, model_margin
 from solvent.lab.procyclicality import ProcyclicalityResult, procyclicality
 from solvent.liquidation.horizon import SECONDS_PER_DAY, liquidation_horizon_seconds, slices_needed
@@ -186,8 +186,8 @@ class HistoryBacktest:
 
     @property
     def tested(self) -> NDArray[np.int64]:
-        """Indices of the dates the IM backtest tests (`lab.backtest.tested_dates`)."""
-        return tested_dates(self.dates.size, self.mpor_steps, self.windows)
+        """Indices of the dates the IM backtest tests (`lab.backtest.sample_dates`)."""
+        return sample_dates(self.dates.size, self.mpor_steps, self.windows)
 
     def exception_dates(self, model: str, portfolio: int, *, path: bool = False) -> list[str]:
         """The tested dates on which `portfolio`'s end-of-window (or, `path`, worst-point) loss exceeded IM."""
@@ -215,7 +215,7 @@ class HistoryBacktest:
             "window": {"from": self.window[0], "to": self.window[1]},
             "observations": int(self.dates.size),
             "windows": self.windows,
-            "tested_dates": int(self.tested.size),
+            "tested_observations": int(self.tested.size),
             "notional": self.notional,
             "mpor_steps": self.mpor_steps,
             "coverage": self.coverage,
@@ -264,7 +264,7 @@ def run_backtest(
     """Backtest `models` on `history` (see the module docstring). `assets` (default every asset of the
     history) must be priced on every backtested date: the dates run from the first at which all of them have
     `warmup` returns (and not before `start`) to the last with a close h steps later (and that close not after
-    `end`). `windows`: how the h-step losses are sampled (`lab.backtest.tested_dates`). `progress(done,
+    `end`). `windows`: how the h-step losses are sampled (`lab.backtest.sample_dates`). `progress(done,
     total)` is called per date. `baselines`: the venue rules' parameters (default `BaselineParams()`)."""
     assets = history.assets if assets is None else assets
     missing = [a for a in assets if a not in history.assets]
