@@ -7,6 +7,9 @@ end-of-window loss over the MPOR, USD, positive = loss) and `path_loss` (the wor
 every h-th date with non-overlapping windows, every date otherwise) and `zone_250` (the Basel zone of the
 last 250 tested dates as of the date; empty before 250). Written as CSV (dates ``2020-01-01T00:00:00Z``) and
 Parquet (a UTC timestamp column, key-value metadata ``solvent.schema = solvent.backtest-dates/1``).
+
+A portfolio backtest (`lab.portfolio_backtest`) has one row per date and model, its accounts summed
+(`solvent.portfolio-backtest-dates/1`, `portfolio_date_table`), beside its summary `portfolio.json`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,9 +25,12 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from solvent.formats.io import atomic_output
+from solvent.lab.backtest import sample_dates
 from solvent.lab.margin_backtest import HistoryBacktest
+from solvent.lab.portfolio_backtest import PortfolioBacktest
 
 DATES_SCHEMA = "solvent.backtest-dates/1"
+PORTFOLIO_DATES_SCHEMA = "solvent.portfolio-backtest-dates/1"
 
 
 def date_table(run: HistoryBacktest) -> pa.Table:
@@ -71,12 +78,50 @@ def _every_date(run: HistoryBacktest, model: str, portfolio: int) -> list[str | 
 
 def write_dates(runs: Sequence[HistoryBacktest], out_dir: str | Path) -> tuple[Path, Path]:
     """`out_dir/dates.csv` and `out_dir/dates.parquet`: every run's rows, each file written atomically."""
+    return write_table(pa.concat_tables([date_table(run) for run in runs]), out_dir, "dates", DATES_SCHEMA)
+
+
+def write_portfolio(run: PortfolioBacktest, out_dir: str | Path) -> tuple[Path, Path, Path]:
+    """`out_dir/portfolio.json` (`PortfolioBacktest.summary`) and `portfolio_dates.csv` / `.parquet`."""
+    summary = Path(out_dir) / "portfolio.json"
+    csv_path, parquet_path = write_table(portfolio_date_table(run), out_dir, "portfolio_dates", PORTFOLIO_DATES_SCHEMA)
+    with atomic_output(summary) as tmp:
+        Path(tmp).write_bytes(msgspec.json.format(msgspec.json.encode(run.summary()), indent=2) + b"\n")
+    return summary, csv_path, parquet_path
+
+
+def portfolio_date_table(run: PortfolioBacktest) -> pa.Table:
+    """The per-date output of a portfolio backtest, one row per date and model, over the accounts with
+    positions: `accounts`, `im` (their total IM, USD), `loss` and `path_loss` (their total losses over the
+    MPOR, USD), `exceptions` and `path_exceptions` (how many accounts' loss exceeded their IM), `tested`."""
+    n_dates, models, accounts = run.dates.size, run.models, run.tested_accounts
+    date_of = np.tile(np.arange(n_dates), len(models))
+    tested = np.zeros(n_dates, dtype=np.bool_)
+    tested[sample_dates(n_dates, run.mpor_steps, run.windows)] = True
+    stamps = run.dates.astype("datetime64[s]").astype(np.int64)[date_of]
+    return pa.table(
+        {
+            "date": pa.array(stamps, type=pa.int64()).cast(pa.timestamp("s", tz="UTC")),
+            "model": pa.array(np.repeat(np.array(models, dtype=object), n_dates), type=pa.string()),
+            "accounts": np.full(date_of.size, accounts.size, dtype=np.int64),
+            "im": np.concatenate([run.requirement[m][accounts].sum(axis=0) for m in models]),
+            "loss": np.tile(run.loss[accounts].sum(axis=0), len(models)),
+            "path_loss": np.tile(run.path_loss[accounts].sum(axis=0), len(models)),
+            "exceptions": np.concatenate([run.exceptions(m)[accounts].sum(axis=0) for m in models]),
+            "path_exceptions": np.concatenate([run.exceptions(m, path=True)[accounts].sum(axis=0) for m in models]),
+            "tested": tested[date_of],
+        }
+    )
+
+
+def write_table(table: pa.Table, out_dir: str | Path, name: str, schema: str) -> tuple[Path, Path]:
+    """`out_dir/<name>.csv` (dates as ``2020-01-01T00:00:00Z``) and `out_dir/<name>.parquet` (`schema` in
+    its metadata), each written atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    table = pa.concat_tables([date_table(run) for run in runs])
-    csv_path, parquet_path = out / "dates.csv", out / "dates.parquet"
+    csv_path, parquet_path = out / f"{name}.csv", out / f"{name}.parquet"
     with atomic_output(parquet_path) as tmp:
-        pq.write_table(table.replace_schema_metadata({b"solvent.schema": DATES_SCHEMA.encode()}), tmp)
+        pq.write_table(table.replace_schema_metadata({b"solvent.schema": schema.encode()}), tmp)
     text = pc.strftime(table.column("date"), format="%Y-%m-%dT%H:%M:%SZ")
     with atomic_output(csv_path) as tmp:
         pcsv.write_csv(table.set_column(0, "date", text), tmp)

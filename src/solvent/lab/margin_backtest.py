@@ -280,20 +280,7 @@ def run_backtest(
     priced: NDArray[np.bool_] = np.asarray(
         np.isfinite(closes).all(axis=1) & np.isfinite(paths.vol[:, columns]).all(axis=1)
     )
-    first = int(np.argmax(priced)) + warmup if priced.any() else closes.shape[0]
-    if start is not None:
-        first = max(first, int(np.searchsorted(history.timestamps, start, side="left")))
-    stop = closes.shape[0] if end is None else int(np.searchsorted(history.timestamps, end, side="right"))
-    dates = [
-        t
-        for t in range(first, stop - reach)
-        if priced[t] and np.isfinite(closes[t + 1 : t + h + 1]).all() and np.isfinite(closes[t + mm_steps]).all()
-    ]
-    if len(dates) < 30:
-        window = "" if start is None and end is None else f" in the window {_iso(start)} to {_iso(end)}"
-        raise InputError(
-            source, "closes", f"{len(dates)} dates to backtest after the warm-up{window}; at least 30 needed"
-        )
+    dates = window_rows(history.timestamps, priced, closes, reach, warmup, start, end, source)
     n_portfolios = 2 * len(assets)
     requirement: dict[str, FloatArray] = {m: np.empty((n_portfolios, len(dates))) for m in models}
     # The models that read the parameters once more without the anti-procyclicality tool: its cost.
@@ -388,6 +375,31 @@ def run_backtest(
         path_loss=path_loss,
         path_results=path_results,
     )
+
+
+def window_rows(
+    timestamps: NDArray[np.datetime64],
+    priced: NDArray[np.bool_],
+    closes: FloatArray,
+    reach: int,
+    warmup: int,
+    start: np.datetime64 | None,
+    end: np.datetime64 | None,
+    source: str,
+) -> list[int]:
+    """The rows t a backtest tests: `priced` (T,) at t, at least `warmup` rows after the first priced one and
+    not before `start`, every close (T, A) of the `reach` steps after t finite and the last of them not after
+    `end`. Fewer than 30 is an InputError."""
+    first = int(np.argmax(priced)) + warmup if priced.any() else closes.shape[0]
+    if start is not None:
+        first = max(first, int(np.searchsorted(timestamps, start, side="left")))
+    stop = closes.shape[0] if end is None else int(np.searchsorted(timestamps, end, side="right"))
+    rows = [t for t in range(first, stop - reach) if priced[t] and np.isfinite(closes[t + 1 : t + reach + 1]).all()]
+    if len(rows) < 30:
+        window = "" if start is None and end is None else f" in the window {_iso(start)} to {_iso(end)}"
+        message = f"{len(rows)} dates to backtest after the warm-up{window}; at least 30 needed"
+        raise InputError(source, "closes", message)
+    return rows
 
 
 def _liquidation_steps(
