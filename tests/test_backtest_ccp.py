@@ -20,6 +20,7 @@ from scipy.special import ndtri, xlogy
 from scipy.stats import binom
 
 from solvent.cli import main
+from solvent.formats.io import load_market, load_portfolio
 from solvent.lab.backtest import (
     backtest,
     binomial_law,
@@ -31,6 +32,7 @@ from solvent.lab.backtest import (
 )
 from solvent.lab.backtest_dates import DATES_SCHEMA, date_table, write_dates
 from solvent.lab.margin_backtest import NOTIONAL, run_backtest
+from solvent.lab.portfolio_backtest import run_portfolio_backtest
 from solvent.market.history import PriceHistory, write_history
 from solvent.market.synthetic import synthetic_history
 from solvent.params import MarginParams
@@ -260,3 +262,128 @@ def test_cli_bad_window_or_mapping_exits_2(tmp_path: Path, args: list[str], mess
     result = CliRunner().invoke(main, ["backtest", "--history", str(tmp_path / "history.csv"), *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+# ------------------------------------------------------------------ the portfolio ("dirty") backtest
+
+MARKET_TIME = "2026-11-25T00:00:00Z"
+BOOK = {
+    "schema": "solvent.portfolio/1",
+    "instruments": [
+        {"id": "BTC-PERP", "kind": "perp", "underlying": "BTC"},
+        {"id": "ETH-PERP", "kind": "perp", "underlying": "ETH"},
+        {
+            "id": "BTC-C",
+            "kind": "option",
+            "underlying": "BTC",
+            "expiry": "2026-12-25T00:00:00Z",
+            "strike": 110000,
+            "option_type": "call",
+        },
+    ],
+    "accounts": [
+        {
+            "id": "long",
+            "collateral": {"USDC": 1e6},
+            "positions": [{"instrument": "BTC-PERP", "quantity": 10, "entry_price": 1e5}],
+        },
+        {
+            "id": "short",
+            "collateral": {"USDC": 1e6},
+            "positions": [{"instrument": "BTC-PERP", "quantity": -10, "entry_price": 1e5}],
+        },
+        {"id": "call", "collateral": {"USDC": 1e6}, "positions": [{"instrument": "BTC-C", "quantity": -3}]},
+        {
+            "id": "eth",
+            "collateral": {"USDC": 1e6},
+            "positions": [{"instrument": "ETH-PERP", "quantity": 5, "entry_price": 3e3}],
+        },
+        {"id": "idle", "collateral": {"USDC": 1e3}, "positions": []},
+    ],
+}
+MARKET = {
+    "schema": "solvent.market/1",
+    "time": MARKET_TIME,
+    "assets": {
+        "BTC": {"price": 1e5, "vol": 0.5},
+        "ETH": {"price": 3e3, "vol": 0.7},
+        "USDC": {"price": 1.0, "vol": 0.01},
+    },
+    "option_vols": {"BTC-C": 0.6},
+}
+
+
+@pytest.fixture(scope="module")
+def dirty(tmp_path_factory: pytest.TempPathFactory) -> object:
+    folder = tmp_path_factory.mktemp("dirty")
+    (folder / "portfolio.json").write_text(json.dumps(BOOK))
+    (folder / "market.json").write_text(json.dumps(MARKET))
+    book, market = load_portfolio(folder / "portfolio.json"), load_market(folder / "market.json")
+    return run_portfolio_backtest(book, market, HAND, ["static"], MarginParams(), start=DAY[270], end=DAY[305])
+
+
+def _black76_call(forward: float, strike: float, years: float, vol: float) -> float:
+    """Black (1976) with zero rate: F N(d1) - K N(d2), written out here as the independent twin."""
+    from scipy.stats import norm
+
+    d1 = (math.log(forward / strike) + 0.5 * vol * vol * years) / (vol * math.sqrt(years))
+    return forward * norm.cdf(d1) - strike * norm.cdf(d1 - vol * math.sqrt(years))
+
+
+def test_the_dirty_perp_is_the_clean_reference_perp(dirty: object, hand_run: object) -> None:
+    """10 BTC at 100,000 is the clean backtest's 1,000,000 USD reference perp: the same losses on the same
+    dates (the history's moves, scale-free), and static's IM 10% of it."""
+    run = dirty
+    np.testing.assert_array_equal(run.dates, hand_run.dates)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(run.loss[:2], hand_run.loss, rtol=1e-12, atol=1e-6)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(run.path_loss[:2], hand_run.path_loss, rtol=1e-12, atol=1e-6)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(run.requirement["static"][:2], 0.10 * NOTIONAL)  # type: ignore[attr-defined]
+
+
+def test_the_short_call_is_repriced_along_the_history_by_hand(dirty: object) -> None:
+    """Day 280's window: BTC x 0.92 then x 0.92, two days of the call's 30 pass; the short 3 calls gain.
+    Day 290's: x 0.88 then x 1.14 (the worst point for a short call is the end, up 0.32%)."""
+    run = dirty
+    col = {d: int(np.flatnonzero(run.dates == DAY[d])[0]) for d in (280, 290)}  # type: ignore[attr-defined]
+    year = 365.0
+    start = _black76_call(1e5, 110000, 30 / year, 0.6)
+    for day, path in ((280, (0.92, 0.92**2)), (290, (0.88, 0.88 * 1.14))):
+        values = [_black76_call(1e5 * r, 110000, (30 - s) / year, 0.6) for s, r in enumerate(path, start=1)]
+        losses = [3 * (v - start) for v in values]  # short 3 calls: a loss when the call gains value
+        assert run.loss[2, col[day]] == pytest.approx(losses[-1], rel=1e-9)  # type: ignore[attr-defined]
+        assert run.path_loss[2, col[day]] == pytest.approx(max(losses), rel=1e-9)  # type: ignore[attr-defined]
+
+
+def test_accounts_on_assets_the_history_lacks_are_not_tested(dirty: object) -> None:
+    run = dirty
+    summary = run.summary()  # type: ignore[attr-defined]
+    assert run.accounts == ("long", "short", "call", "eth", "idle")  # type: ignore[attr-defined]
+    assert run.tested_accounts.tolist() == [0, 1, 2]  # type: ignore[attr-defined]  # eth: no ETH; idle: no positions
+    assert summary["accounts_with_positions"] == 3
+    assert set(run.results["static"]) == {"long", "short", "call"}  # type: ignore[attr-defined]
+    static = summary["models"]["static"]
+    hits = run.exceptions("static")[:3, run.dates.searchsorted(DAY[270:304:2])]  # type: ignore[attr-defined]
+    assert static["exceptions"] == int(hits.sum()) and static["observations"] == hits.size
+
+
+def test_cli_runs_the_dirty_backtest_beside_the_clean_one(tmp_path: Path) -> None:
+    write_history(HAND, tmp_path / "history.csv")
+    (tmp_path / "portfolio.json").write_text(json.dumps(BOOK))
+    (tmp_path / "market.json").write_text(json.dumps(MARKET))
+    out = tmp_path / "out"
+    args = ["backtest", "--history", str(tmp_path / "history.csv"), "--models", "static", "--out", str(out)]
+    args += ["--portfolio", str(tmp_path / "portfolio.json"), "--market", str(tmp_path / "market.json")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    portfolio = json.loads((out / "portfolio.json").read_text())
+    assert portfolio["schema"] == "solvent.portfolio-backtest/1" and portfolio["accounts_with_positions"] == 3
+    rows = pcsv.read_csv(out / "portfolio_dates.csv").num_rows
+    assert rows == portfolio["observations"]  # one model
+    assert (out / "summary.json").exists() and (out / "dates.csv").exists()
+
+
+def test_cli_portfolio_needs_its_market(tmp_path: Path) -> None:
+    write_history(HAND, tmp_path / "history.csv")
+    args = ["backtest", "--history", str(tmp_path / "history.csv"), "--portfolio", "p.json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "needs both" in result.output

@@ -23,6 +23,7 @@ from solvent.console import (
     print_comparison,
     print_explain,
     print_margin,
+    print_portfolio_backtest,
     print_stream_summary,
     print_stress,
 )
@@ -393,6 +394,13 @@ def crash(out_dir: str, n_accounts: int, step_s: float, seed: int) -> None:
     help="Comma-separated: static, dydx, synthetix, drift, deribit, vol_only, multi.",
 )
 @click.option("--assets", default=None, help="Comma-separated assets, each backtested on its own dates (default: all).")
+@click.option(
+    "--portfolio",
+    "portfolio_path",
+    default=None,
+    help="Also backtest this book's accounts (the dirty backtest; needs --market).",
+)
+@click.option("--market", "market_path", default=None, help="solvent.market/1 file the --portfolio is priced at.")
 @click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file for multi and vol_only.")
 @_baseline_params_option
 @click.option(
@@ -408,20 +416,28 @@ def backtest(
     windows: Windows,
     models: str,
     assets: str | None,
+    portfolio_path: str | None,
+    market_path: str | None,
     params_path: str | None,
     baseline_params_path: str | None,
     out_dir: str,
 ) -> None:
     """Backtest margin models on a price history: coverage (Kupiec, Christoffersen, Basel zone), procyclicality;
-    per-date output in dates.csv and dates.parquet."""
-    from solvent.lab.backtest_dates import write_dates
+    per-date output in dates.csv and dates.parquet; with --portfolio, each account of a book too."""
+    from solvent.lab.backtest_dates import write_dates, write_portfolio
     from solvent.lab.margin_backtest import run_backtest
     from solvent.lab.models import check_models
+    from solvent.lab.portfolio_backtest import run_portfolio_backtest
     from solvent.lab.report import write_backtest_report
     from solvent.market.history import parse_columns
 
+    if (portfolio_path is None) != (market_path is None):
+        raise InputError("--portfolio", "--market", "the portfolio backtest needs both")
     history = read_history(history_path, None if columns is None else parse_columns(columns))
+    book = None if portfolio_path is None else load_portfolio(portfolio_path)
+    market = None if market_path is None else load_market(market_path)
     first, last = _day(start), _day(end)
+    dirty = None
     params = load_params(params_path)
     baselines = load_baseline_params(baseline_params_path)
     try:
@@ -445,12 +461,30 @@ def backtest(
                 windows=windows,
             )
             runs.append(run)
+        if book is not None and market is not None:
+            status.update("backtesting the portfolio's accounts")
+            dirty = run_portfolio_backtest(
+                book,
+                market,
+                history,
+                chosen,
+                params,
+                baselines=baselines,
+                start=first,
+                end=last,
+                windows=windows,
+                source=str(portfolio_path),
+            )
     report, summary = write_backtest_report(runs, out_dir, history_path, baseline_params=baseline_params_path)
     dates_csv, dates_parquet = write_dates(runs, out_dir)
     console = Console()
     for run in runs:
         print_backtest(run.summary(), console)
     click.echo(f"report: {report}\nsummary: {summary}\ndates: {dates_csv}, {dates_parquet}")
+    if dirty is not None:
+        portfolio_json, portfolio_csv, portfolio_parquet = write_portfolio(dirty, out_dir)
+        print_portfolio_backtest(dirty.summary(), console)
+        click.echo(f"portfolio: {portfolio_json}, {portfolio_csv}, {portfolio_parquet}")
 
 
 def _day(value: datetime | None) -> np.datetime64 | None:

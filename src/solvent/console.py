@@ -258,6 +258,28 @@ def print_backtest(summary: dict[str, Any], console: Console) -> None:
     console.print(table)
 
 
+def print_portfolio_backtest(summary: dict[str, Any], console: Console) -> None:
+    """A portfolio (dirty) backtest: per model, the pooled exception rates and the accounts by zone."""
+    title = (
+        f"Portfolio backtest, {summary['accounts_with_positions']} accounts: {summary['first_date']} to "
+        f"{summary['last_date']} ({summary['windows']} windows)"
+    )
+    table = Table(title=title)
+    for name in ("model", "mean total IM", "exceptions", "path exc.", "rejected", "green/yellow/red"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    for model, r in summary["models"].items():
+        zones = r["zones"]
+        table.add_row(
+            model,
+            _money(r["mean_total_im"]),
+            f"{r['exceptions']}/{r['observations']}",
+            f"{r['path_exceptions']}/{r['observations']}",
+            str(r["accounts_rejected"]),
+            f"{zones['green']}/{zones['yellow']}/{zones['red']}",
+        )
+    console.print(table)
+
+
 def print_stress(summary: dict[str, Any], console: Console) -> None:
     """One episode under each model: bad debt, liquidations, capital, the predictive flag."""
     table = Table(title=f"{summary['name']} ({summary['episode']})")

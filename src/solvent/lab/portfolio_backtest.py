@@ -21,7 +21,9 @@ run over 2015 to 2020:
 
 Exceptions, windows and tests as in the clean backtest, per account and pooled over all accounts with
 positions (the pooled count is not binomial: accounts on the same market breach together, so it is
-reported as a rate, untested). Assets of the book that the history does not price are an InputError.
+reported as a rate, untested). An account holding an instrument on an asset the history does not price is
+margined but not backtested (`accounts_with_positions` counts the tested ones); a book none of whose
+underlyings the history prices is an InputError.
 
 A Python loop over dates, never over accounts: each model margins the whole book at once.
 """
@@ -147,10 +149,14 @@ def run_portfolio_backtest(
     """Backtest `models` on every account of `book` along `history` (module docstring). The dates are those
     at which every history asset the book trades has `warmup` returns, within [start, end] as in
     `margin_backtest.run_backtest`."""
-    traded = sorted({i.underlying for i in book.instruments if i.underlying is not None})
-    missing = [a for a in traded if a not in history.assets]
-    if missing:
-        raise InputError(source, f"instruments.{missing[0]}", "asset is not in the price history")
+    underlying = [i.underlying for i in book.instruments]
+    traded = sorted({a for a in underlying if a in history.assets})
+    if not traded:
+        raise InputError(source, "instruments", f"no underlying is in the price history ({', '.join(history.assets)})")
+    unpriced = np.array([a not in history.assets for a in underlying], dtype=np.bool_)
+    holds_unpriced = np.bincount(
+        book.position_account(), weights=unpriced[book.pos_instrument], minlength=book.n_accounts
+    )
     columns = [history.assets.index(a) for a in traded]
     closes = history.closes[:, columns]
     paths = vol_path(history, params)
@@ -179,7 +185,7 @@ def run_portfolio_backtest(
         if progress is not None:
             progress(k + 1, n_dates)
     loss, path_loss = moves[-1], moves.max(axis=0)
-    with_positions = np.flatnonzero(np.diff(book.pos_offsets) > 0)
+    with_positions = np.flatnonzero((np.diff(book.pos_offsets) > 0) & (holds_unpriced == 0))
     names = tuple(str(a) for a in book.account_ids)
     results: dict[str, dict[str, BacktestResult]] = {
         m: {
