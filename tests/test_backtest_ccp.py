@@ -16,6 +16,8 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.special import ndtri, xlogy
 from scipy.stats import binom
 
@@ -28,6 +30,7 @@ from solvent.lab.backtest import (
     overlap_law,
     rolling_zones,
     sample_dates,
+    traffic_light,
     window_backtest,
 )
 from solvent.lab.backtest_dates import DATES_SCHEMA, date_table, write_dates
@@ -121,6 +124,21 @@ def test_rolling_zone_of_the_last_250_by_hand() -> None:
     assert zones[:249] == [None] * 249
     assert zones[249] == "yellow"
     assert zones[250:] == ["green"] * 10
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hits=st.lists(st.booleans(), min_size=250, max_size=300).map(np.array),
+    windows=st.sampled_from(["independent", "overlapping"]),
+)
+def test_rolling_zones_are_the_traffic_light_of_each_last_250(hits: np.ndarray, windows: str) -> None:
+    """The vectorised rolling zone against its slow twin: `traffic_light` on each slice of 250, with the
+    count's law of the windows (binomial, or simulated for overlapping 2-day windows)."""
+    zones = rolling_zones(hits, 0.99, 2, windows)  # type: ignore[arg-type]
+    law = overlap_law(250, 0.99, 2) if windows == "overlapping" else None
+    for i in range(249, hits.size):
+        k = int(hits[i - 249 : i + 1].sum())
+        assert zones[i] == traffic_light(k, 250, 0.99, law=law).zone
 
 
 # ------------------------------------------------------------------------- the window and per-date output
@@ -246,6 +264,7 @@ def test_cli_window_windows_and_per_date_files(tmp_path: Path) -> None:
     assert (run["windows"], run["first_date"], run["observations"]) == ("overlapping", f"{DAY[270]}Z", 34)
     assert run["models"]["static"]["long BTC"]["exception_dates"] == [f"{DAY[280]}Z", f"{DAY[289]}Z"]
     assert (out / "dates.csv").exists() and (out / "dates.parquet").exists()
+    assert "overlapping windows: 34 dates tested" in (out / "report.html").read_text()
 
 
 @pytest.mark.parametrize(

@@ -238,7 +238,10 @@ def print_stream_summary(summary: dict[str, object], console: Console) -> None:
 
 def print_backtest(summary: dict[str, Any], console: Console) -> None:
     """One backtest run: per model and portfolio, capital, exceptions, the tests and the zone."""
-    title = f"Backtest {', '.join(summary['assets'])}: {summary['first_date']} to {summary['last_date']}"
+    title = (
+        f"Backtest {', '.join(summary['assets'])}: {summary['first_date']} to {summary['last_date']} "
+        f"({summary['windows']} windows)"
+    )
     table = Table(title=title)
     for name in ("model", "portfolio", "IM/notional", "exceptions", "Kupiec p", "cond. cov. p", "zone", "peak/trough"):
         table.add_column(name, justify="left" if name in ("model", "portfolio", "zone") else "right")

@@ -171,7 +171,8 @@ def _backtest_section(run: HistoryBacktest) -> str:
     title = ", ".join(run.assets)
     return (
         f"<h2>{html.escape(title)}: {summary['first_date']} to {summary['last_date']} "
-        f"({summary['observations']} dates, MPOR {run.mpor_steps} steps, coverage {run.coverage:.2%})</h2>"
+        f"({summary['observations']} dates, MPOR {run.mpor_steps} steps, coverage {run.coverage:.2%}; "
+        f"{summary['windows']} windows: {summary['tested_observations']} dates tested)</h2>"
         f"<h3>Findings</h3><ul>{findings}</ul>"
         f"{_table(header, rows)}"
         f"{_png(prices)}{_png(requirements)}{_png(exceptions)}"
