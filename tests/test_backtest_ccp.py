@@ -100,8 +100,8 @@ def _correct_model_losses(paths: int, dates: int, h: int, seed: int) -> tuple[np
 
 def test_a_correct_model_is_rejected_near_the_nominal_rate_by_default() -> None:
     """Daily steps, 2-day MPOR, 1,000 dates at 99%: Kupiec's chi-square on every (overlapping) date rejects a
-    correct model well above 5% (9.3% in benchmarks/backtest_size.py); the default (non-overlapping windows, exact law)
-    stays at or below it, and so do the simulated overlap-adjusted bounds."""
+    correct model well above 5% (9.3% in benchmarks/bench_backtest_size.py); the default (non-overlapping
+    windows, exact law) stays at or below it, and the simulated overlap-adjusted bounds near it."""
     paths = 1_000
     losses, requirement = _correct_model_losses(paths, 1_000, 2, seed=5)
     naive = np.mean([backtest(requirement, loss, 0.99).kupiec.reject for loss in losses])

@@ -8,7 +8,7 @@ window length T and return law, the share of paths whose Kupiec test rejects at 
 - independent: every 2nd date, exact binomial law (`window_backtest`'s default);
 - overlapping: every date, law simulated for overlapping Gaussian windows (`--windows overlapping`).
 
-Run: PYTHONPATH=src python benchmarks/backtest_size.py [paths]   (docs/model.md, "Overlapping windows")
+Run: PYTHONPATH=src python benchmarks/bench_backtest_size.py [paths]   (docs/model.md, "Overlapping windows")
 """
 
 from __future__ import annotations
