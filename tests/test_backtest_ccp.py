@@ -406,3 +406,15 @@ def test_cli_portfolio_needs_its_market(tmp_path: Path) -> None:
     args = ["backtest", "--history", str(tmp_path / "history.csv"), "--portfolio", "p.json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "needs both" in result.output
+
+
+def test_cli_market_without_a_traded_asset_exits_2(tmp_path: Path) -> None:
+    write_history(HAND, tmp_path / "history.csv")
+    (tmp_path / "portfolio.json").write_text(json.dumps(BOOK))
+    market = {**MARKET, "assets": {"ETH": MARKET["assets"]["ETH"], "USDC": MARKET["assets"]["USDC"]}}  # type: ignore[index]
+    (tmp_path / "market.json").write_text(json.dumps(market))
+    args = ["backtest", "--history", str(tmp_path / "history.csv"), "--models", "static"]
+    args += ["--portfolio", str(tmp_path / "portfolio.json"), "--market", str(tmp_path / "market.json")]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'market.json'}: assets.BTC" in result.output

@@ -474,6 +474,7 @@ def backtest(
                 end=last,
                 windows=windows,
                 source=str(portfolio_path),
+                market_source=str(market_path),
             )
     report, summary = write_backtest_report(runs, out_dir, history_path, baseline_params=baseline_params_path)
     dates_csv, dates_parquet = write_dates(runs, out_dir)

@@ -144,6 +144,7 @@ def run_portfolio_backtest(
     windows: Windows = "independent",
     warmup: int = WARMUP_STEPS,
     source: str = "<portfolio>",
+    market_source: str = "<market>",
     progress: Callable[[int, int], None] | None = None,
 ) -> PortfolioBacktest:
     """Backtest `models` on every account of `book` along `history` (module docstring). The dates are those
@@ -172,7 +173,7 @@ def run_portfolio_backtest(
     time_floor = params.volatility.time_floor_days / params.days_per_year
     instruments = list(book.instruments)
     for k, t in enumerate(dates):
-        now = _market_at(market, history, traded, columns, paths, t)
+        now = _market_at(market, traded, columns, paths, t, market_source)
         past = PriceHistory(history.timestamps[: t + 1], history.assets, history.closes[: t + 1])
         for m in models:
             requirement[m][:, k] = model_margin(m, book, now, params, past, baselines).im
@@ -210,14 +211,14 @@ def run_portfolio_backtest(
 
 
 def _market_at(
-    market: MarketSnapshot, history: PriceHistory, traded: list[str], columns: list[int], paths: VolPath, t: int
+    market: MarketSnapshot, traded: list[str], columns: list[int], paths: VolPath, t: int, source: str
 ) -> MarketSnapshot:
     """The market file with the traded assets' volatilities at close t of the history."""
     assets = dict(market.assets)
     for name, c in zip(traded, columns, strict=True):
         quote = assets.get(name)
         if quote is None:
-            raise InputError("<market>", f"assets.{name}", "the portfolio trades it but the market does not quote it")
+            raise InputError(source, f"assets.{name}", "the portfolio trades it but the market does not quote it")
         assets[name] = msgspec.structs.replace(
             quote,
             vol=float(paths.vol[t, c]),
