@@ -343,3 +343,18 @@ def test_bad_mappings(mapping: str, message: str) -> None:
 def test_bad_files_through_a_mapping(tmp_path: Path, text: str, mapping: str, message: str) -> None:
     with pytest.raises(InputError, match=message):
         read_history(write(tmp_path, text), parse_columns(mapping))
+
+
+def test_a_mapping_reads_the_real_files_as_their_own_readers_do(shared_dir: Path) -> None:
+    """The two real layouts through a mapping give what their dedicated readers give."""
+    coinbase = shared_dir / COINBASE
+    mapped = read_history(coinbase, parse_columns("skip=1,time=date,close=close,symbol=symbol,format=%Y-%m-%d %I-%p"))
+    own = read_history(coinbase)
+    assert mapped.assets == own.assets
+    np.testing.assert_array_equal(mapped.timestamps, own.timestamps)
+    np.testing.assert_array_equal(mapped.closes, own.closes)
+    bitstamp = shared_dir / BITSTAMP
+    btc = read_history(bitstamp, parse_columns("time=0,close=BTC:close,asset=BTC"))
+    own_btc = read_history(bitstamp).select(("BTC",))
+    np.testing.assert_array_equal(btc.timestamps, own_btc.timestamps)
+    np.testing.assert_array_equal(btc.closes, own_btc.closes)

@@ -94,9 +94,10 @@ EPOCH_PATTERN = r"^\d+(\.\d+)?$"
 @dataclass(frozen=True)
 class HistoryColumns:
     """How to read a foreign CSV of closes (module docstring). `time`, `close`, `symbol`: column names, or
-    0-based positions when `header` is False; `asset`: the name of a single-asset file's asset (default the
-    close column's name); `skip`: lines before the header (or before the data without one); `time_format`: a
-    strptime format (default: epoch numbers, their unit from their size, or ISO-8601)."""
+    0-based positions (the only way without a header, or for an unnamed column); `asset`: the name of a
+    single-asset file's asset (default the close column's name); `skip`: lines before the header (or before
+    the data without one); `time_format`: a strptime format (default: epoch numbers, their unit from their
+    size, or ISO-8601)."""
 
     time: str
     close: str
@@ -296,6 +297,8 @@ def _read_mapped(source: str, columns: HistoryColumns) -> PriceHistory:
         named = [f"f{n}" for n in named]
     else:
         header = _header_line(source, columns.skip)
+        # A position names the column at it (an unnamed date column, say) unless a column has that name.
+        named = [header[int(n)] if n not in header and n.isdigit() and int(n) < len(header) else n for n in named]
         missing = [n for n in named if n not in header]
         if missing:
             raise InputError(source, "header", f"no column {missing[0]!r} (the header has {header})")
