@@ -74,6 +74,16 @@ def test_the_exact_binomial_p_value_by_hand() -> None:
     assert kupiec_pof(0, 250, 0.99).reject
 
 
+@settings(max_examples=25, deadline=None)
+@given(t=st.integers(30, 1_500), coverage=st.sampled_from([0.95, 0.99, 0.995]))
+def test_the_exact_test_never_rejects_a_correct_model_above_its_level(t: int, coverage: float) -> None:
+    """Its size, sum of P(N = k) over the counts it rejects, computed exactly: at most 5% for every T (the
+    chi-square's is not: 9.5% at T = 250, 99%)."""
+    law = binomial_law(t, coverage)
+    rejected = [k for k in range(t + 1) if kupiec_pof(k, t, coverage, law=law).reject]
+    assert float(law.pmf[rejected].sum()) <= 0.05 + 1e-12
+
+
 def test_the_simulated_law_of_one_step_windows_is_the_binomial() -> None:
     law = overlap_law(250, 0.99, 1, paths=40_000)
     exact = binom.pmf(np.arange(251), 250, 0.01)
