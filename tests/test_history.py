@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from solvent.errors import InputError
-from solvent.market.history import PriceHistory, read_history, write_history
+from solvent.market.history import PriceHistory, parse_columns, read_history, write_history
 
 BITSTAMP = "data/prices/bitstamp_btc_eth_ltc_daily_2014_2020.csv"
 COINBASE = "data/prices/coinbase_btcusd_hourly_2017_2019.csv"
@@ -267,3 +267,94 @@ def test_not_a_parquet_file(tmp_path: Path) -> None:
     path = write(tmp_path, "not parquet", "h.parquet")
     with pytest.raises(InputError, match="not a readable Parquet file"):
         read_history(path)
+
+
+# ----------------------------------------------------------------------------- a column mapping
+
+# Binance's spot kline export (data.binance.vision): no header; open time in ms, then open, high, low, close.
+BINANCE = """\
+1577836800000,7195.24,7255.00,7175.15,7200.85,16792.38,1577923199999,121214452.11,194010,8946.95,64597785.21,0
+1577923200000,7200.77,7212.50,6924.74,6965.71,31951.48,1578009599999,225982341.30,302667,15141.61,107060829.07,0
+"""
+# CryptoDataDownload's newer daily files: a banner line, then unix,date,symbol,..., newest first.
+CDD_DAILY = """\
+https://www.CryptoDataDownload.com
+unix,date,symbol,open,high,low,close,Volume BTC,Volume USDT
+1578009600,2020-01-03 00:00:00,BTC/USDT,6965.49,7405.0,6871.04,7344.96,68428.5,496489375.2
+1577923200,2020-01-02 00:00:00,BTC/USDT,7199.5,7212.5,6924.74,6965.71,31951.48,225982341.3
+1577836800,2020-01-01 00:00:00,BTC/USDT,7195.24,7255.0,7175.15,7200.85,16792.38,121214452.11
+"""
+DAYS = np.array(["2020-01-01", "2020-01-02", "2020-01-03"], dtype="datetime64[s]")
+
+
+@pytest.mark.parametrize(
+    ("text", "mapping", "days"),
+    [
+        (BINANCE, "time=0,close=4,header=no,asset=BTC", 2),
+        (CDD_DAILY, "skip=1,time=date,close=close,symbol=symbol", 3),
+        (CDD_DAILY, "skip=1,time=unix,close=close,asset=BTC", 3),
+        (CDD_DAILY.replace("2020-01-0", "0"), "skip=1,time=date,close=close,asset=BTC,format=%d %H:%M:%S", 0),
+    ],
+    ids=["binance-ms-no-header", "cdd-symbol", "cdd-epoch-seconds", "strptime"],
+)
+def test_foreign_layouts_through_a_mapping(tmp_path: Path, text: str, mapping: str, days: int) -> None:
+    history = read_history(write(tmp_path, text), parse_columns(mapping))
+    assert history.assets == ("BTC",)
+    expected = [7200.85, 6965.71, 7344.96][: days or 3]
+    np.testing.assert_array_equal(history.closes[:, 0], expected)
+    if days:  # the strptime case has no year: 1900, read as UTC
+        np.testing.assert_array_equal(history.timestamps, DAYS[:days])
+
+
+def test_epoch_units_by_size(tmp_path: Path) -> None:
+    text = "t,c\n1577836800,1\n1577923200000,2\n"
+    mapping = parse_columns("time=t,close=c")
+    # Mixed units in one column are not guessed row by row: the column's largest value decides (ms here).
+    history = read_history(write(tmp_path, text), mapping)
+    assert history.timestamps[-1] == np.datetime64("2020-01-02", "s")
+    micro = read_history(write(tmp_path, "t,c\n1577836800000000,1\n", "us.csv"), mapping)
+    assert micro.timestamps[0] == np.datetime64("2020-01-01", "s") and micro.assets == ("c",)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ("time=date", "close: missing"),
+        ("time=date,close=close,colour=red", "key one of"),
+        ("time=date,close=close,skip=x", "skip: must be a whole number"),
+        ("time=date,close=close,header=maybe", "header: must be yes or no"),
+        ("time=date,close=close,time=unix", "time: given twice"),
+    ],
+)
+def test_bad_mappings(mapping: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_columns(mapping)
+
+
+@pytest.mark.parametrize(
+    ("text", "mapping", "message"),
+    [
+        (CDD_DAILY, "skip=1,time=when,close=close", "no column 'when'"),
+        (BINANCE, "time=open,close=4,header=no", "must be a 0-based column position"),
+        (CDD_DAILY, "skip=1,time=date,close=close,format=%Y/%m/%d", "row 1: column date: cannot parse"),
+        (CDD_DAILY.replace("7344.96", "n/a"), "skip=1,time=date,close=close", "row 1: column close"),
+    ],
+)
+def test_bad_files_through_a_mapping(tmp_path: Path, text: str, mapping: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        read_history(write(tmp_path, text), parse_columns(mapping))
+
+
+def test_a_mapping_reads_the_real_files_as_their_own_readers_do(shared_dir: Path) -> None:
+    """The two real layouts through a mapping give what their dedicated readers give."""
+    coinbase = shared_dir / COINBASE
+    mapped = read_history(coinbase, parse_columns("skip=1,time=date,close=close,symbol=symbol,format=%Y-%m-%d %I-%p"))
+    own = read_history(coinbase)
+    assert mapped.assets == own.assets
+    np.testing.assert_array_equal(mapped.timestamps, own.timestamps)
+    np.testing.assert_array_equal(mapped.closes, own.closes)
+    bitstamp = shared_dir / BITSTAMP
+    btc = read_history(bitstamp, parse_columns("time=0,close=BTC:close,asset=BTC"))
+    own_btc = read_history(bitstamp).select(("BTC",))
+    np.testing.assert_array_equal(btc.timestamps, own_btc.timestamps)
+    np.testing.assert_array_equal(btc.closes, own_btc.closes)

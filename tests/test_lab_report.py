@@ -135,7 +135,7 @@ def test_the_exception_chart_marks_the_tables_exceptions_against_each_models_im(
         im = next(s for s in panel.series if s.label == "IM")
         np.testing.assert_array_equal(im.y, requirements.series(model).y)
         marked = next(s for s in panel.series if s.kind == "breach")
-        assert f"{marked.x.size}/{backtest_run.dates.size}" == long_rows.loc[model, "exceptions"]
+        assert f"{marked.x.size}/{backtest_run.tested.size}" == long_rows.loc[model, "exceptions"]
         assert marked.base is not None and np.all(marked.y > marked.base)  # each drawn from the IM up to the loss
 
 

@@ -200,6 +200,30 @@ def test_backtest_report_validates(crash_case: Path, tmp_path: Path) -> None:
     assert_valid("solvent.backtest-report-1", json.loads((tmp_path / "summary.json").read_text()))
 
 
+def test_portfolio_backtest_validates(crash_case: Path, tmp_path: Path) -> None:
+    history = str(crash_case / "history.csv")
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    cli(
+        "backtest",
+        "--history",
+        history,
+        "--assets",
+        "BTC",
+        "--models",
+        "static,multi",
+        "--from",
+        "2026-01-01",
+        "--portfolio",
+        str(examples / "portfolio.json"),
+        "--market",
+        str(examples / "market.json"),
+        "--out",
+        str(tmp_path),
+    )
+    assert_valid("solvent.backtest-report-1", json.loads((tmp_path / "summary.json").read_text()))
+    assert_valid("solvent.portfolio-backtest-1", json.loads((tmp_path / "portfolio.json").read_text()))
+
+
 def test_stress_report_validates(crash_case: Path, tmp_path: Path) -> None:
     history = str(crash_case / "history.csv")
     cli(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
 from types import FrameType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 from rich.console import Console
@@ -24,6 +24,7 @@ from solvent.console import (
     print_comparison,
     print_explain,
     print_margin,
+    print_portfolio_backtest,
     print_stream_summary,
     print_stress,
 )
@@ -38,6 +39,11 @@ from solvent.formats.schemas import MarketSnapshot
 from solvent.governance.run import apply_from_files, diff_from_files, propose_from_files, write_json
 from solvent.market.history import PriceHistory, read_history
 from solvent.params import MarginParams
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from solvent.lab.backtest import Windows
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_INPUT = 2
@@ -522,12 +528,34 @@ def crash(out_dir: str, n_accounts: int, step_s: float, seed: int) -> None:
 @main.command()
 @click.option("--history", "history_path", required=True, help="Price history (CSV/Parquet, solvent.history/1).")
 @click.option(
+    "--columns",
+    "columns",
+    default=None,
+    help="Read --history as a foreign CSV: key=value pairs, e.g. 'skip=1,time=date,close=close,symbol=symbol'.",
+)
+@click.option("--from", "start", default=None, type=click.DateTime(), help="First date to backtest (UTC).")
+@click.option("--to", "end", default=None, type=click.DateTime(), help="Last date whose MPOR closes (UTC).")
+@click.option(
+    "--windows",
+    type=click.Choice(["independent", "overlapping"]),
+    default="independent",
+    show_default=True,
+    help="Test every MPOR-th date (independent) or every date with overlap-adjusted bounds.",
+)
+@click.option(
     "--models",
     default=",".join(("static", "dydx", "vol_only", "multi")),
     show_default=True,
     help="Comma-separated: static, dydx, synthetix, drift, deribit, vol_only, multi.",
 )
 @click.option("--assets", default=None, help="Comma-separated assets, each backtested on its own dates (default: all).")
+@click.option(
+    "--portfolio",
+    "portfolio_path",
+    default=None,
+    help="Also backtest this book's accounts (the dirty backtest; needs --market).",
+)
+@click.option("--market", "market_path", default=None, help="solvent.market/1 file the --portfolio is priced at.")
 @click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file for multi and vol_only.")
 @_baseline_params_option
 @click.option(
@@ -537,18 +565,34 @@ def crash(out_dir: str, n_accounts: int, step_s: float, seed: int) -> None:
 @_terminate_cleanly
 def backtest(
     history_path: str,
+    columns: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    windows: Windows,
     models: str,
     assets: str | None,
+    portfolio_path: str | None,
+    market_path: str | None,
     params_path: str | None,
     baseline_params_path: str | None,
     out_dir: str,
 ) -> None:
-    """Backtest margin models on a price history: coverage (Kupiec, Christoffersen, Basel zone), procyclicality."""
+    """Backtest margin models on a price history: coverage (Kupiec, Christoffersen, Basel zone), procyclicality;
+    per-date output in dates.csv and dates.parquet; with --portfolio, each account of a book too."""
+    from solvent.lab.backtest_dates import write_dates, write_portfolio
     from solvent.lab.margin_backtest import run_backtest
     from solvent.lab.models import check_models
+    from solvent.lab.portfolio_backtest import run_portfolio_backtest
     from solvent.lab.report import write_backtest_report
+    from solvent.market.history import parse_columns
 
-    history = read_history(history_path)
+    if (portfolio_path is None) != (market_path is None):
+        raise InputError("--portfolio", "--market", "the portfolio backtest needs both")
+    history = read_history(history_path, None if columns is None else parse_columns(columns))
+    book = None if portfolio_path is None else load_portfolio(portfolio_path)
+    market = None if market_path is None else load_market(market_path)
+    first, last = _day(start), _day(end)
+    dirty = None
     params = load_params(params_path)
     baselines = load_baseline_params(baseline_params_path)
     try:
@@ -557,15 +601,53 @@ def backtest(
         raise InputError("--models", models, str(error)) from None
     names = history.assets if assets is None else tuple(a.strip() for a in assets.split(",") if a.strip())
     runs = []
-    with RunProgress(len(names), Console(stderr=True)) as progress:
+    with RunProgress(len(names) + (book is not None), Console(stderr=True)) as progress:
         for name in names:
             progress.start(f"backtesting {name}")
-            runs.append(run_backtest(history, chosen, params, assets=(name,), source=history_path, baselines=baselines))
+            run = run_backtest(
+                history,
+                chosen,
+                params,
+                assets=(name,),
+                source=history_path,
+                baselines=baselines,
+                start=first,
+                end=last,
+                windows=windows,
+            )
+            runs.append(run)
+        if book is not None and market is not None:
+            progress.start("backtesting the portfolio's accounts")
+            dirty = run_portfolio_backtest(
+                book,
+                market,
+                history,
+                chosen,
+                params,
+                baselines=baselines,
+                start=first,
+                end=last,
+                windows=windows,
+                source=str(portfolio_path),
+                market_source=str(market_path),
+            )
     report, summary = write_backtest_report(runs, out_dir, history_path, baseline_params=baseline_params_path)
+    dates_csv, dates_parquet = write_dates(runs, out_dir)
     console = Console() if sys.stdout.isatty() else Console(width=200)  # a pipe or a file: tables not truncated
     for run in runs:
         print_backtest(run.summary(), console)
-    click.echo(f"report: {report}\nsummary: {summary}")
+    click.echo(f"report: {report}\nsummary: {summary}\ndates: {dates_csv}, {dates_parquet}")
+    if dirty is not None:
+        portfolio_json, portfolio_csv, portfolio_parquet = write_portfolio(dirty, out_dir)
+        print_portfolio_backtest(dirty.summary(), console)
+        click.echo(f"portfolio: {portfolio_json}, {portfolio_csv}, {portfolio_parquet}")
+
+
+def _day(value: datetime | None) -> np.datetime64 | None:
+    """A naive --from/--to datetime (UTC) as datetime64[s]."""
+    import numpy as np
+
+    return None if value is None else np.datetime64(value.replace(tzinfo=None), "s")
 
 
 @main.command()

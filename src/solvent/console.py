@@ -252,7 +252,10 @@ def print_stream_summary(summary: dict[str, object], console: Console) -> None:
 
 def print_backtest(summary: dict[str, Any], console: Console) -> None:
     """One backtest run: per model and portfolio, capital, exceptions, the tests and the zone."""
-    title = f"Backtest {', '.join(summary['assets'])}: {summary['first_date']} to {summary['last_date']}"
+    title = (
+        f"Backtest {', '.join(summary['assets'])}: {summary['first_date']} to {summary['last_date']} "
+        f"({summary['windows']} windows)"
+    )
     table = Table(title=title)
     for name in ("model", "portfolio", "IM/notional", "exceptions", "Kupiec p", "cond. cov. p", "zone", "peak/trough"):
         table.add_column(name, justify="left" if name in ("model", "portfolio", "zone") else "right")
@@ -269,6 +272,28 @@ def print_backtest(summary: dict[str, Any], console: Console) -> None:
                 b["zone"],
                 f"{record['procyclicality']['peak_to_trough']:.2f}",
             )
+    console.print(table)
+
+
+def print_portfolio_backtest(summary: dict[str, Any], console: Console) -> None:
+    """A portfolio (dirty) backtest: per model, the pooled exception rates and the accounts by zone."""
+    title = (
+        f"Portfolio backtest, {summary['accounts_with_positions']} accounts: {summary['first_date']} to "
+        f"{summary['last_date']} ({summary['windows']} windows)"
+    )
+    table = Table(title=title)
+    for name in ("model", "mean total IM", "exceptions", "path exc.", "rejected", "green/yellow/red"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    for model, r in summary["models"].items():
+        zones = r["zones"]
+        table.add_row(
+            model,
+            _money(r["mean_total_im"]),
+            f"{r['exceptions']}/{r['observations']}",
+            f"{r['path_exceptions']}/{r['observations']}",
+            str(r["accounts_rejected"]),
+            f"{zones['green']}/{zones['yellow']}/{zones['red']}",
+        )
     console.print(table)
 
 

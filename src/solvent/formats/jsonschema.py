@@ -17,6 +17,7 @@ from solvent.formats.outputs import (
     BaselineDocument,
     ExplainDocument,
     MarginDocument,
+    PortfolioBacktestDocument,
     StreamSummary,
     StressReport,
 )
@@ -41,6 +42,7 @@ FORMATS: dict[str, Any] = {
     "solvent.baseline-1.schema.json": BaselineDocument,
     "solvent.stream-summary-1.schema.json": StreamSummary,
     "solvent.backtest-report-1.schema.json": BacktestReport,
+    "solvent.portfolio-backtest-1.schema.json": PortfolioBacktestDocument,
     "solvent.stress-report-1.schema.json": StressReport,
     "solvent.params-diff-1.schema.json": ParamsDiff,
     "solvent.state-1.schema.json": StateMeta,  # the `meta` document of a state file (its arrays: docs/formats.md)

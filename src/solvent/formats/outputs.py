@@ -201,11 +201,30 @@ class BacktestRun(_Out, frozen=True, kw_only=True):
     assets: list[str]
     first_date: str | None
     last_date: str | None
+    window: dict[str, str | None]
     observations: int
+    windows: Literal["independent", "overlapping"]
+    tested_observations: int
     notional: float
     mpor_steps: int
     coverage: float
     models: dict[str, dict[str, dict[str, Any]]]
+
+
+class PortfolioBacktestDocument(_Out, frozen=True, kw_only=True):
+    """solvent.portfolio-backtest/1: `solvent backtest --portfolio` (portfolio.json); `models` is model ->
+    pooled exceptions, accounts by verdict, largest shortfall, most exceptions (docs/formats.md)."""
+
+    schema: Literal["solvent.portfolio-backtest/1"]
+    first_date: str
+    last_date: str
+    observations: int
+    windows: Literal["independent", "overlapping"]
+    mpor_steps: int
+    coverage: float
+    accounts: int
+    accounts_with_positions: int
+    models: dict[str, dict[str, Any]]
 
 
 class BacktestReport(_Out, frozen=True, kw_only=True):

@@ -16,6 +16,15 @@ correct model has exceptions that are independent Bernoulli(p) draws with ``p = 
   the binomial P(X <= k) < 95%, yellow while it is < 99.99%, red beyond (250 days at 99%: green 0-4,
   yellow 5-9, red 10+).
 
+**Overlapping windows.** With a margin period of risk of h > 1 steps backtested at every step, the losses of
+consecutive dates share h - 1 steps of path: exceptions cluster, and the count N of a correct model is no
+longer binomial (daily steps and h = 2: Kupiec's chi-square bound rejects a correct model far more often than
+its nominal level). `window_backtest` offers the two sound answers: non-overlapping windows ("independent",
+the default: every h-th date, whose N is binomial; its p-values from the exact binomial law of the LR), or
+every date with the law of N simulated for overlapping windows ("overlapping": `overlap_law`, a correct
+Gaussian model on T overlapping h-step windows). Either law replaces the chi-square in Kupiec's p-value
+(`CountLaw`: P(LR >= LR_observed) under it) and the binomial in the Basel zone.
+
 Degenerate counts are handled the standard way, with 0 ln 0 = 0 (the limit; `scipy.special.xlogy`): N = 0 gives
 LR_pof = -2 T ln(1-p), N = T gives -2 T ln p; a transition row with no observations (no day in state 1 before
 the last day, say) contributes nothing to either likelihood, so its probability never enters; with no
@@ -25,7 +34,8 @@ exception at all, or exceptions only, LR_ind = 0. Statistics are clipped at 0 ag
 from __future__ import annotations
 
 import operator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -34,6 +44,14 @@ from scipy.special import xlogy
 from scipy.stats import binom, chi2
 
 Zone = Literal["green", "yellow", "red"]
+#: How the dates of an h-step backtest are sampled: every h-th date, or every date (module docstring).
+Windows = Literal["independent", "overlapping"]
+WINDOWS: tuple[Windows, ...] = ("independent", "overlapping")
+#: Paths simulated for the law of the exception count over overlapping windows, and their seed.
+OVERLAP_PATHS = 20_000
+OVERLAP_SEED = 20130219  # EMIR RTS 153/2013's date of adoption: any fixed seed, so that runs repeat
+#: Observations of the rolling Basel traffic light (Basel Committee 1996: the last 250 trading days).
+ROLLING_WINDOW = 250
 #: The Basel zones in order of severity.
 ZONES: tuple[Zone, ...] = ("green", "yellow", "red")
 #: Green while P(X <= k) is below this (Basel Committee 1996).
@@ -42,9 +60,28 @@ GREEN_BELOW = 0.95
 YELLOW_BELOW = 0.9999
 
 
+@dataclass(frozen=True, eq=False)
+class CountLaw:
+    """The law of the exception count N in T observations under a correct model: pmf (T + 1,), P(N = k).
+    `name`: "binomial" (independent observations) or "simulated" (overlapping windows, `overlap_law`)."""
+
+    name: str
+    pmf: NDArray[np.float64]
+
+    @property
+    def observations(self) -> int:
+        """T, the number of observations the law is for."""
+        return int(self.pmf.size - 1)
+
+    def cdf(self, k: int) -> float:
+        """P(N <= k)."""
+        return float(min(np.sum(self.pmf[: k + 1]), 1.0))
+
+
 @dataclass(frozen=True)
 class KupiecResult:
-    """Kupiec's proportion-of-failures test: N exceptions in T observations at coverage c."""
+    """Kupiec's proportion-of-failures test: N exceptions in T observations at coverage c. `null`: the law the
+    p-value is read from, "chi2" (Kupiec's asymptotic chi-square(1)), "binomial" or "simulated" (`CountLaw`)."""
 
     observations: int
     exceptions: int
@@ -53,6 +90,7 @@ class KupiecResult:
     p_value: float
     level: float
     reject: bool
+    null: str = "chi2"
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON-ready scalars."""
@@ -82,13 +120,15 @@ class ChristoffersenResult:
 
 @dataclass(frozen=True)
 class TrafficLight:
-    """The Basel zone of k exceptions in T observations at coverage c, and the binomial P(X <= k)."""
+    """The Basel zone of k exceptions in T observations at coverage c, and P(X <= k) under `law` ("binomial",
+    or "simulated" for overlapping windows)."""
 
     observations: int
     exceptions: int
     coverage: float
     cumulative_probability: float
     zone: Zone
+    law: str = "binomial"
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON-ready scalars."""
@@ -97,7 +137,8 @@ class TrafficLight:
 
 @dataclass(frozen=True)
 class BacktestResult:
-    """One requirement series backtested: counts, Kupiec, Christoffersen and the Basel zone."""
+    """One requirement series backtested: counts, Kupiec, Christoffersen and the Basel zone. `windows` and
+    `mpor_steps` say how the dates were sampled (`window_backtest`; None for a plain one-step `backtest`)."""
 
     observations: int
     exceptions: int
@@ -106,6 +147,8 @@ class BacktestResult:
     kupiec: KupiecResult
     christoffersen: ChristoffersenResult
     traffic_light: TrafficLight
+    windows: Windows | None = None
+    mpor_steps: int | None = None
 
     @property
     def zone(self) -> Zone:
@@ -119,6 +162,8 @@ class BacktestResult:
             "exceptions": self.exceptions,
             "exception_rate": self.exception_rate,
             "coverage": self.coverage,
+            "windows": self.windows,
+            "mpor_steps": self.mpor_steps,
             "zone": self.zone,
             "kupiec": self.kupiec.to_dict(),
             "christoffersen": self.christoffersen.to_dict(),
@@ -187,20 +232,76 @@ def exceptions(requirement: ArrayLike, loss: ArrayLike) -> NDArray[np.bool_]:
     return hits
 
 
-def kupiec_pof(exceptions: int, observations: int, coverage: float, *, level: float = 0.05) -> KupiecResult:
+def kupiec_pof(
+    exceptions: int, observations: int, coverage: float, *, level: float = 0.05, law: CountLaw | None = None
+) -> KupiecResult:
     """Kupiec (1995) proportion-of-failures test of N exceptions in T observations at coverage c.
 
-    The failure probability under the null is p = 1 - c. Rejects when the chi-square(1) p-value is below
-    `level`. N = 0 and N = T are finite (0 ln 0 = 0).
+    The failure probability under the null is p = 1 - c. Rejects when the p-value is below `level`: the
+    chi-square(1) tail of LR_pof, or with `law` (a `CountLaw` for T) the exact P(LR_pof(N) >= LR_observed)
+    under it. N = 0 and N = T are finite (0 ln 0 = 0).
     """
     n, t = _counts(exceptions, observations)
     c = _probability("coverage", coverage)
     alpha = _probability("level", level)
     lr = float(_pof_lr(np.asarray(n, dtype=np.float64), t, 1.0 - c))
-    p_value = float(chi2.sf(lr, 1))
+    if law is None:
+        p_value, null = float(chi2.sf(lr, 1)), "chi2"
+    else:
+        if law.observations != t:
+            raise ValueError(f"law: is for {law.observations} observations, not {t}")
+        every = _pof_lr(np.arange(t + 1, dtype=np.float64), t, 1.0 - c)
+        p_value, null = float(min(np.sum(law.pmf[every >= lr * (1.0 - 1e-12)]), 1.0)), law.name
     return KupiecResult(
-        observations=t, exceptions=n, coverage=c, lr=lr, p_value=p_value, level=alpha, reject=p_value < alpha
+        observations=t,
+        exceptions=n,
+        coverage=c,
+        lr=lr,
+        p_value=p_value,
+        level=alpha,
+        reject=p_value < alpha,
+        null=null,
     )
+
+
+def binomial_law(observations: int, coverage: float) -> CountLaw:
+    """The exception count of a correct model on T independent observations: Bin(T, 1 - c)."""
+    _, t = _counts(0, observations)
+    c = _probability("coverage", coverage)
+    return CountLaw("binomial", binom.pmf(np.arange(t + 1), t, 1.0 - c))
+
+
+def overlap_law(
+    observations: int, coverage: float, mpor_steps: int, *, paths: int = OVERLAP_PATHS, seed: int = OVERLAP_SEED
+) -> CountLaw:
+    """The exception count of a correct model backtested at every step over T overlapping h-step windows,
+    simulated: `paths` Gaussian random walks of T + h - 1 steps, the loss of date t the walk's h-step move
+    from t, the requirement its exact c-quantile (z_c sqrt(h)); the pmf is the histogram of the counts.
+    With h = 1 this is Bin(T, 1 - c) up to sampling error. Repeatable (fixed `seed`); cached."""
+    _, t = _counts(0, observations)
+    c = _probability("coverage", coverage)
+    if isinstance(mpor_steps, bool) or operator.index(mpor_steps) < 1:
+        raise ValueError(f"mpor_steps: must be an integer >= 1, got {mpor_steps!r}")
+    return _simulated_law(t, c, operator.index(mpor_steps), paths, seed)
+
+
+@lru_cache(maxsize=64)
+def _simulated_law(t: int, c: float, h: int, paths: int, seed: int) -> CountLaw:
+    from scipy.special import ndtri
+
+    rng = np.random.default_rng(seed)
+    threshold = float(ndtri(c)) * np.sqrt(h)
+    counts = np.zeros(t + 1, dtype=np.float64)
+    chunk = max(1, 4_000_000 // (t + h))
+    for start in range(0, paths, chunk):
+        size = min(chunk, paths - start)
+        walk = np.cumsum(rng.standard_normal((size, t + h - 1)), axis=1)
+        walk = np.concatenate((np.zeros((size, 1)), walk), axis=1)
+        hits = np.count_nonzero(walk[:, h:] - walk[:, :-h] > threshold, axis=1)
+        counts += np.bincount(hits, minlength=t + 1)
+    pmf = counts / paths
+    pmf.setflags(write=False)
+    return CountLaw("simulated", pmf)
 
 
 def kupiec_region(observations: int, coverage: float, *, level: float = 0.05) -> tuple[int, int]:
@@ -281,22 +382,40 @@ def christoffersen(hits: ArrayLike, coverage: float, *, level: float = 0.05) -> 
     )
 
 
-def traffic_light(exceptions: int, observations: int, coverage: float = 0.99) -> TrafficLight:
-    """The Basel (1996) zone of k exceptions in T observations at coverage c, with P(X <= k), X ~ Bin(T, 1 - c).
+def traffic_light(
+    exceptions: int, observations: int, coverage: float = 0.99, *, law: CountLaw | None = None
+) -> TrafficLight:
+    """The Basel (1996) zone of k exceptions in T observations at coverage c, with P(X <= k), X ~ Bin(T, 1 - c)
+    (or X ~ `law`, a `CountLaw` for T).
 
     Green while P(X <= k) < 95%, yellow while < 99.99%, red beyond.
     """
     k, t = _counts(exceptions, observations)
     c = _probability("coverage", coverage)
-    cumulative = float(binom.cdf(k, t, 1.0 - c))
-    zone: Zone = "green" if cumulative < GREEN_BELOW else "yellow" if cumulative < YELLOW_BELOW else "red"
-    return TrafficLight(observations=t, exceptions=k, coverage=c, cumulative_probability=cumulative, zone=zone)
+    if law is not None and law.observations != t:
+        raise ValueError(f"law: is for {law.observations} observations, not {t}")
+    cumulative = float(binom.cdf(k, t, 1.0 - c)) if law is None else law.cdf(k)
+    return TrafficLight(
+        observations=t,
+        exceptions=k,
+        coverage=c,
+        cumulative_probability=cumulative,
+        zone=_zone(cumulative),
+        law="binomial" if law is None else law.name,
+    )
 
 
-def backtest(requirement: ArrayLike, loss: ArrayLike, coverage: float, *, level: float = 0.05) -> BacktestResult:
+def _zone(cumulative: float) -> Zone:
+    return "green" if cumulative < GREEN_BELOW else "yellow" if cumulative < YELLOW_BELOW else "red"
+
+
+def backtest(
+    requirement: ArrayLike, loss: ArrayLike, coverage: float, *, level: float = 0.05, law: CountLaw | None = None
+) -> BacktestResult:
     """Backtest one requirement series (T,) against realised losses (T,), T >= 2, at coverage c.
 
     Exceptions as in `exceptions`; Kupiec and Christoffersen at test `level`; the Basel zone at coverage c.
+    `law`: the count's law for Kupiec's p-value and the zone (default: chi-square and binomial).
     """
     hits = exceptions(requirement, loss)
     if hits.size < 2:
@@ -307,7 +426,62 @@ def backtest(requirement: ArrayLike, loss: ArrayLike, coverage: float, *, level:
         exceptions=n,
         exception_rate=n / t,
         coverage=_probability("coverage", coverage),
-        kupiec=kupiec_pof(n, t, coverage, level=level),
+        kupiec=kupiec_pof(n, t, coverage, level=level, law=law),
         christoffersen=christoffersen(hits, coverage, level=level),
-        traffic_light=traffic_light(n, t, coverage),
+        traffic_light=traffic_light(n, t, coverage, law=law),
     )
+
+
+def sample_dates(dates: int, mpor_steps: int, windows: Windows = "independent") -> NDArray[np.int64]:
+    """Indices of the dates an h-step backtest of `dates` consecutive dates tests: 0, h, 2h, ... whose MPOR
+    windows do not overlap ("independent"), or every date ("overlapping")."""
+    if windows not in WINDOWS:
+        raise ValueError(f"windows: must be one of {WINDOWS}, got {windows!r}")
+    return np.arange(0, dates, mpor_steps if windows == "independent" else 1, dtype=np.int64)
+
+
+def count_law(observations: int, coverage: float, mpor_steps: int, windows: Windows = "independent") -> CountLaw:
+    """The law of N that a backtest sampled by `sample_dates` reads its p-values and zones from: binomial for
+    independent windows (or h = 1), `overlap_law` for overlapping ones."""
+    if windows == "overlapping" and mpor_steps > 1:
+        return overlap_law(observations, coverage, mpor_steps)
+    return binomial_law(observations, coverage)
+
+
+def window_backtest(
+    requirement: ArrayLike,
+    loss: ArrayLike,
+    coverage: float,
+    mpor_steps: int,
+    *,
+    windows: Windows = "independent",
+    level: float = 0.05,
+) -> BacktestResult:
+    """Backtest a series of h-step losses (T,) taken at every step, sound for the overlap of their windows:
+    on the `sample_dates` with the exact `count_law` of N (module docstring)."""
+    required, realised = np.asarray(requirement, dtype=np.float64), np.asarray(loss, dtype=np.float64)
+    rows = sample_dates(required.shape[0], mpor_steps, windows)
+    if rows.size < 2:
+        raise ValueError(f"requirement: a backtest needs T >= 2 observations, got {rows.size} {windows} windows")
+    law = count_law(rows.size, coverage, mpor_steps, windows)
+    result = backtest(required[rows], realised[rows], coverage, level=level, law=law)
+    return replace(result, windows=windows, mpor_steps=int(mpor_steps))
+
+
+def rolling_zones(
+    hits: ArrayLike,
+    coverage: float,
+    mpor_steps: int = 1,
+    windows: Windows = "independent",
+    *,
+    window: int = ROLLING_WINDOW,
+) -> list[Zone | None]:
+    """The Basel zone of the exceptions among the last `window` observations, after each observation (T,):
+    None until `window` observations are in; the count's law as `count_law` gives it for `window`."""
+    flags = np.asarray(hits, dtype=np.bool_)
+    law = count_law(window, coverage, mpor_steps, windows)
+    cdf = np.minimum(np.cumsum(law.pmf), 1.0)
+    running = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
+    counts = running[window:] - running[:-window]
+    zones: list[Zone | None] = [None] * min(window - 1, flags.size)
+    return zones + [_zone(float(p)) for p in cdf[counts]]

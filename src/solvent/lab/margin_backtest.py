@@ -19,6 +19,14 @@ state along the dates (`engine.apc.buffer_path`: drawn while it rises, rebuilt i
 and its MM follows that charged IM: `maintenance.fraction` x IM, or in mode "liquidation" the floor x the
 charged IM or the horizon part of the margin without the tool, whichever is larger, at most the charged IM.
 
+As a CCP runs it (EMIR RTS 153/2013 art. 49): `start`/`end` restrict the backtested dates to a window while the
+history before it still warms up the estimators (the volatility path is causal, so a window's numbers are
+those of the whole run on its dates); the h-step windows are tested without overlap by default
+(`lab.backtest.window_backtest`); beside the end-of-window loss, the *path* loss is the worst point within
+the MPOR, max over s = 1..h of -q_t (P_{t+s} - P_t), backtested the same way; the Basel zone is also rolled
+over the last 250 observations; `date_rows` lays every date out (price, IM and MM per model and side, both
+losses, exceptions, whether the date is tested, the rolling zone) for `write_dates` (CSV and Parquet).
+
 A Python loop over dates (a few thousand), never over accounts; every model margins the date's whole
 reference book at once.
 """
@@ -40,7 +48,7 @@ from solvent.engine.apc import buffer_path
 from solvent.engine.book import CROSS, Book
 from solvent.errors import InputError
 from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Instrument, MarketSnapshot
-from solvent.lab.backtest import BacktestResult, backtest
+from solvent.lab.backtest import BacktestResult, Windows, rolling_zones, sample_dates, window_backtest
 from solvent.lab.models import ModelName, model_margin
 from solvent.lab.procyclicality import ProcyclicalityResult, procyclicality
 from solvent.liquidation.horizon import SECONDS_PER_DAY, liquidation_horizon_seconds, slices_needed
@@ -171,16 +179,43 @@ class HistoryBacktest:
     mm_steps: NDArray[np.int64]
     mm_coverage: float
     mm_results: dict[str, dict[str, BacktestResult]]
+    windows: Windows
+    window: tuple[str | None, str | None]
+    path_loss: FloatArray
+    path_results: dict[str, dict[str, BacktestResult]]
+
+    @property
+    def tested(self) -> NDArray[np.int64]:
+        """Indices of the dates the IM backtest tests (`lab.backtest.sample_dates`)."""
+        return sample_dates(self.dates.size, self.mpor_steps, self.windows)
+
+    def exception_dates(self, model: str, portfolio: int, *, path: bool = False) -> list[str]:
+        """The tested dates on which `portfolio`'s end-of-window (or, `path`, worst-point) loss exceeded IM."""
+        rows = self.tested
+        loss = (self.path_loss if path else self.loss)[portfolio, rows]
+        hit = rows[loss > self.requirement[model][portfolio, rows]]
+        return [_iso(d) for d in self.dates[hit]]
+
+    def rolling_zone(self, model: str, portfolio: int, *, path: bool = False) -> list[str | None]:
+        """(tested dates,) the Basel zone of the last 250 tested dates after each (None before 250)."""
+        rows = self.tested
+        loss = (self.path_loss if path else self.loss)[portfolio, rows]
+        hits = loss > self.requirement[model][portfolio, rows]
+        return list(rolling_zones(hits, self.coverage, self.mpor_steps, self.windows))
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready: per model and portfolio, the coverage tests, the procyclicality measures and the
-        capital locked (mean IM / notional)."""
+        """JSON-ready: per model and portfolio, the coverage tests (end-of-window and path loss), the exception
+        dates, the zone of the last 250 tested dates, the procyclicality measures and the capital locked
+        (mean IM / notional)."""
         return {
             "schema": "solvent.backtest/1",
             "assets": list(self.assets),
-            "first_date": f"{self.dates[0].astype('datetime64[s]')}Z" if self.dates.size else None,
-            "last_date": f"{self.dates[-1].astype('datetime64[s]')}Z" if self.dates.size else None,
+            "first_date": _iso(self.dates[0]) if self.dates.size else None,
+            "last_date": _iso(self.dates[-1]) if self.dates.size else None,
+            "window": {"from": self.window[0], "to": self.window[1]},
             "observations": int(self.dates.size),
+            "windows": self.windows,
+            "tested_observations": int(self.tested.size),
             "notional": self.notional,
             "mpor_steps": self.mpor_steps,
             "coverage": self.coverage,
@@ -189,6 +224,13 @@ class HistoryBacktest:
                     portfolio: {
                         "capital_locked": float(np.mean(self.requirement[model][p]) / self.notional),
                         "backtest": self.results[model][portfolio].to_dict(),
+                        "exception_dates": self.exception_dates(model, p),
+                        "zone_last_250": self.rolling_zone(model, p)[-1],
+                        "path": {
+                            "backtest": self.path_results[model][portfolio].to_dict(),
+                            "exception_dates": self.exception_dates(model, p, path=True),
+                            "zone_last_250": self.rolling_zone(model, p, path=True)[-1],
+                        },
                         "procyclicality": self.cyclicality[model][portfolio].to_dict(),
                         "maintenance": {
                             "capital_locked": float(np.mean(self.maintenance[model][p]) / self.notional),
@@ -215,13 +257,18 @@ def run_backtest(
     progress: Callable[[int, int], None] | None = None,
     source: str = "<history>",
     baselines: BaselineParams | None = None,
+    start: np.datetime64 | None = None,
+    end: np.datetime64 | None = None,
+    windows: Windows = "independent",
     vol_scale: FloatArray | None = None,
 ) -> HistoryBacktest:
     """Backtest `models` on `history` (see the module docstring). `assets` (default every asset of the
     history) must be priced on every backtested date: the dates run from the first at which all of them have
-    `warmup` returns to the last with a close h steps later. `progress(done, total)` is called per date.
-    `baselines`: the venue rules' parameters (default `BaselineParams()`). `vol_scale` (T,): a multiplier on every
-    asset's fast volatility at each close of `history` (an external signal's, lab.toxicity_backtest); None: 1."""
+    `warmup` returns (and not before `start`) to the last with a close h steps later (and that close not after
+    `end`). `windows`: how the h-step losses are sampled (`lab.backtest.sample_dates`). `progress(done,
+    total)` is called per date. `baselines`: the venue rules' parameters (default `BaselineParams()`).
+    `vol_scale` (T,): a multiplier on every asset's fast volatility at each close of `history` (an external
+    signal's, lab.toxicity_backtest); None: 1."""
     assets = history.assets if assets is None else assets
     missing = [a for a in assets if a not in history.assets]
     if missing:
@@ -236,14 +283,7 @@ def run_backtest(
     priced: NDArray[np.bool_] = np.asarray(
         np.isfinite(closes).all(axis=1) & np.isfinite(paths.vol[:, columns]).all(axis=1)
     )
-    first = int(np.argmax(priced)) + warmup if priced.any() else closes.shape[0]
-    dates = [
-        t
-        for t in range(first, closes.shape[0] - reach)
-        if priced[t] and np.isfinite(closes[t + h]).all() and np.isfinite(closes[t + mm_steps]).all()
-    ]
-    if len(dates) < 30:
-        raise InputError(source, "closes", f"{len(dates)} dates to backtest after the warm-up; at least 30 needed")
+    dates = window_rows(history.timestamps, priced, closes, reach, warmup, start, end, source)
     n_portfolios = 2 * len(assets)
     requirement: dict[str, FloatArray] = {m: np.empty((n_portfolios, len(dates))) for m in models}
     # The models that read the parameters once more without the anti-procyclicality tool: its cost.
@@ -252,11 +292,16 @@ def run_backtest(
     no_tool_paths = _scaled(vol_path(history, no_tool), vol_scale)
     without: dict[str, FloatArray] = {m: np.empty((n_portfolios, len(dates))) for m in with_tool}
     without_mm: dict[str, FloatArray] = {m: np.empty((n_portfolios, len(dates))) for m in with_tool}
-    loss = np.empty((n_portfolios, len(dates)))
     maintenance: dict[str, FloatArray] = {m: np.empty((n_portfolios, len(dates))) for m in models}
-    mm_loss = np.empty((n_portfolios, len(dates)))
-    sign = np.tile([1.0, -1.0], len(assets))
+    rows = np.asarray(dates, dtype=np.int64)
     column = np.repeat(np.arange(len(assets)), 2)
+    exposure = notional * np.tile([1.0, -1.0], len(assets))[:, np.newaxis]  # (P, 1) signed notional
+    # (h, P, T) the loss of each portfolio s = 1..h steps after each date: its last is the end-of-window loss.
+    moves = np.stack([closes[rows + s][:, column].T / closes[rows][:, column].T - 1.0 for s in range(1, h + 1)])
+    loss = -exposure * moves[-1]
+    path_loss = np.max(-exposure * moves, axis=0)
+    mm_close = closes[rows[np.newaxis, :] + mm_steps[:, np.newaxis], column[:, np.newaxis]]
+    mm_loss = -exposure * (mm_close / closes[rows][:, column].T - 1.0)
     for k, t in enumerate(dates):
         market = _snapshot(history, assets, columns, paths, t)
         book = reference_book(assets, closes[t], notional)
@@ -271,9 +316,6 @@ def run_backtest(
                 bare_required = model_margin(m, book, bare, no_tool, past)
                 without[m][:, k] = bare_required.im
                 without_mm[m][:, k] = bare_required.mm
-        moved = closes[t + h] / closes[t] - 1.0
-        loss[:, k] = -notional * np.repeat(moved, 2) * sign
-        mm_loss[:, k] = -notional * (closes[t + mm_steps, column] / closes[t, column] - 1.0) * sign
         if progress is not None:
             progress(k + 1, len(dates))
     volatility = params.volatility
@@ -289,10 +331,21 @@ def run_backtest(
                 np.maximum(maintenance_params.floor * charged, without_mm["multi"]), charged
             )
     portfolios = tuple(str(name) for name in reference_book(assets, closes[dates[0]], notional).account_ids)
-    results: dict[str, dict[str, BacktestResult]] = {
-        m: {p: backtest(requirement[m][i], loss[i], params.confidence) for i, p in enumerate(portfolios)}
-        for m in models
-    }
+
+    def tests(
+        required: dict[str, FloatArray], losses: FloatArray, coverage: float, steps: NDArray[np.int64]
+    ) -> dict[str, dict[str, BacktestResult]]:
+        return {
+            m: {
+                p: window_backtest(required[m][i], losses[i], coverage, int(steps[i]), windows=windows)
+                for i, p in enumerate(portfolios)
+            }
+            for m in models
+        }
+
+    im_steps = np.full(n_portfolios, h, dtype=np.int64)
+    results = tests(requirement, loss, params.confidence, im_steps)
+    path_results = tests(requirement, path_loss, params.confidence, im_steps)
     cyclicality: dict[str, dict[str, ProcyclicalityResult]] = {
         m: {
             p: procyclicality(requirement[m][i], without_tool=without[m][i] if m in without else None)
@@ -301,10 +354,7 @@ def run_backtest(
         for m in models
     }
     mm_coverage = params.maintenance.confidence if params.maintenance.mode == "model" else params.confidence
-    mm_results: dict[str, dict[str, BacktestResult]] = {
-        m: {p: backtest(maintenance[m][i], mm_loss[i], mm_coverage) for i, p in enumerate(portfolios)}
-        for m in models
-    }
+    mm_results = tests(maintenance, mm_loss, mm_coverage, mm_steps)
     return HistoryBacktest(
         assets=assets,
         portfolios=portfolios,
@@ -323,6 +373,10 @@ def run_backtest(
         mm_steps=mm_steps,
         mm_coverage=mm_coverage,
         mm_results=mm_results,
+        windows=windows,
+        window=(None if start is None else _iso(start), None if end is None else _iso(end)),
+        path_loss=path_loss,
+        path_results=path_results,
     )
 
 
@@ -335,6 +389,31 @@ def _scaled(paths: VolPath, scale: FloatArray | None) -> VolPath:
         vol_long=paths.vol_long,
         vol_stressed=paths.vol_stressed,
     )
+
+
+def window_rows(
+    timestamps: NDArray[np.datetime64],
+    priced: NDArray[np.bool_],
+    closes: FloatArray,
+    reach: int,
+    warmup: int,
+    start: np.datetime64 | None,
+    end: np.datetime64 | None,
+    source: str,
+) -> list[int]:
+    """The rows t a backtest tests: `priced` (T,) at t, at least `warmup` rows after the first priced one and
+    not before `start`, every close (T, A) of the `reach` steps after t finite and the last of them not after
+    `end`. Fewer than 30 is an InputError."""
+    first = int(np.argmax(priced)) + warmup if priced.any() else closes.shape[0]
+    if start is not None:
+        first = max(first, int(np.searchsorted(timestamps, start, side="left")))
+    stop = closes.shape[0] if end is None else int(np.searchsorted(timestamps, end, side="right"))
+    rows = [t for t in range(first, stop - reach) if priced[t] and np.isfinite(closes[t + 1 : t + reach + 1]).all()]
+    if len(rows) < 30:
+        window = "" if start is None and end is None else f" in the window {_iso(start)} to {_iso(end)}"
+        message = f"{len(rows)} dates to backtest after the warm-up{window}; at least 30 needed"
+        raise InputError(source, "closes", message)
+    return rows
 
 
 def _liquidation_steps(
@@ -364,6 +443,11 @@ def _snapshot(
         for name, c in zip(assets, columns, strict=True)
     }
     return MarketSnapshot(schema=MARKET_SCHEMA, time=time, assets=quotes)
+
+
+def _iso(date: np.datetime64 | None) -> str:
+    """`date` as ISO-8601 UTC in whole seconds (``...Z``); "" for None."""
+    return "" if date is None else f"{np.asarray(date).astype('datetime64[s]')}Z"
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -239,7 +239,9 @@ def backtest_charts(run: HistoryBacktest) -> tuple[Chart, Chart, Chart]:
     loss = run.loss[long_row] / run.notional
     panels = []
     for model in run.models:
-        hit = exceptions(run.requirement[model][long_row], run.loss[long_row])  # as the table counts them
+        tested = run.tested  # as the table counts them: on the tested dates (non-overlapping windows by default)
+        hit = np.zeros(dates.size, dtype=bool)
+        hit[tested] = exceptions(run.requirement[model][long_row, tested], run.loss[long_row, tested])
         count = int(hit.sum())
         panels.append(
             Panel(
@@ -250,7 +252,7 @@ def backtest_charts(run: HistoryBacktest) -> tuple[Chart, Chart, Chart]:
                 ),
                 "share",
                 "date",
-                f"{model}: {count} exception{'' if count == 1 else 's'} in {dates.size} dates",
+                f"{model}: {count} exception{'' if count == 1 else 's'} in {run.tested.size} tested dates",
             )
         )
     breaches = Chart(f"Exceptions, long {asset}: realised loss against IM (share of notional)", tuple(panels))
@@ -262,7 +264,8 @@ def backtest_section(run: HistoryBacktest) -> Section:
     summary = run.summary()
     return Section(
         heading=f"{', '.join(run.assets)}: {summary['first_date']} to {summary['last_date']} "
-        f"({summary['observations']} dates, MPOR {run.mpor_steps} steps, coverage {run.coverage:.2%})",
+        f"({summary['observations']} dates, MPOR {run.mpor_steps} steps, coverage {run.coverage:.2%}; "
+        f"{summary['windows']} windows: {summary['tested_observations']} dates tested)",
         findings=tuple(backtest_findings(summary)),
         tables=(html_table(backtest_table(summary)),),
         charts=backtest_charts(run),

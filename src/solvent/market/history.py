@@ -16,6 +16,14 @@ columns; the closes are kept) and CryptoDataDownload hourly files (a banner line
 layout ``date,symbol,open,high,low,close,...`` with dates like ``2019-10-17 09-AM``, newest first;
 symbol ``BTCUSD`` becomes asset ``BTC``).
 
+Any other CSV of closes, as an exchange or a data vendor exports it (candle files with or without a header,
+epoch times in s, ms or us, CryptoDataDownload's newer ``unix,date,symbol,...`` files), is read as it is with
+a column mapping, `HistoryColumns` (on the command line `--columns "skip=1,time=date,close=close,symbol=symbol"`,
+`parse_columns`): the lines to skip before the header, the time and close columns (a name, or a 0-based
+position in a file without a header), the symbol column of a long file (one asset per symbol, as above) or
+the asset a single-asset file holds, and the time's strptime format when it is neither ISO-8601 nor epoch
+numbers.
+
 Rows are sorted by timestamp; a repeated timestamp with the same closes is dropped, one with
 different closes is an error. Every problem raises InputError naming the file, the row (1-based,
 counting data rows after the header) or column, and what is wrong.
@@ -78,6 +86,63 @@ CDD_LAYOUT = _TimeLayout(
 QUOTE_SUFFIXES = ("USDT", "USDC", "USD", "EUR")
 
 
+#: Epoch numbers at least this large are read in ms, us or ns (a time in seconds this large is after year 5000).
+EPOCH_UNITS = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"))
+EPOCH_PATTERN = r"^\d+(\.\d+)?$"
+
+
+@dataclass(frozen=True)
+class HistoryColumns:
+    """How to read a foreign CSV of closes (module docstring). `time`, `close`, `symbol`: column names, or
+    0-based positions (the only way without a header, or for an unnamed column); `asset`: the name of a
+    single-asset file's asset (default the close column's name); `skip`: lines before the header (or before
+    the data without one); `time_format`: a strptime format (default: epoch numbers, their unit from their
+    size, or ISO-8601)."""
+
+    time: str
+    close: str
+    symbol: str | None = None
+    asset: str | None = None
+    skip: int = 0
+    header: bool = True
+    time_format: str | None = None
+
+
+COLUMN_KEYS = ("time", "close", "symbol", "asset", "skip", "header", "format")
+
+
+def parse_columns(text: str) -> HistoryColumns:
+    """`HistoryColumns` from ``key=value`` pairs separated by commas: time, close, symbol, asset, skip (an
+    integer), header (yes/no), format (a strptime format; no commas). Raises InputError naming the pair."""
+    pairs: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in COLUMN_KEYS or not value:
+            raise InputError("--columns", item or "''", f"expected key=value with key one of {', '.join(COLUMN_KEYS)}")
+        if key in pairs:
+            raise InputError("--columns", key, "given twice")
+        pairs[key] = value
+    for needed in ("time", "close"):
+        if needed not in pairs:
+            raise InputError("--columns", needed, "missing (the time and close columns are needed)")
+    skip = pairs.get("skip", "0")
+    if not skip.isdigit():
+        raise InputError("--columns", "skip", f"must be a whole number of lines, got {skip!r}")
+    header = pairs.get("header", "yes").lower()
+    if header not in ("yes", "no"):
+        raise InputError("--columns", "header", f"must be yes or no, got {header!r}")
+    return HistoryColumns(
+        time=pairs["time"],
+        close=pairs["close"],
+        symbol=pairs.get("symbol"),
+        asset=pairs.get("asset"),
+        skip=int(skip),
+        header=header == "yes",
+        time_format=pairs.get("format"),
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class PriceHistory:
     """Closes (T, A), NaN where an asset has no price yet; timestamps (T,) ascending, datetime64[s]."""
@@ -106,10 +171,13 @@ class PriceHistory:
 # ----------------------------------------------------------------------------------------- reading
 
 
-def read_history(path: str | os.PathLike[str]) -> PriceHistory:
-    """Read a price history: `solvent.history/1` CSV or Parquet (by suffix), or a Bitstamp daily
-    or CryptoDataDownload hourly CSV as downloaded. Raises InputError on any bad input."""
+def read_history(path: str | os.PathLike[str], columns: HistoryColumns | None = None) -> PriceHistory:
+    """Read a price history: `solvent.history/1` CSV or Parquet (by suffix), a Bitstamp daily or
+    CryptoDataDownload hourly CSV as downloaded, or with `columns` any CSV of closes read by that mapping.
+    Raises InputError on any bad input."""
     source = str(path)
+    if columns is not None:
+        return _read_mapped(source, columns)
     if source.lower().endswith(".parquet"):
         return _read_parquet(source)
     try:
@@ -148,13 +216,14 @@ def _fields(line: str) -> list[str]:
     return next(csv.reader([line]), [])
 
 
-def _read_csv(source: str, skip_rows: int, columns: list[str]) -> pa.Table:
-    """Read `columns` of a CSV (header after `skip_rows` lines) as text, converted later with
-    row-exact errors; a row with the wrong number of fields is an InputError naming its line."""
+def _read_csv(source: str, skip_rows: int, columns: list[str], *, header: bool = True) -> pa.Table:
+    """Read `columns` of a CSV (header after `skip_rows` lines; without one the columns are f0, f1, ...) as
+    text, converted later with row-exact errors; a row with the wrong number of fields is an InputError
+    naming its line."""
     try:
         return pcsv.read_csv(
             source,
-            read_options=pcsv.ReadOptions(skip_rows=skip_rows),
+            read_options=pcsv.ReadOptions(skip_rows=skip_rows, autogenerate_column_names=not header),
             convert_options=pcsv.ConvertOptions(
                 column_types=dict.fromkeys(columns, pa.string()),
                 include_columns=columns,
@@ -172,7 +241,9 @@ def _read_csv(source: str, skip_rows: int, columns: list[str]) -> pa.Table:
         try:  # single-threaded, so that pyarrow knows the line number of the bad row
             pcsv.read_csv(
                 source,
-                read_options=pcsv.ReadOptions(skip_rows=skip_rows, use_threads=False),
+                read_options=pcsv.ReadOptions(
+                    skip_rows=skip_rows, use_threads=False, autogenerate_column_names=not header
+                ),
                 parse_options=pcsv.ParseOptions(invalid_row_handler=record),
             )
         except pa.ArrowInvalid:
@@ -213,7 +284,75 @@ def _read_cdd_hourly(source: str, header: list[str]) -> PriceHistory:
     table = _read_csv(source, 1, ["date", "symbol", "close"])
     timestamps = _parse_timestamps(source, table.column("date"), CDD_LAYOUT, "date")
     closes = _closes(source, [table.column("close")], ["close"])[:, 0]
-    symbols = table.column("symbol")
+    return _long_to_wide(source, timestamps, table.column("symbol"), closes)
+
+
+def _read_mapped(source: str, columns: HistoryColumns) -> PriceHistory:
+    """A CSV read through `columns`: its time and close columns (and symbol column, if a long file)."""
+    named = [columns.time, columns.close, *([columns.symbol] if columns.symbol else [])]
+    if not columns.header:
+        bad = [n for n in named if not n.isdigit()]
+        if bad:
+            raise InputError("--columns", bad[0], "must be a 0-based column position in a file without a header")
+        named = [f"f{n}" for n in named]
+    else:
+        header = _header_line(source, columns.skip)
+        # A position names the column at it (an unnamed date column, say) unless a column has that name.
+        named = [header[int(n)] if n not in header and n.isdigit() and int(n) < len(header) else n for n in named]
+        missing = [n for n in named if n not in header]
+        if missing:
+            raise InputError(source, "header", f"no column {missing[0]!r} (the header has {header})")
+    time_column, close_column = named[0], named[1]
+    table = _read_csv(source, columns.skip, list(dict.fromkeys(named)), header=columns.header)
+    timestamps = _mapped_timestamps(source, table.column(time_column), columns.time, columns.time_format)
+    closes = _closes(source, [table.column(close_column)], [columns.close])
+    if columns.symbol is not None:
+        return _long_to_wide(source, timestamps, table.column(named[2]), closes[:, 0])
+    asset = columns.asset or columns.close
+    _check_asset_names(source, [asset])
+    return _assemble(source, timestamps, (asset,), closes)
+
+
+def _header_line(source: str, skip: int) -> list[str]:
+    """The fields of the header line after `skip` lines."""
+    try:
+        with open(source, encoding="utf-8-sig", errors="replace", newline="") as handle:
+            for _ in range(skip):
+                handle.readline()
+            return _fields(handle.readline().strip())
+    except OSError as exc:
+        raise InputError(source, "", exc.strerror or str(exc)) from None
+
+
+def _mapped_timestamps(
+    source: str, column: pa.ChunkedArray, name: str, time_format: str | None
+) -> NDArray[np.datetime64]:
+    """Seconds since the epoch (UTC): by `time_format`, or epoch numbers (unit by size), or ISO-8601."""
+    _check_not_null(source, column, name)
+    text = pc.utf8_trim_whitespace(column)
+    if time_format is not None:
+        parsed = pc.strptime(text, format=time_format, unit="s", error_is_null=True)
+        bad = np.flatnonzero(np.asarray(parsed.is_null().to_numpy(zero_copy_only=False), dtype=np.bool_))
+        if bad.size:
+            i = int(bad[0])
+            raise InputError(
+                source, f"row {i + 1}", f"column {name}: cannot parse {column[i].as_py()!r} as {time_format!r}"
+            )
+        return np.asarray(parsed.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64).astype(
+            "datetime64[s]"
+        )
+    numbers = np.asarray(pc.match_substring_regex(text, EPOCH_PATTERN).to_numpy(zero_copy_only=False), dtype=bool)
+    if not numbers.all():
+        return _parse_timestamps(source, column, ISO_LAYOUT, name)
+    values = np.asarray(text.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    scale = next((10.0 ** {"ns": 9, "us": 6, "ms": 3}[u] for limit, u in EPOCH_UNITS if values.max() >= limit), 1.0)
+    return np.floor(values / scale).astype(np.int64).astype("datetime64[s]")
+
+
+def _long_to_wide(
+    source: str, timestamps: NDArray[np.datetime64], symbols: pa.ChunkedArray, closes: FloatArray
+) -> PriceHistory:
+    """A long file (one row per time and symbol) as one column per symbol's asset, on the union of times."""
     _check_not_null(source, symbols, "symbol")
     names = np.asarray(symbols.to_numpy(zero_copy_only=False), dtype=object)
     unique = sorted(set(names.tolist()))
@@ -309,6 +448,10 @@ def _read_parquet(source: str) -> PriceHistory:
 
 
 def _asset_from_symbol(symbol: str) -> str:
+    """The base asset of a pair: before a separator (``BTC/USDT``, ``BTC-USD``), or less a quote suffix."""
+    base = re.split(r"[/_-]", symbol, maxsplit=1)[0]
+    if base and base != symbol:
+        return base
     for suffix in QUOTE_SUFFIXES:
         if symbol.endswith(suffix) and len(symbol) > len(suffix):
             return symbol[: -len(suffix)]
