@@ -194,11 +194,18 @@ def _net(records: Iterable[CrifRecord]) -> dict[_FactorKey, list[float]]:
     return net
 
 
-def split_by_regulation(records: Sequence[CrifRecord]) -> dict[tuple[str, str], dict[str, list[CrifRecord]]]:
-    """(side, portfolio) -> regulation -> records, with ORE's SEC/CFTC and Unspecified rules."""
+def split_by_regulation(
+    records: Sequence[CrifRecord], *, enforce_regulations: bool = True
+) -> dict[tuple[str, str], dict[str, list[CrifRecord]]]:
+    """(side, portfolio) -> regulation -> records, with ORE's SEC/CFTC and Unspecified rules.
+
+    Without `enforce_regulations` every row goes to "Unspecified" on both sides (ORE's
+    enforceIMRegulations = false, the default of its Python SimmCalculator).
+    """
     split: dict[tuple[str, str], dict[str, list[CrifRecord]]] = {}
     for r in records:
-        for side, regs in (("Call", r.collect_regulations), ("Post", r.post_regulations)):
+        sides = (("Call", r.collect_regulations), ("Post", r.post_regulations)) if enforce_regulations else (("Call", ""), ("Post", ""))
+        for side, regs in sides:
             for reg in _regulations(regs) - {"Excluded"}:
                 split.setdefault((side, r.portfolio), {}).setdefault(reg, []).append(r)
     for regs in split.values():
@@ -234,11 +241,11 @@ def _close(x: float, y: float) -> bool:
     return diff <= tolerance * abs(x) and diff <= tolerance * abs(y)
 
 
-def calculate(records: Sequence[CrifRecord], cal: Calibration) -> SimmReport:
-    """SIMM of every portfolio in `records` under `cal`."""
+def calculate(records: Sequence[CrifRecord], cal: Calibration, *, enforce_regulations: bool = True) -> SimmReport:
+    """SIMM of every portfolio in `records` under `cal` (per regulation unless `enforce_regulations` is off)."""
     results: list[SimmResult] = []
     winners: dict[tuple[str, str], str] = {}
-    for (side, portfolio), regs in sorted(split_by_regulation(records).items()):
+    for (side, portfolio), regs in sorted(split_by_regulation(records, enforce_regulations=enforce_regulations).items()):
         mine: list[SimmResult] = []
         for regulation, rows in sorted(regs.items()):
             net = _net(rows)
