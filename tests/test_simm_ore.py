@@ -37,7 +37,9 @@ KINDS = ("IRCurve", "IRCurve", "Inflation", "XCcyBasis", "IRVol", "InflationVol"
          "CreditNonQ", "CreditVolNonQ", "BaseCorr", "Equity", "EquityVol", "Commodity", "CommodityVol")  # fmt: skip
 
 
-def random_crif(seed: int, kinds: tuple[str, ...] = KINDS, regs: tuple[str, ...] = REGS) -> tuple[str, dict[tuple[str, str], str]]:
+def random_crif(
+    seed: int, kinds: tuple[str, ...] = KINDS, regs: tuple[str, ...] = REGS
+) -> tuple[str, dict[tuple[str, str], str]]:
     """A CRIF text and its (risk type, qualifier) -> bucket map, all risk classes, a few portfolios."""
     rng = random.Random(seed)
     buckets: dict[tuple[str, str], str] = {}
@@ -82,7 +84,9 @@ def random_crif(seed: int, kinds: tuple[str, ...] = KINDS, regs: tuple[str, ...]
     return buffer.getvalue(), buckets
 
 
-def _ore_totals(text: str, buckets: dict[tuple[str, str], str], version: str, mpor: int) -> dict[tuple[str, str], float]:
+def _ore_totals(
+    text: str, buckets: dict[tuple[str, str], str], version: str, mpor: int
+) -> dict[tuple[str, str], float]:
     mapper = ORE.SimmBucketMapperBase()
     for (rt, q), b in buckets.items():
         mapper.addMapping(getattr(ORE.CrifRecord, rt.replace("Risk_", "RiskType_")), q, b)

@@ -34,6 +34,12 @@ from solvent.formats.results import result_json, write_result
 from solvent.formats.schemas import MarketSnapshot
 from solvent.market.history import PriceHistory, read_history
 from solvent.params import MarginParams
+from solvent.simm.calibration import DEFAULT_VERSION as SIMM_DEFAULT
+from solvent.simm.calibration import VERSIONS as SIMM_VERSIONS
+from solvent.simm.report import print_table as simm_table
+from solvent.simm.report import simm_report
+from solvent.simm.report import to_csv as simm_csv
+from solvent.simm.report import to_json as simm_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_INPUT = 2
@@ -240,6 +246,36 @@ def _explain(
         lambda console: print_explain(attribution, console),
         lambda: attribution.to_json(market.time.isoformat()).decode(),
     )
+
+
+@main.command()
+@click.argument("crif_paths", nargs=-1, required=True, metavar="CRIF...")
+@click.option(
+    "--version", "simm_version", type=click.Choice(sorted(SIMM_VERSIONS)), default=SIMM_DEFAULT, show_default=True
+)
+@click.option("--calibration", "calibration_path", default=None, help="A calibration XML in ORE's layout instead.")
+@click.option("--mpor", type=click.Choice(["10", "1"]), default="10", show_default=True, help="Margin period (days).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--out", "out_path", default=None, help="Write results here instead of standard output.")
+@_fail_cleanly
+def simm(
+    crif_paths: tuple[str, ...],
+    simm_version: str,
+    calibration_path: str | None,
+    mpor: str,
+    fmt: str,
+    out_path: str | None,
+) -> None:
+    """ISDA SIMM of every portfolio in one or more CRIF files (docs/simm.md)."""
+    report = simm_report(crif_paths, simm_version, int(mpor), calibration_path)
+    if fmt == "csv":
+        text = simm_csv(report)
+        if out_path is None:
+            click.echo(text, nl=False)
+        else:
+            write_text_atomic(out_path, lambda handle: print(text, file=handle, end=""))
+        return
+    _emit(fmt, out_path, lambda console: simm_table(report, console), lambda: simm_json(report).rstrip("\n"))
 
 
 @main.command()

@@ -31,7 +31,8 @@ SIDES = ("Call", "Post")
 RISK_CLASSES = ("InterestRate", "CreditQualifying", "CreditNonQualifying", "Equity", "Commodity", "FX")
 MARGIN_TYPES = ("Delta", "Vega", "Curvature", "BaseCorr", "AdditionalIM")
 PRODUCT_CLASSES = (
-    "RatesFX", "Rates", "FX", "Credit", "Equity", "Commodity", "Empty", "Other", "AddOnNotionalFactor", "AddOnFixedAmount",
+    "RatesFX", "Rates", "FX", "Credit", "Equity", "Commodity", "Empty", "Other", "AddOnNotionalFactor",
+    "AddOnFixedAmount",
 )  # fmt: skip
 # ORE's order of precedence when two regulations give the same IM.
 REGULATIONS = (
@@ -183,7 +184,8 @@ def _regulations(text: str) -> set[str]:
 def _net(records: Iterable[CrifRecord]) -> dict[_FactorKey, list[float]]:
     net: dict[_FactorKey, list[float]] = {}
     for r in records:
-        key = (r.product_class or "Empty", r.risk_type, r.qualifier, r.bucket, r.label1, r.label2)
+        qualifier = _fx_pair(r.qualifier) if r.risk_type == "Risk_FXVol" else r.qualifier
+        key = (r.product_class or "Empty", r.risk_type, qualifier, r.bucket, r.label1, r.label2)
         if key in net and r.risk_type in _FACTORS:
             net[key] = [max(net[key][0], r.amount), max(net[key][1], r.amount_usd)]  # a factor is not a sum
         elif key in net:
@@ -192,6 +194,12 @@ def _net(records: Iterable[CrifRecord]) -> dict[_FactorKey, list[float]]:
         else:
             net[key] = [r.amount, r.amount_usd]
     return net
+
+
+def _fx_pair(qualifier: str) -> str:
+    """An FX volatility's currency pair in alphabetical order (USDJPY and JPYUSD are one risk factor), as ORE."""
+    a, b = qualifier[:3], qualifier[3:]
+    return a + b if a <= b else b + a
 
 
 def split_by_regulation(
@@ -204,9 +212,13 @@ def split_by_regulation(
     """
     split: dict[tuple[str, str], dict[str, list[CrifRecord]]] = {}
     for r in records:
-        sides = (("Call", r.collect_regulations), ("Post", r.post_regulations)) if enforce_regulations else (("Call", ""), ("Post", ""))
-        for side, regs in sides:
-            for reg in _regulations(regs) - {"Excluded"}:
+        sides = (
+            (("Call", r.collect_regulations), ("Post", r.post_regulations))
+            if enforce_regulations
+            else (("Call", ""), ("Post", ""))
+        )
+        for side, names in sides:
+            for reg in _regulations(names) - {"Excluded"}:
                 split.setdefault((side, r.portfolio), {}).setdefault(reg, []).append(r)
     for regs in split.values():
         if "CFTC" in regs and "SEC" in regs:
@@ -245,7 +257,9 @@ def calculate(records: Sequence[CrifRecord], cal: Calibration, *, enforce_regula
     """SIMM of every portfolio in `records` under `cal` (per regulation unless `enforce_regulations` is off)."""
     results: list[SimmResult] = []
     winners: dict[tuple[str, str], str] = {}
-    for (side, portfolio), regs in sorted(split_by_regulation(records, enforce_regulations=enforce_regulations).items()):
+    for (side, portfolio), regs in sorted(
+        split_by_regulation(records, enforce_regulations=enforce_regulations).items()
+    ):
         mine: list[SimmResult] = []
         for regulation, rows in sorted(regs.items()):
             net = _net(rows)

@@ -38,16 +38,25 @@ _UNIQUE_WEIGHTS = {"Inflation": "Risk_Inflation", "XCcyBasis": "Risk_XCcyBasis",
 
 TENORS = ("2w", "1m", "3m", "6m", "1y", "2y", "3y", "5y", "10y", "15y", "20y", "30y")
 _TENOR_DAYS = {
-    "2w": 14.0, "1m": 365.0 / 12.0, "3m": 3.0 * 365.0 / 12.0, "6m": 6.0 * 365.0 / 12.0, "1y": 365.0,
-    "2y": 2.0 * 365.0, "3y": 3.0 * 365.0, "5y": 5.0 * 365.0, "10y": 10.0 * 365.0, "15y": 15.0 * 365.0,
-    "20y": 20.0 * 365.0, "30y": 30.0 * 365.0,
+    "2w": 14.0,
+    "1m": 365.0 / 12.0,
+    "3m": 3.0 * 365.0 / 12.0,
+    "6m": 6.0 * 365.0 / 12.0,
+    "1y": 365.0,
+    "2y": 2.0 * 365.0,
+    "3y": 3.0 * 365.0,
+    "5y": 5.0 * 365.0,
+    "10y": 10.0 * 365.0,
+    "15y": 15.0 * 365.0,
+    "20y": 20.0 * 365.0,
+    "30y": 30.0 * 365.0,
 }
 CREDIT_TENORS = ("1y", "2y", "3y", "5y", "10y")
 
 # ORE expresses concentration thresholds in millions of USD.
 _THRESHOLD_UNITS = 1_000_000.0
 
-VERSIONS = {"2.4": "simm_2.4.xml", "2.3.8": "simm_2.4.xml", "2.6": "simm_2.6.xml", "2.8+2506": "simm_2.8+2506.xml"}
+VERSIONS = {"2.6": "simm_2.6.xml", "2.8+2506": "simm_2.8+2506.xml"}
 DEFAULT_VERSION = "2.6"
 
 
@@ -104,7 +113,7 @@ class Calibration:
     @property
     def curvature_scaling(self) -> float:
         """HVR_IR^-2, the factor on interest-rate curvature margin (SIMM 2.6 paragraph 11(d))."""
-        return self.hvr_ir**-2.0
+        return 1.0 / (self.hvr_ir * self.hvr_ir)
 
     def curvature_weight(self, tenor: str) -> float:
         """SF(t) = 0.5 * min(1, 14 / t) at 10 days, 0.5 * min(1, 1.4 / t) at 1 day (t in days), as ORE."""
@@ -115,7 +124,7 @@ class Calibration:
         if self.mpor_days == 1:
             return math.inf
         if risk_type in ("Risk_IRCurve", "Risk_IRVol"):
-            return self.bucket_thresholds[risk_type][self.ir_threshold_groups.group(qualifier)]
+            return float(self.bucket_thresholds[risk_type][self.ir_threshold_groups.group(qualifier)])
         if risk_type == "Risk_FX":
             return self.bucket_thresholds[risk_type][self.fx_threshold_groups.group(qualifier)]
         if risk_type == "Risk_FXVol":
@@ -161,7 +170,7 @@ def _for_mpor(parent: ET.Element, tag: str, mpor: int) -> ET.Element | None:
     return None
 
 
-def parse_calibration(text: str, version: str, mpor_days: int, source: str) -> Calibration:  # noqa: C901 - one pass over one file
+def parse_calibration(text: str, version: str, mpor_days: int, source: str) -> Calibration:
     """Read one ORE-layout calibration document for the given margin period (10 or 1 day)."""
     if mpor_days not in (10, 1):
         raise InputError(source, "mpor", f"SIMM has 10-day and 1-day calibrations, not {mpor_days}")
@@ -227,8 +236,14 @@ def parse_calibration(text: str, version: str, mpor_days: int, source: str) -> C
             else:
                 scalars[f"{prefix}_residual"] = value
         inter[delta_rt] = {_key(c): _num(c, source) for c in correlations.iterfind("InterBucket/Correlation")}
-        for tag, name in (("SubCurves", "ir_sub_curve"), ("Inflation", "ir_inflation"), ("XCcyBasis", "ir_xccy"),
-                          ("Outer", "ir_outer"), ("Volatility", "fx_vol"), ("BaseCorrelation", "base_corr")):
+        for tag, name in (
+            ("SubCurves", "ir_sub_curve"),
+            ("Inflation", "ir_inflation"),
+            ("XCcyBasis", "ir_xccy"),
+            ("Outer", "ir_outer"),
+            ("Volatility", "fx_vol"),
+            ("BaseCorrelation", "base_corr"),
+        ):
             element = correlations.find(tag)
             if element is not None:
                 scalars[name] = _num(element, source)
@@ -245,7 +260,8 @@ def parse_calibration(text: str, version: str, mpor_days: int, source: str) -> C
         if rc_name in ("InterestRate", "FX"):
             groups[f"{rc_name}_threshold"] = _groups(thresholds.find("CurrencyLists"))
     risk_class_corr = {
-        (c.attrib["label1"], c.attrib["label2"]): _num(c, source) for c in calibration.iterfind("RiskClassCorrelations/Correlation")
+        (c.attrib["label1"], c.attrib["label2"]): _num(c, source)
+        for c in calibration.iterfind("RiskClassCorrelations/Correlation")
     }
     return Calibration(
         version=version,
@@ -292,7 +308,7 @@ def load_calibration_file(path: str | Path, mpor_days: int = 10) -> Calibration:
 
 @cache
 def load_calibration(version: str = DEFAULT_VERSION, mpor_days: int = 10) -> Calibration:
-    """The calibration shipped for `version` ("2.4", "2.6" or "2.8+2506") at 10 or 1 day."""
+    """The calibration shipped for `version` ("2.6" or "2.8+2506") at 10 or 1 day."""
     if version not in VERSIONS:
         raise InputError("", "version", f"unknown SIMM version {version!r}; known: {', '.join(sorted(VERSIONS))}")
     name = VERSIONS[version]

@@ -24,12 +24,26 @@ VEGA_RISK_TYPES = (
     "Risk_IRVol", "Risk_InflationVol", "Risk_CreditVol", "Risk_CreditVolNonQ", "Risk_EquityVol", "Risk_CommodityVol",
     "Risk_FXVol",
 )  # fmt: skip
-PARAMETER_TYPES = ("Param_ProductClassMultiplier", "Param_AddOnFixedAmount", "Param_AddOnNotionalFactor", "Notional", "PV")
+PARAMETER_TYPES = (
+    "Param_ProductClassMultiplier",
+    "Param_AddOnFixedAmount",
+    "Param_AddOnNotionalFactor",
+    "Notional",
+    "PV",
+)
 RISK_TYPES = (*DELTA_RISK_TYPES, *VEGA_RISK_TYPES, *PARAMETER_TYPES)
 PRODUCT_CLASSES = ("RatesFX", "Rates", "FX", "Credit", "Equity", "Commodity")
 
 _REQUIRED = ("ProductClass", "RiskType", "Qualifier", "Bucket", "Label1", "Label2", "Amount")
-_OPTIONAL = ("TradeID", "PortfolioID", "AmountCurrency", "AmountUSD", "collect_regulations", "post_regulations", "IMModel")
+_OPTIONAL = (
+    "TradeID",
+    "PortfolioID",
+    "AmountCurrency",
+    "AmountUSD",
+    "collect_regulations",
+    "post_regulations",
+    "IMModel",
+)
 
 
 class CrifRecord(NamedTuple):

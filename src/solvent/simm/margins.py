@@ -21,7 +21,7 @@ from solvent.simm.calibration import Calibration
 
 CALCULATION_CURRENCY = "USD"
 _Q995 = float(ndtri(0.995))
-_TINY = (42 * np.finfo(float).eps) ** 2  # QuantLib's close_enough(x, 0.0)
+_TINY = float((42 * np.finfo(float).eps) ** 2)  # QuantLib's close_enough(x, 0.0)
 
 Margins = dict[str, float]
 
@@ -43,7 +43,7 @@ def curvature_lambda(theta: float) -> float:
 
 
 def _is_zero(x: float) -> bool:
-    return abs(x) < _TINY
+    return bool(abs(x) < _TINY)
 
 
 def _quadratic(ws: np.ndarray, corr: np.ndarray) -> float:
@@ -74,7 +74,9 @@ def _aggregate(k: Sequence[float], s: Sequence[float], gamma: np.ndarray) -> flo
 def risk_weight(cal: Calibration, risk_type: str, qualifier: str, bucket: str, label1: str) -> float:
     """RW_k of one sensitivity."""
     if risk_type == "Risk_FX":
-        return cal.bucket_weights["Risk_FX"][("", cal.fx_groups.group(CALCULATION_CURRENCY), cal.fx_groups.group(qualifier))]
+        return cal.bucket_weights["Risk_FX"][
+            ("", cal.fx_groups.group(CALCULATION_CURRENCY), cal.fx_groups.group(qualifier))
+        ]
     if risk_type in cal.flat_weights:
         return cal.flat_weights[risk_type]
     if risk_type == "Risk_IRCurve":
@@ -287,13 +289,21 @@ def delta_vega(cal: Calibration, rt: str, items: Sequence[Sensitivity]) -> Margi
         for x, v in zip(group, scaled, strict=True):
             by_q[x.qualifier] = by_q.get(x.qualifier, 0.0) + v
         cr = {q: _concentration(v, cal.threshold(rt, q, bucket)) for q, v in by_q.items()}
-        ws = np.array([risk_weight(cal, rt, x.qualifier, bucket, x.label1) * v * cr[x.qualifier] for x, v in zip(group, scaled, strict=True)])
+        ws = np.array(
+            [
+                risk_weight(cal, rt, x.qualifier, bucket, x.label1) * v * cr[x.qualifier]
+                for x, v in zip(group, scaled, strict=True)
+            ]
+        )
         c = np.array([cr[x.qualifier] for x in group])
         f = np.minimum.outer(c, c) / np.maximum.outer(c, c) if group else np.zeros((0, 0))
-        k[bucket] = math.sqrt(max(_quadratic(ws, _matrix(cal, rt, group) * f), 0.0)) if group else 0.0
+        weighted = _matrix(cal, rt, group) * f
+        k[bucket] = math.sqrt(max(_quadratic(ws, weighted), 0.0)) if group else 0.0
         s[bucket] = float(ws.sum()) if group else 0.0
-        if is_fx:
-            out.update({x.qualifier: float(w) for x, w in zip(group, ws, strict=True)})
+        if is_fx:  # FX is broken down by currency (pair): the K of that qualifier's own sensitivities
+            for q in by_q:
+                mask = np.array([x.qualifier == q for x in group])
+                out[q] = math.sqrt(max(_quadratic(ws[mask], weighted[np.ix_(mask, mask)]), 0.0))
     residual = k.pop("Residual", 0.0)
     s.pop("Residual", None)
     names = list(k)
@@ -330,7 +340,12 @@ def curvature(cal: Calibration, rt: str, items: Sequence[Sensitivity], multiplie
     s: dict[str, float] = {}
     absolute: dict[str, float] = {}
     for bucket, group in buckets.items():
-        ws = np.array([cal.curvature_weight(x.label1) * ((x.amount * multiplier) * sigma(cal, rt, x.qualifier, bucket)) for x in group])
+        ws = np.array(
+            [
+                cal.curvature_weight(x.label1) * ((x.amount * multiplier) * sigma(cal, rt, x.qualifier, bucket))
+                for x in group
+            ]
+        )
         if rt == "Risk_EquityVol" and bucket == "12":
             ws = np.zeros_like(ws)
         corr = _matrix(cal, rt, group)
@@ -346,7 +361,9 @@ def curvature(cal: Calibration, rt: str, items: Sequence[Sensitivity], multiplie
     margin = 0.0
     if not _is_zero(sum_abs):
         theta = min(sum_s / sum_abs, 0.0)
-        inner = _aggregate([k[b] for b in names], [s[b] for b in names], _bucket_gamma(cal, rt, buckets, names, squared=True))
+        inner = _aggregate(
+            [k[b] for b in names], [s[b] for b in names], _bucket_gamma(cal, rt, buckets, names, squared=True)
+        )
         margin = max(sum_s + curvature_lambda(theta) * math.sqrt(max(inner, 0.0)), 0.0)
     out = dict(k)
     if not _is_zero(res_abs):
@@ -355,4 +372,3 @@ def curvature(cal: Calibration, rt: str, items: Sequence[Sensitivity], multiplie
         margin += out["Residual"]
     out["All"] = margin
     return out
-

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from solvent.simm.calculator import MARGIN_TYPES, PRODUCT_CLASSES, RISK_CLASSES, SIDES, SimmReport, SimmResult
+from solvent.simm.calculator import (
+    MARGIN_TYPES,
+    PRODUCT_CLASSES,
+    RISK_CLASSES,
+    SIDES,
+    SimmReport,
+    SimmResult,
+    calculate,
+)
+from solvent.simm.calibration import load_calibration, load_calibration_file
+from solvent.simm.crif import CrifRecord, read_crif
 
 HEADER = (
     "Portfolio", "ProductClass", "RiskClass", "MarginType", "Bucket", "SimmSide", "Regulation", "InitialMargin",
@@ -96,5 +107,21 @@ def print_table(report: SimmReport, console: Console) -> None:
         table.add_column(name, justify="right" if name == "initial margin" else "left")
     for row in rows(report):
         if row.product_class == "All" and row.bucket == "All":
-            table.add_row(row.portfolio, row.side, row.regulation, row.risk_class, row.margin_type, f"{row.initial_margin:,.2f}")
+            table.add_row(
+                row.portfolio, row.side, row.regulation, row.risk_class, row.margin_type, f"{row.initial_margin:,.2f}"
+            )
     console.print(table)
+
+
+def simm_report(
+    crif_paths: Sequence[str], version: str, mpor_days: int, calibration_path: str | None = None
+) -> SimmReport:
+    """Read CRIF files (portfolios from all of them together) and compute SIMM: what `solvent simm` runs."""
+    records: list[CrifRecord] = []
+    for path in crif_paths:
+        records.extend(read_crif(path))
+    if calibration_path is None:
+        cal = load_calibration(version, mpor_days)
+    else:
+        cal = load_calibration_file(calibration_path, mpor_days)
+    return calculate(records, cal)
