@@ -112,9 +112,7 @@ def parse_crif(text: str, source: str = "<crif>") -> list[CrifRecord]:
         usd_text = cell("AmountUSD")
         if usd_text:
             amount_usd = _number(usd_text, source, f"{where}.AmountUSD")
-        elif cell("AmountCurrency") in ("USD", "") and risk_type.startswith("Param_"):
-            amount_usd = amount
-        elif cell("AmountCurrency") == "USD":
+        elif cell("AmountCurrency") == "USD" or (risk_type.startswith("Param_") and not cell("AmountCurrency")):
             amount_usd = amount
         else:
             raise InputError(source, f"{where}.AmountUSD", f"no USD amount for an amount in {cell('AmountCurrency')!r}")
