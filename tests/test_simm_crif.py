@@ -36,7 +36,8 @@ def test_bad_input_names_file_row_and_field(text: str, message: str) -> None:
 
 
 def test_tab_separated_and_usd_amount_from_amount_currency() -> None:
-    text = "ProductClass\tRiskType\tQualifier\tBucket\tLabel1\tLabel2\tAmountCurrency\tAmount\nRatesFX\tRisk_FX\tEUR\t\t\t\tUSD\t7.5\n"
+    header = "ProductClass\tRiskType\tQualifier\tBucket\tLabel1\tLabel2\tAmountCurrency\tAmount"
+    text = f"{header}\nRatesFX\tRisk_FX\tEUR\t\t\t\tUSD\t7.5\n"
     (record,) = parse_crif(text)
     assert (record.risk_type, record.qualifier, record.amount_usd, record.collect_regulations) == (
         "Risk_FX",

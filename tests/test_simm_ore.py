@@ -9,8 +9,8 @@ the call and post totals of every portfolio must agree to 1e-9 relative.
 from __future__ import annotations
 
 import pytest
-
 from simm_random import random_crif
+
 from solvent.simm import calculate, load_calibration, parse_crif
 
 ORE = pytest.importorskip("ORE")

@@ -12,8 +12,8 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from simm_random import random_crif
+
 from solvent.simm import calculate, load_calibration, parse_crif
 from solvent.simm.calculator import SimmReport
 
