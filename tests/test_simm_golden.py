@@ -1,7 +1,8 @@
 """SIMM against the Open Source Risk Engine's own results on its example CRIF (every row of simm.csv).
 
 Source: ../shared/reference/simm: ORE's example CRIF (portfolio CRIF_20201228) and the simm.csv ORE wrote
-for SIMM 2.6, 10-day and 1-day (ORE's Examples/ISDA_SIMM; licence in ORE-LICENSE.txt beside them).
+for SIMM 2.6 and SIMM 2.4 (ISDA's internal 2.3.8, whose parameters solvent transcribed from ORE's source,
+simmconfigurationisdav2_3_8.cpp), 10-day and 1-day (ORE's ISDA SIMM example; licence in ORE-LICENSE.txt there).
 Tolerance 1e-9 relative (ORE prints 9 decimals).
 """
 
@@ -15,8 +16,7 @@ import pytest
 from solvent.simm import calculate, load_calibration, read_crif
 from solvent.simm.report import rows, to_csv
 
-# SIMM 2.4 (ISDA 2.3.8, expected/SIMM2.4_*) needs its calibration transcribed from ORE's source first (not yet).
-CASES = [("2.6", 10, "SIMM2.6_10D"), ("2.6", 1, "SIMM2.6_1D")]
+CASES = [("2.6", 10, "SIMM2.6_10D"), ("2.6", 1, "SIMM2.6_1D"), ("2.4", 10, "SIMM2.4_10D"), ("2.4", 1, "SIMM2.4_1D")]
 
 
 def _expected(path: Path) -> dict[tuple[str, ...], float]:

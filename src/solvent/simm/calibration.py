@@ -56,7 +56,8 @@ CREDIT_TENORS = ("1y", "2y", "3y", "5y", "10y")
 # ORE expresses concentration thresholds in millions of USD.
 _THRESHOLD_UNITS = 1_000_000.0
 
-VERSIONS = {"2.6": "simm_2.6.xml", "2.8+2506": "simm_2.8+2506.xml"}
+# "2.4" is ORE's name for ISDA SIMM 2.3.8 (its golden results are labelled SIMM2.4).
+VERSIONS = {"2.4": "simm_2.4.xml", "2.6": "simm_2.6.xml", "2.8+2506": "simm_2.8+2506.xml"}
 DEFAULT_VERSION = "2.6"
 
 
@@ -308,7 +309,7 @@ def load_calibration_file(path: str | Path, mpor_days: int = 10) -> Calibration:
 
 @cache
 def load_calibration(version: str = DEFAULT_VERSION, mpor_days: int = 10) -> Calibration:
-    """The calibration shipped for `version` ("2.6" or "2.8+2506") at 10 or 1 day."""
+    """The calibration shipped for `version` ("2.4", "2.6" or "2.8+2506") at 10 or 1 day."""
     if version not in VERSIONS:
         raise InputError("", "version", f"unknown SIMM version {version!r}; known: {', '.join(sorted(VERSIONS))}")
     name = VERSIONS[version]
