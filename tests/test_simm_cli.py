@@ -59,3 +59,32 @@ def test_bad_crif_is_one_line_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["simm", str(bad)])
     assert result.exit_code == 2
     assert result.output.strip() == f"error: {bad}: row 2.AmountUSD: not a number: 'x'"
+
+
+def test_crif_from_portfolio_then_simm(tmp_path: Path) -> None:
+    examples = Path(EXAMPLE).parent
+    out = tmp_path / "book.csv"
+    made = CliRunner().invoke(
+        main,
+        ["crif", "--portfolio", str(examples / "portfolio.json"), "--market", str(examples / "market.json"),
+         "--mapping", "fx", "--out", str(out)],
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    result = CliRunner().invoke(main, ["simm", str(out), "--high-vol-fx", "BTC,ETH", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = {(r["Portfolio"], r["RiskClass"], r["MarginType"], r["Bucket"], r["SimmSide"]): float(r["InitialMargin"])
+            for r in csv.DictReader(io.StringIO(result.output))}  # fmt: skip
+    assert (
+        rows[("alice", "FX", "Delta", "BTC", "Call")] == 14.7 * 1900.0
+    )  # 2 BTC at 95,000; SIMM 2.6 high-vol FX weight
+
+
+def test_bad_mapping_is_one_line_exit_2() -> None:
+    examples = Path(EXAMPLE).parent
+    result = CliRunner().invoke(
+        main,
+        ["crif", "--portfolio", str(examples / "portfolio.json"), "--market", str(examples / "market.json"),
+         "--equity-bucket", "99"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert result.output.startswith("error: mapping.equity_bucket: must be 1..12 or Residual")

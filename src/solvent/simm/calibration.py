@@ -10,8 +10,10 @@ and scales the curvature weights and the vega sigma by one day instead of fourte
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -137,6 +139,16 @@ class Calibration:
         if risk_type in self.bucket_thresholds:
             return self.bucket_thresholds[risk_type][bucket]
         return math.inf
+
+
+def with_high_volatility(cal: Calibration, currencies: Sequence[str]) -> Calibration:
+    """`cal` with `currencies` in SIMM's high-volatility FX group (weights and correlations of that group)."""
+    if not currencies:
+        return cal
+    regular = cal.fx_groups.group("USD")
+    high = next(g for g in sorted({key[1] for key in cal.bucket_weights["Risk_FX"]}) if g != regular)
+    members = {**cal.fx_groups.members, **dict.fromkeys(currencies, high)}
+    return dataclasses.replace(cal, fx_groups=CurrencyGroups(members=members, other=cal.fx_groups.other))
 
 
 def _num(element: ET.Element, source: str) -> float:

@@ -25,7 +25,7 @@ from solvent.simm.calculator import (
     SimmResult,
     calculate,
 )
-from solvent.simm.calibration import load_calibration, load_calibration_file
+from solvent.simm.calibration import load_calibration, load_calibration_file, with_high_volatility
 from solvent.simm.crif import CrifRecord, read_crif
 
 HEADER = (
@@ -114,7 +114,11 @@ def print_table(report: SimmReport, console: Console) -> None:
 
 
 def simm_report(
-    crif_paths: Sequence[str], version: str, mpor_days: int, calibration_path: str | None = None
+    crif_paths: Sequence[str],
+    version: str,
+    mpor_days: int,
+    calibration_path: str | None = None,
+    high_volatility_fx: Sequence[str] = (),
 ) -> SimmReport:
     """Read CRIF files (portfolios from all of them together) and compute SIMM: what `solvent simm` runs."""
     records: list[CrifRecord] = []
@@ -124,4 +128,4 @@ def simm_report(
         cal = load_calibration(version, mpor_days)
     else:
         cal = load_calibration_file(calibration_path, mpor_days)
-    return calculate(records, cal)
+    return calculate(records, with_high_volatility(cal, high_volatility_fx))
