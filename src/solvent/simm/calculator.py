@@ -94,14 +94,20 @@ class SimmReport:
 
 
 def _class_margins(cal: Calibration, items: Sequence[Sensitivity], multiplier: float) -> list[tuple[str, str, Margins]]:
-    """(risk class, margin type, margins) of one product class, in ORE's order."""
-    out: list[tuple[str, str, Margins | None]] = [("InterestRate", "Delta", ir_delta(cal, items))]
-    out += [(rc, "Delta", delta_vega(cal, d, items)) for rc, d, _ in _BUCKETED]
-    out += [("InterestRate", "Vega", ir_vega(cal, items))]
-    out += [(rc, "Vega", delta_vega(cal, v, items)) for rc, _, v in _BUCKETED]
-    out += [("InterestRate", "Curvature", ir_curvature(cal, items, multiplier))]
-    out += [(rc, "Curvature", curvature(cal, v, items, multiplier)) for rc, _, v in _BUCKETED]
-    out += [("CreditQualifying", "BaseCorr", delta_vega(cal, "Risk_BaseCorr", items))]
+    """(risk class, margin type, margins) of one product class, in ORE's order (only the risk types present)."""
+    by_type: dict[str, list[Sensitivity]] = {}
+    for item in items:
+        by_type.setdefault(item.risk_type, []).append(item)
+    ir = [s for t in ("Risk_IRCurve", "Risk_Inflation", "Risk_XCcyBasis") for s in by_type.get(t, ())]
+    ir_vol = [s for t in ("Risk_IRVol", "Risk_InflationVol") for s in by_type.get(t, ())]
+    out: list[tuple[str, str, Margins | None]] = [("InterestRate", "Delta", ir_delta(cal, ir) if ir else None)]
+    out += [(rc, "Delta", delta_vega(cal, d, by_type[d])) for rc, d, _ in _BUCKETED if d in by_type]
+    out += [("InterestRate", "Vega", ir_vega(cal, ir_vol) if ir_vol else None)]
+    out += [(rc, "Vega", delta_vega(cal, v, by_type[v])) for rc, _, v in _BUCKETED if v in by_type]
+    out += [("InterestRate", "Curvature", ir_curvature(cal, ir_vol, multiplier) if ir_vol else None)]
+    out += [(rc, "Curvature", curvature(cal, v, by_type[v], multiplier)) for rc, _, v in _BUCKETED if v in by_type]
+    if "Risk_BaseCorr" in by_type:
+        out += [("CreditQualifying", "BaseCorr", delta_vega(cal, "Risk_BaseCorr", by_type["Risk_BaseCorr"]))]
     return [(rc, mt, m) for rc, mt, m in out if m is not None]
 
 
@@ -109,10 +115,8 @@ def _rc_corr(cal: Calibration, a: str, b: str) -> float:
     return 1.0 if a == b else cal.risk_class_corr[(a, b)]
 
 
-def _across_risk_classes(cal: Calibration, margins: dict[ResultKey, float], pc: str, mt: str) -> float | None:
-    present = [(rc, margins[(pc, rc, mt, "All")]) for rc in RISK_CLASSES if (pc, rc, mt, "All") in margins]
-    if not present:
-        return None
+def _across_risk_classes(cal: Calibration, present: Sequence[tuple[str, float]]) -> float:
+    """sqrt(sum_r sum_s psi_rs IM_r IM_s) over the (risk class, margin) pairs present."""
     total = sum(m * m for _, m in present)
     total += sum(2.0 * _rc_corr(cal, a, b) * ma * mb for i, (a, ma) in enumerate(present) for b, mb in present[:i])
     return math.sqrt(max(total, 0.0))
@@ -120,25 +124,26 @@ def _across_risk_classes(cal: Calibration, margins: dict[ResultKey, float], pc: 
 
 def _populate(cal: Calibration, margins: dict[ResultKey, float]) -> None:
     """Risk-class, product-class and portfolio totals, and the cross sums ORE reports beside them."""
-    pcs = [pc for pc in PRODUCT_CLASSES if any(k[0] == pc for k in margins)]
+    # (product class) -> (risk class, margin type) -> margin, of the "All" buckets, in ORE's orders
+    table: dict[str, dict[tuple[str, str], float]] = {}
+    for (pc, rc, mt, bucket), value in margins.items():
+        if bucket == "All":
+            table.setdefault(pc, {})[(rc, mt)] = value
+    pcs = [pc for pc in PRODUCT_CLASSES if pc in table]
     for pc in pcs:
+        cells = table[pc]
         for rc in RISK_CLASSES:
-            parts = [margins[(pc, rc, mt, "All")] for mt in MARGIN_TYPES if (pc, rc, mt, "All") in margins]
+            parts = [cells[(rc, mt)] for mt in MARGIN_TYPES if (rc, mt) in cells]
             if parts:
-                margins[(pc, rc, "All", "All")] = sum(parts)
-    for pc in pcs:
-        total = _across_risk_classes(cal, margins, pc, "All")
-        if total is not None:
-            margins[(pc, "All", "All", "All")] = total
-    margins[("All", "All", "All", "All")] = sum(margins.get((pc, "All", "All", "All"), 0.0) for pc in pcs)
-    for pc in pcs:
-        for mt in MARGIN_TYPES:
-            total = _across_risk_classes(cal, margins, pc, mt)
-            if total is not None:
-                margins[(pc, "All", mt, "All")] = total
+                cells[(rc, "All")] = margins[(pc, rc, "All", "All")] = sum(parts)
+        for mt in ("All", *MARGIN_TYPES):
+            present = [(rc, cells[(rc, mt)]) for rc in RISK_CLASSES if (rc, mt) in cells]
+            if present:
+                cells[("All", mt)] = margins[(pc, "All", mt, "All")] = _across_risk_classes(cal, present)
+    margins[("All", "All", "All", "All")] = sum(table[pc].get(("All", "All"), 0.0) for pc in pcs)
     for rc in (*RISK_CLASSES, "All"):
         for mt in (*MARGIN_TYPES, "All") if rc != "All" else MARGIN_TYPES:
-            parts = [margins[(pc, rc, mt, "All")] for pc in pcs if (pc, rc, mt, "All") in margins]
+            parts = [table[pc][(rc, mt)] for pc in pcs if (rc, mt) in table[pc]]
             if parts:
                 margins[("All", rc, mt, "All")] = sum(parts)
 
@@ -167,9 +172,11 @@ def regulation_margins(cal: Calibration, net: dict[_FactorKey, list[float]], sid
     """The full breakdown for one netted set of sensitivities on one side."""
     multiplier = 1.0 if side == "Call" else -1.0
     margins: dict[ResultKey, float] = {}
+    by_pc: dict[str, list[Sensitivity]] = {}
+    for k, v in net.items():
+        by_pc.setdefault(k[0], []).append(Sensitivity(k[1], k[2], k[3], k[4], k[5], v[1]))
     for pc in PRODUCT_CLASSES:
-        items = [Sensitivity(k[1], k[2], k[3], k[4], k[5], v[1]) for k, v in net.items() if k[0] == pc]
-        for rc, mt, values in _class_margins(cal, items, multiplier):
+        for rc, mt, values in _class_margins(cal, by_pc.get(pc, ()), multiplier):
             margins.update({(pc, rc, mt, bucket): value for bucket, value in values.items()})
     _populate(cal, margins)
     _additional(margins, net)

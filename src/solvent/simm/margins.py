@@ -60,12 +60,18 @@ def _concentration(total: float, threshold: float) -> float:
 
 
 def _aggregate(k: Sequence[float], s: Sequence[float], gamma: np.ndarray) -> float:
-    """sum K_b^2 + sum_{b != c} gamma_bc S_b S_c, with S_b clamped to [-K_b, K_b] (not square-rooted)."""
-    kk = np.asarray(k)
-    ss = np.array([_clamp(x, y) for x, y in zip(s, k, strict=True)])
-    off = gamma.copy()
-    np.fill_diagonal(off, 0.0)
-    return float(kk @ kk + ss @ off @ ss)
+    """sum K_b^2 + sum_{b != c} gamma_bc S_b S_c, with S_b clamped to [-K_b, K_b] (not square-rooted).
+
+    Plain Python: a portfolio has a handful of buckets, where numpy's per-call cost dominates.
+    """
+    ss = [_clamp(x, y) for x, y in zip(s, k, strict=True)]
+    g = gamma.tolist()
+    total = sum(x * x for x in k)
+    for i in range(1, len(ss)):
+        row = g[i]
+        for j in range(i):
+            total += 2.0 * row[j] * ss[i] * ss[j]
+    return total
 
 
 # ---------------------------------------------------------------------------------------------- weights
