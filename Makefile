@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_lab.py
 	$(PY) benchmarks/bench_governance.py
 	$(PY) benchmarks/bench_backtest_size.py
+	$(PY) benchmarks/bench_simm.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

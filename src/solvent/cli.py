@@ -39,6 +39,13 @@ from solvent.formats.schemas import MarketSnapshot
 from solvent.governance.run import apply_from_files, diff_from_files, propose_from_files, write_json
 from solvent.market.history import PriceHistory, read_history
 from solvent.params import MarginParams
+from solvent.simm.calibration import DEFAULT_VERSION as SIMM_DEFAULT
+from solvent.simm.calibration import VERSIONS as SIMM_VERSIONS
+from solvent.simm.crypto import CryptoMapping, crif_csv, crif_from_portfolio
+from solvent.simm.report import print_table as simm_table
+from solvent.simm.report import simm_report
+from solvent.simm.report import to_csv as simm_csv
+from solvent.simm.report import to_json as simm_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -250,6 +257,71 @@ def _explain(
         lambda console: print_explain(attribution, console),
         lambda: attribution.to_json(market.time.isoformat()).decode(),
     )
+
+
+@main.command()
+@click.argument("crif_paths", nargs=-1, required=True, metavar="CRIF...")
+@click.option(
+    "--version", "simm_version", type=click.Choice(sorted(SIMM_VERSIONS)), default=SIMM_DEFAULT, show_default=True
+)
+@click.option("--calibration", "calibration_path", default=None, help="A calibration XML in ORE's layout instead.")
+@click.option("--mpor", type=click.Choice(["10", "1"]), default="10", show_default=True, help="Margin period (days).")
+@click.option(
+    "--high-vol-fx", default="", metavar="CCY,...", help="Currencies (e.g. crypto) to weigh as high-volatility FX."
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--out", "out_path", default=None, help="Write results here instead of standard output.")
+@_fail_cleanly
+def simm(
+    crif_paths: tuple[str, ...],
+    simm_version: str,
+    calibration_path: str | None,
+    mpor: str,
+    high_vol_fx: str,
+    fmt: str,
+    out_path: str | None,
+) -> None:
+    """ISDA SIMM of every portfolio in one or more CRIF files (docs/simm.md)."""
+    high = [c.strip() for c in high_vol_fx.split(",") if c.strip()]
+    report = simm_report(crif_paths, simm_version, int(mpor), calibration_path, high)
+    if fmt == "csv":
+        text = simm_csv(report)
+        if out_path is None:
+            click.echo(text, nl=False)
+        else:
+            write_text_atomic(out_path, lambda handle: print(text, file=handle, end=""))
+        return
+    _emit(fmt, out_path, lambda console: simm_table(report, console), lambda: simm_json(report).rstrip("\n"))
+
+
+@main.command()
+@click.option("--portfolio", "portfolio_path", required=True, help="solvent.portfolio/1 file (.json or .parquet).")
+@click.option("--market", "market_path", required=True, help="solvent.market/1 JSON file.")
+@click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file (default: built-in).")
+@click.option("--mapping", type=click.Choice(["equity", "fx"]), default="equity", show_default=True)
+@click.option("--equity-bucket", default="Residual", show_default=True, help="SIMM equity bucket for crypto.")
+@click.option("--vega-tenor", default="6m", show_default=True, help="SIMM tenor label for the net vega.")
+@click.option("--out", "out_path", default=None, help="Write the CRIF here instead of standard output.")
+@_fail_cleanly
+def crif(
+    portfolio_path: str,
+    market_path: str,
+    params_path: str | None,
+    mapping: str,
+    equity_bucket: str,
+    vega_tenor: str,
+    out_path: str | None,
+) -> None:
+    """A CRIF (delta and vega per account and asset, from the Greeks) for `solvent simm` (docs/simm.md)."""
+    choice = CryptoMapping(
+        risk_class="fx" if mapping == "fx" else "equity", equity_bucket=equity_bucket, vega_tenor=vega_tenor
+    )
+    params = load_params(params_path) if params_path else None
+    text = crif_csv(crif_from_portfolio(load_portfolio(portfolio_path), load_market(market_path), choice, params))
+    if out_path is None:
+        click.echo(text, nl=False)
+    else:
+        write_text_atomic(out_path, lambda handle: print(text, file=handle, end=""))
 
 
 @main.command()
