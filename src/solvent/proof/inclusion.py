@@ -18,6 +18,10 @@ _LIMIT = 2**64
 class ProofError(SolventError):
     """A proof that does not verify, and why."""
 
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the proof does not verify: {reason}")
+
 
 @dataclass(frozen=True)
 class InclusionProof:

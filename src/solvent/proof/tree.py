@@ -48,7 +48,7 @@ class SolvencyTree:
     @property
     def root(self) -> bytes:
         """The root's hash."""
-        return self.layers[-1].hashes[0].tobytes()
+        return bytes(self.layers[-1].hashes[0].tobytes())
 
     @property
     def totals(self) -> tuple[int, ...]:
