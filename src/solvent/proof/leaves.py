@@ -23,7 +23,8 @@ from numpy.typing import NDArray
 FloatArray = NDArray[np.float64]
 U64Array = NDArray[np.uint64]
 
-#: USD per unit of every committed amount: 1 micro-USD (USDC's precision).
+#: Units of every committed amount per USD: 1 unit = 1 micro-USD (USDC's precision).
+UNITS_PER_USD: Final = 1_000_000
 UNIT_USD: Final = 1e-6
 #: The committed amounts of a leaf and of every node, in this order (each an unsigned 64-bit integer).
 AMOUNTS: Final[tuple[str, ...]] = ("equity", "deficit", "im", "mm", "shortfall")
@@ -37,10 +38,10 @@ _SALT_PERSON: Final = b"solvent.salt/1"  # BLAKE2b personalisation: these salts,
 
 
 def to_units(usd: FloatArray) -> NDArray[np.int64]:
-    """USD amounts to whole units (round half to even); amounts must be finite."""
+    """USD amounts to whole units: usd x 1,000,000 rounded to the nearest (half to even); amounts must be finite."""
     if not np.all(np.isfinite(usd)):
         raise ValueError("amounts must be finite")
-    scaled = np.rint(np.asarray(usd, dtype=np.float64) / UNIT_USD)
+    scaled = np.rint(np.asarray(usd, dtype=np.float64) * UNITS_PER_USD)
     if scaled.size and float(np.max(np.abs(scaled))) >= MAX_TOTAL:
         raise ValueError(f"an amount reaches {MAX_TOTAL * UNIT_USD:.3g} USD, beyond 64-bit units")
     return scaled.astype(np.int64)
