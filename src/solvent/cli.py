@@ -656,7 +656,7 @@ def verify(proof_path: str, statement_path: str | None, root: str | None, accoun
     Exit 0 when it verifies, 1 when it does not, 2 on unreadable input."""
     if (statement_path is None) == (root is None):
         raise click.UsageError("give --statement FILE or --root HEX")
-    proof = load_proof(proof_path, account)
     published, totals = published_root(statement_path, root)
+    proof = load_proof(proof_path, account)
     verify_proof(proof, published, totals, account)
     click.echo(f"OK: account {proof.account!r} ({STATUSES[proof.status]}) is in the tree of root {published.hex()}")

@@ -59,8 +59,11 @@ class _MarginAccount(msgspec.Struct, frozen=True):
     equity: float
 
 
+class _Header(msgspec.Struct, frozen=True):
+    schema: str | None = None
+
+
 class _MarginDocument(msgspec.Struct, frozen=True):
-    schema: str
     accounts: list[_MarginAccount]
     market_time: str | None = None
     scenario_method: str | None = None
@@ -87,9 +90,11 @@ def read_margin_output(path: str | os.PathLike[str]) -> MarginFigures:
             None if market_time is None else market_time.decode(),
             None if method is None else method.decode(),
         )
-    document = decode_json(read_bytes(source), _MarginDocument, source)
-    if document.schema != RESULT_SCHEMA:
-        raise InputError(source, "schema", f"expected {RESULT_SCHEMA!r}, got {document.schema!r}")
+    data = read_bytes(source)
+    found = decode_json(data, _Header, source).schema
+    if found != RESULT_SCHEMA:
+        raise InputError(source, "schema", f"expected {RESULT_SCHEMA!r}, got {found!r}")
+    document = decode_json(data, _MarginDocument, source)
     accounts = document.accounts
     return MarginFigures(
         [a.account for a in accounts],
