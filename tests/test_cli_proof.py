@@ -4,13 +4,22 @@ book or from either margin output, a proof verifying and a tampered one refused 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
 from solvent.cli import main
+from solvent.proof.files import read_margin_output
+from solvent.proof.prove import prove_figures
+from solvent.proof.tree import PARALLEL_ROWS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -133,3 +142,46 @@ def test_a_malformed_proof_names_its_field(proved: Path, tmp_path: Path) -> None
     result = run("verify", "--proof", str(bad), "--statement", str(proved / "statement.json"))
     assert result.exit_code == 2
     assert "path[0].hash" in result.output
+
+
+def test_python_m_solvent_prove_with_worker_processes(tmp_path: Path) -> None:
+    """A real `python -m solvent prove` large enough to hash in two processes (their workers import the main
+    module, which must not run the command again) gives the root of one process."""
+    n = PARALLEL_ROWS + 3
+    rng = np.random.default_rng(2)
+    margin = tmp_path / "margin.parquet"
+    table = pa.table(
+        {
+            "account": [f"a{k}" for k in range(n)],
+            "im": rng.uniform(0, 10, n),
+            "mm": rng.uniform(0, 5, n),
+            "equity": rng.normal(5, 10, n),
+        }
+    )
+    pq.write_table(table.replace_schema_metadata({b"solvent.schema": b"solvent.margin/1"}), margin)
+    secret = tmp_path / "secret.hex"
+    secret.write_text(SECRET_HEX)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "solvent",
+            "prove",
+            "--margin",
+            str(margin),
+            "--secret",
+            str(secret),
+            "--processes",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert done.returncode == 0, done.stderr
+    _, alone = prove_figures(read_margin_output(margin), bytes.fromhex(SECRET_HEX), 0.0, processes=1)
+    assert json.loads((tmp_path / "out" / "statement.json").read_text())["root"] == alone.root

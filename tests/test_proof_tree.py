@@ -274,3 +274,13 @@ def test_the_tree_files_give_back_the_same_proofs(small_tree, tmp_path) -> None:
     assert loaded.root == small_tree.root
     for position in range(len(small_tree.account_ids)):
         assert inclusion_proof(loaded, position) == inclusion_proof(small_tree, position)
+
+
+def test_worker_processes_build_the_same_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("solvent.proof.tree.PARALLEL_ROWS", 8)  # split even this small venue's layers
+    ids, equity, im, mm = venue(301, seed=5)
+    leaves = leaf_amounts(equity, im, mm)
+    alone = build_tree(ids, leaves, SECRET, processes=1)
+    split = build_tree(ids, leaves, SECRET, processes=3)
+    assert (split.root, split.totals) == (alone.root, alone.totals)
+    assert np.array_equal(split.salt, alone.salt) and np.array_equal(split.leaf_index, alone.leaf_index)

@@ -38,6 +38,7 @@ from solvent.proof.files import load_proof, read_margin_output, write_outputs
 from solvent.proof.inclusion import verify_proof
 from solvent.proof.leaves import STATUSES
 from solvent.proof.prove import proof_positions, prove_book, prove_figures, published_root, read_secret
+from solvent.proof.tree import default_processes
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_INPUT = 2
@@ -600,6 +601,7 @@ def stress(
 @click.option("--secret", "secret_path", default=None, help="File holding the salts' key in hex (default: random).")
 @click.option("--proofs", "write_proofs", is_flag=True, help="Also write proofs.ndjson (every account, or --account).")
 @click.option("--account", "accounts", multiple=True, help="Only this account's proof (repeatable; with --proofs).")
+@click.option("--processes", type=click.IntRange(1), default=None, help="Hashing processes [default: one per core].")
 @click.option("--out", "out_dir", default="solvent-proof", show_default=True, help="Folder to write into.")
 @_fail_cleanly
 @_terminate_cleanly
@@ -613,6 +615,7 @@ def prove(
     secret_path: str | None,
     write_proofs: bool,
     accounts: tuple[str, ...],
+    processes: int | None,
     out_dir: str,
 ) -> None:
     """Commit every account's equity, IM and MM to a Merkle-sum tree; write the solvency statement (root,
@@ -624,8 +627,9 @@ def prove(
     if accounts and not write_proofs:
         raise click.UsageError("--account needs --proofs")
     secret = read_secret(secret_path)
+    processes = default_processes() if processes is None else processes
     if margin_path is not None:
-        tree, statement = prove_figures(read_margin_output(margin_path), secret, insurance_fund)
+        tree, statement = prove_figures(read_margin_output(margin_path), secret, insurance_fund, None, processes)
     else:
         assert portfolio_path is not None and market_path is not None  # checked above
         tree, statement = prove_book(
@@ -635,6 +639,7 @@ def prove(
             secret,
             insurance_fund,
             read_history(history_path) if history_path else None,
+            processes=processes,
             portfolio_source=portfolio_path,
             market_source=market_path,
         )

@@ -24,10 +24,11 @@ from solvent.proof.tree import SolvencyTree, build_tree
 
 
 def prove_figures(
-    figures: MarginFigures, secret: bytes, insurance_fund: float, cover: Cover2 | None = None
+    figures: MarginFigures, secret: bytes, insurance_fund: float, cover: Cover2 | None = None, processes: int = 1
 ) -> tuple[SolvencyTree, SolvencyStatement]:
-    """The tree over the accounts of a margin run and the venue's statement."""
-    tree = build_tree(figures.account_ids, leaf_amounts(figures.equity, figures.im, figures.mm), secret)
+    """The tree over the accounts of a margin run and the venue's statement (`processes`: see `build_tree`)."""
+    leaves = leaf_amounts(figures.equity, figures.im, figures.mm)
+    tree = build_tree(figures.account_ids, leaves, secret, processes)
     statement = solvency_statement(
         tree,
         insurance_fund,
@@ -46,6 +47,7 @@ def prove_book(
     insurance_fund: float,
     history: PriceHistory | None = None,
     *,
+    processes: int = 1,
     portfolio_source: str = "<portfolio>",
     market_source: str = "<market>",
 ) -> tuple[SolvencyTree, SolvencyStatement]:
@@ -60,7 +62,7 @@ def prove_book(
     figures = MarginFigures(
         book.account_ids.tolist(), result.equity, result.im, result.mm, market.time.isoformat(), result.scenario_method
     )
-    return prove_figures(figures, secret, insurance_fund, cover)
+    return prove_figures(figures, secret, insurance_fund, cover, processes)
 
 
 def read_secret(path: str | None) -> bytes:
