@@ -84,19 +84,20 @@ def _digest_rows(buffer: bytes, width: int) -> bytes:
 
 def _digest_leaves(secret: bytes, ids: Sequence[bytes], tail: bytes) -> tuple[bytes, bytes]:
     """(salts, leaf hashes), each concatenated, of accounts `ids` whose amounts and status (41 bytes each) are
-    `tail`, in one pass over the accounts (a worker's task)."""
+    `tail` (a worker's task)."""
     width = AMOUNT_BYTES + 1
-    keyed = salt_hasher(secret)
+    copy = salt_hasher(secret).copy
     sha = hashlib.sha256
-    salt_out = []
-    leaf_out = []
-    for k, account in enumerate(ids):
-        h = keyed.copy()
+
+    def salt_of(account: bytes) -> bytes:
+        h = copy()
         h.update(account)
-        salt = h.digest()
-        salt_out.append(salt)
-        leaf_out.append(sha(LEAF_TAG + salt + tail[k * width : (k + 1) * width] + account).digest())
-    return b"".join(salt_out), b"".join(leaf_out)
+        return h.digest()
+
+    salt = list(map(salt_of, ids))
+    tails = [tail[k : k + width] for k in range(0, len(tail), width)]
+    leaf = [sha(b"".join((LEAF_TAG, s, t, a))).digest() for s, t, a in zip(salt, tails, ids, strict=True)]
+    return b"".join(salt), b"".join(leaf)
 
 
 def _bounds(n: int, parts: int) -> list[tuple[int, int]]:
