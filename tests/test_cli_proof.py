@@ -185,3 +185,41 @@ def test_python_m_solvent_prove_with_worker_processes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     _, alone = prove_figures(read_margin_output(margin), bytes.fromhex(SECRET_HEX), 0.0, processes=1)
     assert json.loads((tmp_path / "out" / "statement.json").read_text())["root"] == alone.root
+
+
+def formats_example(schema: str) -> dict[str, object]:
+    """docs/formats.md's JSON example of `schema`."""
+    text = (ROOT / "docs" / "formats.md").read_text()
+    blocks = [b.split("\n```", 1)[0] for b in text.split("```json\n")[1:]]
+    found = [json.loads(b) for b in blocks if f'"schema": "{schema}"' in b]
+    assert len(found) == 1, schema
+    document: dict[str, object] = found[0]
+    return document
+
+
+def test_the_formats_examples_are_the_actual_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "proof"
+    result = run(
+        "prove",
+        "--portfolio",
+        PORTFOLIO,
+        "--market",
+        MARKET,
+        "--insurance-fund",
+        "5000",
+        "--secret",
+        str(EXAMPLES / "secret.hex"),
+        "--proofs",
+        "--account",
+        "alice",
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    statement, proof = formats_example("solvent.solvency/1"), formats_example("solvent.proof/1")
+    assert statement == json.loads((out / "statement.json").read_text())
+    assert proof == json.loads((out / "proofs.ndjson").read_text())
+    (tmp_path / "statement.json").write_text(json.dumps(statement))
+    (tmp_path / "alice.json").write_text(json.dumps(proof))
+    verified = run("verify", "--proof", str(tmp_path / "alice.json"), "--statement", str(tmp_path / "statement.json"))
+    assert verified.exit_code == 0, verified.output
