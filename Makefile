@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_stream.py
 	$(PY) benchmarks/bench_whatif.py
 	$(PY) benchmarks/bench_lab.py
+	$(PY) benchmarks/bench_proof.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
