@@ -40,15 +40,15 @@ HAND = {
 EQUITY = {"A": 50_000.0, "A/sub": 5_000.0, "B": 10_000.0, "C": 100_000.0, "D": 20_000.0, "E": 30_000.0}
 
 
-def hand_book():  # type: ignore[no-untyped-def]
+def hand_book(names: tuple[str, ...] = tuple(HAND)):  # type: ignore[no-untyped-def]
     accounts = [
         Account(
             id=name,
-            positions=[Position(instrument="BTC-PERP", quantity=q, entry_price=PRICE)],
-            mode="isolated" if parent else "cross",
-            parent=parent,
+            positions=[Position(instrument="BTC-PERP", quantity=HAND[name][0], entry_price=PRICE)],
+            mode="isolated" if HAND[name][1] else "cross",
+            parent=HAND[name][1],
         )
-        for name, (q, parent) in HAND.items()
+        for name in names
     ]
     return portfolio_to_book(Portfolio(schema="solvent.portfolio/1", instruments=[PERP], accounts=accounts))
 
@@ -176,3 +176,20 @@ def test_the_statement_is_re_derived_from_the_margin_output(tmp_path: Path) -> N
     assert cover["loss"] == pytest.approx(float(per_scenario.max()), rel=1e-9)
     assert cover["coverage_ratio"] == pytest.approx(2_500.0 / cover["loss"], rel=1e-12)
     assert sum(d["uncovered_loss"] for d in cover["defaulters"]) == pytest.approx(cover["loss"], rel=1e-12)
+
+
+def test_cover2_does_not_depend_on_the_accounts_order() -> None:
+    book = hand_book()
+    state = build_market_state([PERP], MARKET, MarginParams())
+    context = risk_context(state, MarginParams())
+    equity = np.array([EQUITY[a] for a in book.account_ids.tolist()]) / 4.0
+    first = cover2(book, context.arrays, context.scenarios.labels, equity, 1.0)
+    order = [4, 2, 0, 5, 1, 3]
+    reordered = hand_book(tuple(list(HAND)[k] for k in order))
+    again = cover2(reordered, context.arrays, context.scenarios.labels, equity[order], 1.0)
+    assert (again.scenario, [d.accounts for d in again.defaulters]) == (
+        first.scenario,
+        [d.accounts for d in first.defaulters],
+    )
+    assert again.loss == pytest.approx(first.loss, rel=1e-12)
+    assert first.loss > 0.0

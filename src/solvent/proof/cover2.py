@@ -104,7 +104,10 @@ def group_losses(
         cols.append(scenario)
         vals.append(uncovered[account, scenario])
     shape = (n_groups, arrays.n_scenarios)
-    return sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape).tocsc()
+    losses = sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
+    out = losses.tocsc()
+    out.sort_indices()  # ties between groups then go to the first group by name, whatever the accounts' order
+    return out
 
 
 def top_two(losses: sparse.csc_matrix) -> tuple[FloatArray, NDArray[np.int64]]:

@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import multiprocessing
 import os
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -188,10 +189,10 @@ def _check_distinct(account_ids: Sequence[str], salt: U8Array) -> None:
     """ValueError naming a repeated account id (distinct ids have distinct salts but for a 2^-64 chance that
     the first words of two meet, which the exact check below then clears)."""
     first = np.sort(_words(salt)[:, 0])
-    if np.any(first[1:] == first[:-1]) and len(set(account_ids)) != len(account_ids):
-        seen: set[str] = set()
-        repeated = next(a for a in account_ids if a in seen or seen.add(a))  # type: ignore[func-returns-value]
-        raise ValueError(f"account {repeated!r} appears twice")
+    if np.any(first[1:] == first[:-1]):
+        repeated = [account for account, count in Counter(account_ids).items() if count > 1]
+        if repeated:
+            raise ValueError(f"account {repeated[0]!r} appears twice")
 
 
 def default_processes() -> int:
