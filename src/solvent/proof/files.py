@@ -198,7 +198,8 @@ def write_outputs(
     written = []
     for name, table in (("tree.parquet", tree_table(tree)), ("accounts.parquet", accounts_table(tree))):
         with atomic_output(folder / name) as tmp:
-            pq.write_table(table, tmp, compression="none")
+            # hashes do not compress: no compression, no dictionary, no page statistics for them
+            pq.write_table(table, tmp, compression="none", use_dictionary=["level"], write_statistics=False)
         written.append(folder / name)
     if proofs_for is not None:
         with atomic_output(folder / "proofs.ndjson") as tmp, open(tmp, "wb") as handle:
