@@ -284,3 +284,33 @@ def test_worker_processes_build_the_same_tree(monkeypatch: pytest.MonkeyPatch) -
     split = build_tree(ids, leaves, SECRET, processes=3)
     assert (split.root, split.totals) == (alone.root, alone.totals)
     assert np.array_equal(split.salt, alone.salt) and np.array_equal(split.leaf_index, alone.leaf_index)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    position=st.integers(0, 12),
+    level=st.integers(0, 3),
+    column=st.integers(0, 4),
+    delta=st.integers(-5, 5).filter(bool),
+)
+def test_any_changed_amount_on_the_path_fails(small_tree, position: int, level: int, column: int, delta: int) -> None:  # type: ignore[no-untyped-def]
+    proof = inclusion_proof(small_tree, position)
+    h, a = proof.siblings[level]
+    changed = tuple(v + delta if k == column else v for k, v in enumerate(a))
+    forged = dataclasses.replace(proof, siblings=(*proof.siblings[:level], (h, changed), *proof.siblings[level + 1 :]))
+    with pytest.raises(ProofError):
+        verify_proof(forged, small_tree.root, small_tree.totals)
+
+
+@settings(max_examples=60, deadline=None)
+@given(position=st.integers(0, 12), level=st.integers(0, 3), byte=st.integers(0, 31), bit=st.integers(0, 7))
+def test_any_flipped_hash_bit_fails(small_tree, position: int, level: int, byte: int, bit: int) -> None:  # type: ignore[no-untyped-def]
+    proof = inclusion_proof(small_tree, position)
+    h, a = proof.siblings[level]
+    flipped = bytearray(h)
+    flipped[byte] ^= 1 << bit
+    forged = dataclasses.replace(
+        proof, siblings=(*proof.siblings[:level], (bytes(flipped), a), *proof.siblings[level + 1 :])
+    )
+    with pytest.raises(ProofError, match="leads to root"):
+        verify_proof(forged, small_tree.root)
