@@ -2,4 +2,5 @@
 
 from solvent.cli import main
 
-main()
+if __name__ == "__main__":  # not when a worker process (solvent prove's hashing) imports the main module
+    main()

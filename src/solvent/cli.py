@@ -39,6 +39,11 @@ from solvent.formats.schemas import MarketSnapshot
 from solvent.governance.run import apply_from_files, diff_from_files, propose_from_files, write_json
 from solvent.market.history import PriceHistory, read_history
 from solvent.params import MarginParams
+from solvent.proof.files import load_proof, read_margin_output, write_outputs
+from solvent.proof.inclusion import verify_proof
+from solvent.proof.leaves import STATUSES
+from solvent.proof.prove import proof_positions, prove_book, prove_figures, published_root, read_secret
+from solvent.proof.tree import default_processes
 from solvent.simm.calibration import DEFAULT_VERSION as SIMM_DEFAULT
 from solvent.simm.calibration import VERSIONS as SIMM_VERSIONS
 from solvent.simm.crypto import CryptoMapping, crif_csv, crif_from_portfolio
@@ -904,3 +909,79 @@ def stress(
         click.echo(f"{run.episode}: simulated in {seconds} seconds", err=True)
     print_comparison(json.loads(summary.read_bytes())["comparison"], console)
     click.echo(f"report: {report}\nsummary: {summary}")
+
+
+@main.command()
+@click.option("--margin", "margin_path", default=None, help="solvent.margin/1 output (.json or .parquet) to commit.")
+@click.option("--portfolio", "portfolio_path", default=None, help="Or margin this portfolio first (adds Cover 2).")
+@click.option("--market", "market_path", default=None, help="solvent.market/1 JSON file (with --portfolio).")
+@click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file (with --portfolio).")
+@click.option("--history", "history_path", default=None, help="Price history for fhs/mc scenarios (with --portfolio).")
+@click.option("--insurance-fund", default=0.0, show_default=True, type=click.FloatRange(0.0), help="USD.")
+@click.option("--secret", "secret_path", default=None, help="File holding the salts' key in hex (default: random).")
+@click.option("--proofs", "write_proofs", is_flag=True, help="Also write proofs.ndjson (every account, or --account).")
+@click.option("--account", "accounts", multiple=True, help="Only this account's proof (repeatable; with --proofs).")
+@click.option("--processes", type=click.IntRange(1), default=None, help="Hashing processes [default: one per core].")
+@click.option("--out", "out_dir", default="solvent-proof", show_default=True, help="Folder to write into.")
+@_fail_cleanly
+@_terminate_cleanly
+def prove(
+    margin_path: str | None,
+    portfolio_path: str | None,
+    market_path: str | None,
+    params_path: str | None,
+    history_path: str | None,
+    insurance_fund: float,
+    secret_path: str | None,
+    write_proofs: bool,
+    accounts: tuple[str, ...],
+    processes: int | None,
+    out_dir: str,
+) -> None:
+    """Commit every account's equity, IM and MM to a Merkle-sum tree; write the solvency statement (root,
+    totals, Cover 2 with --portfolio) and the tree, and with --proofs each account's inclusion proof."""
+    if (margin_path is None) == (portfolio_path is None) or (portfolio_path is not None) != (market_path is not None):
+        raise click.UsageError("give --margin FILE, or --portfolio FILE with --market FILE")
+    if margin_path is not None and (params_path or history_path):
+        raise click.UsageError("--params and --history go with --portfolio")
+    if accounts and not write_proofs:
+        raise click.UsageError("--account needs --proofs")
+    secret = read_secret(secret_path)
+    processes = default_processes() if processes is None else processes
+    if margin_path is not None:
+        tree, statement = prove_figures(read_margin_output(margin_path), secret, insurance_fund, None, processes)
+    else:
+        assert portfolio_path is not None and market_path is not None  # checked above
+        tree, statement = prove_book(
+            load_portfolio(portfolio_path),
+            load_market(market_path),
+            load_params(params_path),
+            secret,
+            insurance_fund,
+            read_history(history_path) if history_path else None,
+            processes=processes,
+            portfolio_source=portfolio_path,
+            market_source=market_path,
+        )
+    positions = proof_positions(tree, accounts) if write_proofs else None
+    for path in write_outputs(out_dir, tree, statement, positions):
+        click.echo(f"wrote {path}", err=True)
+    for line in statement.summary_lines():
+        click.echo(line)
+
+
+@main.command()
+@click.option("--proof", "proof_path", required=True, help="solvent.proof/1 JSON, or an NDJSON file of them.")
+@click.option("--statement", "statement_path", default=None, help="The published solvent.solvency/1 statement.")
+@click.option("--root", default=None, help="Or the published root alone (64 hex digits).")
+@click.option("--account", default=None, help="The account the proof must be for (picks it from an NDJSON file).")
+@_fail_cleanly
+def verify(proof_path: str, statement_path: str | None, root: str | None, account: str | None) -> None:
+    """Check one account's inclusion proof against a published root (and totals), without the book.
+    Exit 0 when it verifies, 1 when it does not, 2 on unreadable input."""
+    if (statement_path is None) == (root is None):
+        raise click.UsageError("give --statement FILE or --root HEX")
+    published, totals = published_root(statement_path, root)
+    proof = load_proof(proof_path, account)
+    verify_proof(proof, published, totals, account)
+    click.echo(f"OK: account {proof.account!r} ({STATUSES[proof.status]}) is in the tree of root {published.hex()}")

@@ -21,6 +21,7 @@ from solvent.formats.outputs import (
     StreamSummary,
     StressReport,
 )
+from solvent.formats.proof import ProofDocument, StatementDocument
 from solvent.formats.schemas import MarketSnapshot, Portfolio
 from solvent.params import MarginParams
 from solvent.stream.events import Event
@@ -46,6 +47,8 @@ FORMATS: dict[str, Any] = {
     "solvent.stress-report-1.schema.json": StressReport,
     "solvent.params-diff-1.schema.json": ParamsDiff,
     "solvent.state-1.schema.json": StateMeta,  # the `meta` document of a state file (its arrays: docs/formats.md)
+    "solvent.solvency-1.schema.json": StatementDocument,  # `solvent prove`'s statement.json
+    "solvent.proof-1.schema.json": ProofDocument,  # one line of `solvent prove --proofs`' proofs.ndjson
 }
 
 

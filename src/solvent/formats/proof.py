@@ -1,0 +1,98 @@
+"""The solvency proof's file formats as msgspec records: solvent.solvency/1 (the published statement) and
+solvent.proof/1 (one account's inclusion proof), read by `solvent verify` and described by their JSON Schemas.
+Amounts are whole units of 1e-6 USD (unsigned 64-bit where committed in the tree); hashes are lowercase hex."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+STATEMENT_SCHEMA = "solvent.solvency/1"
+PROOF_SCHEMA = "solvent.proof/1"
+
+Hex32 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$", description="32 bytes, lowercase hex")]
+Status = Literal["HEALTHY", "BELOW_IM", "LIQUIDATABLE", "BANKRUPT"]
+
+
+class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of the proof's records."""
+
+
+class Amounts(_Record, frozen=True, kw_only=True):
+    """Committed amounts, units of 1e-6 USD: equity = max(E, 0), deficit = max(-E, 0), IM, MM and
+    shortfall = max(MM - E, 0) (for a node: its leaves' sums)."""
+
+    equity: int
+    deficit: int
+    im: int
+    mm: int
+    shortfall: int
+
+
+class PathStep(_Record, frozen=True, kw_only=True):
+    """One sibling on the way to the root: its hash and its amounts (Amounts' order)."""
+
+    hash: Hex32
+    amounts: Annotated[list[int], msgspec.Meta(min_length=5, max_length=5)]
+
+
+class ProofDocument(_Record, frozen=True, kw_only=True):
+    """solvent.proof/1: one account's inclusion proof (`solvent prove --proofs`, read by `solvent verify`)."""
+
+    schema: Literal["solvent.proof/1"]
+    account: str
+    salt: Hex32
+    index: Annotated[int, msgspec.Meta(ge=0)]
+    amounts: Amounts
+    status: Status
+    path: list[PathStep]
+
+
+class Defaulter(_Record, frozen=True, kw_only=True):
+    group: str
+    accounts: list[str]
+    uncovered_loss: float
+
+
+class Cover2Record(_Record, frozen=True, kw_only=True):
+    """The Cover-2 stress figure (USD): the scenario setting it, the loss, the fund, their ratio, who defaults."""
+
+    scenario: str
+    scenario_index: int
+    n_scenarios: int
+    loss: float
+    insurance_fund: float
+    coverage_ratio: float | None
+    defaulters: list[Defaulter]
+
+
+class Solvency(_Record, frozen=True, kw_only=True):
+    """The statement's figures in USD (from the committed totals) and their ratios (None where undefined)."""
+
+    net_equity: float
+    equity: float
+    deficit: float
+    im: float
+    mm: float
+    shortfall: float
+    insurance_fund: float
+    equity_over_mm: float | None
+    equity_over_im: float | None
+    fund_over_deficit: float | None
+
+
+class StatementDocument(_Record, frozen=True, kw_only=True):
+    """solvent.solvency/1: the venue's solvency statement (`solvent prove`)."""
+
+    schema: Literal["solvent.solvency/1"]
+    hash: Literal["SHA-256"]
+    unit_usd: float
+    market_time: str | None
+    root: Hex32
+    depth: int
+    n_accounts: int
+    totals: Amounts
+    solvency: Solvency
+    scenario_method: str | None
+    cover2: Cover2Record | None
