@@ -67,8 +67,10 @@ def imports_of(module: str, source: str, is_package: bool) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = ".".join(here[: len(here) - node.level + 1] + [node.module or ""]).strip(".") if node.level else ""
-            target = base if node.level else (node.module or "")
+            if node.level:
+                target = ".".join([*here[: len(here) - node.level + 1], node.module or ""]).strip(".")
+            else:
+                target = node.module or ""
             for alias in node.names:
                 child = f"{target}.{alias.name}"
                 found.add(child if _exists(child) else target)

@@ -21,8 +21,9 @@ import pytest
 
 from solvent.api import compute_margin
 from solvent.engine.book import Book
-from solvent.engine.results import IM_TERMS, MarginResult
+from solvent.engine.results import MarginResult
 from solvent.formats.io import portfolio_to_book
+from solvent.formats.outputs import IM_TERMS
 from solvent.formats.schemas import Account, AssetQuote, Instrument, MarketSnapshot, Portfolio, Position
 from solvent.params import GridParams, MaintenanceParams, MarginParams, ScenarioParams, VolatilityParams
 

@@ -8,7 +8,7 @@ enabled, `basis` (the basis and calendar contingency on offsetting books, per as
 of the others, so that IM = tier x that sum, and last `stable_price` (also per asset) when the market carries a
 stable price: the gap between the oracle and the stable price on each net long (short) holding, a valuation
 limit on borrowing power, not a risk, so neither scaled by the tier nor part of MM. Every term declared in
-`IM_TERMS` (engine/results.py) is reported, 0 where it does not apply. The factors of later issues join as
+`IM_TERMS` (formats/outputs.py) is reported, 0 where it does not apply. The factors of later issues join as
 further terms here and nowhere else, before `risk_tier`.
 """
 
