@@ -21,10 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import solvent
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.margin import liquidity_add_on, margin_book
 from solvent.factors.basis import book_layout, book_terms_kernel
 from solvent.factors.liquidity import liquidity_by_asset, packed_liquidity, sqrt_impact_cost, vega_cost, walk_cost
-from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Depth, Instrument, MarketSnapshot, Portfolio, Position
 from solvent.market.state import build_market_state
 from solvent.params import BasisParams, CollateralParams, LiquidityParams, MarginParams

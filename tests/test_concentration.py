@@ -14,6 +14,7 @@ from scipy.stats import norm
 
 from solvent.api import compute_margin
 from solvent.baselines.dydx import DydxParams, requirements
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.results import MarginResult
 from solvent.errors import InputError
 from solvent.factors.concentration import (
@@ -30,7 +31,6 @@ from solvent.factors.concentration import (
     simm_thresholds,
     stressed_depth,
 )
-from solvent.formats.io import portfolio_to_book
 from solvent.formats.outputs import IM_TERMS
 from solvent.formats.schemas import Account, AssetQuote, Depth, Instrument, MarketSnapshot, Portfolio, Position
 from solvent.market.depth import asset_liquidity, book_side, parametric_side

@@ -26,13 +26,14 @@ from solvent.console import (
     print_stream_summary,
     print_stress,
 )
+from solvent.convert.inputs import load_baseline_params, load_params, load_portfolio
+from solvent.convert.results import result_json, write_result
 from solvent.demo.run import DEMO_ACCOUNTS, DEMO_SEED, run_demo
 from solvent.engine.book import Book
 from solvent.errors import InputError, SolventError
-from solvent.formats.io import load_baseline_params, load_market, load_params, load_portfolio, write_text_atomic
-from solvent.formats.jsonschema import write_schemas
-from solvent.formats.results import result_json, write_result
+from solvent.formats.io import load_market, write_text_atomic
 from solvent.formats.schemas import MarketSnapshot
+from solvent.jsonschemas import write_schemas
 from solvent.market.history import PriceHistory, read_history
 from solvent.params import MarginParams
 

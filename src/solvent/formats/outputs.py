@@ -1,8 +1,8 @@
 """The output documents described as msgspec records, for their JSON Schemas (issue 12 item 18).
 
-The writers build these documents as plain dicts (formats/results.py, engine/attribution.py, baselines/book.py,
+The writers build these documents as plain dicts (convert/results.py, engine/attribution.py, baselines/book.py,
 stream/engine.py, lab/report.py); the records here only describe them, so that `solvent schema` generates the
-outputs' JSON Schemas as it does the inputs' (formats/jsonschema.py) and tests/test_output_schemas.py validates
+outputs' JSON Schemas as it does the inputs' (solvent/jsonschemas.py) and tests/test_output_schemas.py validates
 real CLI outputs against them. Records forbid unknown fields, so a key added to an output without its schema is
 caught. The IM terms are generated from `IM_TERMS` and `ASSET_TERMS`, declared here (the engine reports exactly
 these): a term declared there is required here.
