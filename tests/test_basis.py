@@ -316,7 +316,7 @@ def test_integrated_collateral_joins_the_spot_book_of_the_contingency_only() -> 
     book = random_book(3, collateral=True)
     state = build_market_state(VENUE, venue_market(), params)
     result = margin_book(book, state, params)
-    from solvent.factors.haircuts import integrated_deltas
+    from solvent.engine.equity import integrated_deltas
 
     extra = integrated_deltas(book, state, params, "<test>")
     assert extra is not None and extra.max() > 0.0

@@ -291,7 +291,7 @@ def test_simm_add_on_non_negative_and_non_decreasing_in_size(a: float, b: float,
     assert add_on[1] >= add_on[0] and add_on[3] >= add_on[2]
 
 
-# widths of 0 (a step at the cap) or at least $1 (a subnormal width overflows inside baselines.dydx.adjusted_imf)
+# widths of 0 (a step at the cap) or at least $1 (a subnormal width overflows inside factors.venue_curves.adjusted_imf)
 @given(
     a=sizes,
     b=sizes,

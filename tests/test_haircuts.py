@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from scipy.special import ndtri
 
 from solvent.api import compute_margin
-from solvent.baselines.drift import scaled_initial_asset_weight, size_discount
 from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.kernel import margins, margins_numpy
 from solvent.engine.results import MarginResult
@@ -26,6 +25,7 @@ from solvent.factors.haircuts import (
     vol_haircut,
     wrong_way_delta,
 )
+from solvent.factors.venue_curves import scaled_initial_asset_weight, size_discount
 from solvent.formats.schemas import Account, AssetQuote, Depth, Instrument, MarketSnapshot, Portfolio, Position
 from solvent.market.depth import AssetLiquidity, book_side
 from solvent.market.state import build_market_state

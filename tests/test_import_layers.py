@@ -22,7 +22,7 @@ PACKAGE = "solvent"
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(floor.split())
     for floor in (
-        "errors _numba",  # the exception tree and the numba shim
+        "errors _numba arrays",  # the exception tree, the numba shim, the kernels' array-argument checks
         "formats",  # file schemas and codecs: no engine, stream or venue-rule type
         "params",  # the frozen model parameters (decoded through formats.errors)
         "pricing market",  # Black-76; market snapshots, oracle, depth, histories

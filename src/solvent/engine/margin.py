@@ -21,7 +21,13 @@ from msgspec import structs
 from numpy.typing import NDArray
 
 from solvent.engine.book import Book
-from solvent.engine.equity import collateral_columns, collateral_value, position_value
+from solvent.engine.equity import (
+    book_haircuts,
+    collateral_columns,
+    collateral_value,
+    integrated_deltas,
+    position_value,
+)
 from solvent.engine.kernel import margins
 from solvent.engine.results import MarginResult, complete_term_by_asset, complete_terms
 from solvent.engine.riskarrays import RiskArrays, scenario_risk_arrays
@@ -36,7 +42,7 @@ from solvent.factors.concentration import (
     stressed_depth,
     tier_multiplier,
 )
-from solvent.factors.haircuts import book_haircuts, collateral_deltas, integrated_deltas
+from solvent.factors.haircuts import collateral_deltas
 from solvent.factors.liquidity import liquidity_kernel, packed_liquidity
 from solvent.factors.oracle_buffer import oracle_buffer_by_asset
 from solvent.liquidation.horizon import liquidation_maintenance
