@@ -27,7 +27,7 @@ def complete_terms(terms: Mapping[str, FloatArray], n_accounts: int) -> dict[str
     """Every declared term (IM_TERMS), in order, zeros where `terms` lacks it; a term not declared is an error."""
     unknown = [name for name in terms if name not in IM_TERMS]
     if unknown:
-        raise ValueError(f"IM term {unknown[0]!r} is not declared in IM_TERMS (solvent/engine/results.py)")
+        raise ValueError(f"IM term {unknown[0]!r} is not declared in IM_TERMS (solvent/formats/outputs.py)")
     return {name: terms[name] if name in terms else np.zeros(n_accounts) for name in IM_TERMS}
 
 
@@ -37,7 +37,7 @@ def complete_term_by_asset(
     """Every declared per-asset term (ASSET_TERMS), in order, (N, A) zeros where absent."""
     unknown = [name for name in term_by_asset if name not in ASSET_TERMS]
     if unknown:
-        raise ValueError(f"per-asset term {unknown[0]!r} is not declared in ASSET_TERMS (solvent/engine/results.py)")
+        raise ValueError(f"per-asset term {unknown[0]!r} is not declared in ASSET_TERMS (solvent/formats/outputs.py)")
     return {
         name: term_by_asset[name] if name in term_by_asset else np.zeros((n_accounts, n_assets))
         for name in ASSET_TERMS
