@@ -10,6 +10,7 @@ draws the floors and says where new code goes.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -217,3 +218,13 @@ def test_a_relative_import_is_resolved() -> None:
         "solvent.engine.book",
         "solvent.formats.schemas",
     }
+
+
+def test_the_architecture_page_draws_these_floors() -> None:
+    """docs/architecture.md's table of floors names the packages of LAYERS, floor by floor, bottom up."""
+    page = (SRC.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d+) \| ([^|]+) \|", page, flags=re.MULTILINE)
+    names = [re.findall(r"`([^`]+)`", cell) for _, cell in rows]
+    drawn = [frozenset(n.strip("/").removeprefix("solvent/").removesuffix(".py") for n in row) for row in names]
+    assert [int(number) for number, _ in rows] == list(range(len(LAYERS)))
+    assert drawn == list(LAYERS)
