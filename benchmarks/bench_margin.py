@@ -26,11 +26,12 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from solvent.convert.inputs import load_portfolio
 from solvent.engine.book import CROSS, Book, book_to_arrow
 from solvent.engine.kernel import margins, margins_numpy
 from solvent.engine.margin import margin_book
 from solvent.engine.riskarrays import build_risk_arrays
-from solvent.formats.io import load_portfolio, write_portfolio_parquet
+from solvent.formats.io import write_portfolio_parquet
 from solvent.formats.schemas import AssetQuote, Depth, Instrument, MarketSnapshot, OracleSource
 from solvent.market.state import build_market_state
 from solvent.params import (

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from msgspec import structs
 
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.margin import margin_accounts, risk_context
-from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Instrument, MarketSnapshot, Portfolio, Position
 from solvent.market.state import build_market_state
 from solvent.params import MarginParams, McParams, ScenarioParams

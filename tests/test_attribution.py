@@ -23,6 +23,7 @@ from small_venue import INSTRUMENTS, LINEAR, NOW
 import solvent
 from solvent.api import compute_margin, explain_margin
 from solvent.cli import main
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.attribution import (
     Attribution,
     attribute_margin,
@@ -34,7 +35,6 @@ from solvent.engine.attribution import (
 from solvent.engine.book import Book
 from solvent.engine.kernel import risk_measure_numpy, scenario_pnl_numpy
 from solvent.engine.riskarrays import build_risk_arrays, scenario_risk_arrays
-from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, MarketSnapshot, Portfolio, Position
 from solvent.market.state import build_market_state
 from solvent.market.synthetic import synthetic_history

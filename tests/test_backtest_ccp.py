@@ -22,7 +22,8 @@ from scipy.special import ndtri, xlogy
 from scipy.stats import binom
 
 from solvent.cli import main
-from solvent.formats.io import load_market, load_portfolio
+from solvent.convert.inputs import load_portfolio
+from solvent.formats.io import load_market
 from solvent.lab.backtest import (
     backtest,
     binomial_law,

@@ -36,11 +36,11 @@ from solvent.baselines import (
 )
 from solvent.baselines.book import BASELINE_SCHEMA, BaselineResult, baseline_margin, option_unit_values
 from solvent.cli import main
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.book import Book
 from solvent.engine.riskarrays import scenario_risk_arrays
 from solvent.errors import InputError
 from solvent.formats.errors import decode_json
-from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Instrument, MarketSnapshot, Portfolio, Position
 from solvent.market.state import OPTION, SPOT, MarketState, build_market_state
 from solvent.params import MarginParams

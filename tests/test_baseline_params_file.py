@@ -14,8 +14,8 @@ import solvent
 from solvent.api import baseline_margin_for
 from solvent.baselines import BASELINE_PARAMS_SCHEMA, BaselineParams, StaticFractions, StaticParams
 from solvent.cli import main
+from solvent.convert.inputs import load_baseline_params
 from solvent.demo.run import DEMO_SEED
-from solvent.formats.io import load_baseline_params
 from solvent.lab.cascade import CascadeConfig, PopulationSpec
 from solvent.lab.episodes import load_crashes
 from solvent.lab.margin_backtest import run_backtest

@@ -21,10 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import solvent
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.margin import liquidity_add_on, margin_book
 from solvent.factors.basis import book_layout, book_terms_kernel
 from solvent.factors.liquidity import liquidity_by_asset, packed_liquidity, sqrt_impact_cost, vega_cost, walk_cost
-from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Depth, Instrument, MarketSnapshot, Portfolio, Position
 from solvent.market.state import build_market_state
 from solvent.params import BasisParams, CollateralParams, LiquidityParams, MarginParams
@@ -316,7 +316,7 @@ def test_integrated_collateral_joins_the_spot_book_of_the_contingency_only() -> 
     book = random_book(3, collateral=True)
     state = build_market_state(VENUE, venue_market(), params)
     result = margin_book(book, state, params)
-    from solvent.factors.haircuts import integrated_deltas
+    from solvent.engine.equity import integrated_deltas
 
     extra = integrated_deltas(book, state, params, "<test>")
     assert extra is not None and extra.max() > 0.0

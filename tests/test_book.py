@@ -14,10 +14,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from solvent.convert.inputs import load_portfolio
 from solvent.engine.book import (
-    ACCOUNTS_SCHEMA,
     CROSS,
-    ENCODED_SCHEMA,
     ISOLATED,
     Book,
     book_from_arrow,
@@ -25,7 +24,8 @@ from solvent.engine.book import (
     canonical_book,
 )
 from solvent.errors import InputError
-from solvent.formats.io import INSTRUMENTS_KEY, SCHEMA_KEY, load_portfolio, write_portfolio_parquet
+from solvent.formats.arrow import ACCOUNTS_SCHEMA, ENCODED_SCHEMA
+from solvent.formats.io import INSTRUMENTS_KEY, SCHEMA_KEY, write_portfolio_parquet
 from solvent.formats.schemas import PORTFOLIO_SCHEMA, Instrument, Portfolio
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

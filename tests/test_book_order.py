@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from small_venue import INSTRUMENTS, LINEAR, MARKET
 
 from solvent.api import compute_margin
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.book import _exact_sums, canonical_book
 from solvent.engine.results import MarginResult
-from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, Portfolio, Position
 from solvent.params import MarginParams, ScenarioParams
 

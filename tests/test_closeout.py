@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from msgspec import structs
 from small_venue import INSTRUMENTS, LINEAR, NOW
 
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.book import Book
 from solvent.engine.margin import margin_book
 from solvent.engine.riskarrays import scenario_risk_arrays
 from solvent.factors.liquidity import delta_cost
-from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Depth, MarketSnapshot, Portfolio, Position
 from solvent.liquidation.closeout import (
     CloseOutBook,

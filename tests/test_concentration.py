@@ -14,7 +14,8 @@ from scipy.stats import norm
 
 from solvent.api import compute_margin
 from solvent.baselines.dydx import DydxParams, requirements
-from solvent.engine.results import IM_TERMS, MarginResult
+from solvent.convert.inputs import portfolio_to_book
+from solvent.engine.results import MarginResult
 from solvent.errors import InputError
 from solvent.factors.concentration import (
     concentration_risk_factor,
@@ -30,7 +31,7 @@ from solvent.factors.concentration import (
     simm_thresholds,
     stressed_depth,
 )
-from solvent.formats.io import portfolio_to_book
+from solvent.formats.outputs import IM_TERMS
 from solvent.formats.schemas import Account, AssetQuote, Depth, Instrument, MarketSnapshot, Portfolio, Position
 from solvent.market.depth import asset_liquidity, book_side, parametric_side
 from solvent.params import (
@@ -290,7 +291,7 @@ def test_simm_add_on_non_negative_and_non_decreasing_in_size(a: float, b: float,
     assert add_on[1] >= add_on[0] and add_on[3] >= add_on[2]
 
 
-# widths of 0 (a step at the cap) or at least $1 (a subnormal width overflows inside baselines.dydx.adjusted_imf)
+# widths of 0 (a step at the cap) or at least $1 (a subnormal width overflows inside factors.venue_curves.adjusted_imf)
 @given(
     a=sizes,
     b=sizes,

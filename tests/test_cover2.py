@@ -13,10 +13,11 @@ from click.testing import CliRunner
 from small_venue import MARKET
 
 from solvent.cli import main
+from solvent.convert.inputs import load_portfolio, portfolio_to_book
 from solvent.engine.margin import risk_context
 from solvent.engine.riskarrays import build_risk_arrays
 from solvent.engine.whatif import account_scenario_pnl
-from solvent.formats.io import load_market, load_portfolio, portfolio_to_book
+from solvent.formats.io import load_market
 from solvent.formats.schemas import Account, Instrument, Portfolio, Position
 from solvent.market.state import build_market_state
 from solvent.params import MarginParams, McParams, ScenarioParams

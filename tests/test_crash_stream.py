@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from solvent.cli import main
+from solvent.convert.inputs import load_params, load_portfolio
 from solvent.demo.crash import CrashScript, crash_path, write_crash
-from solvent.formats.io import load_params, load_portfolio
 from solvent.params import LiquidationParams
 from solvent.stream import events as ev
 from solvent.stream.feed import DepthChange

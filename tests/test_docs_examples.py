@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 import solvent
 from solvent.cli import main
-from solvent.formats.results import result_document
+from solvent.convert.results import result_document
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

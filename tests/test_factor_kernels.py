@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from solvent.convert.inputs import load_portfolio
 from solvent.engine.book import CROSS, Book
 from solvent.engine.equity import collateral_columns, collateral_row_values, position_value, position_value_numpy
 from solvent.factors.haircuts import collateral_haircuts, collateral_haircuts_numpy
 from solvent.factors.liquidity import liquidity_by_asset, liquidity_kernel, pack_liquidity
 from solvent.factors.oracle_buffer import oracle_buffer_by_asset, oracle_buffer_numpy
-from solvent.formats.io import load_market, load_portfolio
+from solvent.formats.io import load_market
 from solvent.formats.schemas import AssetQuote, Depth, Instrument, MarketSnapshot
 from solvent.market.depth import AssetLiquidity, DepthCurve
 from solvent.market.state import build_market_state

@@ -22,9 +22,9 @@ from scipy.stats import norm
 
 from solvent.api import compute_margin
 from solvent.cli import main
+from solvent.convert.inputs import load_params, portfolio_to_book
 from solvent.errors import InputError
 from solvent.formats.governance import AuditRecord, Change, ParamsDiff, Proposal
-from solvent.formats.io import load_params, portfolio_to_book
 from solvent.formats.schemas import MarketSnapshot, Portfolio
 from solvent.governance.audit import JsonlAuditLog, MemoryAuditLog, last_change
 from solvent.governance.bounds import BOUNDS, MIN_DELAY_DAYS, Bound, check_step, get_value, with_values

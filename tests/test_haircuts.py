@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy.special import ndtri
 
 from solvent.api import compute_margin
-from solvent.baselines.drift import scaled_initial_asset_weight, size_discount
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.kernel import margins, margins_numpy
 from solvent.engine.results import MarginResult
 from solvent.engine.riskarrays import scenario_risk_arrays
@@ -25,7 +25,7 @@ from solvent.factors.haircuts import (
     vol_haircut,
     wrong_way_delta,
 )
-from solvent.formats.io import portfolio_to_book
+from solvent.factors.venue_curves import scaled_initial_asset_weight, size_discount
 from solvent.formats.schemas import Account, AssetQuote, Depth, Instrument, MarketSnapshot, Portfolio, Position
 from solvent.market.depth import AssetLiquidity, book_side
 from solvent.market.state import build_market_state

@@ -19,7 +19,7 @@ import pytest
 from scipy.special import ndtr, ndtri
 
 from solvent.api import compute_margin
-from solvent.formats.io import portfolio_to_book
+from solvent.convert.inputs import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Depth, Instrument, MarketSnapshot, Portfolio, Position
 from solvent.lab.backtest import backtest
 from solvent.lab.margin_backtest import run_backtest

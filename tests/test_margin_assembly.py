@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 
 from solvent.api import compute_margin
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.book import Book
-from solvent.engine.results import IM_TERMS, MarginResult
-from solvent.formats.io import portfolio_to_book
+from solvent.engine.results import MarginResult
+from solvent.formats.outputs import IM_TERMS
 from solvent.formats.schemas import Account, AssetQuote, Instrument, MarketSnapshot, Portfolio, Position
 from solvent.params import GridParams, MaintenanceParams, MarginParams, ScenarioParams, VolatilityParams
 

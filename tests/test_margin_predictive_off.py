@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from small_venue import INSTRUMENTS, LINEAR, NOW
 
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.margin import account_equity, margin_accounts, risk_context
 from solvent.engine.results import MarginResult
-from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Depth, MarketSnapshot, Portfolio, Position
 from solvent.market.state import build_market_state
 from solvent.params import CollateralParams, ConcentrationParams, MaintenanceParams, MarginParams

@@ -19,10 +19,11 @@ from click.testing import CliRunner
 
 from solvent.api import compute_margin
 from solvent.cli import main
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.book import Book
 from solvent.engine.results import MarginResult
 from solvent.errors import InputError
-from solvent.formats.io import load_market, portfolio_to_book
+from solvent.formats.io import load_market
 from solvent.formats.schemas import (
     Account,
     AssetQuote,

@@ -25,10 +25,10 @@ import pytest
 from click.testing import CliRunner
 
 from solvent.cli import main
-from solvent.engine.results import ASSET_TERMS, IM_TERMS, complete_terms
-from solvent.formats.jsonschema import json_schema
-from solvent.formats.outputs import Mark
+from solvent.engine.results import complete_terms
+from solvent.formats.outputs import ASSET_TERMS, IM_TERMS, Mark
 from solvent.formats.schemas import MarketSnapshot, Portfolio
+from solvent.jsonschemas import json_schema
 from solvent.market.oracle import aggregate
 from solvent.market.state import build_market_state
 from solvent.params import MarginParams

@@ -530,7 +530,7 @@ def test_shocked_vols_are_floored_at_vol_floor_so_a_long_option_is_not_charged_i
     scenario; every price move of the ladder makes one leg's gain). The twin revalues every scenario here with
     the scalar Black-76 above at max(v (1 + u tau), floor) and takes ES99 by sorting, group by group."""
     from solvent.api import compute_margin
-    from solvent.formats.io import portfolio_to_book
+    from solvent.convert.inputs import portfolio_to_book
     from solvent.formats.schemas import Account, Portfolio, Position
 
     legs = [option(f"BTC-{kind}-6H", "BTC", 0.25, 95_000.0, kind) for kind in ("call", "put")]

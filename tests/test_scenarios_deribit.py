@@ -149,7 +149,7 @@ def test_extended_moves_do_not_dominate_a_naked_short_atm_call_or_a_perp() -> No
     leave the ladder in charge for both, and the margin below that baseline. Independent figures: the ladder
     alone (extended_moves ()), and the baseline's published formula, computed here."""
     from solvent.api import compute_margin
-    from solvent.formats.io import portfolio_to_book
+    from solvent.convert.inputs import portfolio_to_book
     from solvent.formats.schemas import Account, Portfolio, Position
 
     call = Instrument(

@@ -168,8 +168,8 @@ def test_scan_is_the_lognormal_quantile_or_es_at_the_models_confidence(
 def test_a_linear_positions_grid_margin_is_its_lognormal_risk_measure(measure: str) -> None:
     """issue 12 item 10: one short and one long future on the grid are charged their lognormal VaR / ES at the
     model's confidence (the 3/3 scenario binds: 0.35 x the 2x extreme is smaller at these vols)."""
+    from solvent.convert.inputs import portfolio_to_book
     from solvent.engine.margin import margin_book
-    from solvent.formats.io import portfolio_to_book
     from solvent.formats.schemas import Account, Portfolio, Position
 
     for confidence in (0.99, 0.995):

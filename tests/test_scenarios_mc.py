@@ -217,7 +217,7 @@ STRESS_INSTRUMENTS = [
 def stress_im(quantities: dict[str, float], weights: list[float], n_scenarios: int = 256, seed: int = 7) -> list[float]:
     """market_risk of one account holding `quantities` under each stress weight (the default seed)."""
     from solvent.api import compute_margin
-    from solvent.formats.io import portfolio_to_book
+    from solvent.convert.inputs import portfolio_to_book
     from solvent.formats.schemas import Account, Portfolio, Position
 
     positions = [
@@ -290,7 +290,7 @@ def test_explain_reports_the_monte_carlo_standard_error_beside_the_figure() -> N
     seeds (within the sampling error of a 40-seed standard deviation and of the asymptotic formula); on the
     default stratified draws it is an upper bound."""
     from solvent.api import explain_margin
-    from solvent.formats.io import portfolio_to_book
+    from solvent.convert.inputs import portfolio_to_book
     from solvent.formats.schemas import Account, Portfolio, Position
 
     accounts = [Account(id="a", positions=[Position(instrument="BTC-PERP", quantity=1.0, entry_price=100.0)])]

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 import solvent
-from solvent.formats.jsonschema import schema_documents
+from solvent.jsonschemas import schema_documents
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "docs" / "schemas"

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from small_venue import INSTRUMENTS, NOW
 
-from solvent.formats.io import portfolio_to_book
+from solvent.convert.inputs import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Depth, MarketSnapshot, OracleSource, Portfolio
 from solvent.market.stable_price import StablePriceParams, reset, simulate, stable_price_charge, update
 from solvent.params import MarginParams

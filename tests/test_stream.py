@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from small_venue import INSTRUMENTS, NOW
 
 from solvent.cli import main
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.book import Book
 from solvent.engine.margin import margin_accounts
 from solvent.engine.riskarrays import build_risk_arrays
 from solvent.errors import InputError
-from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Depth, MarketSnapshot, OracleSource, Portfolio, Position
 from solvent.market.state import OPTION
 from solvent.params import LiquidationParams, MarginParams, PredictiveParams, ScenarioParams

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from small_venue import INSTRUMENTS, NOW
 
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.book import Book
-from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Depth, MarketSnapshot, OracleSource, Portfolio, Position
 from solvent.market.oracle import OracleStatus
 from solvent.params import MarginParams

@@ -19,11 +19,12 @@ from click.testing import CliRunner
 
 import solvent
 from solvent.cli import main
+from solvent.convert.inputs import load_portfolio, portfolio_to_book
 from solvent.engine.book import HOME_VENUE, book_from_arrow, book_to_arrow
 from solvent.engine.equity import position_value, position_value_numpy
 from solvent.engine.rollup import parent_rollup
 from solvent.errors import InputError
-from solvent.formats.io import INSTRUMENTS_KEY, SCHEMA_KEY, load_portfolio, portfolio_to_book, write_portfolio_parquet
+from solvent.formats.io import INSTRUMENTS_KEY, SCHEMA_KEY, write_portfolio_parquet
 from solvent.formats.schemas import PORTFOLIO_SCHEMA, Account, Instrument, MarketSnapshot, Portfolio, Position
 from solvent.market.state import build_market_state
 from solvent.params import MarginParams, VenueParams

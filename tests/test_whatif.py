@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from small_venue import INSTRUMENTS, LINEAR, NOW
 
+from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.book import Book
 from solvent.engine.kernel import margins, scenario_pnl_numpy
 from solvent.engine.margin import margin_book
@@ -43,7 +44,6 @@ from solvent.engine.whatif import (
 )
 from solvent.factors.basis import account_books
 from solvent.factors.concentration import tier_multiplier
-from solvent.formats.io import portfolio_to_book
 from solvent.formats.schemas import Account, AssetQuote, Depth, MarketSnapshot, OracleSource, Portfolio, Position
 from solvent.market.oracle import OracleStatus
 from solvent.market.state import MarketState, build_market_state

@@ -11,10 +11,11 @@ The public surface, for notebooks and services (pinned by tests/test_public_api.
 """
 
 from solvent.api import compute_margin, explain_margin
+from solvent.convert.inputs import load_params, load_portfolio
 from solvent.engine.book import Book
 from solvent.engine.results import MarginResult
 from solvent.errors import InputError, ModelError, SolventError
-from solvent.formats.io import load_market, load_params, load_portfolio, write_portfolio_parquet
+from solvent.formats.io import load_market, write_portfolio_parquet
 from solvent.formats.schemas import (
     Account,
     AssetQuote,

@@ -1,8 +1,8 @@
 """Shared pieces of the baseline rules: input checks, a range check for parameters, per-account sums.
 
-Kernels take array-likes, convert them once to float64 arrays (`as_float`) and check them there: a
-non-finite value, or a negative one where only magnitudes make sense, raises ValueError naming the
-argument and the first offending value. They never write to their inputs.
+Kernels take array-likes, convert them once to float64 arrays (`as_float`, from solvent/arrays.py, which the
+factors' venue curves use too) and check them there: a non-finite value, or a negative one where only magnitudes
+make sense, raises ValueError naming the argument and the first offending value. They never write to their inputs.
 """
 
 from __future__ import annotations
@@ -10,26 +10,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-FloatArray = NDArray[np.float64]
-
-
-def as_float(name: str, values: ArrayLike, *, nonnegative: bool = False) -> FloatArray:
-    """`values` as a float64 array (a copy only where a conversion needs one); ValueError on bad entries."""
-    array = np.asarray(values, dtype=np.float64)
-    bad = ~np.isfinite(array)
-    if nonnegative:
-        bad |= array < 0.0
-    if np.any(bad):
-        rule = "finite and >= 0" if nonnegative else "finite"
-        raise ValueError(f"{name}: must be {rule}, got {float(array[bad].flat[0])!r}")
-    return array
-
-
-def out(values: ArrayLike) -> FloatArray:
-    """A kernel's result as a float64 array (0-d for scalar inputs, never a bare numpy scalar)."""
-    return np.asarray(values, dtype=np.float64)
+from solvent.arrays import FloatArray as FloatArray
+from solvent.arrays import as_float as as_float
+from solvent.arrays import out as out
 
 
 def check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:

@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from solvent.baselines._common import FloatArray, as_float, check_range, out
+from solvent.factors.venue_curves import scaled_initial_asset_weight, size_discount
 from solvent.params import Fraction, NonNegative, _Config
 
 
@@ -45,14 +46,6 @@ def size_premium(weight: ArrayLike, imf_factor: ArrayLike, size: ArrayLike) -> F
     imf = as_float("imf_factor", imf_factor, nonnegative=True)
     root = np.sqrt(np.abs(as_float("size", size)))
     return out(np.maximum(w, 0.8 * w + imf * root))
-
-
-def size_discount(weight: ArrayLike, imf_factor: ArrayLike, size: ArrayLike) -> FloatArray:
-    """min(w, 1.1 / (1 + imf x sqrt(|size|))), broadcast: an asset weight shrunk with size."""
-    w = as_float("weight", weight, nonnegative=True)
-    imf = as_float("imf_factor", imf_factor, nonnegative=True)
-    root = np.sqrt(np.abs(as_float("size", size)))
-    return out(np.minimum(w, 1.1 / (1.0 + imf * root)))
 
 
 class DriftPerpParams(_Config, frozen=True, kw_only=True):
@@ -123,18 +116,6 @@ def perp_requirements(size: ArrayLike, price: ArrayLike, params: DriftPerpParams
     notional = magnitude * as_float("price", price, nonnegative=True)
     initial, maintenance = perp_margin_ratios(magnitude, params)
     return out(notional * initial), out(notional * maintenance)
-
-
-def scaled_initial_asset_weight(weight: ArrayLike, start: ArrayLike, deposits_value: ArrayLike) -> FloatArray:
-    """Drift `get_scaled_initial_asset_weight`: w x start / deposits once deposits >= start > 0, else w.
-
-    deposits_value: the spot market's total deposits in USD (not one account's).
-    """
-    w = as_float("weight", weight, nonnegative=True)
-    threshold = as_float("start", start, nonnegative=True)
-    deposits = as_float("deposits_value", deposits_value, nonnegative=True)
-    scaled = (threshold > 0.0) & (deposits >= threshold)
-    return out(np.where(scaled, w * threshold / np.where(scaled, deposits, 1.0), w))
 
 
 def spot_asset_weights(

@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from solvent.baselines._common import FloatArray, as_float, check_range, out
+from solvent.factors.venue_curves import adjusted_imf
 from solvent.params import Fraction, NonNegative, _Config
 
 MarginFraction = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
@@ -142,29 +143,6 @@ class DydxParams(_Config, frozen=True, kw_only=True):
             if tier.name == name:
                 return k
         raise ValueError(f"tier: unknown liquidity tier {name!r}; known: {', '.join(t.name for t in self.tiers)}")
-
-
-def adjusted_imf(base_imf: ArrayLike, oi_notional: ArrayLike, lower_cap: ArrayLike, upper_cap: ArrayLike) -> FloatArray:
-    """The open-interest-adjusted initial margin fraction, broadcast over the inputs.
-
-    base_imf: base IMF in (0, 1]. oi_notional: the market's open notional in USD (>= 0). lower_cap,
-    upper_cap: the tier's caps in USD; upper_cap == 0 disables the ramp. See the module docstring for
-    the rule (dYdX `GetInitialMarginQuoteQuantums`); the result lies in [base_imf, 1].
-    """
-    base = as_float("base_imf", base_imf, nonnegative=True)
-    oi = as_float("oi_notional", oi_notional, nonnegative=True)
-    lower = as_float("lower_cap", lower_cap, nonnegative=True)
-    upper = as_float("upper_cap", upper_cap, nonnegative=True)
-    if np.any(base > 1.0):
-        raise ValueError(f"base_imf: must be <= 1, got {float(base[base > 1.0].flat[0])!r}")
-    if np.any(lower > upper):
-        raise ValueError("lower_cap: must not exceed upper_cap (dYdX's LiquidityTier.Validate)")
-    enabled = upper > 0.0
-    width = np.where(upper > lower, upper - lower, 1.0)  # placeholder 1 where no ramp is ever evaluated
-    ramped = np.minimum(base + (1.0 - base) * np.clip((oi - lower) / width, 0.0, 1.0), 1.0)
-    imf = np.where(oi <= lower, base, ramped)
-    imf = np.where(oi >= upper, 1.0, imf)  # checked first by dYdX, so lower == upper is a step at the cap
-    return out(np.where(enabled, imf, base))
 
 
 def requirements(

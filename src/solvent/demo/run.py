@@ -23,12 +23,12 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from solvent.api import compute_margin
+from solvent.convert.results import write_result
 from solvent.demo.report import print_summary, write_report
 from solvent.demo.venue import ASSETS, OPTION_DAYS, expiry_at, synthetic_book, venue_instruments
 from solvent.engine.book import book_to_arrow
 from solvent.engine.results import MarginResult
 from solvent.formats.io import atomic_output, write_portfolio_parquet
-from solvent.formats.results import write_result
 from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Depth, MarketSnapshot, OracleSource, VolSurface
 from solvent.market.history import PriceHistory, write_history
 from solvent.market.synthetic import load_generator, synthetic_history

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from solvent._numba import jit
 from solvent.errors import InputError
+from solvent.formats.arrow import ACCOUNTS_SCHEMA, ENCODED_SCHEMA, POSITION_TYPE
 from solvent.formats.schemas import LINEAR_KINDS, MAX_AMOUNT, MAX_PRICE, MAX_QUANTITY, MAX_TIER, MIN_PRICE, Instrument
 
 FloatArray = NDArray[np.float64]
@@ -37,38 +38,8 @@ IndexArray = NDArray[np.int64]
 CROSS, ISOLATED = 0, 1
 MODE_CODES = {"cross": CROSS, "isolated": ISOLATED}
 
-POSITION_TYPE = pa.struct(
-    [("instrument", pa.string()), ("quantity", pa.float64()), ("entry_price", pa.float64()), ("venue", pa.string())]
-)
 #: The venue code of a position held at the home venue (a null `venue`).
 HOME_VENUE = -1
-ACCOUNTS_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("collateral", pa.map_(pa.string(), pa.float64())),
-        ("positions", pa.list_(POSITION_TYPE)),
-        ("risk_tier", pa.float64()),
-        ("mode", pa.string()),
-        ("parent", pa.string()),
-    ]
-)
-# The same columns with instrument names and collateral assets dictionary-encoded, as the Parquet reader hands
-# them back (read_dictionary). Accepted as they are, so millions of names are neither built nor hashed again.
-NAME_CODES = pa.dictionary(pa.int32(), pa.string())
-ENCODED_TYPES = {
-    "collateral": pa.map_(NAME_CODES, pa.float64()),
-    "positions": pa.list_(
-        pa.struct(
-            [
-                ("instrument", NAME_CODES),
-                ("quantity", pa.float64()),
-                ("entry_price", pa.float64()),
-                ("venue", pa.string()),
-            ]
-        )
-    ),
-}
-ENCODED_SCHEMA = pa.schema([pa.field(f.name, ENCODED_TYPES.get(f.name, f.type)) for f in ACCOUNTS_SCHEMA])
 
 
 @dataclass(frozen=True, eq=False)

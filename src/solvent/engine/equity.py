@@ -1,4 +1,5 @@
-"""Equity: collateral at market prices plus the mark-to-market of positions, per account."""
+"""Equity: collateral at market prices plus the mark-to-market of positions, per account; the book's collateral haircuts
+and integrated-mode deltas at those prices (the array kernels are factors/haircuts.py's)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from numpy.typing import NDArray
 from solvent._numba import jit, prange
 from solvent.engine.book import HOME_VENUE, Book
 from solvent.errors import InputError
+from solvent.factors.haircuts import CollateralHaircuts, collateral_deltas, collateral_haircuts
 from solvent.market.oracle import pessimistic_prices
 from solvent.market.state import MarketState
+from solvent.params import MarginParams
 
 FloatArray = NDArray[np.float64]
 
@@ -118,3 +121,21 @@ def position_value_numpy(
     pnl = np.where(pnl > 0.0, pnl * gain_weights(book, remote_pnl_haircut), pnl)
     per_position = pnl + book.pos_quantity * unit_value[inst]
     return np.bincount(book.position_account(), weights=per_position, minlength=book.n_accounts).astype(np.float64)
+
+
+def integrated_deltas(book: Book, state: MarketState, params: MarginParams, source: str) -> FloatArray | None:
+    """(N, A) collateral spot deltas for the kernel in the integrated mode; None in the other modes."""
+    if params.collateral.mode != "integrated":
+        return None
+    return collateral_deltas(book, state, collateral_columns(book, state, source))
+
+
+def book_haircuts(
+    book: Book, state: MarketState, params: MarginParams, greeks: FloatArray, source: str
+) -> CollateralHaircuts | None:
+    """The haircuts of `book` (modes "haircut", "integrated") at the prices equity uses; None in mode "none"."""
+    if params.collateral.mode == "none":
+        return None
+    columns = collateral_columns(book, state, source)
+    values = collateral_row_values(book, state, source, params.oracle.pessimistic_k)
+    return collateral_haircuts(book, state, params, columns, values, greeks)

@@ -25,6 +25,9 @@ and j = floor(m), m snapped to the nearest integer when within 1e-9 of it (`tail
   ES    = (L(1) + ... + L(j) + (m - j) L(j+1)) / m     (= L(1) when m < 1)
   VaR   = L(j+1)   (the smallest loss exceeded by at most a fraction 1 - c of scenarios)
   worst = L(1)
+
+Over 600 lines because the fused kernel, the compiled helpers only it calls and its plain numpy twins, which
+the tests hold equal, are one unit: apart, a change to the kernel could not be read beside the twin that checks it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ enabled, `basis` (the basis and calendar contingency on offsetting books, per as
 of the others, so that IM = tier x that sum, and last `stable_price` (also per asset) when the market carries a
 stable price: the gap between the oracle and the stable price on each net long (short) holding, a valuation
 limit on borrowing power, not a risk, so neither scaled by the tier nor part of MM. Every term declared in
-`IM_TERMS` (engine/results.py) is reported, 0 where it does not apply. The factors of later issues join as
+`IM_TERMS` (formats/outputs.py) is reported, 0 where it does not apply. The factors of later issues join as
 further terms here and nowhere else, before `risk_tier`.
 """
 
@@ -21,7 +21,13 @@ from msgspec import structs
 from numpy.typing import NDArray
 
 from solvent.engine.book import Book
-from solvent.engine.equity import collateral_columns, collateral_value, position_value
+from solvent.engine.equity import (
+    book_haircuts,
+    collateral_columns,
+    collateral_value,
+    integrated_deltas,
+    position_value,
+)
 from solvent.engine.kernel import margins
 from solvent.engine.results import MarginResult, complete_term_by_asset, complete_terms
 from solvent.engine.riskarrays import RiskArrays, scenario_risk_arrays
@@ -36,7 +42,7 @@ from solvent.factors.concentration import (
     stressed_depth,
     tier_multiplier,
 )
-from solvent.factors.haircuts import book_haircuts, collateral_deltas, integrated_deltas
+from solvent.factors.haircuts import collateral_deltas
 from solvent.factors.liquidity import liquidity_kernel, packed_liquidity
 from solvent.factors.oracle_buffer import oracle_buffer_by_asset
 from solvent.liquidation.horizon import liquidation_maintenance

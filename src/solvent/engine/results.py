@@ -12,31 +12,13 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from solvent.engine.riskarrays import GREEK_NAMES
+from solvent.formats.outputs import ASSET_TERMS, IM_TERMS
 
 if TYPE_CHECKING:
     from solvent.market.state import MarketState
 
 FloatArray = NDArray[np.float64]
 
-#: Every IM term of the multi-factor engine, in reporting order: the one declaration of the output schema's terms
-#: (issue 12 item 18). Each is always reported, 0 where it does not apply (`apc_buffer` unless the
-#: anti-procyclicality tool is the buffer, `liquidity` and `concentration` when disabled, `oracle` for a market
-#: with one price per asset), so that a reader never has to tell "absent" from "zero". A new factor declares its
-#: name here, before `risk_tier` (the tier scales the sum of the terms before it); `stable_price` alone comes after
-#: the tier and outside MM (Mango's initial health: it limits borrowing power, never liquidates); `margin_book`
-#: refuses a term that is not declared.
-IM_TERMS: Final[tuple[str, ...]] = (
-    "market_risk",
-    "apc_buffer",
-    "liquidity",
-    "basis",
-    "concentration",
-    "oracle",
-    "risk_tier",
-    "stable_price",
-)
-#: The IM terms with a per-asset split (`term_by_asset`), always reported too, in this order.
-ASSET_TERMS: Final[tuple[str, ...]] = ("liquidity", "basis", "concentration", "oracle", "stable_price")
 #: The oracle status of an asset quoted by one price (no oracle sources): not an `OracleStatus`.
 DIRECT_QUOTE: Final = "DIRECT"
 
@@ -45,7 +27,7 @@ def complete_terms(terms: Mapping[str, FloatArray], n_accounts: int) -> dict[str
     """Every declared term (IM_TERMS), in order, zeros where `terms` lacks it; a term not declared is an error."""
     unknown = [name for name in terms if name not in IM_TERMS]
     if unknown:
-        raise ValueError(f"IM term {unknown[0]!r} is not declared in IM_TERMS (solvent/engine/results.py)")
+        raise ValueError(f"IM term {unknown[0]!r} is not declared in IM_TERMS (solvent/formats/outputs.py)")
     return {name: terms[name] if name in terms else np.zeros(n_accounts) for name in IM_TERMS}
 
 
@@ -55,7 +37,7 @@ def complete_term_by_asset(
     """Every declared per-asset term (ASSET_TERMS), in order, (N, A) zeros where absent."""
     unknown = [name for name in term_by_asset if name not in ASSET_TERMS]
     if unknown:
-        raise ValueError(f"per-asset term {unknown[0]!r} is not declared in ASSET_TERMS (solvent/engine/results.py)")
+        raise ValueError(f"per-asset term {unknown[0]!r} is not declared in ASSET_TERMS (solvent/formats/outputs.py)")
     return {
         name: term_by_asset[name] if name in term_by_asset else np.zeros((n_accounts, n_assets))
         for name in ASSET_TERMS

@@ -32,6 +32,9 @@ prices and Black-76 premiums are quoted), so one contract trades at contract_siz
 `PreTradeChecker.check` is the fast path (one compiled call, preallocated buffers); `im_numpy` is its
 slow, obviously correct twin built from the factor modules' numpy functions; the tests tie both to
 `margin_book` run on the book with the order applied.
+
+Over 600 lines because the what-if repeats, for one account, every IM term `margin_book` assembles (each
+compiled into `_terms`), and keeps its slow twin `im_numpy` beside it: the two change together.
 """
 
 from __future__ import annotations

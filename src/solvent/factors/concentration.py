@@ -13,7 +13,7 @@ Two forms, chosen by `concentration.form`:
   stand-alone linear market risk up to the common factor z sqrt(h)), with the threshold `T` the
   configured USD notional, or less where the book's open interest or the stressed depth on the
   closing side says so;
-- "ramp": dYdX's open-interest ramp of the initial margin fraction (`baselines.dydx.adjusted_imf`),
+- "ramp": dYdX's open-interest ramp of the initial margin fraction (`venue_curves.adjusted_imf`),
   driven by the account's own |x| (or the asset's open interest): `add_on = (IMF - base) · |x|`.
 
 The engine calls the compiled kernels (`open_interest_of`, `simm_and_hhi`: one pass over the accounts, no
@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvent._numba import jit, prange
-from solvent.baselines.dydx import adjusted_imf
+from solvent.factors.venue_curves import adjusted_imf
 from solvent.market.depth import AssetLiquidity, DepthCurve
 
 FloatArray = NDArray[np.float64]

@@ -17,7 +17,7 @@ docs/model.md ("Collateral"). For a positive balance of q units of asset a at pr
     h_raw   = h_mkt + h_book
     h_1     = clip(h_raw, floor_a, cap_a)
     w       = size_discount(scaled_initial_asset_weight(1 - h_1, scale_start, deposits_a), size_imf, q)
-    h       = clip(1 - w, floor_a, cap_a)        (baselines.drift; both only lower the weight)
+    h       = clip(1 - w, floor_a, cap_a)        (factors/venue_curves.py, Drift's; both only lower the weight)
 
 Wrong-way risk. The collateral is wrong-way when it loses value together with the account's positions:
 the account is long the collateral's own asset through perps, futures or options (Delta_a > 0), so a
@@ -41,22 +41,41 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtri
 
 from solvent._numba import jit, prange
-from solvent.baselines.drift import scaled_initial_asset_weight, size_discount
-from solvent.engine.book import Book
 from solvent.errors import InputError
 from solvent.factors.liquidity import BOOK, NO_DEPTH, SQRT_LAW, _walk, delta_cost, pack_liquidity
+from solvent.factors.venue_curves import scaled_initial_asset_weight, size_discount
 from solvent.market.depth import AssetLiquidity
 from solvent.market.state import QUOTE_ASSETS, MarketState
 from solvent.params import CollateralParams, MarginParams
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.int64]
+
+
+class CollateralRows(Protocol):
+    """The collateral balances of N accounts in CSR form, the arrays the haircuts read (engine.book.Book is one).
+
+    Rows of account n are col_offsets[n]:col_offsets[n+1]; col_asset (R,) indexes `collateral_assets`.
+    """
+
+    @property
+    def collateral_assets(self) -> tuple[str, ...]: ...
+    @property
+    def col_offsets(self) -> IndexArray: ...
+    @property
+    def col_asset(self) -> NDArray[np.int32]: ...
+    @property
+    def col_amount(self) -> FloatArray: ...
+    @property
+    def n_accounts(self) -> int: ...
+    def collateral_account(self) -> IndexArray: ...
 
 
 def vol_haircut(vol: FloatArray, confidence: float, horizon_years: float) -> FloatArray:
@@ -104,7 +123,7 @@ def wrong_way_delta(delta: FloatArray, wrong_way: float) -> FloatArray:
 def size_scaled_haircut(
     haircut: FloatArray, amount: FloatArray, deposits_value: FloatArray, start: float, imf_factor: float
 ) -> FloatArray:
-    """(R,) 1 - size_discount(scaled_initial_asset_weight(1 - h, start, deposits), imf, q) (baselines.drift).
+    """(R,) 1 - size_discount(scaled_initial_asset_weight(1 - h, start, deposits), imf, q) (venue_curves.py).
 
     deposits_value: the asset's total deposits in USD (per row); start 0 and imf 0 leave h unchanged.
     """
@@ -143,7 +162,7 @@ def scenario_priced_assets(state: MarketState, params: MarginParams) -> NDArray[
     return priced
 
 
-def require_collateral_vols(book: Book, state: MarketState, params: MarginParams, source: str) -> None:
+def require_collateral_vols(book: CollateralRows, state: MarketState, params: MarginParams, source: str) -> None:
     """Fail closed: with haircuts on, every collateral asset priced by its volatility needs a quoted vol.
 
     (Without one the effective vol would silently be `volatility.vol_floor`.) USD, stablecoins (de-peg
@@ -174,7 +193,7 @@ class CollateralHaircuts:
 
 
 def haircut_rates(
-    book: Book,
+    book: CollateralRows,
     state: MarketState,
     params: MarginParams,
     columns: IndexArray,
@@ -220,7 +239,7 @@ def haircut_rates(
 
 
 def collateral_haircuts(
-    book: Book,
+    book: CollateralRows,
     state: MarketState,
     params: MarginParams,
     columns: IndexArray,
@@ -365,7 +384,7 @@ def _haircut_kernel(
 
 
 def collateral_haircuts_numpy(
-    book: Book,
+    book: CollateralRows,
     state: MarketState,
     params: MarginParams,
     columns: IndexArray,
@@ -383,7 +402,7 @@ def collateral_haircuts_numpy(
     return CollateralHaircuts(rate=rate, value=value, by_account=by_account, by_asset=by_asset)
 
 
-def collateral_deltas(book: Book, state: MarketState, columns: IndexArray) -> FloatArray:
+def collateral_deltas(book: CollateralRows, state: MarketState, columns: IndexArray) -> FloatArray:
     """(N, A) every account's non-USD balances (debts negative) as spot deltas, for the kernel's netting."""
     n, n_assets = book.n_accounts, len(state.assets)
     col = columns[book.col_asset]
@@ -392,25 +411,3 @@ def collateral_deltas(book: Book, state: MarketState, columns: IndexArray) -> Fl
     weights = np.where(moves, book.col_amount, 0.0)
     out: FloatArray = np.bincount(flat, weights=weights, minlength=n * n_assets).astype(np.float64)
     return out.reshape(n, n_assets)
-
-
-def integrated_deltas(book: Book, state: MarketState, params: MarginParams, source: str) -> FloatArray | None:
-    """(N, A) collateral spot deltas for the kernel in the integrated mode; None in the other modes."""
-    if params.collateral.mode != "integrated":
-        return None
-    from solvent.engine.equity import collateral_columns
-
-    return collateral_deltas(book, state, collateral_columns(book, state, source))
-
-
-def book_haircuts(
-    book: Book, state: MarketState, params: MarginParams, greeks: FloatArray, source: str
-) -> CollateralHaircuts | None:
-    """The haircuts of `book` (modes "haircut", "integrated") at the prices equity uses; None in mode "none"."""
-    if params.collateral.mode == "none":
-        return None
-    from solvent.engine.equity import collateral_columns, collateral_row_values
-
-    columns = collateral_columns(book, state, source)
-    values = collateral_row_values(book, state, source, params.oracle.pessimistic_k)
-    return collateral_haircuts(book, state, params, columns, values, greeks)

@@ -2,7 +2,8 @@
 
 Every file carries its schema and version: a `schema` field in JSON, the `solvent.schema` key in
 Parquet metadata. Readers raise InputError naming file, record and field; writers write a temporary
-file beside the target and rename it, so a failed run never leaves a half-written file.
+file beside the target and rename it, so a failed run never leaves a half-written file. A portfolio becomes a Book
+and a parameters file its record in convert/inputs.py, above both formats and engine.
 """
 
 from __future__ import annotations
@@ -18,27 +19,18 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from solvent.baselines import BASELINE_PARAMS_SCHEMA, BaselineParams
-from solvent.engine.book import ACCOUNTS_SCHEMA, Book, book_from_arrow
 from solvent.errors import InputError
+from solvent.formats.arrow import ACCOUNTS_SCHEMA
 from solvent.formats.errors import decode_json, read_bytes
-from solvent.formats.schemas import (
-    MARKET_SCHEMA,
-    PORTFOLIO_SCHEMA,
-    AssetQuote,
-    Instrument,
-    MarketSnapshot,
-    Portfolio,
-    PositiveVol,
-)
-from solvent.params import PARAMS_SCHEMA, MarginParams
+from solvent.formats.schemas import MARKET_SCHEMA, PORTFOLIO_SCHEMA, AssetQuote, Instrument, MarketSnapshot, PositiveVol
 
 T = TypeVar("T")
 SCHEMA_KEY = b"solvent.schema"
 INSTRUMENTS_KEY = b"solvent.instruments"
 
 
-def _check_schema(found: object, expected: str, source: str) -> None:
+def check_schema(found: object, expected: str, source: str) -> None:
+    """Raise InputError unless `found`, a file's schema tag, is `expected`."""
     if found is None:
         raise InputError(source, "schema", f"required field is missing (expected {expected!r})")
     if found != expected:
@@ -49,65 +41,14 @@ def _top_level(data: bytes, expected: str, source: str) -> dict[str, msgspec.Raw
     """The document's top-level fields, still raw, after checking its schema and version."""
     fields = decode_json(data, dict[str, msgspec.Raw], source)
     raw = fields.get("schema")
-    _check_schema(None if raw is None else decode_json(raw, object, source), expected, source)
+    check_schema(None if raw is None else decode_json(raw, object, source), expected, source)
     return fields
 
 
-def _decode_versioned(data: bytes, kind: type[T], expected: str, source: str) -> T:
+def decode_versioned(data: bytes, kind: type[T], expected: str, source: str) -> T:
+    """Decode a JSON document as `kind` after checking its schema tag."""
     _top_level(data, expected, source)
     return decode_json(data, kind, source)
-
-
-def load_portfolio(path: str | os.PathLike[str]) -> Book:
-    """Read a `solvent.portfolio/1` file (.json or .parquet) into a validated Book."""
-    source = str(path)
-    if source.endswith(".parquet"):
-        return _load_portfolio_parquet(source)
-    portfolio = _decode_versioned(read_bytes(source), Portfolio, PORTFOLIO_SCHEMA, source)
-    return portfolio_to_book(portfolio, source)
-
-
-def portfolio_to_book(portfolio: Portfolio, source: str = "<portfolio>") -> Book:
-    """Convert a decoded Portfolio into a Book (through the same Arrow path as Parquet input)."""
-    rows = msgspec.to_builtins(portfolio.accounts)
-    table = pa.Table.from_pylist(rows, schema=ACCOUNTS_SCHEMA) if rows else ACCOUNTS_SCHEMA.empty_table()
-    return book_from_arrow(table, tuple(portfolio.instruments), source)
-
-
-def _name_columns(schema: pq.ParquetSchema) -> list[str]:
-    """Parquet paths of the instrument names and collateral assets, however the writer spelled the nesting.
-
-    Read dictionary-encoded, ~2,000 distinct names in millions of rows are neither built as strings nor
-    hashed again (book_from_arrow takes ENCODED_SCHEMA columns as they are).
-    """
-    paths = [column.path for column in schema if column.physical_type == "BYTE_ARRAY"]
-    return [
-        path
-        for path in paths
-        if (path.startswith("positions.") and path.endswith(".instrument"))
-        or (path.startswith("collateral.") and path.endswith(".key"))
-    ]
-
-
-def _load_portfolio_parquet(source: str) -> Book:
-    try:
-        parquet = pq.ParquetFile(source)
-        names = _name_columns(parquet.schema)  # pyarrow rejects a read_dictionary path the file lacks
-        if names:
-            parquet = pq.ParquetFile(source, metadata=parquet.metadata, read_dictionary=names)
-        metadata = parquet.schema_arrow.metadata or {}
-        _check_schema(metadata.get(SCHEMA_KEY, b"").decode() or None, PORTFOLIO_SCHEMA, source)
-        raw_instruments = metadata.get(INSTRUMENTS_KEY)
-        if raw_instruments is None:
-            raise InputError(source, "metadata.solvent.instruments", "required (the instrument list as JSON)")
-        instruments = decode_json(raw_instruments, list[Instrument], f"{source} metadata")
-        if parquet.num_row_groups <= 1:
-            table = parquet.read()
-        else:  # pyarrow reads a nested dictionary column of several row groups only one group at a time
-            table = pa.concat_tables([parquet.read_row_group(i) for i in range(parquet.num_row_groups)])
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(source, "", f"not a readable Parquet file ({exc})") from None
-    return book_from_arrow(table, tuple(instruments), source)
 
 
 def write_portfolio_parquet(
@@ -147,22 +88,6 @@ def load_market(path: str | os.PathLike[str]) -> MarketSnapshot:
 
 
 _KEYED_SECTIONS: dict[str, Any] = {"assets": AssetQuote, "option_vols": PositiveVol}
-
-
-def load_params(path: str | os.PathLike[str] | None) -> MarginParams:
-    """Read a `solvent.params/1` JSON file; None gives the defaults."""
-    if path is None:
-        return MarginParams()
-    source = str(path)
-    return _decode_versioned(read_bytes(source), MarginParams, PARAMS_SCHEMA, source)
-
-
-def load_baseline_params(path: str | os.PathLike[str] | None) -> BaselineParams:
-    """Read a `solvent.baseline-params/1` JSON file (the venue rules' parameters); None gives the defaults."""
-    if path is None:
-        return BaselineParams()
-    source = str(path)
-    return _decode_versioned(read_bytes(source), BaselineParams, BASELINE_PARAMS_SCHEMA, source)
 
 
 @contextmanager

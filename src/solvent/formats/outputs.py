@@ -1,19 +1,38 @@
 """The output documents described as msgspec records, for their JSON Schemas (issue 12 item 18).
 
-The writers build these documents as plain dicts (formats/results.py, engine/attribution.py, baselines/book.py,
+The writers build these documents as plain dicts (convert/results.py, engine/attribution.py, baselines/book.py,
 stream/engine.py, lab/report.py); the records here only describe them, so that `solvent schema` generates the
-outputs' JSON Schemas as it does the inputs' (formats/jsonschema.py) and tests/test_output_schemas.py validates
+outputs' JSON Schemas as it does the inputs' (solvent/jsonschemas.py) and tests/test_output_schemas.py validates
 real CLI outputs against them. Records forbid unknown fields, so a key added to an output without its schema is
-caught. The IM terms are generated from `IM_TERMS` and `ASSET_TERMS`: a term declared there is required here.
+caught. The IM terms are generated from `IM_TERMS` and `ASSET_TERMS`, declared here (the engine reports exactly
+these): a term declared there is required here.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
-from solvent.engine.results import ASSET_TERMS, IM_TERMS
+#: Every IM term of the multi-factor engine, in reporting order: the one declaration of the output schema's terms
+#: (issue 12 item 18). Each is always reported, 0 where it does not apply (`apc_buffer` unless the
+#: anti-procyclicality tool is the buffer, `liquidity` and `concentration` when disabled, `oracle` for a market
+#: with one price per asset), so that a reader never has to tell "absent" from "zero". A new factor declares its
+#: name here, before `risk_tier` (the tier scales the sum of the terms before it); `stable_price` alone comes after
+#: the tier and outside MM (Mango's initial health: it limits borrowing power, never liquidates); `margin_book`
+#: refuses (engine/results.py `complete_terms`) a term that is not declared.
+IM_TERMS: Final[tuple[str, ...]] = (
+    "market_risk",
+    "apc_buffer",
+    "liquidity",
+    "basis",
+    "concentration",
+    "oracle",
+    "risk_tier",
+    "stable_price",
+)
+#: The IM terms with a per-asset split (`term_by_asset`), always reported too, in this order.
+ASSET_TERMS: Final[tuple[str, ...]] = ("liquidity", "basis", "concentration", "oracle", "stable_price")
 
 
 class _Out(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import msgspec
 
+from solvent.convert.inputs import load_params, load_portfolio
 from solvent.formats.governance import AuditRecord, ParamsDiff, Proposal
-from solvent.formats.io import atomic_output, load_market, load_params, load_portfolio
+from solvent.formats.io import atomic_output, load_market
 from solvent.governance.audit import JsonlAuditLog
 from solvent.governance.calibrate import SignalTarget, calibrate
 from solvent.governance.digest import input_digest

@@ -18,6 +18,10 @@ says what each number is measured in, and docs/model.md ("Crash library") says w
   one-venue de-peg between sources, plus seeded noise); the cascade simulator's `--oracle-sources` uses it.
 - `episode_feed(path, ...)` writes the path as `solvent.feed/1` records (quotes per asset, or per source with
   small seeded noise and the episode's dispersion between sources; depth changes) for the streaming engine.
+
+Over 600 lines because the crash library's records (half the module: each field's unit, range and `*_assumed`
+flag) and the functions that turn an episode into a shock, a path and a feed read as one document of the
+`solvent.crashes/1` format.
 """
 
 from __future__ import annotations

@@ -26,6 +26,10 @@ streaming form of `velocity_path` for every asset at once.
 Compiled kernels and their obviously correct twins, held together by the tests: `velocity_path` (a recursion
 over ticks) and `price_velocity` (vectorised, the last tick); `_book_kernel` (one parallel pass over the
 Greeks) and `book_moments` (`loss_volatility` and `equity_drift`); `_tracker_update` and `velocity_path`.
+
+Over 600 lines because the breach model and the price velocity that drives its drift (`price_velocity`,
+`velocity_path`, `VelocityTracker`, each with its twin) are one model; the velocity half (from `Velocity` down)
+can move to its own module once the stream core's split has settled its imports.
 """
 
 from __future__ import annotations

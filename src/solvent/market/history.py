@@ -1,5 +1,8 @@
 """Price history for calibration and filtered historical simulation: timestamps x asset closes.
 
+Over 600 lines because the canonical reader, the mapped public formats (candle exports, CryptoDataDownload) and
+the hourly volume reader share one parser and its row-and-column error messages.
+
 The canonical file format is `solvent.history/1`, in CSV or Parquet:
 
 - CSV: a first line ``# schema: solvent.history/1``, then a header ``timestamp,<ASSET>,...`` and

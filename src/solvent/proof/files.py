@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from solvent.convert.results import RESULT_SCHEMA
 from solvent.errors import InputError
 from solvent.formats.errors import decode_json, read_bytes
 from solvent.formats.io import atomic_output
 from solvent.formats.proof import PROOF_SCHEMA, ProofDocument, StatementDocument
-from solvent.formats.results import RESULT_SCHEMA
 from solvent.proof.hashing import HASH_BYTES
 from solvent.proof.inclusion import InclusionProof, inclusion_proof
 from solvent.proof.leaves import AMOUNTS, SALT_BYTES, STATUSES

@@ -8,9 +8,10 @@ import re
 from collections.abc import Sequence
 
 from solvent.engine.book import Book
+from solvent.engine.equity import integrated_deltas
 from solvent.engine.margin import margin_accounts, risk_context
 from solvent.errors import InputError
-from solvent.factors.haircuts import integrated_deltas, require_collateral_vols
+from solvent.factors.haircuts import require_collateral_vols
 from solvent.formats.errors import read_bytes
 from solvent.formats.schemas import MarketSnapshot
 from solvent.market.history import PriceHistory

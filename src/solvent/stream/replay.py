@@ -13,8 +13,9 @@ from typing import Any
 
 import msgspec
 
+from solvent.convert.inputs import load_params, load_portfolio
 from solvent.errors import InputError
-from solvent.formats.io import atomic_output, load_market, load_params, load_portfolio
+from solvent.formats.io import atomic_output, load_market
 from solvent.market.history import read_history
 from solvent.stream.engine import StreamEngine
 from solvent.stream.events import Event, encode_events

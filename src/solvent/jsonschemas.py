@@ -1,5 +1,6 @@
 """JSON Schemas of every file format, inputs and outputs, generated from the msgspec records (one source of truth;
-the outputs' records are in formats/outputs.py, the state's meta is stream/state.py's own record)."""
+the outputs' records are in formats/outputs.py, the state's meta is stream/state.py's own record). Near the top of
+the import floors, since it lists records of every floor below (docs/architecture.md)."""
 
 from __future__ import annotations
 

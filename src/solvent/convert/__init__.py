@@ -1,0 +1,1 @@
+"""Conversions between the file formats and the engine's types, above both (docs/architecture.md)."""
