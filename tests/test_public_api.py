@@ -21,8 +21,10 @@ EXPECTED = {
     "SolventError",
     "StreamEngine",
     "VolSurface",
+    "baseline_margin_for",
     "black76_greeks",
     "black76_price",
+    "book_from_tables",
     "calibrate_asset_vols",
     "compute_margin",
     "explain_margin",
@@ -30,6 +32,7 @@ EXPECTED = {
     "load_params",
     "load_portfolio",
     "read_history",
+    "portfolio_to_book",
     "synthetic_history",
     "write_history",
     "write_portfolio_parquet",
@@ -64,3 +67,16 @@ def test_config_and_records_are_keyword_only() -> None:
         solvent.MarginParams("es")  # type: ignore[misc]
     with pytest.raises(TypeError):
         solvent.AssetQuote(95_000.0)  # type: ignore[misc]
+
+
+def test_import_solvent_loads_no_engine() -> None:
+    """issue 14 item 7: `import solvent` (and so `solvent --help`'s package import) loads neither numba nor the
+    streaming engine; a name loads its module when first used."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, solvent; heavy = [m for m in ('numba', 'scipy', 'solvent.stream.engine') if m in sys.modules]; "
+        "assert not heavy, heavy; solvent.Portfolio; assert 'solvent.formats.schemas' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

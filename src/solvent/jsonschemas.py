@@ -53,10 +53,18 @@ FORMATS: dict[str, Any] = {
 }
 
 
+#: Records whose `schema` tag has a default in Python (`Portfolio(instruments=..., accounts=...)`) but which a file
+#: must still carry: their loaders check it before decoding.
+TAGGED_FILES = frozenset({"Portfolio", "MarketSnapshot"})
+
+
 def json_schema(kind: Any) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one record type."""
     schema: dict[str, Any] = msgspec.json.schema(kind)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    for name in TAGGED_FILES & set(schema.get("$defs", {})):  # the tag has a default in Python, never in the file
+        record = schema["$defs"][name]
+        record["required"] = ["schema", *record.get("required", [])]
     return schema
 
 

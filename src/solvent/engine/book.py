@@ -19,6 +19,7 @@ at different entry prices stay apart (their unrealised PnL is not one quantity's
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
@@ -79,6 +80,40 @@ class Book:
     def n_accounts(self) -> int:
         """N."""
         return int(self.account_ids.shape[0])
+
+    def __repr__(self) -> str:
+        held = sorted({self.instruments[i].underlying for i in np.unique(self.pos_instrument).tolist()})
+        return (
+            f"Book({self.n_accounts:,} accounts, {self.pos_quantity.size:,} positions on "
+            f"{len(self.instruments):,} instruments over {len(held)} assets, collateral in "
+            f"{', '.join(self.collateral_assets) or 'nothing'})"
+        )
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the summary line and the first accounts' positions and collateral."""
+        rows = []
+        for n in range(min(self.n_accounts, 10)):
+            held = range(int(self.pos_offsets[n]), int(self.pos_offsets[n + 1]))
+            balances = range(int(self.col_offsets[n]), int(self.col_offsets[n + 1]))
+            rows.append(
+                f"<tr><td>{html.escape(str(self.account_ids[n]))}</td><td>"
+                + ", ".join(
+                    f"{self.pos_quantity[p]:+,.4g} {html.escape(self.instruments[self.pos_instrument[p]].id)}"
+                    for p in held
+                )
+                + "</td><td>"
+                + ", ".join(
+                    f"{self.col_amount[c]:,.2f} {html.escape(self.collateral_assets[self.col_asset[c]])}"
+                    for c in balances
+                )
+                + "</td></tr>"
+            )
+        more = f"<p>... {self.n_accounts - 10:,} more accounts</p>" if self.n_accounts > 10 else ""
+        return (
+            f"<p>{html.escape(repr(self))}</p><table><tr><th>account</th><th>positions</th><th>collateral</th></tr>"
+            + "".join(rows)
+            + f"</table>{more}"
+        )
 
     def position_account(self) -> IndexArray:
         """(P,) the account row of every position."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -39,8 +40,7 @@ def complete_term_by_asset(
     if unknown:
         raise ValueError(f"per-asset term {unknown[0]!r} is not declared in ASSET_TERMS (solvent/formats/outputs.py)")
     return {
-        name: term_by_asset[name] if name in term_by_asset else np.zeros((n_accounts, n_assets))
-        for name in ASSET_TERMS
+        name: term_by_asset[name] if name in term_by_asset else np.zeros((n_accounts, n_assets)) for name in ASSET_TERMS
     }
 
 
@@ -121,6 +121,18 @@ class MarginResult:
     loss_vol: FloatArray | None = None
     # The market state margined on: `marks` is derived from it when asked for (not on every stream cycle).
     market: MarketState | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"MarginResult({self.n_accounts:,} accounts, {self.scenario_method} x {self.n_scenarios:,} scenarios: "
+            f"IM {self.im.sum():,.0f}, MM {self.mm.sum():,.0f}, equity {self.equity.sum():,.0f} USD, "
+            f"{int(self.liquidatable.sum()):,} liquidatable)"
+        )
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the summary line and the first accounts' rows (`to_pandas`)."""
+        head = self.to_pandas().head(10)
+        return f"<p>{html.escape(repr(self))}</p>{head.to_html(float_format=lambda v: f'{v:,.2f}')}"
 
     @functools.cached_property
     def marks(self) -> dict[str, AssetMark]:

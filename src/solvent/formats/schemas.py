@@ -153,7 +153,7 @@ class Account(_Record, frozen=True, kw_only=True):
 class Portfolio(_Record, frozen=True, kw_only=True):
     """A venue's instruments and accounts: the `solvent.portfolio/1` file."""
 
-    schema: Literal["solvent.portfolio/1"]
+    schema: Literal["solvent.portfolio/1"] = "solvent.portfolio/1"  # the file's tag; a default in Python
     instruments: list[Instrument]
     accounts: list[Account]
 
@@ -305,7 +305,7 @@ class VolSurface(_Record, frozen=True, kw_only=True):
 class MarketSnapshot(_Record, frozen=True, kw_only=True):
     """Prices and volatility inputs at one time: the `solvent.market/1` file."""
 
-    schema: Literal["solvent.market/1"]
+    schema: Literal["solvent.market/1"] = "solvent.market/1"  # the file's tag; a default in Python
     time: datetime
     assets: dict[str, AssetQuote]
     option_vols: dict[str, PositiveVol] = msgspec.field(default_factory=dict)
