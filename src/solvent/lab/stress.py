@@ -17,6 +17,7 @@ procyclicality aggregated over the backtest's reference portfolios (docs/model.m
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from solvent.baselines import BASELINE_NAMES, BaselineParams
 from solvent.engine.book import Book
@@ -46,6 +48,7 @@ from solvent.lab.margin_backtest import HistoryBacktest, run_backtest
 from solvent.lab.markets import fit
 from solvent.lab.markets import simulate as simulate_market
 from solvent.lab.models import MODEL_NAMES, check_models
+from solvent.lab.populations import fit_to_margin
 from solvent.lab.procyclicality import procyclicality
 from solvent.market.history import PriceHistory
 from solvent.params import MarginParams
@@ -57,6 +60,7 @@ DEPTH_SHARE = 0.5
 #: Market assets added to a de-peg episode (whose stablecoin becomes the collateral).
 DEPEG_MARKET = ("BTC", "ETH")
 START = datetime(2026, 1, 1, tzinfo=UTC)
+FloatArray = NDArray[np.float64]
 #: The models the cascade simulator (the streaming engine) runs; `vol_only` is compared on a history only.
 STREAM_MODELS: tuple[str, ...] = ("multi", *BASELINE_NAMES)
 #: Every model `solvent stress --compare` takes: those the streaming engine runs, then the history-only ones.
@@ -75,15 +79,20 @@ class StressRun:
     collateral: str
     path: PricePath
     results: dict[str, CascadeResult]
+    populations: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready: the episode, and per model the totals and the procyclicality of IM / notional."""
+        """JSON-ready: the episode, and per model the totals, the population it opened (`populations`) and the
+        procyclicality of IM / notional as charged (`procyclicality`) and without the anti-procyclicality
+        buffer (`procyclicality_without_apc`): `episode_procyclicality`."""
         models = {}
         for model, result in self.results.items():
             record = dict(result.totals)
-            series = result.im_share[np.isfinite(result.im_share) & (result.im_share > 0.0)]
-            horizons = tuple(n for n in (1, 5, 30) if n < series.size)
-            record["procyclicality"] = procyclicality(series, horizons=horizons).to_dict() if horizons else None
+            record["population"] = self.populations.get(model)
+            record["procyclicality"] = episode_procyclicality(result.im_seconds, result.im_share)
+            record["procyclicality_without_apc"] = episode_procyclicality(
+                result.im_seconds, result.im_share_without_apc
+            )
             models[model] = record
         return {
             "episode": self.episode,
@@ -93,6 +102,23 @@ class StressRun:
             "seconds": float(self.path.seconds[-1]),
             "models": models,
         }
+
+
+def episode_procyclicality(seconds: FloatArray, share: FloatArray) -> dict[str, Any] | None:
+    """Procyclicality of a requirement series (IM / notional at `seconds`): peak-to-trough, the largest rise
+    over one sample (`max_increase["1"]`: one margin cycle when IM is sampled every cycle) and over the samples
+    spanning one hour (`hour_samples`, its key in `max_increase`), Murphy, Vasios and Vause (2014); None when
+    fewer than two valid samples."""
+    ok = np.isfinite(share) & (share > 0.0)
+    series, times = share[ok], seconds[ok]
+    if series.size < 2:
+        return None
+    spacing = float(np.median(np.diff(times)))
+    hour = max(1, round(3600.0 / spacing)) if spacing > 0.0 else 1
+    horizons = tuple(dict.fromkeys(n for n in (1, hour) if n < series.size))
+    record = procyclicality(series, horizons=horizons).to_dict()
+    record["hour_samples"] = hour if hour < series.size else None
+    return record
 
 
 def venue_assets(episode: Episode, library: CrashLibrary) -> tuple[tuple[str, ...], str]:
@@ -191,9 +217,12 @@ def run_episode(
     library: CrashLibrary | None = None,
     progress: Callable[[str], None] | None = None,
     baselines: BaselineParams | None = None,
+    fair: bool = True,
 ) -> StressRun:
     """The episode's seeded path and population, simulated under every model of `models` (the venue rules with
-    `baselines`, default `BaselineParams()`)."""
+    `baselines`, default `BaselineParams()`). `fair`: each model's venue opens the population's intents within
+    its own IM (`lab.populations.fit_to_margin`); False: every model meets the intents as drawn, and the
+    accounts they start below MM are counted apart (`liquidatable_at_start`)."""
     venue = episode_venue(
         episode,
         spec=spec,
@@ -202,13 +231,9 @@ def run_episode(
         library=library,
         oracle_sources=config.oracle_sources,
     )
-    results = {}
-    for model in models:
-        if progress is not None:
-            progress(model)
-        results[model] = simulate(
-            venue.book, venue.market, params, venue.path, config, model=model, baselines=baselines
-        )
+    results, populations = _run_models(
+        venue.book, venue.market, venue.path, models, params, config, baselines, fair=fair, progress=progress
+    )
     return StressRun(
         episode=episode.id,
         name=episode.name,
@@ -216,6 +241,7 @@ def run_episode(
         collateral=venue.collateral,
         path=venue.path,
         results=results,
+        populations=populations,
     )
 
 
@@ -231,6 +257,7 @@ def run_synthetic(
     seed: int,
     progress: Callable[[str], None] | None = None,
     baselines: BaselineParams | None = None,
+    fair: bool = True,
 ) -> StressRun:
     """A synthetic market fitted to `history` (`lab.markets.fit`), simulated for `hours` from its last closes,
     as an episode: the population trades every asset of the history, the book thins as the fitted model says.
@@ -247,13 +274,45 @@ def run_synthetic(
     book = population(assets, closes.tolist(), spec, seed)
     depth = _books(book, len(assets))
     market = market_for(assets, closes.tolist(), market_path.vol[0].tolist(), depth, START)
-    results = {}
-    for name in models:
-        if progress is not None:
-            progress(name)
-        results[name] = simulate(book, market, params, path, config, model=name, baselines=baselines)
+    results, populations = _run_models(
+        book, market, path, models, params, config, baselines, fair=fair, progress=progress
+    )
     label = f"synthetic market fitted to {', '.join(assets)}, {hours:g} h, seed {seed}"
-    return StressRun(episode="synthetic", name=label, assets=assets, collateral="USD", path=path, results=results)
+    return StressRun(
+        episode="synthetic",
+        name=label,
+        assets=assets,
+        collateral="USD",
+        path=path,
+        results=results,
+        populations=populations,
+    )
+
+
+def _run_models(
+    book: Book,
+    market: MarketSnapshot,
+    path: PricePath,
+    models: Sequence[str],
+    params: MarginParams,
+    config: CascadeConfig,
+    baselines: BaselineParams | None,
+    *,
+    fair: bool,
+    progress: Callable[[str], None] | None,
+) -> tuple[dict[str, CascadeResult], dict[str, dict[str, Any]]]:
+    """Each model simulated on the population (with `fair`, the intents it would open: `fit_to_margin`); the
+    results and, with `fair`, each model's population summary."""
+    results, populations = {}, {}
+    for model in models:
+        if progress is not None:
+            progress(model)
+        opened = book
+        if fair:
+            fitted = fit_to_margin(book, market, params, model, baselines)
+            opened, populations[model] = fitted.book, fitted.summary()
+        results[model] = simulate(opened, market, params, path, config, model=model, baselines=baselines)
+    return results, populations
 
 
 def _books(book: Book, n_assets: int) -> list[Depth | None]:
@@ -275,8 +334,6 @@ def _start_price(episode: Episode, asset: str) -> float:
 
 def _collateral_in(book: Book, asset: str) -> Book:
     """The same book with every USD balance held in `asset` (a stablecoin worth 1 at the start)."""
-    import dataclasses
-
     return dataclasses.replace(book, collateral_assets=(asset,))
 
 

@@ -1,0 +1,186 @@
+"""`solvent stress --sweep`: episodes x models x median leverage x step x APC on/off, each an independent run.
+
+Every run is one model on one episode (`lab.stress.run_episode` with that model alone: the same seeded path,
+books and fair population as in a comparison), so runs share nothing and can go anywhere. On Ray (an optional
+extra, `pip install 'solvent[sweep]'`): a local cluster by default, `ray_address` for an existing one; each run
+a Ray task, results gathered as they finish (`progress` told of each) and put back in the sweep's order, so the
+records are those of the serial run, bit for bit (the same function on the same arguments; floats cross
+Ray's pickling unchanged). Without Ray the same runs go one after another in this process.
+
+APC "on": the multi-factor model with issue 12's buffer (`volatility.apc_mode` "buffer", released: drawn while
+the margin rises, rebuilt in calm, `engine.apc`); "off": `apc_mode` "none". The venue rules charge no buffer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from solvent.baselines import BaselineParams
+from solvent.lab.cascade import CascadeConfig, PopulationSpec
+from solvent.lab.episodes import load_crashes
+from solvent.lab.stress import run_episode
+from solvent.params import MarginParams
+
+#: The record fields a sweep table shows, in order (a run's totals, population and procyclicality).
+COLUMNS: tuple[str, ...] = (
+    "episode",
+    "model",
+    "leverage_median",
+    "step_seconds",
+    "apc",
+    "bad_debt",
+    "accounts_liquidated",
+    "liquidated_notional",
+    "capital_locked",
+    "peak_to_trough",
+    "max_step_rise",
+    "max_hour_rise",
+    "capped_accounts",
+    "opened_notional_share",
+)
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One independent run: a model on an episode at a median leverage, a step, APC on or off."""
+
+    episode: str
+    model: str
+    leverage_median: float
+    step_seconds: float
+    apc: bool
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What every run of a sweep shares: the population (its median leverage set per run), the seed, the
+    parameters (APC set per run), the venue rules' parameters and the insurance fund."""
+
+    spec: PopulationSpec
+    seed: int
+    params: MarginParams
+    baselines: BaselineParams
+    insurance_fund: float
+
+
+def sweep_runs(
+    episodes: Sequence[str],
+    models: Sequence[str],
+    leverages: Sequence[float],
+    steps: Sequence[float],
+    apc: Sequence[bool],
+) -> list[SweepRun]:
+    """Every combination, episode-major (the order of the records)."""
+    return [SweepRun(*combo) for combo in itertools.product(episodes, models, leverages, steps, apc)]
+
+
+def with_apc(params: MarginParams, on: bool) -> MarginParams:
+    """`params` with issue 12's released buffer (on) or no anti-procyclicality tool (off)."""
+    volatility = msgspec.structs.replace(
+        params.volatility, apc_mode="buffer" if on else "none", apc_buffer_release=True
+    )
+    return msgspec.structs.replace(params, volatility=volatility)
+
+
+def run_one(run: SweepRun, settings: SweepSettings) -> dict[str, Any]:
+    """One run's record (`COLUMNS`): its totals, the population its model opened and the procyclicality of its
+    requirement (IM sampled every margin cycle: the largest one-cycle and one-hour rises)."""
+    episode = {e.id: e for e in load_crashes().episodes}[run.episode]
+    stress = run_episode(
+        episode,
+        [run.model],
+        with_apc(settings.params, run.apc),
+        spec=dataclasses.replace(settings.spec, leverage_median=run.leverage_median),
+        config=CascadeConfig(
+            block_seconds=run.step_seconds, im_sample_seconds=run.step_seconds, insurance_fund=settings.insurance_fund
+        ),
+        step_seconds=run.step_seconds,
+        seed=settings.seed,
+        baselines=settings.baselines,
+    )
+    record = stress.summary()["models"][run.model]
+    cyc = record["procyclicality"] or {}
+    rises = cyc.get("max_increase", {})
+    hour = cyc.get("hour_samples")
+    population = record["population"] or {}
+    return {
+        **dataclasses.asdict(run),
+        "apc": "on" if run.apc else "off",
+        "bad_debt": record["bad_debt"],
+        "accounts_liquidated": record["accounts_liquidated"],
+        "liquidated_notional": record["liquidated_notional"],
+        "capital_locked": record["capital_locked"],
+        "peak_to_trough": cyc.get("peak_to_trough"),
+        "max_step_rise": rises.get("1"),
+        "max_hour_rise": rises.get(str(hour)) if hour is not None else None,
+        "capped_accounts": population.get("capped_accounts"),
+        "opened_notional_share": population.get("opened_notional_share"),
+        "liquidatable_at_start": record["liquidatable_at_start"],
+        "procyclicality_without_apc": record["procyclicality_without_apc"],
+    }
+
+
+def run_sweep(
+    runs: Sequence[SweepRun],
+    settings: SweepSettings,
+    *,
+    use_ray: bool = True,
+    ray_address: str | None = None,
+    progress: Callable[[int, int, SweepRun, float], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Every run's record, in the order of `runs`: on Ray (local, or the cluster at `ray_address`) with
+    `use_ray`, else one after another. `progress(done, total, run, seconds since the sweep began)` as each run
+    finishes. (A run's wall time is not in its record: the records are the same wherever they ran.)"""
+    if not use_ray:
+        records = []
+        begin = time.perf_counter()
+        for k, run in enumerate(runs):
+            records.append(run_one(run, settings))
+            if progress is not None:
+                progress(k + 1, len(runs), run, time.perf_counter() - begin)
+        return records
+    return _on_ray(runs, settings, ray_address, progress)
+
+
+def _on_ray(
+    runs: Sequence[SweepRun],
+    settings: SweepSettings,
+    address: str | None,
+    progress: Callable[[int, int, SweepRun, float], None] | None,
+) -> list[dict[str, Any]]:
+    import ray  # the optional extra: imported only here
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        task = ray.remote(run_one)
+        shared = ray.put(settings)
+        begin = time.perf_counter()
+        pending = {task.remote(run, shared): k for k, run in enumerate(runs)}
+        records: list[dict[str, Any] | None] = [None] * len(runs)
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            k = pending.pop(ready[0])
+            records[k] = ray.get(ready[0])
+            if progress is not None:
+                progress(len(runs) - len(pending), len(runs), runs[k], time.perf_counter() - begin)
+        return [r for r in records if r is not None]
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def ray_available() -> bool:
+    """Whether the optional extra (Ray) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
