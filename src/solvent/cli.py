@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 import threading
@@ -457,6 +458,19 @@ def backtest(
     help="Price every episode asset from N >= 2 oracle sources carrying the episode's oracle behaviour (0: none).",
 )
 @click.option(
+    "--leverage",
+    "leverages",
+    default="10",
+    show_default=True,
+    help="Median leverage of the traders' intents (with --sweep: comma-separated, e.g. 3,5,10,20).",
+)
+@click.option("--intents", is_flag=True, help="Every model meets the intents as drawn, not opened within its own IM.")
+@click.option("--sweep", is_flag=True, help="Episodes x models x --leverage x --steps x --apc, each run on its own.")
+@click.option("--steps", default=None, help="With --sweep: comma-separated steps in seconds (default: --step).")
+@click.option("--apc", "apc", default="on,off", show_default=True, help="With --sweep: on, off or on,off.")
+@click.option("--ray-address", default=None, help="With --sweep: a Ray cluster's address (default: a local one).")
+@click.option("--serial", is_flag=True, help="With --sweep: run in this process, not on Ray.")
+@click.option(
     "--out", "out_dir", default="solvent-stress", show_default=True, help="Folder for report.html and summary.json."
 )
 @_fail_cleanly
@@ -474,6 +488,13 @@ def stress(
     hours: float,
     history_path: str | None,
     oracle_sources: int,
+    leverages: str,
+    intents: bool,
+    sweep: bool,
+    steps: str | None,
+    apc: str,
+    ray_address: str | None,
+    serial: bool,
     out_dir: str,
 ) -> None:
     """Replay crash episodes (and, with --synthetic, a synthetic market's day) through the cascade simulator
@@ -507,9 +528,33 @@ def stress(
         raise InputError("--compare", models, f"no model the streaming engine runs: one of {', '.join(STREAM_MODELS)}")
     params = load_params(params_path)
     baselines = load_baseline_params(baseline_params_path)
+    medians = _positive_numbers("--leverage", leverages)
+    if sweep:
+        step_list = [step_s] if steps is None else _positive_numbers("--steps", steps)
+        apc_list = [a.strip() for a in apc.split(",") if a.strip()]
+        if not apc_list or any(a not in ("on", "off") for a in apc_list):
+            raise InputError("--apc", apc, "on, off or on,off")
+        _stress_sweep(
+            wanted,
+            streamed,
+            medians,
+            step_list,
+            [a == "on" for a in apc_list],
+            spec=PopulationSpec(n_accounts=n_accounts),
+            seed=seed,
+            params=params,
+            baselines=baselines,
+            insurance_fund=insurance_fund,
+            ray_address=ray_address,
+            serial=serial,
+            out_dir=out_dir,
+        )
+        return
+    if len(medians) != 1:
+        raise InputError("--leverage", leverages, "one median leverage (several with --sweep)")
     synthetic = read_history(synthetic_history) if synthetic_history is not None else None
     history = read_history(history_path) if history_path is not None else None
-    spec = PopulationSpec(n_accounts=n_accounts)
+    spec = PopulationSpec(n_accounts=n_accounts, leverage_median=medians[0])
     config = CascadeConfig(block_seconds=step_s, insurance_fund=insurance_fund, oracle_sources=oracle_sources)
     runs = []
     backtested = None
@@ -543,6 +588,7 @@ def stress(
                     library=library,
                     progress=show,
                     baselines=baselines,
+                    fair=not intents,
                 )
             except ValueError as error:  # a path the episode cannot be drawn on (a step too coarse for its move)
                 raise InputError("--step", name, str(error)) from None
@@ -560,6 +606,7 @@ def stress(
                     hours=hours,
                     seed=seed,
                     baselines=baselines,
+                    fair=not intents,
                 )
             )
     settings: dict[str, Any] = {
@@ -567,6 +614,8 @@ def stress(
         "step_seconds": step_s,
         "seed": seed,
         "insurance_fund": insurance_fund,
+        "leverage_median": medians[0],
+        "population": "intents as drawn" if intents else "fair: each model opens the intents within its own IM",
     }
     if synthetic_history is not None:
         settings |= {"synthetic": synthetic_history, "hours": hours}
@@ -584,3 +633,58 @@ def stress(
         click.echo(f"{run.episode}: simulated in {seconds} seconds", err=True)
     print_comparison(json.loads(summary.read_bytes())["comparison"], console)
     click.echo(f"report: {report}\nsummary: {summary}")
+
+
+def _positive_numbers(option: str, text: str) -> list[float]:
+    """Comma-separated numbers > 0, or InputError naming the option."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(option, text, "comma-separated numbers expected") from None
+    if not values or not all(math.isfinite(v) and v > 0.0 for v in values):
+        raise InputError(option, text, "numbers > 0 expected")
+    return values
+
+
+def _stress_sweep(
+    episodes: list[str],
+    models: list[str],
+    leverages: list[float],
+    steps: list[float],
+    apc: list[bool],
+    *,
+    spec: Any,
+    seed: int,
+    params: Any,
+    baselines: Any,
+    insurance_fund: float,
+    ray_address: str | None,
+    serial: bool,
+    out_dir: str,
+) -> None:
+    """`solvent stress --sweep`: every run on Ray (or serially), a line as each finishes, then the records."""
+    from solvent.lab.sweep import SweepSettings, ray_available, run_sweep, sweep_runs, write_sweep
+
+    if not episodes or not models:
+        raise InputError("--sweep", ",".join(episodes), "needs an episode and a model the streaming engine runs")
+    use_ray = not serial and ray_available()
+    if not serial and not use_ray:
+        click.echo("ray is not installed (pip install 'solvent[sweep]'): running serially", err=True)
+    runs = sweep_runs(episodes, models, leverages, steps, apc)
+    settings = SweepSettings(spec=spec, seed=seed, params=params, baselines=baselines, insurance_fund=insurance_fund)
+
+    def done(k: int, total: int, run: Any, seconds: float) -> None:
+        eta = seconds / k * (total - k)
+        click.echo(
+            f"[{k}/{total}] {run.episode} {run.model} {run.leverage_median:g}x {run.step_seconds:g} s "
+            f"APC {'on' if run.apc else 'off'} ({seconds:.0f} s elapsed, ~{eta:.0f} s left)",
+            err=True,
+        )
+
+    try:
+        records = run_sweep(runs, settings, use_ray=use_ray, ray_address=ray_address, progress=done)
+    except ValueError as error:  # a path the episode cannot be drawn on (a step too coarse for its move)
+        raise InputError("--steps", ",".join(f"{s:g}" for s in steps), str(error)) from None
+    table, summary = write_sweep(records, out_dir, {"accounts": spec.n_accounts, "seed": seed, "ray": use_ray})
+    click.echo(table.read_text(), nl=False)
+    click.echo(f"table: {table}\nsummary: {summary}")

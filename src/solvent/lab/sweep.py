@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from solvent.baselines import BaselineParams
+from solvent.formats.io import write_text_atomic
 from solvent.lab.cascade import CascadeConfig, PopulationSpec
 from solvent.lab.episodes import load_crashes
 from solvent.lab.stress import run_episode
@@ -184,3 +187,91 @@ def ray_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("ray") is not None
+
+
+def _group_key(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (record["episode"], record["leverage_median"], record["step_seconds"], record["apc"])
+
+
+def sweep_findings(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Plain sentences computed from the records, one per episode, median leverage, step and APC setting that
+    compares two or more models: who leaves the least bad debt and locks the least capital, and where `multi`
+    loses (more bad debt, more accounts liquidated, more capital locked, a larger peak-to-trough: ties within
+    $1 or 10^-9 are no loss)."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(_group_key(record), []).append(record)
+    out = []
+    for (episode, leverage, step, apc), rows in groups.items():
+        if len(rows) < 2:
+            continue
+        by = {r["model"]: r for r in rows}
+        debt = min(by, key=lambda m: by[m]["bad_debt"])
+        capital = min(by, key=lambda m: by[m]["capital_locked"])
+        text = (
+            f"{episode}, {leverage:g}x, {step:g} s, APC {apc}: least bad debt under {debt} "
+            f"(${by[debt]['bad_debt']:,.0f}), least capital locked under {capital} "
+            f"({by[capital]['capital_locked']:.1%})"
+        )
+        if "multi" in by:
+            losses = _multi_losses(by)
+            text += "; multi loses on " + "; ".join(losses) if losses else "; multi is not beaten"
+        out.append(text + ".")
+    return out
+
+
+def _multi_losses(by: dict[str, dict[str, Any]]) -> list[str]:
+    multi = by["multi"]
+    criteria = (
+        ("bad_debt", "bad debt", lambda v: f"${v:,.0f}", 1.0),
+        ("accounts_liquidated", "accounts liquidated", str, 0.0),
+        ("capital_locked", "capital locked", lambda v: f"{v:.1%}", 1e-9),
+        ("peak_to_trough", "peak-to-trough", lambda v: f"{v:.2f}", 1e-9),
+    )
+    losses = []
+    for field, what, show, tie in criteria:
+        mine = multi[field]
+        better = [
+            f"{m} {show(r[field])}"
+            for m, r in by.items()
+            if m != "multi" and mine is not None and r[field] is not None and r[field] < mine - tie
+        ]
+        if better:
+            losses.append(f"{what} ({show(mine)} vs " + ", ".join(better) + ")")
+    return losses
+
+
+def sweep_markdown(records: Sequence[dict[str, Any]]) -> str:
+    """The records as a Markdown table (dollars with separators, shares as %), one row per run, in order."""
+    header = (
+        "| episode | model | leverage | step | APC | bad debt | liquidated | capital locked | peak/trough "
+        "| max 1-step rise | max 1-hour rise | capped | opened |"
+    )
+    lines = [header, "|" + "---|" * 13]
+
+    def share(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.1%}"
+
+    for r in records:
+        lines.append(
+            f"| {r['episode']} | {r['model']} | {r['leverage_median']:g}x | {r['step_seconds']:g} s | {r['apc']} "
+            f"| ${r['bad_debt']:,.0f} | {r['accounts_liquidated']} | {share(r['capital_locked'])} "
+            f"| {'n/a' if r['peak_to_trough'] is None else format(r['peak_to_trough'], '.3f')} "
+            f"| {share(r['max_step_rise'])} | {share(r['max_hour_rise'])} "
+            f"| {r['capped_accounts']} | {share(r['opened_notional_share'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_sweep(records: Sequence[dict[str, Any]], out_dir: str, settings: dict[str, Any]) -> tuple[Path, Path]:
+    """(sweep.md: the table and the findings, sweep.json: settings, records, findings), written atomically."""
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    findings = sweep_findings(records)
+    table = folder / "sweep.md"
+    text = sweep_markdown(records) + "".join(f"\n- {line}" for line in findings) + ("\n" if findings else "")
+    write_text_atomic(table, lambda handle: print(text, end="", file=handle))
+    summary = folder / "sweep.json"
+    payload = {"schema": "solvent.stress-sweep/1", "settings": settings, "records": list(records), "findings": findings}
+    write_text_atomic(summary, lambda handle: print(json.dumps(payload, indent=1), file=handle))
+    return table, summary
