@@ -500,10 +500,18 @@ def stress(
     """Replay crash episodes (and, with --synthetic, a synthetic market's day) through the cascade simulator
     under several margin models (and, with --history, backtest them on a price history); write a report with
     the models compared across both."""
-    from solvent.lab.cascade import CascadeConfig, PopulationSpec
+    from solvent.lab.cascade import CascadeConfig
     from solvent.lab.episodes import load_crashes
     from solvent.lab.report import write_stress_report
-    from solvent.lab.stress import COMPARED_MODELS, STREAM_MODELS, run_episode, run_history, run_synthetic, venue_assets
+    from solvent.lab.stress import (
+        COMPARED_MODELS,
+        STREAM_MODELS,
+        run_episode,
+        run_history,
+        run_synthetic,
+        venue_assets,
+        venue_population,
+    )
 
     if oracle_sources < 0 or oracle_sources == 1:
         raise InputError("--oracle-sources", str(oracle_sources), "0 (a direct quote per asset) or 2 or more sources")
@@ -540,7 +548,7 @@ def stress(
             medians,
             step_list,
             [a == "on" for a in apc_list],
-            spec=PopulationSpec(n_accounts=n_accounts),
+            spec=venue_population(n_accounts),
             seed=seed,
             params=params,
             baselines=baselines,
@@ -554,7 +562,7 @@ def stress(
         raise InputError("--leverage", leverages, "one median leverage (several with --sweep)")
     synthetic = read_history(synthetic_history) if synthetic_history is not None else None
     history = read_history(history_path) if history_path is not None else None
-    spec = PopulationSpec(n_accounts=n_accounts, leverage_median=medians[0])
+    spec = venue_population(n_accounts, medians[0])
     config = CascadeConfig(block_seconds=step_s, insurance_fund=insurance_fund, oracle_sources=oracle_sources)
     runs = []
     backtested = None

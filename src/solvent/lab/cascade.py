@@ -43,10 +43,18 @@ FloatArray = NDArray[np.float64]
 
 @dataclass(frozen=True, kw_only=True)
 class PopulationSpec:
-    """A venue's traders. Leverage ~ lognormal(median, sigma) clipped to [1, max]; notional ~ lognormal
-    (median, sigma) USD; `long_share` of accounts long; `asset_weights` the share of accounts on each asset
-    (by name; default equal). Placeholders to calibrate, documented in docs/model.md ("Cascade simulator");
-    with median 10x and sigma 1.0 about 5% of accounts run above 50x and 1% sit at the 100x cap (mean ~16x)."""
+    """A venue's traders: their intents (what each would open with the collateral it brings). Leverage ~
+    lognormal(median, sigma) clipped to [1, max]; notional ~ lognormal(median, sigma) USD; `long_share` of accounts
+    long; `asset_weights` the share of accounts on each asset (by name; default equal). With median 10x and sigma
+    1.0 about 5% of accounts run above 50x and 1% sit at the 100x cap (mean ~16x); `solvent stress --leverage`
+    sets the median (`--sweep`: several). The book's mix, each share drawn independently per account from its
+    own seeded stream (so that the shares at 0 leave the single-perpetual population as it was):
+    `multi_asset_share` hold a second perpetual on another asset (its side drawn anew, its notional U(0.25, 1)
+    times the first's; with one asset, none); `option_share` hold options on their asset, `OPTION_STRIKES`, half a
+    put spread (long the 90% put, short the 80% put) and half a short 110% call, `option_days` to expiry, each leg
+    on the notional's units; `spot_collateral_share` hold their collateral in `spot_asset` (default: the first
+    asset) instead of USD, the same value at the start. Placeholders to calibrate, documented in docs/model.md
+    ("Cascade simulator")."""
 
     n_accounts: int = 10_000
     leverage_median: float = 10.0
@@ -56,10 +64,34 @@ class PopulationSpec:
     notional_sigma: float = 1.3
     long_share: float = 0.6
     asset_weights: dict[str, float] = field(default_factory=dict)
+    multi_asset_share: float = 0.0
+    option_share: float = 0.0
+    option_days: float = 30.0
+    spot_collateral_share: float = 0.0
+    spot_asset: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("multi_asset_share", "option_share", "spot_collateral_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: a share in [0, 1], got {getattr(self, name)}")
 
 
-def population(assets: Sequence[str], prices: Sequence[float], spec: PopulationSpec, seed: int) -> Book:
-    """`spec.n_accounts` accounts of one perpetual each on `assets` (entry at `prices`), seeded."""
+#: Option strikes as a share of the asset's price at the start: the put spread's long and short legs, the call.
+OPTION_STRIKES = (0.9, 0.8, 1.1)
+
+
+def population(
+    assets: Sequence[str],
+    prices: Sequence[float],
+    spec: PopulationSpec,
+    seed: int,
+    *,
+    start: datetime | None = None,
+    spot_price: float | None = None,
+) -> Book:
+    """`spec.n_accounts` accounts on `assets` (perpetuals entered at `prices`; options expire `spec.option_days`
+    after `start`, needed with options; `spot_price`, the spot collateral's price, needed when `spec.spot_asset`
+    is not one of `assets`), seeded: one perpetual each, and the mix of `PopulationSpec`."""
     rng = np.random.default_rng(seed)
     n = spec.n_accounts
     weights = np.array([spec.asset_weights.get(a, 1.0) for a in assets], dtype=np.float64)
@@ -67,19 +99,62 @@ def population(assets: Sequence[str], prices: Sequence[float], spec: PopulationS
     leverage = np.clip(rng.lognormal(math.log(spec.leverage_median), spec.leverage_sigma, n), 1.0, spec.leverage_max)
     notional = rng.lognormal(math.log(spec.notional_median), spec.notional_sigma, n)
     side = np.where(rng.random(n) < spec.long_share, 1.0, -1.0)
-    price = np.asarray(prices, dtype=np.float64)[asset]
-    instruments = tuple(Instrument(id=f"{a}-PERP", kind="perp", underlying=a) for a in assets)
+    price = np.asarray(prices, dtype=np.float64)
+    mix = np.random.default_rng([seed, 13])  # the mix's own stream
+    second = (mix.random(n) < spec.multi_asset_share) & (len(assets) > 1)
+    other = (asset + 1 + mix.integers(0, max(1, len(assets) - 1), n)) % len(assets)
+    second_side = np.where(mix.random(n) < spec.long_share, 1.0, -1.0)
+    second_notional = notional * mix.uniform(0.25, 1.0, n)
+    options = mix.random(n) < spec.option_share
+    spread = mix.random(n) < 0.5
+    spot = mix.random(n) < spec.spot_collateral_share
+    if options.any() and start is None:
+        raise ValueError("start: options need a start time for their expiry")
+
+    instruments = [Instrument(id=f"{a}-PERP", kind="perp", underlying=a) for a in assets]
+    option_rows = {}
+    if options.any() and start is not None:
+        expiry = start + timedelta(days=spec.option_days)
+        for j, a in enumerate(assets):
+            for k, (ratio, kind) in enumerate(zip(OPTION_STRIKES, ("put", "put", "call"), strict=True)):
+                strike = float(price[j]) * ratio
+                option_rows[j, k] = len(instruments)
+                instruments.append(
+                    Instrument(
+                        id=f"{a}-{ratio:.0%}-{kind.upper()}",
+                        kind="option",
+                        underlying=a,
+                        expiry=expiry,
+                        strike=strike,
+                        option_type=kind,  # type: ignore[arg-type]
+                    )
+                )
+    # Five leg slots per account (perpetual, second perpetual, long put, short put, short call), kept where held,
+    # read account by account: the book's rows in order.
+    units = notional / price[asset]
+    slots = np.zeros((n, 5), dtype=np.int64)
+    slots[:, 0], slots[:, 1] = asset, other
+    if option_rows:
+        table = np.array([[option_rows[j, k] for k in range(3)] for j in range(len(assets))], dtype=np.int64)
+        slots[:, 2:] = table[asset]
+    quantity = np.column_stack([side * units, second_side * second_notional / price[other], units, -units, -units])
+    entry = np.column_stack([price[asset], price[other], *([np.full(n, math.nan)] * 3)])
+    held = np.column_stack([np.ones(n, dtype=bool), second, options & spread, options & spread, options & ~spread])
+    spot_name = spec.spot_asset or assets[0]
+    spot_value = spot_price if spot_price is not None else float(price[list(assets).index(spot_name)])
+    collateral = notional / leverage
+    has_spot = bool(spot.any())
     return Book(
-        instruments=instruments,
+        instruments=tuple(instruments),
         account_ids=np.array([f"trader-{k:06d}" for k in range(n)], dtype=object),
-        pos_offsets=np.arange(n + 1, dtype=np.int64),
-        pos_instrument=asset.astype(np.int32),
-        pos_quantity=side * notional / price,
-        pos_entry=price,
-        collateral_assets=("USD",),
+        pos_offsets=np.concatenate([[0], np.cumsum(held.sum(axis=1))]).astype(np.int64),
+        pos_instrument=slots[held].astype(np.int32),
+        pos_quantity=quantity[held],
+        pos_entry=entry[held],
+        collateral_assets=("USD", spot_name) if has_spot else ("USD",),
         col_offsets=np.arange(n + 1, dtype=np.int64),
-        col_asset=np.zeros(n, dtype=np.int32),
-        col_amount=notional / leverage,
+        col_asset=spot.astype(np.int32) if has_spot else np.zeros(n, dtype=np.int32),
+        col_amount=np.where(spot, collateral / spot_value, collateral),
         risk_tier=np.full(n, math.nan),
         mode=np.full(n, CROSS, dtype=np.int8),
         parent=np.full(n, None, dtype=object),

@@ -300,8 +300,7 @@ def run_backtest(
     }
     mm_coverage = params.maintenance.confidence if params.maintenance.mode == "model" else params.confidence
     mm_results: dict[str, dict[str, BacktestResult]] = {
-        m: {p: backtest(maintenance[m][i], mm_loss[i], mm_coverage) for i, p in enumerate(portfolios)}
-        for m in models
+        m: {p: backtest(maintenance[m][i], mm_loss[i], mm_coverage) for i, p in enumerate(portfolios)} for m in models
     }
     return HistoryBacktest(
         assets=assets,

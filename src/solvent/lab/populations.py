@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from solvent.api import compute_margin
 from solvent.baselines import BaselineParams
 from solvent.engine.book import Book
 from solvent.formats.schemas import MarketSnapshot
@@ -43,23 +44,15 @@ class FittedPopulation:
     scale: FloatArray
 
     def summary(self) -> dict[str, float | int]:
-        """JSON-ready: how many accounts the model capped and the share of the intended notional it opened
-        (at entry prices)."""
+        """JSON-ready: how many accounts the model capped and the share of the intended perpetual notional (at
+        entry prices) it opened."""
         per_position = np.repeat(self.scale, np.diff(self.book.pos_offsets))
-        opened = np.abs(self.book.pos_quantity) * self.book.pos_entry
-        intended = opened / np.where(per_position > 0.0, per_position, 1.0)
+        opened = np.abs(self.book.pos_quantity) * np.nan_to_num(self.book.pos_entry)  # an option has no entry
+        intended = float((opened / per_position).sum())
         return {
             "capped_accounts": int(np.count_nonzero(self.scale < 1.0)),
-            "opened_notional_share": float(opened.sum() / intended.sum()) if intended.sum() > 0.0 else 1.0,
+            "opened_notional_share": float(opened.sum()) / intended if intended > 0.0 else 1.0,
         }
-
-
-def collateral_value(book: Book, market: MarketSnapshot) -> FloatArray:
-    """(N,) each account's collateral at the snapshot's prices (USD at 1)."""
-    price = np.array([1.0 if a == "USD" else market.assets[a].price for a in book.collateral_assets])
-    account = np.repeat(np.arange(book.n_accounts), np.diff(book.col_offsets))
-    value = book.col_amount * price[book.col_asset]
-    return np.bincount(account, weights=value, minlength=book.n_accounts).astype(np.float64)
 
 
 def scaled(book: Book, scale: FloatArray) -> Book:
@@ -75,12 +68,15 @@ def fit_to_margin(
     model: str,
     baselines: BaselineParams | None = None,
 ) -> FittedPopulation:
-    """Every account of `book` (entered at the snapshot's prices) opened within `model`'s IM (module docstring).
-    Equity at entry is the collateral's value."""
-    equity = collateral_value(book, market)
+    """Every account of `book` (perpetuals entered at the snapshot's prices) opened within `model`'s IM (module
+    docstring). Equity as the engine values it (collateral, and the options' premium: a short option's lowers it,
+    so it too scales with the positions)."""
     scale = np.ones(book.n_accounts)
     for _ in range(ROUNDS):
-        im = model_margin(model, scaled(book, scale), market, params, baselines=baselines).im
+        trial = scaled(book, scale)
+        engine = compute_margin(trial, market, params)
+        equity = engine.equity
+        im = engine.im if model == "multi" else model_margin(model, trial, market, params, baselines=baselines).im
         over = im > equity
         if not over.any():
             return FittedPopulation(model=model, book=scaled(book, scale), scale=scale)

@@ -65,6 +65,17 @@ FloatArray = NDArray[np.float64]
 STREAM_MODELS: tuple[str, ...] = ("multi", *BASELINE_NAMES)
 #: Every model `solvent stress --compare` takes: those the streaming engine runs, then the history-only ones.
 COMPARED_MODELS: tuple[str, ...] = (*STREAM_MODELS, *(m for m in MODEL_NAMES if m not in STREAM_MODELS))
+#: The book mix of the population `solvent stress` meets (its other fields set per run): a quarter of the accounts
+#: hold a second perpetual, a tenth options (put spreads and short calls), a fifth their collateral in spot (stETH
+#: in its episode). Placeholders, as the leverage is (docs/model.md, "Cascade simulator").
+VENUE_MIX = PopulationSpec(multi_asset_share=0.25, option_share=0.1, spot_collateral_share=0.2)
+
+
+def venue_population(n_accounts: int, leverage_median: float = 10.0) -> PopulationSpec:
+    """The population `solvent stress` meets: `n_accounts` traders at that median leverage, `VENUE_MIX`."""
+    return dataclasses.replace(VENUE_MIX, n_accounts=n_accounts, leverage_median=leverage_median)
+
+
 #: Relative difference below which the comparison's findings call two models' figures a tie (rounding).
 RELATIVE_TIE = 1e-9
 
@@ -174,21 +185,25 @@ def episode_venue(
     path = episode_path(episode, moved_assets, start_prices, step_seconds, seed, library.conventions)
     columns = [moved_assets.index(a) for a in assets]
     prices = [start_prices[a] for a in assets]
-    book = population(assets, prices, spec, seed)
+    spot = spot_collateral(episode, assets, library)
+    spec = dataclasses.replace(spec, spot_asset=spot)
+    spot_price = float(path.prices[0, moved_assets.index(spot)])
+    book = population(assets, prices, spec, seed, start=START, spot_price=spot_price)
     if collateral != "USD":
         book = _collateral_in(book, collateral)
-    depth = _books(book, len(assets))
+    depth = _books(book, assets)
     # The venue starts calibrated to calm markets; the simulator re-estimates vols from the path as it goes.
     conventions = library.conventions
     vols = [conventions.pegged_calm_vol if a in conventions.usd_pegged else conventions.calm_vol for a in assets]
     market = market_for(assets, prices, vols, depth, START)
-    if collateral != "USD":
-        c = moved_assets.index(collateral)
-        market = _with_asset(market, collateral, float(path.prices[0, c]), conventions.pegged_calm_vol)
-        columns_all = [*columns, c]
-        names = (*assets, collateral)
-    else:
-        columns_all, names = columns, assets
+    columns_all, names = list(columns), assets
+    held = [a for a in book.collateral_assets if a != "USD" and a not in assets]  # collateral off the perpetuals
+    for asset in held:
+        c = moved_assets.index(asset)
+        vol = conventions.pegged_calm_vol if asset in conventions.usd_pegged else conventions.calm_vol
+        market = _with_asset(market, asset, float(path.prices[0, c]), vol)
+        columns_all.append(c)
+        names = (*names, asset)
     sources = source_names(oracle_sources) if oracle_sources else ()
     ratio = None
     if sources:
@@ -272,7 +287,7 @@ def run_synthetic(
     market_path = simulate_market(model, n_steps, step_seconds, seed, closes)
     path = PricePath(seconds=market_path.times, assets=assets, prices=market_path.prices, depth=market_path.depth_scale)
     book = population(assets, closes.tolist(), spec, seed)
-    depth = _books(book, len(assets))
+    depth = _books(book, assets)
     market = market_for(assets, closes.tolist(), market_path.vol[0].tolist(), depth, START)
     results, populations = _run_models(
         book, market, path, models, params, config, baselines, fair=fair, progress=progress
@@ -315,10 +330,14 @@ def _run_models(
     return results, populations
 
 
-def _books(book: Book, n_assets: int) -> list[Depth | None]:
+def _books(book: Book, assets: Sequence[str]) -> list[Depth | None]:
     """Each asset's parametric book: within 1% (2%) of mid, DEPTH_SHARE (2.5 x it) times the population's open
-    interest on the asset, in units; spread 0.05%."""
-    open_units = np.bincount(book.pos_instrument, weights=np.abs(book.pos_quantity), minlength=n_assets)
+    interest in the asset's perpetual, in units; spread 0.05%."""
+    perp_asset = np.array(
+        [assets.index(i.underlying) if i.kind == "perp" else -1 for i in book.instruments], dtype=np.int64
+    )[book.pos_instrument]
+    on_perp = perp_asset >= 0
+    open_units = np.bincount(perp_asset[on_perp], weights=np.abs(book.pos_quantity[on_perp]), minlength=len(assets))
     return [
         Depth(spread=0.0005, depth_1pct=max(DEPTH_SHARE * u, 1e-9), depth_2pct=max(2.5 * DEPTH_SHARE * u, 2e-9))
         for u in open_units.tolist()
@@ -326,15 +345,30 @@ def _books(book: Book, n_assets: int) -> list[Depth | None]:
 
 
 def _start_price(episode: Episode, asset: str) -> float:
+    """The asset's USD price at the start: its move's `from_price` in USD; in ETH (stETH), times ETH's price."""
     for move in episode.moves:
-        if move.asset == asset and move.from_price is not None and move.price_unit == "USD":
-            return float(move.from_price)
+        if move.asset == asset and move.from_price is not None:
+            unit = 1.0 if move.price_unit == "USD" else _start_price(episode, move.price_unit)
+            return float(move.from_price) * unit
     return DEFAULT_PRICES.get(asset, 1.0)
+
+
+def spot_collateral(episode: Episode, traded: Sequence[str], library: CrashLibrary) -> str:
+    """The asset the spot-collateral accounts hold (`PopulationSpec.spot_collateral_share`): an asset the
+    episode moves against another crypto asset (stETH, priced in ETH: the episode reaches the venue through its
+    collateral), else the first traded asset (BTC: a long perpetual on BTC collateral doubles its exposure)."""
+    pegged = set(library.conventions.usd_pegged)
+    for move in episode.moves:
+        if move.price_unit != "USD" and move.asset not in pegged:
+            return move.asset
+    return traded[0]
 
 
 def _collateral_in(book: Book, asset: str) -> Book:
     """The same book with every USD balance held in `asset` (a stablecoin worth 1 at the start)."""
-    return dataclasses.replace(book, collateral_assets=(asset,))
+    return dataclasses.replace(
+        book, collateral_assets=tuple(asset if a == "USD" else a for a in book.collateral_assets)
+    )
 
 
 def _with_asset(market: Any, asset: str, price: float, vol: float) -> Any:
