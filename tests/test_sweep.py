@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
@@ -79,6 +80,10 @@ def test_cli_sweep_serial_writes_the_table_and_records(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     payload = json.loads((tmp_path / "sweep.json").read_text())
+    schema = json.loads(
+        (Path(__file__).parents[1] / "docs" / "schemas" / "solvent.stress-sweep-1.schema.json").read_text()
+    )
+    jsonschema.validate(payload, schema)
     assert [r["leverage_median"] for r in payload["records"]] == [3.0, 20.0]
     assert "[2/2] 2024-08-05 static 20x 900 s APC on" in result.output
     assert (tmp_path / "sweep.md").read_text().count("| 2024-08-05 | static |") == 2

@@ -18,6 +18,7 @@ from solvent.formats.outputs import (
     MarginDocument,
     StreamSummary,
     StressReport,
+    StressSweep,
 )
 from solvent.formats.schemas import MarketSnapshot, Portfolio
 from solvent.params import MarginParams
@@ -39,6 +40,7 @@ FORMATS: dict[str, Any] = {
     "solvent.stream-summary-1.schema.json": StreamSummary,
     "solvent.backtest-report-1.schema.json": BacktestReport,
     "solvent.stress-report-1.schema.json": StressReport,
+    "solvent.stress-sweep-1.schema.json": StressSweep,
     "solvent.state-1.schema.json": StateMeta,  # the `meta` document of a state file (its arrays: docs/formats.md)
 }
 
