@@ -48,6 +48,21 @@ def test_serial_records_come_in_order_with_progress() -> None:
         assert record["liquidatable_at_start"] == 0 and record["capital_locked"] > 0.0
 
 
+def test_a_venue_rule_runs_once_for_both_apc_settings() -> None:
+    """static charges no buffer: its APC on and off records are one run's (made once); multi's two are made."""
+    runs = sweep_runs(["2024-08-05"], ["static", "multi"], [5.0], [900.0], [True, False])
+    made: list[SweepRun] = []
+    records = run_sweep(runs, SETTINGS, use_ray=False, progress=lambda k, n, run, s: made.append(run))
+    assert [(r.model, r.apc) for r in made] == [("static", False), ("multi", True), ("multi", False)]
+    assert [(r["model"], r["apc"]) for r in records] == [
+        ("static", "on"),
+        ("static", "off"),
+        ("multi", "on"),
+        ("multi", "off"),
+    ]
+    assert {k: v for k, v in records[0].items() if k != "apc"} == {k: v for k, v in records[1].items() if k != "apc"}
+
+
 def test_ray_gives_the_serial_records_bit_for_bit() -> None:
     pytest.importorskip("ray")
     serial = run_sweep(RUNS, SETTINGS, use_ray=False)

@@ -286,7 +286,7 @@ def run_synthetic(
     n_steps = max(1, round(hours * 3600.0 / step_seconds))
     market_path = simulate_market(model, n_steps, step_seconds, seed, closes)
     path = PricePath(seconds=market_path.times, assets=assets, prices=market_path.prices, depth=market_path.depth_scale)
-    book = population(assets, closes.tolist(), spec, seed)
+    book = population(assets, closes.tolist(), spec, seed, start=START)
     depth = _books(book, assets)
     market = market_for(assets, closes.tolist(), market_path.vol[0].tolist(), depth, START)
     results, populations = _run_models(

@@ -51,6 +51,10 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
+#: The models the APC setting changes (those that charge the buffer).
+APC_MODELS: tuple[str, ...] = ("multi",)
+
+
 @dataclass(frozen=True)
 class SweepRun:
     """One independent run: a model on an episode at a median leverage, a step, APC on or off."""
@@ -140,17 +144,27 @@ def run_sweep(
     progress: Callable[[int, int, SweepRun, float], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Every run's record, in the order of `runs`: on Ray (local, or the cluster at `ray_address`) with
-    `use_ray`, else one after another. `progress(done, total, run, seconds since the sweep began)` as each run
-    finishes. (A run's wall time is not in its record: the records are the same wherever they ran.)"""
-    if not use_ray:
-        records = []
+    `use_ray`, else one after another. A venue rule charges no anti-procyclicality buffer, so its APC "on" and
+    "off" runs are one run (made once, recorded under both). `progress(done, total, run, seconds since the
+    sweep began)` as each distinct run finishes. (A run's wall time is not in its record: the records are the
+    same wherever they ran.)"""
+    distinct = list(dict.fromkeys(_computed(run) for run in runs))
+    if use_ray:
+        made = _on_ray(distinct, settings, ray_address, progress)
+    else:
+        made = []
         begin = time.perf_counter()
-        for k, run in enumerate(runs):
-            records.append(run_one(run, settings))
+        for k, run in enumerate(distinct):
+            made.append(run_one(run, settings))
             if progress is not None:
-                progress(k + 1, len(runs), run, time.perf_counter() - begin)
-        return records
-    return _on_ray(runs, settings, ray_address, progress)
+                progress(k + 1, len(distinct), run, time.perf_counter() - begin)
+    by_run = dict(zip(distinct, made, strict=True))
+    return [{**by_run[_computed(run)], "apc": "on" if run.apc else "off"} for run in runs]
+
+
+def _computed(run: SweepRun) -> SweepRun:
+    """The run that gives `run`'s record: under a venue rule, its APC "off" twin."""
+    return run if run.model in APC_MODELS else dataclasses.replace(run, apc=False)
 
 
 def _on_ray(
