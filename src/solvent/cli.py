@@ -464,6 +464,9 @@ def backtest(
     show_default=True,
     help="Median leverage of the traders' intents (with --sweep: comma-separated, e.g. 3,5,10,20).",
 )
+@click.option(
+    "--perps-only", is_flag=True, help="One perpetual per trader, USD collateral (no second perpetual, options, spot)."
+)
 @click.option("--intents", is_flag=True, help="Every model meets the intents as drawn, not opened within its own IM.")
 @click.option("--sweep", is_flag=True, help="Episodes x models x --leverage x --steps x --apc, each run on its own.")
 @click.option("--steps", default=None, help="With --sweep: comma-separated steps in seconds (default: --step).")
@@ -489,6 +492,7 @@ def stress(
     history_path: str | None,
     oracle_sources: int,
     leverages: str,
+    perps_only: bool,
     intents: bool,
     sweep: bool,
     steps: str | None,
@@ -548,7 +552,7 @@ def stress(
             medians,
             step_list,
             [a == "on" for a in apc_list],
-            spec=venue_population(n_accounts),
+            spec=venue_population(n_accounts, perps_only=perps_only),
             seed=seed,
             params=params,
             baselines=baselines,
@@ -562,7 +566,7 @@ def stress(
         raise InputError("--leverage", leverages, "one median leverage (several with --sweep)")
     synthetic = read_history(synthetic_history) if synthetic_history is not None else None
     history = read_history(history_path) if history_path is not None else None
-    spec = venue_population(n_accounts, medians[0])
+    spec = venue_population(n_accounts, medians[0], perps_only=perps_only)
     config = CascadeConfig(block_seconds=step_s, insurance_fund=insurance_fund, oracle_sources=oracle_sources)
     runs = []
     backtested = None
@@ -624,6 +628,7 @@ def stress(
         "insurance_fund": insurance_fund,
         "leverage_median": medians[0],
         "population": "intents as drawn" if intents else "fair: each model opens the intents within its own IM",
+        "mix": "perpetuals only" if perps_only else "venue mix",
     }
     if synthetic_history is not None:
         settings |= {"synthetic": synthetic_history, "hours": hours}
@@ -693,6 +698,7 @@ def _stress_sweep(
         records = run_sweep(runs, settings, use_ray=use_ray, ray_address=ray_address, progress=done)
     except ValueError as error:  # a path the episode cannot be drawn on (a step too coarse for its move)
         raise InputError("--steps", ",".join(f"{s:g}" for s in steps), str(error)) from None
-    table, summary = write_sweep(records, out_dir, {"accounts": spec.n_accounts, "seed": seed, "ray": use_ray})
+    mix = {k: getattr(spec, k) for k in ("multi_asset_share", "option_share", "spot_collateral_share")}
+    table, summary = write_sweep(records, out_dir, {"accounts": spec.n_accounts, "seed": seed, "ray": use_ray, **mix})
     click.echo(table.read_text(), nl=False)
     click.echo(f"table: {table}\nsummary: {summary}")

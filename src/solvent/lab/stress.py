@@ -71,9 +71,11 @@ COMPARED_MODELS: tuple[str, ...] = (*STREAM_MODELS, *(m for m in MODEL_NAMES if 
 VENUE_MIX = PopulationSpec(multi_asset_share=0.25, option_share=0.1, spot_collateral_share=0.2)
 
 
-def venue_population(n_accounts: int, leverage_median: float = 10.0) -> PopulationSpec:
-    """The population `solvent stress` meets: `n_accounts` traders at that median leverage, `VENUE_MIX`."""
-    return dataclasses.replace(VENUE_MIX, n_accounts=n_accounts, leverage_median=leverage_median)
+def venue_population(n_accounts: int, leverage_median: float = 10.0, *, perps_only: bool = False) -> PopulationSpec:
+    """The population `solvent stress` meets: `n_accounts` traders at that median leverage, `VENUE_MIX` (with
+    `perps_only`, one perpetual each and USD collateral: `solvent stress --perps-only`)."""
+    mix = PopulationSpec() if perps_only else VENUE_MIX
+    return dataclasses.replace(mix, n_accounts=n_accounts, leverage_median=leverage_median)
 
 
 #: Relative difference below which the comparison's findings call two models' figures a tie (rounding).
