@@ -100,7 +100,7 @@ def test_cli_sweep_serial_writes_the_table_and_records(tmp_path: Path) -> None:
     )
     jsonschema.validate(payload, schema)
     assert [r["leverage_median"] for r in payload["records"]] == [3.0, 20.0]
-    assert "[2/2] 2024-08-05 static 20x 900 s APC on" in result.output
+    assert "[2/2] 2024-08-05 static 20x 900 s no APC" in result.output  # a venue rule charges no buffer
     assert (tmp_path / "sweep.md").read_text().count("| 2024-08-05 | static |") == 2
 
 

@@ -676,7 +676,7 @@ def _stress_sweep(
     out_dir: str,
 ) -> None:
     """`solvent stress --sweep`: every run on Ray (or serially), a line as each finishes, then the records."""
-    from solvent.lab.sweep import SweepSettings, ray_available, run_sweep, sweep_runs, write_sweep
+    from solvent.lab.sweep import APC_MODELS, SweepSettings, ray_available, run_sweep, sweep_runs, write_sweep
 
     if not episodes or not models:
         raise InputError("--sweep", ",".join(episodes), "needs an episode and a model the streaming engine runs")
@@ -688,9 +688,10 @@ def _stress_sweep(
 
     def done(k: int, total: int, run: Any, seconds: float) -> None:
         eta = seconds / k * (total - k)
+        apc_text = ("APC on" if run.apc else "APC off") if run.model in APC_MODELS else "no APC"
         click.echo(
             f"[{k}/{total}] {run.episode} {run.model} {run.leverage_median:g}x {run.step_seconds:g} s "
-            f"APC {'on' if run.apc else 'off'} ({seconds:.0f} s elapsed, ~{eta:.0f} s left)",
+            f"{apc_text} ({seconds:.0f} s elapsed, ~{eta:.0f} s left)",
             err=True,
         )
 
