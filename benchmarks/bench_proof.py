@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-from solvent.formats.results import RESULT_SCHEMA
+from solvent.convert.results import RESULT_SCHEMA
 from solvent.proof.files import proof_document, read_margin_output, write_outputs
 from solvent.proof.hashing import PAD_HASH, leaf_hash, node_hash
 from solvent.proof.inclusion import inclusion_proof, verify_proof

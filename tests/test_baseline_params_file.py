@@ -16,10 +16,10 @@ from solvent.baselines import BASELINE_PARAMS_SCHEMA, BaselineParams, StaticFrac
 from solvent.cli import main
 from solvent.convert.inputs import load_baseline_params
 from solvent.demo.run import DEMO_SEED
-from solvent.lab.cascade import CascadeConfig, PopulationSpec
+from solvent.lab.cascade import CascadeConfig
 from solvent.lab.episodes import load_crashes
 from solvent.lab.margin_backtest import run_backtest
-from solvent.lab.stress import run_episode
+from solvent.lab.stress import run_episode, venue_population
 from solvent.market.history import write_history
 from solvent.market.synthetic import synthetic_history
 from solvent.params import MarginParams
@@ -175,7 +175,7 @@ def test_stress_uses_the_file(tmp_path: Path, half_file: Path) -> None:
         episode,
         ["static"],
         MarginParams(),
-        spec=PopulationSpec(n_accounts=200),
+        spec=venue_population(200),
         config=CascadeConfig(block_seconds=600.0, insurance_fund=1_000_000.0),
         step_seconds=600.0,
         seed=DEMO_SEED,

@@ -93,7 +93,9 @@ def test_without_sources_the_run_is_todays(sent: list[FeedRecord], episode_id: s
     old = simulate(venue.book, venue.market, params, venue.path, CascadeConfig(block_seconds=STEP))
     old_records = len(sent)
     assert all(r.source is None for r in sent if isinstance(r, Quote))
-    new = run_episode(episode, ("multi",), params, spec=SPEC, config=_config(0), step_seconds=STEP, seed=SEED)
+    new = run_episode(
+        episode, ("multi",), params, spec=SPEC, config=_config(0), step_seconds=STEP, seed=SEED, fair=False
+    )
     result = new.results["multi"]
     assert result.totals == old.totals
     assert list(result.factors) == list(old.factors)

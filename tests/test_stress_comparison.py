@@ -20,9 +20,9 @@ from click.testing import CliRunner
 from report_html import read_page
 
 from solvent.cli import main
+from solvent.lab.comparison import backtest_assets, comparison, comparison_findings
 from solvent.lab.margin_backtest import run_backtest
 from solvent.lab.models import check_models
-from solvent.lab.stress import backtest_assets, comparison, comparison_findings
 from solvent.market.history import PriceHistory, read_history, write_history
 from solvent.market.synthetic import synthetic_history
 from solvent.params import MarginParams

@@ -6,6 +6,7 @@ loaded subcommands of issue 14 (item 7) split it by command."""
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 import threading
@@ -776,6 +777,22 @@ def _day(value: datetime | None) -> np.datetime64 | None:
     help="Price every episode asset from N >= 2 oracle sources carrying the episode's oracle behaviour (0: none).",
 )
 @click.option(
+    "--leverage",
+    "leverages",
+    default="10",
+    show_default=True,
+    help="Median leverage of the traders' intents (with --sweep: comma-separated, e.g. 3,5,10,20).",
+)
+@click.option(
+    "--perps-only", is_flag=True, help="One perpetual per trader, USD collateral (no second perpetual, options, spot)."
+)
+@click.option("--intents", is_flag=True, help="Every model meets the intents as drawn, not opened within its own IM.")
+@click.option("--sweep", is_flag=True, help="Episodes x models x --leverage x --steps x --apc, each run on its own.")
+@click.option("--steps", default=None, help="With --sweep: comma-separated steps in seconds (default: --step).")
+@click.option("--apc", "apc", default="on,off", show_default=True, help="With --sweep: on, off or on,off.")
+@click.option("--ray-address", default=None, help="With --sweep: a Ray cluster's address (default: a local one).")
+@click.option("--serial", is_flag=True, help="With --sweep: run in this process, not on Ray.")
+@click.option(
     "--out", "out_dir", default="solvent-stress", show_default=True, help="Folder for report.html and summary.json."
 )
 @_fail_cleanly
@@ -793,22 +810,30 @@ def stress(
     hours: float,
     history_path: str | None,
     oracle_sources: int,
+    leverages: str,
+    perps_only: bool,
+    intents: bool,
+    sweep: bool,
+    steps: str | None,
+    apc: str,
+    ray_address: str | None,
+    serial: bool,
     out_dir: str,
 ) -> None:
     """Replay crash episodes (and, with --synthetic, a synthetic market's day) through the cascade simulator
     under several margin models (and, with --history, backtest them on a price history); write a report with
     the models compared across both."""
-    from solvent.lab.cascade import CascadeConfig, PopulationSpec
+    from solvent.lab.cascade import CascadeConfig
+    from solvent.lab.comparison import backtest_assets, run_history
     from solvent.lab.episodes import load_crashes
     from solvent.lab.report import write_stress_report
     from solvent.lab.stress import (
         COMPARED_MODELS,
         STREAM_MODELS,
-        backtest_assets,
         run_episode,
-        run_history,
         run_synthetic,
         venue_assets,
+        venue_population,
     )
 
     if oracle_sources < 0 or oracle_sources == 1:
@@ -834,9 +859,33 @@ def stress(
         raise InputError("--compare", models, f"no model the streaming engine runs: one of {', '.join(STREAM_MODELS)}")
     params = load_params(params_path)
     baselines = load_baseline_params(baseline_params_path)
+    medians = _positive_numbers("--leverage", leverages)
+    if sweep:
+        step_list = [step_s] if steps is None else _positive_numbers("--steps", steps)
+        apc_list = [a.strip() for a in apc.split(",") if a.strip()]
+        if not apc_list or any(a not in ("on", "off") for a in apc_list):
+            raise InputError("--apc", apc, "on, off or on,off")
+        _stress_sweep(
+            wanted,
+            streamed,
+            medians,
+            step_list,
+            [a == "on" for a in apc_list],
+            spec=venue_population(n_accounts, perps_only=perps_only),
+            seed=seed,
+            params=params,
+            baselines=baselines,
+            insurance_fund=insurance_fund,
+            ray_address=ray_address,
+            serial=serial,
+            out_dir=out_dir,
+        )
+        return
+    if len(medians) != 1:
+        raise InputError("--leverage", leverages, "one median leverage (several with --sweep)")
     synthetic = read_history(synthetic_history) if synthetic_history is not None else None
     history = read_history(history_path) if history_path is not None else None
-    spec = PopulationSpec(n_accounts=n_accounts)
+    spec = venue_population(n_accounts, medians[0], perps_only=perps_only)
     config = CascadeConfig(block_seconds=step_s, insurance_fund=insurance_fund, oracle_sources=oracle_sources)
     runs = []
     backtested = None
@@ -872,6 +921,7 @@ def stress(
                     library=library,
                     progress=show,
                     baselines=baselines,
+                    fair=not intents,
                 )
             except ValueError as error:  # a path the episode cannot be drawn on (a step too coarse for its move)
                 raise InputError("--step", name, str(error)) from None
@@ -889,6 +939,7 @@ def stress(
                     seed=seed,
                     progress=lambda model: progress.start(f"synthetic: {model}"),
                     baselines=baselines,
+                    fair=not intents,
                 )
             )
     settings: dict[str, Any] = {
@@ -896,6 +947,9 @@ def stress(
         "step_seconds": step_s,
         "seed": seed,
         "insurance_fund": insurance_fund,
+        "leverage_median": medians[0],
+        "population": "intents as drawn" if intents else "fair: each model opens the intents within its own IM",
+        "mix": "perpetuals only" if perps_only else "venue mix",
     }
     if synthetic_history is not None:
         settings |= {"synthetic": synthetic_history, "hours": hours}
@@ -989,3 +1043,59 @@ def verify(proof_path: str, statement_path: str | None, root: str | None, accoun
     proof = load_proof(proof_path, account)
     verify_proof(proof, published, totals, account)
     click.echo(f"OK: account {proof.account!r} ({STATUSES[proof.status]}) is in the tree of root {published.hex()}")
+
+def _positive_numbers(option: str, text: str) -> list[float]:
+    """Comma-separated numbers > 0, or InputError naming the option."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(option, text, "comma-separated numbers expected") from None
+    if not values or not all(math.isfinite(v) and v > 0.0 for v in values):
+        raise InputError(option, text, "numbers > 0 expected")
+    return values
+
+
+def _stress_sweep(
+    episodes: list[str],
+    models: list[str],
+    leverages: list[float],
+    steps: list[float],
+    apc: list[bool],
+    *,
+    spec: Any,
+    seed: int,
+    params: Any,
+    baselines: Any,
+    insurance_fund: float,
+    ray_address: str | None,
+    serial: bool,
+    out_dir: str,
+) -> None:
+    """`solvent stress --sweep`: every run on Ray (or serially), a line as each finishes, then the records."""
+    from solvent.lab.sweep import APC_MODELS, SweepSettings, ray_available, run_sweep, sweep_runs, write_sweep
+
+    if not episodes or not models:
+        raise InputError("--sweep", ",".join(episodes), "needs an episode and a model the streaming engine runs")
+    use_ray = not serial and ray_available()
+    if not serial and not use_ray:
+        click.echo("ray is not installed (pip install 'solvent[sweep]'): running serially", err=True)
+    runs = sweep_runs(episodes, models, leverages, steps, apc)
+    settings = SweepSettings(spec=spec, seed=seed, params=params, baselines=baselines, insurance_fund=insurance_fund)
+
+    def done(k: int, total: int, run: Any, seconds: float) -> None:
+        eta = seconds / k * (total - k)
+        apc_text = ("APC on" if run.apc else "APC off") if run.model in APC_MODELS else "no APC"
+        click.echo(
+            f"[{k}/{total}] {run.episode} {run.model} {run.leverage_median:g}x {run.step_seconds:g} s "
+            f"{apc_text} ({seconds:.0f} s elapsed, ~{eta:.0f} s left)",
+            err=True,
+        )
+
+    try:
+        records = run_sweep(runs, settings, use_ray=use_ray, ray_address=ray_address, progress=done)
+    except ValueError as error:  # a path the episode cannot be drawn on (a step too coarse for its move)
+        raise InputError("--steps", ",".join(f"{s:g}" for s in steps), str(error)) from None
+    mix = {k: getattr(spec, k) for k in ("multi_asset_share", "option_share", "spot_collateral_share")}
+    table, summary = write_sweep(records, out_dir, {"accounts": spec.n_accounts, "seed": seed, "ray": use_ray, **mix})
+    click.echo(table.read_text(), nl=False)
+    click.echo(f"table: {table}\nsummary: {summary}")

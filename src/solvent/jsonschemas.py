@@ -21,6 +21,7 @@ from solvent.formats.outputs import (
     PortfolioBacktestDocument,
     StreamSummary,
     StressReport,
+    StressSweep,
 )
 from solvent.formats.proof import ProofDocument, StatementDocument
 from solvent.formats.schemas import MarketSnapshot, Portfolio
@@ -47,6 +48,7 @@ FORMATS: dict[str, Any] = {
     "solvent.portfolio-backtest-1.schema.json": PortfolioBacktestDocument,
     "solvent.stress-report-1.schema.json": StressReport,
     "solvent.params-diff-1.schema.json": ParamsDiff,
+    "solvent.stress-sweep-1.schema.json": StressSweep,
     "solvent.state-1.schema.json": StateMeta,  # the `meta` document of a state file (its arrays: docs/formats.md)
     "solvent.solvency-1.schema.json": StatementDocument,  # `solvent prove`'s statement.json
     "solvent.proof-1.schema.json": ProofDocument,  # one line of `solvent prove --proofs`' proofs.ndjson

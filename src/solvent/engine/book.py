@@ -15,6 +15,9 @@ and one entry price (every option position of one instrument and venue: they car
 row whose quantity is the correctly rounded sum of theirs (`_exact_sums`, as math.fsum); balances are sorted by
 asset name (`collateral_assets` is sorted) and one asset's balances merged likewise. Positions of one instrument
 at different entry prices stay apart (their unrealised PnL is not one quantity's), in entry-price order.
+
+Over 600 lines because the one validating builder that every portfolio file and table goes through keeps its
+checks (finite numbers, entry prices, modes, canonical order) beside the Book they guard.
 """
 
 from __future__ import annotations

@@ -275,3 +275,13 @@ class StressReport(_Out, frozen=True, kw_only=True):
     backtest: StressBacktest | None
     episodes: list[dict[str, Any]]
     findings: list[str]
+
+
+class StressSweep(_Out, frozen=True, kw_only=True):
+    """solvent.stress-sweep/1: `solvent stress --sweep` (sweep.json): one record per run, in the sweep's order
+    (episode, model, median leverage, step, APC), and the findings computed from them (docs/formats.md)."""
+
+    schema: Literal["solvent.stress-sweep/1"]
+    settings: dict[str, Any]
+    records: list[dict[str, Any]]
+    findings: list[str]

@@ -22,15 +22,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from solvent.baselines import BaselineParams
+from solvent.engine.apc import ApcBufferState, initial_buffer, update_buffer
 from solvent.engine.book import CROSS, Book
 from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Depth, Instrument, MarketSnapshot, OracleSource
 from solvent.market.depth import DepthCurve
+from solvent.market.volatility import ewma_variance
 from solvent.params import MarginParams
 from solvent.stream import events as ev
 from solvent.stream.engine import StreamEngine
@@ -41,10 +43,18 @@ FloatArray = NDArray[np.float64]
 
 @dataclass(frozen=True, kw_only=True)
 class PopulationSpec:
-    """A venue's traders. Leverage ~ lognormal(median, sigma) clipped to [1, max]; notional ~ lognormal
-    (median, sigma) USD; `long_share` of accounts long; `asset_weights` the share of accounts on each asset
-    (by name; default equal). Placeholders to calibrate, documented in docs/model.md ("Cascade simulator");
-    with median 10x and sigma 1.0 about 5% of accounts run above 50x and 1% sit at the 100x cap (mean ~16x)."""
+    """A venue's traders: their intents (what each would open with the collateral it brings). Leverage ~
+    lognormal(median, sigma) clipped to [1, max]; notional ~ lognormal(median, sigma) USD; `long_share` of accounts
+    long; `asset_weights` the share of accounts on each asset (by name; default equal). With median 10x and sigma
+    1.0 about 5% of accounts run above 50x and 1% sit at the 100x cap (mean ~16x); `solvent stress --leverage`
+    sets the median (`--sweep`: several). The book's mix, each share drawn independently per account from its
+    own seeded stream (so that the shares at 0 leave the single-perpetual population as it was):
+    `multi_asset_share` hold a second perpetual on another asset (its side drawn anew, its notional U(0.25, 1)
+    times the first's; with one asset, none); `option_share` hold options on their asset, `OPTION_STRIKES`, half a
+    put spread (long the 90% put, short the 80% put) and half a short 110% call, `option_days` to expiry, each leg
+    on the notional's units; `spot_collateral_share` hold their collateral in `spot_asset` (default: the first
+    asset) instead of USD, the same value at the start. Placeholders to calibrate, documented in docs/model.md
+    ("Cascade simulator")."""
 
     n_accounts: int = 10_000
     leverage_median: float = 10.0
@@ -54,10 +64,34 @@ class PopulationSpec:
     notional_sigma: float = 1.3
     long_share: float = 0.6
     asset_weights: dict[str, float] = field(default_factory=dict)
+    multi_asset_share: float = 0.0
+    option_share: float = 0.0
+    option_days: float = 30.0
+    spot_collateral_share: float = 0.0
+    spot_asset: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("multi_asset_share", "option_share", "spot_collateral_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: a share in [0, 1], got {getattr(self, name)}")
 
 
-def population(assets: Sequence[str], prices: Sequence[float], spec: PopulationSpec, seed: int) -> Book:
-    """`spec.n_accounts` accounts of one perpetual each on `assets` (entry at `prices`), seeded."""
+#: Option strikes as a share of the asset's price at the start: the put spread's long and short legs, the call.
+OPTION_STRIKES = (0.9, 0.8, 1.1)
+
+
+def population(
+    assets: Sequence[str],
+    prices: Sequence[float],
+    spec: PopulationSpec,
+    seed: int,
+    *,
+    start: datetime | None = None,
+    spot_price: float | None = None,
+) -> Book:
+    """`spec.n_accounts` accounts on `assets` (perpetuals entered at `prices`; options expire `spec.option_days`
+    after `start`, needed with options; `spot_price`, the spot collateral's price, needed when `spec.spot_asset`
+    is not one of `assets`), seeded: one perpetual each, and the mix of `PopulationSpec`."""
     rng = np.random.default_rng(seed)
     n = spec.n_accounts
     weights = np.array([spec.asset_weights.get(a, 1.0) for a in assets], dtype=np.float64)
@@ -65,19 +99,62 @@ def population(assets: Sequence[str], prices: Sequence[float], spec: PopulationS
     leverage = np.clip(rng.lognormal(math.log(spec.leverage_median), spec.leverage_sigma, n), 1.0, spec.leverage_max)
     notional = rng.lognormal(math.log(spec.notional_median), spec.notional_sigma, n)
     side = np.where(rng.random(n) < spec.long_share, 1.0, -1.0)
-    price = np.asarray(prices, dtype=np.float64)[asset]
-    instruments = tuple(Instrument(id=f"{a}-PERP", kind="perp", underlying=a) for a in assets)
+    price = np.asarray(prices, dtype=np.float64)
+    mix = np.random.default_rng([seed, 13])  # the mix's own stream
+    second = (mix.random(n) < spec.multi_asset_share) & (len(assets) > 1)
+    other = (asset + 1 + mix.integers(0, max(1, len(assets) - 1), n)) % len(assets)
+    second_side = np.where(mix.random(n) < spec.long_share, 1.0, -1.0)
+    second_notional = notional * mix.uniform(0.25, 1.0, n)
+    options = mix.random(n) < spec.option_share
+    spread = mix.random(n) < 0.5
+    spot = mix.random(n) < spec.spot_collateral_share
+    if options.any() and start is None:
+        raise ValueError("start: options need a start time for their expiry")
+
+    instruments = [Instrument(id=f"{a}-PERP", kind="perp", underlying=a) for a in assets]
+    option_rows = {}
+    if options.any() and start is not None:
+        expiry = start + timedelta(days=spec.option_days)
+        for j, a in enumerate(assets):
+            for k, (ratio, kind) in enumerate(zip(OPTION_STRIKES, ("put", "put", "call"), strict=True)):
+                strike = float(price[j]) * ratio
+                option_rows[j, k] = len(instruments)
+                instruments.append(
+                    Instrument(
+                        id=f"{a}-{ratio:.0%}-{kind.upper()}",
+                        kind="option",
+                        underlying=a,
+                        expiry=expiry,
+                        strike=strike,
+                        option_type=kind,  # type: ignore[arg-type]
+                    )
+                )
+    # Five leg slots per account (perpetual, second perpetual, long put, short put, short call), kept where held,
+    # read account by account: the book's rows in order.
+    units = notional / price[asset]
+    slots = np.zeros((n, 5), dtype=np.int64)
+    slots[:, 0], slots[:, 1] = asset, other
+    if option_rows:
+        table = np.array([[option_rows[j, k] for k in range(3)] for j in range(len(assets))], dtype=np.int64)
+        slots[:, 2:] = table[asset]
+    quantity = np.column_stack([side * units, second_side * second_notional / price[other], units, -units, -units])
+    entry = np.column_stack([price[asset], price[other], *([np.full(n, math.nan)] * 3)])
+    held = np.column_stack([np.ones(n, dtype=bool), second, options & spread, options & spread, options & ~spread])
+    spot_name = spec.spot_asset or assets[0]
+    spot_value = spot_price if spot_price is not None else float(price[list(assets).index(spot_name)])
+    collateral = notional / leverage
+    has_spot = bool(spot.any())
     return Book(
-        instruments=instruments,
+        instruments=tuple(instruments),
         account_ids=np.array([f"trader-{k:06d}" for k in range(n)], dtype=object),
-        pos_offsets=np.arange(n + 1, dtype=np.int64),
-        pos_instrument=asset.astype(np.int32),
-        pos_quantity=side * notional / price,
-        pos_entry=price,
-        collateral_assets=("USD",),
+        pos_offsets=np.concatenate([[0], np.cumsum(held.sum(axis=1))]).astype(np.int64),
+        pos_instrument=slots[held].astype(np.int32),
+        pos_quantity=quantity[held],
+        pos_entry=entry[held],
+        collateral_assets=("USD", spot_name) if has_spot else ("USD",),
         col_offsets=np.arange(n + 1, dtype=np.int64),
-        col_asset=np.zeros(n, dtype=np.int32),
-        col_amount=notional / leverage,
+        col_asset=spot.astype(np.int32) if has_spot else np.zeros(n, dtype=np.int32),
+        col_amount=np.where(spot, collateral / spot_value, collateral),
         risk_tier=np.full(n, math.nan),
         mode=np.full(n, CROSS, dtype=np.int8),
         parent=np.full(n, None, dtype=object),
@@ -129,9 +206,13 @@ IM_SAMPLES = 300
 class CascadeConfig:
     """How the market answers. `block_seconds`: the margin cycle; `impact`: liquidations move the price;
     `resilience_seconds`: half-life of that impact; `insurance_fund`: USD at the start; `vol_update_seconds`:
-    every so often each asset's volatility is re-estimated from the traded prices of that last window
-    (zero-mean realised volatility, annualised, never below the snapshot's) and sent as a `vol` record, a new
-    epoch for the engine, as a venue re-calibrating on a schedule would (None: the snapshot's vol throughout);
+    every so often each asset's volatility is re-estimated from the traded prices and sent as a `vol` record, a
+    new epoch for the engine, as a venue re-calibrating on a schedule would (None: the snapshot's vol
+    throughout); `vol_estimator`: "ewma", the engine's own estimator (`market.volatility.ewma_variance`) over
+    every cycle's return, started at the snapshot's vol, its decay the daily `volatility.ewma_lambda` taken to
+    the cycle, lambda ** (block_seconds / 1 day), so that its memory is the same in time at any step; "window":
+    the zero-mean realised volatility of the last window's cycle returns, never below the snapshot's (the lab's
+    estimator before issue 13, kept to measure what it did);
     `factor_samples`: at that many evenly spaced cycles the whole venue is margined once more to record each IM
     term's share of the notional (the requirement by factor over time; 0: none); `im_sample_seconds`: the venue's
     total IM is taken afresh (`im_share`, the capital locked) at the first cycle, then at the first cycle ending
@@ -149,6 +230,7 @@ class CascadeConfig:
     resilience_seconds: float = 60.0
     insurance_fund: float = 1_000_000.0
     vol_update_seconds: float | None = 3600.0
+    vol_estimator: Literal["ewma", "window"] = "ewma"
     factor_samples: int = 24
     im_sample_seconds: float | None = None
     screen: bool = True
@@ -174,7 +256,8 @@ class CascadeResult:
     fund: FloatArray  # (B,)
     bad_debt: FloatArray  # (B,) cumulative: paid by the fund + socialised + unresolved, USD
     im_seconds: FloatArray  # (S,) when the total IM was taken (`CascadeConfig.im_sample_seconds`)
-    im_share: FloatArray  # (S,) total IM / total notional then
+    im_share: FloatArray  # (S,) total IM / total notional then (with the buffer released: as charged)
+    im_share_without_apc: FloatArray  # (S,) the same without the anti-procyclicality buffer
     factor_seconds: FloatArray  # (K,) when the requirement was broken down by factor
     factors: dict[str, FloatArray]  # term -> (K,) its total over total notional (a venue rule: one term, its IM)
     totals: dict[str, Any]
@@ -267,8 +350,9 @@ def simulate(
     factor_seconds: list[float] = []
     factor_rows: list[dict[str, float]] = []
     series: dict[str, list[Any]] = {
-        k: [] for k in ("seconds", "point", "impact", "liquidated", "fund", "debt", "im", "im_seconds")
+        k: [] for k in ("seconds", "point", "impact", "liquidated", "fund", "debt", "im", "bare_im", "im_seconds")
     }
+    apc = _ApcFold(params)
     next_im = 0.0
     im_every = config.im_sample_seconds
     if im_every is None:
@@ -278,6 +362,7 @@ def simulate(
     base_vol = np.array([float(engine.market.base.vol[c]) for c in columns])
     next_vol = config.vol_update_seconds
     window, window_seconds, window_price = 0, 0.0, path.prices[0].copy()  # where the vol window starts
+    ewma = _Ewma(base_vol, params, config.block_seconds)
     pending_vol: list[FeedRecord] = []
     ratio = None if path.source_ratio is None else path.source_ratio.tolist()
     seconds, prices, depth = path.seconds.tolist(), path.prices.tolist(), path.depth.tolist()
@@ -334,7 +419,9 @@ def simulate(
         totals = engine.totals
         series["debt"].append(totals.fund_paid + totals.socialised + totals.unresolved)
         if now_seconds >= next_im:
-            series["im"].append(_im_share(engine))
+            charged, bare = apc.shares(engine, now_seconds)
+            series["im"].append(charged)
+            series["bare_im"].append(bare)
             series["im_seconds"].append(now_seconds)
             next_im = now_seconds + im_every
         if b in sampled and config.factor_samples > 0:
@@ -346,13 +433,16 @@ def simulate(
             )
         if next_vol is not None and now_seconds >= next_vol:
             recent = _traded(path, series, window)
-            traded = np.log(np.vstack([window_price, recent]))
-            elapsed = (now_seconds - window_seconds) / (365.0 * 86400.0)
-            squares = (np.diff(traded, axis=0) ** 2).sum(axis=0)
-            realised = np.sqrt(squares / elapsed) if elapsed > 0 else base_vol
+            returns = np.diff(np.log(np.vstack([window_price, recent])), axis=0)
+            if config.vol_estimator == "ewma":
+                estimate = ewma.update(returns)
+            else:
+                elapsed = (now_seconds - window_seconds) / (365.0 * 86400.0)
+                realised = np.sqrt((returns**2).sum(axis=0) / elapsed) if elapsed > 0 else base_vol
+                estimate = np.maximum(realised, base_vol)
             pending_vol = [
-                VolChange(seq=0, time=records[-1].time, asset=a, vol=float(max(v, b)))
-                for a, v, b in zip(path.assets, realised.tolist(), base_vol.tolist(), strict=True)
+                VolChange(seq=0, time=records[-1].time, asset=a, vol=max(float(v), MIN_VOL))
+                for a, v in zip(path.assets, estimate.tolist(), strict=True)
             ]
             window, window_seconds, window_price = len(series["seconds"]), now_seconds, recent[-1]
             next_vol = now_seconds + float(config.vol_update_seconds or 0.0)
@@ -373,7 +463,9 @@ def simulate(
         "unresolved_loss": summary["unresolved_loss"],
         "liquidation_trades": summary["liquidation_trades"],
         "liquidated_notional": summary["liquidated_notional"],
-        "accounts_liquidated": summary["accounts_ever_liquidatable"],
+        # accounts below MM at the opening (an unfitted population) are counted apart, not as the model's result
+        "accounts_liquidated": breached_later,
+        "liquidatable_at_start": summary["liquidatable_at_start"],
         "capital_locked": float(np.mean(series["im"])) if series["im"] else math.nan,
         "flagged": flagged,
         "flagged_before_breach": summary["flagged_before_breach"],
@@ -395,6 +487,7 @@ def simulate(
         bad_debt=np.array(series["debt"]),
         im_seconds=np.array(series["im_seconds"]),
         im_share=np.array(series["im"]),
+        im_share_without_apc=np.array(series["bare_im"]),
         factor_seconds=np.array(factor_seconds),
         factors={
             name: np.array([row.get(name, 0.0) for row in factor_rows])
@@ -440,8 +533,55 @@ def _notional(engine: StreamEngine) -> float:
     return float((np.abs(store.pos_quantity) * store.contract_size[inst] * engine.market.state.forward[inst]).sum())
 
 
-def _im_share(engine: StreamEngine) -> float:
-    """Total IM over total gross notional of every account now (the capital the model locks), taken afresh:
-    under the screen the stored figures of most accounts date from an earlier cycle."""
-    total = _notional(engine)
-    return float(engine.im_now().sum()) / total if total > 0.0 else math.nan
+#: The least volatility sent in a `vol` record (a path standing still has a zero EWMA; the quote needs > 0).
+MIN_VOL = 1e-6
+
+
+class _Ewma:
+    """The engine's EWMA (`market.volatility.ewma_variance`) over cycle returns, carried across vol epochs: the
+    variance per cycle starts at the snapshot's vol, its decay is the daily lambda taken to the cycle."""
+
+    def __init__(self, start_vol: FloatArray, params: MarginParams, block_seconds: float) -> None:
+        self.cycle_years = block_seconds / (params.days_per_year * 86_400.0)
+        self.lam = params.volatility.ewma_lambda ** (block_seconds / 86_400.0)
+        self.variance = start_vol**2 * self.cycle_years  # the one-step forecast, per cycle
+
+    def update(self, returns: FloatArray) -> FloatArray:
+        """Fold the cycle returns (n, A) in; the annualised volatility forecast after them (A,)."""
+        if returns.shape[0]:
+            path = ewma_variance(returns, self.lam, self.variance)
+            self.variance = (1.0 - self.lam) * returns[-1] ** 2 + self.lam * path[-1]
+        return np.asarray(np.sqrt(self.variance / self.cycle_years), dtype=np.float64)
+
+
+class _ApcFold:
+    """The venue's total IM over its gross notional, taken afresh at each sample (under the screen the stored
+    figures of most accounts date from an earlier cycle), with and without the anti-procyclicality buffer.
+    With `apc_mode` "buffer" and `apc_buffer_release`, under a model that charges the buffer (`multi`; not a
+    venue rule), each account's margin without the buffer is carried
+    through `engine.apc` from sample to sample (drawn while it rises, rebuilt in calm), as the backtest carries
+    it along dates; otherwise the IM is as the engine charges it (a fixed buffer, or none)."""
+
+    def __init__(self, params: MarginParams) -> None:
+        self.volatility = params.volatility
+        self.release = params.volatility.apc_mode == "buffer" and params.volatility.apc_buffer_release
+        self.state: ApcBufferState | None = None
+        self.seconds = 0.0
+
+    def shares(self, engine: StreamEngine, now_seconds: float) -> tuple[float, float]:
+        """(charged IM, IM without the buffer), each over the total notional now."""
+        total = _notional(engine)
+        result = engine.margin_now()
+        bare = result.im - result.terms.get("apc_buffer", 0.0)
+        charged = result.im
+        if self.release and "apc_buffer" in result.terms:  # a venue rule charges no buffer
+            if self.state is None:
+                self.state = initial_buffer(bare, self.volatility)
+            else:
+                dt_days = (now_seconds - self.seconds) / 86_400.0
+                self.state = update_buffer(self.state, bare, dt_days, self.volatility)
+            charged = self.state.charged
+            self.seconds = now_seconds
+        if total <= 0.0:
+            return math.nan, math.nan
+        return float(charged.sum()) / total, float(bare.sum()) / total

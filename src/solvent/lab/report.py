@@ -24,8 +24,9 @@ from markupsafe import Markup
 from solvent.formats.io import atomic_output
 from solvent.lab.backtest import exceptions
 from solvent.lab.charts import Chart, Panel, Series, data_uri
+from solvent.lab.comparison import HistoryComparison, comparison, comparison_findings
 from solvent.lab.margin_backtest import HistoryBacktest
-from solvent.lab.stress import HistoryComparison, StressRun, comparison, comparison_findings, stress_findings
+from solvent.lab.stress import StressRun, stress_findings
 
 USD = "${:,.0f}"
 SHARE = "{:.1%}"

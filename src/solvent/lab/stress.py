@@ -17,19 +17,18 @@ procyclicality aggregated over the backtest's reference portfolios (docs/model.m
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from solvent.baselines import BASELINE_NAMES, BaselineParams
 from solvent.engine.book import Book
-from solvent.errors import InputError
 from solvent.formats.schemas import Depth, MarketSnapshot
-from solvent.lab.backtest import ZONES
 from solvent.lab.cascade import (
     CascadeConfig,
     CascadeResult,
@@ -42,10 +41,10 @@ from solvent.lab.cascade import (
     with_sources,
 )
 from solvent.lab.episodes import SOURCE_NOISE, CrashLibrary, Episode, episode_path, load_crashes, source_prices
-from solvent.lab.margin_backtest import HistoryBacktest, run_backtest
 from solvent.lab.markets import fit
 from solvent.lab.markets import simulate as simulate_market
-from solvent.lab.models import MODEL_NAMES, check_models
+from solvent.lab.models import MODEL_NAMES
+from solvent.lab.populations import fit_to_margin
 from solvent.lab.procyclicality import procyclicality
 from solvent.market.history import PriceHistory
 from solvent.params import MarginParams
@@ -57,10 +56,24 @@ DEPTH_SHARE = 0.5
 #: Market assets added to a de-peg episode (whose stablecoin becomes the collateral).
 DEPEG_MARKET = ("BTC", "ETH")
 START = datetime(2026, 1, 1, tzinfo=UTC)
+FloatArray = NDArray[np.float64]
 #: The models the cascade simulator (the streaming engine) runs; `vol_only` is compared on a history only.
 STREAM_MODELS: tuple[str, ...] = ("multi", *BASELINE_NAMES)
 #: Every model `solvent stress --compare` takes: those the streaming engine runs, then the history-only ones.
 COMPARED_MODELS: tuple[str, ...] = (*STREAM_MODELS, *(m for m in MODEL_NAMES if m not in STREAM_MODELS))
+#: The book mix of the population `solvent stress` meets (its other fields set per run): a quarter of the accounts
+#: hold a second perpetual, a tenth options (put spreads and short calls), a fifth their collateral in spot (stETH
+#: in its episode). Placeholders, as the leverage is (docs/model.md, "Cascade simulator").
+VENUE_MIX = PopulationSpec(multi_asset_share=0.25, option_share=0.1, spot_collateral_share=0.2)
+
+
+def venue_population(n_accounts: int, leverage_median: float = 10.0, *, perps_only: bool = False) -> PopulationSpec:
+    """The population `solvent stress` meets: `n_accounts` traders at that median leverage, `VENUE_MIX` (with
+    `perps_only`, one perpetual each and USD collateral: `solvent stress --perps-only`)."""
+    mix = PopulationSpec() if perps_only else VENUE_MIX
+    return dataclasses.replace(mix, n_accounts=n_accounts, leverage_median=leverage_median)
+
+
 #: Relative difference below which the comparison's findings call two models' figures a tie (rounding).
 RELATIVE_TIE = 1e-9
 
@@ -75,15 +88,20 @@ class StressRun:
     collateral: str
     path: PricePath
     results: dict[str, CascadeResult]
+    populations: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready: the episode, and per model the totals and the procyclicality of IM / notional."""
+        """JSON-ready: the episode, and per model the totals, the population it opened (`populations`) and the
+        procyclicality of IM / notional as charged (`procyclicality`) and without the anti-procyclicality
+        buffer (`procyclicality_without_apc`): `episode_procyclicality`."""
         models = {}
         for model, result in self.results.items():
             record = dict(result.totals)
-            series = result.im_share[np.isfinite(result.im_share) & (result.im_share > 0.0)]
-            horizons = tuple(n for n in (1, 5, 30) if n < series.size)
-            record["procyclicality"] = procyclicality(series, horizons=horizons).to_dict() if horizons else None
+            record["population"] = self.populations.get(model)
+            record["procyclicality"] = episode_procyclicality(result.im_seconds, result.im_share)
+            record["procyclicality_without_apc"] = episode_procyclicality(
+                result.im_seconds, result.im_share_without_apc
+            )
             models[model] = record
         return {
             "episode": self.episode,
@@ -93,6 +111,23 @@ class StressRun:
             "seconds": float(self.path.seconds[-1]),
             "models": models,
         }
+
+
+def episode_procyclicality(seconds: FloatArray, share: FloatArray) -> dict[str, Any] | None:
+    """Procyclicality of a requirement series (IM / notional at `seconds`): peak-to-trough, the largest rise
+    over one sample (`max_increase["1"]`: one margin cycle when IM is sampled every cycle) and over the samples
+    spanning one hour (`hour_samples`, its key in `max_increase`), Murphy, Vasios and Vause (2014); None when
+    fewer than two valid samples."""
+    ok = np.isfinite(share) & (share > 0.0)
+    series, times = share[ok], seconds[ok]
+    if series.size < 2:
+        return None
+    spacing = float(np.median(np.diff(times)))
+    hour = max(1, round(3600.0 / spacing)) if spacing > 0.0 else 1
+    horizons = tuple(dict.fromkeys(n for n in (1, hour) if n < series.size))
+    record = procyclicality(series, horizons=horizons).to_dict()
+    record["hour_samples"] = hour if hour < series.size else None
+    return record
 
 
 def venue_assets(episode: Episode, library: CrashLibrary) -> tuple[tuple[str, ...], str]:
@@ -148,21 +183,25 @@ def episode_venue(
     path = episode_path(episode, moved_assets, start_prices, step_seconds, seed, library.conventions)
     columns = [moved_assets.index(a) for a in assets]
     prices = [start_prices[a] for a in assets]
-    book = population(assets, prices, spec, seed)
+    spot = spot_collateral(episode, assets, library)
+    spec = dataclasses.replace(spec, spot_asset=spot)
+    spot_price = float(path.prices[0, moved_assets.index(spot)])
+    book = population(assets, prices, spec, seed, start=START, spot_price=spot_price)
     if collateral != "USD":
         book = _collateral_in(book, collateral)
-    depth = _books(book, len(assets))
+    depth = _books(book, assets)
     # The venue starts calibrated to calm markets; the simulator re-estimates vols from the path as it goes.
     conventions = library.conventions
     vols = [conventions.pegged_calm_vol if a in conventions.usd_pegged else conventions.calm_vol for a in assets]
     market = market_for(assets, prices, vols, depth, START)
-    if collateral != "USD":
-        c = moved_assets.index(collateral)
-        market = _with_asset(market, collateral, float(path.prices[0, c]), conventions.pegged_calm_vol)
-        columns_all = [*columns, c]
-        names = (*assets, collateral)
-    else:
-        columns_all, names = columns, assets
+    columns_all, names = list(columns), assets
+    held = [a for a in book.collateral_assets if a != "USD" and a not in assets]  # collateral off the perpetuals
+    for asset in held:
+        c = moved_assets.index(asset)
+        vol = conventions.pegged_calm_vol if asset in conventions.usd_pegged else conventions.calm_vol
+        market = _with_asset(market, asset, float(path.prices[0, c]), vol)
+        columns_all.append(c)
+        names = (*names, asset)
     sources = source_names(oracle_sources) if oracle_sources else ()
     ratio = None
     if sources:
@@ -191,9 +230,12 @@ def run_episode(
     library: CrashLibrary | None = None,
     progress: Callable[[str], None] | None = None,
     baselines: BaselineParams | None = None,
+    fair: bool = True,
 ) -> StressRun:
     """The episode's seeded path and population, simulated under every model of `models` (the venue rules with
-    `baselines`, default `BaselineParams()`)."""
+    `baselines`, default `BaselineParams()`). `fair`: each model's venue opens the population's intents within
+    its own IM (`lab.populations.fit_to_margin`); False: every model meets the intents as drawn, and the
+    accounts they start below MM are counted apart (`liquidatable_at_start`)."""
     venue = episode_venue(
         episode,
         spec=spec,
@@ -202,13 +244,9 @@ def run_episode(
         library=library,
         oracle_sources=config.oracle_sources,
     )
-    results = {}
-    for model in models:
-        if progress is not None:
-            progress(model)
-        results[model] = simulate(
-            venue.book, venue.market, params, venue.path, config, model=model, baselines=baselines
-        )
+    results, populations = _run_models(
+        venue.book, venue.market, venue.path, models, params, config, baselines, fair=fair, progress=progress
+    )
     return StressRun(
         episode=episode.id,
         name=episode.name,
@@ -216,6 +254,7 @@ def run_episode(
         collateral=venue.collateral,
         path=venue.path,
         results=results,
+        populations=populations,
     )
 
 
@@ -231,6 +270,7 @@ def run_synthetic(
     seed: int,
     progress: Callable[[str], None] | None = None,
     baselines: BaselineParams | None = None,
+    fair: bool = True,
 ) -> StressRun:
     """A synthetic market fitted to `history` (`lab.markets.fit`), simulated for `hours` from its last closes,
     as an episode: the population trades every asset of the history, the book thins as the fitted model says.
@@ -244,22 +284,58 @@ def run_synthetic(
     n_steps = max(1, round(hours * 3600.0 / step_seconds))
     market_path = simulate_market(model, n_steps, step_seconds, seed, closes)
     path = PricePath(seconds=market_path.times, assets=assets, prices=market_path.prices, depth=market_path.depth_scale)
-    book = population(assets, closes.tolist(), spec, seed)
-    depth = _books(book, len(assets))
+    book = population(assets, closes.tolist(), spec, seed, start=START)
+    depth = _books(book, assets)
     market = market_for(assets, closes.tolist(), market_path.vol[0].tolist(), depth, START)
-    results = {}
-    for name in models:
-        if progress is not None:
-            progress(name)
-        results[name] = simulate(book, market, params, path, config, model=name, baselines=baselines)
+    results, populations = _run_models(
+        book, market, path, models, params, config, baselines, fair=fair, progress=progress
+    )
     label = f"synthetic market fitted to {', '.join(assets)}, {hours:g} h, seed {seed}"
-    return StressRun(episode="synthetic", name=label, assets=assets, collateral="USD", path=path, results=results)
+    return StressRun(
+        episode="synthetic",
+        name=label,
+        assets=assets,
+        collateral="USD",
+        path=path,
+        results=results,
+        populations=populations,
+    )
 
 
-def _books(book: Book, n_assets: int) -> list[Depth | None]:
+def _run_models(
+    book: Book,
+    market: MarketSnapshot,
+    path: PricePath,
+    models: Sequence[str],
+    params: MarginParams,
+    config: CascadeConfig,
+    baselines: BaselineParams | None,
+    *,
+    fair: bool,
+    progress: Callable[[str], None] | None,
+) -> tuple[dict[str, CascadeResult], dict[str, dict[str, Any]]]:
+    """Each model simulated on the population (with `fair`, the intents it would open: `fit_to_margin`); the
+    results and, with `fair`, each model's population summary."""
+    results, populations = {}, {}
+    for model in models:
+        if progress is not None:
+            progress(model)
+        opened = book
+        if fair:
+            fitted = fit_to_margin(book, market, params, model, baselines)
+            opened, populations[model] = fitted.book, fitted.summary()
+        results[model] = simulate(opened, market, params, path, config, model=model, baselines=baselines)
+    return results, populations
+
+
+def _books(book: Book, assets: Sequence[str]) -> list[Depth | None]:
     """Each asset's parametric book: within 1% (2%) of mid, DEPTH_SHARE (2.5 x it) times the population's open
-    interest on the asset, in units; spread 0.05%."""
-    open_units = np.bincount(book.pos_instrument, weights=np.abs(book.pos_quantity), minlength=n_assets)
+    interest in the asset's perpetual, in units; spread 0.05%."""
+    perp_asset = np.array(
+        [assets.index(i.underlying) if i.kind == "perp" else -1 for i in book.instruments], dtype=np.int64
+    )[book.pos_instrument]
+    on_perp = perp_asset >= 0
+    open_units = np.bincount(perp_asset[on_perp], weights=np.abs(book.pos_quantity[on_perp]), minlength=len(assets))
     return [
         Depth(spread=0.0005, depth_1pct=max(DEPTH_SHARE * u, 1e-9), depth_2pct=max(2.5 * DEPTH_SHARE * u, 2e-9))
         for u in open_units.tolist()
@@ -267,17 +343,30 @@ def _books(book: Book, n_assets: int) -> list[Depth | None]:
 
 
 def _start_price(episode: Episode, asset: str) -> float:
+    """The asset's USD price at the start: its move's `from_price` in USD; in ETH (stETH), times ETH's price."""
     for move in episode.moves:
-        if move.asset == asset and move.from_price is not None and move.price_unit == "USD":
-            return float(move.from_price)
+        if move.asset == asset and move.from_price is not None:
+            unit = 1.0 if move.price_unit == "USD" else _start_price(episode, move.price_unit)
+            return float(move.from_price) * unit
     return DEFAULT_PRICES.get(asset, 1.0)
+
+
+def spot_collateral(episode: Episode, traded: Sequence[str], library: CrashLibrary) -> str:
+    """The asset the spot-collateral accounts hold (`PopulationSpec.spot_collateral_share`): an asset the
+    episode moves against another crypto asset (stETH, priced in ETH: the episode reaches the venue through its
+    collateral), else the first traded asset (BTC: a long perpetual on BTC collateral doubles its exposure)."""
+    pegged = set(library.conventions.usd_pegged)
+    for move in episode.moves:
+        if move.price_unit != "USD" and move.asset not in pegged:
+            return move.asset
+    return traded[0]
 
 
 def _collateral_in(book: Book, asset: str) -> Book:
     """The same book with every USD balance held in `asset` (a stablecoin worth 1 at the start)."""
-    import dataclasses
-
-    return dataclasses.replace(book, collateral_assets=(asset,))
+    return dataclasses.replace(
+        book, collateral_assets=tuple(asset if a == "USD" else a for a in book.collateral_assets)
+    )
 
 
 def _with_asset(market: Any, asset: str, price: float, vol: float) -> Any:
@@ -327,245 +416,3 @@ def episode_ids(library: CrashLibrary | None = None) -> tuple[str, ...]:
     """Every episode of the library, in its order."""
     library = load_crashes() if library is None else library
     return tuple(e.id for e in library.episodes)
-
-
-# ------------------------------------------------------------------------------ the history and the comparison
-
-
-@dataclass(frozen=True, eq=False)
-class HistoryComparison:
-    """The compared models backtested on a price history: one `HistoryBacktest` per asset, each on its own
-    dates (as `solvent backtest` runs them). `from_episodes`: the assets are those of the history that the
-    episodes trade (else every asset of the history, none of them being traded)."""
-
-    source: str
-    assets: tuple[str, ...]
-    from_episodes: bool
-    runs: tuple[HistoryBacktest, ...]
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready: the history file, the assets and where they come from, and every run's summary."""
-        return {
-            "history": self.source,
-            "assets": list(self.assets),
-            "assets_from": "episodes" if self.from_episodes else "history",
-            "runs": [run.summary() for run in self.runs],
-        }
-
-
-def backtest_assets(history: PriceHistory, traded: Sequence[str]) -> tuple[tuple[str, ...], bool]:
-    """The assets of `history` that a comparison backtests, and whether they came from `traded`: those of
-    `traded` (the assets the episodes trade perpetuals on, in the order met) that the history has, or every
-    asset of the history when it has none of them."""
-    overlap = tuple(a for a in dict.fromkeys(traded) if a in history.assets)
-    return (overlap, True) if overlap else (history.assets, False)
-
-
-def run_history(
-    history: PriceHistory,
-    models: Sequence[str],
-    params: MarginParams,
-    *,
-    traded: Sequence[str],
-    source: str,
-    progress: Callable[[str], None] | None = None,
-    baselines: BaselineParams | None = None,
-) -> HistoryComparison:
-    """`run_backtest` (its defaults; the venue rules with `baselines`) of `models` on each asset of
-    `backtest_assets(history, traded)` on its own dates. A history the backtest cannot run on (too short after
-    the warm-up, say) is an InputError naming `source`."""
-    chosen = check_models([m for m in models if m in MODEL_NAMES])
-    assets, from_episodes = backtest_assets(history, traded)
-    runs = []
-    for asset in assets:
-        if progress is not None:
-            progress(asset)
-        try:
-            runs.append(run_backtest(history, chosen, params, assets=(asset,), source=source, baselines=baselines))
-        except ValueError as error:
-            raise InputError(source, asset, str(error)) from None
-    return HistoryComparison(source=source, assets=assets, from_episodes=from_episodes, runs=tuple(runs))
-
-
-def comparison(
-    models: Sequence[str], episodes: Sequence[dict[str, Any]], backtests: Sequence[dict[str, Any]] | None
-) -> dict[str, dict[str, Any]]:
-    """Per model of `models`, the episodes' totals aggregated over the runs (`episodes`: `StressRun.summary()`
-    records) and the history's tests aggregated over the reference portfolios (`backtests`:
-    `HistoryBacktest.summary()` records, None without a history). A side the model did not run on is None:
-    nothing is made up for it (docs/model.md, "Stress comparison", defines every field)."""
-    out: dict[str, dict[str, Any]] = {}
-    for model in models:
-        records = [e["models"][model] for e in episodes if model in e["models"]]
-        rows = [(p, r) for b in backtests or () for p, r in b["models"].get(model, {}).items()]
-        out[model] = {
-            "episodes": _episode_totals(records) if records else None,
-            "history": _history_totals(rows) if rows else None,
-        }
-    return out
-
-
-def _defined(value: Any) -> bool:
-    """A number, neither None (JSON's null) nor NaN."""
-    return value is not None and math.isfinite(value)
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return math.fsum(values) / len(values) if values else None
-
-
-def _episode_totals(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Sums of the losses and liquidations, means of capital locked and hit rate (over the runs where they are
-    defined), the median of the runs' median lead times."""
-    capital = [float(r["capital_locked"]) for r in records if _defined(r["capital_locked"])]
-    hits = [float(r["hit_rate"]) for r in records if _defined(r["hit_rate"])]
-    leads = [float(r["lead_seconds_median"]) for r in records if _defined(r["lead_seconds_median"])]
-    return {
-        "runs": len(records),
-        "bad_debt": math.fsum(float(r["bad_debt"]) for r in records),
-        "liquidation_trades": sum(int(r["liquidation_trades"]) for r in records),
-        "liquidated_notional": math.fsum(float(r["liquidated_notional"]) for r in records),
-        "accounts_liquidated": sum(int(r["accounts_liquidated"]) for r in records),
-        "capital_locked": _mean(capital),
-        "hit_rate": _mean(hits),
-        "hit_rate_runs": len(hits),
-        "lead_seconds_median": float(np.median(leads)) if leads else None,
-    }
-
-
-def _history_totals(rows: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """Exceptions and observations summed over the reference portfolios, capital locked their mean, and for
-    each test the worst portfolio (lowest p-value, worst zone, highest peak-to-trough; the first on ties)."""
-    observations = sum(int(r["backtest"]["observations"]) for _, r in rows)
-    exceptions = sum(int(r["backtest"]["exceptions"]) for _, r in rows)
-    kupiec = min(rows, key=lambda row: float(row[1]["backtest"]["kupiec"]["p_value"]))
-    cc = min(rows, key=lambda row: float(row[1]["backtest"]["christoffersen"]["p_value_cc"]))
-    zone = max(rows, key=lambda row: ZONES.index(row[1]["backtest"]["zone"]))
-    swing = max(rows, key=lambda row: float(row[1]["procyclicality"]["peak_to_trough"]))
-    return {
-        "portfolios": len(rows),
-        "coverage": float(rows[0][1]["backtest"]["coverage"]),
-        "observations": observations,
-        "exceptions": exceptions,
-        "exception_rate": exceptions / observations,
-        "capital_locked": math.fsum(float(r["capital_locked"]) for _, r in rows) / len(rows),
-        "kupiec_p_value": float(kupiec[1]["backtest"]["kupiec"]["p_value"]),
-        "kupiec_portfolio": kupiec[0],
-        "kupiec_rejected": sum(bool(r["backtest"]["kupiec"]["reject"]) for _, r in rows),
-        "cc_p_value": float(cc[1]["backtest"]["christoffersen"]["p_value_cc"]),
-        "cc_portfolio": cc[0],
-        "zone": zone[1]["backtest"]["zone"],
-        "zone_portfolio": zone[0],
-        "peak_to_trough": float(swing[1]["procyclicality"]["peak_to_trough"]),
-        "peak_to_trough_portfolio": swing[0],
-    }
-
-
-def _money(value: float) -> str:
-    return f"${value:,.0f}"
-
-
-def _share(value: float) -> str:
-    return f"{value:.1%}"
-
-
-#: What multi is compared with every other model on: (side, field, lower is better, format, what, where).
-_CRITERIA: tuple[tuple[str, str, bool, Callable[[Any], str], str, str], ...] = (
-    ("episodes", "bad_debt", True, _money, "less bad debt", "over the episodes"),
-    ("episodes", "liquidated_notional", True, _money, "less notional liquidated", "over the episodes"),
-    ("episodes", "capital_locked", True, _share, "less capital locked", "in the episodes"),
-    ("episodes", "hit_rate", False, lambda v: f"{v:.0%}", "a higher flag hit rate", "in the episodes"),
-    ("history", "exceptions", True, str, "fewer exceptions", "on the history"),
-    ("history", "capital_locked", True, _share, "less capital locked", "on the history"),
-    ("history", "kupiec_rejected", True, str, "fewer portfolios failing Kupiec", "on the history"),
-    ("history", "zone", True, str, "a better worst Basel zone", "on the history"),
-    ("history", "peak_to_trough", True, lambda v: f"{v:.3f}", "a lower peak-to-trough", "on the history"),
-)
-
-
-def _multi_versus(table: dict[str, dict[str, Any]]) -> tuple[list[str], list[str], list[str]]:
-    """(where another model beats multi, where multi beats another, the models level with multi on every
-    figure of a side), criterion by criterion, on the fields both models have; values within `RELATIVE_TIE`
-    of each other (bad debt: or 10^-6 USD) are a tie."""
-    losses: list[str] = []
-    wins: list[str] = []
-    decided: set[tuple[str, str]] = set()  # (model, side) with a figure apart from multi's
-    compared: dict[tuple[str, str], None] = {}  # (model, side) with a figure to compare, in order met
-    multi = table["multi"]
-    for side, field, lower, show, what, where in _CRITERIA:
-        mine = multi[side][field] if multi[side] is not None else None
-        if not _comparable(mine):
-            continue
-        for other, record in table.items():
-            theirs = record[side][field] if other != "multi" and record[side] is not None else None
-            if not _comparable(theirs):
-                continue
-            compared[(other, side)] = None
-            a, b = _rank(field, theirs), _rank(field, mine)
-            if math.isclose(a, b, rel_tol=RELATIVE_TIE, abs_tol=1e-6 if field == "bad_debt" else 0.0):
-                continue  # a tie (multi and vol_only margin one perpetual alike, to rounding)
-            decided.add((other, side))
-            if (a < b) if lower else (a > b):
-                losses.append(f"{other} has {what} {where} ({show(theirs)} vs {show(mine)})")
-            else:
-                wins.append(f"{what} than {other} {where} ({show(mine)} vs {show(theirs)})")
-    where_side = {"episodes": "over the episodes", "history": "on the history"}
-    level = [f"{other} {where_side[side]}" for other, side in compared if (other, side) not in decided]
-    return losses, wins, level
-
-
-def _comparable(value: Any) -> bool:
-    return isinstance(value, str) or _defined(value)
-
-
-def _rank(field: str, value: Any) -> float:
-    """`value` as a number to compare (a zone by its severity)."""
-    return float(ZONES.index(value)) if field == "zone" else float(value)
-
-
-def comparison_findings(table: dict[str, dict[str, Any]]) -> list[str]:
-    """Plain sentences on a `comparison`: the leaders over the episodes and on the history, then where multi
-    loses and where it wins, criterion by criterion (both said, from the same numbers), and which models are
-    level with it on every figure of a side."""
-    out = []
-    episodes = {m: r["episodes"] for m, r in table.items() if r["episodes"] is not None}
-    history = {m: r["history"] for m, r in table.items() if r["history"] is not None}
-    if episodes:
-        runs = max(r["runs"] for r in episodes.values())
-        least_debt = min(episodes, key=lambda m: episodes[m]["bad_debt"])
-        text = (
-            f"Over {runs} episode run{'s' if runs != 1 else ''}: least bad debt in total under {least_debt} "
-            f"({_money(episodes[least_debt]['bad_debt'])})"
-        )
-        capital = {m: r["capital_locked"] for m, r in episodes.items() if _defined(r["capital_locked"])}
-        if capital:
-            cheapest = min(capital, key=lambda m: capital[m])
-            text += f"; least capital locked on average under {cheapest} ({_share(capital[cheapest])} of notional)"
-        out.append(text + ".")
-    if history:
-        target = 1.0 - next(iter(history.values()))["coverage"]
-        closest = min(history, key=lambda m: abs(history[m]["exception_rate"] - target))
-        cheapest = min(history, key=lambda m: history[m]["capital_locked"])
-        passing = [m for m, r in history.items() if r["kupiec_rejected"] == 0 and r["zone"] != "red"]
-        out.append(
-            f"On the history: closest to the target exception rate of {target:.2%} is {closest} "
-            f"({history[closest]['exception_rate']:.2%}); least capital locked under {cheapest} "
-            f"({_share(history[cheapest]['capital_locked'])} of notional); {len(passing)} of {len(history)} models "
-            "pass Kupiec on every reference portfolio outside the red zone"
-            + (f" ({', '.join(passing)})." if passing else ".")
-        )
-    if "multi" in table and len(table) > 1:
-        losses, wins, level = _multi_versus(table)
-        out.append(
-            "Where multi loses in the comparison: " + "; ".join(losses) + "."
-            if losses
-            else "multi is not beaten in the comparison."
-        )
-        out.append(
-            "Where multi wins in the comparison: " + "; ".join(wins) + "."
-            if wins
-            else "multi beats no other model in the comparison."
-        )
-        if level:
-            out.append("Level with multi on every figure: " + "; ".join(level) + ".")
-    return out
