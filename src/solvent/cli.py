@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from solvent.lab.backtest import Windows
+    from solvent.stream.replay import ReplayFiles
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_INPUT = 2
@@ -530,6 +532,12 @@ def demo(n_accounts: int, seed: int, out_dir: str) -> None:
     help="No margin-call status (a perpetual DEX): healthy down to MM, then liquidatable.",
 )
 @click.option("--first-flags-only", is_flag=True, help="Publish each account's early flag once, its first.")
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Live: read NDJSON as it arrives (--feed - for stdin, or a growing file) until end of input or SIGTERM; "
+    "events written as published (--events - for stdout).",
+)
 @_fail_cleanly
 @_terminate_cleanly
 def stream(
@@ -547,8 +555,10 @@ def stream(
     screen: bool,
     no_margin_calls: bool,
     first_flags_only: bool,
+    follow: bool,
 ) -> None:
-    """Replay a feed through the streaming engine: write its events (solvent.events/1) and a summary."""
+    """Replay a feed through the streaming engine, or follow a live one: write its events (solvent.events/1) and a
+    summary."""
     from solvent.stream.replay import ReplayFiles, replay  # the streaming engine loads only when it is asked for
 
     if state_in is None and (accounts_path is None or market_path is None):
@@ -569,6 +579,12 @@ def stream(
         margin_calls=not no_margin_calls,
         reflag=not first_flags_only,
     )
+    if follow:
+        summary = _follow(files)
+        print_stream_summary(summary, Console(stderr=events_path == "-"))
+        return
+    if "-" in (feed_path, events_path):
+        raise click.UsageError("--feed - and --events - (standard input and output) need --follow")
     console = Console(stderr=True)
     with console.status("replaying the feed") as status:
 
@@ -579,6 +595,26 @@ def stream(
         summary = replay(files, progress)
     print_stream_summary(summary, Console())
     click.echo(f"events: {events_path}\nsummary: {summary_path}" + (f"\nstate: {state_out}" if state_out else ""))
+
+
+def _follow(files: ReplayFiles) -> dict[str, Any]:
+    """`stream --follow`: SIGTERM and SIGINT stop the follower after the batch in hand (a normal end: the summary
+    and state are written), instead of `_terminate_cleanly`'s exit."""
+    from solvent.stream.follow import follow
+
+    stop = threading.Event()
+    handlers = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with contextlib.ExitStack() as stack:
+            fd = sys.stdin.fileno() if files.feed == "-" else stack.enter_context(open(files.feed, "rb")).fileno()
+            if files.events == "-":
+                events = sys.stdout.buffer
+            else:  # a resumed follower continues its events file
+                events = stack.enter_context(open(files.events, "ab" if files.state_in else "wb"))
+            return follow(files, fd, events, stop)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 @main.command()
