@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import wraps
 from types import FrameType
@@ -597,24 +597,65 @@ def stream(
     click.echo(f"events: {events_path}\nsummary: {summary_path}" + (f"\nstate: {state_out}" if state_out else ""))
 
 
-def _follow(files: ReplayFiles) -> dict[str, Any]:
-    """`stream --follow`: SIGTERM and SIGINT stop the follower after the batch in hand (a normal end: the summary
-    and state are written), instead of `_terminate_cleanly`'s exit."""
-    from solvent.stream.follow import follow
-
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT while the block runs: a live command stops after the batch in hand (a
+    normal end), instead of `_terminate_cleanly`'s exit."""
     stop = threading.Event()
     handlers = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with contextlib.ExitStack() as stack:
-            fd = sys.stdin.fileno() if files.feed == "-" else stack.enter_context(open(files.feed, "rb")).fileno()
-            if files.events == "-":
-                events = sys.stdout.buffer
-            else:  # a resumed follower continues its events file
-                events = stack.enter_context(open(files.events, "ab" if files.state_in else "wb"))
-            return follow(files, fd, events, stop)
+        yield stop
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
+
+
+def _follow(files: ReplayFiles) -> dict[str, Any]:
+    """`stream --follow`: stdin or the file, events to stdout or the file (continued by a resumed follower)."""
+    from solvent.stream.follow import follow
+
+    with _stop_on_signals() as stop, contextlib.ExitStack() as stack:
+        fd = sys.stdin.fileno() if files.feed == "-" else stack.enter_context(open(files.feed, "rb")).fileno()
+        if files.events == "-":
+            events = sys.stdout.buffer
+        else:
+            events = stack.enter_context(open(files.events, "ab" if files.state_in else "wb"))
+        return follow(files, fd, events, stop)
+
+
+@main.command("nats-run")
+@click.option("--accounts", "accounts_path", required=True, help="solvent.portfolio/1 file: the accounts at the start.")
+@click.option("--market", "market_path", required=True, help="solvent.market/1 JSON file: the market at the start.")
+@click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file (default: built-in).")
+@click.option("--insurance-fund", default=0.0, show_default=True, type=click.FloatRange(0.0), help="USD at the start.")
+@click.option("--nats", "url", default="nats://127.0.0.1:4222", show_default=True, help="The NATS server.")
+@click.option("--prefix", default="solvent", show_default=True, help="Subjects <prefix>.feed.> and <prefix>.events.")
+@click.option("--durable", default="solvent-venue", show_default=True, help="The feed's durable consumer.")
+@_fail_cleanly
+def nats_run(
+    accounts_path: str,
+    market_path: str,
+    params_path: str | None,
+    insurance_fund: float,
+    url: str,
+    prefix: str,
+    durable: str,
+) -> None:
+    """Run a venue on NATS JetStream: feed records from <prefix>.feed.>, events to <prefix>.events, until SIGTERM."""
+    from solvent.service.nats import NatsConfig, serve_nats
+    from solvent.service.venue import Venue
+
+    venue = Venue.start(
+        load_portfolio(accounts_path),
+        load_market(market_path),
+        load_params(params_path),
+        insurance_fund=insurance_fund,
+        portfolio_source=accounts_path,
+        market_source=market_path,
+    )
+    with _stop_on_signals() as stop:
+        serve_nats(venue, NatsConfig(url=url, prefix=prefix, durable=durable), stop)
+    click.echo(f"stopped after input seq {venue.engine.last_input_seq}, event seq {venue.engine.next_seq - 1}")
 
 
 @main.command()

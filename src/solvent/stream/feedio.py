@@ -155,14 +155,14 @@ def _read_ndjson(source: str) -> tuple[FeedRecord, ...]:
     return tuple(records)
 
 
-def decode_record(line: bytes, source: str, index: int, number: int) -> FeedRecord:
-    """One NDJSON line of a feed read as it arrives (`solvent stream --follow`, a bus message): `index` is the
-    record's index in the feed, `number` its line (or message) number, both named by the InputError."""
+def decode_record(line: bytes, source: str, index: int | None = None, number: int | None = None) -> FeedRecord:
+    """One record read as it arrives (an NDJSON line of `solvent stream --follow`, a bus message). The InputError
+    names `source`, the record's `index` in the feed and its line `number` where given, and the field."""
     try:
         record: FeedRecord = _DECODE_LINE(line)
     except _LINE_ERRORS as exc:
         field, message = _line_problem(exc)
-        raise InputError(source, _where(index, field, number), message) from None
+        raise InputError(source, field if index is None else _where(index, field, number), message) from None
     return record
 
 
