@@ -181,7 +181,7 @@ def test_a_malformed_or_late_message_is_refused_and_the_feed_goes_on(
     with caplog.at_level(logging.WARNING, logger="solvent.service.bus"):
         asyncio.run(scenario())
     assert [seq for seq, _ in service.store.inputs_after(-1)] == [r.seq for r in records]
-    warnings = [r.getMessage() for r in caplog.records]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "solvent.service.bus"]
     subject = f"{config.prefix}.feed.quote"
     assert warnings == [
         f"refused a feed message: {subject}: asset: required field is missing",

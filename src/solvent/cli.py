@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from solvent.lab.backtest import Windows
+    from solvent.stream.follow import Followed
     from solvent.stream.replay import ReplayFiles
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -580,8 +581,12 @@ def stream(
         reflag=not first_flags_only,
     )
     if follow:
-        summary = _follow(files)
-        print_stream_summary(summary, Console(stderr=events_path == "-"))
+        if feed_path.lower().endswith(".parquet"):
+            raise click.UsageError("--follow reads NDJSON (a Parquet file is not written line by line)")
+        followed = _follow(files)
+        print_stream_summary(followed.summary, Console(stderr=events_path == "-"))
+        if followed.unapplied_bytes:
+            click.echo(f"stopped with a partial last line ({followed.unapplied_bytes} bytes) unapplied", err=True)
         return
     if "-" in (feed_path, events_path):
         raise click.UsageError("--feed - and --events - (standard input and output) need --follow")
@@ -610,7 +615,7 @@ def _stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(signum, handler)
 
 
-def _follow(files: ReplayFiles) -> dict[str, Any]:
+def _follow(files: ReplayFiles) -> Followed:
     """`stream --follow`: stdin or the file, events to stdout or the file (continued by a resumed follower)."""
     from solvent.stream.follow import follow
 

@@ -18,6 +18,7 @@ point, with no wait for the bus's redelivery timer, and the events pick up after
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,15 +26,18 @@ from typing import Final
 
 import nats
 from nats.aio.client import Client
+from nats.errors import NoServersError
 from nats.errors import TimeoutError as FetchTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, StreamConfig
 from nats.js.errors import NotFoundError
 
+from solvent.errors import SolventError
 from solvent.service.bus import Delivery, Pump
 from solvent.service.venue import Venue
 
 DEFAULT_URL: Final = "nats://127.0.0.1:4222"
+LOG: Final = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +51,7 @@ class NatsConfig:
     fetch_timeout_s: float = 0.25  # how long a fetch waits for messages: the longest a stop waits
     ack_wait_s: float = 30.0
     duplicate_window_s: float = 120.0
+    reconnect_attempts: int = 10  # one a second: without a server for longer, the pump stops (a restart resumes)
 
     @property
     def feed_subject(self) -> str:
@@ -136,16 +141,34 @@ class JetStreamEvents:
             )
 
 
+async def connect(config: NatsConfig) -> Client:
+    """A connection to the bus; connection trouble is logged at WARNING, and a server that never answers is a
+    SolventError after `reconnect_attempts` tries."""
+
+    async def log_error(exc: Exception) -> None:
+        LOG.warning("NATS %s: %s", config.url, exc)
+
+    try:
+        connection: Client = await nats.connect(
+            config.url, max_reconnect_attempts=config.reconnect_attempts, reconnect_time_wait=1, error_cb=log_error
+        )
+    except (NoServersError, OSError) as exc:
+        raise SolventError(f"{config.url}: no NATS server answers ({exc})") from None
+    return connection
+
+
 async def run_nats(venue: Venue, config: NatsConfig, stop: asyncio.Event) -> None:
     """Connect, make sure the streams exist, and pump the feed into `venue` and its events out until `stop`."""
-    connection: Client = await nats.connect(config.url)
+    connection = await connect(config)
     try:
         js = connection.jetstream()
         await ensure_streams(js, config)
         feed = await JetStreamFeed.open(js, config, resume=venue.engine.last_input_seq >= 0)
         await Pump(venue, feed, JetStreamEvents(js, config)).run(stop)
     finally:
-        await connection.drain()
+        if connection.is_connected:
+            await connection.flush()  # the last acknowledgements reach the server
+        await connection.close()
 
 
 def serve_nats(venue: Venue, config: NatsConfig, stop: threading.Event) -> None:

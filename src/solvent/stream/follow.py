@@ -19,7 +19,7 @@ import select
 import stat
 import threading
 from collections.abc import Iterator, Sequence
-from typing import IO, Any, Final
+from typing import IO, Any, Final, NamedTuple
 
 from solvent.stream.events import Event, encode_events
 from solvent.stream.feedio import decode_record
@@ -58,12 +58,18 @@ class Lines:
                 return
 
 
-def follow(
-    files: ReplayFiles, fd: int, events: IO[bytes], stop: threading.Event, poll_s: float = 0.1
-) -> dict[str, Any]:
+class Followed(NamedTuple):
+    """A follower's end: its summary (`solvent.stream-summary/1`) and the bytes of a partial last line left
+    unapplied (0 when the input ended on a complete line)."""
+
+    summary: dict[str, Any]
+    unapplied_bytes: int
+
+
+def follow(files: ReplayFiles, fd: int, events: IO[bytes], stop: threading.Event, poll_s: float = 0.1) -> Followed:
     """Follow the feed on `fd` (named `files.feed`), writing events to `events` as they are published; at the end
-    of the input or on `stop`, write the summary (returned) and, if asked, the state. Bad input raises InputError
-    after the events of every record before it have been written."""
+    of the input or on `stop`, write the summary and, if asked, the state. Bad input raises InputError after the
+    events of every record before it have been written."""
 
     def sink(published: Sequence[Event]) -> None:
         if published:
@@ -89,4 +95,4 @@ def follow(
     finally:
         engine.flush()
         events.flush()
-    return write_summary(engine, files, unapplied_bytes=len(lines.pending))
+    return Followed(write_summary(engine, files), len(lines.pending))

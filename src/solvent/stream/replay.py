@@ -68,9 +68,9 @@ def replay(files: ReplayFiles, progress: Callable[[int, int], None] | None = Non
         return write_summary(engine, files)
 
 
-def write_summary(engine: StreamEngine, files: ReplayFiles, **extra: Any) -> dict[str, Any]:
-    """Write the engine's summary (returned, with the feed, `block_ms` and `extra`) and, if asked, its state."""
-    summary = engine.summary() | {"feed": files.feed, "block_ms": files.block_ms} | extra
+def write_summary(engine: StreamEngine, files: ReplayFiles) -> dict[str, Any]:
+    """Write the engine's summary (returned, with the feed and `block_ms`) and, if asked, its state."""
+    summary = engine.summary() | {"feed": files.feed, "block_ms": files.block_ms}
     with atomic_output(files.summary) as summary_tmp:
         with open(summary_tmp, "wb") as handle:
             handle.write(msgspec.json.format(msgspec.json.encode(summary), indent=2) + b"\n")
