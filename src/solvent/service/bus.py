@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final, Protocol, TypeVar
 
+import msgspec
+
 from solvent.errors import InputError
 from solvent.service.venue import Venue
 from solvent.stream.feed import FeedRecord
@@ -27,6 +29,7 @@ LOG: Final = logging.getLogger(__name__)
 #: Events read from the log and published at a time.
 PUBLISH_CHUNK: Final = 1_000
 T = TypeVar("T")
+_ENCODE: Final = msgspec.json.Encoder().encode
 
 
 class Delivery(Protocol):
@@ -102,12 +105,14 @@ class Pump:
 
     async def publish(self) -> None:
         """Publish the logged events after the last one published, in chunks."""
-        while True:
-            rows = await self._call(lambda: self.venue.store.events_after(self.published, PUBLISH_CHUNK))
-            if not rows:
-                return
+        while rows := await self._call(self._logged):
             await self.publisher.publish(rows)
             self.published = rows[-1][0]
+
+    def _logged(self) -> list[tuple[int, bytes]]:
+        """On the worker: the next chunk of logged events to publish, encoded as the log holds them."""
+        with self.venue.lock:
+            return [(event.seq, _ENCODE(event)) for event in self.venue.events_after(self.published, PUBLISH_CHUNK)]
 
     def _ingest(self, deliveries: Sequence[Delivery]) -> tuple[list[Delivery], list[tuple[Delivery, str]]]:
         """On the worker: decode, keep the records that follow the venue's last in `seq` and `time`, ingest them
