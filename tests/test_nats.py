@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +35,7 @@ nats = pytest.importorskip("nats")
 from nats.js import JetStreamContext  # noqa: E402
 from nats.js.api import Header  # noqa: E402
 
-from solvent.service.nats import NatsConfig, ensure_streams, run_nats  # noqa: E402
+from solvent.service.nats import NatsConfig, ensure_streams, run_nats, serve_nats  # noqa: E402
 
 URL = os.environ.get("SOLVENT_NATS_URL", "nats://127.0.0.1:4222")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -54,8 +55,11 @@ pytestmark = pytest.mark.skipif(not _reachable(URL), reason=f"no NATS server at 
 
 @pytest.fixture
 def config() -> Iterator[NatsConfig]:
-    """A bus of the test's own; its streams are deleted afterwards."""
-    unique = NatsConfig(url=URL, prefix=f"t{uuid.uuid4().hex[:12]}", durable="venue", fetch_timeout_s=0.1)
+    """A bus of the test's own; its streams are deleted afterwards. JetStream's de-duplication is all but off (its
+    least window, 100 ms), so that an event the pump published twice would be seen twice."""
+    unique = NatsConfig(
+        url=URL, prefix=f"t{uuid.uuid4().hex[:12]}", durable="venue", fetch_timeout_s=0.1, duplicate_window_s=0.1
+    )
     yield unique
 
     async def delete() -> None:
@@ -227,3 +231,44 @@ def test_nats_run_serves_a_venue_until_sigterm(config: NatsConfig) -> None:
     assert stdout.decode().startswith("stopped after input seq 0")
     assert [int(seq) for seq, _ in seen] == list(range(len(seen)))
     assert any(b'"cause":0' in data for _, data in seen)  # BTC -37%: the quote moved accounts
+
+
+def test_a_new_venue_on_the_same_bus_takes_the_feed_from_its_start_and_publishes_no_event_twice(
+    config: NatsConfig,
+) -> None:
+    """A venue without durable state restarted (`nats-run` on a MemoryStore): the new venue re-applies the whole feed
+    and, the engine being deterministic, regenerates the events already on the subject, which it does not publish
+    again. It runs on a thread of its own (`serve_nats`, the HTTP service's hook) until its stop event is set."""
+    records = price_walk(40, seed=8, step=0.03)
+    _, expected = run(venue(), records)
+    first = Venue.start(venue(), market(), insurance_fund=50_000.0)
+    second = Venue.start(venue(), market(), insurance_fund=50_000.0)
+
+    async def first_life() -> None:
+        connection = await nats.connect(URL)
+        js = connection.jetstream()
+        await ensure_streams(js, config)
+        await publish_feed(js, config, records[:20])
+        await pump_until(first, config, lambda: first.engine.last_input_seq == 19)
+        await publish_feed(js, config, records[20:])
+        await connection.close()
+
+    asyncio.run(first_life())
+    stop = threading.Event()
+    thread = threading.Thread(target=serve_nats, args=(second, config, stop))
+    thread.start()
+    deadline = time.monotonic() + 120.0
+    while second.engine.last_input_seq < records[-1].seq and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+    thread.join(timeout=60.0)
+    assert not thread.is_alive()
+
+    async def bus() -> list[tuple[str, bytes]]:
+        connection = await nats.connect(URL)
+        published = await on_the_bus(connection.jetstream(), config)
+        await connection.close()
+        return published
+
+    assert second.engine.last_input_seq == records[-1].seq
+    assert asyncio.run(bus()) == encoded(expected)
