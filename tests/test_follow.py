@@ -22,8 +22,10 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import solvent
+from solvent.cli import main
 from solvent.errors import InputError
 from solvent.stream.feed import Deposit, FeedRecord, Quote
 from solvent.stream.feedio import decode_record, write_feed
@@ -188,3 +190,30 @@ def test_a_growing_file_is_applied_as_it_arrives_stopped_by_sigterm_and_resumed(
             process.wait()
     assert process.returncode == 0, stderr
     assert events.read_bytes() == expected
+
+
+def test_bad_input_stops_the_follower_after_the_events_of_the_records_before_it(tmp_path: Path) -> None:
+    records = crash_feed(30)
+    expected, _ = replayed(tmp_path, records[:20])
+    feed, events = tmp_path / "live.ndjson", tmp_path / "events.ndjson"
+    feed.write_bytes(
+        b"".join(lines_of(records[:20])) + b'{"type":"quote","seq":20}\n' + b"".join(lines_of(records[21:]))
+    )
+    args = ["stream", *START, "--follow", "--feed", str(feed), "--events", str(events)]
+    result = CliRunner().invoke(main, [*args, "--summary", str(tmp_path / "summary.json")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {feed}: records[20] (line 21).time: required field is missing\n"
+    assert events.read_bytes() == expected
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_a_starting_point_that_does_not_load_leaves_the_events_file_alone(tmp_path: Path) -> None:
+    feed, events, accounts = tmp_path / "live.ndjson", tmp_path / "events.ndjson", tmp_path / "accounts.json"
+    feed.write_bytes(b"")
+    events.write_bytes(b"an earlier run's events\n")
+    accounts.write_text('{"schema": "solvent.portfolio/1", "accounts": 3}')
+    args = ["stream", "--accounts", str(accounts), "--market", str(EXAMPLES / "market.json"), "--follow"]
+    result = CliRunner().invoke(main, [*args, "--feed", str(feed), "--events", str(events)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {accounts}: ")
+    assert events.read_bytes() == b"an earlier run's events\n"

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import wraps
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 from rich.console import Console
@@ -621,11 +621,13 @@ def _follow(files: ReplayFiles) -> Followed:
 
     with _stop_on_signals() as stop, contextlib.ExitStack() as stack:
         fd = sys.stdin.fileno() if files.feed == "-" else stack.enter_context(open(files.feed, "rb")).fileno()
-        if files.events == "-":
-            events = sys.stdout.buffer
-        else:
-            events = stack.enter_context(open(files.events, "ab" if files.state_in else "wb"))
-        return follow(files, fd, events, stop)
+
+        def open_events() -> IO[bytes]:
+            if files.events == "-":
+                return sys.stdout.buffer
+            return stack.enter_context(open(files.events, "ab" if files.state_in else "wb"))
+
+        return follow(files, fd, open_events, stop)
 
 
 @main.command("nats-run")

@@ -18,7 +18,7 @@ import os
 import select
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, Final, NamedTuple
 
 from solvent.stream.events import Event, encode_events
@@ -66,16 +66,22 @@ class Followed(NamedTuple):
     unapplied_bytes: int
 
 
-def follow(files: ReplayFiles, fd: int, events: IO[bytes], stop: threading.Event, poll_s: float = 0.1) -> Followed:
-    """Follow the feed on `fd` (named `files.feed`), writing events to `events` as they are published; at the end
-    of the input or on `stop`, write the summary and, if asked, the state. Bad input raises InputError after the
-    events of every record before it have been written."""
+def follow(
+    files: ReplayFiles, fd: int, open_events: Callable[[], IO[bytes]], stop: threading.Event, poll_s: float = 0.1
+) -> Followed:
+    """Follow the feed on `fd` (named `files.feed`), writing events to `open_events()` (opened once the starting
+    point has loaded) as they are published; at the end of the input or on `stop`, write the summary and, if asked,
+    the state. Bad input raises InputError after the events of every record before it have been written."""
+    opening: list[Event] = []
+    engine = engine_for(files, opening.extend)
+    events = open_events()
 
     def sink(published: Sequence[Event]) -> None:
         if published:
             events.write(encode_events(published))
 
-    engine = engine_for(files, sink)
+    engine.sink = sink
+    sink(opening)
     lines = Lines(fd, stop, poll_s)
     index = number = 0  # records and lines read so far
     fresh = files.state_in is None
