@@ -120,6 +120,14 @@ def test_a_growing_file_is_waited_on_and_a_stop_leaves_its_partial_line_unapplie
         assert lines.pending == b"thr"
 
 
+def test_a_regular_file_not_tailed_ends_at_its_end_with_its_last_line(tmp_path: Path) -> None:
+    """Standard input redirected from a file (`--feed - < feed.ndjson`) ends where the file does."""
+    path = tmp_path / "feed.ndjson"
+    path.write_bytes(b"one\ntwo")
+    with open(path, "rb") as handle:
+        assert list(Lines(handle.fileno(), threading.Event(), tail=False).chunks()) == [[b"one"], [b"two"]]
+
+
 def test_a_bad_line_names_its_record_and_line() -> None:
     with pytest.raises(InputError, match=r"^live\.ndjson: records\[4\] \(line 6\)\.price: Expected `float` >= 1e-12$"):
         decode_record(
