@@ -5,16 +5,17 @@ loaded subcommands of issue 14 (item 7) split it by command."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import wraps
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 from rich.console import Console
@@ -61,6 +62,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from solvent.lab.backtest import Windows
+    from solvent.stream.follow import Followed
+    from solvent.stream.replay import ReplayFiles
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_INPUT = 2
@@ -535,6 +538,12 @@ def demo(n_accounts: int, seed: int, out_dir: str) -> None:
     help="No margin-call status (a perpetual DEX): healthy down to MM, then liquidatable.",
 )
 @click.option("--first-flags-only", is_flag=True, help="Publish each account's early flag once, its first.")
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Live: read NDJSON as it arrives (--feed - for stdin, or a growing file) until end of input or SIGTERM; "
+    "events written as published (--events - for stdout).",
+)
 @_fail_cleanly
 @_terminate_cleanly
 def stream(
@@ -552,8 +561,10 @@ def stream(
     screen: bool,
     no_margin_calls: bool,
     first_flags_only: bool,
+    follow: bool,
 ) -> None:
-    """Replay a feed through the streaming engine: write its events (solvent.events/1) and a summary."""
+    """Replay a feed through the streaming engine, or follow a live one: write its events (solvent.events/1) and a
+    summary."""
     from solvent.stream.replay import ReplayFiles, replay  # the streaming engine loads only when it is asked for
 
     if state_in is None and (accounts_path is None or market_path is None):
@@ -574,6 +585,16 @@ def stream(
         margin_calls=not no_margin_calls,
         reflag=not first_flags_only,
     )
+    if follow:
+        if feed_path.lower().endswith(".parquet"):
+            raise click.UsageError("--follow reads NDJSON (a Parquet file is not written line by line)")
+        followed = _follow(files)
+        print_stream_summary(followed.summary, Console(stderr=events_path == "-"))
+        if followed.unapplied_bytes:
+            click.echo(f"stopped with a partial last line ({followed.unapplied_bytes} bytes) unapplied", err=True)
+        return
+    if "-" in (feed_path, events_path):
+        raise click.UsageError("--feed - and --events - (standard input and output) need --follow")
     console = Console(stderr=True)
     with console.status("replaying the feed") as status:
 
@@ -584,6 +605,69 @@ def stream(
         summary = replay(files, progress)
     print_stream_summary(summary, Console())
     click.echo(f"events: {events_path}\nsummary: {summary_path}" + (f"\nstate: {state_out}" if state_out else ""))
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT while the block runs: a live command stops after the batch in hand (a
+    normal end), instead of `_terminate_cleanly`'s exit."""
+    stop = threading.Event()
+    handlers = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def _follow(files: ReplayFiles) -> Followed:
+    """`stream --follow`: stdin or the file, events to stdout or the file (continued by a resumed follower)."""
+    from solvent.stream.follow import follow
+
+    with _stop_on_signals() as stop, contextlib.ExitStack() as stack:
+        fd = sys.stdin.fileno() if files.feed == "-" else stack.enter_context(open(files.feed, "rb")).fileno()
+
+        def open_events() -> IO[bytes]:
+            if files.events == "-":
+                return sys.stdout.buffer
+            return stack.enter_context(open(files.events, "ab" if files.state_in else "wb"))
+
+        return follow(files, fd, open_events, stop)
+
+
+@main.command("nats-run")
+@click.option("--accounts", "accounts_path", required=True, help="solvent.portfolio/1 file: the accounts at the start.")
+@click.option("--market", "market_path", required=True, help="solvent.market/1 JSON file: the market at the start.")
+@click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file (default: built-in).")
+@click.option("--insurance-fund", default=0.0, show_default=True, type=click.FloatRange(0.0), help="USD at the start.")
+@click.option("--nats", "url", default="nats://127.0.0.1:4222", show_default=True, help="The NATS server.")
+@click.option("--prefix", default="solvent", show_default=True, help="Subjects <prefix>.feed.> and <prefix>.events.")
+@click.option("--durable", default="solvent-venue", show_default=True, help="The feed's durable consumer.")
+@_fail_cleanly
+def nats_run(
+    accounts_path: str,
+    market_path: str,
+    params_path: str | None,
+    insurance_fund: float,
+    url: str,
+    prefix: str,
+    durable: str,
+) -> None:
+    """Run a venue on NATS JetStream: feed records from <prefix>.feed.>, events to <prefix>.events, until SIGTERM."""
+    from solvent.service.nats import NatsConfig, serve_nats
+    from solvent.service.venue import Venue
+
+    venue = Venue.start(
+        load_portfolio(accounts_path),
+        load_market(market_path),
+        load_params(params_path),
+        insurance_fund=insurance_fund,
+        portfolio_source=accounts_path,
+        market_source=market_path,
+    )
+    with _stop_on_signals() as stop:
+        serve_nats(venue, NatsConfig(url=url, prefix=prefix, durable=durable), stop)
+    click.echo(f"stopped after input seq {venue.engine.last_input_seq}, event seq {venue.engine.next_seq - 1}")
 
 
 @main.command()

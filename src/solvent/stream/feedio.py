@@ -147,16 +147,36 @@ def _read_ndjson(source: str) -> tuple[FeedRecord, ...]:
         for line in lines:
             if line.strip():
                 records.append(_DECODE_LINE(line))
-    except msgspec.ValidationError as exc:
-        _raise_at_line(source, lines, len(records), *_readable(*split_validation_message(str(exc))))
-    except msgspec.DecodeError as exc:
-        _raise_at_line(source, lines, len(records), "", f"not valid JSON ({exc})")
-    except (RecursionError, UnicodeDecodeError) as exc:
-        _raise_at_line(source, lines, len(records), "", unreadable_json(exc))
+    except _LINE_ERRORS as exc:
+        _raise_at_line(source, lines, len(records), *_line_problem(exc))
     disorder = _first_disorder(records)
     if disorder is not None:
         _raise_at_line(source, lines, *disorder)
     return tuple(records)
+
+
+def decode_record(line: bytes, source: str, index: int | None = None, number: int | None = None) -> FeedRecord:
+    """One record read as it arrives (an NDJSON line of `solvent stream --follow`, a bus message). The InputError
+    names `source`, the record's `index` in the feed and its line `number` where given, and the field."""
+    try:
+        record: FeedRecord = _DECODE_LINE(line)
+    except _LINE_ERRORS as exc:
+        field, message = _line_problem(exc)
+        raise InputError(source, field if index is None else _where(index, field, number), message) from None
+    return record
+
+
+_LINE_ERRORS: Final = (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+
+
+def _line_problem(exc: BaseException) -> tuple[str, str]:
+    """(field, message) of a line msgspec could not decode (one of _LINE_ERRORS)."""
+    if isinstance(exc, msgspec.ValidationError):
+        return _readable(*split_validation_message(str(exc)))
+    if isinstance(exc, msgspec.DecodeError):
+        return "", f"not valid JSON ({exc})"
+    assert isinstance(exc, RecursionError | UnicodeDecodeError)
+    return "", unreadable_json(exc)
 
 
 def _raise_at_line(source: str, lines: list[bytes], index: int, field: str, message: str) -> NoReturn:

@@ -59,23 +59,28 @@ def replay(files: ReplayFiles, progress: Callable[[int, int], None] | None = Non
             if events:
                 out.write(encode_events(events))
 
-        engine = _engine(files, sink)
+        engine = engine_for(files, sink)
         for start in range(0, len(records), PROGRESS_EVERY):
             engine.feed(records[start : start + PROGRESS_EVERY], files.block_ms, files.feed, first_index=start)
             if progress is not None:
                 progress(min(start + PROGRESS_EVERY, len(records)), len(records))
         engine.flush()
         out.flush()
-        summary = engine.summary() | {"feed": files.feed, "block_ms": files.block_ms}
-        with atomic_output(files.summary) as summary_tmp:
-            with open(summary_tmp, "wb") as handle:
-                handle.write(msgspec.json.format(msgspec.json.encode(summary), indent=2) + b"\n")
-            if files.state_out is not None:
-                engine.save(files.state_out)
+        return write_summary(engine, files)
+
+
+def write_summary(engine: StreamEngine, files: ReplayFiles) -> dict[str, Any]:
+    """Write the engine's summary (returned, with the feed and `block_ms`) and, if asked, its state."""
+    summary = engine.summary() | {"feed": files.feed, "block_ms": files.block_ms}
+    with atomic_output(files.summary) as summary_tmp:
+        with open(summary_tmp, "wb") as handle:
+            handle.write(msgspec.json.format(msgspec.json.encode(summary), indent=2) + b"\n")
+        if files.state_out is not None:
+            engine.save(files.state_out)
     return summary
 
 
-def _engine(files: ReplayFiles, sink: Callable[[Sequence[Event]], None]) -> StreamEngine:
+def engine_for(files: ReplayFiles, sink: Callable[[Sequence[Event]], None]) -> StreamEngine:
     if files.state_in is not None:
         return StreamEngine.load(files.state_in, sink, screen=files.screen)
     if files.accounts is None or files.market is None:
