@@ -8,6 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from solvent.errors import SolventError
+
+STORE_SCHEMA = "solvent.store/1"
+
+
+class StoreError(SolventError):
+    """The store refused a write (a sequence number already logged), or holds something that is not a solvent
+    store of this schema, or disagrees with the venue replaying it."""
+
 
 class Store(Protocol):
     """The storage interface: every method is one transaction."""
