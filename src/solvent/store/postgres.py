@@ -57,7 +57,8 @@ class PostgresStore:
                     yield cur
             except psycopg.errors.UniqueViolation as error:
                 detail = " ".join(str(error).split())
-                raise StoreError(f"postgresql schema {self.schema!r}: {detail} (a sequence number logged)") from None
+                where = f"postgresql schema {self.schema!r}"
+                raise StoreError(f"{where}: {detail} (a sequence number already logged)") from None
 
     def append(self, inputs: Sequence[tuple[int, bytes]], events: Sequence[tuple[int, bytes]]) -> None:
         with self._transaction() as cur:
