@@ -16,9 +16,11 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from small_venue import INSTRUMENTS
 from test_stream import market, price_walk, run, venue
 
+from solvent.cli import main
 from solvent.errors import InputError
 from solvent.formats.io import load_market, load_portfolio
 from solvent.formats.schemas import Account, Portfolio, Position
@@ -145,6 +147,18 @@ def test_a_batch_out_of_order_is_refused_whole(order: list[int]) -> None:
     assert service.engine.last_input_seq == -1 and service.store.inputs_after(-1) == []
     service.ingest(records)
     assert [seq for seq, _ in service.store.inputs_after(-1)] == list(range(8))
+
+
+def test_ingest_with_a_store_url_it_cannot_open_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    write_feed(tmp_path / "feed.ndjson", price_walk(3, seed=1))
+    (tmp_path / "market.json").write_bytes(msgspec.json.encode(market()))
+    (tmp_path / "accounts.json").write_bytes(msgspec.json.encode(crash_venue(3)))
+    args = ["ingest", "--store", "redis://localhost", "--feed", str(tmp_path / "feed.ndjson")]
+    args += ["--accounts", str(tmp_path / "accounts.json"), "--market", str(tmp_path / "market.json")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    expected = "error: redis://localhost: unknown store scheme 'redis': one of memory, sqlite, postgresql, postgres\n"
+    assert result.output == expected
 
 
 # ------------------------------------------------------------------------------------- the crash (acceptance)
