@@ -139,6 +139,18 @@ def main() -> None:
                 seconds, _ = run_venue(store, inputs, args.batch, commit_every, args.snapshot_every)
                 row(f"Venue on {name}, snapshot every {args.snapshot_every:,} records", commit_every, seconds)
                 store.close()
+        for name, opener in kinds.items():
+            store = opener()
+            venue = Venue.open(store, *inputs[:3])
+            times = []
+            for _ in range(3):
+                begin = time.perf_counter()
+                venue.snapshot()
+                times.append(time.perf_counter() - begin)
+            snapshot = store.last_snapshot()
+            size = 0 if snapshot is None else len(snapshot[2])
+            console.print(f"snapshot on {name}: {size / 1e6:.1f} MB, {1000 * sorted(times)[1]:.0f} ms (median of 3)")
+            store.close()
         again, _ = run_venue(MemoryStore(), inputs, args.batch, 1, None)
         row("engine again, after the stores (the run's noise)", 1, again)
     finally:

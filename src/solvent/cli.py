@@ -587,6 +587,7 @@ def stream(
 @click.option("--accounts", "accounts_path", required=True, help="solvent.portfolio/1 file: the accounts at the start.")
 @click.option("--market", "market_path", required=True, help="solvent.market/1 JSON file: the market at the start.")
 @click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file (default: built-in).")
+@click.option("--history", "history_path", default=None, help="Price history (CSV/Parquet) for fhs/mc scenarios.")
 @click.option("--insurance-fund", default=0.0, show_default=True, type=click.FloatRange(0.0), help="USD at the start.")
 @click.option("--batch", default=100, show_default=True, type=click.IntRange(1), help="Records per ingested batch.")
 @click.option("--commit-every", default=1, show_default=True, type=click.IntRange(1), help="Batches per transaction.")
@@ -599,6 +600,7 @@ def ingest(
     accounts_path: str,
     market_path: str,
     params_path: str | None,
+    history_path: str | None,
     insurance_fund: float,
     batch: int,
     commit_every: int,
@@ -614,6 +616,7 @@ def ingest(
         accounts=accounts_path,
         market=market_path,
         params=params_path,
+        history=history_path,
         insurance_fund=insurance_fund,
         batch=batch,
         commit_every=commit_every,

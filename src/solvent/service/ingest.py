@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from solvent.formats.io import atomic_output, load_market, load_params, load_portfolio
+from solvent.market.history import read_history
 from solvent.service.venue import Venue
 from solvent.store.url import open_store
 from solvent.stream.feedio import read_feed
@@ -27,6 +28,7 @@ class IngestFiles:
     accounts: str
     market: str
     params: str | None = None
+    history: str | None = None
     insurance_fund: float = 0.0
     batch: int = 100  # records per ingest
     commit_every: int = 1
@@ -47,6 +49,7 @@ def ingest_feed(files: IngestFiles, progress: Callable[[int], None] | None = Non
             load_params(files.params),
             commit_every=files.commit_every,
             snapshot_every=files.snapshot_every,
+            history=None if files.history is None else read_history(files.history),
             insurance_fund=files.insurance_fund,
             portfolio_source=os.fspath(files.accounts),
             market_source=os.fspath(files.market),
