@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -135,6 +135,35 @@ def test_uncommitted_events_are_read_with_the_committed_ones() -> None:
     assert encoded(service.events_after(opening - 1, limit=3)) == encoded(got[:3])
     service.close()
     assert [data for _, data in store.events_after(opening - 1)] == encoded(got)
+
+
+class FailingOnce(MemoryStore):
+    """The in-memory store whose `fail`-th append raises, as a lost connection would, and writes nothing."""
+
+    def __init__(self, fail: int) -> None:
+        super().__init__()
+        self.appends = 0
+        self.fail = fail
+
+    def append(self, inputs: Sequence[tuple[int, bytes]], events: Sequence[tuple[int, bytes]]) -> None:
+        self.appends += 1
+        if self.appends == self.fail:
+            raise OSError("connection lost")
+        super().append(inputs, events)
+
+
+def test_a_failed_commit_is_written_by_the_next() -> None:
+    records = price_walk(20, seed=11, step=0.03)
+    _, expected = run(venue(), records)
+    store = FailingOnce(fail=3)  # the opening events, the first batch, then the second batch fails
+    service = Venue.start(venue(), market(), store=store, insurance_fund=FUND)
+    service.ingest(records[:5])
+    with pytest.raises(OSError, match="connection lost"):
+        service.ingest(records[5:10])
+    assert service.ingest(records[:10]) == []  # applied, so skipped when re-sent
+    service.ingest(records[10:])
+    assert logged(store) == encoded(expected)
+    assert [seq for seq, _ in store.inputs_after(-1)] == list(range(20))
 
 
 @pytest.mark.parametrize("order", [[5, 3], [2, 2]])

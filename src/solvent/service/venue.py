@@ -168,7 +168,8 @@ class Venue:
             seq, now = record.seq, record.time
 
     def commit(self) -> None:
-        """Write the batches logged since the last commit, in one transaction."""
+        """Write the batches logged since the last commit, in one transaction. If the store fails, they stay
+        pending (the engine has applied them: a re-sent record is skipped) and the next commit writes them."""
         with self.lock:
             if self._inputs or self._events:
                 self.store.append(self._inputs, self._events)
