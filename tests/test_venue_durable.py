@@ -5,6 +5,7 @@ again on the same store ends where one clean run ends (SQLite and a real Postgre
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -17,6 +18,8 @@ import msgspec
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from small_venue import INSTRUMENTS
 from test_stream import market, price_walk, run, venue
 
@@ -107,6 +110,48 @@ def test_a_restarted_venue_equals_a_clean_replay(
     assert_same_state(second.engine, clean)
     third = Venue.open(reopen(), venue(), market(), MarginParams(), **options)  # type: ignore[arg-type]
     assert_same_state(third.engine, clean)
+
+
+@functools.cache
+def clean_walk() -> tuple[list[FeedRecord], StreamEngine, list[bytes]]:
+    records = price_walk(40, seed=13, step=0.03)
+    clean, expected = run(venue(), records)
+    return records, clean, encoded(expected)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    commit_every=st.integers(1, 6),
+    snapshot_every=st.one_of(st.none(), st.integers(1, 25)),
+    cuts=st.lists(st.integers(1, 39), min_size=1, max_size=3),
+    size=st.integers(1, 9),
+)
+def test_any_policy_any_crashes_restore_to_the_clean_replay(
+    commit_every: int, snapshot_every: int | None, cuts: list[int], size: int
+) -> None:
+    """Property: however often the process stops (each time losing what it had not committed) and whatever it
+    re-sends (everything from the start, in batches of `size`), the log and the state end as one clean run's."""
+    records, clean, expected = clean_walk()
+    store = MemoryStore()
+    for stop in [*sorted(cuts), len(records)]:
+        service = Venue.open(
+            store, venue(), market(), commit_every=commit_every, snapshot_every=snapshot_every, insurance_fund=FUND
+        )
+        for k in range(0, stop, size):
+            service.ingest(records[k : min(k + size, stop)])
+    service.commit()
+    assert logged(store) == expected
+    assert_same_state(service.engine, clean)
+
+
+def test_a_timed_snapshot_policy_snapshots_at_each_ingest_past_its_period() -> None:
+    records = price_walk(9, seed=3)
+    store = MemoryStore()
+    service = Venue.open(store, venue(), market(), snapshot_seconds=0.0, insurance_fund=FUND)
+    for k in range(0, 9, 3):
+        service.ingest(records[k : k + 3])
+        snapshot = store.last_snapshot()
+        assert snapshot is not None and snapshot[:2] == (k + 2, service.engine.next_seq - 1)
 
 
 def test_a_venue_started_without_a_snapshot_restores_from_its_whole_log_and_refuses_another_book(
