@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,3 +32,23 @@ def shared_dir() -> Path:
 def examples_dir() -> Path:
     """The repository's examples/ folder."""
     return EXAMPLES
+
+
+#: The PostgreSQL server the store tests use (trust auth); override with SOLVENT_TEST_POSTGRES.
+POSTGRES = os.environ.get("SOLVENT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A store URL on the test server, in a schema of its own (dropped afterwards), or skip the test."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES}: {' '.join(str(error).split())}")
+    schema = f"solvent_test_{uuid.uuid4().hex[:12]}"
+    try:
+        yield f"{POSTGRES}?schema={schema}"
+    finally:
+        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.close()

@@ -671,6 +671,52 @@ def nats_run(
 
 
 @main.command()
+@click.option("--feed", "feed_path", required=True, help="solvent.feed/1 file (.ndjson or .parquet).")
+@click.option("--store", "store_url", required=True, help="memory://, sqlite:///FILE or postgresql://...[?schema=S].")
+@click.option("--accounts", "accounts_path", required=True, help="solvent.portfolio/1 file: the accounts at the start.")
+@click.option("--market", "market_path", required=True, help="solvent.market/1 JSON file: the market at the start.")
+@click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file (default: built-in).")
+@click.option("--history", "history_path", default=None, help="Price history (CSV/Parquet) for fhs/mc scenarios.")
+@click.option("--insurance-fund", default=0.0, show_default=True, type=click.FloatRange(0.0), help="USD at the start.")
+@click.option("--batch", default=100, show_default=True, type=click.IntRange(1), help="Records per ingested batch.")
+@click.option("--commit-every", default=1, show_default=True, type=click.IntRange(1), help="Batches per transaction.")
+@click.option("--snapshot-every", default=None, type=click.IntRange(1), help="Snapshot the state every N records.")
+@click.option("--summary", "summary_path", default="summary.json", show_default=True, help="Summary file to write.")
+@_fail_cleanly
+def ingest(
+    feed_path: str,
+    store_url: str,
+    accounts_path: str,
+    market_path: str,
+    params_path: str | None,
+    history_path: str | None,
+    insurance_fund: float,
+    batch: int,
+    commit_every: int,
+    snapshot_every: int | None,
+    summary_path: str,
+) -> None:
+    """Feed a feed file into a durable venue: restored from its store (or started there), seen records skipped."""
+    from solvent.service.ingest import IngestFiles, ingest_feed
+
+    files = IngestFiles(
+        feed=feed_path,
+        store=store_url,
+        accounts=accounts_path,
+        market=market_path,
+        params=params_path,
+        history=history_path,
+        insurance_fund=insurance_fund,
+        batch=batch,
+        commit_every=commit_every,
+        snapshot_every=snapshot_every,
+        summary=summary_path,
+    )
+    print_stream_summary(ingest_feed(files), Console())
+    click.echo(f"store: {store_url}\nsummary: {summary_path}")
+
+
+@main.command()
 @click.option("--out", "out_dir", default="solvent-crash", show_default=True, help="Folder for the case's files.")
 @click.option("--n-accounts", "n_accounts", default=2_000, show_default=True, type=click.IntRange(1))
 @click.option("--step", "step_s", default=1.0, show_default=True, type=click.FloatRange(0.001), help="Seconds/quote.")

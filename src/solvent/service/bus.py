@@ -140,6 +140,7 @@ class Pump:
                     last_seq, last_time = record.seq, record.time
             if records:
                 self.venue.ingest(records, source=deliveries[0].subject)
+                self.venue.commit()  # durable before any ack, whatever the venue's commit_every
             return accepted, refused
 
     def _call(self, work: Callable[[], T]) -> Awaitable[T]:

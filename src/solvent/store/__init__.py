@@ -8,6 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from solvent.errors import SolventError
+
+STORE_SCHEMA = "solvent.store/1"
+
+
+class StoreError(SolventError):
+    """The store refused a write (a sequence number already logged), or holds something that is not a solvent
+    store of this schema, or disagrees with the venue replaying it."""
+
 
 class Store(Protocol):
     """The storage interface: every method is one transaction."""
@@ -32,22 +41,27 @@ class Store(Protocol):
 
 
 class MemoryStore:
-    """The in-memory twin of a durable store (tests, and a service that needs no durability)."""
+    """The in-memory twin of a durable store (tests, and a service that needs no durability): a sequence number
+    already logged is refused, as the durable stores' primary keys refuse it."""
 
     def __init__(self) -> None:
-        self._inputs: list[tuple[int, bytes]] = []
-        self._events: list[tuple[int, bytes]] = []
+        self._inputs: dict[int, bytes] = {}
+        self._events: dict[int, bytes] = {}
         self._snapshot: tuple[int, int, bytes] | None = None
 
     def append(self, inputs: Sequence[tuple[int, bytes]], events: Sequence[tuple[int, bytes]]) -> None:
-        self._inputs.extend(inputs)
-        self._events.extend(events)
+        for kind, log, rows in (("input", self._inputs, inputs), ("event", self._events, events)):
+            seqs = [seq for seq, _ in rows]
+            if len(set(seqs)) < len(seqs) or not log.keys().isdisjoint(seqs):
+                raise StoreError(f"memory store: an {kind} sequence number already logged")
+        self._inputs.update(inputs)
+        self._events.update(events)
 
     def inputs_after(self, seq: int) -> list[tuple[int, bytes]]:
-        return [row for row in self._inputs if row[0] > seq]
+        return sorted(row for row in self._inputs.items() if row[0] > seq)
 
     def events_after(self, seq: int, limit: int | None = None) -> list[tuple[int, bytes]]:
-        rows = [row for row in self._events if row[0] > seq]
+        rows = sorted(row for row in self._events.items() if row[0] > seq)
         return rows if limit is None else rows[:limit]
 
     def save_snapshot(self, input_seq: int, event_seq: int, state: bytes) -> None:
