@@ -5,17 +5,20 @@ event stream across refactors (issue 14 item 1: the same events byte for byte be
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 from small_venue import NOW
 from test_stream import crash, market, price_walk, run, venue
 
+import solvent.stream
 from solvent.baselines import BaselineParams
 from solvent.engine.book import Book
-from solvent.engine.margin import margin_accounts
+from solvent.engine.margin import margin_accounts, risk_context
 from solvent.liquidation.predictive import VelocityTracker
 from solvent.params import MarginParams
 from solvent.stream import events as ev
@@ -27,7 +30,7 @@ from solvent.stream.liquidator import Liquidator
 from solvent.stream.market import LiveMarket
 from solvent.stream.monitor import Monitor
 from solvent.stream.pretrade import PreTrade
-from solvent.stream.pricing import Pricing, risk_context
+from solvent.stream.pricing import Pricing
 from solvent.stream.store import AccountStore
 
 
@@ -166,3 +169,23 @@ def test_the_event_stream_is_pinned(feed: str, digest: str, count: int) -> None:
         assert any(isinstance(e, ev.InsuranceFundPaid) for e in out)
     assert len(out) == count
     assert hashlib.sha256(ev.encode_events(out)).hexdigest() == digest
+
+
+STAGES = ("ingest", "monitor", "liquidator", "backstop", "pretrade")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_stage_imports_no_other_stage_nor_the_engine(stage: str) -> None:
+    """The seams: a stage sees the read model and the ledger, never another stage or the loop; and the state
+    file knows no engine (no import circle)."""
+    source = Path(solvent.stream.__file__).parent / f"{stage}.py"
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module is not None:
+            imported |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+    forbidden = {f"solvent.stream.{name}" for name in (*STAGES, "engine", "state") if name != stage}
+    assert not imported & forbidden
+    state = ast.parse((source.parent / "state.py").read_text())
+    assert not any(isinstance(n, ast.ImportFrom) and n.module == "solvent.stream.engine" for n in ast.walk(state))

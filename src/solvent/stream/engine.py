@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from solvent.baselines import BASELINE_NAMES, BaselineParams
 from solvent.engine.book import Book
-from solvent.engine.margin import RiskContext
+from solvent.engine.margin import RiskContext, risk_context
 from solvent.engine.results import MarginResult
 from solvent.engine.whatif import Decision
 from solvent.errors import InputError
@@ -52,7 +52,7 @@ from solvent.stream.liquidator import Liquidator
 from solvent.stream.market import LiveMarket
 from solvent.stream.monitor import Monitor
 from solvent.stream.pretrade import PreTrade, refused
-from solvent.stream.pricing import Pricing, risk_context
+from solvent.stream.pricing import Pricing, context_on
 from solvent.stream.screen import HealthScreen
 from solvent.stream.store import AccountStore
 
@@ -426,9 +426,7 @@ class StreamEngine:
         pricing.store.restore(parts.groups["store"])
         pricing.market.restore(parts.groups["market"], meta.params)
         pricing.velocity = VelocityTracker.from_state(parts.groups["velocity"])
-        pricing.context = risk_context(
-            pricing.market.state, meta.params, parts.history, parts.scenarios, parts.mm_scenarios
-        )
+        pricing.context = context_on(pricing.market.state, meta.params, parts.scenarios, parts.mm_scenarios)
         pricing.market_moved()
         engine.monitor.figures = Figures(**{k: np.array(v) for k, v in parts.groups["figures"].items()})
         engine.backstop = Backstop(meta.fund, meta.fund_start)

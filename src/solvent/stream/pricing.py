@@ -19,7 +19,7 @@ import numpy as np
 from solvent.baselines import BaselineParams
 from solvent.baselines.book import baseline_margin, option_unit_values
 from solvent.engine.book import Book
-from solvent.engine.margin import RiskContext, maintenance_params, margin_accounts
+from solvent.engine.margin import RiskContext, margin_accounts, risk_context
 from solvent.engine.results import MarginResult
 from solvent.engine.riskarrays import build_risk_arrays, refresh_risk_arrays
 from solvent.engine.whatif import PreTradeChecker
@@ -29,7 +29,6 @@ from solvent.market.history import PriceHistory
 from solvent.market.oracle import OracleStatus
 from solvent.market.state import OPTION, MarketState
 from solvent.params import MarginParams
-from solvent.scenarios import generate_scenarios
 from solvent.scenarios.base import ScenarioSet
 from solvent.stream.ledger import BoolArray, Changes, FloatArray, IndexArray
 from solvent.stream.market import LiveMarket
@@ -49,19 +48,10 @@ class MarketMemo:
     vectors: dict[int, Vectors] = field(default_factory=dict)  # account row -> its pre-trade vectors
 
 
-def risk_context(
-    state: MarketState,
-    params: MarginParams,
-    history: PriceHistory | None,
-    scenarios: ScenarioSet | None = None,
-    mm: ScenarioSet | None = None,
-) -> RiskContext:
-    """Scenarios (given, or generated at `state` when `scenarios` is None) and risk arrays built on them."""
+def context_on(state: MarketState, params: MarginParams, scenarios: ScenarioSet, mm: ScenarioSet | None) -> RiskContext:
+    """Risk arrays built at `state` on given scenario sets (a resumed stream's, kept in its state file); a new
+    epoch generates its own (`engine.margin.risk_context`)."""
     time_floor = params.volatility.time_floor_days / params.days_per_year
-    if scenarios is None:
-        scenarios = generate_scenarios(state, params, history)
-        if params.maintenance.mode == "model":
-            mm = generate_scenarios(state, maintenance_params(params), history)
     floor = params.volatility.vol_floor
     arrays = build_risk_arrays(state, scenarios, time_floor, floor)
     mm_arrays = None if mm is None else build_risk_arrays(state, mm, time_floor, floor)
