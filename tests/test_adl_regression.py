@@ -232,7 +232,7 @@ def store_of(quantity: list[float], entry: list[float], cash: list[float]) -> Ac
 
 
 def book_into(store: AccountStore, result: WaterfallResult, mark: float) -> None:
-    """The store calls `StreamEngine._apply_waterfall` makes for ADL fills and market closes (input row p is
+    """The store calls `Backstop._apply` (stream/backstop.py) makes for ADL fills and market closes (input row p is
     store slot p here: one slot per account, no spare slot in between is used)."""
     slot = store.used_slots(np.arange(store.n_accounts, dtype=np.int64))
     for f in range(result.adl_quantity.size):

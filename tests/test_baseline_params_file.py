@@ -192,13 +192,13 @@ def test_the_stream_margins_at_the_given_fractions_and_saves_them(examples_dir: 
     default = StreamEngine.start(book, market, model="static")
     direct = baseline_margin_for(book, market, "static", HALF)
     # The opening book's IM (the opening figures follow the start's liquidations, many more at 50%).
-    assert np.array_equal(engine._requirement(book), direct.im)
-    assert engine._requirement(book) == pytest.approx(5.0 * default._requirement(book), rel=1e-12)
+    assert np.array_equal(engine.pricing.requirement(book), direct.im)
+    assert engine.pricing.requirement(book) == pytest.approx(5.0 * default.pricing.requirement(book), rel=1e-12)
     assert engine.totals.liquidations > default.totals.liquidations
     engine.save(tmp_path / "state.npz")
     resumed = StreamEngine.load(tmp_path / "state.npz")
     assert resumed.baselines == HALF and resumed.model == "static"
-    assert np.array_equal(resumed._requirement(book), engine._requirement(book))
+    assert np.array_equal(resumed.pricing.requirement(book), engine.pricing.requirement(book))
 
 
 def test_margin_baseline_uses_the_file(examples_dir: Path, half_file: Path) -> None:

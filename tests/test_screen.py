@@ -2,7 +2,7 @@
 
 Checked against the brute-force twin, the same stream with every exposed account re-margined every batch:
 identical event bytes along random paths with jumps (through margin calls, flags, liquidations and the
-waterfall) under each model the stress lab compares; after `_freshen` the figures agree bit for bit. The
+waterfall) under each model the stress lab compares; after `monitor.freshen` the figures agree bit for bit. The
 bounds it rests on are checked on their own: the growth of every model's requirement with price, and the
 flag's reach against the breach probability itself.
 """
@@ -77,7 +77,7 @@ def test_screened_events_equal_unscreened_in_a_crash(model: str) -> None:
         assert kind in seen, kind  # the path goes through every status change
     assert screened == plain
     assert engine.totals.remargined < 0.75 * reference.totals.remargined  # the screen did screen
-    engine._freshen(engine.last_time, -1, [])
+    engine.monitor.freshen(engine.pricing, engine.last_time, -1, engine.journal, engine.totals)
     for name in ("im", "mm", "equity", "status", "flagged", "in_liquidation"):
         assert np.array_equal(getattr(engine.figures, name), getattr(reference.figures, name)), name
     assert engine.fund == reference.fund
@@ -125,7 +125,7 @@ def test_watching_less_publishes_the_same_liquidations_and_first_flags(model: st
     assert flags == list(first.values()) != []
     assert b"MarginCallIssued" in b"".join(full) and b"MarginCallIssued" not in b"".join(screened)
     assert engine.totals.remargined < everything.totals.remargined
-    engine._freshen(engine.last_time, -1, [])
+    engine.monitor.freshen(engine.pricing, engine.last_time, -1, engine.journal, engine.totals)
     for name in ("im", "mm", "equity", "status", "in_liquidation"):
         assert np.array_equal(getattr(engine.figures, name), getattr(reference.figures, name)), name
     np.testing.assert_array_equal(engine.figures.first_flag, everything.figures.first_flag)
@@ -285,7 +285,7 @@ def test_a_screened_stream_saved_and_resumed_with_the_screen_equals_one_unscreen
     for batch in batches[120:]:
         second.run_batch(batch)
     assert [msgspec.json.encode(e) for e in published] == plain
-    second._freshen(second.last_time, -1, [])
+    second.monitor.freshen(second.pricing, second.last_time, -1, second.journal, second.totals)
     np.testing.assert_array_equal(second.figures.im, reference.figures.im)
 
 

@@ -17,12 +17,13 @@ neither and are checked for their arrays' presence and consistency only.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
@@ -34,13 +35,11 @@ from solvent.errors import InputError
 from solvent.formats.errors import read_bytes
 from solvent.formats.io import atomic_output
 from solvent.formats.schemas import Instrument, MarketSnapshot
-from solvent.liquidation.predictive import VelocityTracker
 from solvent.market.history import PriceHistory
 from solvent.params import MarginParams
 from solvent.scenarios.base import ScenarioSet
 
-if TYPE_CHECKING:
-    from solvent.stream.engine import Sink, StreamEngine
+T = TypeVar("T")
 
 STATE_SCHEMA = "solvent.state/1"
 
@@ -126,44 +125,36 @@ def _scenarios(prefix: str, data: dict[str, NDArray[Any]]) -> ScenarioSet:
     )
 
 
-def write_state(engine: StreamEngine, path: str | os.PathLike[str]) -> None:
-    """Save `engine` (see the module docstring); the file appears whole or not at all."""
-    store = engine.store
-    totals = {k: v for k, v in dataclasses.asdict(engine.totals).items() if k != "batch_ms"}
-    history = engine.history
-    meta = StateMeta(
-        schema=STATE_SCHEMA,
-        params=engine.params,
-        snapshot=engine.market.snapshot,
-        instruments=list(store.instruments),
-        accounts=[str(a) for a in store.account_ids.tolist()],
-        parents=[None if p is None else str(p) for p in store.parent.tolist()],
-        venues=list(store.venues),
-        fund=engine.fund,
-        fund_start=engine.fund_start,
-        next_seq=engine.next_seq,
-        last_input_seq=engine.last_input_seq,
-        last_time=engine.last_time,
-        totals=totals,
-        portfolio_source=engine.portfolio_source,
-        market_source=engine.market.source,
-        has_history=history is not None,
-        history_assets=[] if history is None else list(history.assets),
-        has_mm_scenarios=engine.context.mm_scenarios is not None,
-        model=engine.model,
-        baselines=engine.baselines,
-        margin_calls=engine.margin_calls,
-        reflag=engine.reflag,
-    )
-    arrays: dict[str, NDArray[Any]] = {f"store.{k}": v for k, v in store.arrays().items()}
-    arrays["store.risk_tier"] = store.risk_tier
-    arrays["store.mode"] = store.mode
-    arrays |= {f"market.{k}": v for k, v in engine.market.arrays().items()}
-    arrays |= {f"figures.{f.name}": getattr(engine.figures, f.name) for f in dataclasses.fields(engine.figures)}
-    arrays |= {f"velocity.{k}": np.asarray(v) for k, v in engine.velocity.state().items()}
-    arrays |= _scenario_arrays("scenarios.im", engine.context.scenarios)
-    if engine.context.mm_scenarios is not None:
-        arrays |= _scenario_arrays("scenarios.mm", engine.context.mm_scenarios)
+@dataclass(frozen=True)
+class SavedStream:
+    """What a state file holds, decoded: the meta, the accounts (as a book without positions or balances: the
+    store's arrays put them back), the array groups by prefix (`store`, `market`, `figures`, `velocity`), the
+    epoch's scenario sets and the price history."""
+
+    meta: StateMeta
+    book: Book
+    groups: dict[str, dict[str, NDArray[Any]]]
+    scenarios: ScenarioSet
+    mm_scenarios: ScenarioSet | None
+    history: PriceHistory | None
+
+
+def write_state(
+    path: str | os.PathLike[str],
+    meta: StateMeta,
+    groups: dict[str, dict[str, NDArray[Any]]],
+    scenarios: ScenarioSet,
+    mm_scenarios: ScenarioSet | None,
+    history: PriceHistory | None,
+) -> None:
+    """Save a stream (see the module docstring): `groups` are the arrays by prefix; the file appears whole or
+    not at all."""
+    arrays: dict[str, NDArray[Any]] = {
+        f"{prefix}.{name}": value for prefix, group in groups.items() for name, value in group.items()
+    }
+    arrays |= _scenario_arrays("scenarios.im", scenarios)
+    if mm_scenarios is not None:
+        arrays |= _scenario_arrays("scenarios.mm", mm_scenarios)
     if history is not None:
         arrays["history.timestamps"] = history.timestamps.astype("datetime64[s]").astype(np.int64)
         arrays["history.closes"] = history.closes
@@ -175,13 +166,13 @@ def write_state(engine: StreamEngine, path: str | os.PathLike[str]) -> None:
         np.savez(handle, **arrays)  # type: ignore[arg-type]
 
 
-def read_state(path: str | os.PathLike[str], sink: Sink | None = None) -> StreamEngine:
-    """Resume the stream saved in `path`; a file that is not a whole, undamaged solvent.state/1 is an
-    InputError."""
+def read_state(path: str | os.PathLike[str], resume: Callable[[SavedStream], T]) -> T:
+    """`resume` applied to the stream saved in `path`; a file that is not a whole, undamaged solvent.state/1
+    (or whose arrays `resume` finds inconsistent) is an InputError."""
     source = os.fspath(path)
     data, meta = _read_checked(source)
     try:
-        return _restore(data, meta, sink)
+        return resume(_decode(data, meta))
     except (ValueError, KeyError, IndexError, TypeError) as error:  # arrays that agree with no stream
         raise InputError(source, "arrays", f"inconsistent with the meta ({error})") from None
 
@@ -222,9 +213,7 @@ def _read_checked(source: str) -> tuple[dict[str, NDArray[Any]], StateMeta]:
     return data, meta
 
 
-def _restore(data: dict[str, NDArray[Any]], meta: StateMeta, sink: Sink | None) -> StreamEngine:
-    from solvent.stream.engine import Figures, StreamEngine, Totals
-
+def _decode(data: dict[str, NDArray[Any]], meta: StateMeta) -> SavedStream:
     n = len(meta.accounts)
     book = Book(
         instruments=tuple(meta.instruments),
@@ -249,34 +238,10 @@ def _restore(data: dict[str, NDArray[Any]], meta: StateMeta, sink: Sink | None) 
             assets=tuple(meta.history_assets),
             closes=data["history.closes"],
         )
-    engine = StreamEngine(
-        book,
-        meta.snapshot,
-        meta.params,
-        history=history,
-        insurance_fund=meta.fund,
-        sink=sink,
-        portfolio_source=meta.portfolio_source,
-        market_source=meta.market_source,
-        model=meta.model,
-        baselines=meta.baselines,
-        margin_calls=meta.margin_calls,
-        reflag=meta.reflag,
-    )
-    group = {"store": {}, "market": {}, "figures": {}, "velocity": {}}  # type: dict[str, dict[str, NDArray[Any]]]
+    groups: dict[str, dict[str, NDArray[Any]]] = {"store": {}, "market": {}, "figures": {}, "velocity": {}}
     for name, value in data.items():
         prefix, _, key = name.partition(".")
-        if prefix in group:
-            group[prefix][key] = value
-    engine.store.restore(group["store"])
-    engine.market.restore(group["market"], meta.params)
-    engine.figures = Figures(**{k: np.array(v) for k, v in group["figures"].items()})
-    engine.velocity = VelocityTracker.from_state(group["velocity"])
+        if prefix in groups:
+            groups[prefix][key] = value
     mm = _scenarios("scenarios.mm", data) if meta.has_mm_scenarios else None
-    engine.context = engine._context(generate=False, scenarios=_scenarios("scenarios.im", data), mm=mm)
-    engine.fund_start = meta.fund_start
-    engine.next_seq = meta.next_seq
-    engine.last_input_seq = meta.last_input_seq
-    engine.last_time = meta.last_time
-    engine.totals = Totals(**meta.totals)
-    return engine
+    return SavedStream(meta, book, groups, _scenarios("scenarios.im", data), mm, history)
