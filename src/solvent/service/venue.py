@@ -25,8 +25,9 @@ from solvent.formats.schemas import MarketSnapshot
 from solvent.params import MarginParams
 from solvent.store import MemoryStore, Store, StoreError
 from solvent.stream import events as ev
-from solvent.stream.engine import Sink, StreamEngine
+from solvent.stream.engine import StreamEngine
 from solvent.stream.feed import FeedRecord
+from solvent.stream.ledger import Sink
 
 _RECORD = msgspec.json.Encoder()
 _EVENTS = msgspec.json.Decoder(ev.Event)
