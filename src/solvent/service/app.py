@@ -28,6 +28,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
 )
 from litestar.handlers.base import BaseRouteHandler
+from litestar.logging.config import LoggingConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import Parameter
@@ -218,7 +219,9 @@ def _arrow_table(data: bytes) -> pa.Table:
 
 
 @get(
-    "/accounts/{account:path}", sync_to_thread=False, **_require(Permission.READ_ANY_ACCOUNT, Permission.READ_OWN_ACCOUNT)
+    "/accounts/{account:path}",
+    sync_to_thread=False,
+    **_require(Permission.READ_ANY_ACCOUNT, Permission.READ_OWN_ACCOUNT),
 )
 def account(request: Request[Any, Any, Any], account: str) -> dict[str, Any]:
     """An account's requirement now: IM with every term, MM, equity, health, Greeks, status and early flag. An
@@ -309,16 +312,15 @@ async def _event_stream(venue: Venue, after: int, follow: bool) -> AsyncIterator
 
 @put("/params", sync_to_thread=True, **_require(Permission.CHANGE_PARAMS))
 def change_params(request: Request[Any, Any, Any], data: MarginParams) -> dict[str, Any]:
-    """New model parameters (a whole `solvent.params/1` document), applied as the feed's next record; logged
-    with who, when and the parameters' digest before and after."""
+    """New model parameters (a whole `solvent.params/1` document), applied as the feed's next record (the next
+    sequence number, at the feed's current time); logged with who, when and the parameters' digest before and
+    after."""
     entry: KeyEntry = request.state.holder
     venue = _venue(request)
     with venue.lock:
         engine = venue.engine
         before = params_digest(engine.params)
-        record = ParamsChange(
-            seq=engine.last_input_seq + 1, time=max(datetime.now(UTC), engine.last_time), params=data
-        )
+        record = ParamsChange(seq=engine.last_input_seq + 1, time=engine.last_time, params=data)
         try:
             events = venue.ingest([record], source="<params>")
         except (SolventError, ValueError) as exc:
@@ -326,9 +328,21 @@ def change_params(request: Request[Any, Any, Any], data: MarginParams) -> dict[s
         after = params_digest(engine.params)
     audit.info(
         "parameters changed",
-        extra={"who": entry.name, "when": record.time.isoformat(), "seq": record.seq, "before": before, "after": after},
+        extra={
+            "who": entry.name,
+            "when": datetime.now(UTC).isoformat(),
+            "seq": record.seq,
+            "before": before,
+            "after": after,
+        },
     )
-    return {"seq": record.seq, "time": record.time, "digest_before": before, "digest_after": after, "events": _events(events)}
+    return {
+        "seq": record.seq,
+        "time": record.time,
+        "digest_before": before,
+        "digest_after": after,
+        "events": _events(events),
+    }
 
 
 # -------------------------------------------------------------------------------------------- the app
@@ -358,6 +372,7 @@ def create_app(venue: Venue, keys: KeyRing, max_body_bytes: int = MAX_BODY_BYTES
             ),
         ),
         request_max_body_size=max_body_bytes,
+        logging_config=LoggingConfig(configure_root_logger=False, log_exceptions="always"),
         debug=False,
     )
     app.state.venue = venue

@@ -25,7 +25,7 @@ import msgspec
 
 from solvent.errors import InputError
 from solvent.formats.errors import read_bytes, split_validation_message
-from solvent.formats.io import write_text_atomic
+from solvent.formats.io import atomic_output
 from solvent.formats.schemas import Identifier
 
 KEYS_SCHEMA: Final = "solvent.keys/1"
@@ -123,14 +123,12 @@ def add_key(path: str | Path, name: str, role: Role, account: str | None = None)
     current = read_keys(path) if Path(path).exists() else KeysFile()
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     try:
-        entry = msgspec.convert(
-            {"name": name, "role": role, "sha256": digest(key), "account": account}, type=KeyEntry
-        )
+        entry = msgspec.convert({"name": name, "role": role, "sha256": digest(key), "account": account}, type=KeyEntry)
         updated = KeysFile(keys=(*current.keys, entry))
     except (msgspec.ValidationError, ValueError) as exc:
         raise InputError(str(path), *split_validation_message(str(exc))) from None
     if any(k.name == name for k in current.keys):
         raise InputError(str(path), "keys", f"name {name!r} appears more than once")
-    text = msgspec.json.format(msgspec.json.encode(updated), indent=2).decode() + "\n"
-    write_text_atomic(path, lambda handle: handle.write(text))
+    with atomic_output(path) as tmp:
+        Path(tmp).write_bytes(msgspec.json.format(msgspec.json.encode(updated), indent=2) + b"\n")
     return key

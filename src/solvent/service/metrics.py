@@ -38,7 +38,9 @@ class _VenueGauges(Collector):
             accounts.add_metric([name], count)
         yield accounts
         status = GaugeMetricFamily(
-            "solvent_oracle_status", "Oracle status per asset (1 for the asset's current status)", labels=["asset", "status"]
+            "solvent_oracle_status",
+            "Oracle status per asset (1 for the asset's current status)",
+            labels=["asset", "status"],
         )
         for asset, code in oracle:
             for s in OracleStatus:
