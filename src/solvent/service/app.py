@@ -31,7 +31,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.logging.config import LoggingConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from solvent.errors import InputError, SolventError
@@ -131,8 +131,8 @@ def _ingest(request: Request[Any, Any, Any], records: Sequence[FeedRecord], sour
     """Apply `records` as one batch. 200 with the events; 422 when the venue refused a record (logged with its
     rejection event, the other records applied) or the batch is out of order (nothing applied)."""
     entry: KeyEntry = request.state.holder
-    if any(isinstance(r, ParamsChange) for r in records) and not entry.may(Permission.CHANGE_PARAMS):
-        raise PermissionDeniedException(f"role {entry.role} may not change the parameters (PUT /params)")
+    if any(isinstance(r, ParamsChange) for r in records):
+        raise PermissionDeniedException("parameters change through PUT /params (the operator's), not as a record")
     venue = _venue(request)
     metrics: ServiceMetrics = request.app.state.metrics
     begin = time.perf_counter()
@@ -181,15 +181,15 @@ def metrics(request: Request[Any, Any, Any]) -> bytes:
     return service_metrics.exposition()
 
 
-@post("/records", status_code=200, sync_to_thread=True, **_require(Permission.INGEST, Permission.CHANGE_PARAMS))
-def ingest_record(request: Request[Any, Any, Any], data: FeedRecord) -> Response[Any]:
+@post("/records", status_code=200, sync_to_thread=True, **_require(Permission.INGEST))
+def ingest_record(request: Request[Any, Any, Any], data: JSONBody[FeedRecord]) -> Response[Any]:
     """One feed record (`solvent.feed/1`, JSON): market data, a fill, a deposit or a withdrawal."""
     return _ingest(request, [data], "<request>")
 
 
-@post("/records/bulk", status_code=200, **_require(Permission.INGEST, Permission.CHANGE_PARAMS))
+@post("/records/bulk", status_code=200, **_require(Permission.INGEST))
 async def ingest_bulk(
-    request: Request[Any, Any, Any], content_type: Annotated[str, Parameter(header="content-type")]
+    request: Request[Any, Any, Any], content_type: Annotated[str, HeaderParameter(name="content-type")]
 ) -> Response[Any]:
     """Feed records in one batch: NDJSON (`application/x-ndjson`) or an Arrow IPC stream
     (`application/vnd.apache.arrow.stream`) in the feed's Parquet layout (docs/formats.md)."""
@@ -223,7 +223,7 @@ def _arrow_table(data: bytes) -> pa.Table:
     sync_to_thread=False,
     **_require(Permission.READ_ANY_ACCOUNT, Permission.READ_OWN_ACCOUNT),
 )
-def account(request: Request[Any, Any, Any], account: str) -> dict[str, Any]:
+def account(request: Request[Any, Any, Any], account: FromPath[str]) -> dict[str, Any]:
     """An account's requirement now: IM with every term, MM, equity, health, Greeks, status and early flag. An
     account id may hold slashes (a sub-account: /accounts/alice/eth-short)."""
     account = account.removeprefix("/")
@@ -238,7 +238,7 @@ def account(request: Request[Any, Any, Any], account: str) -> dict[str, Any]:
 
 
 @post("/what-if", status_code=200, sync_to_thread=False, **_require(Permission.WHAT_IF))
-def what_if(request: Request[Any, Any, Any], data: WhatIf) -> dict[str, Any]:
+def what_if(request: Request[Any, Any, Any], data: JSONBody[WhatIf]) -> dict[str, Any]:
     """Whether the account may make this trade now, and its IM before and after (the price band applies: a price
     too far from the mark is refused)."""
     _own(request, data.account)
@@ -281,9 +281,9 @@ def venue_summary(request: Request[Any, Any, Any]) -> dict[str, Any]:
 @get("/events", sync_to_thread=False, **_require(Permission.READ_VENUE))
 def events(
     request: Request[Any, Any, Any],
-    after: Annotated[int | None, Parameter(ge=-1, description="resume after this event sequence number")] = None,
-    follow: Annotated[bool, Parameter(description="keep the stream open for new events")] = True,
-    last_event_id: Annotated[str | None, Parameter(header="last-event-id")] = None,
+    after: Annotated[int | None, QueryParameter(ge=-1, description="resume after this event sequence number")] = None,
+    follow: Annotated[bool, QueryParameter(description="keep the stream open for new events")] = True,
+    last_event_id: Annotated[str | None, HeaderParameter(name="last-event-id")] = None,
 ) -> ServerSentEvent:
     """The events as server-sent events (`id` = sequence number, `event` = type), from after `after` or the
     `Last-Event-ID` header (default: the first); with `follow=false` the stream ends once it has caught up."""
@@ -311,7 +311,7 @@ async def _event_stream(venue: Venue, after: int, follow: bool) -> AsyncIterator
 
 
 @put("/params", sync_to_thread=True, **_require(Permission.CHANGE_PARAMS))
-def change_params(request: Request[Any, Any, Any], data: MarginParams) -> dict[str, Any]:
+def change_params(request: Request[Any, Any, Any], data: JSONBody[MarginParams]) -> dict[str, Any]:
     """New model parameters (a whole `solvent.params/1` document), applied as the feed's next record (the next
     sequence number, at the feed's current time); logged with who, when and the parameters' digest before and
     after."""
