@@ -1002,6 +1002,7 @@ def verify(proof_path: str, statement_path: str | None, root: str | None, accoun
 @click.option("--keys", "keys_path", default="solvent-keys.json", show_default=True, help="solvent.keys/1 file.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--screen", is_flag=True, help="Health screen: a tick re-margins only the accounts near a boundary.")
 @_fail_cleanly
 def serve(
     portfolio_path: str | None,
@@ -1014,6 +1015,7 @@ def serve(
     keys_path: str,
     host: str,
     port: int,
+    screen: bool,
 ) -> None:
     """Run the HTTP API over a venue (docs/service.md). Without --portfolio/--market: the demo venue. A missing
     keys file is created with one operator key, printed once."""
@@ -1036,6 +1038,7 @@ def serve(
         keys=keys_path,
         host=host,
         port=port,
+        screen=screen,
     )
     run_service(options)
 

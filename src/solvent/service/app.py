@@ -253,7 +253,8 @@ def what_if(request: Request[Any, Any, Any], data: JSONBody[WhatIf]) -> dict[str
 
 @get("/venue", sync_to_thread=False, **_require(Permission.READ_VENUE))
 def venue_summary(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """The venue now: the run's figures, accounts by status, the insurance fund, oracle status per asset."""
+    """The venue now: the run's figures, the feed's time and last sequence number, accounts by status, the
+    insurance fund, each asset's price and oracle status, total equity, IM and MM."""
     venue = _venue(request)
     with venue.lock:
         engine = venue.engine
@@ -268,9 +269,13 @@ def venue_summary(request: Request[Any, Any, Any]) -> dict[str, Any]:
         }
         fund = engine.fund
         last = engine.last_input_seq
+        now = engine.last_time
+        prices = dict(zip(engine.market.assets, engine.market.price.tolist(), strict=True))
     return {
         **summary,
+        "time": now,
         "last_input_seq": last,
+        "prices": prices,
         "insurance_fund": fund,
         "accounts_by_status": dict(zip(STATUSES, counts, strict=False)),
         "oracle_status": oracle,

@@ -48,6 +48,7 @@ class ServeOptions:
     keys: str = "solvent-keys.json"
     host: str = "127.0.0.1"
     port: int = 8000
+    screen: bool = False  # the engine's health screen: a tick re-margins only accounts near a boundary
 
 
 def build_venue(options: ServeOptions) -> Venue:
@@ -67,6 +68,7 @@ def build_venue(options: ServeOptions) -> Venue:
             store,
             history=history,
             insurance_fund=options.insurance_fund,
+            screen=options.screen,
             portfolio_source=options.portfolio,
             market_source=options.market,
         )
@@ -78,7 +80,9 @@ def build_venue(options: ServeOptions) -> Venue:
     market = demo_market(history, params, DEMO_SEED)
     prices = {name: quote.price for name, quote in market.assets.items()}
     book = synthetic_book(venue_instruments(market.time, prices), prices, options.demo_accounts, DEMO_SEED)
-    return Venue.start(book, market, params, store, history=history, insurance_fund=options.insurance_fund)
+    return Venue.start(
+        book, market, params, store, history=history, insurance_fund=options.insurance_fund, screen=options.screen
+    )
 
 
 def first_key(path: str) -> str | None:
