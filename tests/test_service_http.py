@@ -5,7 +5,14 @@ operator's audit line, metrics, and no key in any log line."""
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -371,3 +378,47 @@ def test_keys_add_stores_only_the_hash_and_the_key_authenticates(tmp_path: Path)
         assert client.get("/accounts/alice", headers={"Authorization": f"Bearer {key}"}).status_code == 403
     bad = runner.invoke(main, ["keys", "add", "--file", str(path), "--name", "x", "--role", "trader"])
     assert bad.exit_code == 2 and "account" in bad.output
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_solvent_serve_answers_on_granian(tmp_path: Path) -> None:
+    """`solvent serve` in one command: a keys file made on the way (its operator key printed once), the API up on
+    granian, a margin query answered with the library's figure."""
+    port = _free_port()
+    keys = tmp_path / "keys.json"
+    command = [sys.executable, "-m", "solvent", "serve", "--portfolio", str(ROOT / "examples" / "portfolio.json")]
+    command += ["--market", str(ROOT / "examples" / "market.json"), "--keys", str(keys), "--port", str(port)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        key = server.stderr.readline().split()[-1] if server.stderr else ""
+        assert key.startswith("sk_") and key not in keys.read_text()
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    assert response.status == 200
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.5)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/accounts/alice", headers={"Authorization": f"Bearer {key}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            served = json.loads(response.read())
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+    venue = start_venue()
+    assert served["im"] == pytest.approx(float(venue.engine.margin_now().im[venue.engine.store.row_of["alice"]]))
+
+
+def test_serve_needs_both_files_or_neither() -> None:
+    result = CliRunner().invoke(main, ["serve", "--portfolio", str(ROOT / "examples" / "portfolio.json")])
+    assert result.exit_code == 2 and "--market" in result.output
