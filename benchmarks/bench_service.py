@@ -7,6 +7,7 @@ be the bottleneck here). Phases, each `--seconds` long:
 
 - queries, no ticks: GET /accounts/<random account> (the baseline, same run);
 - queries + ticks: the same, with a tick every 100 ms;
+- published figures + ticks: GET /figures/<random account> (IM, MM, equity, status as of the last batch: no lock);
 - what-if + ticks: POST /what-if on the trader's account.
 
 Run: PYTHONPATH=src python benchmarks/bench_service.py [--accounts 100000] [--seconds 10] [--connections 8]
@@ -166,6 +167,7 @@ def main() -> None:
         rng = random.Random(0)
         ids = [f"acct-{rng.randrange(args.accounts):0{width}d}" for _ in range(5_000)]
         queries = [("GET", f"/accounts/{a}", reader, b"") for a in ids]
+        published = [("GET", f"/figures/{a}", reader, b"") for a in ids]
         trade = {"account": f"acct-{0:0{width}d}", "instrument": "BTC-PERP", "price": prices["BTC"]}
         what_ifs = [
             ("POST", "/what-if", trader, json.dumps({**trade, "quantity": q}).encode())
@@ -181,6 +183,10 @@ def main() -> None:
         latency, errors = asyncio.run(load(args.port, args.seconds, args.connections, queries, feeder))
         rows.append(_row("margin queries + a tick every 100 ms", latency, errors, args.seconds))
         rows.append(_row("  the ticks themselves (POST /records)", feeder.latency, feeder.errors, args.seconds))
+        feeder = Feeder(args.port, feeder_key, feeder.prices, feeder.time)
+        feeder.seq = 2_500_000
+        latency, errors = asyncio.run(load(args.port, args.seconds, args.connections, published, feeder))
+        rows.append(_row("published figures (GET /figures) + ticks", latency, errors, args.seconds))
         feeder = Feeder(args.port, feeder_key, feeder.prices, feeder.time)
         feeder.seq = 3_000_000
         latency, errors = asyncio.run(load(args.port, args.seconds, 1, what_ifs, feeder))

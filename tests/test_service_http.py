@@ -100,6 +100,8 @@ CALLS: dict[str, Call] = {
     "own account": ("GET", "/accounts/alice", None, frozenset({"read", "operator", "trader"})),
     "other account": ("GET", "/accounts/bob", None, frozenset({"read", "operator"})),
     "sub-account": ("GET", "/accounts/alice/eth-short", None, frozenset({"read", "operator"})),
+    "own figures": ("GET", "/figures/alice", None, frozenset({"read", "operator", "trader"})),
+    "other figures": ("GET", "/figures/bob", None, frozenset({"read", "operator"})),
     "what-if own": (
         "POST",
         "/what-if",
@@ -296,7 +298,8 @@ def _arrow(records: list[FeedRecord], tmp_path: Path) -> bytes:
 @pytest.mark.parametrize("encoding", ["ndjson", "arrow"])
 def test_bulk_ingest_gives_the_events_of_the_venue_fed_the_same_records(encoding: str, tmp_path: Path) -> None:
     """The HTTP layer only parses and calls: records posted in bulk (NDJSON or Arrow IPC) give the same events and
-    the same account figures as a Venue fed them directly; re-posting them changes nothing (idempotent)."""
+    the same account figures (full, and as published after the last batch) as a Venue fed them directly;
+    re-posting them changes nothing (idempotent)."""
     direct = start_venue()
     records = _walk(direct, 30)
     expected = direct.ingest(records[:15]) + direct.ingest(records[15:])
@@ -315,10 +318,16 @@ def test_bulk_ingest_gives_the_events_of_the_venue_fed_the_same_records(encoding
             got += response.json()["events"]
         assert response.json()["applied"] == 0 and response.json()["skipped"] == len(records)
         account = client.get("/accounts/bob", headers=headers("read")).json()
+        figures = client.get("/figures/bob", headers=headers("read")).json()
     assert got == [msgspec.to_builtins(e) for e in expected]
     row = direct.engine.store.row_of["bob"]
     assert account["im"] == pytest.approx(float(direct.engine.margin_now().im[row]), rel=1e-12)
     assert account["status"] == ("healthy", "margin_call", "liquidatable")[int(direct.engine.figures.status[row])]
+    assert (figures["im"], figures["equity"]) == (
+        float(direct.engine.figures.im[row]),
+        float(direct.engine.figures.equity[row]),
+    )
+    assert (figures["status"], figures["last_input_seq"]) == (account["status"], records[-1].seq)
 
 
 def _sse_ids(text: str) -> list[int]:

@@ -40,8 +40,9 @@ from solvent.formats.schemas import Identifier, NonNegativeAmount, Price, Quanti
 from solvent.market.oracle import OracleStatus
 from solvent.params import MarginParams
 from solvent.service.auth import KeyEntry, KeyRing, Permission
-from solvent.service.metrics import STATUSES, ServiceMetrics
+from solvent.service.metrics import ServiceMetrics
 from solvent.service.venue import Venue
+from solvent.service.view import STATUSES, VenueView
 from solvent.stream import events as ev
 from solvent.stream.engine import params_digest
 from solvent.stream.feed import FeedRecord, ParamsChange
@@ -143,6 +144,7 @@ def _ingest(request: Request[Any, Any, Any], records: Sequence[FeedRecord], sour
             events = venue.ingest(records, source=source)
         except InputError as exc:
             raise ClientException(str(exc), status_code=422) from None
+        request.app.state.view = VenueView.of(venue)
     seconds = time.perf_counter() - begin
     metrics.batch(fresh, events, seconds)
     log.info(
@@ -174,7 +176,7 @@ def ready(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {"status": "ready", "last_input_seq": venue.engine.last_input_seq, "next_event_seq": venue.engine.next_seq}
 
 
-@get("/metrics", sync_to_thread=False, media_type="text/plain; version=0.0.4; charset=utf-8")
+@get("/metrics", sync_to_thread=True, media_type="text/plain; version=0.0.4; charset=utf-8")
 def metrics(request: Request[Any, Any, Any]) -> bytes:
     """Prometheus metrics."""
     service_metrics: ServiceMetrics = request.app.state.metrics
@@ -220,7 +222,7 @@ def _arrow_table(data: bytes) -> pa.Table:
 
 @get(
     "/accounts/{account:path}",
-    sync_to_thread=False,
+    sync_to_thread=True,
     **_require(Permission.READ_ANY_ACCOUNT, Permission.READ_OWN_ACCOUNT),
 )
 def account(request: Request[Any, Any, Any], account: FromPath[str]) -> dict[str, Any]:
@@ -237,7 +239,24 @@ def account(request: Request[Any, Any, Any], account: FromPath[str]) -> dict[str
     return {**account_document(result, 0), "status": STATUSES[status], "predictive_flag": flagged}
 
 
-@post("/what-if", status_code=200, sync_to_thread=False, **_require(Permission.WHAT_IF))
+@get(
+    "/figures/{account:path}",
+    sync_to_thread=False,
+    **_require(Permission.READ_ANY_ACCOUNT, Permission.READ_OWN_ACCOUNT),
+)
+def figures(request: Request[Any, Any, Any], account: FromPath[str]) -> dict[str, Any]:
+    """An account's IM, MM, equity, health, status and early flag as the venue published them after its last batch
+    (`last_input_seq`, `time`): no terms, but it never waits for a batch in progress."""
+    account = account.removeprefix("/")
+    _own(request, account)
+    view: VenueView = request.app.state.view
+    row = view.row_of.get(account)
+    if row is None:
+        raise NotFoundException(f"unknown account {account!r}")
+    return {"account": account, **view.account(row)}
+
+
+@post("/what-if", status_code=200, sync_to_thread=True, **_require(Permission.WHAT_IF))
 def what_if(request: Request[Any, Any, Any], data: JSONBody[WhatIf]) -> dict[str, Any]:
     """Whether the account may make this trade now, and its IM before and after (the price band applies: a price
     too far from the mark is refused)."""
@@ -251,7 +270,7 @@ def what_if(request: Request[Any, Any, Any], data: JSONBody[WhatIf]) -> dict[str
     return asdict(decision)
 
 
-@get("/venue", sync_to_thread=False, **_require(Permission.READ_VENUE))
+@get("/venue", sync_to_thread=True, **_require(Permission.READ_VENUE))
 def venue_summary(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """The venue now: the run's figures, the feed's time and last sequence number, accounts by status, the
     insurance fund, each asset's price and oracle status, total equity, IM and MM."""
@@ -331,6 +350,7 @@ def change_params(request: Request[Any, Any, Any], data: JSONBody[MarginParams])
         except (SolventError, ValueError) as exc:
             raise ClientException(str(exc), status_code=422) from None
         after = params_digest(engine.params)
+        request.app.state.view = VenueView.of(venue)
     audit.info(
         "parameters changed",
         extra={
@@ -363,6 +383,7 @@ def create_app(venue: Venue, keys: KeyRing, max_body_bytes: int = MAX_BODY_BYTES
             ingest_record,
             ingest_bulk,
             account,
+            figures,
             what_if,
             venue_summary,
             events,
@@ -383,4 +404,5 @@ def create_app(venue: Venue, keys: KeyRing, max_body_bytes: int = MAX_BODY_BYTES
     app.state.venue = venue
     app.state.key_ring = keys
     app.state.metrics = ServiceMetrics(venue)
+    app.state.view = VenueView.of(venue)
     return app

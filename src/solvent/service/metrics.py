@@ -13,9 +13,9 @@ from prometheus_client.registry import Collector
 
 from solvent.market.oracle import OracleStatus
 from solvent.service.venue import Venue
+from solvent.service.view import STATUSES
 from solvent.stream import events as ev
 
-STATUSES = ("healthy", "margin_call", "liquidatable")  # the engine's status codes 0, 1, 2, in order
 #: Batch latency buckets, seconds: a tick on a small book takes well under a millisecond, a re-margin of
 #: every account of a large one a good part of a second.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
