@@ -26,11 +26,15 @@ from click.testing import CliRunner
 from litestar.testing import TestClient
 
 from solvent.cli import main
+from solvent.errors import InputError
 from solvent.formats.io import load_market, load_portfolio
 from solvent.params import MarginParams
 from solvent.service.app import ARROW, NDJSON, create_app
 from solvent.service.auth import KeyEntry, KeyRing, Role, digest, read_keys
+from solvent.service.serve import JsonFormatter
 from solvent.service.venue import Venue
+from solvent.store import MemoryStore
+from solvent.store.url import open_store
 from solvent.stream.engine import params_digest
 from solvent.stream.feed import FeedRecord, Fill, Quote
 from solvent.stream.feedio import write_feed
@@ -431,3 +435,21 @@ def test_solvent_serve_answers_on_granian(tmp_path: Path) -> None:
 def test_serve_needs_both_files_or_neither() -> None:
     result = CliRunner().invoke(main, ["serve", "--portfolio", str(ROOT / "examples" / "portfolio.json")])
     assert result.exit_code == 2 and "--market" in result.output
+
+
+def test_a_store_url_opens_its_store() -> None:
+    assert isinstance(open_store("memory://"), MemoryStore)
+    with pytest.raises(InputError, match="unknown store scheme 'redis'"):
+        open_store("redis://localhost")
+
+
+def test_serve_logs_one_json_object_a_line_with_the_call_fields() -> None:
+    record = logging.makeLogRecord({"name": "solvent.service", "msg": "ingested", "levelname": "INFO"})
+    record.who, record.records = "feed-desk", 3
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["message"], line["logger"], line["who"], line["records"]) == (
+        "ingested",
+        "solvent.service",
+        "feed-desk",
+        3,
+    )
