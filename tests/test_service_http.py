@@ -100,6 +100,8 @@ CALLS: dict[str, Call] = {
     "metrics": ("GET", "/metrics", None, OPEN),
     "openapi": ("GET", "/schema/openapi.json", None, OPEN),
     "venue": ("GET", "/venue", None, frozenset({"read", "operator"})),
+    "dashboard page": ("GET", "/dashboard", None, OPEN),
+    "dashboard data": ("GET", "/dashboard/data", None, frozenset({"read", "operator"})),
     "events": ("GET", "/events?follow=false", None, frozenset({"read", "operator"})),
     "own account": ("GET", "/accounts/alice", None, frozenset({"read", "operator", "trader"})),
     "other account": ("GET", "/accounts/bob", None, frozenset({"read", "operator"})),

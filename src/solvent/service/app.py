@@ -40,6 +40,7 @@ from solvent.formats.schemas import Identifier, NonNegativeAmount, Price, Quanti
 from solvent.market.oracle import OracleStatus
 from solvent.params import MarginParams
 from solvent.service.auth import KeyEntry, KeyRing, Permission
+from solvent.service.dashboard import dashboard_data, page
 from solvent.service.metrics import ServiceMetrics
 from solvent.service.venue import Venue
 from solvent.service.view import STATUSES, VenueView
@@ -302,6 +303,20 @@ def venue_summary(request: Request[Any, Any, Any]) -> dict[str, Any]:
     }
 
 
+@get("/dashboard", sync_to_thread=False, media_type="text/html; charset=utf-8", include_in_schema=False)
+def dashboard() -> str:
+    """The dashboard page (open: it holds no numbers; it fetches them with the key given in its URL's fragment,
+    `/dashboard#key=...`, which the browser never sends)."""
+    return page()
+
+
+@get("/dashboard/data", sync_to_thread=True, **_require(Permission.READ_VENUE))
+def dashboard_numbers(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The dashboard's numbers: venue equity against IM and MM, accounts by health bucket, each factor's share of
+    IM, the riskiest accounts with their breakdown, oracle status per asset, the last event's sequence number."""
+    return dashboard_data(_venue(request))
+
+
 @get("/events", sync_to_thread=False, **_require(Permission.READ_VENUE))
 def events(
     request: Request[Any, Any, Any],
@@ -388,6 +403,8 @@ def create_app(venue: Venue, keys: KeyRing, max_body_bytes: int = MAX_BODY_BYTES
             venue_summary,
             events,
             change_params,
+            dashboard,
+            dashboard_numbers,
         ],
         openapi_config=OpenAPIConfig(
             title="solvent",
