@@ -4,6 +4,7 @@ out of the engine under its lock. Reads of it take no lock, so they never wait f
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ class VenueView:
 
     time: datetime
     last_input_seq: int
-    row_of: dict[str, int]
+    row_of: Mapping[str, int]
     im: NDArray[np.float64]
     mm: NDArray[np.float64]
     equity: NDArray[np.float64]
@@ -37,7 +38,7 @@ class VenueView:
             return cls(
                 time=engine.last_time,
                 last_input_seq=engine.last_input_seq,
-                row_of=dict(engine.store.row_of),
+                row_of=engine.store.row_of,  # not copied: set when the book loads, never changed
                 im=f.im.copy(),
                 mm=f.mm.copy(),
                 equity=f.equity.copy(),
