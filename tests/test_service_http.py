@@ -455,3 +455,20 @@ def test_serve_logs_one_json_object_a_line_with_the_call_fields() -> None:
         "feed-desk",
         3,
     )
+
+
+def test_a_server_error_is_logged_with_its_traceback_and_a_client_error_is_not(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    venue = start_venue()
+
+    def broken() -> None:
+        raise RuntimeError("the summary broke")
+
+    monkeypatch.setattr(venue.engine, "summary", broken)
+    with TestClient(create_app(venue, ring())) as client, caplog.at_level(logging.INFO, logger="solvent.service"):
+        assert client.get("/accounts/nobody", headers=headers("read")).status_code == 404
+        assert client.get("/venue", headers=headers("read")).status_code == 500
+    errors = [r for r in caplog.records if r.name == "solvent.service" and r.levelno >= logging.ERROR]
+    assert [(r.getMessage(), r.path) for r in errors] == [("server error", "/venue")]  # type: ignore[attr-defined]
+    assert errors[0].exc_info is not None and "the summary broke" in str(errors[0].exc_info[1])

@@ -23,12 +23,12 @@ from litestar import Litestar, Request, Response, get, post, put
 from litestar.connection import ASGIConnection
 from litestar.exceptions import (
     ClientException,
+    HTTPException,
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
 )
 from litestar.handlers.base import BaseRouteHandler
-from litestar.logging.config import LoggingConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
@@ -88,7 +88,7 @@ def _holder(connection: ASGIConnection[Any, Any, Any, Any]) -> KeyEntry:
     return entry
 
 
-def _guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def _guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """401 without a valid key; 403 when its role grants none of the handler's permissions."""
     entry = _holder(connection)
     needed: frozenset[Permission] = handler.opt["permissions"]
@@ -385,6 +385,12 @@ def change_params(request: Request[Any, Any, Any], data: JSONBody[MarginParams])
     }
 
 
+async def _log_server_error(exception: Exception, scope: Any) -> None:
+    """Log a 5xx with its traceback (a 4xx is the caller's: its answer says why, no log line)."""
+    if not isinstance(exception, HTTPException) or exception.status_code >= 500:
+        log.error("server error", exc_info=exception, extra={"path": scope.get("path")})
+
+
 # -------------------------------------------------------------------------------------------- the app
 
 
@@ -415,7 +421,8 @@ def create_app(venue: Venue, keys: KeyRing, max_body_bytes: int = MAX_BODY_BYTES
             ),
         ),
         request_max_body_size=max_body_bytes,
-        logging_config=LoggingConfig(configure_root_logger=False, log_exceptions="always"),
+        logging_config=None,  # the service's logging is the host's (`solvent serve`: JSON lines)
+        after_exception=[_log_server_error],
         debug=False,
     )
     app.state.venue = venue
