@@ -57,6 +57,7 @@ from solvent.simm.report import print_table as simm_table
 from solvent.simm.report import simm_report
 from solvent.simm.report import to_csv as simm_csv
 from solvent.simm.report import to_json as simm_json
+from solvent.store.url import DEFAULT_STORE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -1229,3 +1230,77 @@ def _stress_sweep(
     table, summary = write_sweep(records, out_dir, {"accounts": spec.n_accounts, "seed": seed, "ray": use_ray, **mix})
     click.echo(table.read_text(), nl=False)
     click.echo(f"table: {table}\nsummary: {summary}")
+
+
+@main.command()
+@click.option("--portfolio", "portfolio_path", default=None, help="solvent.portfolio/1 file (default: the demo venue).")
+@click.option("--market", "market_path", default=None, help="solvent.market/1 JSON file (with --portfolio).")
+@click.option("--params", "params_path", default=None, help="solvent.params/1 JSON file (default: built-in).")
+@click.option("--history", "history_path", default=None, help="Price history (CSV/Parquet) for fhs/mc scenarios.")
+@click.option(
+    "--accounts", "demo_accounts", default=2_000, show_default=True, type=click.IntRange(1), help="Demo size."
+)
+@click.option("--insurance-fund", default=1_000_000.0, show_default=True, type=click.FloatRange(0.0), help="USD.")
+@click.option(
+    "--store", "store_url", default=DEFAULT_STORE, show_default=True, help="memory://, sqlite:///F, postgresql://"
+)
+@click.option("--keys", "keys_path", default="solvent-keys.json", show_default=True, help="solvent.keys/1 file.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--screen", is_flag=True, help="Health screen: a tick re-margins only the accounts near a boundary.")
+@_fail_cleanly
+def serve(
+    portfolio_path: str | None,
+    market_path: str | None,
+    params_path: str | None,
+    history_path: str | None,
+    demo_accounts: int,
+    insurance_fund: float,
+    store_url: str,
+    keys_path: str,
+    host: str,
+    port: int,
+    screen: bool,
+) -> None:
+    """Run the HTTP API over a venue (docs/service.md). Without --portfolio/--market: the demo venue. A missing
+    keys file is created with one operator key, printed once."""
+    from solvent.service.serve import ServeOptions, first_key
+    from solvent.service.serve import serve as run_service
+
+    if (portfolio_path is None) != (market_path is None):
+        raise click.UsageError("give --portfolio and --market together (or neither, for the demo venue)")
+    created = first_key(keys_path)
+    if created is not None:
+        click.echo(f"created {keys_path} with an operator key (shown once): {created}", err=True)
+    options = ServeOptions(
+        portfolio=portfolio_path,
+        market=market_path,
+        params=params_path,
+        history=history_path,
+        demo_accounts=demo_accounts,
+        insurance_fund=insurance_fund,
+        store=store_url,
+        keys=keys_path,
+        host=host,
+        port=port,
+        screen=screen,
+    )
+    run_service(options)
+
+
+@main.group()
+def keys() -> None:
+    """API keys for `solvent serve` (solvent.keys/1: names, roles, SHA-256 of each key)."""
+
+
+@keys.command("add")
+@click.option("--file", "keys_path", default="solvent-keys.json", show_default=True, help="solvent.keys/1 file.")
+@click.option("--name", required=True, help="Who holds the key (shown in logs).")
+@click.option("--role", type=click.Choice(["read", "trader", "feeder", "operator"]), required=True)
+@click.option("--account", default=None, help="A trader's account.")
+@_fail_cleanly
+def keys_add(keys_path: str, name: str, role: str, account: str | None) -> None:
+    """Make a key, store its hash, print the key (the only time it is shown)."""
+    from solvent.service.auth import Role, add_key
+
+    click.echo(add_key(keys_path, name, Role(role), account))

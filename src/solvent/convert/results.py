@@ -30,48 +30,7 @@ def result_document(result: MarginResult, market_time: str) -> dict[str, Any]:
     degraded asset), what each asset was margined at (`assets`), and one record per account (health null when
     MM is 0). Every IM term of IM_TERMS and every per-asset term of ASSET_TERMS is always present."""
     index = {name: a for a, name in enumerate(result.assets)}
-    accounts = []
-    for n in range(result.n_accounts):
-        accounts.append(
-            {
-                "account": str(result.account_ids[n]),
-                "im": float(result.im[n]),
-                "mm": float(result.mm[n]),
-                "equity": float(result.equity[n]),
-                "health": _finite_or_none(float(result.health[n])),
-                "liquidatable": bool(result.liquidatable[n]),
-                "collateral": float(result.collateral[n]),
-                "unrealised_pnl": float(result.unrealised_pnl[n]),
-                **(
-                    {}
-                    if result.breach_probability is None or result.early_flag is None or result.loss_vol is None
-                    else {
-                        "breach_probability": float(result.breach_probability[n]),
-                        "early_flag": bool(result.early_flag[n]),
-                        "loss_vol": float(result.loss_vol[n]),
-                    }
-                ),
-                **({} if result.hhi is None else {"hhi": float(result.hhi[n])}),
-                **(
-                    {}
-                    if result.collateral_haircut is None
-                    else {"collateral_haircut": float(result.collateral_haircut[n])}
-                ),
-                "terms": {name: float(values[n]) for name, values in result.terms.items()},
-                "term_by_asset": {
-                    name: {asset: float(values[n, index[asset]]) for asset in result.traded_assets}
-                    for name, values in result.term_by_asset.items()
-                },
-                "greeks": {
-                    asset: {
-                        "delta": float(result.greeks[n, index[asset], 0]),
-                        "gamma": float(result.greeks[n, index[asset], 1]),
-                        "vega": float(result.greeks[n, index[asset], 2]),
-                    }
-                    for asset in result.traded_assets
-                },
-            }
-        )
+    accounts = [account_document(result, n, index) for n in range(result.n_accounts)]
     return {
         "schema": RESULT_SCHEMA,
         "market_time": market_time,
@@ -81,6 +40,51 @@ def result_document(result: MarginResult, market_time: str) -> dict[str, Any]:
         "warnings": list(result.oracle_warnings),
         "marks": marks_document(result),
         "accounts": accounts,
+    }
+
+
+def account_document(result: MarginResult, n: int, index: dict[str, int] | None = None) -> dict[str, Any]:
+    """One account's record of the `solvent.margin/1` document (the `n`-th of `result`): IM and every term, MM,
+    equity, health, Greeks and the predictive figures. `index`: asset name -> column of `result.assets`."""
+    if index is None:
+        index = {name: a for a, name in enumerate(result.assets)}
+    return {
+        "account": str(result.account_ids[n]),
+        "im": float(result.im[n]),
+        "mm": float(result.mm[n]),
+        "equity": float(result.equity[n]),
+        "health": _finite_or_none(float(result.health[n])),
+        "liquidatable": bool(result.liquidatable[n]),
+        "collateral": float(result.collateral[n]),
+        "unrealised_pnl": float(result.unrealised_pnl[n]),
+        **(
+            {}
+            if result.breach_probability is None or result.early_flag is None or result.loss_vol is None
+            else {
+                "breach_probability": float(result.breach_probability[n]),
+                "early_flag": bool(result.early_flag[n]),
+                "loss_vol": float(result.loss_vol[n]),
+            }
+        ),
+        **({} if result.hhi is None else {"hhi": float(result.hhi[n])}),
+        **(
+            {}
+            if result.collateral_haircut is None
+            else {"collateral_haircut": float(result.collateral_haircut[n])}
+        ),
+        "terms": {name: float(values[n]) for name, values in result.terms.items()},
+        "term_by_asset": {
+            name: {asset: float(values[n, index[asset]]) for asset in result.traded_assets}
+            for name, values in result.term_by_asset.items()
+        },
+        "greeks": {
+            asset: {
+                "delta": float(result.greeks[n, index[asset], 0]),
+                "gamma": float(result.greeks[n, index[asset], 1]),
+                "vega": float(result.greeks[n, index[asset], 2]),
+            }
+            for asset in result.traded_assets
+        },
     }
 
 

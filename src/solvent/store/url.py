@@ -11,6 +11,10 @@ from solvent.store import MemoryStore, Store
 
 SCHEMES = ("memory", "sqlite", "postgresql", "postgres")
 
+#: The store `solvent serve` keeps its log and snapshots in by default: a SQLite file (zero set-up); restarted on
+#: it, the service resumes where it stopped (`Venue.open`).
+DEFAULT_STORE = "sqlite:///solvent-service.sqlite"
+
 
 def open_store(url: str) -> Store:
     """The store `url` names; an unknown scheme or a SQLite URL without a path is an InputError."""

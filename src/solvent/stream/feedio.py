@@ -141,7 +141,12 @@ def _readable(path: str, message: str) -> tuple[str, str]:
 
 
 def _read_ndjson(source: str) -> tuple[FeedRecord, ...]:
-    lines = read_bytes(source).split(b"\n")
+    return decode_ndjson(read_bytes(source), source)
+
+
+def decode_ndjson(data: bytes, source: str) -> tuple[FeedRecord, ...]:
+    """NDJSON bytes (one record a line) into validated records; bad input is InputError naming `source`."""
+    lines = data.split(b"\n")
     records: list[FeedRecord] = []
     try:
         for line in lines:
@@ -207,6 +212,12 @@ def _read_parquet(source: str) -> tuple[FeedRecord, ...]:
         table = parquet.read()
     except (OSError, pa.ArrowException) as exc:
         raise InputError(source, "", f"not a readable Parquet file ({exc})") from None
+    return decode_table(table, source)
+
+
+def decode_table(table: pa.Table, source: str) -> tuple[FeedRecord, ...]:
+    """An Arrow table in the Parquet layout (`COLUMNS`) into validated records, in order (the Parquet file's
+    and the service's Arrow IPC body's one decoder)."""
     columns = _conform(table, source)
     if table.num_rows == 0:
         return ()

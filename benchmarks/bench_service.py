@@ -1,0 +1,204 @@
+"""The HTTP service under load (issue 15, "Performance"): margin queries and what-ifs over loopback while a
+feeder posts a price tick (one quote per oracle source of one asset) every 100 ms.
+
+Starts `solvent serve` on the demo venue in a subprocess (granian, one process), then drives it from this
+process with a small asyncio HTTP/1.1 client over keep-alive connections (a Python client such as httpx would
+be the bottleneck here). Phases, each `--seconds` long:
+
+- queries, no ticks: GET /accounts/<random account> (the baseline, same run);
+- queries + ticks: the same, with a tick every 100 ms;
+- published figures + ticks: GET /figures/<random account> (IM, MM, equity, status as of the last batch: no lock);
+- what-if + ticks: POST /what-if on the trader's account.
+
+Run: PYTHONPATH=src python benchmarks/bench_service.py [--accounts 100000] [--seconds 10] [--connections 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from solvent.demo.run import ORACLE_SOURCES
+from solvent.service.auth import Role, add_key
+
+TICK_S = 0.1
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection: send a request, read the whole response."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def request(self, method: str, path: str, key: str, body: bytes = b"", kind: str = "") -> tuple[int, bytes]:
+        head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {key}\r\n"
+        if body:
+            head += f"Content-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + body)
+        status_line = await self.reader.readline()
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        return int(status_line.split()[1]), await self.reader.readexactly(length)
+
+
+class Feeder:
+    """A tick every TICK_S: one oracle source (in turn) quotes one asset (BTC and ETH alternating), a small random
+    walk; each tick is one batch that re-aggregates the asset's sources and re-margins the accounts exposed."""
+
+    def __init__(self, port: int, key: str, prices: dict[str, float], start: datetime) -> None:
+        self.port, self.key, self.prices, self.time = port, key, prices, start
+        self.seq = 1_000_000
+        self.latency: list[float] = []
+        self.errors = 0
+        self.rng = random.Random(1)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        connection = await Connection.open(self.port)
+        assets = [a for a in ("BTC", "ETH") if a in self.prices]
+        k = 0
+        while not stop.is_set():
+            begin = time.perf_counter()
+            asset = assets[k % len(assets)]
+            self.prices[asset] *= math.exp(self.rng.gauss(0.0, 0.0005))
+            self.time += timedelta(milliseconds=100)
+            self.seq += 1
+            source = ORACLE_SOURCES[k % len(ORACLE_SOURCES)]
+            quote = {"type": "quote", "seq": self.seq, "time": self.time.isoformat(), "asset": asset}
+            body = json.dumps({**quote, "source": source, "price": self.prices[asset]}).encode()
+            status, _ = await connection.request("POST", "/records", self.key, body, "application/json")
+            self.errors += status != 200
+            self.latency.append(time.perf_counter() - begin)
+            k += 1
+            await asyncio.sleep(max(0.0, TICK_S - (time.perf_counter() - begin)))
+
+
+async def load(
+    port: int, seconds: float, connections: int, make: list[tuple[str, str, str, bytes]], feeder: Feeder | None
+) -> tuple[list[float], int]:
+    """Run `connections` clients for `seconds`, each sending requests from `make` round-robin; latencies, errors."""
+    latency: list[float] = []
+    errors = 0
+    stop = asyncio.Event()
+
+    async def client(offset: int) -> None:
+        nonlocal errors
+        connection = await Connection.open(port)
+        k = offset
+        while not stop.is_set():
+            method, path, key, body = make[k % len(make)]
+            begin = time.perf_counter()
+            status, _ = await connection.request(method, path, key, body, "application/json")
+            latency.append(time.perf_counter() - begin)
+            errors += status != 200
+            k += connections
+
+    tasks = [asyncio.create_task(client(c)) for c in range(connections)]
+    if feeder is not None:
+        tasks.append(asyncio.create_task(feeder.run(stop)))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.gather(*tasks)
+    return latency, errors
+
+
+def _row(name: str, latency: list[float], errors: int, seconds: float) -> str:
+    ms = np.array(latency) * 1000.0
+    return (
+        f"| {name} | {len(ms):,} | {len(ms) / seconds:,.0f} | {np.median(ms):.2f} | {np.quantile(ms, 0.99):.2f} "
+        f"| {ms.max():.1f} | {errors} |"
+    )
+
+
+def _get(port: int, path: str, key: str) -> dict[str, object]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--port", type=int, default=18_765)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="solvent-bench-"))
+    keys = folder / "keys.json"
+    reader, feeder_key = add_key(keys, "bench-read", Role.READ), add_key(keys, "bench-feed", Role.FEEDER)
+    width = len(str(args.accounts))  # the demo venue's account ids: acct-000042 of 100,000
+    trader = add_key(keys, "bench-trader", Role.TRADER, f"acct-{0:0{width}d}")
+    command = [sys.executable, "-m", "solvent", "serve", "--accounts", str(args.accounts), "--screen"]
+    command += ["--keys", str(keys), "--port", str(args.port)]
+    server = subprocess.Popen(command, env=os.environ.copy(), stderr=subprocess.DEVNULL)
+    try:
+        begin = time.perf_counter()
+        while True:
+            try:
+                _get(args.port, "/health", "")
+                break
+            except OSError:
+                if server.poll() is not None or time.perf_counter() - begin > 900:
+                    raise SystemExit("the server did not start") from None
+                time.sleep(1.0)
+        print(f"server up with {args.accounts:,} accounts in {time.perf_counter() - begin:.0f} s", file=sys.stderr)
+        state = _get(args.port, "/venue", reader)
+        prices = {k: float(v) for k, v in dict(state["prices"]).items() if k in ("BTC", "ETH")}  # type: ignore[call-overload]
+        clock = datetime.fromisoformat(str(state["time"]))
+        rng = random.Random(0)
+        ids = [f"acct-{rng.randrange(args.accounts):0{width}d}" for _ in range(5_000)]
+        queries = [("GET", f"/accounts/{a}", reader, b"") for a in ids]
+        published = [("GET", f"/figures/{a}", reader, b"") for a in ids]
+        trade = {"account": f"acct-{0:0{width}d}", "instrument": "BTC-PERP", "price": prices["BTC"]}
+        what_ifs = [
+            ("POST", "/what-if", trader, json.dumps({**trade, "quantity": q}).encode())
+            for q in (0.01, -0.02, 0.05, -0.1)
+        ]
+        warm = Feeder(args.port, feeder_key, dict(prices), clock)  # warm up (JIT, the screen's first bands, caches)
+        asyncio.run(load(args.port, 3.0, args.connections, queries + what_ifs, warm))
+        rows = []
+        latency, errors = asyncio.run(load(args.port, args.seconds, args.connections, queries, None))
+        rows.append(_row("margin queries, no ticks (baseline)", latency, errors, args.seconds))
+        feeder = Feeder(args.port, feeder_key, warm.prices, warm.time)
+        feeder.seq = 2_000_000
+        latency, errors = asyncio.run(load(args.port, args.seconds, args.connections, queries, feeder))
+        rows.append(_row("margin queries + a tick every 100 ms", latency, errors, args.seconds))
+        rows.append(_row("  the ticks themselves (POST /records)", feeder.latency, feeder.errors, args.seconds))
+        feeder = Feeder(args.port, feeder_key, feeder.prices, feeder.time)
+        feeder.seq = 2_500_000
+        latency, errors = asyncio.run(load(args.port, args.seconds, args.connections, published, feeder))
+        rows.append(_row("published figures (GET /figures) + ticks", latency, errors, args.seconds))
+        feeder = Feeder(args.port, feeder_key, feeder.prices, feeder.time)
+        feeder.seq = 3_000_000
+        latency, errors = asyncio.run(load(args.port, args.seconds, 1, what_ifs, feeder))
+        rows.append(_row("what-if (1 connection) + ticks", latency, errors, args.seconds))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(f"\n{args.accounts:,} accounts, {args.connections} connections, {args.seconds:.0f} s a phase, loopback\n")
+    print("| phase | requests | req/s | p50 ms | p99 ms | max ms | errors |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

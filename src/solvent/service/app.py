@@ -1,0 +1,432 @@
+"""The HTTP API (Litestar): parses requests, checks the caller's key and role, calls the `Venue`, answers.
+
+Endpoints (docs/service.md): records in (one JSON record, or NDJSON / Arrow IPC in bulk), an account's
+requirement, a pre-trade what-if, the venue summary, the events as server-sent events, parameter changes,
+health, readiness, Prometheus metrics and the OpenAPI document at /schema. Bad input is a 4xx naming the
+field; the caller's key never reaches a log line (its holder's name does).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+import anyio
+import msgspec
+import numpy as np
+import pyarrow as pa
+from litestar import Litestar, Request, Response, get, post, put
+from litestar.connection import ASGIConnection
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from solvent.convert.results import account_document
+from solvent.errors import InputError, SolventError
+from solvent.formats.schemas import Identifier, NonNegativeAmount, Price, Quantity
+from solvent.market.oracle import OracleStatus
+from solvent.params import MarginParams
+from solvent.service.auth import KeyEntry, KeyRing, Permission
+from solvent.service.dashboard import dashboard_data, page
+from solvent.service.metrics import ServiceMetrics
+from solvent.service.venue import Venue
+from solvent.service.view import STATUSES, VenueView
+from solvent.stream import events as ev
+from solvent.stream.engine import params_digest
+from solvent.stream.feed import FeedRecord, ParamsChange
+from solvent.stream.feedio import decode_ndjson, decode_table
+
+log = logging.getLogger("solvent.service")
+audit = logging.getLogger("solvent.service.audit")
+
+NDJSON: Final = "application/x-ndjson"
+ARROW: Final = "application/vnd.apache.arrow.stream"
+MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+#: How often an event stream that has caught up looks for new events, seconds.
+EVENT_POLL_S: Final = 0.05
+EVENT_PAGE: Final = 1000
+_REFUSED = (ev.InputRejected, ev.FillRejected)
+
+
+class WhatIf(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A trade to check: `account` buys `quantity` contracts of `instrument` (negative: sells) at `price`, paying
+    `fee` USD."""
+
+    account: Identifier
+    instrument: Identifier
+    quantity: Quantity
+    price: Price
+    fee: NonNegativeAmount = 0.0
+
+
+# ------------------------------------------------------------------------------------------- access
+
+
+def _holder(connection: ASGIConnection[Any, Any, Any, Any]) -> KeyEntry:
+    """The key's entry: 401 without a key or with one not in the ring."""
+    header = connection.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise NotAuthorizedException("missing API key: send 'Authorization: Bearer <key>'")
+    keys: KeyRing = connection.app.state.key_ring
+    entry = keys.holder(key.strip())
+    if entry is None:
+        raise NotAuthorizedException("unknown API key")
+    return entry
+
+
+async def _guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """401 without a valid key; 403 when its role grants none of the handler's permissions."""
+    entry = _holder(connection)
+    needed: frozenset[Permission] = handler.opt["permissions"]
+    if not any(entry.may(p) for p in needed):
+        raise PermissionDeniedException(f"role {entry.role} may not {' or '.join(sorted(needed))}")
+    connection.state.holder = entry
+
+
+def _require(*permissions: Permission) -> dict[str, Any]:
+    """A handler's guard and the permissions it accepts (any one suffices)."""
+    return {"guards": [_guard], "opt": {"permissions": frozenset(permissions)}, "security": [{"apiKey": []}]}
+
+
+def _own(request: Request[Any, Any, Any], account: str) -> KeyEntry:
+    """The caller, who must be allowed to see `account`: any account, or its own."""
+    entry: KeyEntry = request.state.holder
+    if not entry.may(Permission.READ_ANY_ACCOUNT) and entry.account != account:
+        raise PermissionDeniedException(f"{entry.name} may read account {entry.account!r} only")
+    return entry
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _venue(request: Request[Any, Any, Any]) -> Venue:
+    venue: Venue = request.app.state.venue
+    return venue
+
+
+def _row(venue: Venue, account: str) -> int:
+    row = venue.engine.store.row_of.get(account)
+    if row is None:
+        raise NotFoundException(f"unknown account {account!r}")
+    return row
+
+
+def _events(events: Sequence[ev.Event]) -> list[dict[str, Any]]:
+    return [msgspec.to_builtins(e) for e in events]
+
+
+def _ingest(request: Request[Any, Any, Any], records: Sequence[FeedRecord], source: str) -> Response[Any]:
+    """Apply `records` as one batch. 200 with the events; 422 when the venue refused a record (logged with its
+    rejection event, the other records applied) or the batch is out of order (nothing applied)."""
+    entry: KeyEntry = request.state.holder
+    if any(isinstance(r, ParamsChange) for r in records):
+        raise PermissionDeniedException("parameters change through PUT /params (the operator's), not as a record")
+    venue = _venue(request)
+    metrics: ServiceMetrics = request.app.state.metrics
+    begin = time.perf_counter()
+    with venue.lock:
+        seen = venue.engine.last_input_seq
+        fresh = [r for r in records if r.seq > seen]
+        try:
+            events = venue.ingest(records, source=source)
+        except InputError as exc:
+            raise ClientException(str(exc), status_code=422) from None
+        request.app.state.view = VenueView.of(venue)
+    seconds = time.perf_counter() - begin
+    metrics.batch(fresh, events, seconds)
+    log.info(
+        "ingested",
+        extra={"who": entry.name, "records": len(fresh), "skipped": len(records) - len(fresh), "events": len(events)},
+    )
+    refused = [e for e in events if isinstance(e, _REFUSED)]
+    body = {"applied": len(fresh), "skipped": len(records) - len(fresh), "events": _events(events)}
+    if refused:
+        first = refused[0]
+        reason = first.reason if isinstance(first, ev.FillRejected) else f"{first.field}: {first.reason}"
+        return Response({"detail": f"record seq {first.cause} refused: {reason}", **body}, status_code=422)
+    return Response(body)
+
+
+# ----------------------------------------------------------------------------------------- handlers
+
+
+@get("/health", sync_to_thread=False)
+def health() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@get("/ready", sync_to_thread=False)
+def ready(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Readiness: the venue is up; the last input and event sequence numbers."""
+    venue = _venue(request)
+    return {"status": "ready", "last_input_seq": venue.engine.last_input_seq, "next_event_seq": venue.engine.next_seq}
+
+
+@get("/metrics", sync_to_thread=True, media_type="text/plain; version=0.0.4; charset=utf-8")
+def metrics(request: Request[Any, Any, Any]) -> bytes:
+    """Prometheus metrics."""
+    service_metrics: ServiceMetrics = request.app.state.metrics
+    return service_metrics.exposition()
+
+
+@post("/records", status_code=200, sync_to_thread=True, **_require(Permission.INGEST))
+def ingest_record(request: Request[Any, Any, Any], data: JSONBody[FeedRecord]) -> Response[Any]:
+    """One feed record (`solvent.feed/1`, JSON): market data, a fill, a deposit or a withdrawal."""
+    return _ingest(request, [data], "<request>")
+
+
+@post("/records/bulk", status_code=200, **_require(Permission.INGEST))
+async def ingest_bulk(
+    request: Request[Any, Any, Any], content_type: Annotated[str, HeaderParameter(name="content-type")]
+) -> Response[Any]:
+    """Feed records in one batch: NDJSON (`application/x-ndjson`) or an Arrow IPC stream
+    (`application/vnd.apache.arrow.stream`) in the feed's Parquet layout (docs/formats.md)."""
+    kind = content_type.split(";")[0].strip().lower()
+    if kind not in (NDJSON, ARROW):
+        raise ClientException(f"content-type {kind!r}: send {NDJSON} or {ARROW}", status_code=415)
+    data = await request.body()
+    return await anyio.to_thread.run_sync(_ingest_bulk, request, kind, data)
+
+
+def _ingest_bulk(request: Request[Any, Any, Any], kind: str, data: bytes) -> Response[Any]:
+    try:
+        records = decode_ndjson(data, "<body>") if kind == NDJSON else decode_table(_arrow_table(data), "<body>")
+    except InputError as exc:
+        raise ClientException(str(exc)) from None
+    if not records:
+        raise ClientException("<body>: no records")
+    return _ingest(request, records, "<body>")
+
+
+def _arrow_table(data: bytes) -> pa.Table:
+    try:
+        with pa.ipc.open_stream(data) as reader:
+            return reader.read_all()
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError("<body>", "", f"not a readable Arrow IPC stream ({exc})") from None
+
+
+@get(
+    "/accounts/{account:path}",
+    sync_to_thread=True,
+    **_require(Permission.READ_ANY_ACCOUNT, Permission.READ_OWN_ACCOUNT),
+)
+def account(request: Request[Any, Any, Any], account: FromPath[str]) -> dict[str, Any]:
+    """An account's requirement now: IM with every term, MM, equity, health, Greeks, status and early flag. An
+    account id may hold slashes (a sub-account: /accounts/alice/eth-short)."""
+    account = account.removeprefix("/")
+    _own(request, account)
+    venue = _venue(request)
+    with venue.lock:
+        row = _row(venue, account)
+        engine = venue.engine
+        result = engine.margin_now(np.array([row], dtype=np.int64))
+        status, flagged = int(engine.figures.status[row]), bool(engine.figures.flagged[row])
+    return {**account_document(result, 0), "status": STATUSES[status], "predictive_flag": flagged}
+
+
+@get(
+    "/figures/{account:path}",
+    sync_to_thread=False,
+    **_require(Permission.READ_ANY_ACCOUNT, Permission.READ_OWN_ACCOUNT),
+)
+def figures(request: Request[Any, Any, Any], account: FromPath[str]) -> dict[str, Any]:
+    """An account's IM, MM, equity, health, status and early flag as the venue published them after its last batch
+    (`last_input_seq`, `time`): no terms, but it never waits for a batch in progress."""
+    account = account.removeprefix("/")
+    _own(request, account)
+    view: VenueView = request.app.state.view
+    row = view.row_of.get(account)
+    if row is None:
+        raise NotFoundException(f"unknown account {account!r}")
+    return {"account": account, **view.account(row)}
+
+
+@post("/what-if", status_code=200, sync_to_thread=True, **_require(Permission.WHAT_IF))
+def what_if(request: Request[Any, Any, Any], data: JSONBody[WhatIf]) -> dict[str, Any]:
+    """Whether the account may make this trade now, and its IM before and after (the price band applies: a price
+    too far from the mark is refused)."""
+    _own(request, data.account)
+    venue = _venue(request)
+    with venue.lock:
+        _row(venue, data.account)
+        if data.instrument not in venue.engine.store.instrument_row:
+            raise NotFoundException(f"unknown instrument {data.instrument!r}")
+        decision = venue.engine.what_if(data.account, data.instrument, data.quantity, data.price, data.fee)
+    return asdict(decision)
+
+
+@get("/venue", sync_to_thread=True, **_require(Permission.READ_VENUE))
+def venue_summary(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The venue now: the run's figures, the feed's time and last sequence number, accounts by status, the
+    insurance fund, each asset's price and oracle status, total equity, IM and MM."""
+    venue = _venue(request)
+    with venue.lock:
+        engine = venue.engine
+        summary = engine.summary()
+        counts = np.bincount(engine.figures.status.astype(np.int64), minlength=len(STATUSES)).tolist()
+        oracle = {a: OracleStatus(int(s)).name for a, s in zip(engine.market.assets, engine.market.status, strict=True)}
+        figures = engine.figures
+        totals = {
+            "equity": float(np.sum(figures.equity)),
+            "im": float(np.sum(figures.im)),
+            "mm": float(np.sum(figures.mm)),
+        }
+        fund = engine.fund
+        last = engine.last_input_seq
+        now = engine.last_time
+        prices = dict(zip(engine.market.assets, engine.market.price.tolist(), strict=True))
+    return {
+        **summary,
+        "time": now,
+        "last_input_seq": last,
+        "prices": prices,
+        "insurance_fund": fund,
+        "accounts_by_status": dict(zip(STATUSES, counts, strict=False)),
+        "oracle_status": oracle,
+        "totals": totals,
+    }
+
+
+@get("/dashboard", sync_to_thread=False, media_type="text/html; charset=utf-8", include_in_schema=False)
+def dashboard() -> str:
+    """The dashboard page (open: it holds no numbers; it fetches them with the key given in its URL's fragment,
+    `/dashboard#key=...`, which the browser never sends)."""
+    return page()
+
+
+@get("/dashboard/data", sync_to_thread=True, **_require(Permission.READ_VENUE))
+def dashboard_numbers(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The dashboard's numbers: venue equity against IM and MM, accounts by health bucket, each factor's share of
+    IM, the riskiest accounts with their breakdown, oracle status per asset, the last event's sequence number."""
+    return dashboard_data(_venue(request))
+
+
+@get("/events", sync_to_thread=False, **_require(Permission.READ_VENUE))
+def events(
+    request: Request[Any, Any, Any],
+    after: Annotated[int | None, QueryParameter(ge=-1, description="resume after this event sequence number")] = None,
+    follow: Annotated[bool, QueryParameter(description="keep the stream open for new events")] = True,
+    last_event_id: Annotated[str | None, HeaderParameter(name="last-event-id")] = None,
+) -> ServerSentEvent:
+    """The events as server-sent events (`id` = sequence number, `event` = type), from after `after` or the
+    `Last-Event-ID` header (default: the first); with `follow=false` the stream ends once it has caught up."""
+    start = after
+    if start is None and last_event_id is not None:
+        try:
+            start = int(last_event_id)
+        except ValueError:
+            raise ClientException(f"Last-Event-ID: not a sequence number: {last_event_id!r}") from None
+    return ServerSentEvent(_event_stream(_venue(request), -1 if start is None else start, follow))
+
+
+async def _event_stream(venue: Venue, after: int, follow: bool) -> AsyncIterator[ServerSentEventMessage]:
+    while True:
+        page = venue.events_after(after, EVENT_PAGE)
+        for event in page:
+            yield ServerSentEventMessage(
+                data=msgspec.json.encode(event).decode(), event=type(event).__name__, id=event.seq
+            )
+            after = event.seq
+        if len(page) < EVENT_PAGE:
+            if not follow:
+                return
+            await anyio.sleep(EVENT_POLL_S)
+
+
+@put("/params", sync_to_thread=True, **_require(Permission.CHANGE_PARAMS))
+def change_params(request: Request[Any, Any, Any], data: JSONBody[MarginParams]) -> dict[str, Any]:
+    """New model parameters (a whole `solvent.params/1` document), applied as the feed's next record (the next
+    sequence number, at the feed's current time); logged with who, when and the parameters' digest before and
+    after."""
+    entry: KeyEntry = request.state.holder
+    venue = _venue(request)
+    with venue.lock:
+        engine = venue.engine
+        before = params_digest(engine.params)
+        record = ParamsChange(seq=engine.last_input_seq + 1, time=engine.last_time, params=data)
+        try:
+            events = venue.ingest([record], source="<params>")
+        except (SolventError, ValueError) as exc:
+            raise ClientException(str(exc), status_code=422) from None
+        after = params_digest(engine.params)
+        request.app.state.view = VenueView.of(venue)
+    audit.info(
+        "parameters changed",
+        extra={
+            "who": entry.name,
+            "when": datetime.now(UTC).isoformat(),
+            "seq": record.seq,
+            "before": before,
+            "after": after,
+        },
+    )
+    return {
+        "seq": record.seq,
+        "time": record.time,
+        "digest_before": before,
+        "digest_after": after,
+        "events": _events(events),
+    }
+
+
+async def _log_server_error(exception: Exception, scope: Any) -> None:
+    """Log a 5xx with its traceback (a 4xx is the caller's: its answer says why, no log line)."""
+    if not isinstance(exception, HTTPException) or exception.status_code >= 500:
+        log.error("server error", exc_info=exception, extra={"path": scope.get("path")})
+
+
+# -------------------------------------------------------------------------------------------- the app
+
+
+def create_app(venue: Venue, keys: KeyRing, max_body_bytes: int = MAX_BODY_BYTES) -> Litestar:
+    """The API over `venue`, accepting `keys`."""
+    app = Litestar(
+        route_handlers=[
+            health,
+            ready,
+            metrics,
+            ingest_record,
+            ingest_bulk,
+            account,
+            figures,
+            what_if,
+            venue_summary,
+            events,
+            change_params,
+            dashboard,
+            dashboard_numbers,
+        ],
+        openapi_config=OpenAPIConfig(
+            title="solvent",
+            version="1",
+            path="/schema",
+            components=Components(
+                security_schemes={"apiKey": SecurityScheme(type="http", scheme="bearer", description="an API key")}
+            ),
+        ),
+        request_max_body_size=max_body_bytes,
+        logging_config=None,  # the service's logging is the host's (`solvent serve`: JSON lines)
+        after_exception=[_log_server_error],
+        debug=False,
+    )
+    app.state.venue = venue
+    app.state.key_ring = keys
+    app.state.metrics = ServiceMetrics(venue)
+    app.state.view = VenueView.of(venue)
+    return app

@@ -1,0 +1,121 @@
+"""`solvent serve`: build the venue (from files, or the demo venue), open the store, load the keys, and run the API
+on granian in this process (one worker: the venue is in memory and single-threaded behind its lock)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from solvent.service.auth import KeyRing, Role, add_key
+from solvent.service.venue import Venue
+from solvent.store.url import DEFAULT_STORE
+
+#: The fields of a log record that are not the caller's `extra`.
+_STANDARD: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+#: Batches between snapshots of the engine's state (a restart replays at most this many from the log).
+SNAPSHOT_EVERY = 1_000
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message and the record's `extra` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Where the venue comes from and where the service listens."""
+
+    portfolio: str | None = None
+    market: str | None = None
+    params: str | None = None
+    history: str | None = None
+    demo_accounts: int = 2_000
+    insurance_fund: float = 1_000_000.0
+    store: str = DEFAULT_STORE
+    keys: str = "solvent-keys.json"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    screen: bool = False  # the engine's health screen: a tick re-margins only accounts near a boundary
+
+
+def build_venue(options: ServeOptions) -> Venue:
+    """The venue of `options`: the portfolio and market files, or (without them) the demo venue."""
+    from solvent.store.url import open_store
+
+    store = open_store(options.store)
+    if options.portfolio is not None and options.market is not None:
+        from solvent.convert.inputs import load_params, load_portfolio
+        from solvent.formats.io import load_market
+        from solvent.market.history import read_history
+
+        history = None if options.history is None else read_history(options.history)
+        return Venue.open(
+            store,
+            load_portfolio(options.portfolio),
+            load_market(options.market),
+            load_params(options.params),
+            snapshot_every=SNAPSHOT_EVERY,
+            history=history,
+            insurance_fund=options.insurance_fund,
+            screen=options.screen,
+            portfolio_source=options.portfolio,
+            market_source=options.market,
+        )
+    from solvent.demo.run import DEMO_SEED, demo_history, demo_market, demo_params
+    from solvent.demo.venue import synthetic_book, venue_instruments
+
+    history = demo_history(DEMO_SEED)
+    params = demo_params()
+    market = demo_market(history, params, DEMO_SEED)
+    prices = {name: quote.price for name, quote in market.assets.items()}
+    book = synthetic_book(venue_instruments(market.time, prices), prices, options.demo_accounts, DEMO_SEED)
+    return Venue.open(
+        store,
+        book,
+        market,
+        params,
+        snapshot_every=SNAPSHOT_EVERY,
+        history=history,
+        insurance_fund=options.insurance_fund,
+        screen=options.screen,
+    )
+
+
+def first_key(path: str) -> str | None:
+    """If the keys file `path` is missing, create it with one operator key and return that key (else None)."""
+    if Path(path).exists():
+        return None
+    return add_key(path, "operator", Role.OPERATOR)
+
+
+def serve(options: ServeOptions) -> None:
+    """Run the service until interrupted."""
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    from solvent.service.app import create_app
+
+    app = create_app(build_venue(options), KeyRing.load(options.keys))
+    server = Server(app, address=options.host, port=options.port, interface=Interfaces.ASGI, log_enabled=False)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logging.getLogger("solvent.service").info("listening", extra={"host": options.host, "port": options.port})
+    asyncio.run(server.serve())
