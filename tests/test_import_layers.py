@@ -33,8 +33,9 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "baselines",  # the venues' own rules, margined beside the engine
         "convert store",  # files and records into engine types, engine results into documents; durable stores
         "api stream",  # the Python entry points; the streaming core
-        "simm proof governance service",  # features built on the margin engine; the service beside a venue
+        "simm proof governance",  # features built on the margin engine
         "lab demo console jsonschemas",  # studies and reports, the demo, the terminal tables, the schema catalogue
+        "service",  # the service beside a venue (serves the demo venue by default)
         "cli",
         "__main__ __init__",  # `python -m solvent` and the public surface
     )
