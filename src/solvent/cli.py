@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import signal
 import sys
@@ -152,8 +153,16 @@ _baseline_params_option = click.option(
 
 @click.group()
 @click.version_option(package_name="solvent")
-def main() -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="The library's log lines (stderr); the commands' own output is unchanged.",
+)
+def main(log_level: str) -> None:
     """solvent: multi-factor margin for derivatives venues."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @main.command()

@@ -14,6 +14,8 @@ further terms here and nowhere else, before `risk_tier`.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +56,8 @@ from solvent.params import MarginParams
 from solvent.scenarios.base import ScenarioSet
 
 FloatArray = NDArray[np.float64]
+
+LOG = logging.getLogger(__name__)
 
 
 def row_sums(by_asset: FloatArray) -> FloatArray:
@@ -246,7 +250,18 @@ def margin_book(
     source: str = "<portfolio>",
 ) -> MarginResult:
     """Margin every account of `book` at `state` under `params`."""
-    return margin_accounts(book, state, params, risk_context(state, params, history), source)
+    begin = time.perf_counter()
+    context = risk_context(state, params, history)
+    result = margin_accounts(book, state, params, context, source)
+    LOG.debug(
+        "margined %d accounts of %s on %d %s scenarios in %.3f s",
+        book.n_accounts,
+        source,
+        context.scenarios.n_scenarios,
+        context.scenarios.name,
+        time.perf_counter() - begin,
+    )
+    return result
 
 
 def margin_accounts(

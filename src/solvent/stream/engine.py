@@ -22,6 +22,7 @@ docs/model.md ("Streaming engine") describes the rules; docs/formats.md the feed
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -57,6 +58,8 @@ from solvent.stream.screen import HealthScreen
 from solvent.stream.store import AccountStore
 
 __all__ = ["StreamEngine", "params_digest"]
+
+LOG = logging.getLogger(__name__)
 
 
 class StreamEngine:
@@ -252,6 +255,18 @@ class StreamEngine:
         self.totals.records += len(records)
         self.totals.batches += 1
         self.totals.batch_ms.append((time.perf_counter() - begin) * 1000.0)
+        LOG.debug(
+            "batch of %d records to seq %d: %d events in %.1f ms",
+            len(records),
+            records[-1].seq,
+            len(events),
+            self.totals.batch_ms[-1],
+        )
+        for event in events:
+            if isinstance(
+                event, ev.LiquidationExecuted | ev.LossSocialised | ev.LossUnresolved | ev.LiquidationsPaused
+            ):
+                LOG.info("%s: %s", type(event).__name__, event)
         self.sink(events)
         return events
 
