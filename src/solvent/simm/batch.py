@@ -13,19 +13,22 @@ tests/test_simm_batch.py ties this to `calculator.calculate` (the slow twin) row
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from solvent.simm.calculator import (
+    MARGIN_TYPES,
+    PRODUCT_CLASSES,
+    RISK_CLASSES,
     ResultKey,
     SimmReport,
     SimmResult,
     _additional,
     _fx_pair,
     _net,
-    _populate,
     _regulations,
     _winner,
     calculate,
@@ -36,7 +39,6 @@ from solvent.simm.crif import PARAMETER_TYPES
 from solvent.simm.margins import (
     CALCULATION_CURRENCY,
     Sensitivity,
-    _concentration,
     correlation,
     curvature_lambda,
     risk_weight,
@@ -58,8 +60,41 @@ _BUCKETED = {
 _CURVATURE = ("Risk_FXVol", "Risk_CreditVol", "Risk_CreditVolNonQ", "Risk_EquityVol", "Risk_CommodityVol")
 _RF_LABELS = ("Risk_CreditVol", "Risk_CreditVolNonQ")
 
-# (unit, product class, risk class, margin type, bucket, value) rows of the margins of all units
-_Out = list[tuple[int, str, str, str, str, float]]
+
+# a product class or bucket per row: one name for all, or (codes, names)
+_Names = str | tuple[np.ndarray, Sequence[str]]
+
+
+class _Out:
+    """Margins of all units as rows (unit, key, value), each key (product class, risk class, margin type,
+    bucket) registered once and referred to by its number."""
+
+    def __init__(self) -> None:
+        self.index: dict[ResultKey, int] = {}
+        self.units: list[np.ndarray] = []
+        self.keys: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+
+    def emit(self, units: np.ndarray, pcs: _Names, rc: str, mt: str, buckets: _Names, values: np.ndarray) -> None:
+        n = len(units)
+        if not n:
+            return
+        pc_codes, pc_names = (np.zeros(n, dtype=np.int64), (pcs,)) if isinstance(pcs, str) else pcs
+        b_codes, b_names = (np.zeros(n, dtype=np.int64), (buckets,)) if isinstance(buckets, str) else buckets
+        nb = len(b_names)
+        uniq, inverse = np.unique(pc_codes * nb + b_codes, return_inverse=True)
+        ids = [
+            self.index.setdefault((pc_names[u // nb] or "Empty", rc, mt, b_names[u % nb]), len(self.index))
+            for u in uniq.tolist()
+        ]
+        self.units.append(units)
+        self.keys.append(np.array(ids, dtype=np.int64)[inverse])
+        self.values.append(values)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self.units:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+        return np.concatenate(self.units), np.concatenate(self.keys), np.concatenate(self.values)
 
 
 @dataclass(frozen=True)
@@ -94,16 +129,33 @@ class _Factors:
 # ---------------------------------------------------------------------------------------------- array helpers
 
 
-def _key(columns: Sequence[tuple[np.ndarray, int]]) -> np.ndarray:
-    """One int64 code per row for the combination of (codes, number of codes) columns (equal rows, equal code)."""
+_DENSE = 1 << 22  # a key span up to which lookups use a table instead of a sort
+
+# integer codes and how many values they can take
+_Key = tuple[np.ndarray, int]
+
+
+def _key(columns: Sequence[_Key]) -> _Key:
+    """One code per row for the combination of the columns' codes (equal rows, equal code)."""
     n = len(columns[0][0])
     key, span = np.zeros(n, dtype=np.int64), 1
     for codes, size in columns:
         if span * max(size, 1) >= 2**62:
-            uniq, inverse = np.unique(key, return_inverse=True)
-            key, span = inverse.astype(np.int64), len(uniq)
+            key, span = _compact((key, span))
         key, span = key * max(size, 1) + codes, span * max(size, 1)
-    return key
+    return key, span
+
+
+def _compact(key: _Key) -> _Key:
+    """The same grouping with codes 0..count-1, in the order of the original codes."""
+    codes, span = key
+    if span <= _DENSE:
+        used = np.zeros(span, dtype=bool)
+        used[codes] = True
+        rank = np.cumsum(used) - 1
+        return rank[codes], int(used.sum())
+    uniq, inverse = np.unique(codes, return_inverse=True)
+    return inverse.astype(np.int64).reshape(-1), len(uniq)
 
 
 def _segments(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -126,33 +178,43 @@ def _pairs(seg: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return i, starts[seg[i]] + offset
 
 
-def _lookup(fn: Callable[[int], float], key: np.ndarray) -> np.ndarray:
-    """fn(row) for every row, called once per distinct key (fn sees the first row with that key)."""
-    if len(key) == 0:
+def _lookup(fn: Callable[[int], float], key: _Key) -> np.ndarray:
+    """fn(row) for every row, called once per distinct key (fn must depend on the row only through its key)."""
+    codes, span = key
+    if len(codes) == 0:
         return np.zeros(0)
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    return np.array([fn(int(r)) for r in first], dtype=float)[inverse]
+    if span > _DENSE:
+        codes, span = _compact(key)
+    first = np.full(span, -1, dtype=np.int64)
+    first[codes] = np.arange(len(codes))
+    used = np.flatnonzero(first >= 0)
+    table = np.zeros(span)
+    table[used] = [fn(r) for r in first[used].tolist()]
+    return table[codes]
 
 
 def _sum(seg: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
     return np.bincount(seg, weights=values, minlength=count)[:count]
 
 
-def _factor_key(f: _Factors, fields: Sequence[str]) -> np.ndarray:
-    return _key([(getattr(f, x), len(f.values[x])) for x in fields])
+def _factor_key(f: _Factors, fields: Sequence[str]) -> _Key:
+    units = int(f.unit.max(initial=0)) + 1
+    return _key([(getattr(f, x), len(f.values[x]) if x in f.values else units) for x in fields])
 
 
 def _pair_corr(
-    f: _Factors, seg: np.ndarray, starts: np.ndarray, rho: Callable[[int, int], float], fields: Sequence[str],
-    *, squared: bool = False,
+    f: _Factors,
+    seg: np.ndarray,
+    starts: np.ndarray,
+    rho: Callable[[int, int], float],
+    fields: Sequence[str],
+    *,
+    squared: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, rho_ij) over the ordered pairs of each segment, rho_ii = 1; rho(i, j) once per distinct `fields` pair."""
     i, j = _pairs(seg, starts)
-    desc = _factor_key(f, fields)
-    if len(desc):
-        _, desc = np.unique(desc, return_inverse=True)
-    ndesc = int(desc.max()) + 1 if len(desc) else 1
-    corr = _lookup(lambda r: rho(int(i[r]), int(j[r])), desc[i] * ndesc + desc[j])
+    desc, count = _compact(_factor_key(f, fields))
+    corr = _lookup(lambda r: rho(int(i[r]), int(j[r])), _key([(desc[i], count), (desc[j], count)]))
     if squared:
         corr = corr * corr
     corr[i == j] = 1.0
@@ -169,25 +231,19 @@ def _aggregate(
     i, j = i[off], j[off]
     clamped = np.clip(s, -k, k)
     total = _sum(cls, k * k, count)
-    return total + _sum(cls[i], gamma(i, j) * clamped[i] * clamped[j], count)
+    return np.asarray(total + _sum(cls[i], gamma(i, j) * clamped[i] * clamped[j], count))
 
 
 def _sqrt(x: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.maximum(x, 0.0))
+    return np.asarray(np.sqrt(np.maximum(x, 0.0)))
 
 
-def _emit(out: _Out, units: np.ndarray, pcs: Sequence[str], rc: str, mt: str, buckets: Sequence[str],
-          values: np.ndarray) -> None:  # fmt: skip
-    out.extend(zip(units.tolist(), pcs, [rc] * len(units), [mt] * len(units), buckets, values.tolist(), strict=True))
+def _names(f: _Factors, field: str, rows: np.ndarray) -> tuple[np.ndarray, Sequence[str]]:
+    return getattr(f, field)[rows], f.values[field]
 
 
-def _names(f: _Factors, field: str, rows: np.ndarray) -> list[str]:
-    names = f.values[field]
-    return [names[c] for c in getattr(f, field)[rows].tolist()]
-
-
-def _pc_names(f: _Factors, rows: np.ndarray) -> list[str]:
-    return [p or "Empty" for p in _names(f, "pc", rows)]
+def _pc_names(f: _Factors, rows: np.ndarray) -> tuple[np.ndarray, Sequence[str]]:
+    return f.pc[rows], f.values["pc"]
 
 
 def _sens(f: _Factors, r: int) -> Sensitivity:
@@ -203,7 +259,7 @@ def _lambda(theta: np.ndarray) -> np.ndarray:
 
 
 def _is_zero(x: np.ndarray) -> np.ndarray:
-    return np.abs(x) < _TINY
+    return np.asarray(np.abs(x) < _TINY)
 
 
 # ---------------------------------------------------------------------------------------------- bucketed classes
@@ -240,19 +296,21 @@ def _inter(cal: Calibration, bk: _Buckets, *, squared: bool) -> np.ndarray:
         a, b = heads[i], heads[j]
         key = _key([(g.rt[a], len(g.values["rt"])), (g.q[a], len(g.values["q"])), (g.b[a], len(g.values["b"])),
                     (g.q[b], len(g.values["q"])), (g.b[b], len(g.values["b"]))])  # fmt: skip
-        out = _lookup(lambda r: correlation(cal, g.text("rt", int(a[r])), _head(g, int(a[r])), _head(g, int(b[r]))), key)
+        out = _lookup(
+            lambda r: correlation(cal, g.text("rt", int(a[r])), _head(g, int(a[r])), _head(g, int(b[r]))), key
+        )
         return out * out if squared else out
 
     return _aggregate(bk.cls[nr], bk.k[nr], bk.s[nr], gamma, len(bk.cstarts))
 
 
-def _bucket_rows(bk: _Buckets, rows: np.ndarray) -> tuple[np.ndarray, list[str], list[str]]:
+def _bucket_rows(bk: _Buckets, rows: np.ndarray) -> tuple[np.ndarray, _Names, _Names]:
     """(unit, product class, bucket name) of the buckets at `rows`."""
     heads = bk.starts[rows]
     return bk.g.unit[heads], _pc_names(bk.g, heads), _names(bk.g, "b", heads)
 
 
-def _class_rows(bk: _Buckets, classes: np.ndarray) -> tuple[np.ndarray, list[str], list[str]]:
+def _class_rows(bk: _Buckets, classes: np.ndarray) -> tuple[np.ndarray, _Names, _Names]:
     heads = bk.starts[bk.cstarts[classes]]
     return bk.g.unit[heads], _pc_names(bk.g, heads), _names(bk.g, "rt", heads)
 
@@ -269,18 +327,18 @@ def _delta_vega(cal: Calibration, f: _Factors, out: _Out) -> None:
         usd_fx = (g.rt == rt_names.index("Risk_FX")) & (g.q == q_names.index(CALCULATION_CURRENCY))
     rtqb = _factor_key(g, ("rt", "q", "b"))
     sig = _lookup(lambda r: sigma(cal, g.text("rt", r), g.text("q", r), g.text("b", r)), rtqb)
-    hvr = _lookup(lambda r: cal.hvr.get(g.text("rt", r), 1.0), g.rt)
+    hvr = _lookup(lambda r: cal.hvr.get(g.text("rt", r), 1.0), _factor_key(g, ("rt",)))
     scaled = g.amount * sig * hvr
     qseg, qstarts = _segments(seg, g.q)
     qsum = _sum(qseg, np.where(usd_fx, 0.0, scaled), len(qstarts))
-    thr = _lookup(
-        lambda r: 1.0 if usd_fx[r] else cal.threshold(g.text("rt", r), g.text("q", r), g.text("b", r)), rtqb
-    )[qstarts]
+    thr = _lookup(lambda r: 1.0 if usd_fx[r] else cal.threshold(g.text("rt", r), g.text("q", r), g.text("b", r)), rtqb)[
+        qstarts
+    ]
     cr = np.where(usd_fx[qstarts], 1.0, np.maximum(1.0, np.sqrt(np.abs(qsum / thr))))[qseg]
     rw = _lookup(
-        lambda r: 0.0 if usd_fx[r] else risk_weight(cal, g.text("rt", r), g.text("q", r), g.text("b", r), g.text("l1", r)),
+        lambda r: 0.0 if usd_fx[r] else risk_weight(cal, *(g.text(x, r) for x in ("rt", "q", "b", "l1"))),
         _factor_key(g, ("rt", "q", "b", "l1")),
-    )  # fmt: skip
+    )
     ws = rw * scaled * cr
 
     def rho(i: int, j: int) -> float:
@@ -302,16 +360,16 @@ def _delta_vega(cal: Calibration, f: _Factors, out: _Out) -> None:
         classes = np.flatnonzero(g.rt[starts[bk.cstarts]] == rt)
         if rt_names[rt] in ("Risk_FX", "Risk_FXVol"):
             rows = qstarts[np.isin(seg[qstarts], np.flatnonzero(np.isin(bk.cls, classes))) & ~usd_fx[qstarts]]
-            _emit(out, g.unit[rows], _pc_names(g, rows), rc, mt, _names(g, "q", rows), kq[qseg[rows]])
+            out.emit(g.unit[rows], _pc_names(g, rows), rc, mt, _names(g, "q", rows), kq[qseg[rows]])
         res = classes[~_is_zero(residual[classes])]
         unit, pcs, _ = _class_rows(bk, res)
-        _emit(out, unit, pcs, rc, mt, ["Residual"] * len(res), residual[res])
+        out.emit(unit, pcs, rc, mt, "Residual", residual[res])
         if rt_names[rt] not in ("Risk_FX", "Risk_FXVol"):
             buckets = np.flatnonzero(np.isin(bk.cls, classes) & ~bk.residual)
             unit, pcs, names = _bucket_rows(bk, buckets)
-            _emit(out, unit, pcs, rc, mt, names, bk.k[buckets])
+            out.emit(unit, pcs, rc, mt, names, bk.k[buckets])
         unit, pcs, _ = _class_rows(bk, classes)
-        _emit(out, unit, pcs, rc, mt, ["All"] * len(classes), margin[classes])
+        out.emit(unit, pcs, rc, mt, "All", margin[classes])
 
 
 def _curvature(cal: Calibration, f: _Factors, out: _Out) -> None:
@@ -321,8 +379,10 @@ def _curvature(cal: Calibration, f: _Factors, out: _Out) -> None:
         return
     seg, starts = _segments(g.unit, g.pc, g.rt, g.b)
     rt_names = g.values["rt"]
-    sig = _lookup(lambda r: sigma(cal, g.text("rt", r), g.text("q", r), g.text("b", r)), _factor_key(g, ("rt", "q", "b")))
-    cw = _lookup(lambda r: cal.curvature_weight(g.text("l1", r)), g.l1)
+    sig = _lookup(
+        lambda r: sigma(cal, g.text("rt", r), g.text("q", r), g.text("b", r)), _factor_key(g, ("rt", "q", "b"))
+    )
+    cw = _lookup(lambda r: cal.curvature_weight(g.text("l1", r)), _factor_key(g, ("l1",)))
     ws = cw * ((g.amount * g.multiplier) * sig)
     if "Risk_EquityVol" in rt_names and "12" in g.values["b"]:
         ws[(g.rt == rt_names.index("Risk_EquityVol")) & (g.b == g.values["b"].index("12"))] = 0.0
@@ -352,12 +412,12 @@ def _curvature(cal: Calibration, f: _Factors, out: _Out) -> None:
         classes = np.flatnonzero(g.rt[starts[bk.cstarts]] == rt)
         buckets = np.flatnonzero(np.isin(bk.cls, classes) & nr)
         unit, pcs, names = _bucket_rows(bk, buckets)
-        _emit(out, unit, pcs, rc, "Curvature", names, bk.k[buckets])
+        out.emit(unit, pcs, rc, "Curvature", names, bk.k[buckets])
         shown = classes[res_live[classes]]
         unit, pcs, _ = _class_rows(bk, shown)
-        _emit(out, unit, pcs, rc, "Curvature", ["Residual"] * len(shown), res_margin[shown])
+        out.emit(unit, pcs, rc, "Curvature", "Residual", res_margin[shown])
         unit, pcs, _ = _class_rows(bk, classes)
-        _emit(out, unit, pcs, rc, "Curvature", ["All"] * len(classes), margin[classes])
+        out.emit(unit, pcs, rc, "Curvature", "All", margin[classes])
 
 
 # ---------------------------------------------------------------------------------------------- interest rate
@@ -366,7 +426,7 @@ def _curvature(cal: Calibration, f: _Factors, out: _Out) -> None:
 def _by_currency(f: _Factors, names: Sequence[str]) -> tuple[_Factors, np.ndarray, np.ndarray]:
     """The factors of `names`, sorted by (unit, product class, currency), with their currency segments."""
     g = f.take(np.flatnonzero(f.rt_in(names)))
-    g = g.take(np.lexsort((g.l2, g.l1, g.rt, g.q, g.pc, g.unit)))
+    g = g.take(np.argsort(_factor_key(g, ("unit", "pc", "q", "rt", "l1", "l2"))[0], kind="stable"))
     seg, starts = _segments(g.unit, g.pc, g.q)
     return g, seg, starts
 
@@ -377,17 +437,23 @@ def _is(g: _Factors, name: str) -> np.ndarray:
 
 
 def _across_currencies(
-    cal: Calibration, g: _Factors, starts: np.ndarray, k: np.ndarray, s: np.ndarray, cr: np.ndarray | None,
-    *, squared: bool,
+    cal: Calibration,
+    g: _Factors,
+    starts: np.ndarray,
+    k: np.ndarray,
+    s: np.ndarray,
+    cr: np.ndarray | None,
+    *,
+    squared: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(class per currency segment, per class: the cross-currency sum), gamma = outer correlation (x g(CR))."""  # fmt: skip
+    """(class per currency segment, per class: the cross-currency sum), gamma = outer correlation (x g(CR))."""
     cls, cstarts = _segments(g.unit[starts], g.pc[starts])
     outer = cal.ir_outer**2 if squared else cal.ir_outer
 
     def gamma(i: np.ndarray, j: np.ndarray) -> np.ndarray:
         if cr is None:
             return np.full(len(i), outer)
-        return outer * np.minimum(cr[i], cr[j]) / np.maximum(cr[i], cr[j])
+        return np.asarray(outer * np.minimum(cr[i], cr[j]) / np.maximum(cr[i], cr[j]))
 
     return cls, _aggregate(cls, k, s, gamma, len(cstarts))
 
@@ -410,11 +476,11 @@ def _emit_ir(out: _Out, g: _Factors, starts: np.ndarray, cls: np.ndarray, mt: st
     """Per currency K and the class total ("All") of the classes in `shown` (a boolean per class)."""
     rows = np.flatnonzero(shown[cls])
     heads = starts[rows]
-    _emit(out, g.unit[heads], _pc_names(g, heads), "InterestRate", mt, _names(g, "q", heads), k[rows])
+    out.emit(g.unit[heads], _pc_names(g, heads), "InterestRate", mt, _names(g, "q", heads), k[rows])
     _, first = _segments(cls)
     classes = np.flatnonzero(shown)
     heads = starts[first[classes]]
-    _emit(out, g.unit[heads], _pc_names(g, heads), "InterestRate", mt, ["All"] * len(classes), total[classes])
+    out.emit(g.unit[heads], _pc_names(g, heads), "InterestRate", mt, "All", total[classes])
 
 
 def _ir_delta(cal: Calibration, f: _Factors, out: _Out) -> None:
@@ -422,8 +488,8 @@ def _ir_delta(cal: Calibration, f: _Factors, out: _Out) -> None:
     g, seg, starts = _by_currency(f, _IR_DELTA)
     if not len(g):
         return
-    curve, inflation, xccy = (_is(g, name) for name in _IR_DELTA)
-    thr = np.array([cal.threshold("Risk_IRCurve", g.text("q", r), "") for r in starts.tolist()])
+    curve, xccy = _is(g, "Risk_IRCurve"), _is(g, "Risk_XCcyBasis")
+    thr = _lookup(lambda r: cal.threshold("Risk_IRCurve", g.text("q", r), ""), _factor_key(g, ("q",)))[starts]
     cr_ccy = np.maximum(1.0, np.sqrt(np.abs(_sum(seg, np.where(xccy, 0.0, g.amount), len(starts)) / thr)))
     cr = np.where(xccy, 1.0, cr_ccy[seg])
     rw = _lookup(
@@ -454,9 +520,9 @@ def _ir_vega(cal: Calibration, f: _Factors, out: _Out) -> None:
     g, seg, starts = _by_currency(f, _IR_VOL)
     if not len(g):
         return
-    thr = np.array([cal.threshold("Risk_IRVol", g.text("q", r), "") for r in starts.tolist()])
+    thr = _lookup(lambda r: cal.threshold("Risk_IRVol", g.text("q", r), ""), _factor_key(g, ("q",)))[starts]
     cr_ccy = np.maximum(1.0, np.sqrt(np.abs(_sum(seg, g.amount, len(starts)) / thr)))
-    rw = _lookup(lambda r: cal.flat_weights[g.text("rt", r)], g.rt)
+    rw = _lookup(lambda r: cal.flat_weights[g.text("rt", r)], _factor_key(g, ("rt",)))
     ws = rw * g.amount * cr_ccy[seg]
     i, j, corr = _pair_corr(g, seg, starts, _ir_vol_rho(cal, g), ("rt", "l1"))
     k = _sqrt(_sum(seg[i], ws[i] * ws[j] * corr, len(starts)))
@@ -469,7 +535,7 @@ def _ir_curvature(cal: Calibration, f: _Factors, out: _Out) -> None:
     g, seg, starts = _by_currency(f, _IR_VOL)
     if not len(g):
         return
-    cw = _lookup(lambda r: cal.curvature_weight(g.text("l1", r)), g.l1)
+    cw = _lookup(lambda r: cal.curvature_weight(g.text("l1", r)), _factor_key(g, ("l1",)))
     ws = cw * (g.amount * g.multiplier)
     i, j, corr = _pair_corr(g, seg, starts, _ir_vol_rho(cal, g), ("rt", "l1"), squared=True)
     k = _sqrt(_sum(seg[i], ws[i] * ws[j] * corr, len(starts)))
@@ -488,7 +554,64 @@ def _ir_curvature(cal: Calibration, f: _Factors, out: _Out) -> None:
     dead = np.flatnonzero(~live)
     _, first = _segments(cls)
     heads = starts[first[dead]]
-    _emit(out, g.unit[heads], _pc_names(g, heads), "InterestRate", "Curvature", ["All"] * len(dead), total[dead])
+    out.emit(g.unit[heads], _pc_names(g, heads), "InterestRate", "Curvature", "All", total[dead])
+
+
+# ---------------------------------------------------------------------------------------------- totals
+
+
+def _totals(cal: Calibration, out: _Out, units: int) -> None:
+    """calculator._populate() for every unit: risk-class sums, product-class aggregation, totals (added to out)."""
+    keys = list(out.index)
+    rcs, mts = (*RISK_CLASSES, "All"), (*MARGIN_TYPES, "All")
+    pcs = [p for p in PRODUCT_CLASSES if any(k[0] == p and k[3] == "All" for k in keys)]
+    if not pcs:
+        return
+    unit, key, value = out.arrays()
+    total = np.array([k[3] == "All" for k in keys], dtype=bool)[key]
+    unit, key, value = unit[total], key[total], value[total]
+    at = (unit, *(np.array([names.index(k[x]) for k in keys], dtype=np.int64)[key] for x, names in
+                  ((0, pcs), (1, rcs), (2, mts))))  # fmt: skip
+    m = np.zeros((units, len(pcs), len(rcs), len(mts)))
+    present = np.zeros(m.shape, dtype=bool)
+    m[at], present[at] = value, True
+    nr, nm = len(RISK_CLASSES), len(MARGIN_TYPES)
+    for x in range(nm):  # the risk-class margin: the sum of its margin types, in calculator order
+        m[:, :, :nr, nm] += m[:, :, :nr, x]
+    present[:, :, :nr, nm] = present[:, :, :nr, :nm].any(axis=-1)
+    psi = np.array([[1.0 if a == b else cal.risk_class_corr[(a, b)] for b in RISK_CLASSES] for a in RISK_CLASSES])
+    across = np.einsum("upam,ab,upbm->upm", m[:, :, :nr, :], psi, m[:, :, :nr, :])
+    m[:, :, nr, :] = _sqrt(across)
+    present[:, :, nr, :] = present[:, :, :nr, :].any(axis=2)
+    for x, pc in enumerate(pcs):
+        for b, name in enumerate(mts):
+            shown = np.flatnonzero(present[:, x, nr, b])
+            out.emit(shown, pc, "All", name, "All", m[shown, x, nr, b])
+        for a in range(nr):
+            shown = np.flatnonzero(present[:, x, a, nm])
+            out.emit(shown, pc, rcs[a], "All", "All", m[shown, x, a, nm])
+    summed = np.zeros((units, len(rcs), len(mts)))
+    for x in range(len(pcs)):  # product classes in calculator order
+        summed += np.where(present[:, x], m[:, x], 0.0)
+    anywhere = np.asarray(present.any(axis=1))
+    anywhere[:, nr, nm] = True
+    anywhere &= np.asarray(present.any(axis=(1, 2, 3)))[:, None, None]
+    for a, rc_name in enumerate(rcs):
+        for b, mt_name in enumerate(mts):
+            shown = np.flatnonzero(anywhere[:, a, b])
+            out.emit(shown, "All", rc_name, mt_name, "All", summed[shown, a, b])
+
+
+def _margins(out: _Out, units: int) -> list[dict[ResultKey, float]]:
+    """The margins of each unit as calculator.py keys them (a later row's value wins, as a later update does)."""
+    unit, key, value = out.arrays()
+    order = np.argsort(unit, kind="stable")
+    names = np.empty(len(out.index), dtype=object)
+    for k, i in out.index.items():
+        names[i] = k
+    keys, values = names[key[order]].tolist(), value[order].tolist()
+    bounds = np.searchsorted(unit[order], np.arange(units + 1)).tolist()
+    return [dict(zip(keys[a:b], values[a:b], strict=True)) for a, b in itertools.pairwise(bounds)]
 
 
 # ---------------------------------------------------------------------------------------------- units and netting
@@ -554,14 +677,17 @@ def _factors(crif: CrifColumns, rows: np.ndarray, unit: np.ndarray, multiplier: 
         "q": np.where(fx_vol, paired[q.codes[rows]], plain[q.codes[rows]]), "b": text["bucket"].codes[rows],
         "l1": text["label1"].codes[rows], "l2": text["label2"].codes[rows],
     }  # fmt: skip
-    order = np.lexsort(tuple(cols[k] for k in ("l2", "l1", "q", "b", "rt", "pc", "unit")))
-    cols = {k: v[order] for k, v in cols.items()}
-    seg, starts = _segments(*cols.values())
-    amount = np.add.reduceat(crif.amount_usd[rows][order], starts) if len(starts) else np.zeros(0)
     values = {
         "pc": text["product_class"].values, "rt": rt.values, "q": q_values, "b": text["bucket"].values,
         "l1": text["label1"].values, "l2": text["label2"].values,
     }  # fmt: skip
+    sizes = {"unit": int(unit.max()) + 1 if len(unit) else 1, **{k: len(v) for k, v in values.items()}}
+    order = np.argsort(
+        _key([(cols[k], sizes[k]) for k in ("unit", "pc", "rt", "b", "q", "l1", "l2")])[0], kind="stable"
+    )
+    cols = {k: v[order] for k, v in cols.items()}
+    _, starts = _segments(*cols.values())
+    amount = np.add.reduceat(crif.amount_usd[rows][order], starts) if len(starts) else np.zeros(0)
     heads = {k: v[starts] for k, v in cols.items()}
     return _Factors(**heads, amount=amount, multiplier=multiplier[heads["unit"]], values=values)
 
@@ -573,12 +699,11 @@ def calculate_batch(crif: CrifColumns, cal: Calibration, *, enforce_regulations:
     is_param = np.array([v in PARAMETER_TYPES for v in rt.values], dtype=bool)[rt.codes[rows]]
     multiplier = np.array([1.0 if side == "Call" else -1.0 for side, _, _ in units])
     f = _factors(crif, rows[~is_param], unit[~is_param], multiplier)
-    out: _Out = []
+    out = _Out()
     for part in (_ir_delta, _delta_vega, _ir_vega, _ir_curvature, _curvature):
         part(cal, f, out)
-    margins: list[dict[ResultKey, float]] = [{} for _ in units]
-    for u, pc, rc, mt, bucket, value in out:
-        margins[u][(pc, rc, mt, bucket)] = value
+    _totals(cal, out, len(units))
+    margins = _margins(out, len(units))
     params: dict[int, dict[tuple[str, str, str, str, str, str], list[float]]] = {}
     param_units = unit[is_param]
     for u in np.unique(param_units).tolist():
@@ -589,8 +714,8 @@ def calculate_batch(crif: CrifColumns, cal: Calibration, *, enforce_regulations:
     for u, (side, p, regulation) in enumerate(units):
         net = params.get(u, {})
         if has_risk[u] or any(k[1] == "Param_AddOnFixedAmount" for k in net):
-            _populate(cal, margins[u])
-            _additional(margins[u], net)
+            if net:
+                _additional(margins[u], net)
             results.append(SimmResult(portfolio=p, side=side, regulation=regulation, margins=margins[u]))
     if fallback:
         chosen = np.flatnonzero(np.isin(crif.text["portfolio"].codes, [

@@ -107,11 +107,11 @@ def _numbers(array: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read(text: str) -> CrifColumns:
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
+    first = text.partition("\n")[0].rstrip("\r")
+    if not first.strip():
         raise _Rejected
-    delimiter = "\t" if "\t" in lines[0] else ","
-    header = [h.strip().lstrip("#").lower() for h in next(csv.reader(io.StringIO(lines[0]), delimiter=delimiter))]
+    delimiter = "\t" if "\t" in first else ","
+    header = [h.strip().lstrip("#").lower() for h in next(csv.reader(io.StringIO(first), delimiter=delimiter))]
     if len(set(header)) != len(header):
         raise _Rejected
     names = [f"c{i}" for i in range(len(header))]
