@@ -31,7 +31,6 @@ from solvent.simm.calculator import (
     _net,
     _regulations,
     _winner,
-    calculate,
 )
 from solvent.simm.calibration import Calibration
 from solvent.simm.columns import CrifColumns
@@ -620,8 +619,39 @@ def _margins(out: _Out, units: int) -> list[dict[ResultKey, float]]:
 _Unit = tuple[str, str, str]
 
 
-def _units(crif: CrifColumns, enforce_regulations: bool) -> tuple[list[_Unit], np.ndarray, np.ndarray, set[str]]:
-    """(units sorted, row and unit of each (row, unit) membership, portfolios left to calculator.py).
+def _risk_factors(crif: CrifColumns) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]]]:
+    """(codes, names) per row of the risk-factor fields calculator._net() keys on (an FX vol's pair sorted)."""
+    text = crif.text
+    q = text["qualifier"]
+    q_values = tuple(sorted(set(q.values) | {_fx_pair(v) for v in q.values}))
+    index = {v: i for i, v in enumerate(q_values)}
+    plain = np.array([index[v] for v in q.values], dtype=np.int64)
+    paired = np.array([index[_fx_pair(v)] for v in q.values], dtype=np.int64)
+    rt = text["risk_type"]
+    fx_vol = np.array([v == "Risk_FXVol" for v in rt.values], dtype=bool)[rt.codes]
+    codes = {
+        "pc": text["product_class"].codes, "rt": rt.codes, "q": np.where(fx_vol, paired[q.codes], plain[q.codes]),
+        "b": text["bucket"].codes, "l1": text["label1"].codes, "l2": text["label2"].codes,
+    }  # fmt: skip
+    names = {
+        "pc": text["product_class"].values, "rt": rt.values, "q": q_values, "b": text["bucket"].values,
+        "l1": text["label1"].values, "l2": text["label2"].values,
+    }  # fmt: skip
+    return codes, names
+
+
+def _expand(lists: Sequence[Sequence[int]], inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, unit) for every row r and every unit in lists[inverse[r]]."""
+    counts = np.array([len(x) for x in lists], dtype=np.int64)
+    flat = np.array([u for x in lists for u in x], dtype=np.int64)
+    per = counts[inverse]
+    row = np.repeat(np.arange(len(inverse)), per)
+    position = np.arange(len(row)) - np.repeat(np.cumsum(per) - per, per)
+    return row, flat[(np.cumsum(counts) - counts)[inverse[row]] + position]
+
+
+def _units(crif: CrifColumns, enforce_regulations: bool) -> tuple[list[_Unit], np.ndarray, np.ndarray]:
+    """(units sorted, and the row and unit of each (row, unit) membership).
 
     split_by_regulation()'s rules over the distinct (portfolio, regulation list) pairs instead of the rows.
     """
@@ -637,7 +667,7 @@ def _units(crif: CrifColumns, enforce_regulations: bool) -> tuple[list[_Unit], n
         for p, names in pairs:
             regs.setdefault((side, p), set()).update(names)
         sides.append((side, pairs, inverse))
-    fallback = {p for (_, p), names in regs.items() if {"SEC", "CFTC"} <= names}
+    both = sorted(key for key, names in regs.items() if {"SEC", "CFTC"} <= names)
     for names in regs.values():
         if "Unspecified" in names and len(names) > 1:
             names.discard("Unspecified")
@@ -647,40 +677,39 @@ def _units(crif: CrifColumns, enforce_regulations: bool) -> tuple[list[_Unit], n
             call.clear()
         elif post == {"Unspecified"} and call != {"Unspecified"}:
             post.clear()
-    units = sorted((side, p, r) for (side, p), names in regs.items() if p not in fallback for r in names)
+    units = sorted((side, p, r) for (side, p), names in regs.items() for r in names)
     ids = {u: i for i, u in enumerate(units)}
-    rows, members = [], []
-    for side, pairs, inverse in sides:
-        lists = [[ids[(side, p, r)] for r in sorted(names) if (side, p, r) in ids] for p, names in pairs]
-        counts = np.array([len(x) for x in lists], dtype=np.int64)
-        flat = np.array([u for x in lists for u in x], dtype=np.int64)
-        per = counts[inverse]
-        row = np.repeat(np.arange(len(inverse)), per)
-        position = np.arange(len(row)) - np.repeat(np.cumsum(per) - per, per)
-        rows.append(row)
-        members.append(flat[(np.cumsum(counts) - counts)[inverse[row]] + position])
-    return units, np.concatenate(rows), np.concatenate(members), fallback
+    expanded = [
+        _expand([[ids[(side, p, r)] for r in sorted(names) if (side, p, r) in ids] for p, names in pairs], inverse)
+        for side, pairs, inverse in sides
+    ]
+    rows = np.concatenate([r for r, _ in expanded])
+    members = np.concatenate([m for _, m in expanded])
+    if both:  # SEC also takes the CFTC rows of the risk factors it lacks
+        codes, names = _risk_factors(crif)
+        factor, span = _compact(_key([(codes[k], len(names[k])) for k in ("pc", "rt", "q", "b", "l1", "l2")]))
+        sec = np.full(len(units), -1, dtype=np.int64)
+        cftc = np.zeros(len(units), dtype=bool)
+        for n, (side, p) in enumerate(both):
+            sec[ids[(side, p, "SEC")]] = n
+            cftc[ids[(side, p, "CFTC")]] = True
+        owner = np.full(len(units), -1, dtype=np.int64)
+        owner[cftc] = [sec[ids[(side, p, "SEC")]] for side, p, _ in (units[u] for u in np.flatnonzero(cftc))]
+        in_sec = sec[members] >= 0
+        have = sec[members[in_sec]] * span + factor[rows[in_sec]]
+        from_cftc = np.flatnonzero(cftc[members])
+        wanted = ~np.isin(owner[members[from_cftc]] * span + factor[rows[from_cftc]], have)
+        extra = from_cftc[wanted]
+        to_unit = np.array([ids[(side, p, "SEC")] for side, p in both], dtype=np.int64)
+        rows = np.concatenate([rows, rows[extra]])
+        members = np.concatenate([members, to_unit[owner[members[extra]]]])
+    return units, rows, members
 
 
 def _factors(crif: CrifColumns, rows: np.ndarray, unit: np.ndarray, multiplier: np.ndarray) -> _Factors:
     """The risk factors of every unit, netted (amounts summed per unit and risk factor), sorted by unit and factor."""
-    text = crif.text
-    q = text["qualifier"]
-    q_values = tuple(sorted(set(q.values) | {_fx_pair(v) for v in q.values}))
-    index = {v: i for i, v in enumerate(q_values)}
-    plain = np.array([index[v] for v in q.values], dtype=np.int64)
-    paired = np.array([index[_fx_pair(v)] for v in q.values], dtype=np.int64)
-    rt = text["risk_type"]
-    fx_vol = np.array([v == "Risk_FXVol" for v in rt.values], dtype=bool)[rt.codes[rows]]
-    cols = {
-        "unit": unit, "pc": text["product_class"].codes[rows], "rt": rt.codes[rows],
-        "q": np.where(fx_vol, paired[q.codes[rows]], plain[q.codes[rows]]), "b": text["bucket"].codes[rows],
-        "l1": text["label1"].codes[rows], "l2": text["label2"].codes[rows],
-    }  # fmt: skip
-    values = {
-        "pc": text["product_class"].values, "rt": rt.values, "q": q_values, "b": text["bucket"].values,
-        "l1": text["label1"].values, "l2": text["label2"].values,
-    }  # fmt: skip
+    codes, values = _risk_factors(crif)
+    cols = {"unit": unit, **{k: v[rows] for k, v in codes.items()}}
     sizes = {"unit": int(unit.max()) + 1 if len(unit) else 1, **{k: len(v) for k, v in values.items()}}
     order = np.argsort(
         _key([(cols[k], sizes[k]) for k in ("unit", "pc", "rt", "b", "q", "l1", "l2")])[0], kind="stable"
@@ -694,7 +723,7 @@ def _factors(crif: CrifColumns, rows: np.ndarray, unit: np.ndarray, multiplier: 
 
 def calculate_batch(crif: CrifColumns, cal: Calibration, *, enforce_regulations: bool = True) -> SimmReport:
     """`calculator.calculate` for every portfolio of `crif` at once (same report, to rounding)."""
-    units, rows, unit, fallback = _units(crif, enforce_regulations)
+    units, rows, unit = _units(crif, enforce_regulations)
     rt = crif.text["risk_type"]
     is_param = np.array([v in PARAMETER_TYPES for v in rt.values], dtype=bool)[rt.codes[rows]]
     multiplier = np.array([1.0 if side == "Call" else -1.0 for side, _, _ in units])
@@ -705,9 +734,12 @@ def calculate_batch(crif: CrifColumns, cal: Calibration, *, enforce_regulations:
     _totals(cal, out, len(units))
     margins = _margins(out, len(units))
     params: dict[int, dict[tuple[str, str, str, str, str, str], list[float]]] = {}
-    param_units = unit[is_param]
-    for u in np.unique(param_units).tolist():
-        params[u] = _net(crif.records(rows[is_param][param_units == u]))
+    order = np.argsort(unit[is_param], kind="stable")
+    param_units, param_rows = unit[is_param][order], rows[is_param][order]
+    bounds = np.flatnonzero(np.diff(param_units)) + 1
+    heads = param_units[np.append(0, bounds)].tolist() if len(param_units) else []
+    for u, chunk in zip(heads, np.split(param_rows, bounds) if heads else [], strict=True):
+        params[u] = _net(crif.records(chunk))
     has_risk = np.zeros(len(units), dtype=bool)
     has_risk[f.unit] = True
     results: list[SimmResult] = []
@@ -717,12 +749,6 @@ def calculate_batch(crif: CrifColumns, cal: Calibration, *, enforce_regulations:
             if net:
                 _additional(margins[u], net)
             results.append(SimmResult(portfolio=p, side=side, regulation=regulation, margins=margins[u]))
-    if fallback:
-        chosen = np.flatnonzero(np.isin(crif.text["portfolio"].codes, [
-            i for i, p in enumerate(crif.text["portfolio"].values) if p in fallback
-        ]))  # fmt: skip
-        slow = calculate(crif.records(chosen), cal, enforce_regulations=enforce_regulations)
-        results = sorted([*results, *slow.results], key=lambda r: (r.side, r.portfolio, r.regulation))
     by_portfolio: dict[tuple[str, str], list[SimmResult]] = {}
     for r in results:
         by_portfolio.setdefault((r.side, r.portfolio), []).append(r)
