@@ -74,7 +74,8 @@ def test_row_order_does_not_matter(seed: int) -> None:
     random.Random(seed).shuffle(shuffled)
     cal = load_calibration("2.6", 10)
     _assert_same(
-        calculate_batch(CrifColumns.from_records(shuffled), cal), calculate_batch(CrifColumns.from_records(records), cal)
+        calculate_batch(CrifColumns.from_records(shuffled), cal),
+        calculate_batch(CrifColumns.from_records(records), cal),
     )
 
 

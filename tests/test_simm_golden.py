@@ -19,7 +19,6 @@ from solvent.simm.columns import read_crif_columns
 from solvent.simm.report import rows, to_csv
 
 
-
 def _twin(path: Path, cal: Calibration) -> SimmReport:
     return calculate(read_crif(path), cal)
 
