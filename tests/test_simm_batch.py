@@ -108,3 +108,10 @@ def test_column_reader_skips_schedule_rows_and_takes_usd_from_the_currency() -> 
     )
     assert _rows(parse_crif_columns(text)) == [r._replace(trade_id="") for r in parse_crif(text)]
     assert len(parse_crif(text)) == 2
+
+
+def test_columns_of_two_files_concatenate() -> None:
+    records = parse_crif(random_crif(7, regs=REGULATION_LISTS)[0])
+    half = len(records) // 2
+    parts = [CrifColumns.from_records(records[:half]), CrifColumns.from_records(records[half:])]
+    assert _rows(CrifColumns.concat(parts)) == _rows(CrifColumns.from_records(records))

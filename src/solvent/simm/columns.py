@@ -67,6 +67,18 @@ class CrifColumns:
         amount = np.array([r.amount for r in records], dtype=float)
         return cls(text, amount, np.array([r.amount_usd for r in records], dtype=float))
 
+    @classmethod
+    def concat(cls, parts: Sequence[CrifColumns]) -> CrifColumns:
+        """The rows of `parts`, one after another."""
+        text = {}
+        for f in TEXT_FIELDS:
+            values = tuple(sorted({v for p in parts for v in p.text[f].values}))
+            index = {v: i for i, v in enumerate(values)}
+            codes = [np.array([index[v] for v in p.text[f].values], dtype=np.int64)[p.text[f].codes] for p in parts]
+            text[f] = Column(np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64), values)
+        amounts = [p.amount for p in parts] or [np.zeros(0)]
+        return cls(text, np.concatenate(amounts), np.concatenate([p.amount_usd for p in parts] or [np.zeros(0)]))
+
     def records(self, rows: np.ndarray) -> list[CrifRecord]:
         """The rows at `rows` as records (trade id empty)."""
         cols = [[self.text[f].values[c] for c in self.text[f].codes[rows].tolist()] for f in TEXT_FIELDS]
