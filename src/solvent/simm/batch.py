@@ -13,6 +13,7 @@ tests/test_simm_batch.py ties this to `calculator.calculate` (the slow twin) row
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -89,6 +90,15 @@ class _Out:
         self.units.append(units)
         self.keys.append(np.array(ids, dtype=np.int64)[inverse])
         self.values.append(values)
+
+    def copy_to(self, mirror: np.ndarray) -> None:
+        """Repeat every row so far of a unit u with mirror[u] >= 0 for unit mirror[u]."""
+        for n in range(len(self.units)):
+            chosen = np.flatnonzero(mirror[self.units[n]] >= 0)
+            if len(chosen):
+                self.units.append(mirror[self.units[n][chosen]])
+                self.keys.append(self.keys[n][chosen])
+                self.values.append(self.values[n][chosen])
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self.units:
@@ -706,6 +716,23 @@ def _units(crif: CrifColumns, enforce_regulations: bool) -> tuple[list[_Unit], n
     return units, rows, members
 
 
+def _mirrors(units: Sequence[_Unit], rows: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Per unit: the post unit of the same portfolio and regulation with the same rows (for a call unit), or -1.
+
+    Such a pair has the same delta and vega margins, and curvature with every sensitivity's sign flipped.
+    """
+    order = np.lexsort((rows, members))
+    rows, members = rows[order], members[order]
+    bounds = np.searchsorted(members, np.arange(len(units) + 1))
+    ids = {u: i for i, u in enumerate(units)}
+    mirror = np.full(len(units), -1, dtype=np.int64)
+    for i, (side, p, r) in enumerate(units):
+        j = ids.get(("Post", p, r), -1) if side == "Call" else -1
+        if j >= 0 and np.array_equal(rows[bounds[i] : bounds[i + 1]], rows[bounds[j] : bounds[j + 1]]):
+            mirror[i] = j
+    return mirror
+
+
 def _factors(crif: CrifColumns, rows: np.ndarray, unit: np.ndarray, multiplier: np.ndarray) -> _Factors:
     """The risk factors of every unit, netted (amounts summed per unit and risk factor), sorted by unit and factor."""
     codes, values = _risk_factors(crif)
@@ -727,10 +754,20 @@ def calculate_batch(crif: CrifColumns, cal: Calibration, *, enforce_regulations:
     rt = crif.text["risk_type"]
     is_param = np.array([v in PARAMETER_TYPES for v in rt.values], dtype=bool)[rt.codes[rows]]
     multiplier = np.array([1.0 if side == "Call" else -1.0 for side, _, _ in units])
-    f = _factors(crif, rows[~is_param], unit[~is_param], multiplier)
+    mirror = _mirrors(units, rows, unit)
+    mirrored = np.zeros(len(units), dtype=bool)
+    mirrored[mirror[mirror >= 0]] = True
+    risk = ~is_param & ~mirrored[unit]  # a mirrored post unit is computed from its call unit
+    f = _factors(crif, rows[risk], unit[risk], multiplier)
     out = _Out()
-    for part in (_ir_delta, _delta_vega, _ir_vega, _ir_curvature, _curvature):
+    for part in (_ir_delta, _delta_vega, _ir_vega):
         part(cal, f, out)
+    out.copy_to(mirror)
+    shown = f.take(np.flatnonzero(mirror[f.unit] >= 0))
+    flipped = dataclasses.replace(shown, unit=mirror[shown.unit], multiplier=-shown.multiplier)
+    for part in (_ir_curvature, _curvature):
+        part(cal, f, out)
+        part(cal, flipped, out)
     _totals(cal, out, len(units))
     margins = _margins(out, len(units))
     params: dict[int, dict[tuple[str, str, str, str, str, str], list[float]]] = {}
@@ -742,6 +779,7 @@ def calculate_batch(crif: CrifColumns, cal: Calibration, *, enforce_regulations:
         params[u] = _net(crif.records(chunk))
     has_risk = np.zeros(len(units), dtype=bool)
     has_risk[f.unit] = True
+    has_risk[mirror[has_risk & (mirror >= 0)]] = True
     results: list[SimmResult] = []
     for u, (side, p, regulation) in enumerate(units):
         net = params.get(u, {})
