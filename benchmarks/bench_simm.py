@@ -75,8 +75,8 @@ def crif_text(portfolios: int, seed: int = 17) -> str:
     return buffer.getvalue()
 
 
-def ore_totals(text: str, portfolios: int) -> tuple[float, dict[tuple[str, str], float]]:
-    """(seconds, totals) of ORE's SimmCalculator (SIMM 2.6, 10-day) on `text`."""
+def ore_totals(text: str, portfolios: int) -> tuple[tuple[float, float], dict[tuple[str, str], float]]:
+    """((wall, CPU) seconds, totals) of ORE's SimmCalculator (SIMM 2.6, 10-day) on `text`."""
     import ORE  # the `ore` extra
 
     mapper = ORE.SimmBucketMapperBase()
@@ -84,12 +84,14 @@ def ore_totals(text: str, portfolios: int) -> tuple[float, dict[tuple[str, str],
         for q, b in names:
             mapper.addMapping(getattr(ORE.CrifRecord, rt.replace("Risk_", "RiskType_")), q, b)
     config = ORE.SimmConfiguration_ISDA_V2_6(mapper, 10)
-    start = time.perf_counter()
-    crif = ORE.Crif()
-    crif.setCsvLoaderConfig(config)
-    crif.fromCSVString(text)
-    calc = ORE.SimmCalculator(crif, config)
-    seconds = time.perf_counter() - start
+
+    def load_and_calculate() -> ORE.SimmCalculator:
+        crif = ORE.Crif()
+        crif.setCsvLoaderConfig(config)
+        crif.fromCSVString(text)
+        return ORE.SimmCalculator(crif, config)
+
+    seconds, calc = _timed(load_and_calculate)
     key = (
         ORE.CrifRecord.ProductClass_All,
         ORE.SimmConfiguration.RiskClass_All,
@@ -104,9 +106,10 @@ def ore_totals(text: str, portfolios: int) -> tuple[float, dict[tuple[str, str],
 
 
 def _timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
+    """((wall seconds, CPU seconds of this process), fn's value)."""
+    start, cpu = time.perf_counter(), time.process_time()
     value = fn(*args, **kwargs)
-    return time.perf_counter() - start, value
+    return (time.perf_counter() - start, time.process_time() - cpu), value
 
 
 def main() -> None:
@@ -119,10 +122,10 @@ def main() -> None:
     parse_seconds, columns = _timed(parse_crif_columns, text)
     simm_seconds, report = _timed(calculate_batch, columns, cal, enforce_regulations=False)
     ours = {key: report.result(*key).total for key in report.winners}
-    fast = parse_seconds + simm_seconds
+    fast = (parse_seconds[0] + simm_seconds[0], parse_seconds[1] + simm_seconds[1])
 
     table = Table(title=f"SIMM 2.6 10-day: {args.portfolios:,} portfolios x 50 sensitivities, both sides")
-    for name in ("engine", "seconds", "ms per portfolio", "vs ORE"):
+    for name in ("engine", "wall s", "CPU s", "wall ms/portfolio", "vs ORE (wall)", "vs ORE (CPU)"):
         table.add_column(name, justify="left" if name == "engine" else "right")
     try:
         ore_seconds, theirs = ore_totals(text, args.portfolios)
@@ -130,26 +133,28 @@ def main() -> None:
         ore_seconds, theirs = None, {}
     per = 1000.0 / args.portfolios
 
-    def row(name: str, seconds: float, ratio: str = "") -> None:
-        table.add_row(name, f"{seconds:.2f}", f"{seconds * per:.3f}", ratio)
+    def row(name: str, seconds: tuple[float, float]) -> None:
+        ratios = [f"{o / x:.1f}x" if ore_seconds else "" for o, x in zip(ore_seconds or (0, 0), seconds, strict=True)]
+        table.add_row(name, f"{seconds[0]:.2f}", f"{seconds[1]:.2f}", f"{seconds[0] * per:.3f}", *ratios)
 
     row("solvent: read CRIF (parse_crif_columns)", parse_seconds)
     row("solvent: calculate_batch", simm_seconds)
-    row("solvent: read + calculate", fast, f"{ore_seconds / fast:.1f}x faster" if ore_seconds else "ORE not installed")
+    row("solvent: read + calculate", fast)
     captions = []
     if args.twin:
         twin_parse, records = _timed(parse_crif, text)
         twin_seconds, slow = _timed(calculate, records, cal, enforce_regulations=False)
-        ratio = f"{ore_seconds / (twin_parse + twin_seconds):.1f}x faster" if ore_seconds else ""
-        row("twin: parse_crif + calculate (per portfolio)", twin_parse + twin_seconds, ratio)
+        row("twin: parse_crif + calculate", (twin_parse[0] + twin_seconds[0], twin_parse[1] + twin_seconds[1]))
         worst = max(abs(ours[k] / slow.result(*k).total - 1.0) for k in ours if ours[k])
         captions.append(f"largest relative difference from the twin: {worst:.1e}")
     if ore_seconds is not None:
-        row("ORE 1.8.17: load + SimmCalculator", ore_seconds, "1x")
+        row("ORE 1.8.17: load + SimmCalculator", ore_seconds)
         worst = max(abs(ours[k] / v - 1.0) for k, v in theirs.items() if v)
         captions.append(f"largest relative difference of the {len(theirs):,} totals from ORE's: {worst:.1e}")
+    else:
+        captions.append("ORE not installed (pip install open-source-risk-engine): no baseline")
     table.caption = "; ".join(captions)
-    Console().print(table)
+    Console(width=130).print(table)
 
 
 if __name__ == "__main__":
