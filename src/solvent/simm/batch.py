@@ -216,18 +216,40 @@ def _pair_corr(
     seg: np.ndarray,
     starts: np.ndarray,
     rho: Callable[[int, int], float],
-    fields: Sequence[str],
+    key: Callable[[np.ndarray, np.ndarray], _Key],
     *,
     squared: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, rho_ij) over the ordered pairs of each segment, rho_ii = 1; rho(i, j) once per distinct `fields` pair."""
+    """(i, j, rho_ij) over the ordered pairs of each segment, rho_ii = 1; rho(i, j) once per distinct key(i, j)."""
     i, j = _pairs(seg, starts)
-    desc, count = _compact(_factor_key(f, fields))
-    corr = _lookup(lambda r: rho(int(i[r]), int(j[r])), _key([(desc[i], count), (desc[j], count)]))
+    corr = _lookup(lambda r: rho(int(i[r]), int(j[r])), key(i, j))
     if squared:
         corr = corr * corr
     corr[i == j] = 1.0
     return i, j, corr
+
+
+def _descriptor_pairs(f: _Factors, fields: Sequence[str]) -> Callable[[np.ndarray, np.ndarray], _Key]:
+    """Pairs keyed by the `fields` of both factors."""
+    desc, count = _compact(_factor_key(f, fields))
+    return lambda i, j: _key([(desc[i], count), (desc[j], count)])
+
+
+def _bucketed_pairs(f: _Factors, *, labels: bool = True) -> Callable[[np.ndarray, np.ndarray], _Key]:
+    """Pairs keyed by what margins.correlation() reads of two sensitivities of a bucketed risk type: the risk type,
+    both buckets, whether qualifiers (and, with `labels`, label1 and label2) are equal, and FX's two currencies."""
+    fx = _is(f, "Risk_FX")
+    fxq, nfx = _compact((np.where(fx, f.q, 0), len(f.values["q"])))
+    nrt, nb = len(f.values["rt"]), len(f.values["b"])
+
+    def key(i: np.ndarray, j: np.ndarray) -> _Key:
+        same = [(f.q[i] == f.q[j]).astype(np.int64)]
+        if labels:
+            same += [(f.l1[i] == f.l1[j]).astype(np.int64), (f.l2[i] == f.l2[j]).astype(np.int64)]
+        columns = [(f.rt[i], nrt), (f.b[i], nb), (f.b[j], nb), *((x, 2) for x in same), (fxq[i], nfx), (fxq[j], nfx)]
+        return _key(columns)
+
+    return key
 
 
 def _aggregate(
@@ -303,8 +325,7 @@ def _inter(cal: Calibration, bk: _Buckets, *, squared: bool) -> np.ndarray:
 
     def gamma(i: np.ndarray, j: np.ndarray) -> np.ndarray:
         a, b = heads[i], heads[j]
-        key = _key([(g.rt[a], len(g.values["rt"])), (g.q[a], len(g.values["q"])), (g.b[a], len(g.values["b"])),
-                    (g.q[b], len(g.values["q"])), (g.b[b], len(g.values["b"]))])  # fmt: skip
+        key = _bucketed_pairs(g, labels=False)(a, b)
         out = _lookup(
             lambda r: correlation(cal, g.text("rt", int(a[r])), _head(g, int(a[r])), _head(g, int(b[r]))), key
         )
@@ -355,7 +376,7 @@ def _delta_vega(cal: Calibration, f: _Factors, out: _Out) -> None:
             return 0.0
         return correlation(cal, g.text("rt", i), _sens(g, i), _sens(g, j))
 
-    i, j, corr = _pair_corr(g, seg, starts, rho, ("rt", "q", "b", "l1", "l2"))
+    i, j, corr = _pair_corr(g, seg, starts, rho, _bucketed_pairs(g))
     terms = ws[i] * ws[j] * (corr * (np.minimum(cr[i], cr[j]) / np.maximum(cr[i], cr[j])))
     bk = _buckets(g, ws, _sum(seg[i], terms, len(starts)), seg, starts)
     residual = _sum(bk.cls[bk.residual], bk.k[bk.residual], len(bk.cstarts))
@@ -397,7 +418,7 @@ def _curvature(cal: Calibration, f: _Factors, out: _Out) -> None:
         ws[(g.rt == rt_names.index("Risk_EquityVol")) & (g.b == g.values["b"].index("12"))] = 0.0
     i, j, corr = _pair_corr(
         g, seg, starts, lambda a, b: correlation(cal, g.text("rt", a), _sens(g, a), _sens(g, b)),
-        ("rt", "q", "b", "l1", "l2"), squared=True,
+        _bucketed_pairs(g), squared=True,
     )  # fmt: skip
     bk = _buckets(g, ws, _sum(seg[i], ws[i] * ws[j] * corr, len(starts)), seg, starts)
     qseg, qstarts = _segments(seg, g.q)
@@ -518,7 +539,7 @@ def _ir_delta(cal: Calibration, f: _Factors, out: _Out) -> None:
             return 1.0
         return cal.ir_xccy if xccy[i] or xccy[j] else cal.ir_inflation
 
-    i, j, corr = _pair_corr(g, seg, starts, rho, ("rt", "l1", "l2"))
+    i, j, corr = _pair_corr(g, seg, starts, rho, _descriptor_pairs(g, ("rt", "l1", "l2")))
     k = _sqrt(_sum(seg[i], ws[i] * ws[j] * corr, len(starts)))
     cls, total = _across_currencies(cal, g, starts, k, _sum(seg, ws, len(starts)), cr_ccy, squared=False)
     _emit_ir(out, g, starts, cls, "Delta", k, _sqrt(total), np.ones(len(total), dtype=bool))
@@ -533,7 +554,7 @@ def _ir_vega(cal: Calibration, f: _Factors, out: _Out) -> None:
     cr_ccy = np.maximum(1.0, np.sqrt(np.abs(_sum(seg, g.amount, len(starts)) / thr)))
     rw = _lookup(lambda r: cal.flat_weights[g.text("rt", r)], _factor_key(g, ("rt",)))
     ws = rw * g.amount * cr_ccy[seg]
-    i, j, corr = _pair_corr(g, seg, starts, _ir_vol_rho(cal, g), ("rt", "l1"))
+    i, j, corr = _pair_corr(g, seg, starts, _ir_vol_rho(cal, g), _descriptor_pairs(g, ("rt", "l1")))
     k = _sqrt(_sum(seg[i], ws[i] * ws[j] * corr, len(starts)))
     cls, total = _across_currencies(cal, g, starts, k, _sum(seg, ws, len(starts)), cr_ccy, squared=False)
     _emit_ir(out, g, starts, cls, "Vega", k, _sqrt(total), np.ones(len(total), dtype=bool))
@@ -546,7 +567,7 @@ def _ir_curvature(cal: Calibration, f: _Factors, out: _Out) -> None:
         return
     cw = _lookup(lambda r: cal.curvature_weight(g.text("l1", r)), _factor_key(g, ("l1",)))
     ws = cw * (g.amount * g.multiplier)
-    i, j, corr = _pair_corr(g, seg, starts, _ir_vol_rho(cal, g), ("rt", "l1"), squared=True)
+    i, j, corr = _pair_corr(g, seg, starts, _ir_vol_rho(cal, g), _descriptor_pairs(g, ("rt", "l1")), squared=True)
     k = _sqrt(_sum(seg[i], ws[i] * ws[j] * corr, len(starts)))
     s = _sum(seg, ws, len(starts))
     inflation = _is(g, "Risk_InflationVol")
