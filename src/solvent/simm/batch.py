@@ -639,9 +639,9 @@ def _margins(out: _Out, units: int) -> list[dict[ResultKey, float]]:
     names = np.empty(len(out.index), dtype=object)
     for k, i in out.index.items():
         names[i] = k
-    keys, values = names[key[order]].tolist(), value[order].tolist()
-    bounds = np.searchsorted(unit[order], np.arange(units + 1)).tolist()
-    return [dict(zip(keys[a:b], values[a:b], strict=True)) for a, b in itertools.pairwise(bounds)]
+    rows = zip(names[key[order]].tolist(), value[order].tolist(), strict=True)
+    sizes = np.bincount(unit, minlength=units).tolist()
+    return [dict(itertools.islice(rows, n)) for n in sizes]
 
 
 # ---------------------------------------------------------------------------------------------- units and netting
@@ -746,11 +746,19 @@ def _mirrors(units: Sequence[_Unit], rows: np.ndarray, members: np.ndarray) -> n
     rows, members = rows[order], members[order]
     bounds = np.searchsorted(members, np.arange(len(units) + 1))
     ids = {u: i for i, u in enumerate(units)}
+    pairs = [(i, ids.get(("Post", p, r), -1)) for i, (side, p, r) in enumerate(units) if side == "Call"]
+    call = np.array([i for i, j in pairs if j >= 0], dtype=np.int64)
+    post = np.array([j for _, j in pairs if j >= 0], dtype=np.int64)
+    sizes = np.diff(bounds)
+    same_size = sizes[call] == sizes[post]
+    call, post = call[same_size], post[same_size]
+    n = sizes[call]
+    pair = np.repeat(np.arange(len(call)), n)
+    offset = np.arange(len(pair)) - np.repeat(np.cumsum(n) - n, n)
+    differ = rows[bounds[call][pair] + offset] != rows[bounds[post][pair] + offset]
+    same = np.bincount(pair, weights=differ, minlength=len(call)) == 0
     mirror = np.full(len(units), -1, dtype=np.int64)
-    for i, (side, p, r) in enumerate(units):
-        j = ids.get(("Post", p, r), -1) if side == "Call" else -1
-        if j >= 0 and np.array_equal(rows[bounds[i] : bounds[i + 1]], rows[bounds[j] : bounds[j + 1]]):
-            mirror[i] = j
+    mirror[call[same]] = post[same]
     return mirror
 
 
@@ -811,5 +819,5 @@ def calculate_batch(crif: CrifColumns, cal: Calibration, *, enforce_regulations:
     by_portfolio: dict[tuple[str, str], list[SimmResult]] = {}
     for r in results:
         by_portfolio.setdefault((r.side, r.portfolio), []).append(r)
-    winners = {key: _winner(mine) for key, mine in by_portfolio.items()}
+    winners = {key: mine[0].regulation if len(mine) == 1 else _winner(mine) for key, mine in by_portfolio.items()}
     return SimmReport(calibration_version=cal.version, mpor_days=cal.mpor_days, results=tuple(results), winners=winners)
