@@ -26,6 +26,7 @@ TEXT_FIELDS = (
     "portfolio", "product_class", "risk_type", "qualifier", "bucket", "label1", "label2", "collect_regulations",
     "post_regulations",
 )  # fmt: skip
+_OTHER = ("AmountCurrency", "Amount", "AmountUSD", "IMModel")
 _HEADERS = {
     "portfolio": "PortfolioID", "product_class": "ProductClass", "risk_type": "RiskType", "qualifier": "Qualifier",
     "bucket": "Bucket", "label1": "Label1", "label2": "Label2", "collect_regulations": "collect_regulations",
@@ -89,14 +90,19 @@ class CrifColumns:
         ]
 
 
+def _recode(codes: np.ndarray, names: Sequence[str]) -> Column:
+    """A column from codes into `names` (which may repeat or be unsorted)."""
+    values = tuple(sorted(set(names)))
+    index = {v: i for i, v in enumerate(values)}
+    remap = np.array([index[v] for v in names], dtype=np.int64)
+    return Column(remap[codes] if len(names) else codes, values)
+
+
 def _column(array: pa.ChunkedArray) -> Column:
-    encoded = pc.dictionary_encode(pc.utf8_trim_whitespace(array)).combine_chunks()
-    found = encoded.dictionary.to_pylist()
-    order = sorted(range(len(found)), key=found.__getitem__)
-    rank = np.empty(len(found), dtype=np.int64)
-    rank[order] = np.arange(len(found))
+    """A text column, each value stripped of surrounding whitespace (on the distinct values only)."""
+    encoded = pc.dictionary_encode(array).combine_chunks()
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    return Column(rank[codes] if len(found) else codes, tuple(found[i] for i in order))
+    return _recode(codes, [v.strip() for v in encoded.dictionary.to_pylist()])
 
 
 class _Rejected(Exception):
@@ -104,22 +110,17 @@ class _Rejected(Exception):
 
 
 def _numbers(array: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(values, present): a column's numbers, NaN where empty; rejects anything else that is not a finite number."""
-    trimmed = pc.utf8_trim_whitespace(array)
-    present = pc.not_equal(trimmed, "")
-    try:
-        values = pc.cast(pc.if_else(present, trimmed, pa.scalar(None, pa.string())), pa.float64())
-    except pa.ArrowInvalid:
-        raise _Rejected from None
-    out = values.to_numpy(zero_copy_only=False).astype(float)
-    mask = present.to_numpy(zero_copy_only=False).astype(bool)
-    if not np.isfinite(out[mask]).all():
+    """(values, present) of a column the CSV reader parsed as numbers (empty: absent); rejects infinities and NaN."""
+    out = array.to_numpy().astype(float)
+    present = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if not np.isfinite(out[present]).all():
         raise _Rejected
-    return out, mask
+    return out, present
 
 
 def _read(text: str) -> CrifColumns:
-    first = text.partition("\n")[0].rstrip("\r")
+    end = text.find("\n")
+    first = (text if end < 0 else text[:end]).rstrip("\r")
     if not first.strip():
         raise _Rejected
     delimiter = "\t" if "\t" in first else ","
@@ -127,13 +128,17 @@ def _read(text: str) -> CrifColumns:
     if len(set(header)) != len(header):
         raise _Rejected
     names = [f"c{i}" for i in range(len(header))]
+    index = {h: names[i] for i, h in enumerate(header)}
+    wanted = [index[h.lower()] for h in (*_HEADERS.values(), *_OTHER) if h.lower() in index]
+    types = {c: pa.float64() if c in (index.get("amount"), index.get("amountusd")) else pa.string() for c in wanted}
     table = pacsv.read_csv(
         io.BytesIO(text.encode()),
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=False),
         parse_options=pacsv.ParseOptions(delimiter=delimiter),
-        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types, include_columns=wanted, null_values=[""], strings_can_be_null=False
+        ),
     )
-    index = {h: names[i] for i, h in enumerate(header)}
     n = table.num_rows
 
     def column(name: str) -> Column:
@@ -155,8 +160,7 @@ def _read(text: str) -> CrifColumns:
     if not np.isin(pcl.codes[~is_param], [i for i, v in enumerate(pcl.values) if v in PRODUCT_CLASSES]).all():
         raise _Rejected
     if is_param.any():
-        codes = np.where(is_param, len(pcl.values), pcl.codes)
-        text_columns["product_class"] = Column.of([[*pcl.values, ""][c] for c in codes.tolist()])
+        text_columns["product_class"] = _recode(np.where(is_param, len(pcl.values), pcl.codes), [*pcl.values, ""])
     amount, has_amount = _numbers(table[index["amount"]])
     if not has_amount.all():
         raise _Rejected
