@@ -4,11 +4,13 @@ The rows are split into units (side, portfolio, regulation), netted per risk fac
 every margin is computed for all units together: weighted sensitivities and concentration factors by
 segment sums, the intra-bucket sums sum_ij WS_i WS_j rho_ij f_ij over the pairs of each bucket, the
 inter-bucket (or cross-currency) aggregation over the pairs of buckets of each risk class, curvature's
-theta and lambda per risk class. Parameters and correlations come from the same scalar functions as the
-per-portfolio calculator (margins.py), called once per distinct combination of codes. The risk-class,
-product-class and additional-IM totals, and the winning regulation, reuse calculator.py per unit.
-Portfolios that hold both SEC and CFTC rows on a side (ORE's SEC-plus-CFTC rule) go to calculator.py whole.
-tests/test_simm_batch.py ties this to `calculator.calculate` (the slow twin) row by row.
+theta and lambda per risk class, then the risk-class, product-class and portfolio totals. Weights,
+thresholds and correlations come from the same scalar functions as the per-portfolio calculator
+(margins.py), called once per distinct combination of what they read. A post unit with its call unit's
+rows (always, when regulations are not enforced) takes the call unit's delta and vega margins and
+recomputes only curvature, signs flipped. Additional IM (parameter rows) and the winning regulation reuse
+calculator.py per unit that has them. tests/test_simm_batch.py ties this to `calculator.calculate` (the slow
+twin) margin by margin.
 """
 
 from __future__ import annotations
@@ -298,10 +300,9 @@ def _is_zero(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Buckets:
-    """Per-bucket sums of one margin type: the factors' bucket segments and the K, S of each bucket."""
+    """Per-bucket sums of one margin type: the factors, where each bucket starts, and its K and S."""
 
     g: _Factors
-    seg: np.ndarray
     starts: np.ndarray
     k: np.ndarray
     s: np.ndarray
@@ -314,7 +315,7 @@ def _buckets(g: _Factors, ws: np.ndarray, k2: np.ndarray, seg: np.ndarray, start
     heads = starts
     residual = np.array([v == "Residual" for v in g.values["b"]], dtype=bool)[g.b[heads]]
     cls, cstarts = _segments(g.unit[heads], g.pc[heads], g.rt[heads])
-    return _Buckets(g, seg, starts, _sqrt(k2), _sum(seg, ws, len(starts)), residual, cls, cstarts)
+    return _Buckets(g, starts, _sqrt(k2), _sum(seg, ws, len(starts)), residual, cls, cstarts)
 
 
 def _inter(cal: Calibration, bk: _Buckets, *, squared: bool) -> np.ndarray:
