@@ -67,6 +67,33 @@ def test_random_regulation_lists(seed: int) -> None:
     _both(parse_crif(text), "2.6", 10, enforce=True)
 
 
+def _with_parameters(records: list[CrifRecord], seed: int) -> list[CrifRecord]:
+    """`records` plus random additional-IM rows (multipliers, fixed and notional add-ons, notionals, PVs); P3 has
+    nothing else."""
+    rng = random.Random(seed)
+    extra = []
+    for n in range(rng.randint(1, 12)):
+        kind = rng.choice(["Param_ProductClassMultiplier", "Param_AddOnFixedAmount", "Param_AddOnNotionalFactor",
+                           "Notional", "PV"])  # fmt: skip
+        qualifier = {
+            "Param_ProductClassMultiplier": rng.choice(["RatesFX", "Credit", "Equity", "Commodity"]),
+            "Param_AddOnFixedAmount": "",
+        }.get(kind, rng.choice(["Swaption", "CDS"]))
+        amount = rng.choice([1.0, 1.5, 2.0]) if kind == "Param_ProductClassMultiplier" else rng.uniform(1, 1e6)
+        regs = rng.choice(REGULATION_LISTS), rng.choice(REGULATION_LISTS)
+        extra.append(
+            CrifRecord(f"X{n}", rng.choice(["P1", "P2", "P3"]), "", kind, qualifier, "", "", "", amount, amount, *regs)
+        )
+    return records + extra
+
+
+@pytest.mark.parametrize("enforce", [True, False])
+@pytest.mark.parametrize("seed", range(30))
+def test_random_crifs_with_additional_margin(seed: int, enforce: bool) -> None:
+    records = parse_crif(random_crif(3000 + seed, regs=REGULATION_LISTS)[0])
+    _both(_with_parameters(records, seed), "2.6", 10, enforce)
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_row_order_does_not_matter(seed: int) -> None:
     records = parse_crif(random_crif(2000 + seed, regs=REGULATION_LISTS)[0])
