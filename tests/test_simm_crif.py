@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from solvent.errors import InputError
 from solvent.simm import parse_crif, read_crif
+from solvent.simm.columns import parse_crif_columns
 
 HEADER = "TradeID,PortfolioID,ProductClass,RiskType,Qualifier,Bucket,Label1,Label2,AmountCurrency,Amount,AmountUSD"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "simm_crif.csv"
@@ -28,9 +30,10 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "simm_crif.csv"
         ),
     ],
 )
-def test_bad_input_names_file_row_and_field(text: str, message: str) -> None:
+@pytest.mark.parametrize("parse", [parse_crif, parse_crif_columns])
+def test_bad_input_names_file_row_and_field(parse: Callable[[str, str], object], text: str, message: str) -> None:
     with pytest.raises(InputError) as raised:
-        parse_crif(text, "src")
+        parse(text, "src")
     assert str(raised.value).startswith(message)
     assert "\n" not in str(raised.value)
 

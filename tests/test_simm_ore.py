@@ -3,7 +3,9 @@
 `open-source-risk-engine` (extra `ore`) is an oracle, skipped when absent. Its SimmCalculator gets the same
 CRIF (with AmountUSD) and an explicit bucket mapper for the bucketed qualifiers. Its Python SimmCalculator
 does not enforce regulations (every row is "Unspecified"), so ours runs with enforce_regulations=False;
-the call and post totals of every portfolio must agree to 1e-9 relative.
+the call and post totals of every portfolio must agree to 1e-9 relative. Ours is the batched calculator
+(simm/batch.py) on the column reader, the path `solvent simm` and the benchmark take; test_simm_batch.py ties
+it to the per-portfolio calculator.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import pytest
 from simm_random import random_crif
 
-from solvent.simm import calculate, load_calibration, parse_crif
+from solvent.simm import load_calibration
+from solvent.simm.batch import calculate_batch
+from solvent.simm.columns import parse_crif_columns
 
 ORE = pytest.importorskip("ORE")
 
@@ -49,7 +53,7 @@ def _ore_totals(
 @pytest.mark.parametrize("seed", range(50))
 def test_totals_match_ore(seed: int, mpor: int, version: str) -> None:
     text, buckets = random_crif(seed)
-    ours = calculate(parse_crif(text), load_calibration(version, mpor), enforce_regulations=False)
+    ours = calculate_batch(parse_crif_columns(text), load_calibration(version, mpor), enforce_regulations=False)
     theirs = _ore_totals(text, buckets, version, mpor)
     got = {key: ours.result(*key).total for key in ours.winners}
     assert sorted(k for k, v in got.items() if v) == sorted(k for k, v in theirs.items() if v)

@@ -11,6 +11,7 @@ ORE's regulation order). All amounts in USD.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -80,13 +81,14 @@ class SimmReport:
     results: tuple[SimmResult, ...]
     winners: dict[tuple[str, str], str]
 
+    @functools.cached_property
+    def _by_key(self) -> dict[tuple[str, str, str], SimmResult]:
+        return {(r.side, r.portfolio, r.regulation): r for r in self.results}
+
     def result(self, side: str, portfolio: str, regulation: str | None = None) -> SimmResult:
         """The result under `regulation` (default: the winning one)."""
         regulation = regulation or self.winners[(side, portfolio)]
-        for r in self.results:
-            if (r.side, r.portfolio, r.regulation) == (side, portfolio, regulation):
-                return r
-        raise KeyError((side, portfolio, regulation))
+        return self._by_key[(side, portfolio, regulation)]
 
     def final(self) -> list[SimmResult]:
         """The winning regulation's result per side and portfolio, call side first."""

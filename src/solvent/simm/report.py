@@ -16,6 +16,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from solvent.simm.batch import calculate_batch
 from solvent.simm.calculator import (
     MARGIN_TYPES,
     PRODUCT_CLASSES,
@@ -23,10 +24,9 @@ from solvent.simm.calculator import (
     SIDES,
     SimmReport,
     SimmResult,
-    calculate,
 )
 from solvent.simm.calibration import load_calibration, load_calibration_file, with_high_volatility
-from solvent.simm.crif import CrifRecord, read_crif
+from solvent.simm.columns import CrifColumns, read_crif_columns
 
 HEADER = (
     "Portfolio", "ProductClass", "RiskClass", "MarginType", "Bucket", "SimmSide", "Regulation", "InitialMargin",
@@ -120,12 +120,13 @@ def simm_report(
     calibration_path: str | None = None,
     high_volatility_fx: Sequence[str] = (),
 ) -> SimmReport:
-    """Read CRIF files (portfolios from all of them together) and compute SIMM: what `solvent simm` runs."""
-    records: list[CrifRecord] = []
-    for path in crif_paths:
-        records.extend(read_crif(path))
+    """Read CRIF files (portfolios from all of them together) and compute SIMM: what `solvent simm` runs.
+
+    The column reader and the batched calculator (simm/batch.py; its twin is calculator.calculate).
+    """
+    crif = CrifColumns.concat([read_crif_columns(path) for path in crif_paths])
     if calibration_path is None:
         cal = load_calibration(version, mpor_days)
     else:
         cal = load_calibration_file(calibration_path, mpor_days)
-    return calculate(records, with_high_volatility(cal, high_volatility_fx))
+    return calculate_batch(crif, with_high_volatility(cal, high_volatility_fx))
