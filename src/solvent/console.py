@@ -18,6 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from solvent.baselines.book import BaselineResult
 from solvent.engine.attribution import Attribution
@@ -41,26 +42,53 @@ def _health(value: float) -> str:
     return "inf" if math.isinf(value) and value > 0 else f"{value:.3f}"
 
 
-def margin_table(result: MarginResult) -> Table:
-    """Per account: IM, MM, equity, health, liquidatable, IM terms and net delta per traded asset."""
+def fitted_table(
+    title: str, columns: list[tuple[str, str]], rows: list[list[str]], width: int | None, keep: int = 1
+) -> Table:
+    """A table of the `columns` (name, justify), in their order, that fit `width` terminal cells with every cell
+    whole: the first `keep` always, then the next ones while the table still fits; a caption names the columns
+    left out (every figure is in the JSON and Parquet outputs). A number is never cut or wrapped."""
+    natural = [
+        max([Text.from_markup(name).cell_len] + [Text.from_markup(row[c]).cell_len for row in rows])
+        for c, (name, _) in enumerate(columns)
+    ]
+    shown, used = [], 1  # the left border
+    for c, cells in enumerate(natural):
+        if c >= keep and width is not None and used + cells + 3 > width:
+            break  # the columns are in order of priority: the rest are left out
+        shown.append(c)
+        used += cells + 3  # padding on both sides and the column's right border
+    table = Table(title=title)
+    for c in shown:
+        name, justify = columns[c]
+        table.add_column(name, justify=justify, no_wrap=True, min_width=natural[c])  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(*(row[c] for c in shown))
+    hidden = [columns[c][0] for c in range(len(columns)) if c not in shown]
+    if hidden:
+        table.caption = (
+            f"{len(hidden)} columns left out at this width: {', '.join(hidden)} (a wider terminal shows them)"
+        )
+    return table
+
+
+def margin_table(result: MarginResult, width: int | None = None) -> Table:
+    """Per account: IM, MM, equity, health, liquidatable, IM terms and net delta per traded asset (the columns that
+    fit `width` whole, in that order of priority: `fitted_table`)."""
     order = np.argsort(-result.im, kind="stable")
     shown = order[:MAX_TABLE_ROWS] if result.n_accounts > MAX_TABLE_ROWS else np.arange(result.n_accounts)
     title = f"Margin ({result.scenario_method}, {result.n_scenarios} scenarios)"
     if len(shown) < result.n_accounts:
         title += f" - {len(shown)} largest IM of {result.n_accounts}; use --format json|parquet --out F for all"
-    table = Table(title=title)
-    table.add_column("account")
-    for name in ("IM", "MM", "equity", "health"):
-        table.add_column(name, justify="right")
-    table.add_column("liq")
+    columns = [("account", "left"), ("IM", "right"), ("MM", "right"), ("equity", "right"), ("health", "right")]
+    columns.append(("liq", "left"))
     # Every term is in the JSON and Parquet output; the table leaves out those at 0 for every account it shows.
     terms = {name: values for name, values in result.terms.items() if np.any(values[shown])}
-    for term in terms:
-        table.add_column(term, justify="right")
+    columns += [(term, "right") for term in terms]
     index = {name: a for a, name in enumerate(result.assets)}
     for asset in result.traded_assets:
-        table.add_column(f"Δ {asset}", justify="right")
-        table.add_column(f"vega {asset}", justify="right")
+        columns += [(f"Δ {asset}", "right"), (f"vega {asset}", "right")]
+    rows = []
     for n in shown:
         cells = [
             str(result.account_ids[n]),
@@ -74,13 +102,13 @@ def margin_table(result: MarginResult) -> Table:
         for asset in result.traded_assets:
             cells.append(f"{result.greeks[n, index[asset], 0]:,.4f}")
             cells.append(f"{result.greeks[n, index[asset], 2]:,.2f}")
-        table.add_row(*cells)
-    return table
+        rows.append(cells)
+    return fitted_table(title, columns, rows, width, keep=6)
 
 
 def print_margin(result: MarginResult, console: Console) -> None:
     """Print the margin table, one line of totals and a warning line per degraded oracle."""
-    console.print(margin_table(result))
+    console.print(margin_table(result, console.width))
     console.print(
         f"accounts {result.n_accounts:,}  IM {_money(float(result.im.sum()))}  "
         f"MM {_money(float(result.mm.sum()))}  equity {_money(float(result.equity.sum()))}  "
@@ -256,23 +284,25 @@ def print_backtest(summary: dict[str, Any], console: Console) -> None:
         f"Backtest {', '.join(summary['assets'])}: {summary['first_date']} to {summary['last_date']} "
         f"({summary['windows']} windows)"
     )
-    table = Table(title=title)
-    for name in ("model", "portfolio", "IM/notional", "exceptions", "Kupiec p", "cond. cov. p", "zone", "peak/trough"):
-        table.add_column(name, justify="left" if name in ("model", "portfolio", "zone") else "right")
+    names = ("model", "portfolio", "exceptions", "zone", "IM/notional", "Kupiec p", "cond. cov. p", "peak/trough")
+    columns = [(name, "left" if name in ("model", "portfolio", "zone") else "right") for name in names]
+    rows = []
     for model, per_portfolio in summary["models"].items():
         for portfolio, record in per_portfolio.items():
             b = record["backtest"]
-            table.add_row(
-                model,
-                portfolio,
-                f"{record['capital_locked']:.1%}",
-                f"{b['exceptions']}/{b['observations']}",
-                f"{b['kupiec']['p_value']:.3f}",
-                f"{b['christoffersen']['p_value_cc']:.3f}",
-                b["zone"],
-                f"{record['procyclicality']['peak_to_trough']:.2f}",
+            rows.append(
+                [
+                    model,
+                    portfolio,
+                    f"{b['exceptions']}/{b['observations']}",
+                    b["zone"],
+                    f"{record['capital_locked']:.1%}",
+                    f"{b['kupiec']['p_value']:.3f}",
+                    f"{b['christoffersen']['p_value_cc']:.3f}",
+                    f"{record['procyclicality']['peak_to_trough']:.2f}",
+                ]
             )
-    console.print(table)
+    console.print(fitted_table(title, columns, rows, console.width, keep=4))
 
 
 def print_portfolio_backtest(summary: dict[str, Any], console: Console) -> None:
