@@ -1,5 +1,8 @@
 """SIMM for every portfolio of a CRIF at once: calculator.py's arithmetic over integer-coded arrays.
 
+Over 600 lines because it follows calculator.py and margins.py stage for stage (units, netting, delta, vega,
+curvature, base correlation, the totals), so that each stage can be read beside the twin it is tested against.
+
 The rows are split into units (side, portfolio, regulation), netted per risk factor with one sort, and
 every margin is computed for all units together: weighted sensitivities and concentration factors by
 segment sums, the intra-bucket sums sum_ij WS_i WS_j rho_ij f_ij over the pairs of each bucket, the
