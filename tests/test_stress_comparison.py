@@ -64,7 +64,7 @@ def test_the_report_puts_the_comparison_table_first(with_history: tuple[Path, Pa
     table = read_page(page).tables[0]
     assert [row[0] for row in table.rows] == MODELS
     vol_only = table.row("vol_only")
-    assert [vol_only[c] for c in table.header[1:8]] == ["n/a"] * 7  # its episode cells: not a streaming model
+    assert "n/a" not in [vol_only[c] for c in table.header[1:8]]  # its episode cells: the stream runs it too
     # Two episodes' figures (6) and the history backtest's price, requirement and exception figures (3).
     assert page.count("data:image/png;base64,") == 2 * 6 + 3
 
@@ -103,8 +103,7 @@ def test_the_episode_figures_aggregate_the_episode_records(with_history: tuple[P
     _, out = with_history
     summary = json.loads((out / "summary.json").read_text())
     assert [e["episode"] for e in summary["episodes"]] == ["2024-08-05", "2021-05-19"]
-    assert summary["comparison"]["vol_only"]["episodes"] is None  # never a number made up for it
-    for model in ("static", "multi"):
+    for model in ("static", "vol_only", "multi"):  # vol_only runs in the streaming engine too
         record = summary["comparison"][model]["episodes"]
         runs = [e["models"][model] for e in summary["episodes"]]
         assert record["runs"] == 2
@@ -144,10 +143,29 @@ def test_without_a_history_its_columns_are_null_and_n_a(tmp_path: Path) -> None:
     assert not any(s.startswith("On the history") for s in summary["findings"])
 
 
-def test_vol_only_is_compared_on_a_history_only(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["stress", "--compare", "vol_only,multi", "--out", str(tmp_path / "out")])
-    assert result.exit_code == 2 and "vol_only is compared on a price history only" in result.output
-    assert not (tmp_path / "out").exists()
+def test_the_stream_runs_vol_only_as_the_lab_margins_it() -> None:
+    """issue 13 (vol_only in the episode tables): a stream under `vol_only` opens every account at the lab's
+    vol_only IM and MM (`lab.models.model_margin`: z x sigma x sqrt(h) x |notional| per position), not the
+    multi-factor model's."""
+    from test_stream import market, venue
+
+    from solvent.lab.models import model_margin
+    from solvent.params import MarginParams as Params
+    from solvent.stream import events as ev
+    from solvent.stream.engine import StreamEngine
+
+    book, snapshot = venue(), market()
+    opening: list[ev.Event] = []
+    engine = StreamEngine.start(book, snapshot, Params(), model="vol_only", sink=opening.extend)
+    expected = model_margin("vol_only", book, snapshot, Params())
+    closed = {e.account for e in opening if isinstance(e, ev.LiquidationExecuted)}  # cut down as the venue opens
+    kept = np.array([a not in closed for a in book.account_ids])
+    assert 0 < kept.sum() < book.n_accounts
+    np.testing.assert_allclose(engine.figures.im[kept], expected.im[kept], rtol=1e-12)
+    np.testing.assert_allclose(engine.figures.mm[kept], expected.mm[kept], rtol=1e-12)
+    assert np.all(engine.figures.im[~kept] < expected.im[~kept])
+    multi = StreamEngine.start(book, snapshot, Params())
+    assert not np.allclose(engine.figures.im[kept], multi.figures.im[kept])
 
 
 def _malformed(tmp_path: Path) -> Path:

@@ -9,18 +9,17 @@ current fast volatility, summed over positions: what a volatility-scaled leverag
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import ndtri
 
 from solvent.api import compute_margin
 from solvent.baselines import BASELINE_NAMES, BaselineParams
 from solvent.baselines.book import baseline_margin, option_unit_values
 from solvent.engine.book import Book
+from solvent.engine.vol_limit import VOL_ONLY, vol_scaled_requirement
 from solvent.formats.schemas import MarketSnapshot
 from solvent.market.history import PriceHistory
 from solvent.market.state import build_market_state
@@ -62,8 +61,9 @@ def model_margin(
         result = compute_margin(book, market, params, history)
         return Requirement(name, result.im, result.mm)
     state = build_market_state(list(book.instruments), market, params)
-    if name == "vol_only":
-        return _vol_only(book, state.vol, state.instruments.asset, state.forward, params)
+    if name == VOL_ONLY:
+        im, mm = vol_scaled_requirement(book, state, params)
+        return Requirement(name, im, mm)
     if name not in BASELINE_NAMES:
         raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODEL_NAMES)}")
     time_floor = params.volatility.time_floor_days / params.days_per_year
@@ -71,23 +71,3 @@ def model_margin(
         book, state, baselines or BaselineParams(), name, unit_value=option_unit_values(state, time_floor)
     )
     return Requirement(name, rule.im, rule.mm)
-
-
-def _vol_only(
-    book: Book,
-    vol: FloatArray,
-    instrument_asset: NDArray[np.int32],
-    forward: FloatArray,
-    params: MarginParams,
-) -> Requirement:
-    """IM = z_c x sigma x sqrt(MPOR / year) x |size x forward| per position, summed per account; MM = the
-    maintenance fraction of it. z_c the standard normal quantile at `params.confidence`; sigma the asset's
-    effective volatility (the one the multi-factor model scans with)."""
-    inst = book.pos_instrument
-    size = np.array([i.contract_size for i in book.instruments])[inst]
-    notional = np.abs(book.pos_quantity * size * forward[inst])
-    z = float(ndtri(params.confidence))
-    scale = z * vol[instrument_asset[inst]] * math.sqrt(params.mpor_days / params.days_per_year)
-    account = book.position_account()
-    im = np.bincount(account, weights=notional * scale, minlength=book.n_accounts).astype(np.float64)
-    return Requirement("vol_only", im, params.maintenance.fraction * im)

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from solvent.baselines import BASELINE_NAMES, BaselineParams
 from solvent.engine.book import Book
+from solvent.engine.vol_limit import VOL_ONLY
 from solvent.formats.schemas import Depth, MarketSnapshot
 from solvent.lab.cascade import (
     CascadeConfig,
@@ -57,9 +58,9 @@ DEPTH_SHARE = 0.5
 DEPEG_MARKET = ("BTC", "ETH")
 START = datetime(2026, 1, 1, tzinfo=UTC)
 FloatArray = NDArray[np.float64]
-#: The models the cascade simulator (the streaming engine) runs; `vol_only` is compared on a history only.
-STREAM_MODELS: tuple[str, ...] = ("multi", *BASELINE_NAMES)
-#: Every model `solvent stress --compare` takes: those the streaming engine runs, then the history-only ones.
+#: The models the cascade simulator (the streaming engine) runs: every model of `lab.models`.
+STREAM_MODELS: tuple[str, ...] = ("multi", *BASELINE_NAMES, VOL_ONLY)
+#: Every model `solvent stress --compare` takes: those the streaming engine runs, then any history-only one.
 COMPARED_MODELS: tuple[str, ...] = (*STREAM_MODELS, *(m for m in MODEL_NAMES if m not in STREAM_MODELS))
 #: The book mix of the population `solvent stress` meets (its other fields set per run): a quarter of the accounts
 #: hold a second perpetual, a tenth options (put spreads and short calls), a fifth their collateral in spot (stETH

@@ -36,6 +36,7 @@ from solvent.baselines import BASELINE_NAMES, BaselineParams
 from solvent.engine.book import Book
 from solvent.engine.margin import RiskContext, risk_context
 from solvent.engine.results import MarginResult
+from solvent.engine.vol_limit import VOL_ONLY
 from solvent.engine.whatif import Decision
 from solvent.errors import InputError
 from solvent.factors.haircuts import require_collateral_vols
@@ -90,8 +91,8 @@ class StreamEngine:
         reflag: bool = True,
     ) -> None:
         supported(params, "params")
-        if model != "multi" and model not in BASELINE_NAMES:
-            raise ValueError(f"unknown margin model {model!r}: multi or one of {', '.join(BASELINE_NAMES)}")
+        if model not in ("multi", VOL_ONLY) and model not in BASELINE_NAMES:
+            raise ValueError(f"unknown margin model {model!r}: multi, {VOL_ONLY} or one of {', '.join(BASELINE_NAMES)}")
         problem = unwatched_deleverage(params, reflag)
         if problem is not None:
             raise ValueError(problem)

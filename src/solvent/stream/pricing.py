@@ -22,6 +22,7 @@ from solvent.engine.book import Book
 from solvent.engine.margin import RiskContext, margin_accounts, risk_context
 from solvent.engine.results import MarginResult
 from solvent.engine.riskarrays import build_risk_arrays, refresh_risk_arrays
+from solvent.engine.vol_limit import VOL_ONLY, vol_scaled_requirement
 from solvent.engine.whatif import PreTradeChecker
 from solvent.liquidation.closeout import CloseOutBook, CloseOutMarket
 from solvent.liquidation.predictive import SECONDS_PER_YEAR, VelocityTracker, book_breach, scenario_correlation
@@ -185,32 +186,29 @@ class Pricing:
         """The same accounts with IM and MM of the venue rule `self.model` (equity, Greeks as margined): what a
         venue running that rule would see. The breach probability is taken against the rule's MM."""
         state = self.market.state
-        time_floor = self.params.volatility.time_floor_days / self.params.days_per_year
-        rule = baseline_margin(
-            book, state, self.baselines, self.model, unit_value=option_unit_values(state, time_floor)
-        )
+        rule_im, rule_mm = self._rule(book, vol)
         loss_vol, _, probability, flagged = book_breach(
             result.greeks,
             state.price,
             vol,
             self.context.correlation,
             result.equity,
-            rule.mm,
+            rule_mm,
             self.params.predictive,
             velocity=velocity,
         )
         with np.errstate(divide="ignore", invalid="ignore"):
-            health = np.where(rule.mm > 0.0, result.equity / np.where(rule.mm > 0.0, rule.mm, 1.0), np.inf)
+            health = np.where(rule_mm > 0.0, result.equity / np.where(rule_mm > 0.0, rule_mm, 1.0), np.inf)
         return dataclasses.replace(
             result,
-            terms={self.model: rule.im},
+            terms={self.model: rule_im},
             term_by_asset={},
-            im=rule.im,
-            mm=rule.mm,
+            im=rule_im,
+            mm=rule_mm,
             health=health,
-            liquidatable=result.equity < rule.mm,
+            liquidatable=result.equity < rule_mm,
             breach_probability=probability,
-            early_flag=flagged & (rule.mm > 0.0),
+            early_flag=flagged & (rule_mm > 0.0),
             loss_vol=loss_vol,
         )
 
@@ -219,9 +217,19 @@ class Pricing:
         state = self.market.state
         if self.model == "multi":
             return margin_accounts(book, state, self.params, self.context, self.portfolio_source, predictive=False).im
+        return self._rule(book, self.speed()[0])[0]
+
+    def _rule(self, book: Book, vol: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(IM, MM) of `book` under the stream's model other than multi: a venue rule, or `vol_only` at the fast
+        volatility `vol` (what a volatility-scaled limit would charge as the stream sees the market)."""
+        state = self.market.state
+        if self.model == VOL_ONLY:
+            return vol_scaled_requirement(book, state, self.params, vol)
         time_floor = self.params.volatility.time_floor_days / self.params.days_per_year
-        unit_value = option_unit_values(state, time_floor)
-        return baseline_margin(book, state, self.baselines, self.model, unit_value=unit_value).im
+        rule = baseline_margin(
+            book, state, self.baselines, self.model, unit_value=option_unit_values(state, time_floor)
+        )
+        return rule.im, rule.mm
 
     def closeout_inputs(self, book: Book) -> tuple[CloseOutBook, CloseOutMarket]:
         """`book`'s positions and the market as the close-out sizer sees them."""
