@@ -41,7 +41,7 @@ def _assert_same(fast: SimmReport, slow: SimmReport) -> None:
             assert got.margins[key] == pytest.approx(value, rel=1e-12, abs=tolerance), (want.side, want.portfolio, key)
 
 
-def _both(records: list[CrifRecord], version: str, mpor: int, enforce: bool) -> None:
+def _assert_batch_equals_twin(records: list[CrifRecord], version: str, mpor: int, enforce: bool) -> None:
     cal = load_calibration(version, mpor)
     slow = calculate(records, cal, enforce_regulations=enforce)
     _assert_same(calculate_batch(CrifColumns.from_records(records), cal, enforce_regulations=enforce), slow)
@@ -50,7 +50,7 @@ def _both(records: list[CrifRecord], version: str, mpor: int, enforce: bool) -> 
 @pytest.mark.parametrize("enforce", [True, False])
 @pytest.mark.parametrize(("version", "mpor"), CASES)
 def test_ore_example_crif(shared_dir: Path, version: str, mpor: int, enforce: bool) -> None:
-    _both(read_crif(shared_dir / "reference" / "simm" / "crif.csv"), version, mpor, enforce)
+    _assert_batch_equals_twin(read_crif(shared_dir / "reference" / "simm" / "crif.csv"), version, mpor, enforce)
 
 
 @pytest.mark.parametrize("enforce", [True, False])
@@ -58,13 +58,13 @@ def test_ore_example_crif(shared_dir: Path, version: str, mpor: int, enforce: bo
 @pytest.mark.parametrize("seed", range(50))
 def test_random_crifs(seed: int, version: str, enforce: bool) -> None:
     text, _ = random_crif(seed)
-    _both(parse_crif(text), version, 10 if seed % 2 else 1, enforce)
+    _assert_batch_equals_twin(parse_crif(text), version, 10 if seed % 2 else 1, enforce)
 
 
 @pytest.mark.parametrize("seed", range(40))
 def test_random_regulation_lists(seed: int) -> None:
     text, _ = random_crif(1000 + seed, regs=REGULATION_LISTS)
-    _both(parse_crif(text), "2.6", 10, enforce=True)
+    _assert_batch_equals_twin(parse_crif(text), "2.6", 10, enforce=True)
 
 
 def _with_parameters(records: list[CrifRecord], seed: int) -> list[CrifRecord]:
@@ -91,7 +91,7 @@ def _with_parameters(records: list[CrifRecord], seed: int) -> list[CrifRecord]:
 @pytest.mark.parametrize("seed", range(30))
 def test_random_crifs_with_additional_margin(seed: int, enforce: bool) -> None:
     records = parse_crif(random_crif(3000 + seed, regs=REGULATION_LISTS)[0])
-    _both(_with_parameters(records, seed), "2.6", 10, enforce)
+    _assert_batch_equals_twin(_with_parameters(records, seed), "2.6", 10, enforce)
 
 
 @pytest.mark.parametrize("seed", range(10))
