@@ -171,17 +171,19 @@ def load_statement(path: str | os.PathLike[str]) -> StatementDocument:
 
 
 def _fixed(values: NDArray[np.uint8], width: int) -> pa.Array:
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(values), [None, pa.py_buffer(values.tobytes())])
+    """(n, width) bytes as a fixed-size binary column, sharing the array's memory."""
+    values = np.ascontiguousarray(values)
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(values), [None, pa.py_buffer(values)])
 
 
 def tree_table(tree: SolvencyTree) -> pa.Table:
-    """tree.parquet's table: one row per node, layer by layer."""
-    level = np.concatenate([np.full(layer.hashes.shape[0], k, dtype=np.uint8) for k, layer in enumerate(tree.layers)])
-    hashes = np.concatenate([layer.hashes for layer in tree.layers])
-    amounts = np.concatenate([layer.amounts for layer in tree.layers])
-    columns = {"level": level, "hash": _fixed(hashes, HASH_BYTES)}
-    columns.update({name: amounts[:, k] for k, name in enumerate(AMOUNTS)})
-    return pa.table(columns).replace_schema_metadata({SCHEMA_KEY: TREE_SCHEMA.encode()})
+    """tree.parquet's table: one row per node, layer by layer (one chunk per layer: no copy of the hashes)."""
+    chunks = []
+    for k, layer in enumerate(tree.layers):
+        columns = {"level": np.full(layer.hashes.shape[0], k, dtype=np.uint8), "hash": _fixed(layer.hashes, HASH_BYTES)}
+        columns.update({name: layer.amounts[:, j] for j, name in enumerate(AMOUNTS)})
+        chunks.append(pa.table(columns))
+    return pa.concat_tables(chunks).replace_schema_metadata({SCHEMA_KEY: TREE_SCHEMA.encode()})
 
 
 def accounts_table(tree: SolvencyTree) -> pa.Table:
