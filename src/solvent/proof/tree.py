@@ -23,12 +23,12 @@ from solvent.proof.hashing import AMOUNT_BYTES, HASH_BYTES, LEAF_TAG, NODE_TAG, 
 from solvent.proof.leaves import SALT_BYTES, LeafAmounts, check_secret
 from solvent.proof.openssl import (
     BLOCK_BYTES,
-    SHA256,
     digest_final,
     digest_init,
     digest_update,
     md_ctx_free,
     md_ctx_new,
+    sha256,
 )
 
 U8Array = NDArray[np.uint8]
@@ -89,13 +89,14 @@ def _leaf_kernel(
     id_bytes: U8Array,
     id_offsets: NDArray[np.int64],
     pads: U8Array,
-    sha256: int,
+    md: int,
     parts: int,
     salt: U8Array,
     leaf: U8Array,
 ) -> int:
     """Each account's salt, HMAC-SHA256(secret, id) from the key's inner and outer `pads` (2, 64), and leaf hash,
-    into `salt` and `leaf` (N, 32); the rows split into `parts`. Returns the count of failed OpenSSL calls."""
+    into `salt` and `leaf` (N, 32), with OpenSSL's `md` (SHA-256); the rows split into `parts`. Returns the
+    count of failed OpenSSL calls."""
     n = amounts_be.shape[0]
     longest = 0
     for i in range(n):
@@ -113,11 +114,11 @@ def _leaf_kernel(
         calls = 0
         for i in range(n * part // parts, n * (part + 1) // parts):
             start, stop = id_offsets[i], id_offsets[i + 1]
-            ok += digest_init(ctx, sha256, 0)
+            ok += digest_init(ctx, md, 0)
             ok += digest_update(ctx, pads[0].ctypes.data, BLOCK_BYTES)
             ok += digest_update(ctx, id_bytes.ctypes.data + start, stop - start)
             ok += digest_final(ctx, inner.ctypes.data, 0)
-            ok += digest_init(ctx, sha256, 0)
+            ok += digest_init(ctx, md, 0)
             ok += digest_update(ctx, pads[1].ctypes.data, BLOCK_BYTES)
             ok += digest_update(ctx, inner.ctypes.data, HASH_BYTES)
             ok += digest_final(ctx, salt[i].ctypes.data, 0)
@@ -125,7 +126,7 @@ def _leaf_kernel(
             row[1 + SALT_BYTES : 1 + SALT_BYTES + AMOUNT_BYTES] = amounts_be[i]
             row[_LEAF_FIXED - 1] = status[i]
             row[_LEAF_FIXED : _LEAF_FIXED + stop - start] = id_bytes[start:stop]
-            ok += digest_init(ctx, sha256, 0)
+            ok += digest_init(ctx, md, 0)
             ok += digest_update(ctx, row.ctypes.data, _LEAF_FIXED + stop - start)
             ok += digest_final(ctx, leaf[i].ctypes.data, 0)
             calls += 11
@@ -135,9 +136,9 @@ def _leaf_kernel(
 
 
 @jit(parallel=True)
-def _node_kernel(hashes: U8Array, amounts_be: U8Array, sha256: int, parts: int, out: U8Array) -> int:
-    """The hash of each pair (2k, 2k + 1) of a layer's nodes into `out` (n / 2, 32); the pairs split into
-    `parts`. Returns the count of failed OpenSSL calls."""
+def _node_kernel(hashes: U8Array, amounts_be: U8Array, md: int, parts: int, out: U8Array) -> int:
+    """The hash of each pair (2k, 2k + 1) of a layer's nodes into `out` (n / 2, 32), with OpenSSL's `md`
+    (SHA-256); the pairs split into `parts`. Returns the count of failed OpenSSL calls."""
     half = hashes.shape[0] // 2
     side = HASH_BYTES + AMOUNT_BYTES
     failed = np.zeros(parts, dtype=np.int64)
@@ -155,7 +156,7 @@ def _node_kernel(hashes: U8Array, amounts_be: U8Array, sha256: int, parts: int, 
                 at = 1 + child * side
                 row[at : at + HASH_BYTES] = hashes[2 * k + child]
                 row[at + HASH_BYTES : at + side] = amounts_be[2 * k + child]
-            ok += digest_init(ctx, sha256, 0)
+            ok += digest_init(ctx, md, 0)
             ok += digest_update(ctx, row.ctypes.data, _NODE)
             ok += digest_final(ctx, out[k].ctypes.data, 0)
             calls += 3
@@ -195,7 +196,7 @@ def _leaves(account_ids: Sequence[str], leaves: LeafAmounts, secret: bytes, part
     salt = np.empty((n, SALT_BYTES), dtype=np.uint8)
     leaf = np.empty((n, HASH_BYTES), dtype=np.uint8)
     pads = _hmac_pads(secret)
-    _checked(_leaf_kernel(_be(leaves.amounts), leaves.status, flat, starts, pads, SHA256, parts, salt, leaf))
+    _checked(_leaf_kernel(_be(leaves.amounts), leaves.status, flat, starts, pads, sha256(), parts, salt, leaf))
     return salt, leaf
 
 
@@ -210,7 +211,7 @@ def _padded(hashes: U8Array, amounts: U64Array) -> Layer:
 def _parent(layer: Layer, parts: int) -> tuple[U8Array, U64Array]:
     """The next layer up: each pair's node hash and amounts."""
     out = np.empty((layer.hashes.shape[0] // 2, HASH_BYTES), dtype=np.uint8)
-    _checked(_node_kernel(layer.hashes, _be(layer.amounts), SHA256, parts, out))
+    _checked(_node_kernel(layer.hashes, _be(layer.amounts), sha256(), parts, out))
     return out, layer.amounts[0::2] + layer.amounts[1::2]
 
 
