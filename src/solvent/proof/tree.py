@@ -185,8 +185,9 @@ def _utf8(account_ids: Sequence[str]) -> tuple[U8Array, NDArray[np.int64]]:
         raise ValueError("an account id is missing")
     _, offsets, data = ids.buffers()
     starts = np.frombuffer(offsets, dtype=np.int64)[ids.offset : ids.offset + len(ids) + 1]
-    flat = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(1, dtype=np.uint8)
-    return flat, starts
+    if data is None:  # every id empty: still a buffer, for the kernel's pointer
+        return np.zeros(1, dtype=np.uint8), starts
+    return np.frombuffer(data, dtype=np.uint8), starts
 
 
 def _leaves(account_ids: Sequence[str], leaves: LeafAmounts, secret: bytes, parts: int) -> tuple[U8Array, U8Array]:
