@@ -3,6 +3,8 @@ book or from either margin output, a proof verifying and a tampered one refused 
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,10 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
+from solvent._numba import SERIAL_BELOW
 from solvent.cli import main
+from solvent.proof.encoding import decode_proof, encode_proof
 from solvent.proof.files import read_margin_output
+from solvent.proof.inclusion import InclusionProof
 from solvent.proof.prove import prove_figures
-from solvent.proof.tree import PARALLEL_ROWS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -65,7 +69,7 @@ def test_outputs_match_their_schemas(proved: Path) -> None:
     lines = (proved / "proofs.ndjson").read_text().splitlines()
     assert len(lines) == 6
     for line in lines:
-        valid("solvent.proof-1", json.loads(line))
+        valid("solvent.proof-2", json.loads(line))
 
 
 @pytest.mark.parametrize("fmt", ["json", "parquet"])
@@ -94,15 +98,56 @@ def test_a_proof_verifies_against_the_statement_and_the_root(proved: Path) -> No
     assert run("verify", "--proof", proofs, "--account", "carol", "--root", root).exit_code == 0
 
 
-def test_a_tampered_proof_is_refused_with_exit_1(proved: Path, tmp_path: Path) -> None:
+def alice(proved: Path) -> InclusionProof:
+    """alice's proof, decoded from her line of proofs.ndjson."""
     line = next(json.loads(x) for x in (proved / "proofs.ndjson").read_text().splitlines() if '"alice"' in x)
-    line["amounts"]["im"] -= 1
-    line["amounts"]["shortfall"] = max(line["amounts"]["mm"] - line["amounts"]["equity"], 0)
-    tampered = tmp_path / "alice.json"
-    tampered.write_text(json.dumps(line))
-    result = run("verify", "--proof", str(tampered), "--statement", str(proved / "statement.json"))
+    return decode_proof(line["account"], base64.b64decode(line["proof"]))
+
+
+def write_proof(path: Path, proof: InclusionProof) -> str:
+    """`proof` as a solvent.proof/2 file; returns its path."""
+    body = base64.b64encode(encode_proof(proof)).decode()
+    path.write_text(json.dumps({"schema": "solvent.proof/2", "account": proof.account, "proof": body}))
+    return str(path)
+
+
+def test_a_tampered_proof_is_refused_with_exit_1(proved: Path, tmp_path: Path) -> None:
+    proof = alice(proved)
+    equity, deficit, im, mm, shortfall = proof.amounts
+    tampered = dataclasses.replace(proof, amounts=(equity, deficit, im - 1, mm, shortfall))
+    result = run(
+        "verify",
+        "--proof",
+        write_proof(tmp_path / "alice.json", tampered),
+        "--statement",
+        str(proved / "statement.json"),
+    )
     assert result.exit_code == 1
     assert result.output.startswith("error: the proof does not verify: the path leads to root")
+
+
+def test_an_old_solvent_proof_1_file_still_verifies(proved: Path, tmp_path: Path) -> None:
+    """solvent.proof/1 (every field in JSON, as `solvent prove` wrote it before /2) is read: the hashes are
+    unchanged, so the same proof verifies; a forged amount in it is still refused."""
+    proof = alice(proved)
+    names = ("equity", "deficit", "im", "mm", "shortfall")
+    old = {
+        "schema": "solvent.proof/1",
+        "account": proof.account,
+        "salt": proof.salt.hex(),
+        "index": proof.index,
+        "amounts": dict(zip(names, proof.amounts, strict=True)),
+        "status": ("HEALTHY", "BELOW_IM", "LIQUIDATABLE", "BANKRUPT")[proof.status],
+        "path": [{"hash": h.hex(), "amounts": list(a)} for h, a in proof.siblings],
+    }
+    valid("solvent.proof-1", old)
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    result = run("verify", "--proof", str(path), "--statement", str(proved / "statement.json"))
+    assert result.exit_code == 0, result.output
+    old["path"][1]["amounts"][2] += 1  # type: ignore[index]
+    path.write_text(json.dumps(old))
+    assert run("verify", "--proof", str(path), "--statement", str(proved / "statement.json")).exit_code == 1
 
 
 @pytest.mark.parametrize(
@@ -134,20 +179,49 @@ def test_bad_input_is_one_line_and_exit_2(proved: Path, tmp_path: Path, args: li
     assert not (tmp_path / "x").exists()
 
 
-def test_a_malformed_proof_names_its_field(proved: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda body: body[:-3], "the proof ends after"),
+        (lambda body: body + b"\x00", "1 bytes after the last sibling"),
+        (lambda body: body[:32] + b"\xff" * 10 + b"\x01" + body[33:], "a varint longer than 10 bytes"),
+    ],
+)
+def test_a_malformed_proof_body_is_exit_2_naming_the_byte(proved: Path, tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
     line = json.loads((proved / "proofs.ndjson").read_text().splitlines()[0])
-    line["path"][0]["hash"] = "zz"
+    line["proof"] = base64.b64encode(edit(base64.b64decode(line["proof"]))).decode()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(line))
     result = run("verify", "--proof", str(bad), "--statement", str(proved / "statement.json"))
-    assert result.exit_code == 2
-    assert "path[0].hash" in result.output
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {bad}: proof: byte ") and message in result.output
+    assert result.output.count("\n") == 1
 
 
-def test_python_m_solvent_prove_with_worker_processes(tmp_path: Path) -> None:
-    """A real `python -m solvent prove` large enough to hash in two processes (their workers import the main
-    module, which must not run the command again) gives the root of one process."""
-    n = PARALLEL_ROWS + 3
+@pytest.mark.parametrize(
+    ("edit", "where"),
+    [
+        ({"proof": "not base64!"}, "proof"),
+        (
+            {"schema": "solvent.proof/3"},
+            "expected 'solvent.proof/2' (or the older 'solvent.proof/1'), got 'solvent.proof/3'",
+        ),
+        ({"account": 7}, "account"),
+    ],
+)
+def test_a_malformed_proof_names_its_field(proved: Path, tmp_path: Path, edit: dict[str, object], where: str) -> None:
+    line = json.loads((proved / "proofs.ndjson").read_text().splitlines()[0])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(line | edit))
+    result = run("verify", "--proof", str(bad), "--statement", str(proved / "statement.json"))
+    assert result.exit_code == 2, result.output
+    assert where in result.output and result.output.count("\n") == 1
+
+
+def test_python_m_solvent_prove_with_two_threads(tmp_path: Path) -> None:
+    """A real `python -m solvent prove` large enough to hash in two threads (the compiled kernels, loaded from
+    numba's cache in a fresh process, linking OpenSSL by name) gives the root of one thread."""
+    n = SERIAL_BELOW + 3
     rng = np.random.default_rng(2)
     margin = tmp_path / "margin.parquet"
     table = pa.table(
@@ -216,7 +290,7 @@ def test_the_formats_examples_are_the_actual_outputs(tmp_path: Path) -> None:
         str(out),
     )
     assert result.exit_code == 0, result.output
-    statement, proof = formats_example("solvent.solvency/1"), formats_example("solvent.proof/1")
+    statement, proof = formats_example("solvent.solvency/1"), formats_example("solvent.proof/2")
     assert statement == json.loads((out / "statement.json").read_text())
     assert proof == json.loads((out / "proofs.ndjson").read_text())
     (tmp_path / "statement.json").write_text(json.dumps(statement))

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from solvent._numba import SERIAL_BELOW
 from solvent.proof.files import load_tree, write_outputs
 from solvent.proof.hashing import PAD_HASH, leaf_hash, node_hash
 from solvent.proof.inclusion import InclusionProof, ProofError, inclusion_proof, leaf_status, verify_proof
@@ -276,14 +278,19 @@ def test_the_tree_files_give_back_the_same_proofs(small_tree, tmp_path) -> None:
         assert inclusion_proof(loaded, position) == inclusion_proof(small_tree, position)
 
 
-def test_worker_processes_build_the_same_tree(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("solvent.proof.tree.PARALLEL_ROWS", 8)  # split even this small venue's layers
-    ids, equity, im, mm = venue(301, seed=5)
+def test_threads_build_the_same_tree_and_the_salts_are_hmac_sha256() -> None:
+    """The compiled kernels in 3 parts (above SERIAL_BELOW rows: the parallel build) give the tree of one part,
+    and each salt is the standard library's HMAC-SHA256 of the id (non-ASCII ids too)."""
+    n = SERIAL_BELOW + 7
+    ids, equity, im, mm = venue(n, seed=5)
+    ids = [f"{account}-é€{'ü' * (k % 4)}" for k, account in enumerate(ids)]
     leaves = leaf_amounts(equity, im, mm)
     alone = build_tree(ids, leaves, SECRET, processes=1)
     split = build_tree(ids, leaves, SECRET, processes=3)
-    assert (split.root, split.totals) == (alone.root, alone.totals)
+    assert (split.root, split.totals) == (alone.root, alone.totals) == twin_root(ids, equity, im, mm)
     assert np.array_equal(split.salt, alone.salt) and np.array_equal(split.leaf_index, alone.leaf_index)
+    for k in (0, 1, 2, 3, n - 1):
+        assert split.salt[k].tobytes() == hmac.new(SECRET, ids[k].encode(), hashlib.sha256).digest()
 
 
 @settings(max_examples=60, deadline=None)
@@ -314,3 +321,19 @@ def test_any_flipped_hash_bit_fails(small_tree, position: int, level: int, byte:
     )
     with pytest.raises(ProofError, match="leads to root"):
         verify_proof(forged, small_tree.root)
+
+
+@pytest.mark.parametrize("size", [16, 33, 64])
+def test_salts_follow_hmac_for_any_secret_length(size: int) -> None:
+    """A key up to SHA-256's 64-byte block is zero-padded by HMAC (RFC 2104), as the kernel does."""
+    secret = bytes(range(100, 100 + size))
+    tree = build_tree(["a", "bb", ""], leaf_amounts(np.ones(3), np.ones(3), np.ones(3)), secret)
+    assert [s.tobytes() for s in tree.salt] == [
+        hmac.new(secret, x, hashlib.sha256).digest() for x in (b"a", b"bb", b"")
+    ]
+
+
+@pytest.mark.parametrize("size", [15, 65])
+def test_a_secret_of_the_wrong_length_is_refused(size: int) -> None:
+    with pytest.raises(ValueError, match="the secret must be 16 to 64 bytes"):
+        build_tree(["a"], leaf_amounts(np.ones(1), np.ones(1), np.ones(1)), bytes(size))

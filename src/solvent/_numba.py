@@ -58,3 +58,19 @@ def jit(*, parallel: bool = False, inline: bool = False) -> Callable[[F], F]:
 def set_threads(n: int) -> None:
     """Use `n` threads in parallel kernels (at most numba's configured maximum)."""
     numba.set_num_threads(max(1, min(n, int(getattr(numba.config, "NUMBA_NUM_THREADS", n)))))
+
+
+def load_library(path: str) -> None:
+    """Load a shared library into this process, so that compiled kernels can call its functions by name."""
+    import llvmlite.binding  # type: ignore[import-untyped]  # numba's own LLVM binding, untyped as numba is
+
+    llvmlite.binding.load_library_permanently(path)
+
+
+def c_function(name: str, returns: str, n_args: int) -> Any:
+    """A C function, callable from compiled kernels: `returns` is "int32", "intp" or "void", and its `n_args`
+    arguments are pointers or sizes passed as machine words. The kernel links it by its symbol name, not by
+    address, so a kernel cached on disk stays valid in a new process; its library must be loaded
+    (`load_library`) before a kernel that calls it first runs."""
+    result: Any = {"int32": numba.types.int32, "intp": numba.types.intp, "void": numba.types.void}[returns]
+    return numba.types.ExternalFunction(name, result(*([numba.types.intp] * n_args)))

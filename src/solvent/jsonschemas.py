@@ -23,7 +23,7 @@ from solvent.formats.outputs import (
     StressReport,
     StressSweep,
 )
-from solvent.formats.proof import ProofDocument, StatementDocument
+from solvent.formats.proof import ProofDocument, ProofDocumentV1, StatementDocument
 from solvent.formats.schemas import MarketSnapshot, Portfolio
 from solvent.params import MarginParams
 from solvent.stream.events import Event
@@ -51,7 +51,8 @@ FORMATS: dict[str, Any] = {
     "solvent.stress-sweep-1.schema.json": StressSweep,
     "solvent.state-1.schema.json": StateMeta,  # the `meta` document of a state file (its arrays: docs/formats.md)
     "solvent.solvency-1.schema.json": StatementDocument,  # `solvent prove`'s statement.json
-    "solvent.proof-1.schema.json": ProofDocument,  # one line of `solvent prove --proofs`' proofs.ndjson
+    "solvent.proof-2.schema.json": ProofDocument,  # one line of `solvent prove --proofs`' proofs.ndjson
+    "solvent.proof-1.schema.json": ProofDocumentV1,  # the proof before solvent.proof/2, still read
 }
 
 

@@ -1,15 +1,18 @@
 """The solvency proof's file formats as msgspec records: solvent.solvency/1 (the published statement) and
-solvent.proof/1 (one account's inclusion proof), read by `solvent verify` and described by their JSON Schemas.
-Amounts are whole units of 1e-6 USD (unsigned 64-bit where committed in the tree); hashes are lowercase hex."""
+solvent.proof/2 (one account's inclusion proof, its body binary: proof/encoding.py), read by `solvent verify`
+and described by their JSON Schemas; solvent.proof/1, the proof as JSON fields that `solvent prove` wrote
+before, is still read. Amounts are whole units of 1e-6 USD (unsigned 64-bit where committed in the tree);
+hashes are lowercase hex."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
 STATEMENT_SCHEMA = "solvent.solvency/1"
-PROOF_SCHEMA = "solvent.proof/1"
+PROOF_SCHEMA: Final = "solvent.proof/2"
+PROOF_SCHEMA_V1: Final = "solvent.proof/1"
 
 Hex32 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$", description="32 bytes, lowercase hex")]
 Status = Literal["HEALTHY", "BELOW_IM", "LIQUIDATABLE", "BANKRUPT"]
@@ -38,7 +41,16 @@ class PathStep(_Record, frozen=True, kw_only=True):
 
 
 class ProofDocument(_Record, frozen=True, kw_only=True):
-    """solvent.proof/1: one account's inclusion proof (`solvent prove --proofs`, read by `solvent verify`)."""
+    """solvent.proof/2: one account's inclusion proof (`solvent prove --proofs`, read by `solvent verify`): the
+    account id, and the proof's binary body in base64 (docs/formats.md)."""
+
+    schema: Literal["solvent.proof/2"]
+    account: str
+    proof: Annotated[bytes, msgspec.Meta(min_length=1, description="the proof's binary body")]
+
+
+class ProofDocumentV1(_Record, frozen=True, kw_only=True):
+    """solvent.proof/1: one account's inclusion proof as JSON fields (written before solvent.proof/2; read)."""
 
     schema: Literal["solvent.proof/1"]
     account: str

@@ -3,7 +3,7 @@
     statement.json   solvent.solvency/1, the published statement (root, totals, solvency, Cover 2)
     tree.parquet     every node, layer by layer from the leaves (`level` 0) to the root: hash and amounts
     accounts.parquet the venue's private key to the leaves: account, leaf index, salt, status
-    proofs.ndjson    with --proofs: one solvent.proof/1 document per line (every account, or those asked for)
+    proofs.ndjson    with --proofs: one solvent.proof/2 document per line (every account, or those asked for)
 
 Any account's proof is a read of `depth` rows of the tree (`load_tree`, `inclusion_proof`), so the folder holds
 every proof without repeating the upper layers a million times; proofs.ndjson is the form handed to accounts.
@@ -26,7 +26,8 @@ from solvent.convert.results import RESULT_SCHEMA
 from solvent.errors import InputError
 from solvent.formats.errors import decode_json, read_bytes
 from solvent.formats.io import atomic_output
-from solvent.formats.proof import PROOF_SCHEMA, ProofDocument, StatementDocument
+from solvent.formats.proof import PROOF_SCHEMA, PROOF_SCHEMA_V1, ProofDocument, ProofDocumentV1, StatementDocument
+from solvent.proof.encoding import ProofEncodingError, decode_proof, encode_proof
 from solvent.proof.hashing import HASH_BYTES
 from solvent.proof.inclusion import InclusionProof, inclusion_proof
 from solvent.proof.leaves import AMOUNTS, SALT_BYTES, STATUSES
@@ -106,20 +107,12 @@ def read_margin_output(path: str | os.PathLike[str]) -> MarginFigures:
     )
 
 
-def proof_document(proof: InclusionProof) -> dict[str, object]:
-    """The solvent.proof/1 document of one proof."""
-    return {
-        "schema": PROOF_SCHEMA,
-        "account": proof.account,
-        "salt": proof.salt.hex(),
-        "index": proof.index,
-        "amounts": dict(zip(AMOUNTS, proof.amounts, strict=True)),
-        "status": STATUSES[proof.status],
-        "path": [{"hash": h.hex(), "amounts": list(a)} for h, a in proof.siblings],
-    }
+def proof_document(proof: InclusionProof) -> ProofDocument:
+    """The solvent.proof/2 document of one proof."""
+    return ProofDocument(schema=PROOF_SCHEMA, account=proof.account, proof=encode_proof(proof))
 
 
-def proof_from_document(document: ProofDocument) -> InclusionProof:
+def _proof_v1(document: ProofDocumentV1) -> InclusionProof:
     """The proof a solvent.proof/1 document carries."""
     a = document.amounts
     return InclusionProof(
@@ -132,26 +125,43 @@ def proof_from_document(document: ProofDocument) -> InclusionProof:
     )
 
 
+class _Account(msgspec.Struct, frozen=True):
+    account: str | None = None
+
+
+def _read_proof(line: bytes, source: str) -> InclusionProof:
+    """The proof of one solvent.proof/2 (or /1) document."""
+    found = decode_json(line, _Header, source).schema
+    if found == PROOF_SCHEMA_V1:
+        return _proof_v1(decode_json(line, ProofDocumentV1, source))
+    if found != PROOF_SCHEMA:
+        raise InputError(
+            source, "schema", f"expected {PROOF_SCHEMA!r} (or the older {PROOF_SCHEMA_V1!r}), got {found!r}"
+        )
+    document = decode_json(line, ProofDocument, source)
+    try:
+        return decode_proof(document.account, document.proof)
+    except ProofEncodingError as exc:
+        raise InputError(source, "proof", str(exc)) from None
+
+
 def load_proof(path: str | os.PathLike[str], account: str | None = None) -> InclusionProof:
-    """One proof from a solvent.proof/1 JSON file, or from an NDJSON file of them (`account` picks the line;
-    required where the file holds several)."""
+    """One proof from a solvent.proof/2 (or /1) JSON file, or from an NDJSON file of them (`account` picks the
+    line; required where the file holds several)."""
     source = str(path)
     lines = [line for line in read_bytes(source).splitlines() if line.strip()]
     if not lines:
         raise InputError(source, "", "file is empty")
     if len(lines) > 1 and not lines[0].strip().endswith(b"}"):  # one indented document over several lines
         lines = [b"\n".join(lines)]
-    documents = [
-        decode_json(line, ProofDocument, f"{source}:{n + 1}" if len(lines) > 1 else source)
-        for n, line in enumerate(lines)
-    ]
+    named = [(f"{source}:{n + 1}" if len(lines) > 1 else source, line) for n, line in enumerate(lines)]
     if account is not None:
-        documents = [d for d in documents if d.account == account]
-        if not documents:
+        named = [(where, line) for where, line in named if decode_json(line, _Account, where).account == account]
+        if not named:
             raise InputError(source, "", f"no proof for account {account!r}")
-    elif len(documents) > 1:
-        raise InputError(source, "", f"{len(documents)} proofs: name the account (--account)")
-    return proof_from_document(documents[0])
+    elif len(named) > 1:
+        raise InputError(source, "", f"{len(named)} proofs: name the account (--account)")
+    return _read_proof(named[0][1], named[0][0])
 
 
 def load_statement(path: str | os.PathLike[str]) -> StatementDocument:
@@ -161,17 +171,19 @@ def load_statement(path: str | os.PathLike[str]) -> StatementDocument:
 
 
 def _fixed(values: NDArray[np.uint8], width: int) -> pa.Array:
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(values), [None, pa.py_buffer(values.tobytes())])
+    """(n, width) bytes as a fixed-size binary column, sharing the array's memory."""
+    values = np.ascontiguousarray(values)
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(values), [None, pa.py_buffer(values)])
 
 
 def tree_table(tree: SolvencyTree) -> pa.Table:
-    """tree.parquet's table: one row per node, layer by layer."""
-    level = np.concatenate([np.full(layer.hashes.shape[0], k, dtype=np.uint8) for k, layer in enumerate(tree.layers)])
-    hashes = np.concatenate([layer.hashes for layer in tree.layers])
-    amounts = np.concatenate([layer.amounts for layer in tree.layers])
-    columns = {"level": level, "hash": _fixed(hashes, HASH_BYTES)}
-    columns.update({name: amounts[:, k] for k, name in enumerate(AMOUNTS)})
-    return pa.table(columns).replace_schema_metadata({SCHEMA_KEY: TREE_SCHEMA.encode()})
+    """tree.parquet's table: one row per node, layer by layer (one chunk per layer: no copy of the hashes)."""
+    chunks = []
+    for k, layer in enumerate(tree.layers):
+        columns = {"level": np.full(layer.hashes.shape[0], k, dtype=np.uint8), "hash": _fixed(layer.hashes, HASH_BYTES)}
+        columns.update({name: layer.amounts[:, j] for j, name in enumerate(AMOUNTS)})
+        chunks.append(pa.table(columns))
+    return pa.concat_tables(chunks).replace_schema_metadata({SCHEMA_KEY: TREE_SCHEMA.encode()})
 
 
 def accounts_table(tree: SolvencyTree) -> pa.Table:

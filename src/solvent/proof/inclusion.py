@@ -36,12 +36,6 @@ class InclusionProof:
     index: int
     siblings: tuple[tuple[bytes, tuple[int, ...]], ...]
 
-    @property
-    def n_bytes(self) -> int:
-        """Its size as raw bytes: id, salt, amounts, status, index (4), then 32 + 40 per sibling."""
-        fixed = len(self.account.encode()) + SALT_BYTES + 8 * N_AMOUNTS + 1 + 4
-        return fixed + len(self.siblings) * (HASH_BYTES + 8 * N_AMOUNTS)
-
 
 def inclusion_proof(tree: SolvencyTree, position: int) -> InclusionProof:
     """The proof of the account at `position` in `tree.account_ids`."""

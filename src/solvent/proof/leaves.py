@@ -6,14 +6,16 @@ and its `shortfall` is max(MM - E, 0), what it lacks to stand at maintenance. Th
 rounded amounts, so that a verifier can check it from the leaf alone.
 
 The salt hides the account id inside its leaf (a sibling's leaf hash reveals nothing about its owner). It is
-keyed BLAKE2b of the id under the venue's secret (hashlib; BLAKE2 is a keyed PRF by design), so that the same
-secret gives the same salts, hence the same root, however the accounts arrive; each account receives its own
-salt inside its proof, never the secret.
+HMAC-SHA256 of the id keyed by the venue's secret (RFC 2104, a keyed PRF), so that the same secret gives the
+same salts, hence the same root, however the accounts arrive; each account receives its own salt inside its
+proof, never the secret. The tree's builder computes them all in a compiled pass over OpenSSL (proof/tree.py);
+`salt_of` is its one-account twin with the standard library's `hmac`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Final
 
@@ -34,7 +36,8 @@ STATUSES: Final[tuple[str, ...]] = ("HEALTHY", "BELOW_IM", "LIQUIDATABLE", "BANK
 #: up the tree can overflow 64 bits.
 MAX_TOTAL: Final = 2**63
 SALT_BYTES: Final = 32
-_SALT_PERSON: Final = b"solvent.salt/1"  # BLAKE2b personalisation: these salts, and no other use of the key
+#: The secret's bounds (bytes): at most SHA-256's block, which HMAC then uses as it is.
+SECRET_BYTES: Final = (16, 64)
 
 
 def to_units(usd: FloatArray) -> NDArray[np.int64]:
@@ -70,16 +73,14 @@ def leaf_amounts(equity: FloatArray, im: FloatArray, mm: FloatArray) -> LeafAmou
     return LeafAmounts(columns.astype(np.uint64), status)
 
 
-def salt_hasher(secret: bytes) -> hashlib.blake2b:
-    """The keyed hash of the salts: `.copy()`, `.update(account id, UTF-8)`, `.digest()` gives an account's
-    salt, BLAKE2b-256 keyed by `secret` (16 to 64 bytes)."""
-    if not 16 <= len(secret) <= 64:
-        raise ValueError(f"the secret must be 16 to 64 bytes, got {len(secret)}")
-    return hashlib.blake2b(key=secret, digest_size=SALT_BYTES, person=_SALT_PERSON)
+def check_secret(secret: bytes) -> None:
+    """ValueError unless the secret is 16 to 64 bytes."""
+    low, high = SECRET_BYTES
+    if not low <= len(secret) <= high:
+        raise ValueError(f"the secret must be {low} to {high} bytes, got {len(secret)}")
 
 
 def salt_of(secret: bytes, account: str) -> bytes:
-    """One account's salt (the tree's builder derives them all in one pass: proof/tree.py)."""
-    h = salt_hasher(secret).copy()
-    h.update(account.encode())
-    return h.digest()
+    """One account's salt: HMAC-SHA256(secret, account id in UTF-8)."""
+    check_secret(secret)
+    return hmac.new(secret, account.encode(), hashlib.sha256).digest()
