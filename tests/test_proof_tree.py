@@ -337,3 +337,15 @@ def test_salts_follow_hmac_for_any_secret_length(size: int) -> None:
 def test_a_secret_of_the_wrong_length_is_refused(size: int) -> None:
     with pytest.raises(ValueError, match="the secret must be 16 to 64 bytes"):
         build_tree(["a"], leaf_amounts(np.ones(1), np.ones(1), np.ones(1)), bytes(size))
+
+
+def test_libcrypto_is_found_where_find_library_finds_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slim system without ldconfig: the library hashlib itself loaded is used, and its SHA-256 is found."""
+    import ctypes.util
+
+    from solvent.proof import openssl
+
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    path = openssl._hashlib_libcrypto()
+    assert path is not None and "libcrypto" in path
+    assert openssl.sha256.__wrapped__() != 0

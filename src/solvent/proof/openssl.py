@@ -29,12 +29,28 @@ digest_final = c_function("EVP_DigestFinal_ex", "int32", 3)
 BLOCK_BYTES: Final = hashlib.sha256().block_size
 
 
+def _hashlib_libcrypto() -> str | None:
+    """The path of the libcrypto that Python's own `_hashlib` has loaded (Linux: read from /proc/self/maps), for
+    systems where `ctypes.util.find_library` finds none (no ldconfig in a slim container)."""
+    import _hashlib  # noqa: F401  # loads libcrypto into this process
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            for line in maps:
+                path = line.split()[-1]
+                if "/libcrypto" in path:
+                    return path
+    except OSError:
+        pass
+    return None
+
+
 @functools.cache
 def sha256() -> int:
     """SHA-256's `EVP_MD *` as an integer, with libcrypto loaded for the kernels: fetched once from OpenSSL 3's
     default provider (so that no hash fetches it again), `EVP_sha256()` from OpenSSL 1.1. RuntimeError where
     there is no libcrypto."""
-    name = ctypes.util.find_library("crypto")
+    name = ctypes.util.find_library("crypto") or _hashlib_libcrypto()
     if name is None:
         raise RuntimeError("solvent prove hashes with OpenSSL's libcrypto (1.1 or 3), which was not found")
     load_library(name)
