@@ -23,7 +23,7 @@ PACKAGE = "solvent"
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(floor.split())
     for floor in (
-        "errors _numba arrays",  # the exception tree, the numba shim, the kernels' array-argument checks
+        "errors _numba arrays _extras",  # the exception tree, the numba shim, array-argument checks, the extras guard
         "formats",  # file schemas and codecs: no engine, stream or venue-rule type
         "params",  # the frozen model parameters (decoded through formats.errors)
         "pricing market",  # Black-76; market snapshots, oracle, depth, histories
