@@ -5,17 +5,35 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test bench lint browser clean
+.PHONY: demo test bench lint browser clean constraints
 
-$(STAMP): pyproject.toml
+# Exact versions from constraints.txt (pyproject.toml keeps the ranges a user's pip resolves); the package index
+# is pip's own configuration. The base venv has the report extra the demo draws with; the test venv adds the
+# test extra (the runners, linters, reference libraries and every extra the tests exercise).
+INSTALL := $(PY) -m pip install --quiet -c constraints.txt
+
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(INSTALL) --upgrade pip
+	$(INSTALL) -e '.[report]'
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(INSTALL) -e '.[test]'
 	touch $(TEST_STAMP)
+
+# Regenerate constraints.txt: the newest releases inside pyproject's ranges, every extra, in a fresh venv; then
+# raise pyproject's lower bounds to the new pins (tests/test_dependencies.py says which).
+CONSTRAINTS_VENV := .venv-constraints
+constraints:
+	rm -rf $(CONSTRAINTS_VENV)
+	$(PYTHON) -m venv $(CONSTRAINTS_VENV)
+	$(CONSTRAINTS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CONSTRAINTS_VENV)/bin/python -m pip install --quiet '.[test,sweep]'
+	{ sed -n '/^#/p' constraints.txt; $(CONSTRAINTS_VENV)/bin/python -m pip freeze --all --exclude-editable | \
+		grep -v -i -E '^(solvent|setuptools|wheel)( @|==)'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(CONSTRAINTS_VENV)
 
 demo: $(STAMP)
 	$(VENV)/bin/solvent demo
@@ -34,7 +52,7 @@ browser:
 test: lint browser
 	$(PY) -m pytest
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_margin.py
 	$(PY) benchmarks/bench_stream.py
 	$(PY) benchmarks/bench_whatif.py
@@ -48,4 +66,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_store.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CONSTRAINTS_VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -24,7 +24,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(floor.split())
     for floor in (
         "errors _numba arrays",  # the exception tree, the numba shim, the kernels' array-argument checks
-        "formats",  # file schemas and codecs: no engine, stream or venue-rule type
+        "formats _extras",  # file schemas and codecs: no engine, stream or venue-rule type; the extras guard
         "params",  # the frozen model parameters (decoded through formats.errors)
         "pricing market",  # Black-76; market snapshots, oracle, depth, histories
         "factors scenarios",  # pure functions over arrays; scenario generators

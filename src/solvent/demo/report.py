@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from rich.console import Console
 from rich.table import Table
 
+from solvent._extras import requires_extra
 from solvent.engine.results import MarginResult
 from solvent.formats.io import atomic_output
 
@@ -95,8 +96,9 @@ def health_shown(result: MarginResult) -> FloatArray:
 
 
 def _figure(path: Path, draw: str, result: MarginResult) -> None:
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import StrMethodFormatter
+    with requires_extra("report"):
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import StrMethodFormatter
 
     fig = Figure(figsize=(7, 4) if draw == "im" else (10, 4), dpi=110)
     if draw == "im":
@@ -119,7 +121,8 @@ def _figure(path: Path, draw: str, result: MarginResult) -> None:
 def _health_figure(fig: Any, health: FloatArray) -> None:
     """Two panels: every account on a log axis (HEALTH_RANGE, the rest counted in the title), and the accounts
     near MM = 1 on a linear one (HEALTH_ZOOM), where liquidation begins."""
-    from matplotlib.ticker import StrMethodFormatter
+    with requires_extra("report"):
+        from matplotlib.ticker import StrMethodFormatter
 
     full, zoom = fig.subplots(1, 2)
     low, high = HEALTH_RANGE

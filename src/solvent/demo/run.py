@@ -22,6 +22,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from solvent._extras import check_extra
 from solvent.api import compute_margin
 from solvent.convert.results import write_result
 from solvent.demo.report import print_summary, write_report
@@ -192,6 +193,7 @@ def run_demo(
     console: Console | None = None,
 ) -> DemoRun:
     """Build, margin and report a synthetic venue; write inputs, results and report.md to `out_dir`."""
+    check_extra("report")  # the report's figures: a missing matplotlib is named before anything is written
     console = Console() if console is None else console
     out = Path(out_dir)
     params = demo_params()

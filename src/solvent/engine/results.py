@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from solvent._extras import requires_extra
 from solvent.engine.riskarrays import GREEK_NAMES
 from solvent.formats.outputs import ASSET_TERMS, IM_TERMS
 
@@ -188,7 +189,9 @@ class MarginResult:
         return pa.table(columns)
 
     def to_pandas(self) -> Any:
-        """The same table as a pandas DataFrame indexed by account."""
+        """The same table as a pandas DataFrame indexed by account (the `pandas` extra)."""
+        with requires_extra("pandas"):
+            import pandas  # noqa: F401  (pyarrow converts through it: a missing one is named here)
         return self.to_arrow().to_pandas().set_index("account")
 
     def row(self, account_id: str) -> dict[str, Any]:

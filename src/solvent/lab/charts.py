@@ -16,6 +16,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from solvent._extras import requires_extra
+
 FloatArray = NDArray[np.float64]
 Kind = Literal["line", "mean", "stack", "breach", "reference"]
 Unit = Literal["usd", "share"]
@@ -83,8 +85,9 @@ class Chart:
 
 def draw(chart: Chart) -> Any:
     """A matplotlib Figure of `chart` (no pyplot: nothing global is touched)."""
-    from matplotlib import rc_context
-    from matplotlib.figure import Figure
+    with requires_extra("report"):
+        from matplotlib import rc_context
+        from matplotlib.figure import Figure
 
     n = len(chart.panels)
     with rc_context({"axes.formatter.useoffset": False, "axes.formatter.limits": (-99, 99)}):
@@ -114,7 +117,8 @@ def data_uri(chart: Chart) -> str:
 
 
 def _draw_panel(ax: Any, panel: Panel) -> None:
-    from matplotlib.ticker import PercentFormatter, StrMethodFormatter
+    with requires_extra("report"):
+        from matplotlib.ticker import PercentFormatter, StrMethodFormatter
 
     drawn = [s for s in panel.series if not s.empty]
     stacks = [s for s in drawn if s.kind == "stack"]

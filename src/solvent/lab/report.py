@@ -17,16 +17,21 @@ from typing import Any
 
 import msgspec
 import numpy as np
-import pandas as pd
-from jinja2 import Environment
-from markupsafe import Markup
 
+from solvent._extras import check_extra, requires_extra
 from solvent.formats.io import atomic_output
 from solvent.lab.backtest import exceptions
 from solvent.lab.charts import Chart, Panel, Series, data_uri
 from solvent.lab.comparison import HistoryComparison, comparison, comparison_findings
 from solvent.lab.margin_backtest import HistoryBacktest
 from solvent.lab.stress import StressRun, stress_findings
+
+with requires_extra("report"):
+    import pandas as pd
+    from jinja2 import Environment
+    from markupsafe import Markup
+
+check_extra("report")  # matplotlib too, drawn once a run is done: a missing one is named before the run starts
 
 USD = "${:,.0f}"
 SHARE = "{:.1%}"

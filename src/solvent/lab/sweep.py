@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from solvent._extras import requires_extra
 from solvent.baselines import BaselineParams
 from solvent.formats.io import write_text_atomic
 from solvent.lab.cascade import CascadeConfig, PopulationSpec
@@ -173,7 +174,8 @@ def _on_ray(
     address: str | None,
     progress: Callable[[int, int, SweepRun, float], None] | None,
 ) -> list[dict[str, Any]]:
-    import ray  # the optional extra: imported only here
+    with requires_extra("sweep"):
+        import ray  # the optional extra: imported only here
 
     started = not ray.is_initialized()
     if started:

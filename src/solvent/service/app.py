@@ -15,25 +15,11 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
-import anyio
 import msgspec
 import numpy as np
 import pyarrow as pa
-from litestar import Litestar, Request, Response, get, post, put
-from litestar.connection import ASGIConnection
-from litestar.exceptions import (
-    ClientException,
-    HTTPException,
-    NotAuthorizedException,
-    NotFoundException,
-    PermissionDeniedException,
-)
-from litestar.handlers.base import BaseRouteHandler
-from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
-from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from solvent._extras import requires_extra
 from solvent.convert.results import account_document
 from solvent.errors import InputError, SolventError
 from solvent.formats.schemas import Identifier, NonNegativeAmount, Price, Quantity
@@ -48,6 +34,23 @@ from solvent.stream import events as ev
 from solvent.stream.engine import params_digest
 from solvent.stream.feed import FeedRecord, ParamsChange
 from solvent.stream.feedio import decode_ndjson, decode_table
+
+with requires_extra("service"):
+    import anyio
+    from litestar import Litestar, Request, Response, get, post, put
+    from litestar.connection import ASGIConnection
+    from litestar.exceptions import (
+        ClientException,
+        HTTPException,
+        NotAuthorizedException,
+        NotFoundException,
+        PermissionDeniedException,
+    )
+    from litestar.handlers.base import BaseRouteHandler
+    from litestar.openapi.config import OpenAPIConfig
+    from litestar.openapi.spec import Components, SecurityScheme
+    from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+    from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 log = logging.getLogger("solvent.service")
 audit = logging.getLogger("solvent.service.audit")

@@ -7,14 +7,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
+from solvent._extras import requires_extra
 from solvent.market.oracle import OracleStatus
 from solvent.service.venue import Venue
 from solvent.service.view import STATUSES
 from solvent.stream import events as ev
+
+with requires_extra("service"):
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+    from prometheus_client.core import GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
 
 #: Batch latency buckets, seconds: a tick on a small book takes well under a millisecond, a re-margin of
 #: every account of a large one a good part of a second.

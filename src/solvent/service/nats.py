@@ -24,17 +24,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-import nats
-from nats.aio.client import Client
-from nats.errors import NoServersError
-from nats.errors import TimeoutError as FetchTimeout
-from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, StreamConfig
-from nats.js.errors import NotFoundError
-
+from solvent._extras import requires_extra
 from solvent.errors import SolventError
 from solvent.service.bus import Delivery, Pump
 from solvent.service.venue import Venue
+
+with requires_extra("nats"):
+    import nats
+    from nats.aio.client import Client
+    from nats.errors import NoServersError
+    from nats.errors import TimeoutError as FetchTimeout
+    from nats.js import JetStreamContext
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, StreamConfig
+    from nats.js.errors import NotFoundError
 
 DEFAULT_URL: Final = "nats://127.0.0.1:4222"
 LOG: Final = logging.getLogger(__name__)

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from solvent._extras import check_extra, requires_extra
 from solvent.service.auth import KeyRing, Role, add_key
 from solvent.service.venue import Venue
 from solvent.store.url import DEFAULT_STORE
+
+check_extra("service")  # before `solvent serve` writes its first key: the server and the API are imported later
 
 #: The fields of a log record that are not the caller's `extra`.
 _STANDARD: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -107,8 +110,9 @@ def first_key(path: str) -> str | None:
 
 def serve(options: ServeOptions) -> None:
     """Run the service until interrupted."""
-    from granian.constants import Interfaces
-    from granian.server.embed import Server
+    with requires_extra("service"):
+        from granian.constants import Interfaces
+        from granian.server.embed import Server
 
     from solvent.service.app import create_app
 

@@ -9,10 +9,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import psycopg
-from psycopg import sql
-
+from solvent._extras import requires_extra
 from solvent.store import STORE_SCHEMA, StoreError
+
+with requires_extra("postgres"):
+    import psycopg
+    from psycopg import sql
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS {}.solvent_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
