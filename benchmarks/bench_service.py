@@ -179,7 +179,9 @@ def main() -> None:
     width = len(str(args.accounts))  # the demo venue's account ids: acct-000042 of 100,000
     trader = add_key(keys, "bench-trader", Role.TRADER, f"acct-{0:0{width}d}")
     command = [sys.executable, "-m", "solvent", "serve", "--accounts", str(args.accounts), "--screen"]
-    command += ["--keys", str(keys), "--port", str(args.port)]
+    # A fresh durable store in the run's folder (the default, ./solvent-service.sqlite, would restore an earlier run's
+    # venue, whatever --accounts says).
+    command += ["--keys", str(keys), "--port", str(args.port), "--store", f"sqlite:///{folder / 'bench.sqlite'}"]
     server = subprocess.Popen(command, env=os.environ.copy(), stderr=subprocess.DEVNULL)
     try:
         begin = time.perf_counter()
