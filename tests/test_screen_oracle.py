@@ -20,6 +20,8 @@ from crash_paths import ASSETS, PRICES, START, venue
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from solvent.demo.run import DEMO_SEED, ORACLE_SOURCES, demo_history, demo_market, demo_params
+from solvent.demo.venue import synthetic_book, venue_instruments
 from solvent.engine.book import Book
 from solvent.formats.schemas import MarketSnapshot, OracleSource
 from solvent.params import MarginParams, OracleParams
@@ -138,3 +140,38 @@ def test_under_the_scan_charge_sourced_accounts_stay_hot_and_events_agree() -> N
 def test_screened_events_equal_unscreened_on_random_source_paths(seed: int, crash: float, buffer: float) -> None:
     params = MarginParams(oracle=OracleParams(buffer_multiplier=buffer))
     assert replay(True, 120, seed, crash, 100, params)[0] == replay(False, 120, seed, crash, 100, params)[0]
+
+
+def test_screened_events_equal_unscreened_on_the_demo_venue_when_its_collateral_moves() -> None:
+    """The demo venue: options, market makers, USDC collateral (itself priced from sources), BTC or ETH coin on a
+    fifth of the accounts. Accounts holding collateral other than USD are screened on their positions' asset and
+    re-margined whenever their collateral's price moves: ticks of BTC, ETH and USDC (a depeg and back) give the
+    same events and, once freshened, the same figures as without the screen."""
+    history = demo_history(DEMO_SEED)
+    params = demo_params()
+    market = demo_market(history, params, DEMO_SEED)
+    prices = {name: quote.price for name, quote in market.assets.items()}
+    book = synthetic_book(venue_instruments(market.time, prices), prices, 300, DEMO_SEED)
+    rng = np.random.default_rng(9)
+    records: list[FeedRecord] = []
+    level = dict(prices)
+    for k in range(150):
+        asset = ("BTC", "ETH", "USDC")[k % 3]
+        level[asset] *= float(np.exp(rng.normal(0.0, 0.003 if asset == "USDC" else 0.004)))
+        when = market.time + timedelta(milliseconds=100 * (k + 1))
+        records.append(Quote(seq=k, time=when, asset=asset, price=level[asset], source=ORACLE_SOURCES[k % 5]))
+    runs = []
+    for screen in (False, True):
+        published: list[ev.Event] = []
+        engine = StreamEngine.start(book, market, params, history=history, sink=published.extend, screen=screen)
+        for record in records:
+            engine.run_batch([record])
+        work = engine.totals.remargined
+        engine.monitor.freshen(engine.pricing, engine.last_time, -1, engine.journal, engine.totals)
+        runs.append(([msgspec.json.encode(e) for e in published], engine, work))
+    (plain, reference, full_work), (screened, engine, screened_work) = runs
+    assert screened == plain
+    assert engine.screen is not None and (engine.screen.collateral[engine.screen.asset >= 0] >= 0).any()
+    assert screened_work < full_work
+    for name in ("im", "mm", "equity", "status", "flagged", "in_liquidation"):
+        assert np.array_equal(getattr(engine.figures, name), getattr(reference.figures, name)), name

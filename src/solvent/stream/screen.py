@@ -487,8 +487,8 @@ def _bands(
         out_hot[row] = True
         if not ok:
             continue
-        if a < 0:  # holding no position: no price moves it
-            out_hot[row] = False
+        if a < 0:  # holding no position: no price moves it, unless it holds collateral other than USD
+            out_hot[row] = collateral[k] >= 0
             continue
         e, i_m, m_m = equity[k], im[k], mm[k]
         x = delta[k, a] * price[a]
