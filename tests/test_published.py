@@ -25,7 +25,7 @@ from solvent.service.app import create_app
 from solvent.service.auth import KeyEntry, KeyRing, Role, digest
 from solvent.service.venue import Venue
 from solvent.service.view import VenueView
-from solvent.stream.feed import Quote
+from solvent.stream.feed import Deposit, Quote
 
 N_ACCOUNTS = 300
 
@@ -139,3 +139,21 @@ def test_the_http_query_reads_the_copy_and_margins_afresh_when_asked() -> None:
     assert copy == view.full_account(10, account)
     assert fresh["as_of_seq"] == engine.last_input_seq
     assert without_standing(fresh) == account_document(engine.margin_now(np.array([10])), 0)
+
+
+def test_a_frozen_store_keeps_its_collateral_columns_when_the_venue_adds_one() -> None:
+    """A deposit of an asset no account held adds a balance column to the live store; a copy made before keeps its
+    own columns (names and balances agree) and answers the what-if it answered before."""
+    venue = demo_venue(screen=False)
+    engine = venue.engine
+    view = VenueView.of(venue)
+    account = str(engine.store.account_ids[3])
+    order = (account, "BTC-PERP", 0.01, float(engine.market.price[engine.market.state.asset_index["BTC"]]), 0.0)
+    before = view.what_if(*order)
+    assert "SOL" not in engine.store.collateral_assets
+    when = engine.last_time + timedelta(seconds=1)
+    venue.ingest([Deposit(seq=engine.last_input_seq + 1, time=when, account=account, asset="SOL", amount=2.0)])
+    assert "SOL" in engine.store.collateral_assets
+    frozen = view.stream.pricing.store
+    assert len(frozen.collateral_assets) == frozen.balance.shape[1] < engine.store.balance.shape[1]
+    assert view.what_if(*order) == before

@@ -192,12 +192,14 @@ class AccountStore:
         )
 
     def copy(self) -> AccountStore:
-        """An independent copy of the accounts (positions, balances, exposure), for readers on other threads; the
-        book's fixed parts (ids, instruments, the id index) are shared: nothing changes them."""
+        """An independent copy of the accounts (positions, balances, exposure, the collateral columns), for readers
+        on other threads; the book's fixed parts (the id index, instruments) are shared: nothing changes them."""
         out = copy.copy(self)
         for name, value in vars(self).items():
             if isinstance(value, np.ndarray):
                 setattr(out, name, value.copy())
+            elif isinstance(value, list):  # `collateral_assets` grows with a deposit of a new asset
+                setattr(out, name, list(value))
         return out
 
     @property
