@@ -91,6 +91,7 @@ from solvent._numba import jit
 from solvent.engine.book import HOME_VENUE
 from solvent.liquidation.predictive import SECONDS_PER_YEAR
 from solvent.params import PredictiveParams
+from solvent.stream.duequeue import QUEUES, compact, enqueue, find_due
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.int64]
@@ -106,11 +107,6 @@ SAFETY = 1.01
 ROUNDING = 1e-12
 #: A band's reach cap over the reach at its re-margin: re-margined when the reach has grown by 25%.
 REACH_HEADROOM = 1.25
-#: Due queues per asset: lower and upper bands of the price, of the oracle uncertainty and of the stable price, and
-#: the reach caps of each of the 4 reach columns.
-QUEUES = 10
-#: The band kinds, in the order of their queues: price, uncertainty, stable price (a lower and an upper queue each).
-PRICE, UNCERTAINTY, STABLE = 0, 1, 2
 #: How a constraint's room is shared between the moves it depends on (normalised over those it does): the price
 #: always, the oracle uncertainty and the stable price where oracle sources price the asset.
 PRICE_SHARE, UNCERTAINTY_SHARE, STABLE_SHARE = 2.0, 1.0, 1.0
@@ -264,10 +260,10 @@ class HealthScreen:
     def queue(self, rows: IndexArray) -> None:
         """Queue the bands just written for `rows` (their earlier entries go stale; hot rows are not queued)."""
         self._reserve(rows.size)
-        _enqueue(rows, self.asset, self._bounds(), self.column, self.cap, self.stamp, *self._queues())
+        enqueue(rows, self.asset, self._bounds(), self.column, self.cap, self.stamp, *self._queues())
 
     def _bounds(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-        """The lower and upper bands of each kind, in the order of their queues (PRICE, UNCERTAINTY, STABLE)."""
+        """The lower and upper bands of each kind, in the order of their queues (price, uncertainty, stable price)."""
         return self.low, self.high, self.oracle_low, self.oracle_high, self.stable_low, self.stable_high
 
     def _queues(self) -> tuple[FloatArray, IndexArray, IndexArray, IndexArray]:
@@ -277,7 +273,7 @@ class HealthScreen:
         """Room for `count` more entries in every queue: drop the stale entries, then grow if that is not enough."""
         if int(self.size.max(initial=0)) + count <= self.keys.shape[1]:
             return
-        _compact(self.stamp, *self._queues())
+        compact(self.stamp, *self._queues())
         needed = int(self.size.max(initial=0)) + count
         if needed <= self.keys.shape[1] // 2:
             return
@@ -305,7 +301,7 @@ class HealthScreen:
             np.zeros(price.shape) if uncertainty is None else np.ascontiguousarray(uncertainty, dtype=np.float64),
             np.ascontiguousarray(price if stable is None or stable.size == 0 else stable, dtype=np.float64),
         )
-        n = _due(moved, values, reach, self.asset, self.stamp, out, *self._queues())
+        n = find_due(moved, values, reach, self.asset, self.stamp, out, *self._queues())
         return np.sort(out[:n])
 
 
@@ -550,160 +546,3 @@ def _bands(
         out_stable_high[row] = stable[a] + s_room
         out_column[row] = column
         out_cap[row] = cap
-
-
-@jit()
-def _push(
-    heap: int,
-    key: float,
-    row: int,
-    stamp: int,
-    keys: FloatArray,
-    rows: IndexArray,
-    stamps: IndexArray,
-    size: IndexArray,
-) -> None:  # pragma: no cover - compiled
-    """Push (key, row, stamp) on min-heap `heap` (room is reserved by the caller)."""
-    i = size[heap]
-    size[heap] = i + 1
-    while i > 0:
-        parent = (i - 1) // 2
-        if keys[heap, parent] <= key:
-            break
-        keys[heap, i], rows[heap, i], stamps[heap, i] = keys[heap, parent], rows[heap, parent], stamps[heap, parent]
-        i = parent
-    keys[heap, i], rows[heap, i], stamps[heap, i] = key, row, stamp
-
-
-@jit()
-def _sift_down(
-    heap: int, i: int, keys: FloatArray, rows: IndexArray, stamps: IndexArray, size: IndexArray
-) -> None:  # pragma: no cover - compiled
-    """Restore the heap below position i."""
-    n = size[heap]
-    key, row, stamp = keys[heap, i], rows[heap, i], stamps[heap, i]
-    while True:
-        child = 2 * i + 1
-        if child >= n:
-            break
-        if child + 1 < n and keys[heap, child + 1] < keys[heap, child]:
-            child += 1
-        if key <= keys[heap, child]:
-            break
-        keys[heap, i], rows[heap, i], stamps[heap, i] = keys[heap, child], rows[heap, child], stamps[heap, child]
-        i = child
-    keys[heap, i], rows[heap, i], stamps[heap, i] = key, row, stamp
-
-
-@jit()
-def _pop(
-    heap: int, keys: FloatArray, rows: IndexArray, stamps: IndexArray, size: IndexArray
-) -> None:  # pragma: no cover - compiled
-    """Remove the top of min-heap `heap`."""
-    last = size[heap] - 1
-    size[heap] = last
-    if last > 0:
-        keys[heap, 0], rows[heap, 0], stamps[heap, 0] = keys[heap, last], rows[heap, last], stamps[heap, last]
-        _sift_down(heap, 0, keys, rows, stamps, size)
-
-
-@jit()
-def _enqueue(
-    rows_in: IndexArray,
-    asset: IndexArray,
-    bounds: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray],
-    column: IndexArray,
-    cap: FloatArray,
-    stamp: IndexArray,
-    keys: FloatArray,
-    rows: IndexArray,
-    stamps: IndexArray,
-    size: IndexArray,
-) -> None:  # pragma: no cover - compiled
-    """Give each of `rows_in` a new stamp (its old entries go stale) and queue the new bands of the screened ones
-    (`bounds`: lower and upper of each kind; an infinite one is not queued: nothing can cross it)."""
-    n_assets = size.shape[0] // QUEUES
-    for row in rows_in:
-        stamp[row] += 1
-        a = asset[row]
-        if a < 0:
-            continue
-        for kind in range(3):
-            low, high = bounds[2 * kind][row], bounds[2 * kind + 1][row]
-            if low > -math.inf:
-                _push((2 * kind) * n_assets + a, -low, row, stamp[row], keys, rows, stamps, size)
-            if high < math.inf:
-                _push((2 * kind + 1) * n_assets + a, high, row, stamp[row], keys, rows, stamps, size)
-        if cap[row] < math.inf:
-            _push(6 * n_assets + 4 * a + column[row], cap[row], row, stamp[row], keys, rows, stamps, size)
-
-
-@jit()
-def _compact(
-    stamp: IndexArray, keys: FloatArray, rows: IndexArray, stamps: IndexArray, size: IndexArray
-) -> None:  # pragma: no cover - compiled
-    """Drop every stale entry and re-heapify."""
-    for heap in range(size.shape[0]):
-        n = 0
-        for i in range(size[heap]):
-            if stamps[heap, i] == stamp[rows[heap, i]]:
-                keys[heap, n], rows[heap, n], stamps[heap, n] = keys[heap, i], rows[heap, i], stamps[heap, i]
-                n += 1
-        size[heap] = n
-        for i in range(n // 2 - 1, -1, -1):
-            _sift_down(heap, i, keys, rows, stamps, size)
-
-
-@jit()
-def _drain(
-    heap: int,
-    limit: float,
-    strict: bool,
-    stamp: IndexArray,
-    out: IndexArray,
-    n: int,
-    keys: FloatArray,
-    rows: IndexArray,
-    stamps: IndexArray,
-    size: IndexArray,
-) -> int:  # pragma: no cover - compiled
-    """Pop every entry of `heap` with key <= `limit` (< when `strict`); the live ones are due: written to `out`
-    from `n` on, their stamp bumped so that their other entries go stale. Returns the new count."""
-    while size[heap] > 0 and (keys[heap, 0] < limit or (not strict and keys[heap, 0] == limit)):
-        row = rows[heap, 0]
-        if stamps[heap, 0] == stamp[row]:
-            out[n] = row
-            n += 1
-            stamp[row] += 1
-        _pop(heap, keys, rows, stamps, size)
-    return n
-
-
-@jit()
-def _due(
-    moved: BoolArray,
-    values: tuple[FloatArray, FloatArray, FloatArray],
-    reach: FloatArray,
-    asset: IndexArray,
-    stamp: IndexArray,
-    out: IndexArray,
-    keys: FloatArray,
-    rows: IndexArray,
-    stamps: IndexArray,
-    size: IndexArray,
-) -> int:  # pragma: no cover - compiled
-    """Writes the due accounts of the `moved` assets to `out` (each once, unordered) and returns how many: those
-    with a band that the asset's price, uncertainty or stable price (`values`, in the order of the band kinds) has
-    left (value <= low, value >= high), or whose cap the reach has passed."""
-    n_assets = moved.shape[0]
-    n = 0
-    for a in range(n_assets):
-        if not moved[a]:
-            continue
-        for kind in range(3):
-            value = values[kind][a]
-            n = _drain((2 * kind) * n_assets + a, -value, False, stamp, out, n, keys, rows, stamps, size)
-            n = _drain((2 * kind + 1) * n_assets + a, value, False, stamp, out, n, keys, rows, stamps, size)
-        for c in range(4):
-            n = _drain(6 * n_assets + 4 * a + c, reach[a, c], True, stamp, out, n, keys, rows, stamps, size)
-    return n
