@@ -60,6 +60,7 @@ bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_governance.py
 	$(PY) benchmarks/bench_backtest_size.py
 	$(PY) benchmarks/bench_simm.py
+	$(PY) benchmarks/bench_tick.py --ticks 60
 	$(PY) benchmarks/bench_service.py --seconds 10
 	$(PY) benchmarks/bench_proof.py
 	$(PY) benchmarks/bench_bus.py

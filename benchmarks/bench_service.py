@@ -1,14 +1,19 @@
 """The HTTP service under load (issue 15, "Performance"): margin queries and what-ifs over loopback while a
 feeder posts a price tick (one quote per oracle source of one asset) every 100 ms.
 
-Starts `solvent serve` on the demo venue in a subprocess (granian, one process), then drives it from this
+Starts `solvent serve --screen` on the demo venue in a subprocess (granian, one process), then drives it from this
 process with a small asyncio HTTP/1.1 client over keep-alive connections (a Python client such as httpx would
 be the bottleneck here). Phases, each `--seconds` long:
 
-- queries, no ticks: GET /accounts/<random account> (the baseline, same run);
-- queries + ticks: the same, with a tick every 100 ms;
+- the client alone: GET /health (no work on the server: what the client and the server's HTTP layer cost);
+- queries, no ticks: GET /accounts/<random account> (the published copy of its full figures, no lock);
+- queries + ticks: the same, with a tick every 100 ms (the ticks' own latency on a line of its own);
+- fresh queries + ticks: GET /accounts/<random account>?fresh=true (margined now, under the venue's lock);
 - published figures + ticks: GET /figures/<random account> (IM, MM, equity, status as of the last batch: no lock);
-- what-if + ticks: POST /what-if on the trader's account.
+- what-if + ticks: POST /what-if on the trader's account (on the state after the last batch, no lock).
+
+Each row gives the server's CPU seconds (user + system, all its threads, from /proc) and this client's over the
+phase beside the wall clock: both share the machine's cores.
 
 Run: PYTHONPATH=src python benchmarks/bench_service.py [--accounts 100000] [--seconds 10] [--connections 8]
 """
@@ -121,12 +126,38 @@ async def load(
     return latency, errors
 
 
-def _row(name: str, latency: list[float], errors: int, seconds: float) -> str:
+def _row(name: str, latency: list[float], errors: int, seconds: float, cpu: tuple[float, float] | None) -> str:
     ms = np.array(latency) * 1000.0
+    used = "| |" if cpu is None else f"| {cpu[0]:.1f} | {cpu[1]:.1f} |"
     return (
         f"| {name} | {len(ms):,} | {len(ms) / seconds:,.0f} | {np.median(ms):.2f} | {np.quantile(ms, 0.99):.2f} "
-        f"| {ms.max():.1f} | {errors} |"
+        f"| {ms.max():.1f} | {errors} {used}"
     )
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` and all its threads so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Phase:
+    """Runs load phases against the server, timing the server's and this client's CPU over each."""
+
+    def __init__(self, port: int, pid: int, seconds: float, connections: int) -> None:
+        self.port, self.pid, self.seconds, self.connections = port, pid, seconds, connections
+        self.rows: list[str] = []
+
+    def run(
+        self, name: str, make: list[tuple[str, str, str, bytes]], feeder: Feeder | None, connections: int = 0
+    ) -> None:
+        server, client = _cpu_seconds(self.pid), time.process_time()
+        latency, errors = asyncio.run(load(self.port, self.seconds, connections or self.connections, make, feeder))
+        cpu = (_cpu_seconds(self.pid) - server, time.process_time() - client)
+        self.rows.append(_row(name, latency, errors, self.seconds, cpu))
+        if feeder is not None:
+            ticks = _row("  the ticks themselves (POST /records)", feeder.latency, feeder.errors, self.seconds, None)
+            self.rows.append(ticks)
 
 
 def _get(port: int, path: str, key: str) -> dict[str, object]:
@@ -148,7 +179,9 @@ def main() -> None:
     width = len(str(args.accounts))  # the demo venue's account ids: acct-000042 of 100,000
     trader = add_key(keys, "bench-trader", Role.TRADER, f"acct-{0:0{width}d}")
     command = [sys.executable, "-m", "solvent", "serve", "--accounts", str(args.accounts), "--screen"]
-    command += ["--keys", str(keys), "--port", str(args.port)]
+    # A fresh durable store in the run's folder (the default, ./solvent-service.sqlite, would restore an earlier run's
+    # venue, whatever --accounts says).
+    command += ["--keys", str(keys), "--port", str(args.port), "--store", f"sqlite:///{folder / 'bench.sqlite'}"]
     server = subprocess.Popen(command, env=os.environ.copy(), stderr=subprocess.DEVNULL)
     try:
         begin = time.perf_counter()
@@ -166,7 +199,9 @@ def main() -> None:
         clock = datetime.fromisoformat(str(state["time"]))
         rng = random.Random(0)
         ids = [f"acct-{rng.randrange(args.accounts):0{width}d}" for _ in range(5_000)]
+        health = [("GET", "/health", reader, b"")]
         queries = [("GET", f"/accounts/{a}", reader, b"") for a in ids]
+        fresh = [("GET", f"/accounts/{a}?fresh=true", reader, b"") for a in ids]
         published = [("GET", f"/figures/{a}", reader, b"") for a in ids]
         trade = {"account": f"acct-{0:0{width}d}", "instrument": "BTC-PERP", "price": prices["BTC"]}
         what_ifs = [
@@ -175,29 +210,28 @@ def main() -> None:
         ]
         warm = Feeder(args.port, feeder_key, dict(prices), clock)  # warm up (JIT, the screen's first bands, caches)
         asyncio.run(load(args.port, 3.0, args.connections, queries + what_ifs, warm))
-        rows = []
-        latency, errors = asyncio.run(load(args.port, args.seconds, args.connections, queries, None))
-        rows.append(_row("margin queries, no ticks (baseline)", latency, errors, args.seconds))
+        phase = Phase(args.port, server.pid, args.seconds, args.connections)
+        phase.run("the client alone: GET /health, no ticks (baseline)", health, None)
+        phase.run("margin queries (published copy), no ticks", queries, None)
         feeder = Feeder(args.port, feeder_key, warm.prices, warm.time)
-        feeder.seq = 2_000_000
-        latency, errors = asyncio.run(load(args.port, args.seconds, args.connections, queries, feeder))
-        rows.append(_row("margin queries + a tick every 100 ms", latency, errors, args.seconds))
-        rows.append(_row("  the ticks themselves (POST /records)", feeder.latency, feeder.errors, args.seconds))
-        feeder = Feeder(args.port, feeder_key, feeder.prices, feeder.time)
-        feeder.seq = 2_500_000
-        latency, errors = asyncio.run(load(args.port, args.seconds, args.connections, published, feeder))
-        rows.append(_row("published figures (GET /figures) + ticks", latency, errors, args.seconds))
-        feeder = Feeder(args.port, feeder_key, feeder.prices, feeder.time)
-        feeder.seq = 3_000_000
-        latency, errors = asyncio.run(load(args.port, args.seconds, 1, what_ifs, feeder))
-        rows.append(_row("what-if (1 connection) + ticks", latency, errors, args.seconds))
+        for k, (name, make, connections) in enumerate(
+            (
+                ("margin queries (published copy) + a tick every 100 ms", queries, 0),
+                ("fresh margin queries (?fresh=true, under the lock) + ticks", fresh, 0),
+                ("published figures (GET /figures) + ticks", published, 0),
+                ("what-if (1 connection, published state) + ticks", what_ifs, 1),
+            )
+        ):
+            feeder = Feeder(args.port, feeder_key, feeder.prices, feeder.time)
+            feeder.seq = 2_000_000 + 500_000 * k
+            phase.run(name, make, feeder, connections)
     finally:
         server.terminate()
         server.wait(timeout=30)
     print(f"\n{args.accounts:,} accounts, {args.connections} connections, {args.seconds:.0f} s a phase, loopback\n")
-    print("| phase | requests | req/s | p50 ms | p99 ms | max ms | errors |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    print("\n".join(rows))
+    print("| phase | requests | req/s | p50 ms | p99 ms | max ms | errors | server CPU s | client CPU s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("\n".join(phase.rows))
 
 
 if __name__ == "__main__":

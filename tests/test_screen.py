@@ -327,12 +327,15 @@ def test_screened_events_equal_unscreened_when_flags_deleverage(target: float) -
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 300), n_assets=st.integers(1, 3))
 def test_the_due_queues_find_what_a_scan_of_every_band_finds(seed: int, n: int, n_assets: int) -> None:
     """The heaps against the brute-force scan: after any sequence of new bands (with repeats, hot rows, infinite
-    caps) and moves, `due` returns exactly the queued accounts of a moved asset whose band the price left or
-    whose cap the reach passed, each once; what it returns leaves the queues until queued again."""
+    caps and bands) and moves, `due` returns exactly the queued accounts of a moved asset whose band the price,
+    the uncertainty or the stable price left or whose cap the reach passed, each once; what it returns leaves the
+    queues until queued again."""
     rng = np.random.default_rng(seed)
     screen = HealthScreen(n, n_assets)
     waiting = np.zeros(n, dtype=np.bool_)
     price = np.full(n_assets, 100.0)
+    uncertainty = np.full(n_assets, 0.5)
+    stable = np.full(n_assets, 100.0)
     for _ in range(30):
         rows = np.unique(rng.integers(0, n, rng.integers(0, n + 1)))
         screen.asset[rows] = np.where(rng.random(rows.size) < 0.2, -1, rng.integers(0, n_assets, rows.size))
@@ -341,14 +344,26 @@ def test_the_due_queues_find_what_a_scan_of_every_band_finds(seed: int, n: int, 
         screen.high[rows] = price[np.maximum(screen.asset[rows], 0)] * (1.0 + width[1])
         screen.column[rows] = rng.integers(0, 4, rows.size)
         screen.cap[rows] = np.where(rng.random(rows.size) < 0.2, np.inf, rng.uniform(0.0, 1.0, rows.size))
+        for low, high, centre in (
+            (screen.oracle_low, screen.oracle_high, uncertainty),
+            (screen.stable_low, screen.stable_high, stable),
+        ):  # a band of U and of S on some rows, +-inf (nothing to cross) on the others
+            banded = rng.random(rows.size) < 0.5
+            width = rng.uniform(0.0, 0.05, (2, rows.size))
+            low[rows] = np.where(banded, centre[np.maximum(screen.asset[rows], 0)] * (1.0 - width[0]), -np.inf)
+            high[rows] = np.where(banded, centre[np.maximum(screen.asset[rows], 0)] * (1.0 + width[1]), np.inf)
         screen.queue(rows)
         waiting[rows] = screen.asset[rows] >= 0
         price = price * np.exp(rng.normal(0.0, 0.02, n_assets))
+        uncertainty = uncertainty * np.exp(rng.normal(0.0, 0.02, n_assets))
+        stable = stable * np.exp(rng.normal(0.0, 0.02, n_assets))
         reach = rng.uniform(0.0, 1.2, (n_assets, 4))
         moved = rng.random(n_assets) < 0.8
         a = np.maximum(screen.asset, 0)
         crossed = (price[a] <= screen.low) | (price[a] >= screen.high) | (reach[a, screen.column] > screen.cap)
+        crossed |= (uncertainty[a] <= screen.oracle_low) | (uncertainty[a] >= screen.oracle_high)
+        crossed |= (stable[a] <= screen.stable_low) | (stable[a] >= screen.stable_high)
         expected = np.flatnonzero(waiting & moved[a] & crossed)
-        got = screen.due(moved, price, reach)
+        got = screen.due(moved, price, reach, uncertainty, stable)
         assert np.array_equal(got, expected)
         waiting[got] = False

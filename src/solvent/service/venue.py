@@ -18,11 +18,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from solvent.engine.book import Book
 from solvent.errors import InputError
 from solvent.formats.schemas import MarketSnapshot
 from solvent.params import MarginParams
+from solvent.service.copies import FigureCopies
 from solvent.store import MemoryStore, Store, StoreError
 from solvent.stream import events as ev
 from solvent.stream.engine import StreamEngine
@@ -69,6 +71,12 @@ class Venue:
         self._since_snapshot = 0
         self._snapshot_at = time.monotonic()
         engine.sink = self._published.extend
+        # Each account's full figures as last margined, for lock-free reads (service/copies.py): every account's
+        # of now to start with, then every re-margin's.
+        self.copies = FigureCopies(engine.store.n_accounts)
+        everyone = np.arange(engine.store.n_accounts, dtype=np.int64)
+        self.copies.record(everyone, engine.margin_now(everyone), engine.last_input_seq)
+        engine.monitor.on_remargin = self.copies.record
         if opening:
             store.append([], [(e.seq, _RECORD.encode(e)) for e in opening])
 

@@ -7,12 +7,14 @@ screen (`stream.screen`), which spares the re-margin of accounts a move cannot h
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
 
 from solvent.engine.results import MarginResult
+from solvent.factors.concentration import tier_multiplier
 from solvent.market.oracle import OracleStatus
 from solvent.stream import events as ev
 from solvent.stream.ledger import (
@@ -41,6 +43,9 @@ class Monitor:
         self.screen = screen
         self.margin_calls = margin_calls
         self.reflag = reflag
+        # Told of every re-margin (the rows, their result, the batch's cause): a service keeps each account's last
+        # full figures from it (service/view.py). It must not change the stream.
+        self.on_remargin: Callable[[IndexArray, MarginResult, int], None] | None = None
 
     def oracles(self, pricing: Pricing, was: BoolArray, now: datetime, cause: int, out: Journal) -> None:
         """`LiquidationsPaused` / `LiquidationsResumed` for every asset whose oracle left or regained OK since `was`."""
@@ -56,7 +61,7 @@ class Monitor:
     def due(self, pricing: Pricing, changes: Changes) -> IndexArray:
         """The accounts a batch can have changed, ascending: those exposed to an asset that moved and those that
         traded or moved collateral; with the screen, of the first only the hot ones and the screened ones whose
-        band the move left (every exposed account where depth changed or sources price the asset)."""
+        band the move left (every exposed account where depth changed or the asset is the settlement currency)."""
         store = pricing.store
         moved = np.fromiter(sorted(changes.moved), dtype=np.int64)
         touched = np.fromiter(sorted(changes.touched), dtype=np.int64)
@@ -67,12 +72,9 @@ class Monitor:
             exposed[touched] = True
             return np.flatnonzero(exposed).astype(np.int64)
         cash = pricing.cash_asset()
-        sources = pricing.market.sources
-        # A move that re-margins every exposed account even under the screen: depth changed, oracle sources price
-        # the asset (IM moves with their uncertainty), or it is the settlement currency (it moves all cash).
-        whole = np.array(
-            [a for a in moved.tolist() if a in changes.rescaled or a in sources or a == cash], dtype=np.int64
-        )
+        # A move that re-margins every exposed account even under the screen: depth changed, or it is the
+        # settlement currency (it moves all cash).
+        whole = np.array([a for a in moved.tolist() if a in changes.rescaled or a == cash], dtype=np.int64)
         parts = [touched]
         if whole.size:
             parts.append(np.flatnonzero(store.exposed[whole].any(axis=0)).astype(np.int64))
@@ -82,11 +84,18 @@ class Monitor:
             mask = np.zeros(len(pricing.market.assets), dtype=np.bool_)
             mask[moved] = True
             mask[whole] = False
-            parts.append(self.screen.due(mask, pricing.market.state.price, pricing.speed()[2]))
+            state = pricing.market.state
+            parts.append(
+                self.screen.due(mask, state.price, pricing.speed()[2], state.oracle_uncertainty, state.stable_price)
+            )
+            parts += [self.screen.holding(a) for a in np.flatnonzero(mask).tolist()]
         parts = [part for part in parts if part.size]
-        if len(parts) == 1:  # each part is ascending and unique
-            return parts[0]
-        return np.unique(np.concatenate(parts)) if parts else touched
+        if len(parts) <= 1:  # each part is ascending and unique
+            return parts[0] if parts else touched
+        due = np.zeros(store.n_accounts, dtype=np.bool_)  # their union, ascending (a mask: no sort of 10^5 rows)
+        for part in parts:
+            due[part] = True
+        return np.flatnonzero(due).astype(np.int64)
 
     def remargin(
         self, pricing: Pricing, rows: IndexArray, now: datetime, cause: int, out: Journal, totals: Totals
@@ -139,6 +148,8 @@ class Monitor:
             )
         if self.screen is not None:
             self._update_screen(pricing, rows, result)
+        if self.on_remargin is not None:
+            self.on_remargin(rows, result, cause)
 
     def _publish(
         self,
@@ -211,12 +222,19 @@ class Monitor:
         store, market, params, f = pricing.store, pricing.market, pricing.params, self.figures
         cash = store.collateral_assets.index(CASH)
         balances = store.balance[rows]
-        excluded = (balances != 0.0).sum(axis=1) > (balances[:, cash] != 0.0)  # collateral other than USD
+        held = balances != 0.0
+        held[:, cash] = False
+        # One collateral asset besides USD at most, valued at its price alone (no haircut on the positions' delta,
+        # no scenario of its own): a move of its price re-margins the account (`HealthScreen.holding`).
+        excluded = (held.sum(axis=1) > 1) | (held.any(axis=1) & (params.collateral.mode != "none"))
+        columns = np.array([store.asset_of.get(name, -1) for name in store.collateral_assets], dtype=np.int64)
+        collateral = np.where(held.any(axis=1), columns[np.argmax(held, axis=1)], -1).astype(np.int64)
         concentration = params.concentration
         if pricing.model == "multi" and concentration.enabled and concentration.form == "ramp":
             excluded[:] = True  # an IMF ramping with notional may grow faster than the screen's bound
         sourced = np.zeros(len(market.assets), dtype=np.bool_)
         sourced[list(market.sources)] = True
+        state = market.state
         holdings = Holdings(
             store.start,
             store.count,
@@ -226,6 +244,7 @@ class Monitor:
             store.instrument_asset,
             store.linear,
             excluded,
+            collateral,
         )
         standing = Standing(
             delta=np.ascontiguousarray(result.greeks[:, :, 0]),
@@ -236,13 +255,23 @@ class Monitor:
             flagged=f.flagged[rows],
             in_liquidation=f.in_liquidation[rows],
             watched=np.ones(rows.size, dtype=np.bool_) if self.reflag else np.isnan(f.first_flag[rows]),
+            tier=tier_multiplier(store.risk_tier[rows]),
             dust=DUST_USD,
             target=params.liquidation.target,
             deleverage=params.predictive.action == "deleverage",
             calls=self.margin_calls,
+            oracle_buffer=params.oracle.buffer_multiplier,
+            scan=params.oracle.uncertainty_charge == "scan",
         )
-        state = market.state
-        reach = Reach(state.price, pricing.speed()[2], diffusion_reach(state.vol, params.predictive), sourced)
+        stable = state.stable_price if state.stable_price.size else state.price
+        reach = Reach(
+            state.price,
+            pricing.speed()[2],
+            diffusion_reach(state.vol, params.predictive),
+            sourced,
+            np.ascontiguousarray(state.oracle_uncertainty, dtype=np.float64),
+            np.ascontiguousarray(stable, dtype=np.float64),
+        )
         self.screen.update(rows, holdings, standing, reach)
 
     def freshen(self, pricing: Pricing, now: datetime, cause: int, out: Journal, totals: Totals) -> None:
@@ -252,12 +281,7 @@ class Monitor:
             self.remargin(pricing, self.screen.screened_rows(), now, cause, out, totals)
 
     def standing(self, pricing: Pricing, row: int) -> tuple[float, bool, bool]:
-        """(equity, flagged, in liquidation) of one account now, for the pre-trade check: a screened account's
-        stored figures date from an earlier cycle, so it is margined afresh (nothing stored)."""
+        """(equity, flagged, in liquidation) of one account now, for the pre-trade check (`Pricing.standing`)."""
         f = self.figures
-        equity, flagged = float(f.equity[row]), bool(f.flagged[row])
-        if self.screen is not None and self.screen.asset[row] >= 0:
-            fresh = pricing.margin(np.array([row]))[1]
-            assert fresh.early_flag is not None
-            equity, flagged = float(fresh.equity[0]), bool(fresh.early_flag[0] and not f.in_liquidation[row])
-        return equity, flagged, bool(f.in_liquidation[row])
+        screened = self.screen is not None and bool(self.screen.asset[row] >= 0)
+        return pricing.standing(row, float(f.equity[row]), bool(f.flagged[row]), bool(f.in_liquidation[row]), screened)

@@ -9,6 +9,7 @@ risk arrays or parameters change; an account's vectors are dropped when its posi
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from solvent.baselines.book import baseline_margin, option_unit_values
 from solvent.engine.book import Book
 from solvent.engine.margin import RiskContext, margin_accounts, risk_context
 from solvent.engine.results import MarginResult
-from solvent.engine.riskarrays import build_risk_arrays, refresh_risk_arrays
+from solvent.engine.riskarrays import RiskArrays, build_risk_arrays, refresh_risk_arrays
 from solvent.engine.vol_limit import VOL_ONLY, vol_scaled_requirement
 from solvent.engine.whatif import PreTradeChecker
 from solvent.liquidation.closeout import CloseOutBook, CloseOutMarket
@@ -38,6 +39,20 @@ from solvent.stream.store import CASH, AccountStore
 
 #: One account's (scenario P&L (S,), Greeks (A, 3), books (A, B, 2)) for the pre-trade check.
 Vectors = tuple[FloatArray, FloatArray, FloatArray]
+#: One account's (equity, early flag, in liquidation) for the pre-trade check.
+Standing = tuple[float, bool, bool]
+
+
+def _copied(arrays: RiskArrays) -> RiskArrays:
+    """`arrays` with copies of what `refresh_risk_arrays` writes in place."""
+    return dataclasses.replace(
+        arrays,
+        instrument_pnl=arrays.instrument_pnl.copy(),
+        asset_pnl=arrays.asset_pnl.copy(),
+        linear_weight=arrays.linear_weight.copy(),
+        unit_greeks=arrays.unit_greeks.copy(),
+        value=arrays.value.copy(),
+    )
 
 
 @dataclass
@@ -167,9 +182,45 @@ class Pricing:
         """`store.book_of(rows)`, reused while neither the rows nor the store change (a run of ticks on one
         asset re-margins the same accounts on the same positions)."""
         key = (self.store.version, rows.tobytes())
-        if self._last_book is None or self._last_book[0] != key:
-            self._last_book = (key, self.store.book_of(rows))
-        return self._last_book[1]
+        last = self._last_book  # read once: a frozen copy (`frozen`) is margined from several threads
+        if last is None or last[0] != key:
+            last = (key, self.store.book_of(rows))
+            self._last_book = last
+        return last[1]
+
+    def frozen(self, store: AccountStore) -> Pricing:
+        """This read model as it is now, for readers on other threads while the stream goes on: the market view
+        (immutable), a copy of the risk arrays (the stream refreshes its own in place), the parameters, the speeds
+        of now, and `store` (a copy of the accounts, `AccountStore.copy`). Nothing changes it afterwards; what it
+        caches (the pre-trade checker, accounts' vectors) it computes from those alone."""
+        context = self.context
+        frozen_context = dataclasses.replace(
+            context,
+            arrays=_copied(context.arrays),
+            mm_arrays=None if context.mm_arrays is None else _copied(context.mm_arrays),
+        )
+        frozen = Pricing(
+            store,
+            copy.copy(self.market),  # `state` is replaced, never changed, by the stream: the copy keeps this one
+            self.params,
+            frozen_context,
+            self.velocity,  # not read: the speeds are those of now
+            history=self.history,
+            model=self.model,
+            baselines=self.baselines,
+            portfolio_source=self.portfolio_source,
+        )
+        frozen.memo.speed = self.speed()
+        return frozen
+
+    def standing(self, row: int, equity: float, flagged: bool, in_liquidation: bool, screened: bool) -> Standing:
+        """(equity, early flag, in liquidation) of one account now, for the pre-trade check, from its stored
+        figures: a screened account's date from an earlier cycle, so it is margined afresh (nothing stored)."""
+        if screened:
+            fresh = self.margin(np.array([row], dtype=np.int64))[1]
+            assert fresh.early_flag is not None
+            equity, flagged = float(fresh.equity[0]), bool(fresh.early_flag[0] and not in_liquidation)
+        return equity, flagged, in_liquidation
 
     def margin(self, rows: IndexArray) -> tuple[Book, MarginResult]:
         """Margin `rows` now; the breach probability sees the fast volatility and the price velocity."""

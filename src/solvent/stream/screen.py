@@ -8,10 +8,9 @@ the same as without it, and its figures (IM, MM, equity, breach probability) are
 until then. An account due a liquidation slice is margined afresh by the liquidation pass itself.
 
 An account is **screened** when its risk is linear in one asset: every position it holds linear (perpetual,
-future, spot) on that asset, collateral in the settlement currency only, and the asset priced directly (an
-asset priced from oracle sources moves IM through its live uncertainty, not only its price). After a
-re-margin at price p0 with equity E, IM I, MM M and delta notional x (g = |x|), for a relative move
-r = p / p0 - 1:
+future, spot) on that asset and collateral in the settlement currency only (and, for an asset priced from oracle
+sources, the uncertainty charged as the `oracle` buffer, not by widening the scenarios). After a re-margin at
+price p0 with equity E, IM I, MM M and delta notional x (g = |x|), for a relative move r = p / p0 - 1:
 
 - equity is linear in the price: E(p) = E + x r (exact for linear positions and settlement-currency cash;
   a haircut on remote profits only flattens it);
@@ -51,15 +50,31 @@ over the constraints of each standing:
                      favourable reach; and above M (the flag needs E >= M)
     flag unwatched:  nothing (an engine publishing first flags only, once the account has been flagged)
 
-each room less a relative rounding allowance, and each move <= MAX_MOVE; s = `SAFETY`. The caps are
+each room less a relative rounding allowance, and each move <= MAX_MOVE; s = `SAFETY`.
+
+**An asset priced from oracle sources** moves three things at each quote: the price, its uncertainty U and its
+stable price S (market/stable_price.py). With δ the account's net units of the asset (fixed: its positions are
+linear) and t its risk tier, IM = t (X(p) + c |δ| U) + |δ| max(±(p - S), 0), X the other terms (bounded as above)
+and c the buffer multiplier: U moves IM by exactly k |ΔU|, k = t c |δ|, and MM (a fraction of the part before the
+stable term, or the min / max of terms each moving with U at most as fast) by at most k |ΔU|; the stable term
+moves by at most |δ| (|Δp| + |ΔS|) = g |r| + |δ| |ΔS| and is in IM only (MM, equity and the breach probability
+never see S). So a constraint on IM has price rate γ + g, uncertainty rate k and stable-price rate |δ| (each x
+target for the liquidation target), one on MM (the flag's too) uncertainty rate k. Each constraint's room is shared
+between the moves it depends on (`PRICE_SHARE`, `UNCERTAINTY_SHARE`, `STABLE_SHARE`, normalised): the price band
+comes from the price's share as above, and U and S get bands U0 ± u, S0 ± v, u the least of the uncertainty shares
+over k, v of the stable shares over |δ| (times target where it applies). Inside all three bands no constraint
+can have used more than its room. Under the charge "scan" (U widens every scenario) such accounts stay hot. The caps are
 `REACH_HEADROOM` times the reach at the re-margin (the favourable one at least a tenth of z vol₀ √h). A long's
 favourable move is up, a short's down: the account is due again when the price leaves [p0 (1 - R_down),
 p0 (1 + R_up)] or the asset's reach passes its cap. A band is one-sided where it matters: a healthy long
 moving up gains equity faster than its IM can grow. Accounts that do not qualify, those with no room, and
 flagged ones when an early flag deleverages, are **hot**: re-margined whenever an asset they are exposed to
 moves, as without the screen. The bands wait in per-asset heaps (the highest lower band, the lowest upper
-band and the lowest reach cap on top), so a cycle costs O(assets) while every price stays inside every band
-and O(log N) per account found due, whatever the number of accounts.
+band of the price, the uncertainty and the stable price, and the lowest reach cap on top), so a cycle costs
+O(assets) while every value stays inside every band and O(log N) per account found due, whatever the number of
+accounts. An account holding collateral in another asset than the settlement currency (one at most, valued at its
+price: collateral mode "none") is screened on its positions' asset and re-margined whenever the collateral's price
+moves (`HealthScreen.holding`).
 """
 
 from __future__ import annotations
@@ -76,6 +91,7 @@ from solvent._numba import jit
 from solvent.engine.book import HOME_VENUE
 from solvent.liquidation.predictive import SECONDS_PER_YEAR
 from solvent.params import PredictiveParams
+from solvent.stream.duequeue import QUEUES, compact, enqueue, find_due
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.int64]
@@ -91,8 +107,9 @@ SAFETY = 1.01
 ROUNDING = 1e-12
 #: A band's reach cap over the reach at its re-margin: re-margined when the reach has grown by 25%.
 REACH_HEADROOM = 1.25
-#: Due queues per asset: lower bands, upper bands, and the reach caps of each of the 4 reach columns.
-QUEUES = 6
+#: How a constraint's room is shared between the moves it depends on (normalised over those it does): the price
+#: always, the oracle uncertainty and the stable price where oracle sources price the asset.
+PRICE_SHARE, UNCERTAINTY_SHARE, STABLE_SHARE = 2.0, 1.0, 1.0
 
 #: The columns of `flag_reach`: adverse for a long, for a short; favourable for a long, for a short.
 ADVERSE, FAVOURABLE = 0, 2
@@ -156,12 +173,21 @@ class HealthScreen:
         self.asset = np.full(n_accounts, -1, dtype=np.int64)
         self.low = np.zeros(n_accounts)
         self.high = np.zeros(n_accounts)
+        # Bands of the oracle uncertainty and of the stable price ([-inf, inf] where they move nothing).
+        self.oracle_low = np.full(n_accounts, -np.inf)
+        self.oracle_high = np.full(n_accounts, np.inf)
+        self.stable_low = np.full(n_accounts, -np.inf)
+        self.stable_high = np.full(n_accounts, np.inf)
         self.column = np.zeros(n_accounts, dtype=np.int64)  # which reach of `flag_reach` the cap bounds
         self.cap = np.zeros(n_accounts)
         self.hot = np.ones(n_accounts, dtype=np.bool_)  # nothing is known before the first re-margin
-        # The due queues: per asset a min-heap of -low (the highest lower band on top), of high, and per reach
-        # column of cap. An entry is (key, row, stamp); it is live while the row's stamp is unchanged (a new band,
-        # or the row found due, bumps the stamp), and the stale ones are dropped when they surface or compacted.
+        # The market column of the one collateral asset other than the settlement currency an account holds (-1:
+        # none): a move of its price re-margins the account (`holding`).
+        self.collateral = np.full(n_accounts, -1, dtype=np.int64)
+        # The due queues: per asset and band kind a min-heap of -low (the highest lower band on top) and one of
+        # high, and per reach column of cap. An entry is (key, row, stamp); it is live while the row's stamp is
+        # unchanged (a new band, or the row found due, bumps the stamp), and the stale ones are dropped when they
+        # surface or compacted.
         self.stamp = np.zeros(n_accounts, dtype=np.int64)
         n_heaps = QUEUES * n_assets
         capacity = 2 * (n_accounts // max(n_assets, 1)) + 64
@@ -190,9 +216,15 @@ class HealthScreen:
             holdings.instrument_asset,
             holdings.linear,
             holdings.excluded,
+            holdings.collateral,
             market.sourced,
             figures.delta,
             market.price,
+            market.uncertainty,
+            market.stable,
+            figures.tier,
+            figures.oracle_buffer,
+            figures.scan,
             figures.equity,
             figures.im,
             figures.mm,
@@ -209,16 +241,30 @@ class HealthScreen:
             self.asset,
             self.low,
             self.high,
+            self.oracle_low,
+            self.oracle_high,
+            self.stable_low,
+            self.stable_high,
             self.column,
             self.cap,
             self.hot,
         )
+        self.collateral[rows] = holdings.collateral
         self.queue(rows)
+
+    def holding(self, asset: int) -> IndexArray:
+        """The screened accounts whose collateral (other than the settlement currency) is `asset`, ascending: a
+        move of its price changes their equity at once, so they are due whenever it moves."""
+        return np.flatnonzero((self.collateral == asset) & (self.asset >= 0)).astype(np.int64)
 
     def queue(self, rows: IndexArray) -> None:
         """Queue the bands just written for `rows` (their earlier entries go stale; hot rows are not queued)."""
         self._reserve(rows.size)
-        _enqueue(rows, self.asset, self.low, self.high, self.column, self.cap, self.stamp, *self._queues())
+        enqueue(rows, self.asset, self._bounds(), self.column, self.cap, self.stamp, *self._queues())
+
+    def _bounds(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+        """The lower and upper bands of each kind, in the order of their queues (price, uncertainty, stable price)."""
+        return self.low, self.high, self.oracle_low, self.oracle_high, self.stable_low, self.stable_high
 
     def _queues(self) -> tuple[FloatArray, IndexArray, IndexArray, IndexArray]:
         return self.keys, self.rows, self.stamps, self.size
@@ -227,7 +273,7 @@ class HealthScreen:
         """Room for `count` more entries in every queue: drop the stale entries, then grow if that is not enough."""
         if int(self.size.max(initial=0)) + count <= self.keys.shape[1]:
             return
-        _compact(self.stamp, *self._queues())
+        compact(self.stamp, *self._queues())
         needed = int(self.size.max(initial=0)) + count
         if needed <= self.keys.shape[1] // 2:
             return
@@ -238,18 +284,34 @@ class HealthScreen:
             grown[:, :width] = getattr(self, name)
             setattr(self, name, grown)
 
-    def due(self, moved: BoolArray, price: FloatArray, reach: FloatArray) -> IndexArray:
-        """Screened accounts on a `moved` (A,) asset whose band the price has left or whose reach cap the asset's
-        reach (A, 4) has passed, ascending. They leave the queues: the caller re-margins them (`update`)."""
+    def due(
+        self,
+        moved: BoolArray,
+        price: FloatArray,
+        reach: FloatArray,
+        uncertainty: FloatArray | None = None,
+        stable: FloatArray | None = None,
+    ) -> IndexArray:
+        """Screened accounts on a `moved` (A,) asset whose band the price, the oracle uncertainty or the stable
+        price (A,) has left (None: the asset has none, nothing to check), or whose reach cap the asset's reach
+        (A, 4) has passed, ascending. They leave the queues: the caller re-margins them (`update`)."""
         out = np.empty(self.asset.size, dtype=np.int64)
-        n = _due(moved, price, reach, self.asset, self.stamp, out, *self._queues())
+        values = (
+            np.ascontiguousarray(price, dtype=np.float64),
+            np.zeros(price.shape) if uncertainty is None else np.ascontiguousarray(uncertainty, dtype=np.float64),
+            np.ascontiguousarray(price if stable is None or stable.size == 0 else stable, dtype=np.float64),
+        )
+        n = find_due(moved, values, reach, self.asset, self.stamp, out, *self._queues())
         return np.sort(out[:n])
 
 
 @dataclass(frozen=True, eq=False)
 class Holdings:
     """What the re-margined accounts hold, read by the band kernel: the store's slot layout (start, count per
-    account (N,); instrument, quantity per slot), each instrument's asset column and linearity, and `excluded`
+    account (N,); instrument, quantity per slot), each instrument's asset column and linearity, `collateral`
+    (K,): the market column of the one collateral asset other than the settlement currency each holds (-1: none;
+    its value is then fixed while its own price is, and the account is screened on its positions' asset unless
+    that is the same asset), and `excluded`
     (K,): the account cannot be screened whatever it holds (collateral other than the settlement currency, or
     a margin model whose requirement may grow faster than `GROWTH`)."""
 
@@ -261,15 +323,17 @@ class Holdings:
     instrument_asset: IndexArray
     linear: BoolArray
     excluded: BoolArray
+    collateral: IndexArray
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class Standing:
     """Where the re-margined accounts (K,) stand: delta (K, A) in units of each asset, equity, IM, MM, status
     (0 healthy, 1 margin call, 2 liquidatable), flagged, in liquidation, whether their early flag is watched
-    (`watched`: an engine publishing only first flags stops watching it once raised); and the rules: dust
-    (USD), the liquidation target, whether an early flag deleverages, whether the status has a margin call
-    (`calls`: without one a healthy account stays healthy down to MM)."""
+    (`watched`: an engine publishing only first flags stops watching it once raised), the risk tier (`tier`,
+    1 where none); and the rules: dust (USD), the liquidation target, whether an early flag deleverages, whether
+    the status has a margin call (`calls`: without one a healthy account stays healthy down to MM), the `oracle`
+    buffer's multiplier c (`oracle_buffer`) and whether the uncertainty widens the scenarios instead (`scan`)."""
 
     delta: FloatArray
     equity: FloatArray
@@ -279,21 +343,27 @@ class Standing:
     flagged: BoolArray
     in_liquidation: BoolArray
     watched: BoolArray
+    tier: FloatArray
     dust: float
     target: float
     deleverage: bool
     calls: bool = True
+    oracle_buffer: float = 0.0
+    scan: bool = False
 
 
 @dataclass(frozen=True, eq=False)
 class Reach:
     """The market now: price (A,), reach (A, 4) (`flag_reach`), the epoch's diffusion reach (A,)
-    (`diffusion_reach` of the snapshot's vols), and which assets oracle sources price (A,)."""
+    (`diffusion_reach` of the snapshot's vols), which assets oracle sources price (A,), and their oracle
+    uncertainty and stable price (A,; the price itself where there is none)."""
 
     price: FloatArray
     reach: FloatArray
     diffusion: FloatArray
     sourced: BoolArray
+    uncertainty: FloatArray
+    stable: FloatArray
 
 
 @jit()
@@ -318,6 +388,32 @@ def _tighten(
 
 
 @jit()
+def _constrain(
+    moves: tuple[float, float, float, float],
+    room: float,
+    growth: float,
+    above: bool,
+    g: float,
+    least: float,
+    u_rate: float,
+    s_rate: float,
+) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
+    """`moves` (in the account's favour, against it, of the uncertainty, of the stable price) tightened by one
+    constraint clearing its threshold by `room`: the threshold moves by at most `growth` per unit of |r|, `u_rate`
+    per unit of uncertainty and `s_rate` per unit of stable price (0: it does not move with them). The room is
+    shared between the moves it depends on (module docstring); all of it goes to the price where that is all."""
+    favour, against, u_room, s_room = moves
+    total = PRICE_SHARE + (UNCERTAINTY_SHARE if u_rate > 0.0 else 0.0) + (STABLE_SHARE if s_rate > 0.0 else 0.0)
+    share = room if total == PRICE_SHARE else room * (PRICE_SHARE / total)
+    favour, against = _tighten(favour, against, share, growth, above, g, least)
+    if u_rate > 0.0:
+        u_room = min(u_room, room * (UNCERTAINTY_SHARE / total) / u_rate)
+    if s_rate > 0.0:
+        s_room = min(s_room, room * (STABLE_SHARE / total) / s_rate)
+    return favour, against, u_room, s_room
+
+
+@jit()
 def _bands(
     rows: IndexArray,
     start: IndexArray,
@@ -328,9 +424,15 @@ def _bands(
     instrument_asset: IndexArray,
     linear: BoolArray,
     excluded: BoolArray,
+    collateral: IndexArray,
     sourced: BoolArray,
     delta: FloatArray,
     price: FloatArray,
+    uncertainty: FloatArray,
+    stable: FloatArray,
+    tier: FloatArray,
+    oracle_buffer: float,
+    scan: bool,
     equity: FloatArray,
     im: FloatArray,
     mm: FloatArray,
@@ -347,12 +449,17 @@ def _bands(
     out_asset: IndexArray,
     out_low: FloatArray,
     out_high: FloatArray,
+    out_oracle_low: FloatArray,
+    out_oracle_high: FloatArray,
+    out_stable_low: FloatArray,
+    out_stable_high: FloatArray,
     out_column: IndexArray,
     out_cap: FloatArray,
     out_hot: BoolArray,
 ) -> None:  # pragma: no cover - compiled
-    """Writes each row's band (see the module) into the screen's (N,) arrays: for each threshold its status
-    keeps equity above or below, how far it may move in the account's favour and against it (`_tighten`)."""
+    """Writes each row's bands (see the module) into the screen's (N,) arrays: for each threshold its status
+    keeps equity above or below, how far the price may move in the account's favour and against it, and the
+    uncertainty and the stable price either way (`_constrain`)."""
     for k in range(rows.size):
         row = rows[k]
         a = -1
@@ -368,14 +475,16 @@ def _bands(
                 ok = False
             a = instrument_asset[i]
             home = home and venue[s] == HOME_VENUE
-        if ok and a >= 0 and sourced[a]:
-            ok = False
+        if ok and a >= 0 and collateral[k] == a:
+            ok = False  # collateral in the positions' own asset: equity is not the positions' delta alone
+        if ok and a >= 0 and sourced[a] and scan:
+            ok = False  # the uncertainty widens every scenario: no bound here
         out_asset[row] = -1
         out_hot[row] = True
         if not ok:
             continue
-        if a < 0:  # holding no position: no price moves it
-            out_hot[row] = False
+        if a < 0:  # holding no position: no price moves it, unless it holds collateral other than USD
+            out_hot[row] = collateral[k] >= 0
             continue
         e, i_m, m_m = equity[k], im[k], mm[k]
         x = delta[k, a] * price[a]
@@ -383,20 +492,30 @@ def _bands(
         least = g if home else 0.0  # a haircut gain (another venue's) may rise or fall slower than g
         side = 1 if x < 0.0 else 0
         slack = ROUNDING * (abs(e) + i_m + g)
-        favour = against = MAX_MOVE  # the largest moves in the account's favour and against it
+        # Oracle sources: IM and MM move with the uncertainty at k per unit, IM with the stable price at |δ| per
+        # unit and, through its gap to the price, at g more per unit of r (the module docstring).
+        k_u = tier[k] * oracle_buffer * abs(delta[k, a]) if sourced[a] else 0.0
+        k_s = abs(delta[k, a]) if sourced[a] else 0.0
+        g_s = g if sourced[a] else 0.0
+        # The largest moves in the account's favour and against it, of the uncertainty and of the stable price.
+        moves = (MAX_MOVE, MAX_MOVE, math.inf, math.inf)
         if status[k] == 0:
-            call = i_m if calls else m_m  # without margin calls a healthy account stays so down to MM
-            favour, against = _tighten(favour, against, e - call + dust - slack, GROWTH * call, True, g, least)
+            if calls:
+                growth = GROWTH * i_m + g_s
+                moves = _constrain(moves, e - i_m + dust - slack, growth, True, g, least, k_u, k_s)
+            else:  # without margin calls a healthy account stays so down to MM
+                moves = _constrain(moves, e - m_m + dust - slack, GROWTH * m_m, True, g, least, k_u, 0.0)
         elif status[k] == 1:
-            favour, against = _tighten(favour, against, i_m - dust - e - slack, GROWTH * i_m, False, g, least)
-            favour, against = _tighten(favour, against, e - m_m + dust - slack, GROWTH * m_m, True, g, least)
+            moves = _constrain(moves, i_m - dust - e - slack, GROWTH * i_m + g_s, False, g, least, k_u, k_s)
+            moves = _constrain(moves, e - m_m + dust - slack, GROWTH * m_m, True, g, least, k_u, 0.0)
         else:
-            favour, against = _tighten(favour, against, m_m - dust - e - slack, GROWTH * m_m, False, g, least)
+            moves = _constrain(moves, m_m - dust - e - slack, GROWTH * m_m, False, g, least, k_u, 0.0)
         column = ADVERSE + side
         cap = math.inf
         if in_liquidation[k]:  # never flagged while in liquidation, which stops at target x IM
             room = target * i_m - dust - e - slack
-            favour, against = _tighten(favour, against, room, GROWTH * target * i_m, False, g, least)
+            growth = GROWTH * target * i_m + target * g_s
+            moves = _constrain(moves, room, growth, False, g, least, target * k_u, target * k_s)
         elif not watched[k]:
             cap = math.inf  # a flag raised before, not published again: no reach to watch
         elif flagged[k]:
@@ -407,168 +526,23 @@ def _bands(
             floor = diffusion[a] / SAFETY
             room = g * floor - g * cap - (e - m_m) - slack
             growth = GROWTH * m_m + g * cap + g * floor
-            favour, against = _tighten(favour, against, room, growth, False, g, least)
-            favour, against = _tighten(favour, against, e - m_m - slack, GROWTH * m_m, True, g, least)
+            moves = _constrain(moves, room, growth, False, g, least, k_u, 0.0)
+            moves = _constrain(moves, e - m_m - slack, GROWTH * m_m, True, g, least, k_u, 0.0)
         else:
             cap = REACH_HEADROOM * reach[a, column]
             room = e - m_m - SAFETY * g * cap - slack
-            favour, against = _tighten(favour, against, room, GROWTH * m_m + SAFETY * g * cap, True, g, least)
-        if not (favour > 0.0 and against > 0.0):
+            moves = _constrain(moves, room, GROWTH * m_m + SAFETY * g * cap, True, g, least, k_u, 0.0)
+        favour, against, u_room, s_room = moves
+        if not (favour > 0.0 and against > 0.0 and u_room > 0.0 and s_room > 0.0):
             continue  # no room: hot
         down, up = (against, favour) if side == 0 else (favour, against)
         out_asset[row] = a
         out_hot[row] = False
         out_low[row] = price[a] * (1.0 - down)
         out_high[row] = price[a] * (1.0 + up)
+        out_oracle_low[row] = uncertainty[a] - u_room
+        out_oracle_high[row] = uncertainty[a] + u_room
+        out_stable_low[row] = stable[a] - s_room
+        out_stable_high[row] = stable[a] + s_room
         out_column[row] = column
         out_cap[row] = cap
-
-
-@jit()
-def _push(
-    heap: int,
-    key: float,
-    row: int,
-    stamp: int,
-    keys: FloatArray,
-    rows: IndexArray,
-    stamps: IndexArray,
-    size: IndexArray,
-) -> None:  # pragma: no cover - compiled
-    """Push (key, row, stamp) on min-heap `heap` (room is reserved by the caller)."""
-    i = size[heap]
-    size[heap] = i + 1
-    while i > 0:
-        parent = (i - 1) // 2
-        if keys[heap, parent] <= key:
-            break
-        keys[heap, i], rows[heap, i], stamps[heap, i] = keys[heap, parent], rows[heap, parent], stamps[heap, parent]
-        i = parent
-    keys[heap, i], rows[heap, i], stamps[heap, i] = key, row, stamp
-
-
-@jit()
-def _sift_down(
-    heap: int, i: int, keys: FloatArray, rows: IndexArray, stamps: IndexArray, size: IndexArray
-) -> None:  # pragma: no cover - compiled
-    """Restore the heap below position i."""
-    n = size[heap]
-    key, row, stamp = keys[heap, i], rows[heap, i], stamps[heap, i]
-    while True:
-        child = 2 * i + 1
-        if child >= n:
-            break
-        if child + 1 < n and keys[heap, child + 1] < keys[heap, child]:
-            child += 1
-        if key <= keys[heap, child]:
-            break
-        keys[heap, i], rows[heap, i], stamps[heap, i] = keys[heap, child], rows[heap, child], stamps[heap, child]
-        i = child
-    keys[heap, i], rows[heap, i], stamps[heap, i] = key, row, stamp
-
-
-@jit()
-def _pop(
-    heap: int, keys: FloatArray, rows: IndexArray, stamps: IndexArray, size: IndexArray
-) -> None:  # pragma: no cover - compiled
-    """Remove the top of min-heap `heap`."""
-    last = size[heap] - 1
-    size[heap] = last
-    if last > 0:
-        keys[heap, 0], rows[heap, 0], stamps[heap, 0] = keys[heap, last], rows[heap, last], stamps[heap, last]
-        _sift_down(heap, 0, keys, rows, stamps, size)
-
-
-@jit()
-def _enqueue(
-    rows_in: IndexArray,
-    asset: IndexArray,
-    low: FloatArray,
-    high: FloatArray,
-    column: IndexArray,
-    cap: FloatArray,
-    stamp: IndexArray,
-    keys: FloatArray,
-    rows: IndexArray,
-    stamps: IndexArray,
-    size: IndexArray,
-) -> None:  # pragma: no cover - compiled
-    """Give each of `rows_in` a new stamp (its old entries go stale) and queue the new band of the screened ones."""
-    n_assets = size.shape[0] // QUEUES
-    for row in rows_in:
-        stamp[row] += 1
-        a = asset[row]
-        if a < 0:
-            continue
-        _push(a, -low[row], row, stamp[row], keys, rows, stamps, size)
-        _push(n_assets + a, high[row], row, stamp[row], keys, rows, stamps, size)
-        if cap[row] < math.inf:
-            _push(2 * n_assets + 4 * a + column[row], cap[row], row, stamp[row], keys, rows, stamps, size)
-
-
-@jit()
-def _compact(
-    stamp: IndexArray, keys: FloatArray, rows: IndexArray, stamps: IndexArray, size: IndexArray
-) -> None:  # pragma: no cover - compiled
-    """Drop every stale entry and re-heapify."""
-    for heap in range(size.shape[0]):
-        n = 0
-        for i in range(size[heap]):
-            if stamps[heap, i] == stamp[rows[heap, i]]:
-                keys[heap, n], rows[heap, n], stamps[heap, n] = keys[heap, i], rows[heap, i], stamps[heap, i]
-                n += 1
-        size[heap] = n
-        for i in range(n // 2 - 1, -1, -1):
-            _sift_down(heap, i, keys, rows, stamps, size)
-
-
-@jit()
-def _drain(
-    heap: int,
-    limit: float,
-    strict: bool,
-    stamp: IndexArray,
-    out: IndexArray,
-    n: int,
-    keys: FloatArray,
-    rows: IndexArray,
-    stamps: IndexArray,
-    size: IndexArray,
-) -> int:  # pragma: no cover - compiled
-    """Pop every entry of `heap` with key <= `limit` (< when `strict`); the live ones are due: written to `out`
-    from `n` on, their stamp bumped so that their other entries go stale. Returns the new count."""
-    while size[heap] > 0 and (keys[heap, 0] < limit or (not strict and keys[heap, 0] == limit)):
-        row = rows[heap, 0]
-        if stamps[heap, 0] == stamp[row]:
-            out[n] = row
-            n += 1
-            stamp[row] += 1
-        _pop(heap, keys, rows, stamps, size)
-    return n
-
-
-@jit()
-def _due(
-    moved: BoolArray,
-    price: FloatArray,
-    reach: FloatArray,
-    asset: IndexArray,
-    stamp: IndexArray,
-    out: IndexArray,
-    keys: FloatArray,
-    rows: IndexArray,
-    stamps: IndexArray,
-    size: IndexArray,
-) -> int:  # pragma: no cover - compiled
-    """Writes the due accounts of the `moved` assets to `out` (each once, unordered) and returns how many: those
-    whose band the price has left (price <= low, price >= high) or whose cap the reach has passed."""
-    n_assets = moved.shape[0]
-    n = 0
-    for a in range(n_assets):
-        if not moved[a]:
-            continue
-        n = _drain(a, -price[a], False, stamp, out, n, keys, rows, stamps, size)
-        n = _drain(n_assets + a, price[a], False, stamp, out, n, keys, rows, stamps, size)
-        for c in range(4):
-            n = _drain(2 * n_assets + 4 * a + c, reach[a, c], True, stamp, out, n, keys, rows, stamps, size)
-    return n

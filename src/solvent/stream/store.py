@@ -14,6 +14,7 @@ move of asset a can change (a position on it, or collateral in it), so a tick re
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -189,6 +190,17 @@ class AccountStore:
             self.pos_entry[slots],
             self.pos_venue[slots],
         )
+
+    def copy(self) -> AccountStore:
+        """An independent copy of the accounts (positions, balances, exposure, the collateral columns), for readers
+        on other threads; the book's fixed parts (the id index, instruments) are shared: nothing changes them."""
+        out = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray):
+                setattr(out, name, value.copy())
+            elif isinstance(value, list):  # `collateral_assets` grows with a deposit of a new asset
+                setattr(out, name, list(value))
+        return out
 
     @property
     def n_accounts(self) -> int:
