@@ -25,9 +25,9 @@ def params(context: click.Context) -> None:
     """Print the default model parameters (solvent.params/1 JSON): edit and pass with --params.
 
     Subcommands govern changes: propose (calibrate a bounded step), diff (dry run on a book), apply (audited)."""
-    from solvent.params import MarginParams
-
     if context.invoked_subcommand is None:
+        from solvent.params import MarginParams
+
         click.echo(MarginParams().to_json().decode())
 
 
