@@ -65,6 +65,7 @@ bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_proof.py
 	$(PY) benchmarks/bench_bus.py
 	$(PY) benchmarks/bench_store.py
+	$(PY) benchmarks/bench_cli.py
 
 clean:
 	rm -rf $(VENV) $(CONSTRAINTS_VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

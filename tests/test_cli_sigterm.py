@@ -16,8 +16,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+import solvent.api
 import solvent.cli
 import solvent.demo.crash
+import solvent.demo.run
+from solvent.cli.guards import TERMINATING, stop_if_terminated
 from solvent.formats.io import atomic_output
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -38,10 +41,10 @@ def terminated_while_writing(target: Path) -> Any:
 @pytest.mark.parametrize(
     ("module", "attribute", "arguments"),
     [
-        (solvent.cli, "run_demo", ["demo", "--out", "{out}"]),
+        (solvent.demo.run, "run_demo", ["demo", "--out", "{out}"]),
         (solvent.demo.crash, "write_crash", ["crash", "--out", "{out}", "--n-accounts", "3"]),
         (
-            solvent.cli,
+            solvent.api,
             "compute_margin",
             ["margin", "--portfolio", str(EXAMPLES / "portfolio.json"), "--market", str(EXAMPLES / "market.json")],
         ),
@@ -64,7 +67,7 @@ def test_sigterm_leaves_no_temporary_file(
 
 def test_a_swallowed_sigterm_still_stops_at_the_next_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A library may clear the handler's exception (numba's dispatcher clears Python errors raised while it types
-    its arguments); the command's loops then stop at their next `_stop_if_terminated` check."""
+    its arguments); the command's loops then stop at their next `stop_if_terminated` check."""
     target = tmp_path / "result.parquet"
 
     def swallowing_call(*args: Any, **kwargs: Any) -> None:
@@ -74,11 +77,11 @@ def test_a_swallowed_sigterm_still_stops_at_the_next_batch(tmp_path: Path, monke
                 os.kill(os.getpid(), signal.SIGTERM)
             except BaseException:  # what the library does to the handler's exception
                 pass
-            solvent.cli._stop_if_terminated()  # the next batch's check
+            stop_if_terminated()  # the next batch's check
             raise AssertionError("the check did not stop the command")
 
-    monkeypatch.setattr(solvent.cli, "run_demo", swallowing_call)
+    monkeypatch.setattr(solvent.demo.run, "run_demo", swallowing_call)
     result = CliRunner().invoke(solvent.cli.main, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 143, result.output
     assert list(tmp_path.iterdir()) == []
-    assert not solvent.cli._TERMINATING.is_set()  # cleared when the command returns
+    assert not TERMINATING.is_set()  # cleared when the command returns

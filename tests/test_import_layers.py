@@ -23,7 +23,7 @@ PACKAGE = "solvent"
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(floor.split())
     for floor in (
-        "errors _numba arrays",  # the exception tree, the numba shim, the kernels' array-argument checks
+        "errors _numba arrays choices",  # the exception tree, the numba shim, array checks, the CLI's named choices
         "formats _extras",  # file schemas and codecs: no engine, stream or venue-rule type; the extras guard
         "params",  # the frozen model parameters (decoded through formats.errors)
         "pricing market",  # Black-76; market snapshots, oracle, depth, histories
@@ -36,7 +36,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "simm proof governance",  # features built on the margin engine
         "lab demo console jsonschemas",  # studies and reports, the demo, the terminal tables, the schema catalogue
         "service",  # the service beside a venue (serves the demo venue by default)
-        "cli",
+        "cli",  # the command line: a lazy group, one module per command or group of commands
         "__main__ __init__",  # `python -m solvent` and the public surface
     )
 )

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final, Literal, get_args
+from typing import Final, Literal
 
 import msgspec
 
@@ -35,10 +35,9 @@ from solvent.baselines.drift import DriftParams, DriftPerpParams, DriftSpotParam
 from solvent.baselines.dydx import DydxParams, LiquidationLimits, LiquidityTier
 from solvent.baselines.static import StaticFractions, StaticParams
 from solvent.baselines.synthetix import SynthetixParams
+from solvent.choices import BASELINE_NAMES, BaselineName
 from solvent.params import _Config
 
-BaselineName = Literal["static", "dydx", "synthetix", "drift", "deribit"]
-BASELINE_NAMES: tuple[BaselineName, ...] = get_args(BaselineName)
 BASELINE_PARAMS_SCHEMA: Final = "solvent.baseline-params/1"
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from solvent.demo.run import DEMO_SEED, ORACLE_NOISE, demo_history, demo_market, demo_params
+from solvent.demo.defaults import DEMO_SEED
+from solvent.demo.run import ORACLE_NOISE, demo_history, demo_market, demo_params
 from solvent.demo.venue import synthetic_book, venue_instruments
 from solvent.engine.book import book_to_arrow
 from solvent.formats.io import atomic_output, write_portfolio_parquet

@@ -25,6 +25,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from solvent._extras import check_extra
 from solvent.api import compute_margin
 from solvent.convert.results import write_result
+from solvent.demo.defaults import DEMO_ACCOUNTS, DEMO_SEED
 from solvent.demo.report import print_summary, write_report
 from solvent.demo.venue import ASSETS, OPTION_DAYS, expiry_at, synthetic_book, venue_instruments
 from solvent.engine.book import book_to_arrow
@@ -38,8 +39,6 @@ from solvent.params import FhsParams, MarginParams, ScenarioParams
 
 T = TypeVar("T")
 
-DEMO_ACCOUNTS = 100_000
-DEMO_SEED = 7
 HISTORY_DAYS = 1500
 #: The demo market's date: the synthetic history ends here.
 DEMO_DATE = np.datetime64("2026-11-25", "D")

@@ -81,7 +81,8 @@ def build_venue(options: ServeOptions) -> Venue:
             portfolio_source=options.portfolio,
             market_source=options.market,
         )
-    from solvent.demo.run import DEMO_SEED, demo_history, demo_market, demo_params
+    from solvent.demo.defaults import DEMO_SEED
+    from solvent.demo.run import demo_history, demo_market, demo_params
     from solvent.demo.venue import synthetic_book, venue_instruments
 
     history = demo_history(DEMO_SEED)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from scipy.special import ndtri
 
+from solvent.choices import SIMM_DEFAULT_VERSION, SIMM_VERSIONS
 from solvent.errors import InputError
 
 # Key of a lookup table: (bucket, label1, label2), as ORE's makeKey; unused parts are "".
@@ -58,9 +59,9 @@ CREDIT_TENORS = ("1y", "2y", "3y", "5y", "10y")
 # ORE expresses concentration thresholds in millions of USD.
 _THRESHOLD_UNITS = 1_000_000.0
 
-# "2.4" is ORE's name for ISDA SIMM 2.3.8 (its golden results are labelled SIMM2.4).
-VERSIONS = {"2.4": "simm_2.4.xml", "2.6": "simm_2.6.xml", "2.8+2506": "simm_2.8+2506.xml"}
-DEFAULT_VERSION = "2.6"
+#: Each bundled version (solvent.choices, where the command line reads them) and its calibration file.
+VERSIONS = {version: f"simm_{version}.xml" for version in SIMM_VERSIONS}
+DEFAULT_VERSION = SIMM_DEFAULT_VERSION
 
 
 @dataclass(frozen=True, kw_only=True)
