@@ -19,6 +19,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
+import msgspec
 from rich.console import Console
 
 from solvent.api import baseline_margin_for, compute_margin, explain_margin
@@ -41,6 +42,7 @@ from solvent.engine.book import Book
 from solvent.errors import InputError, SolventError
 from solvent.formats.governance import ParamsDiff
 from solvent.formats.io import load_market, write_text_atomic
+from solvent.formats.provenance import Provenance, check_inputs, header_lines, provenance_of, read_provenance
 from solvent.formats.schemas import MarketSnapshot
 from solvent.governance.run import apply_from_files, diff_from_files, propose_from_files, write_json
 from solvent.jsonschemas import write_schemas
@@ -213,8 +215,13 @@ def margin(
     book = load_portfolio(portfolio_path)
     market = load_market(market_path)
     history = read_history(history_path) if history_path else None
+    files = {"portfolio": portfolio_path, "market": market_path, "params": params_path, "history": history_path}
+    used = {"margin": params, "baseline": baselines if baseline_name else None}
+    provenance = provenance_of(files | {"baseline_params": baseline_params_path}, used)
     if explain_account is not None:
-        _explain(book, market, params, history, explain_account, fmt, out_path, (portfolio_path, market_path))
+        _explain(
+            book, market, params, history, explain_account, fmt, out_path, (portfolio_path, market_path), provenance
+        )
         return
     result = compute_margin(book, market, params, history, portfolio_source=portfolio_path, market_source=market_path)
     market_time = market.time.isoformat()
@@ -226,17 +233,17 @@ def margin(
             fmt,
             out_path,
             lambda console: print_baseline(baseline, result.im, console),
-            lambda: baseline.to_json(market_time, result.im).decode(),
+            lambda: baseline.to_json(market_time, result.im, provenance).decode(),
         )
     elif fmt == "parquet" and out_path is not None:  # --format parquet without --out was refused above
-        write_result(result, out_path, fmt, market_time)
+        write_result(result, out_path, fmt, market_time, provenance)
         click.echo(f"wrote {result.n_accounts:,} accounts to {out_path}", err=True)
     else:
         _emit(
             fmt,
             out_path,
             lambda console: print_margin(result, console),
-            lambda: result_json(result, market_time).decode(),
+            lambda: result_json(result, market_time, provenance).decode(),
         )
 
 
@@ -267,6 +274,7 @@ def _explain(
     fmt: str,
     out_path: str | None,
     sources: tuple[str, str],
+    provenance: Provenance,
 ) -> None:
     """`margin --explain ACCOUNT`: the attribution as a table or a solvent.explain/1 JSON document."""
     if account not in set(book.account_ids.tolist()):
@@ -278,7 +286,7 @@ def _explain(
         fmt,
         out_path,
         lambda console: print_explain(attribution, console),
-        lambda: attribution.to_json(market.time.isoformat()).decode(),
+        lambda: attribution.to_json(market.time.isoformat(), provenance).decode(),
     )
 
 
@@ -307,6 +315,9 @@ def simm(
     """ISDA SIMM of every portfolio in one or more CRIF files (docs/simm.md)."""
     high = [c.strip() for c in high_vol_fx.split(",") if c.strip()]
     report = simm_report(crif_paths, simm_version, int(mpor), calibration_path, high)
+    settings = {"version": simm_version, "mpor_days": int(mpor), "high_vol_fx": high}
+    files = {f"crif[{i}]": path for i, path in enumerate(crif_paths)} | {"calibration": calibration_path}
+    provenance = provenance_of(files, {"simm": settings})
     if fmt == "csv":
         text = simm_csv(report)
         if out_path is None:
@@ -314,7 +325,9 @@ def simm(
         else:
             write_text_atomic(out_path, lambda handle: print(text, file=handle, end=""))
         return
-    _emit(fmt, out_path, lambda console: simm_table(report, console), lambda: simm_json(report).rstrip("\n"))
+    _emit(
+        fmt, out_path, lambda console: simm_table(report, console), lambda: simm_json(report, provenance).rstrip("\n")
+    )
 
 
 @main.command()
@@ -579,6 +592,13 @@ def stream(
 
     if state_in is None and (accounts_path is None or market_path is None):
         raise click.UsageError("give --accounts and --market, or --state-in")
+    inputs = {
+        "feed": None if follow or feed_path == "-" else feed_path,
+        "accounts": accounts_path,
+        "market": market_path,
+    }
+    inputs |= {"params": params_path, "history": history_path, "state_in": state_in}
+    used = {"margin": load_params(params_path) if state_in is None else None}  # a saved state carries its own
     files = ReplayFiles(
         feed=feed_path,
         events=events_path,
@@ -594,6 +614,7 @@ def stream(
         screen=screen,
         margin_calls=not no_margin_calls,
         reflag=not first_flags_only,
+        provenance=provenance_of(inputs, used),
     )
     if follow:
         if feed_path.lower().endswith(".parquet"):
@@ -721,6 +742,11 @@ def ingest(
         commit_every=commit_every,
         snapshot_every=snapshot_every,
         summary=summary_path,
+        provenance=provenance_of(
+            {"feed": feed_path, "accounts": accounts_path, "market": market_path, "params": params_path}
+            | {"history": history_path},
+            {"margin": load_params(params_path)},
+        ),
     )
     print_stream_summary(ingest_feed(files), Console())
     click.echo(f"store: {store_url}\nsummary: {summary_path}")
@@ -853,7 +879,11 @@ def backtest(
                 source=str(portfolio_path),
                 market_source=str(market_path),
             )
-    report, summary = write_backtest_report(runs, out_dir, history_path, baseline_params=baseline_params_path)
+    files = {"history": history_path, "portfolio": portfolio_path, "market": market_path, "params": params_path}
+    provenance = provenance_of(
+        files | {"baseline_params": baseline_params_path}, {"margin": params, "baseline": baselines}
+    )
+    report, summary = write_backtest_report(runs, out_dir, history_path, baseline_params_path, provenance)
     dates_csv, dates_parquet = write_dates(runs, out_dir)
     console = Console() if sys.stdout.isatty() else Console(width=200)  # a pipe or a file: tables not truncated
     for run in runs:
@@ -1099,7 +1129,11 @@ def stress(
         settings |= {"oracle_sources": oracle_sources}
     if baseline_params_path is not None:
         settings |= {"baseline_params": baseline_params_path}
-    report, summary = write_stress_report(runs, out_dir, settings, models=chosen, history=backtested)
+    files = {"params": params_path, "baseline_params": baseline_params_path, "synthetic": synthetic_history}
+    provenance = provenance_of(files | {"history": history_path}, {"margin": params, "baseline": baselines})
+    report, summary = write_stress_report(
+        runs, out_dir, settings, models=chosen, history=backtested, provenance=provenance
+    )
     console = Console() if sys.stdout.isatty() else Console(width=200)  # a pipe or a file: tables not truncated
     for run in runs:
         print_stress(run.summary(), console)
@@ -1146,6 +1180,9 @@ def prove(
         raise click.UsageError("--account needs --proofs")
     secret = read_secret(secret_path)
     processes = default_processes() if processes is None else processes
+    files = {"margin": margin_path, "portfolio": portfolio_path, "market": market_path, "params": params_path}
+    used = {"margin": None if portfolio_path is None else load_params(params_path)}
+    provenance = provenance_of(files | {"history": history_path}, used)  # not the secret: it stays private
     if margin_path is not None:
         tree, statement = prove_figures(read_margin_output(margin_path), secret, insurance_fund, None, processes)
     else:
@@ -1162,7 +1199,7 @@ def prove(
             market_source=market_path,
         )
     positions = proof_positions(tree, accounts) if write_proofs else None
-    for path in write_outputs(out_dir, tree, statement, positions):
+    for path in write_outputs(out_dir, tree, statement, positions, provenance):
         click.echo(f"wrote {path}", err=True)
     for line in statement.summary_lines():
         click.echo(line)
@@ -1183,6 +1220,26 @@ def verify(proof_path: str, statement_path: str | None, root: str | None, accoun
     proof = load_proof(proof_path, account)
     verify_proof(proof, published, totals, account)
     click.echo(f"OK: account {proof.account!r} ({STATUSES[proof.status]}) is in the tree of root {published.hex()}")
+
+
+@main.command("provenance")
+@click.argument("path", metavar="FILE")
+@click.option("--check", is_flag=True, help="Re-hash the inputs (paths as given, from here): exit 1 if one changed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the provenance as JSON.")
+@_fail_cleanly
+def provenance_command(path: str, check: bool, as_json: bool) -> None:
+    """Print what made a solvent output (JSON, Parquet or HTML report): the engine, the digests of the parameters
+    and of each input. With --check: exit 1 when an input is missing or its bytes differ now."""
+    found = read_provenance(path)
+    click.echo(msgspec.json.format(msgspec.json.encode(found), indent=2) if as_json else "\n".join(header_lines(found)))
+    if check:
+        changed = check_inputs(found)
+        for role, what in changed.items():
+            click.echo(f"changed: {role}: {what}", err=True)
+        if changed:
+            sys.exit(1)
+        click.echo(f"OK: the {len(found.inputs)} inputs are unchanged", err=True)
+
 
 def _positive_numbers(option: str, text: str) -> list[float]:
     """Comma-separated numbers > 0, or InputError naming the option."""

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from solvent.formats.provenance import Provenance
+
 STATEMENT_SCHEMA = "solvent.solvency/1"
 PROOF_SCHEMA = "solvent.proof/1"
 
@@ -86,6 +88,7 @@ class StatementDocument(_Record, frozen=True, kw_only=True):
     """solvent.solvency/1: the venue's solvency statement (`solvent prove`)."""
 
     schema: Literal["solvent.solvency/1"]
+    provenance: Provenance | None = None  # what made it (formats/provenance.py)
     hash: Literal["SHA-256"]
     unit_usd: float
     market_time: str | None
