@@ -250,7 +250,15 @@ def _ingest(tmp: Path, case: Path) -> tuple[list[Path], dict[str, str]]:
 def _backtest(tmp: Path, case: Path) -> tuple[list[Path], dict[str, str]]:
     history = str(case / "history.csv")
     cli("backtest", "--history", history, "--assets", "BTC", "--models", "static,multi", "--out", str(tmp))
-    return [tmp / "report.html", tmp / "summary.json"], {"history": history}
+    return [tmp / "report.html", tmp / "summary.json", tmp / "dates.parquet"], {"history": history}
+
+
+def _portfolio_backtest(tmp: Path, case: Path) -> tuple[list[Path], dict[str, str]]:
+    history = str(case / "history.csv")
+    args = ["--history", history, "--assets", "BTC", "--models", "static,multi", "--from", "2026-01-01"]
+    cli("backtest", *args, "--portfolio", PORTFOLIO, "--market", MARKET, "--out", str(tmp))
+    outputs = [tmp / "summary.json", tmp / "portfolio.json", tmp / "portfolio_dates.parquet"]
+    return outputs, {"history": history, "portfolio": PORTFOLIO, "market": MARKET}
 
 
 def _stress(tmp: Path, case: Path) -> tuple[list[Path], dict[str, str]]:
@@ -259,6 +267,12 @@ def _stress(tmp: Path, case: Path) -> tuple[list[Path], dict[str, str]]:
     args = ["--episode", "2020-03-12", "--compare", "static,multi", "--step", "600", "--accounts", "30"]
     cli("stress", *args, "--params", params, "--out", str(tmp))
     return [tmp / "report.html", tmp / "summary.json"], {"params": params}
+
+
+def _sweep(tmp: Path, case: Path) -> tuple[list[Path], dict[str, str]]:
+    args = ["--sweep", "--serial", "--episode", "2024-08-05", "--compare", "static", "--accounts", "20"]
+    cli("stress", *args, "--steps", "900", "--leverage", "5", "--apc", "off", "--out", str(tmp))
+    return [tmp / "sweep.md", tmp / "sweep.json"], {}
 
 
 Run = Callable[[Path, Path], tuple[list[Path], dict[str, str]]]
@@ -272,7 +286,9 @@ OUTPUTS: dict[str, Run] = {
     "stream summary": _stream,
     "ingest summary": _ingest,
     "backtest report": _backtest,
+    "portfolio backtest": _portfolio_backtest,
     "stress report": _stress,
+    "stress sweep": _sweep,
 }
 
 

@@ -884,13 +884,13 @@ def backtest(
         files | {"baseline_params": baseline_params_path}, {"margin": params, "baseline": baselines}
     )
     report, summary = write_backtest_report(runs, out_dir, history_path, baseline_params_path, provenance)
-    dates_csv, dates_parquet = write_dates(runs, out_dir)
+    dates_csv, dates_parquet = write_dates(runs, out_dir, provenance)
     console = Console() if sys.stdout.isatty() else Console(width=200)  # a pipe or a file: tables not truncated
     for run in runs:
         print_backtest(run.summary(), console)
     click.echo(f"report: {report}\nsummary: {summary}\ndates: {dates_csv}, {dates_parquet}")
     if dirty is not None:
-        portfolio_json, portfolio_csv, portfolio_parquet = write_portfolio(dirty, out_dir)
+        portfolio_json, portfolio_csv, portfolio_parquet = write_portfolio(dirty, out_dir, provenance)
         print_portfolio_backtest(dirty.summary(), console)
         click.echo(f"portfolio: {portfolio_json}, {portfolio_csv}, {portfolio_parquet}")
 
@@ -1029,6 +1029,8 @@ def stress(
         raise InputError("--compare", models, f"no model the streaming engine runs: one of {', '.join(STREAM_MODELS)}")
     params = load_params(params_path)
     baselines = load_baseline_params(baseline_params_path)
+    files = {"params": params_path, "baseline_params": baseline_params_path, "synthetic": synthetic_history}
+    provenance = provenance_of(files | {"history": history_path}, {"margin": params, "baseline": baselines})
     medians = _positive_numbers("--leverage", leverages)
     if sweep:
         step_list = [step_s] if steps is None else _positive_numbers("--steps", steps)
@@ -1049,6 +1051,7 @@ def stress(
             ray_address=ray_address,
             serial=serial,
             out_dir=out_dir,
+            provenance=provenance,
         )
         return
     if len(medians) != 1:
@@ -1129,8 +1132,6 @@ def stress(
         settings |= {"oracle_sources": oracle_sources}
     if baseline_params_path is not None:
         settings |= {"baseline_params": baseline_params_path}
-    files = {"params": params_path, "baseline_params": baseline_params_path, "synthetic": synthetic_history}
-    provenance = provenance_of(files | {"history": history_path}, {"margin": params, "baseline": baselines})
     report, summary = write_stress_report(
         runs, out_dir, settings, models=chosen, history=backtested, provenance=provenance
     )
@@ -1267,6 +1268,7 @@ def _stress_sweep(
     ray_address: str | None,
     serial: bool,
     out_dir: str,
+    provenance: Provenance,
 ) -> None:
     """`solvent stress --sweep`: every run on Ray (or serially), a line as each finishes, then the records."""
     from solvent.lab.sweep import APC_MODELS, SweepSettings, ray_available, run_sweep, sweep_runs, write_sweep
@@ -1293,7 +1295,8 @@ def _stress_sweep(
     except ValueError as error:  # a path the episode cannot be drawn on (a step too coarse for its move)
         raise InputError("--steps", ",".join(f"{s:g}" for s in steps), str(error)) from None
     mix = {k: getattr(spec, k) for k in ("multi_asset_share", "option_share", "spot_collateral_share")}
-    table, summary = write_sweep(records, out_dir, {"accounts": spec.n_accounts, "seed": seed, "ray": use_ray, **mix})
+    settings_used = {"accounts": spec.n_accounts, "seed": seed, "ray": use_ray, **mix}
+    table, summary = write_sweep(records, out_dir, settings_used, provenance)
     click.echo(table.read_text(), nl=False)
     click.echo(f"table: {table}\nsummary: {summary}")
 

@@ -241,6 +241,7 @@ class PortfolioBacktestDocument(_Out, frozen=True, kw_only=True):
     pooled exceptions, accounts by verdict, largest shortfall, most exceptions (docs/formats.md)."""
 
     schema: Literal["solvent.portfolio-backtest/1"]
+    provenance: Provenance | None = None  # what made it (formats/provenance.py); absent from a library call without one
     first_date: str
     last_date: str
     observations: int
@@ -290,6 +291,7 @@ class StressSweep(_Out, frozen=True, kw_only=True):
     (episode, model, median leverage, step, APC), and the findings computed from them (docs/formats.md)."""
 
     schema: Literal["solvent.stress-sweep/1"]
+    provenance: Provenance | None = None  # what made it (formats/provenance.py); absent from a library call without one
     settings: dict[str, Any]
     records: list[dict[str, Any]]
     findings: list[str]

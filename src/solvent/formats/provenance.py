@@ -131,12 +131,17 @@ def header_lines(provenance: Provenance) -> list[str]:
     return lines
 
 
+def markdown_header(provenance: Provenance) -> str:
+    """A Markdown report's header: the script element (hidden where Markdown is rendered) and a bullet per line."""
+    return html_script(provenance) + "\n\n" + "".join(f"- {line}\n" for line in header_lines(provenance)) + "\n"
+
+
 _HTML_SCRIPT = re.compile(rf'<script type="application/json" id="{HTML_ID}">(?P<json>.*?)</script>', re.DOTALL)
 
 
 def read_provenance(path: str | os.PathLike[str]) -> Provenance:
     """The provenance of a solvent output: a Parquet file's metadata, a JSON document's `provenance` object, or
-    an HTML report's script element. InputError when the file carries none."""
+    an HTML or Markdown report's script element. InputError when the file carries none."""
     source = os.fspath(path)
     if source.lower().endswith(".parquet"):
         try:
