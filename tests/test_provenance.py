@@ -310,8 +310,8 @@ def test_every_kept_output_carries_its_provenance(
 
 
 def test_a_report_shows_its_provenance_in_its_header(crash_case: Path, tmp_path: Path) -> None:
-    (report, _), inputs = _backtest(tmp_path, crash_case)
-    page = report.read_text()
+    outputs, inputs = _backtest(tmp_path, crash_case)
+    page = outputs[0].read_text()
     visible = page[page.index("<body>") :]
     assert "Engine: solvent" in visible and f"SHA-256 {sha256_of(inputs['history'])}" in visible
 
