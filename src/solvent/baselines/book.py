@@ -68,6 +68,7 @@ from solvent.baselines import (
 )
 from solvent.baselines._common import FloatArray, as_float, sum_by_account
 from solvent.engine.book import Book
+from solvent.formats.provenance import Provenance, stamped
 from solvent.market.state import FUTURE, OPTION, PERP, SPOT, MarketState
 from solvent.pricing import TIME_FLOOR_YEARS, black76_price
 
@@ -132,9 +133,12 @@ class BaselineResult:
             "accounts": accounts,
         }
 
-    def to_json(self, market_time: str, multifactor_im: ArrayLike | None = None) -> bytes:
-        """`to_dict` as indented JSON."""
-        return msgspec.json.format(msgspec.json.encode(self.to_dict(market_time, multifactor_im)), indent=2)
+    def to_json(
+        self, market_time: str, multifactor_im: ArrayLike | None = None, provenance: Provenance | None = None
+    ) -> bytes:
+        """`to_dict` as indented JSON (with what made it, when given)."""
+        document = stamped(self.to_dict(market_time, multifactor_im), provenance)
+        return msgspec.json.format(msgspec.json.encode(document), indent=2)
 
 
 @dataclass(frozen=True, eq=False)

@@ -57,6 +57,11 @@ COMMANDS: Mapping[str, LazyCommand] = MappingProxyType(
             "solvent.cli.params:params",
             "Print the default model parameters (solvent.params/1 JSON): edit and pass with --params.",
         ),
+        "provenance": LazyCommand(
+            "solvent.cli.provenance:provenance",
+            "Print what made a solvent output (JSON, Parquet or HTML report): the engine, the digests of the "
+            "parameters and of each input.",
+        ),
         "prove": LazyCommand(
             "solvent.cli.proof:prove",
             "Commit every account's equity, IM and MM to a Merkle-sum tree; write the solvency statement (root, "

@@ -73,6 +73,7 @@ def backtest(
     from solvent.console import RunProgress, print_backtest, print_portfolio_backtest
     from solvent.convert.inputs import load_baseline_params, load_params, load_portfolio
     from solvent.formats.io import load_market
+    from solvent.formats.provenance import provenance_of
     from solvent.lab.backtest_dates import write_dates, write_portfolio
     from solvent.lab.margin_backtest import run_backtest
     from solvent.lab.models import check_models
@@ -125,14 +126,18 @@ def backtest(
                 source=str(portfolio_path),
                 market_source=str(market_path),
             )
-    report, summary = write_backtest_report(runs, out_dir, history_path, baseline_params=baseline_params_path)
-    dates_csv, dates_parquet = write_dates(runs, out_dir)
+    files = {"history": history_path, "portfolio": portfolio_path, "market": market_path, "params": params_path}
+    provenance = provenance_of(
+        files | {"baseline_params": baseline_params_path}, {"margin": params, "baseline": baselines}
+    )
+    report, summary = write_backtest_report(runs, out_dir, history_path, baseline_params_path, provenance)
+    dates_csv, dates_parquet = write_dates(runs, out_dir, provenance)
     console = Console() if sys.stdout.isatty() else Console(width=200)  # a pipe or a file: tables not truncated
     for run in runs:
         print_backtest(run.summary(), console)
     click.echo(f"report: {report}\nsummary: {summary}\ndates: {dates_csv}, {dates_parquet}")
     if dirty is not None:
-        portfolio_json, portfolio_csv, portfolio_parquet = write_portfolio(dirty, out_dir)
+        portfolio_json, portfolio_csv, portfolio_parquet = write_portfolio(dirty, out_dir, provenance)
         print_portfolio_backtest(dirty.summary(), console)
         click.echo(f"portfolio: {portfolio_json}, {portfolio_csv}, {portfolio_parquet}")
 

@@ -15,6 +15,7 @@ from solvent.errors import InputError
 
 if TYPE_CHECKING:
     from solvent.engine.book import Book
+    from solvent.formats.provenance import Provenance
     from solvent.formats.schemas import MarketSnapshot
     from solvent.market.history import PriceHistory
     from solvent.params import MarginParams
@@ -57,6 +58,7 @@ def margin(
     from solvent.convert.inputs import load_baseline_params, load_params, load_portfolio
     from solvent.convert.results import result_json, write_result
     from solvent.formats.io import load_market
+    from solvent.formats.provenance import provenance_of
     from solvent.market.history import read_history
 
     if baseline_name is not None and (explain_account is not None or fmt == "parquet"):
@@ -72,8 +74,13 @@ def margin(
     book = load_portfolio(portfolio_path)
     market = load_market(market_path)
     history = read_history(history_path) if history_path else None
+    files = {"portfolio": portfolio_path, "market": market_path, "params": params_path, "history": history_path}
+    used = {"margin": params, "baseline": baselines if baseline_name else None}
+    provenance = provenance_of(files | {"baseline_params": baseline_params_path}, used)
     if explain_account is not None:
-        _explain(book, market, params, history, explain_account, fmt, out_path, (portfolio_path, market_path))
+        _explain(
+            book, market, params, history, explain_account, fmt, out_path, (portfolio_path, market_path), provenance
+        )
         return
     result = compute_margin(book, market, params, history, portfolio_source=portfolio_path, market_source=market_path)
     market_time = market.time.isoformat()
@@ -85,17 +92,17 @@ def margin(
             fmt,
             out_path,
             lambda console: print_baseline(baseline, result.im, console),
-            lambda: baseline.to_json(market_time, result.im).decode(),
+            lambda: baseline.to_json(market_time, result.im, provenance).decode(),
         )
     elif fmt == "parquet" and out_path is not None:  # --format parquet without --out was refused above
-        write_result(result, out_path, fmt, market_time)
+        write_result(result, out_path, fmt, market_time, provenance)
         click.echo(f"wrote {result.n_accounts:,} accounts to {out_path}", err=True)
     else:
         emit(
             fmt,
             out_path,
             lambda console: print_margin(result, console),
-            lambda: result_json(result, market_time).decode(),
+            lambda: result_json(result, market_time, provenance).decode(),
         )
 
 
@@ -108,6 +115,7 @@ def _explain(
     fmt: str,
     out_path: str | None,
     sources: tuple[str, str],
+    provenance: Provenance,
 ) -> None:
     """`margin --explain ACCOUNT`: the attribution as a table or a solvent.explain/1 JSON document."""
     from solvent.api import explain_margin
@@ -122,5 +130,5 @@ def _explain(
         fmt,
         out_path,
         lambda console: print_explain(attribution, console),
-        lambda: attribution.to_json(market.time.isoformat()).decode(),
+        lambda: attribution.to_json(market.time.isoformat(), provenance).decode(),
     )

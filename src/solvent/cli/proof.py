@@ -25,7 +25,7 @@ from solvent.cli.options import (
 @click.option("--secret", "secret_path", default=None, help="File holding the salts' key in hex (default: random).")
 @click.option("--proofs", "write_proofs", is_flag=True, help="Also write proofs.ndjson (every account, or --account).")
 @click.option("--account", "accounts", multiple=True, help="Only this account's proof (repeatable; with --proofs).")
-@click.option("--processes", type=click.IntRange(1), default=None, help="Hashing processes [default: one per core].")
+@click.option("--processes", type=click.IntRange(1), default=None, help="Hashing threads [default: one per core].")
 @click.option("--out", "out_dir", default="solvent-proof", show_default=True, help="Folder to write into.")
 @fail_cleanly
 @terminate_cleanly
@@ -46,6 +46,7 @@ def prove(
     totals, Cover 2 with --portfolio) and the tree, and with --proofs each account's inclusion proof."""
     from solvent.convert.inputs import load_params, load_portfolio
     from solvent.formats.io import load_market
+    from solvent.formats.provenance import provenance_of
     from solvent.market.history import read_history
     from solvent.proof.files import read_margin_output, write_outputs
     from solvent.proof.prove import proof_positions, prove_book, prove_figures, read_secret
@@ -59,6 +60,9 @@ def prove(
         raise click.UsageError("--account needs --proofs")
     secret = read_secret(secret_path)
     processes = default_processes() if processes is None else processes
+    files = {"margin": margin_path, "portfolio": portfolio_path, "market": market_path, "params": params_path}
+    used = {"margin": None if portfolio_path is None else load_params(params_path)}
+    provenance = provenance_of(files | {"history": history_path}, used)  # not the secret: it stays private
     if margin_path is not None:
         tree, statement = prove_figures(read_margin_output(margin_path), secret, insurance_fund, None, processes)
     else:
@@ -75,14 +79,14 @@ def prove(
             market_source=market_path,
         )
     positions = proof_positions(tree, accounts) if write_proofs else None
-    for path in write_outputs(out_dir, tree, statement, positions):
+    for path in write_outputs(out_dir, tree, statement, positions, provenance):
         click.echo(f"wrote {path}", err=True)
     for line in statement.summary_lines():
         click.echo(line)
 
 
 @click.command()
-@click.option("--proof", "proof_path", required=True, help="solvent.proof/1 JSON, or an NDJSON file of them.")
+@click.option("--proof", "proof_path", required=True, help="solvent.proof/2 (or /1) JSON, or an NDJSON file of them.")
 @click.option("--statement", "statement_path", default=None, help="The published solvent.solvency/1 statement.")
 @click.option("--root", default=None, help="Or the published root alone (64 hex digits).")
 @click.option("--account", default=None, help="The account the proof must be for (picks it from an NDJSON file).")

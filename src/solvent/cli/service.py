@@ -87,6 +87,8 @@ def ingest(
     from rich.console import Console
 
     from solvent.console import print_stream_summary
+    from solvent.convert.inputs import load_params
+    from solvent.formats.provenance import provenance_of
     from solvent.service.ingest import IngestFiles, ingest_feed
 
     files = IngestFiles(
@@ -101,6 +103,11 @@ def ingest(
         commit_every=commit_every,
         snapshot_every=snapshot_every,
         summary=summary_path,
+        provenance=provenance_of(
+            {"feed": feed_path, "accounts": accounts_path, "market": market_path, "params": params_path}
+            | {"history": history_path},
+            {"margin": load_params(params_path)},
+        ),
     )
     print_stream_summary(ingest_feed(files), Console())
     click.echo(f"store: {store_url}\nsummary: {summary_path}")

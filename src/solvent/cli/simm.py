@@ -37,14 +37,18 @@ def simm(
     out_path: str | None,
 ) -> None:
     """ISDA SIMM of every portfolio in one or more CRIF files (docs/simm.md)."""
+    from solvent.formats.provenance import provenance_of
     from solvent.simm.report import print_table, simm_report, to_csv, to_json
 
     high = [c.strip() for c in high_vol_fx.split(",") if c.strip()]
     report = simm_report(crif_paths, simm_version, int(mpor), calibration_path, high)
+    settings = {"version": simm_version, "mpor_days": int(mpor), "high_vol_fx": high}
+    files = {f"crif[{i}]": path for i, path in enumerate(crif_paths)} | {"calibration": calibration_path}
+    provenance = provenance_of(files, {"simm": settings})
     if fmt == "csv":
         emit_text(to_csv(report), out_path)
         return
-    emit(fmt, out_path, lambda console: print_table(report, console), lambda: to_json(report).rstrip("\n"))
+    emit(fmt, out_path, lambda console: print_table(report, console), lambda: to_json(report, provenance).rstrip("\n"))
 
 
 @click.command()

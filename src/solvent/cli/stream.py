@@ -77,10 +77,19 @@ def stream(
     from rich.console import Console
 
     from solvent.console import print_stream_summary
+    from solvent.convert.inputs import load_params
+    from solvent.formats.provenance import provenance_of
     from solvent.stream.replay import ReplayFiles, replay
 
     if state_in is None and (accounts_path is None or market_path is None):
         raise click.UsageError("give --accounts and --market, or --state-in")
+    inputs = {
+        "feed": None if follow or feed_path == "-" else feed_path,
+        "accounts": accounts_path,
+        "market": market_path,
+    }
+    inputs |= {"params": params_path, "history": history_path, "state_in": state_in}
+    used = {"margin": load_params(params_path) if state_in is None else None}  # a saved state carries its own
     files = ReplayFiles(
         feed=feed_path,
         events=events_path,
@@ -96,6 +105,7 @@ def stream(
         screen=screen,
         margin_calls=not no_margin_calls,
         reflag=not first_flags_only,
+        provenance=provenance_of(inputs, used),
     )
     if follow:
         if feed_path.lower().endswith(".parquet"):

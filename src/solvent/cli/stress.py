@@ -110,6 +110,7 @@ def stress(
 
     from solvent.console import RunProgress, print_comparison, print_stress
     from solvent.convert.inputs import load_baseline_params, load_params
+    from solvent.formats.provenance import provenance_of
     from solvent.lab.cascade import CascadeConfig
     from solvent.lab.comparison import backtest_assets, run_history
     from solvent.lab.episodes import load_crashes
@@ -147,6 +148,8 @@ def stress(
         raise InputError("--compare", models, f"no model the streaming engine runs: one of {', '.join(STREAM_MODELS)}")
     params = load_params(params_path)
     baselines = load_baseline_params(baseline_params_path)
+    files = {"params": params_path, "baseline_params": baseline_params_path, "synthetic": synthetic_history}
+    provenance = provenance_of(files | {"history": history_path}, {"margin": params, "baseline": baselines})
     medians = _positive_numbers("--leverage", leverages)
     if sweep:
         step_list = [step_s] if steps is None else _positive_numbers("--steps", steps)
@@ -167,6 +170,7 @@ def stress(
             ray_address=ray_address,
             serial=serial,
             out_dir=out_dir,
+            provenance=provenance,
         )
         return
     if len(medians) != 1:
@@ -247,7 +251,9 @@ def stress(
         settings |= {"oracle_sources": oracle_sources}
     if baseline_params_path is not None:
         settings |= {"baseline_params": baseline_params_path}
-    report, summary = write_stress_report(runs, out_dir, settings, models=chosen, history=backtested)
+    report, summary = write_stress_report(
+        runs, out_dir, settings, models=chosen, history=backtested, provenance=provenance
+    )
     console = Console() if sys.stdout.isatty() else Console(width=200)  # a pipe or a file: tables not truncated
     for run in runs:
         print_stress(run.summary(), console)
@@ -283,6 +289,7 @@ def _stress_sweep(
     ray_address: str | None,
     serial: bool,
     out_dir: str,
+    provenance: Any,
 ) -> None:
     """`solvent stress --sweep`: every run on Ray (or serially), a line as each finishes, then the records."""
     from solvent.lab.sweep import APC_MODELS, SweepSettings, ray_available, run_sweep, sweep_runs, write_sweep
@@ -309,6 +316,7 @@ def _stress_sweep(
     except ValueError as error:  # a path the episode cannot be drawn on (a step too coarse for its move)
         raise InputError("--steps", ",".join(f"{s:g}" for s in steps), str(error)) from None
     mix = {k: getattr(spec, k) for k in ("multi_asset_share", "option_share", "spot_collateral_share")}
-    table, summary = write_sweep(records, out_dir, {"accounts": spec.n_accounts, "seed": seed, "ray": use_ray, **mix})
+    settings_used = {"accounts": spec.n_accounts, "seed": seed, "ray": use_ray, **mix}
+    table, summary = write_sweep(records, out_dir, settings_used, provenance)
     click.echo(table.read_text(), nl=False)
     click.echo(f"table: {table}\nsummary: {summary}")

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from solvent.engine.results import MarginResult
 from solvent.formats.io import atomic_output
+from solvent.formats.provenance import Provenance, parquet_metadata, stamped
 
 RESULT_SCHEMA = "solvent.margin/1"
 
@@ -25,13 +26,14 @@ def marks_document(result: MarginResult) -> dict[str, Any]:
     return {name: mark.to_dict() for name, mark in result.marks.items()}
 
 
-def result_document(result: MarginResult, market_time: str) -> dict[str, Any]:
-    """The JSON document: run metadata, oracle status per sourced asset and its warnings (one line per
-    degraded asset), what each asset was margined at (`assets`), and one record per account (health null when
-    MM is 0). Every IM term of IM_TERMS and every per-asset term of ASSET_TERMS is always present."""
+def result_document(result: MarginResult, market_time: str, provenance: Provenance | None = None) -> dict[str, Any]:
+    """The JSON document: run metadata, what made it (`provenance`, when given), oracle status per sourced asset
+    and its warnings (one line per degraded asset), what each asset was margined at (`assets`), and one record per
+    account (health null when MM is 0). Every IM term of IM_TERMS and every per-asset term of ASSET_TERMS is always
+    present."""
     index = {name: a for a, name in enumerate(result.assets)}
     accounts = [account_document(result, n, index) for n in range(result.n_accounts)]
-    return {
+    document = {
         "schema": RESULT_SCHEMA,
         "market_time": market_time,
         "scenario_method": result.scenario_method,
@@ -41,6 +43,7 @@ def result_document(result: MarginResult, market_time: str) -> dict[str, Any]:
         "marks": marks_document(result),
         "accounts": accounts,
     }
+    return stamped(document, provenance)
 
 
 def account_document(result: MarginResult, n: int, index: dict[str, int] | None = None) -> dict[str, Any]:
@@ -67,11 +70,7 @@ def account_document(result: MarginResult, n: int, index: dict[str, int] | None 
             }
         ),
         **({} if result.hhi is None else {"hhi": float(result.hhi[n])}),
-        **(
-            {}
-            if result.collateral_haircut is None
-            else {"collateral_haircut": float(result.collateral_haircut[n])}
-        ),
+        **({} if result.collateral_haircut is None else {"collateral_haircut": float(result.collateral_haircut[n])}),
         "terms": {name: float(values[n]) for name, values in result.terms.items()},
         "term_by_asset": {
             name: {asset: float(values[n, index[asset]]) for asset in result.traded_assets}
@@ -88,17 +87,24 @@ def account_document(result: MarginResult, n: int, index: dict[str, int] | None 
     }
 
 
-def result_json(result: MarginResult, market_time: str) -> bytes:
+def result_json(result: MarginResult, market_time: str, provenance: Provenance | None = None) -> bytes:
     """The `solvent.margin/1` JSON document as indented bytes."""
-    return msgspec.json.format(msgspec.json.encode(result_document(result, market_time)), indent=2)
+    return msgspec.json.format(msgspec.json.encode(result_document(result, market_time, provenance)), indent=2)
 
 
-def write_result(result: MarginResult, path: str | os.PathLike[str], fmt: str, market_time: str) -> None:
-    """Write results as "json" or "parquet", atomically."""
+def write_result(
+    result: MarginResult,
+    path: str | os.PathLike[str],
+    fmt: str,
+    market_time: str,
+    provenance: Provenance | None = None,
+) -> None:
+    """Write results as "json" or "parquet", atomically; the provenance, when given, in the document or in the
+    Parquet metadata (`solvent.provenance`)."""
     with atomic_output(path) as tmp:
         if fmt == "json":
             with open(tmp, "wb") as handle:
-                handle.write(result_json(result, market_time))
+                handle.write(result_json(result, market_time, provenance))
         else:
             metadata = {
                 b"solvent.schema": RESULT_SCHEMA.encode(),
@@ -106,6 +112,7 @@ def write_result(result: MarginResult, path: str | os.PathLike[str], fmt: str, m
                 b"solvent.scenario_method": result.scenario_method.encode(),
                 b"solvent.n_scenarios": str(result.n_scenarios).encode(),
                 b"solvent.marks": msgspec.json.encode(marks_document(result)),
+                **parquet_metadata(provenance),
             }
             table = result.to_arrow().replace_schema_metadata(metadata)
             pq.write_table(table, tmp, compression="zstd")

@@ -15,6 +15,7 @@ from rich.table import Table
 from solvent._extras import requires_extra
 from solvent.engine.results import MarginResult
 from solvent.formats.io import atomic_output
+from solvent.formats.provenance import Provenance, markdown_header
 
 PERCENTILES = (50, 90, 99, 99.9)
 #: Health percentiles cover accounts whose MM is at least this (USD).
@@ -147,15 +148,21 @@ def _health_figure(fig: Any, health: FloatArray) -> None:
 
 
 def write_report(
-    result: MarginResult, timings: Mapping[str, float], out_dir: str | os.PathLike[str], inputs: Mapping[str, str]
+    result: MarginResult,
+    timings: Mapping[str, float],
+    out_dir: str | os.PathLike[str],
+    inputs: Mapping[str, str],
+    provenance: Provenance | None = None,
 ) -> Path:
-    """Write report.md with two figures into `out_dir`; returns the report's path."""
+    """Write report.md with two figures into `out_dir` (under its title, the provenance when given); returns the
+    report's path."""
     out = Path(out_dir)
     _figure(out / "im_distribution.png", "im", result)
     _figure(out / "health_distribution.png", "health", result)
     lines = [
         "# solvent demo report",
         "",
+        *([] if provenance is None else [markdown_header(provenance)]),
         f"{result.n_accounts:,} accounts, scenarios `{result.scenario_method}` x {result.n_scenarios}.",
         "",
         f"- total IM: {result.im.sum():,.0f} USD; total MM: {result.mm.sum():,.0f} USD",

@@ -31,6 +31,7 @@ from solvent.demo.venue import ASSETS, OPTION_DAYS, expiry_at, synthetic_book, v
 from solvent.engine.book import book_to_arrow
 from solvent.engine.results import MarginResult
 from solvent.formats.io import atomic_output, write_portfolio_parquet
+from solvent.formats.provenance import provenance_of
 from solvent.formats.schemas import MARKET_SCHEMA, AssetQuote, Depth, MarketSnapshot, OracleSource, VolSurface
 from solvent.market.history import PriceHistory, write_history
 from solvent.market.synthetic import load_generator, synthetic_history
@@ -220,11 +221,13 @@ def run_demo(
             with atomic_output(out / "params.json") as tmp:
                 Path(tmp).write_bytes(params.to_json())
             write_history(history, out / "history.csv")
-            write_result(result, out / "margin.parquet", "parquet", market.time.isoformat())
             inputs = {
                 name: str(out / name) for name in ("portfolio.parquet", "market.json", "params.json", "history.csv")
             }
-            report = write_report(result, steps.timings, out, inputs)
+            roles = dict(zip(("portfolio", "market", "params", "history"), inputs.values(), strict=True))
+            provenance = provenance_of(roles, {"margin": params})  # the inputs just written, as a re-run reads them
+            write_result(result, out / "margin.parquet", "parquet", market.time.isoformat(), provenance)
+            report = write_report(result, steps.timings, out, inputs, provenance)
     print_summary(result, steps.timings, console)
     console.print(f"report: [bold]{report}[/] (inputs and margin.parquet beside it)")
     return DemoRun(result=result, timings=steps.timings, report=report)

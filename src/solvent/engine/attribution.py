@@ -34,6 +34,7 @@ from solvent.engine.kernel import tail_mass
 from solvent.engine.results import AssetMark
 from solvent.engine.riskarrays import RiskArrays, scenario_risk_arrays
 from solvent.errors import InputError
+from solvent.formats.provenance import Provenance, stamped
 from solvent.market.history import PriceHistory
 from solvent.market.state import MarketState
 from solvent.params import MarginParams
@@ -275,9 +276,10 @@ class Attribution:
             "marks": {asset: mark.to_dict() for asset, mark in self.marks.items()},
         }
 
-    def to_json(self, market_time: str) -> bytes:
-        """The `solvent.explain/1` document as indented JSON bytes."""
-        return msgspec.json.format(msgspec.json.encode(self.to_document(market_time)), indent=2)
+    def to_json(self, market_time: str, provenance: Provenance | None = None) -> bytes:
+        """The `solvent.explain/1` document as indented JSON bytes (with what made it, when given)."""
+        document = stamped(self.to_document(market_time), provenance)
+        return msgspec.json.format(msgspec.json.encode(document), indent=2)
 
 
 # ------------------------------------------------------------------------------------------- assembly

@@ -14,6 +14,8 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from solvent.formats.provenance import Provenance
+
 #: Every IM term of the multi-factor engine, in reporting order: the one declaration of the output schema's terms
 #: (issue 12 item 18). Each is always reported, 0 where it does not apply (`apc_buffer` unless the
 #: anti-procyclicality tool is the buffer, `liquidity` and `concentration` when disabled, `oracle` for a market
@@ -101,6 +103,7 @@ class MarginDocument(_Out, frozen=True, kw_only=True):
     """solvent.margin/1: `solvent margin --format json`."""
 
     schema: Literal["solvent.margin/1"]
+    provenance: Provenance | None = None  # what made it (formats/provenance.py); absent from a library call without one
     market_time: str
     scenario_method: str
     n_scenarios: int
@@ -137,6 +140,7 @@ class ExplainDocument(_Out, frozen=True, kw_only=True):
     """solvent.explain/1: `solvent margin --explain ACCOUNT --format json`."""
 
     schema: Literal["solvent.explain/1"]
+    provenance: Provenance | None = None  # what made it (formats/provenance.py); absent from a library call without one
     market_time: str
     account: str
     scenario_method: str
@@ -172,6 +176,7 @@ class BaselineDocument(_Out, frozen=True, kw_only=True):
     """solvent.baseline/1: `solvent margin --baseline NAME --format json`."""
 
     schema: Literal["solvent.baseline/1"]
+    provenance: Provenance | None = None  # what made it (formats/provenance.py); absent from a library call without one
     rule: str
     source: str
     market_time: str
@@ -184,6 +189,7 @@ class StreamSummary(_Out, frozen=True, kw_only=True):
     """solvent.stream-summary/1: `solvent stream --summary` (docs/formats.md gives each key's meaning)."""
 
     schema: Literal["solvent.stream-summary/1"]
+    provenance: Provenance | None = None  # what made it (formats/provenance.py); absent from a library call without one
     records: int
     batches: int
     events: int
@@ -235,6 +241,7 @@ class PortfolioBacktestDocument(_Out, frozen=True, kw_only=True):
     pooled exceptions, accounts by verdict, largest shortfall, most exceptions (docs/formats.md)."""
 
     schema: Literal["solvent.portfolio-backtest/1"]
+    provenance: Provenance | None = None  # what made it (formats/provenance.py); absent from a library call without one
     first_date: str
     last_date: str
     observations: int
@@ -250,6 +257,7 @@ class BacktestReport(_Out, frozen=True, kw_only=True):
     """solvent.backtest-report/1: `solvent backtest` (summary.json)."""
 
     schema: Literal["solvent.backtest-report/1"]
+    provenance: Provenance | None = None  # what made it (formats/provenance.py); absent from a library call without one
     history: str
     baseline_params: str | None = None
     runs: list[BacktestRun]
@@ -270,6 +278,7 @@ class StressReport(_Out, frozen=True, kw_only=True):
     are described in docs/formats.md."""
 
     schema: Literal["solvent.stress-report/1"]
+    provenance: Provenance | None = None  # what made it (formats/provenance.py); absent from a library call without one
     settings: dict[str, Any]
     comparison: dict[str, Any]
     backtest: StressBacktest | None
@@ -282,6 +291,7 @@ class StressSweep(_Out, frozen=True, kw_only=True):
     (episode, model, median leverage, step, APC), and the findings computed from them (docs/formats.md)."""
 
     schema: Literal["solvent.stress-sweep/1"]
+    provenance: Provenance | None = None  # what made it (formats/provenance.py); absent from a library call without one
     settings: dict[str, Any]
     records: list[dict[str, Any]]
     findings: list[str]

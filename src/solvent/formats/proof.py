@@ -10,6 +10,8 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+from solvent.formats.provenance import Provenance
+
 STATEMENT_SCHEMA = "solvent.solvency/1"
 PROOF_SCHEMA: Final = "solvent.proof/2"
 PROOF_SCHEMA_V1: Final = "solvent.proof/1"
@@ -98,6 +100,7 @@ class StatementDocument(_Record, frozen=True, kw_only=True):
     """solvent.solvency/1: the venue's solvency statement (`solvent prove`)."""
 
     schema: Literal["solvent.solvency/1"]
+    provenance: Provenance | None = None  # what made it (formats/provenance.py)
     hash: Literal["SHA-256"]
     unit_usd: float
     market_time: str | None

@@ -25,6 +25,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from solvent.formats.io import atomic_output
+from solvent.formats.provenance import Provenance, parquet_metadata, stamped
 from solvent.lab.backtest import sample_dates
 from solvent.lab.margin_backtest import HistoryBacktest
 from solvent.lab.portfolio_backtest import PortfolioBacktest
@@ -76,17 +77,26 @@ def _every_date(run: HistoryBacktest, model: str, portfolio: int) -> list[str | 
     return [tested[i] for i in last]
 
 
-def write_dates(runs: Sequence[HistoryBacktest], out_dir: str | Path) -> tuple[Path, Path]:
-    """`out_dir/dates.csv` and `out_dir/dates.parquet`: every run's rows, each file written atomically."""
-    return write_table(pa.concat_tables([date_table(run) for run in runs]), out_dir, "dates", DATES_SCHEMA)
+def write_dates(
+    runs: Sequence[HistoryBacktest], out_dir: str | Path, provenance: Provenance | None = None
+) -> tuple[Path, Path]:
+    """`out_dir/dates.csv` and `out_dir/dates.parquet` (with the provenance in its metadata): every run's rows, each
+    file written atomically."""
+    table = pa.concat_tables([date_table(run) for run in runs])
+    return write_table(table, out_dir, "dates", DATES_SCHEMA, provenance)
 
 
-def write_portfolio(run: PortfolioBacktest, out_dir: str | Path) -> tuple[Path, Path, Path]:
-    """`out_dir/portfolio.json` (`PortfolioBacktest.summary`) and `portfolio_dates.csv` / `.parquet`."""
+def write_portfolio(
+    run: PortfolioBacktest, out_dir: str | Path, provenance: Provenance | None = None
+) -> tuple[Path, Path, Path]:
+    """`out_dir/portfolio.json` (`PortfolioBacktest.summary`) and `portfolio_dates.csv` / `.parquet`, the JSON and
+    the Parquet with the provenance."""
     summary = Path(out_dir) / "portfolio.json"
-    csv_path, parquet_path = write_table(portfolio_date_table(run), out_dir, "portfolio_dates", PORTFOLIO_DATES_SCHEMA)
+    table = portfolio_date_table(run)
+    csv_path, parquet_path = write_table(table, out_dir, "portfolio_dates", PORTFOLIO_DATES_SCHEMA, provenance)
     with atomic_output(summary) as tmp:
-        Path(tmp).write_bytes(msgspec.json.format(msgspec.json.encode(run.summary()), indent=2) + b"\n")
+        document = stamped(run.summary(), provenance)
+        Path(tmp).write_bytes(msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n")
     return summary, csv_path, parquet_path
 
 
@@ -114,14 +124,17 @@ def portfolio_date_table(run: PortfolioBacktest) -> pa.Table:
     )
 
 
-def write_table(table: pa.Table, out_dir: str | Path, name: str, schema: str) -> tuple[Path, Path]:
+def write_table(
+    table: pa.Table, out_dir: str | Path, name: str, schema: str, provenance: Provenance | None = None
+) -> tuple[Path, Path]:
     """`out_dir/<name>.csv` (dates as ``2020-01-01T00:00:00Z``) and `out_dir/<name>.parquet` (`schema` in
     its metadata), each written atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, parquet_path = out / f"{name}.csv", out / f"{name}.parquet"
     with atomic_output(parquet_path) as tmp:
-        pq.write_table(table.replace_schema_metadata({b"solvent.schema": schema.encode()}), tmp)
+        metadata = {b"solvent.schema": schema.encode(), **parquet_metadata(provenance)}
+        pq.write_table(table.replace_schema_metadata(metadata), tmp)
     text = pc.strftime(table.column("date"), format="%Y-%m-%dT%H:%M:%SZ")
     with atomic_output(csv_path) as tmp:
         pcsv.write_csv(table.set_column(0, "date", text), tmp)

@@ -20,6 +20,7 @@ import numpy as np
 
 from solvent._extras import check_extra, requires_extra
 from solvent.formats.io import atomic_output
+from solvent.formats.provenance import Provenance, header_lines, html_script, stamped
 from solvent.lab.backtest import exceptions
 from solvent.lab.charts import Chart, Panel, Series, data_uri
 from solvent.lab.comparison import HistoryComparison, comparison, comparison_findings
@@ -110,9 +111,11 @@ class Section:
 
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title><style>{{ style }}</style></head>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title><style>{{ style }}</style>{{ script }}</head>
 <body>
 <h1>{{ heading }}</h1>
+{% if provenance %}<p class="provenance">{% for line in provenance %}{{ line }}<br>{% endfor %}</p>
+{% endif -%}
 {% for paragraph in intro %}<p>{{ paragraph }}</p>
 {% endfor %}
 {%- for s in sections %}
@@ -142,12 +145,27 @@ figure { margin: 0.5em 0; } img { max-width: 100%; display: block; }
 """
 
 
-def render_page(title: str, heading: str, intro: Sequence[str], sections: Sequence[Section]) -> str:
-    """The self-contained HTML page (text escaped; tables and figures embedded)."""
+def render_page(
+    title: str,
+    heading: str,
+    intro: Sequence[str],
+    sections: Sequence[Section],
+    provenance: Provenance | None = None,
+) -> str:
+    """The self-contained HTML page (text escaped; tables and figures embedded); with a provenance, its header
+    lines under the title and its JSON in the head (read back by `solvent provenance`)."""
     environment = Environment(autoescape=True)
     environment.filters["data_uri"] = data_uri
     template = environment.from_string(PAGE)
-    return template.render(title=title, heading=heading, intro=intro, sections=sections, style=STYLE)
+    return template.render(
+        title=title,
+        heading=heading,
+        intro=intro,
+        sections=sections,
+        style=STYLE,
+        script=Markup(html_script(provenance)) if provenance is not None else "",
+        provenance=header_lines(provenance) if provenance is not None else [],
+    )
 
 
 def backtest_findings(summary: dict[str, Any]) -> list[str]:
@@ -298,10 +316,15 @@ BACKTEST_INTRO = (
 
 
 def write_backtest_report(
-    runs: Sequence[HistoryBacktest], out_dir: str | Path, source: str, baseline_params: str | None = None
+    runs: Sequence[HistoryBacktest],
+    out_dir: str | Path,
+    source: str,
+    baseline_params: str | None = None,
+    provenance: Provenance | None = None,
 ) -> tuple[Path, Path]:
     """`report.html` and `summary.json` (`solvent.backtest-report/1`) for `runs`, written atomically.
-    `baseline_params`: the venue rules' parameters file the runs used, recorded when given."""
+    `baseline_params`: the venue rules' parameters file the runs used, recorded when given; `provenance`: what
+    made the runs, in both files."""
     summaries = [run.summary() for run in runs]
     document: dict[str, Any] = {"schema": "solvent.backtest-report/1", "history": source}
     if baseline_params is not None:
@@ -310,10 +333,9 @@ def write_backtest_report(
         "runs": summaries,
         "findings": [sentence for s in summaries for sentence in backtest_findings(s)],
     }
-    page = render_page(
-        "solvent backtest", f"Margin backtest: {source}", [BACKTEST_INTRO], [backtest_section(run) for run in runs]
-    )
-    return _write(Path(out_dir), page, document)
+    sections = [backtest_section(run) for run in runs]
+    page = render_page("solvent backtest", f"Margin backtest: {source}", [BACKTEST_INTRO], sections, provenance)
+    return _write(Path(out_dir), page, stamped(document, provenance))
 
 
 def stress_table(summary: Mapping[str, Any]) -> pd.DataFrame:
@@ -473,10 +495,12 @@ def write_stress_report(
     *,
     models: Sequence[str] | None = None,
     history: HistoryComparison | None = None,
+    provenance: Provenance | None = None,
 ) -> tuple[Path, Path]:
     """`report.html` and `summary.json` (`solvent.stress-report/1`) for `runs`, written atomically. `models`:
     the rows of the comparison (default every model of the runs, in order); `history`: the same models
-    backtested on a price history, whose columns are otherwise n/a."""
+    backtested on a price history, whose columns are otherwise n/a; `provenance`: what made the runs, in both
+    files."""
     summaries = [run.summary() for run in runs]
     if models is None:
         models = list(dict.fromkeys(m for run in runs for m in run.results))
@@ -500,5 +524,6 @@ def write_stress_report(
     if history is not None:
         backtests_shown = [backtest_section(run) for run in history.runs]
         sections += [dataclasses.replace(backtests_shown[0], part="History backtest"), *backtests_shown[1:]]
-    page = render_page("solvent stress", "Stress lab: crash episodes under each margin model", [intro], sections)
-    return _write(Path(out_dir), page, document)
+    heading = "Stress lab: crash episodes under each margin model"
+    page = render_page("solvent stress", heading, [intro], sections, provenance)
+    return _write(Path(out_dir), page, stamped(document, provenance))

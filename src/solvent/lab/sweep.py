@@ -28,6 +28,7 @@ import msgspec
 from solvent._extras import requires_extra
 from solvent.baselines import BaselineParams
 from solvent.formats.io import write_text_atomic
+from solvent.formats.provenance import Provenance, markdown_header, stamped
 from solvent.lab.cascade import CascadeConfig, PopulationSpec
 from solvent.lab.episodes import load_crashes
 from solvent.lab.stress import run_episode
@@ -279,15 +280,20 @@ def sweep_markdown(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_sweep(records: Sequence[dict[str, Any]], out_dir: str, settings: dict[str, Any]) -> tuple[Path, Path]:
-    """(sweep.md: the table and the findings, sweep.json: settings, records, findings), written atomically."""
+def write_sweep(
+    records: Sequence[dict[str, Any]], out_dir: str, settings: dict[str, Any], provenance: Provenance | None = None
+) -> tuple[Path, Path]:
+    """(sweep.md: the table and the findings, sweep.json: settings, records, findings), written atomically; with a
+    provenance, sweep.md opens with it and sweep.json carries it."""
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     findings = sweep_findings(records)
     table = folder / "sweep.md"
-    text = sweep_markdown(records) + "".join(f"\n- {line}" for line in findings) + ("\n" if findings else "")
+    text = "" if provenance is None else markdown_header(provenance)
+    text += sweep_markdown(records) + "".join(f"\n- {line}" for line in findings) + ("\n" if findings else "")
     write_text_atomic(table, lambda handle: print(text, end="", file=handle))
     summary = folder / "sweep.json"
     payload = {"schema": "solvent.stress-sweep/1", "settings": settings, "records": list(records), "findings": findings}
+    payload = stamped(payload, provenance)
     write_text_atomic(summary, lambda handle: print(json.dumps(payload, indent=1), file=handle))
     return table, summary

@@ -27,6 +27,7 @@ from solvent.errors import InputError
 from solvent.formats.errors import decode_json, read_bytes
 from solvent.formats.io import atomic_output
 from solvent.formats.proof import PROOF_SCHEMA, PROOF_SCHEMA_V1, ProofDocument, ProofDocumentV1, StatementDocument
+from solvent.formats.provenance import Provenance, stamped
 from solvent.proof.encoding import ProofEncodingError, decode_proof, encode_proof
 from solvent.proof.hashing import HASH_BYTES
 from solvent.proof.inclusion import InclusionProof, inclusion_proof
@@ -203,9 +204,11 @@ def write_outputs(
     tree: SolvencyTree,
     statement: SolvencyStatement,
     proofs_for: Iterable[int] | None = None,
+    provenance: Provenance | None = None,
 ) -> list[Path]:
     """Write the folder (module docstring), each file atomically; `proofs_for`: the account positions whose
-    proofs go to proofs.ndjson (None: no proofs.ndjson). Returns the paths written."""
+    proofs go to proofs.ndjson (None: no proofs.ndjson); `provenance`: what made the statement, written into it.
+    Returns the paths written."""
     folder = Path(out_dir)
     written = []
     for name, table in (("tree.parquet", tree_table(tree)), ("accounts.parquet", accounts_table(tree))):
@@ -219,7 +222,9 @@ def write_outputs(
                 handle.write(msgspec.json.encode(proof_document(inclusion_proof(tree, position))) + b"\n")
         written.append(folder / "proofs.ndjson")
     with atomic_output(folder / "statement.json") as tmp:
-        Path(tmp).write_bytes(msgspec.json.format(msgspec.json.encode(statement.to_dict()), indent=2) + b"\n")
+        Path(tmp).write_bytes(
+            msgspec.json.format(msgspec.json.encode(stamped(statement.to_dict(), provenance)), indent=2) + b"\n"
+        )
     written.append(folder / "statement.json")
     return written
 

@@ -13,6 +13,7 @@ import msgspec
 
 from solvent.convert.inputs import load_params, load_portfolio
 from solvent.formats.io import atomic_output, load_market
+from solvent.formats.provenance import Provenance, stamped
 from solvent.market.history import read_history
 from solvent.service.venue import Venue
 from solvent.store.url import open_store
@@ -35,6 +36,7 @@ class IngestFiles:
     commit_every: int = 1
     snapshot_every: int | None = None
     summary: str | None = None
+    provenance: Provenance | None = None  # what made the run, written into the summary
 
 
 def ingest_feed(files: IngestFiles, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -61,6 +63,7 @@ def ingest_feed(files: IngestFiles, progress: Callable[[int], None] | None = Non
                 progress(venue.engine.last_input_seq)
         venue.snapshot()
         summary = venue.engine.summary() | {"feed": files.feed, "store_input_seq": venue.engine.last_input_seq}
+        summary = stamped(summary, files.provenance)
     finally:
         store.close()
     if files.summary is not None:

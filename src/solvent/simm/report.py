@@ -16,6 +16,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from solvent.formats.provenance import Provenance
 from solvent.simm.batch import calculate_batch
 from solvent.simm.calculator import (
     MARGIN_TYPES,
@@ -88,10 +89,11 @@ def to_csv(report: SimmReport) -> str:
     return buffer.getvalue()
 
 
-def to_json(report: SimmReport) -> str:
-    """One JSON document: version, horizon and the rows (full float precision)."""
+def to_json(report: SimmReport, provenance: Provenance | None = None) -> str:
+    """One JSON document: version, horizon, what made it (when given) and the rows (full float precision)."""
     document = {
         "format": "solvent.simm/1",
+        **({} if provenance is None else {"provenance": msgspec.to_builtins(provenance)}),
         "version": report.calibration_version,
         "mpor_days": report.mpor_days,
         "currency": "USD",

@@ -16,6 +16,7 @@ import msgspec
 from solvent.convert.inputs import load_params, load_portfolio
 from solvent.errors import InputError
 from solvent.formats.io import atomic_output, load_market
+from solvent.formats.provenance import Provenance, stamped
 from solvent.market.history import read_history
 from solvent.stream.engine import StreamEngine
 from solvent.stream.events import Event, encode_events
@@ -44,6 +45,7 @@ class ReplayFiles:
     screen: bool = False  # the engine's health screen (`solvent.stream.screen`): the same events
     margin_calls: bool = True  # StreamEngine's options of the same names (a resumed stream keeps its own)
     reflag: bool = True
+    provenance: Provenance | None = None  # what made the run, written into the summary
 
 
 def replay(files: ReplayFiles, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -70,8 +72,9 @@ def replay(files: ReplayFiles, progress: Callable[[int, int], None] | None = Non
 
 
 def write_summary(engine: StreamEngine, files: ReplayFiles) -> dict[str, Any]:
-    """Write the engine's summary (returned, with the feed and `block_ms`) and, if asked, its state."""
-    summary = engine.summary() | {"feed": files.feed, "block_ms": files.block_ms}
+    """Write the engine's summary (returned, with the feed, `block_ms` and the provenance) and, if asked, its
+    state."""
+    summary = stamped(engine.summary() | {"feed": files.feed, "block_ms": files.block_ms}, files.provenance)
     with atomic_output(files.summary) as summary_tmp:
         with open(summary_tmp, "wb") as handle:
             handle.write(msgspec.json.format(msgspec.json.encode(summary), indent=2) + b"\n")
