@@ -341,8 +341,12 @@ def book_terms_kernel(
 
 
 def account_books(
-    instrument: NDArray[np.int32], quantity: FloatArray, unit_greeks: FloatArray, instrument_asset: NDArray[np.int32],
-    layout: BookLayout, n_assets: int,
+    instrument: NDArray[np.int32],
+    quantity: FloatArray,
+    unit_greeks: FloatArray,
+    instrument_asset: NDArray[np.int32],
+    layout: BookLayout,
+    n_assets: int,
 ) -> FloatArray:
     """(A, B, 2) one account's delta (units) and vega (USD per vol point) per asset and book, summed in position
     order from 0 (as the kernel sums them) from its positions (instrument, quantity: (P,))."""
@@ -380,8 +384,25 @@ def books_terms(
     basis = 0.0
     for a in range(n_assets):
         liq, bas = asset_books_terms(
-            bd, bv, a * n_books, n_books, 0.0, a, price[a], rate, vega_rate, liq_on, kind, curves, knots, adv,
-            vol_spread, daily_vol[a], stress, half_spread, coefficient,
+            bd,
+            bv,
+            a * n_books,
+            n_books,
+            0.0,
+            a,
+            price[a],
+            rate,
+            vega_rate,
+            liq_on,
+            kind,
+            curves,
+            knots,
+            adv,
+            vol_spread,
+            daily_vol[a],
+            stress,
+            half_spread,
+            coefficient,
         )
         liquidity += liq
         basis += bas

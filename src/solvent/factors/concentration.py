@@ -193,9 +193,7 @@ def allocate_by_risk(total: FloatArray, notional: FloatArray, scan: FloatArray) 
     return out
 
 
-def simm_add_on(
-    notional: FloatArray, market_risk: FloatArray, threshold: FloatArray, scan: FloatArray
-) -> FloatArray:
+def simm_add_on(notional: FloatArray, market_risk: FloatArray, threshold: FloatArray, scan: FloatArray) -> FloatArray:
     """(N, A) (CR - 1) x the account's market risk allocated to the asset by its own risk |x| x scan
     (`allocate_by_risk`; 0 where that part is 0)."""
     cr = concentration_risk_factor(notional, threshold)

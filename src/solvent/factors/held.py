@@ -55,6 +55,15 @@ class HeldAssets:
         rows: IndexArray = np.searchsorted(keys, account * self.n_assets + asset).astype(np.int64)
         return rows
 
+    def gather(self, values: FloatArray, account: IndexArray, asset: IndexArray) -> FloatArray:
+        """(K,) values (H,) at each (account, asset) pair, 0 where the account does not hold the asset."""
+        keys = self.account() * self.n_assets + self.asset
+        wanted = account * self.n_assets + asset
+        rows = np.minimum(np.searchsorted(keys, wanted), max(self.n_rows - 1, 0))
+        found = (keys[rows] == wanted) if self.n_rows else np.zeros(wanted.shape, dtype=np.bool_)
+        out: FloatArray = np.where(found, values[rows] if self.n_rows else 0.0, 0.0)
+        return out
+
     def dense(self, values: FloatArray) -> FloatArray:
         """(N, A, ...) the dense view of per-row `values` (H, ...): 0 where an account holds no asset."""
         out = np.zeros((self.n_accounts * self.n_assets, *values.shape[1:]), dtype=np.float64)
