@@ -36,6 +36,7 @@ test: lint browser
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_margin.py
+	$(PY) benchmarks/bench_assets.py
 	$(PY) benchmarks/bench_stream.py
 	$(PY) benchmarks/bench_whatif.py
 	$(PY) benchmarks/bench_lab.py
