@@ -108,7 +108,8 @@ def main() -> None:
             base = base or f
             ratio = (
                 f"pass CPU {f['cpu_s'] / base['cpu_s']:.2f}x, "
-                f"margin_book CPU {f['book_cpu_s'] / base['book_cpu_s']:.2f}x, RSS {f['peak_gb'] / base['peak_gb']:.2f}x"
+                f"margin_book CPU {f['book_cpu_s'] / base['book_cpu_s']:.2f}x, "
+                f"RSS {f['peak_gb'] / base['peak_gb']:.2f}x"
             )
             table.add_row(
                 method,
