@@ -54,6 +54,7 @@ test: lint browser
 
 bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_margin.py
+	$(PY) benchmarks/bench_assets.py
 	$(PY) benchmarks/bench_stream.py
 	$(PY) benchmarks/bench_whatif.py
 	$(PY) benchmarks/bench_lab.py

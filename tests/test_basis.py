@@ -358,7 +358,8 @@ def test_single_book_layout_is_the_net_close_out_bit_for_bit() -> None:
         state.vol / np.sqrt(365.0), 2.0, 0.0005, 1.0,
     )  # fmt: skip
     np.testing.assert_array_equal(general, result.term_by_asset["liquidity"])
-    np.testing.assert_array_equal(general, liquidity_add_on(result.greeks, state, params))
+    held_liquidity = liquidity_add_on(result.held_greeks, state, params, result.held)
+    np.testing.assert_array_equal(general, result.held.dense(held_liquidity))
     assert np.all(basis == 0.0)
 
 

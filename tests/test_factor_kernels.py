@@ -59,7 +59,8 @@ def test_oracle_buffer_kernel_agrees_with_numpy_twin() -> None:
     greeks = rng.normal(0, 10, (1_000, 5, 3))
     uncertainty = np.array([12.0, 0.0, 3.5, 0.01, math.pi])
     np.testing.assert_array_equal(
-        oracle_buffer_by_asset(greeks, uncertainty, 1.7), oracle_buffer_numpy(greeks, uncertainty, 1.7)
+        oracle_buffer_by_asset(greeks[:, :, 0], uncertainty[np.newaxis, :], 1.7),
+        oracle_buffer_numpy(greeks, uncertainty, 1.7),
     )
 
 

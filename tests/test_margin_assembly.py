@@ -483,25 +483,3 @@ def test_compute_margin_does_not_mutate_the_book() -> None:
     second = compute_margin(b, snapshot, MarginParams(maintenance=MaintenanceParams(mode="model")))
     np.testing.assert_array_equal(first.im, second.im)
     np.testing.assert_array_equal(first.mm, second.mm)
-
-
-@pytest.mark.parametrize("n_assets", [1, 2, 3, 5])
-def test_row_sums_add_each_row_in_column_order(n_assets: int) -> None:
-    """`engine.margin.row_sums` adds each row from 0.0 in column order (a plain loop over the row is its twin), and
-    for two or three assets that is numpy's `sum(axis=1)` bit for bit, negative zeros included."""
-    from solvent.engine.margin import row_sums
-
-    rng = np.random.default_rng(n_assets)
-    terms = rng.lognormal(0.0, 6.0, (20_000, n_assets)) * rng.choice([1.0, -1.0], (20_000, n_assets))
-    terms[rng.random(terms.shape) < 0.1] = 0.0
-    terms[rng.random(terms.shape) < 0.1] = -0.0
-    got = row_sums(terms)
-    twin = []
-    for row in terms.tolist():
-        total = 0.0
-        for value in row:
-            total += value
-        twin.append(total)
-    np.testing.assert_array_equal(got.view(np.int64), np.array(twin).view(np.int64))
-    if n_assets in (2, 3):
-        np.testing.assert_array_equal(got.view(np.int64), terms.sum(axis=1).view(np.int64))

@@ -16,6 +16,7 @@ from small_venue import INSTRUMENTS, LINEAR, NOW
 from solvent.convert.inputs import portfolio_to_book
 from solvent.engine.margin import account_equity, margin_accounts, risk_context
 from solvent.engine.results import MarginResult
+from solvent.factors.held import HeldAssets
 from solvent.formats.schemas import Account, AssetQuote, Depth, MarketSnapshot, Portfolio, Position
 from solvent.market.state import build_market_state
 from solvent.params import CollateralParams, ConcentrationParams, MaintenanceParams, MarginParams
@@ -84,6 +85,8 @@ def same_bits(a: object, b: object) -> bool:
         return bool(np.array_equal(a, b)) if a.dtype == object else a.tobytes() == b.tobytes()
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         return list(a) == list(b) and all(same_bits(a[k], b[k]) for k in a)
+    if isinstance(a, HeldAssets) and isinstance(b, HeldAssets):
+        return all(same_bits(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(HeldAssets))
     return a == b
 
 

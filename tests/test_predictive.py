@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from msgspec import structs
 from scipy.special import ndtr
 
+from solvent.factors.held import every_asset
 from solvent.formats.schemas import AssetQuote, Instrument, MarketSnapshot
 from solvent.liquidation import (
     SECONDS_PER_YEAR,
@@ -599,7 +600,8 @@ def test_compiled_book_kernel_agrees_with_the_numpy_twin(n_assets: int, density:
     velocity = np.linspace(-20.0, 20.0, n_assets)
     h = 3600.0 / SECONDS_PER_YEAR
     loss_vol, drift = np.empty(2_000), np.empty(2_000)
-    _book_kernel(greeks, prices, vols, corr, h, velocity, loss_vol, drift)
+    rows = every_asset(2_000, n_assets)
+    _book_kernel(rows.offsets, rows.asset, greeks.reshape(-1, 3), prices, vols, corr, h, velocity, loss_vol, drift)
     twin_vol, twin_drift = book_moments(greeks, prices, vols, corr, h, velocity)
     np.testing.assert_allclose(loss_vol, twin_vol, rtol=1e-12, atol=1e-12 * twin_vol.max())
     np.testing.assert_allclose(drift, twin_drift, rtol=1e-12, atol=1e-12 * np.abs(twin_drift).max())

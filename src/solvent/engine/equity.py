@@ -10,6 +10,7 @@ from solvent._numba import jit, prange
 from solvent.engine.book import HOME_VENUE, Book
 from solvent.errors import InputError
 from solvent.factors.haircuts import CollateralHaircuts, collateral_deltas, collateral_haircuts
+from solvent.factors.held import HeldAssets
 from solvent.market.oracle import pessimistic_prices
 from solvent.market.state import MarketState
 from solvent.params import MarginParams
@@ -131,11 +132,17 @@ def integrated_deltas(book: Book, state: MarketState, params: MarginParams, sour
 
 
 def book_haircuts(
-    book: Book, state: MarketState, params: MarginParams, greeks: FloatArray, source: str
+    book: Book,
+    state: MarketState,
+    params: MarginParams,
+    greeks: FloatArray,
+    source: str,
+    held: HeldAssets | None = None,
 ) -> CollateralHaircuts | None:
-    """The haircuts of `book` (modes "haircut", "integrated") at the prices equity uses; None in mode "none"."""
+    """The haircuts of `book` (modes "haircut", "integrated") at the prices equity uses; None in mode "none".
+    greeks: (N, A, 3), or (H, 3) on the rows of `held`."""
     if params.collateral.mode == "none":
         return None
     columns = collateral_columns(book, state, source)
     values = collateral_row_values(book, state, source, params.oracle.pessimistic_k)
-    return collateral_haircuts(book, state, params, columns, values, greeks)
+    return collateral_haircuts(book, state, params, columns, values, greeks, held)

@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 
 from solvent._numba import jit, prange
 from solvent.engine.riskarrays import RiskArrays
+from solvent.factors.held import HeldAssets, held_assets
 
 FloatArray = NDArray[np.float64]
 
@@ -313,6 +314,8 @@ def _margins_kernel(
     pos_offsets: NDArray[np.int64],
     pos_instrument: NDArray[np.int32],
     pos_quantity: FloatArray,
+    held_offsets: NDArray[np.int64],
+    held_asset: NDArray[np.int64],
     instrument_asset: NDArray[np.int32],
     rows: FloatArray,
     linear_weight: FloatArray,
@@ -342,6 +345,8 @@ def _margins_kernel(
     holds, its P&L is that asset's positions' alone: one option and no net delta there, or a net delta and no
     option, is |quantity| x the unit measure of its side (positive homogeneity); several, the own group is built
     and reduced. The group of an asset the account does not hold is 0.
+    held_offsets (N + 1,), held_asset (H,): each account's assets, ascending (`factors.held.HeldAssets`), every
+    asset of its positions and of its row of extra_delta among them; out_greeks (H, 3) is on those rows.
     extra_delta (N, A) or (0, A): units of each asset added to the linear netting (the integrated
     collateral mode); not part of the Greeks.
     """
@@ -362,14 +367,22 @@ def _margins_kernel(
         first_quantity = np.empty(n_assets)
         option_assets = np.empty(n_assets, dtype=np.int64)
         scan = np.zeros(n_assets, dtype=np.bool_)  # own groups to build and reduce (False between accounts)
+        slot = np.empty(n_assets, dtype=np.int64)  # each held asset's row of out_greeks
+        delta[:] = 0.0  # 0 off the held assets: an account resets the previous one's
         lo = c * n_accounts // n_chunks
         hi = (c + 1) * n_accounts // n_chunks
         for acct in range(lo, hi):
-            if has_extra:
-                delta[:] = extra_delta[acct]
-            else:
-                delta[:] = 0.0
-            out_greeks[acct] = 0.0
+            if acct > lo:
+                for h in range(held_offsets[acct - 1], held_offsets[acct]):
+                    delta[held_asset[h]] = 0.0
+            first_held, last_held = held_offsets[acct], held_offsets[acct + 1]
+            for h in range(first_held, last_held):
+                a = held_asset[h]
+                slot[a] = h
+                delta[a] = extra_delta[acct, a] if has_extra else 0.0
+                out_greeks[h, 0] = 0.0
+                out_greeks[h, 1] = 0.0
+                out_greeks[h, 2] = 0.0
             pending = -1  # an option waiting for a partner, so rows are added two at a time
             pending_q = 0.0
             n_options = 0  # assets with options (with no own groups: 1 once there is an option)
@@ -377,9 +390,10 @@ def _margins_kernel(
                 i = pos_instrument[p]
                 q = pos_quantity[p]
                 a = instrument_asset[i]
-                out_greeks[acct, a, 0] += q * unit_greeks[i, 0]
-                out_greeks[acct, a, 1] += q * unit_greeks[i, 1]
-                out_greeks[acct, a, 2] += q * unit_greeks[i, 2]
+                h = slot[a]
+                out_greeks[h, 0] += q * unit_greeks[i, 0]
+                out_greeks[h, 1] += q * unit_greeks[i, 1]
+                out_greeks[h, 2] += q * unit_greeks[i, 2]
                 w = linear_weight[i]
                 if w != 0.0:
                     delta[a] += q * w
@@ -403,9 +417,9 @@ def _margins_kernel(
                     pending = -1
             if n_options == 0:  # linear: a risk measure is positively homogeneous, so one asset needs no scenarios
                 held = -1
-                for a in range(n_assets):
-                    if delta[a] != 0.0:
-                        held = a if held == -1 else -2
+                for h in range(first_held, last_held):
+                    if delta[held_asset[h]] != 0.0:
+                        held = held_asset[h] if held == -1 else -2
                 if held != -2:
                     out_margin[acct] = _one_asset(delta, held, unit)
                     continue
@@ -414,7 +428,8 @@ def _margins_kernel(
             if pending >= 0:
                 _add_joint(pnl, rows, pending, pending_q, -1, 0.0, group_offsets, joint, joint_at)
             own_total = 0.0  # the own groups (floored at 0); the group of an asset not held is 0
-            for a in range(n_assets):
+            for h in range(first_held, last_held):  # ascending assets, as a pass over every asset adds them
+                a = held_asset[h]
                 d = delta[a]
                 if d == 0.0:
                     continue
@@ -588,21 +603,62 @@ def margins(
     out: tuple[FloatArray, FloatArray] | None = None,
     extra_delta: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """Market-risk margin (N,) and Greeks per asset (N, A, 3) for N accounts in CSR form.
+    """Market-risk margin (N,) and Greeks per asset (N, A, 3) for N accounts in CSR form: `held_margins` with
+    the Greeks' dense view.
 
-    `out` may pass the two output arrays to reuse (a streaming caller re-margining the same book
-    saves allocating, and first touching, the Greeks array each time); they are overwritten.
+    `out` may pass the two output arrays to reuse; they are overwritten.
     `extra_delta` (N, A), optional: units of each asset netted with the linear positions in the
     scenarios but kept out of the Greeks (collateral held as spot, the integrated collateral mode).
     """
     n = pos_offsets.shape[0] - 1
+    if out is not None and (out[0].shape != (n,) or out[1].shape != (n, arrays.n_assets, 3)):
+        raise ValueError("output buffers do not match the book and the risk arrays")
+    extra_offsets: NDArray[np.int64] | None = None
+    extra_asset: NDArray[np.int64] | None = None
+    if extra_delta is not None:
+        extra = np.asarray(extra_delta)
+        if extra.shape != (n, arrays.n_assets):
+            raise ValueError(f"extra_delta must be ({n}, {arrays.n_assets}), got {extra.shape}")
+        account, extra_asset = np.nonzero(extra)
+        extra_offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(account, minlength=n), out=extra_offsets[1:])
+    pos_asset = arrays.instrument_asset[pos_instrument]
+    held = held_assets(pos_offsets, pos_asset, arrays.n_assets, extra_offsets, extra_asset)
+    margin = None if out is None else out[0]
+    margin, held_greeks = held_margins(
+        pos_offsets, pos_instrument, pos_quantity, arrays, confidence, measure, held, margin, extra_delta
+    )
     if out is None:
-        out_margin = np.empty(n, dtype=np.float64)
-        out_greeks = np.empty((n, arrays.n_assets, 3), dtype=np.float64)
-    else:
-        out_margin, out_greeks = out
-        if out_margin.shape != (n,) or out_greeks.shape != (n, arrays.n_assets, 3):
-            raise ValueError("output buffers do not match the book and the risk arrays")
+        return margin, held.dense(held_greeks)
+    out[1][:] = held.dense(held_greeks)
+    return margin, out[1]
+
+
+def held_margins(
+    pos_offsets: NDArray[np.int64],
+    pos_instrument: NDArray[np.int32],
+    pos_quantity: FloatArray,
+    arrays: RiskArrays,
+    confidence: float,
+    measure: str,
+    held: HeldAssets,
+    out: FloatArray | None = None,
+    extra_delta: FloatArray | None = None,
+    out_greeks: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """Market-risk margin (N,) and the Greeks (H, 3) on the rows of `held` (the assets of each account's
+    positions, and of its row of `extra_delta`, among them: `factors.held.held_assets`).
+
+    `out` (N,) and `out_greeks` (H, 3) may pass the output arrays to reuse (a streaming caller re-margining
+    the same book saves allocating and first touching them); they are overwritten.
+    `extra_delta` (N, A), optional: units of each asset netted with the linear positions in the
+    scenarios but kept out of the Greeks (collateral held as spot, the integrated collateral mode).
+    """
+    n = pos_offsets.shape[0] - 1
+    out_margin = np.empty(n, dtype=np.float64) if out is None else out
+    greeks = np.empty((held.n_rows, 3), dtype=np.float64) if out_greeks is None else out_greeks
+    if out_margin.shape != (n,) or greeks.shape != (held.n_rows, 3) or held.n_accounts != n:
+        raise ValueError("output buffers do not match the book and the risk arrays")
     if extra_delta is None:
         extra = np.zeros((0, arrays.n_assets), dtype=np.float64)
     else:
@@ -615,9 +671,9 @@ def margins(
         rows, joint_at, own_at, own_asset_at = _option_rows(arrays, joint, own, source, pos_quantity.shape[0])
         needed = arrays.linear_weight == 0.0
         if pos_instrument.shape[0] < needed.shape[0]:  # a small book: the options it holds only
-            held = np.zeros(needed.shape[0], dtype=np.bool_)
-            held[pos_instrument] = True
-            needed &= held
+            held_options = np.zeros(needed.shape[0], dtype=np.bool_)
+            held_options[pos_instrument] = True
+            needed &= held_options
         code = MEASURE_CODES[measure]
         option_unit = _option_unit_measures(
             rows, arrays.instrument_asset, own, own_at, own_scale, arrays.group_offsets, needed, confidence, code
@@ -626,6 +682,8 @@ def margins(
             pos_offsets,
             pos_instrument,
             pos_quantity,
+            held.offsets,
+            held.asset,
             arrays.instrument_asset,
             rows,
             arrays.linear_weight,
@@ -643,9 +701,9 @@ def margins(
             code,
             extra,
             out_margin,
-            out_greeks,
+            greeks,
         )
-    return out_margin, out_greeks
+    return out_margin, greeks
 
 
 def risk_measure_numpy(losses: FloatArray, confidence: float, measure: str) -> FloatArray:

@@ -30,12 +30,11 @@ from solvent.engine.equity import (
     integrated_deltas,
     position_value,
 )
-from solvent.engine.kernel import margins
-from solvent.engine.results import MarginResult, complete_term_by_asset, complete_terms
+from solvent.engine.kernel import held_margins
+from solvent.engine.results import MarginResult, complete_held_terms, complete_terms
 from solvent.engine.riskarrays import RiskArrays, scenario_risk_arrays
 from solvent.factors.basis import book_layout, book_terms_kernel
 from solvent.factors.concentration import (
-    exposure,
     open_interest_of,
     ramp_add_on,
     risk_tier_term,
@@ -44,14 +43,14 @@ from solvent.factors.concentration import (
     stressed_depth,
     tier_multiplier,
 )
-from solvent.factors.haircuts import collateral_deltas
+from solvent.factors.held import HeldAssets, held_assets
 from solvent.factors.liquidity import liquidity_kernel, packed_liquidity
 from solvent.factors.oracle_buffer import oracle_buffer_by_asset
 from solvent.liquidation.horizon import liquidation_maintenance
 from solvent.liquidation.predictive import book_breach, scenario_correlation
 from solvent.market.history import PriceHistory
 from solvent.market.stable_price import stable_price_charge
-from solvent.market.state import MarketState
+from solvent.market.state import QUOTE_ASSETS, MarketState
 from solvent.params import MarginParams
 from solvent.scenarios.base import ScenarioSet
 
@@ -60,20 +59,24 @@ FloatArray = NDArray[np.float64]
 LOG = logging.getLogger(__name__)
 
 
-def row_sums(by_asset: FloatArray) -> FloatArray:
-    """(N,) each row's sum of an (N, A) term, added in column order from 0.0: ((0 + t_0) + t_1) + ... A column
-    at a time (numpy's `sum(axis=1)` pays a per-row overhead that dominates with a few assets; with two or three
-    assets it adds in this very order, so the figures are those it gave, bit for bit: tests/test_margin_assembly.py)."""
-    total = np.zeros(by_asset.shape[0])
-    for column in range(by_asset.shape[1]):
-        total += by_asset[:, column]
-    return total
+def held_rows(
+    book: Book, state: MarketState, params: MarginParams, instrument_asset: NDArray[np.int32], source: str
+) -> HeldAssets:
+    """The (account, asset) rows the per-asset figures are kept on: the assets of each account's positions and,
+    where its balances enter a per-asset figure (the stable price, the integrated collateral mode), of its
+    collateral."""
+    n_assets = len(state.assets)
+    pos_asset = instrument_asset[book.pos_instrument]
+    if not state.stable_price.size and params.collateral.mode != "integrated":
+        return held_assets(book.pos_offsets, pos_asset, n_assets)
+    columns = collateral_columns(book, state, source)
+    return held_assets(book.pos_offsets, pos_asset, n_assets, book.col_offsets, columns[book.col_asset])
 
 
-def liquidity_add_on(greeks: FloatArray, state: MarketState, params: MarginParams) -> FloatArray:
-    """(N, A) close-out cost of each account's net delta and vega per asset (greeks: (N, A, 3))."""
+def liquidity_add_on(greeks: FloatArray, state: MarketState, params: MarginParams, held: HeldAssets) -> FloatArray:
+    """(H,) close-out cost of each held row's net delta and vega (greeks: (H, 3) on the rows of `held`)."""
     if not state.liquidity:
-        return np.zeros(greeks.shape[:2])
+        return np.zeros(held.n_rows)
     liquidity = params.liquidity
     return liquidity_kernel(
         greeks,
@@ -83,6 +86,7 @@ def liquidity_add_on(greeks: FloatArray, state: MarketState, params: MarginParam
         liquidity.stress,
         liquidity.adv_half_spread,
         liquidity.impact_coefficient,
+        held.asset,
     )
 
 
@@ -93,9 +97,10 @@ def book_add_ons(
     state: MarketState,
     params: MarginParams,
     collateral_delta: FloatArray | None,
+    held: HeldAssets,
 ) -> dict[str, tuple[FloatArray, FloatArray]]:
-    """{"liquidity": ((N, A) close-out per book, (N,) its row sums), "basis": (the basis contingency, its row
-    sums)}, each present when enabled (factors/basis.py).
+    """{"liquidity": ((H,) close-out per book on the rows of `held`, (N,) their sums), "basis": (the basis
+    contingency, its sums)}, each present when enabled (factors/basis.py); greeks (H, 3).
 
     Where every asset's instruments sit in one book and no collateral counts as spot delta, no account holds
     two books of an asset: the basis is 0 and the per-book close-out is the net one (`liquidity_add_on` on
@@ -109,10 +114,10 @@ def book_add_ons(
     layout = book_layout(state.instruments)
     if layout.single and collateral_delta is None:
         if liquidity_on:
-            liquidity = liquidity_add_on(greeks, state, params)
-            out["liquidity"] = (liquidity, row_sums(liquidity))
+            liquidity = liquidity_add_on(greeks, state, params, held)
+            out["liquidity"] = (liquidity, held.row_sums(liquidity))
         if basis.enabled:
-            out["basis"] = (np.zeros(greeks.shape[:2]), np.zeros(greeks.shape[0]))
+            out["basis"] = (np.zeros(held.n_rows), np.zeros(held.n_accounts))
         return out
     packed = packed_liquidity(state.liquidity) if liquidity_on and state.liquidity else None
     liquidity_params = params.liquidity
@@ -132,6 +137,7 @@ def book_add_ons(
         liquidity_params.stress,
         liquidity_params.adv_half_spread,
         liquidity_params.impact_coefficient,
+        held,
     )
     if liquidity_on:
         out["liquidity"] = (by_book, totals[0])
@@ -141,14 +147,14 @@ def book_add_ons(
 
 
 def concentration_add_on(
-    greeks: FloatArray, market_risk: FloatArray, state: MarketState, params: MarginParams
+    greeks: FloatArray, market_risk: FloatArray, state: MarketState, params: MarginParams, held: HeldAssets
 ) -> tuple[FloatArray | None, FloatArray]:
-    """((N, A) concentration add-on, or None when disabled; (N,) HHI) from the Greeks (N, A, 3)."""
+    """((H,) concentration add-on on the rows of `held`, or None when disabled; (N,) HHI) from the Greeks (H, 3)."""
     conc = params.concentration
-    delta = greeks[:, :, 0]
+    delta = np.ascontiguousarray(greeks[:, 0])
     n_assets = state.price.shape[0]
     needs_oi = conc.enabled and (conc.oi_share is not None or (conc.form == "ramp" and conc.ramp_driver != "account"))
-    oi = open_interest_of(delta, state.price) if needs_oi else np.zeros(n_assets)
+    oi = open_interest_of(delta, state.price, held) if needs_oi else np.zeros(n_assets)
     bid: FloatArray | None = None
     ask: FloatArray | None = None
     if conc.enabled and conc.form == "simm" and state.liquidity and conc.depth_share is not None:
@@ -159,33 +165,45 @@ def concentration_add_on(
         )
     else:  # infinite thresholds: the kernel computes the HHI alone
         long_t = short_t = np.full(n_assets, np.inf)
-    add_on, hhi = simm_and_hhi(delta, state.price, market_risk, long_t, short_t, state.vol)  # split by own risk
+    add_on, hhi = simm_and_hhi(delta, state.price, market_risk, long_t, short_t, state.vol, held)  # split by own risk
     if not conc.enabled:
         return None, hhi
     if conc.form == "ramp":
-        notional = exposure(delta, state.price)
+        notional = delta * state.price[held.asset]  # `exposure` on the held rows
         add_on = ramp_add_on(
-            notional, conc.ramp_base_imf, conc.ramp_lower_cap, conc.ramp_upper_cap, conc.ramp_driver, oi
+            notional, conc.ramp_base_imf, conc.ramp_lower_cap, conc.ramp_upper_cap, conc.ramp_driver, oi, held.asset
         )
     return add_on, hhi
 
 
-def oracle_buffer(greeks: FloatArray, state: MarketState, params: MarginParams) -> FloatArray:
-    """(N, A) oracle buffer: c * |net delta_a| * U_a (greeks: (N, A, 3); delta in units, U in USD); c = 0 under
-    `oracle.uncertainty_charge` "scan", where the scenarios carry the uncertainty instead."""
-    return oracle_buffer_by_asset(greeks, state.oracle_uncertainty, params.oracle.buffer_factor)
+def oracle_buffer(greeks: FloatArray, state: MarketState, params: MarginParams, held: HeldAssets) -> FloatArray:
+    """(H,) oracle buffer on the rows of `held`: c * |net delta_a| * U_a (greeks: (H, 3); delta in units, U in
+    USD); c = 0 under `oracle.uncertainty_charge` "scan", where the scenarios carry the uncertainty instead."""
+    uncertainty = state.oracle_uncertainty[held.asset]
+    return oracle_buffer_by_asset(greeks[:, 0], uncertainty, params.oracle.buffer_factor)
 
 
 def stable_price_add_on(
-    book: Book, greeks: FloatArray, state: MarketState, params: MarginParams, source: str
+    book: Book, greeks: FloatArray, state: MarketState, params: MarginParams, source: str, held: HeldAssets
 ) -> FloatArray:
-    """(N, A) the `stable_price` term: each asset's net delta, collateral balances counted as long (already in the
-    Greeks in the integrated collateral mode), times the gap between the oracle and the stable price on the
-    side that would raise borrowing power (`stable_price_charge`)."""
-    delta = greeks[:, :, 0]
+    """(H,) the `stable_price` term on the rows of `held` (greeks (H, 3)): each asset's net delta, collateral
+    balances counted as long (already in the Greeks in the integrated collateral mode), times the gap between
+    the oracle and the stable price on the side that would raise borrowing power (`stable_price_charge`)."""
+    delta = greeks[:, 0]
     if params.collateral.mode != "integrated":
-        delta = delta + collateral_deltas(book, state, collateral_columns(book, state, source))
-    return stable_price_charge(delta, state.price, state.stable_price)
+        delta = delta + held_collateral_deltas(book, state, collateral_columns(book, state, source), held)
+    return stable_price_charge(delta, state.price[held.asset], state.stable_price[held.asset])
+
+
+def held_collateral_deltas(book: Book, state: MarketState, columns: NDArray[np.int64], held: HeldAssets) -> FloatArray:
+    """(H,) `collateral_deltas` on the rows of `held` (each balance's asset among its account's rows): every
+    account's non-USD balances as spot deltas, each row's balances added in their order, as the dense sum adds."""
+    col = columns[book.col_asset]
+    moves = np.array([a not in QUOTE_ASSETS for a in state.assets], dtype=np.bool_)[col]
+    rows = held.rows_of(book.collateral_account(), col)
+    weights = np.where(moves, book.col_amount, 0.0)
+    out: FloatArray = np.bincount(rows, weights=weights, minlength=held.n_rows).astype(np.float64)
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -286,29 +304,31 @@ def margin_accounts(
     """
     arrays = context.arrays
     collateral_delta = integrated_deltas(book, state, params, source)  # None unless collateral.mode "integrated"
-    market_risk, greeks = margins(
+    held = held_rows(book, state, params, arrays.instrument_asset, source)
+    market_risk, greeks = held_margins(
         book.pos_offsets,
         book.pos_instrument,
         book.pos_quantity,
         arrays,
         params.confidence,
         params.measure,
+        held,
         extra_delta=collateral_delta,
     )
     terms: dict[str, FloatArray] = {"market_risk": market_risk}
-    term_by_asset: dict[str, FloatArray] = {}
+    held_terms: dict[str, FloatArray] = {}
     if params.volatility.apc_mode == "buffer":
         terms["apc_buffer"] = params.volatility.apc_buffer * market_risk
-    for name, (by_asset, total) in book_add_ons(book, arrays, greeks, state, params, collateral_delta).items():
-        term_by_asset[name] = by_asset
+    for name, (by_asset, total) in book_add_ons(book, arrays, greeks, state, params, collateral_delta, held).items():
+        held_terms[name] = by_asset
         terms[name] = total
-    concentration, hhi = concentration_add_on(greeks, market_risk, state, params)
+    concentration, hhi = concentration_add_on(greeks, market_risk, state, params, held)
     if concentration is not None:
-        term_by_asset["concentration"] = concentration
-        terms["concentration"] = row_sums(concentration)
+        held_terms["concentration"] = concentration
+        terms["concentration"] = held.row_sums(concentration)
     if state.has_oracle:
-        term_by_asset["oracle"] = oracle_buffer(greeks, state, params)
-        terms["oracle"] = row_sums(term_by_asset["oracle"])
+        held_terms["oracle"] = oracle_buffer(greeks, state, params, held)
+        terms["oracle"] = held.row_sums(held_terms["oracle"])
     subtotal = np.zeros(book.n_accounts)
     for term in terms.values():
         subtotal = subtotal + term
@@ -320,28 +340,29 @@ def margin_accounts(
     if maintenance.mode == "fraction":
         mm = maintenance.fraction * im
     elif maintenance.mode == "liquidation":  # MM on the engine's own liquidation horizon (liquidation/horizon.py)
-        mm = liquidation_maintenance(greeks, state, params, im, terms, tier)
+        mm = liquidation_maintenance(greeks, state, params, im, terms, tier, held)
     else:
         assert context.mm_arrays is not None, "risk_context builds the maintenance arrays in the model mode"
-        mm_market, _ = margins(
+        mm_market, _ = held_margins(
             book.pos_offsets,
             book.pos_instrument,
             book.pos_quantity,
             context.mm_arrays,
             maintenance.confidence,
             params.measure,
+            held,
             extra_delta=collateral_delta,
         )
         mm = np.minimum(
             tier * (mm_market + terms.get("liquidity", 0.0) + terms.get("basis", 0.0) + terms.get("oracle", 0.0)), im
         )
     if state.stable_price.size:  # after MM: maintenance and liquidation stay on the oracle
-        term_by_asset["stable_price"] = stable_price_add_on(book, greeks, state, params, source)
-        terms["stable_price"] = row_sums(term_by_asset["stable_price"])
+        held_terms["stable_price"] = stable_price_add_on(book, greeks, state, params, source, held)
+        terms["stable_price"] = held.row_sums(held_terms["stable_price"])
         im = im + terms["stable_price"]
     collateral, unrealised = _equity_parts(book, state, params, context, source)
     equity = collateral + unrealised
-    haircuts = book_haircuts(book, state, params, greeks, source)  # an equity deduction, not an IM term
+    haircuts = book_haircuts(book, state, params, greeks, source, held)  # an equity deduction, not an IM term
     if haircuts is not None:
         equity = equity - haircuts.by_account
     breach = None
@@ -355,6 +376,7 @@ def margin_accounts(
             mm,
             params.predictive,
             velocity=velocity,
+            held=held,
         )
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a subnormal MM overflows to inf
         health = np.where(mm > 0.0, equity / np.where(mm > 0.0, mm, 1.0), np.where(equity >= 0.0, np.inf, -np.inf))
@@ -363,7 +385,7 @@ def margin_accounts(
         assets=state.assets,
         traded_assets=tuple(state.assets[a] for a in state.instruments.traded),
         terms=complete_terms(terms, book.n_accounts),
-        term_by_asset=complete_term_by_asset(term_by_asset, book.n_accounts, len(state.assets)),
+        held_terms=complete_held_terms(held_terms, held.n_rows),
         im=im,
         mm=mm,
         collateral=collateral,
@@ -371,7 +393,8 @@ def margin_accounts(
         equity=equity,
         health=health,
         liquidatable=equity < mm,
-        greeks=greeks,
+        held=held,
+        held_greeks=greeks,
         scenario_method=context.scenarios.name,
         n_scenarios=context.scenarios.n_scenarios,
         hhi=hhi,

@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from solvent._extras import requires_extra
 from solvent.engine.riskarrays import GREEK_NAMES
+from solvent.factors.held import HeldAssets
 from solvent.formats.outputs import ASSET_TERMS, IM_TERMS
 
 if TYPE_CHECKING:
@@ -33,16 +34,12 @@ def complete_terms(terms: Mapping[str, FloatArray], n_accounts: int) -> dict[str
     return {name: terms[name] if name in terms else np.zeros(n_accounts) for name in IM_TERMS}
 
 
-def complete_term_by_asset(
-    term_by_asset: Mapping[str, FloatArray], n_accounts: int, n_assets: int
-) -> dict[str, FloatArray]:
-    """Every declared per-asset term (ASSET_TERMS), in order, (N, A) zeros where absent."""
-    unknown = [name for name in term_by_asset if name not in ASSET_TERMS]
+def complete_held_terms(held_terms: Mapping[str, FloatArray], n_rows: int) -> dict[str, FloatArray]:
+    """Every declared per-asset term (ASSET_TERMS), in order, on the H held rows: (H,) zeros where absent."""
+    unknown = [name for name in held_terms if name not in ASSET_TERMS]
     if unknown:
         raise ValueError(f"per-asset term {unknown[0]!r} is not declared in ASSET_TERMS (solvent/formats/outputs.py)")
-    return {
-        name: term_by_asset[name] if name in term_by_asset else np.zeros((n_accounts, n_assets)) for name in ASSET_TERMS
-    }
+    return {name: held_terms[name] if name in held_terms else np.zeros(n_rows) for name in ASSET_TERMS}
 
 
 @dataclass(frozen=True)
@@ -85,11 +82,13 @@ def asset_marks(state: MarketState) -> dict[str, AssetMark]:
 class MarginResult:
     """Requirements, equity and Greeks for N accounts (arrays of length N, in the book's order).
 
-    terms: IM by factor, in reporting order; `im` is their sum. term_by_asset: (N, A) per asset for
-    the terms that have a per-asset detail (`liquidity`), summing over assets to the term. greeks:
-    (N, A, 3) net delta (units of the asset), gamma (per USD) and vega (USD per vol point) per asset
-    in `assets` order. hhi: (N,) portfolio concentration, the Herfindahl index of |net delta notional|
-    across assets (1 for one asset, 0 for a flat account), when the engine computed it.
+    terms: IM by factor, in reporting order; `im` is their sum. Per asset, the figures are kept on the
+    (account, asset held) rows of `held` (`factors.held.HeldAssets`: each account's assets, ascending), every
+    other (account, asset) being 0: held_greeks (H, 3) net delta (units of the asset), gamma (per USD) and vega
+    (USD per vol point); held_terms (H,) for each term that has a per-asset detail (`ASSET_TERMS`), summing
+    over an account's rows to the term. `greeks` (N, A, 3) and `term_by_asset` (N, A) are their dense views in
+    `assets` order, built when asked for. hhi: (N,) portfolio concentration, the Herfindahl index of |net delta
+    notional| across assets (1 for one asset, 0 for a flat account), when the engine computed it.
     """
 
     account_ids: NDArray[np.object_]
@@ -103,10 +102,11 @@ class MarginResult:
     equity: FloatArray
     health: FloatArray
     liquidatable: NDArray[np.bool_]
-    greeks: FloatArray
+    held: HeldAssets
+    held_greeks: FloatArray
     scenario_method: str
     n_scenarios: int
-    term_by_asset: Mapping[str, FloatArray] = field(default_factory=dict)
+    held_terms: Mapping[str, FloatArray] = field(default_factory=dict)
     hhi: FloatArray | None = None
     oracle_status: Mapping[str, str] = field(default_factory=dict)
     # (N,) USD removed from collateral by haircuts (equity = collateral - this + unrealised_pnl) and its
@@ -134,6 +134,16 @@ class MarginResult:
         """A notebook's view: the summary line and the first accounts' rows (`to_pandas`)."""
         head = self.to_pandas().head(10)
         return f"<p>{html.escape(repr(self))}</p>{head.to_html(float_format=lambda v: f'{v:,.2f}')}"
+
+    @functools.cached_property
+    def greeks(self) -> FloatArray:
+        """(N, A, 3) the dense view of `held_greeks` (0 for an asset an account does not hold)."""
+        return self.held.dense(self.held_greeks)
+
+    @functools.cached_property
+    def term_by_asset(self) -> dict[str, FloatArray]:
+        """(N, A) the dense view of each of `held_terms`."""
+        return {name: self.held.dense(values) for name, values in self.held_terms.items()}
 
     @functools.cached_property
     def marks(self) -> dict[str, AssetMark]:
@@ -180,12 +190,22 @@ class MarginResult:
         if self.collateral_haircut is not None:
             columns["collateral_haircut"] = self.collateral_haircut
         index = {name: a for a, name in enumerate(self.assets)}
-        for name, values in self.term_by_asset.items():
+        account = self.held.account()
+        order = np.argsort(self.held.asset, kind="stable")  # the rows of each asset, a stretch of `order`
+        bounds = np.searchsorted(self.held.asset[order], np.arange(len(self.assets) + 1))
+
+        def column(values: FloatArray, asset: str) -> FloatArray:
+            rows = order[bounds[index[asset]] : bounds[index[asset] + 1]]
+            out = np.zeros(self.n_accounts)
+            out[account[rows]] = values[rows]
+            return out
+
+        for name, values in self.held_terms.items():
             for asset in self.traded_assets:
-                columns[f"{name}_{asset}"] = values[:, index[asset]]
+                columns[f"{name}_{asset}"] = column(values, asset)
         for asset in self.traded_assets:
             for g, greek in enumerate(GREEK_NAMES):
-                columns[f"{greek}_{asset}"] = self.greeks[:, index[asset], g]
+                columns[f"{greek}_{asset}"] = column(self.held_greeks[:, g], asset)
         return pa.table(columns)
 
     def to_pandas(self) -> Any:

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvent._numba import jit, prange
+from solvent.factors.held import HeldAssets, every_asset
 from solvent.factors.liquidity import BOOK, SQRT_LAW, VOL_POINT, PackedLiquidity, _walk
 from solvent.market.state import FUTURE, OPTION, PERP, SPOT, InstrumentTable
 
@@ -167,6 +168,8 @@ def _book_terms_kernel(
     pos_offsets: NDArray[np.int64],
     pos_instrument: NDArray[np.int32],
     pos_quantity: FloatArray,
+    held_offsets: NDArray[np.int64],
+    held_asset: NDArray[np.int64],
     instrument_asset: NDArray[np.int32],
     instrument_book: NDArray[np.int32],
     unit_greeks: FloatArray,
@@ -189,11 +192,12 @@ def _book_terms_kernel(
     out_basis: FloatArray,
     out_totals: FloatArray,
 ) -> None:
-    """Outputs: (N, A) liquidity and basis, zero on entry (only the assets an account holds are written), and
-    (2, N) their row sums, added in column order from 0 as `engine.margin.row_sums` adds them.
+    """Outputs: (H,) liquidity and basis on the held rows (held_offsets (N + 1,), held_asset (H,), ascending per
+    account, every asset of its positions among them), zero on entry (only the assets of an account's positions
+    are written), and (2, N) their row sums, added in ascending asset order from 0 as a dense row sum adds them.
     extra_delta (N, A) or (0, A): collateral spot units (integrated)."""
     n_accounts = pos_offsets.shape[0] - 1
-    n_assets = out_basis.shape[1]
+    n_assets = price.shape[0]
     has_extra = extra_delta.shape[0] > 0
     n_chunks = min(n_accounts, 256)
     for c in prange(n_chunks):
@@ -201,9 +205,12 @@ def _book_terms_kernel(
         bv = np.zeros(n_assets * n_books)
         seen = np.zeros(n_assets, dtype=np.bool_)
         held = np.empty(n_assets, dtype=np.int64)
+        row_of = np.empty(n_assets, dtype=np.int64)  # each held asset's row
         lo = c * n_accounts // n_chunks
         hi = (c + 1) * n_accounts // n_chunks
         for acct in range(lo, hi):
+            for h in range(held_offsets[acct], held_offsets[acct + 1]):
+                row_of[held_asset[h]] = h
             n_held = 0
             for p in range(pos_offsets[acct], pos_offsets[acct + 1]):
                 i = pos_instrument[p]
@@ -241,24 +248,17 @@ def _book_terms_kernel(
                     coefficient,
                 )
                 if liq_on:
-                    out_liquidity[acct, a] = liquidity
-                out_basis[acct, a] = basis
+                    out_liquidity[row_of[a]] = liquidity
+                out_basis[row_of[a]] = basis
                 for b in range(n_books):
                     bd[base + b] = 0.0
                     bv[base + b] = 0.0
                 seen[a] = False
-            for k in range(1, n_held):  # ascending assets: the row sums add the columns in order
-                a = held[k]
-                j = k
-                while j > 0 and held[j - 1] > a:
-                    held[j] = held[j - 1]
-                    j -= 1
-                held[j] = a
-            liquidity_total = 0.0  # the other columns are 0, and x + 0.0 == x for these non-negative terms
+            liquidity_total = 0.0  # ascending assets; the rows not written are 0, and x + 0.0 == x here
             basis_total = 0.0
-            for k in range(n_held):
-                liquidity_total += out_liquidity[acct, held[k]]
-                basis_total += out_basis[acct, held[k]]
+            for h in range(held_offsets[acct], held_offsets[acct + 1]):
+                liquidity_total += out_liquidity[h]
+                basis_total += out_basis[h]
             out_totals[0, acct] = liquidity_total
             out_totals[1, acct] = basis_total
 
@@ -279,17 +279,20 @@ def book_terms_kernel(
     stress: float,
     half_spread: float,
     coefficient: float,
+    held: HeldAssets | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """((N, A) liquidity close-out per book, (N, A) basis contingency, (2, N) the row sums of both, as
-    `engine.margin.row_sums` adds them) in one pass over the CSR positions.
+    """(liquidity close-out per book, basis contingency, (2, N) the row sums of both, added in ascending asset
+    order) in one pass over the CSR positions: (N, A) each, or (H,) on the rows of `held` (the assets of each
+    account's positions among them, `factors.held.held_assets`).
 
     `packed` None: no liquidity inputs (the liquidity output is then 0). `extra_delta` (N, A): collateral as
     spot delta (the integrated mode), joining the spot book of the basis sums only.
     """
     n = pos_offsets.shape[0] - 1
     n_assets = price.shape[0]
-    out_liquidity = np.zeros((n, n_assets))  # the kernel writes the held assets only
-    out_basis = np.zeros((n, n_assets))
+    layout_held = every_asset(n, n_assets) if held is None else held
+    out_liquidity = np.zeros(layout_held.n_rows)  # the kernel writes the assets of the positions only
+    out_basis = np.zeros(layout_held.n_rows)
     out_totals = np.empty((2, n))
     if packed is None:
         kind = np.zeros(n_assets, dtype=np.int8)
@@ -305,6 +308,8 @@ def book_terms_kernel(
             pos_offsets,
             pos_instrument,
             pos_quantity,
+            layout_held.offsets,
+            layout_held.asset,
             instrument_asset,
             layout.instrument_book,
             unit_greeks,
@@ -327,6 +332,8 @@ def book_terms_kernel(
             out_basis,
             out_totals,
         )
+    if held is None:
+        return out_liquidity.reshape(n, n_assets), out_basis.reshape(n, n_assets), out_totals
     return out_liquidity, out_basis, out_totals
 
 
@@ -334,8 +341,12 @@ def book_terms_kernel(
 
 
 def account_books(
-    instrument: NDArray[np.int32], quantity: FloatArray, unit_greeks: FloatArray, instrument_asset: NDArray[np.int32],
-    layout: BookLayout, n_assets: int,
+    instrument: NDArray[np.int32],
+    quantity: FloatArray,
+    unit_greeks: FloatArray,
+    instrument_asset: NDArray[np.int32],
+    layout: BookLayout,
+    n_assets: int,
 ) -> FloatArray:
     """(A, B, 2) one account's delta (units) and vega (USD per vol point) per asset and book, summed in position
     order from 0 (as the kernel sums them) from its positions (instrument, quantity: (P,))."""
@@ -373,8 +384,25 @@ def books_terms(
     basis = 0.0
     for a in range(n_assets):
         liq, bas = asset_books_terms(
-            bd, bv, a * n_books, n_books, 0.0, a, price[a], rate, vega_rate, liq_on, kind, curves, knots, adv,
-            vol_spread, daily_vol[a], stress, half_spread, coefficient,
+            bd,
+            bv,
+            a * n_books,
+            n_books,
+            0.0,
+            a,
+            price[a],
+            rate,
+            vega_rate,
+            liq_on,
+            kind,
+            curves,
+            knots,
+            adv,
+            vol_spread,
+            daily_vol[a],
+            stress,
+            half_spread,
+            coefficient,
         )
         liquidity += liq
         basis += bas

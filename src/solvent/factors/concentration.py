@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvent._numba import jit, prange
+from solvent.factors.held import HeldAssets, every_asset
 from solvent.factors.venue_curves import adjusted_imf
 from solvent.market.depth import AssetLiquidity, DepthCurve
 
@@ -192,9 +193,7 @@ def allocate_by_risk(total: FloatArray, notional: FloatArray, scan: FloatArray) 
     return out
 
 
-def simm_add_on(
-    notional: FloatArray, market_risk: FloatArray, threshold: FloatArray, scan: FloatArray
-) -> FloatArray:
+def simm_add_on(notional: FloatArray, market_risk: FloatArray, threshold: FloatArray, scan: FloatArray) -> FloatArray:
     """(N, A) (CR - 1) x the account's market risk allocated to the asset by its own risk |x| x scan
     (`allocate_by_risk`; 0 where that part is 0)."""
     cr = concentration_risk_factor(notional, threshold)
@@ -211,15 +210,17 @@ def ramp_add_on(
     upper_cap: float,
     driver: Literal["account", "open_interest"],
     oi: FloatArray,
+    asset: NDArray[np.int64] | None = None,
 ) -> FloatArray:
-    """(N, A) (adjusted IMF - base IMF) x |x|, the IMF ramped between the caps (dYdX `adjusted_imf`).
+    """(N, A) (adjusted IMF - base IMF) x |x|, the IMF ramped between the caps (dYdX `adjusted_imf`); or (H,)
+    from notionals (H,) on held rows whose assets are `asset` (H,).
 
     driver "account": the ramp reads the account's own |x[n, a]|; "open_interest": the asset's OI_a.
     """
     size = np.abs(notional)
     if driver == "open_interest":
-        excess = adjusted_imf(base_imf, oi, lower_cap, upper_cap) - base_imf  # (A,): one IMF per asset
-        by_asset: FloatArray = np.maximum(excess, 0.0)[np.newaxis, :] * size
+        excess = np.maximum(adjusted_imf(base_imf, oi, lower_cap, upper_cap) - base_imf, 0.0)  # (A,): one per asset
+        by_asset: FloatArray = (excess[np.newaxis, :] if asset is None else excess[asset]) * size
         return by_asset
     out = np.zeros_like(size)
     ramped = size > lower_cap  # at or below the lower cap the IMF is the base: no add-on
@@ -253,28 +254,35 @@ def risk_tier_term(tier: FloatArray, subtotal: FloatArray) -> FloatArray:
 
 
 @jit()
-def _open_interest_kernel(delta: FloatArray, price: FloatArray, longs: FloatArray, shorts: FloatArray) -> None:
-    n_accounts, n_assets = delta.shape
-    for n in range(n_accounts):  # serial: the sums are the same, bit for bit, on every run
-        for a in range(n_assets):
-            x = delta[n, a] * price[a]
-            if x > 0.0:
-                longs[a] += x
-            elif x < 0.0:
-                shorts[a] -= x
+def _open_interest_kernel(
+    asset: NDArray[np.int64], delta: FloatArray, price: FloatArray, longs: FloatArray, shorts: FloatArray
+) -> None:
+    for h in range(delta.shape[0]):  # serial: the sums are the same, bit for bit, on every run
+        a = asset[h]
+        x = delta[h] * price[a]
+        if x > 0.0:
+            longs[a] += x
+        elif x < 0.0:
+            shorts[a] -= x
 
 
-def open_interest_of(delta: FloatArray, price: FloatArray) -> FloatArray:
-    """(A,) `open_interest(exposure(delta, price))` in one pass over the (N, A) net deltas."""
+def open_interest_of(delta: FloatArray, price: FloatArray, held: HeldAssets | None = None) -> FloatArray:
+    """(A,) `open_interest(exposure(delta, price))` in one pass over the net deltas: (N, A), or (H,) on the rows
+    of `held` (the same sums to the bit: accounts in order, the rows skipped add 0)."""
     n_assets = price.shape[0]
+    if held is None:
+        held = every_asset(delta.shape[0], n_assets)
+        delta = np.ascontiguousarray(delta).reshape(-1)
     longs, shorts = np.zeros(n_assets), np.zeros(n_assets)
-    _open_interest_kernel(delta, price, longs, shorts)
+    _open_interest_kernel(held.asset, delta, price, longs, shorts)
     out: FloatArray = np.maximum(longs, shorts)
     return out
 
 
 @jit(parallel=True)
 def _simm_hhi_kernel(
+    offsets: NDArray[np.int64],
+    asset: NDArray[np.int64],
     delta: FloatArray,
     price: FloatArray,
     market_risk: FloatArray,
@@ -284,18 +292,19 @@ def _simm_hhi_kernel(
     add_on: FloatArray,
     hhi: FloatArray,
 ) -> None:
-    n_accounts, n_assets = delta.shape
-    for n in prange(n_accounts):
+    for n in prange(offsets.shape[0] - 1):
         gross = 0.0
         gross_risk = 0.0
-        for a in range(n_assets):
-            size = abs(delta[n, a] * price[a])
+        for h in range(offsets[n], offsets[n + 1]):
+            a = asset[h]
+            size = abs(delta[h] * price[a])
             gross += size
             gross_risk += size * scan[a]
         safe = gross if gross > 0.0 else 1.0
         squares = 0.0
-        for a in range(n_assets):
-            x = delta[n, a] * price[a]
+        for h in range(offsets[n], offsets[n + 1]):
+            a = asset[h]
+            x = delta[h] * price[a]
             size = abs(x)
             weight = size / safe
             squares += weight * weight
@@ -306,7 +315,7 @@ def _simm_hhi_kernel(
                 t = long_t[a] if x >= 0.0 else short_t[a]
                 cr = max(1.0, math.sqrt(size / t)) if t > 0.0 else math.inf
                 value = (cr - 1.0) * part
-            add_on[n, a] = value
+            add_on[h] = value
         hhi[n] = squares if gross > 0.0 else 0.0
 
 
@@ -317,14 +326,21 @@ def simm_and_hhi(
     long_t: FloatArray,
     short_t: FloatArray,
     scan: FloatArray,
+    held: HeldAssets | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """((N, A) SIMM add-on, (N,) HHI) from net deltas (N, A, units), prices (A,), per-side thresholds (A,)
-    and each asset's risk per USD of notional (A,, its volatility: `allocate_by_risk`).
+    """(SIMM add-on, (N,) HHI) from net deltas (N, A, units; or (H,) on the rows of `held`, the add-on then
+    (H,)), prices (A,), per-side thresholds (A,) and each asset's risk per USD of notional (A,, its volatility:
+    `allocate_by_risk`).
 
     The compiled twin of `simm_add_on(x, market_risk, simm_thresholds(...), scan)` and `herfindahl(x)`,
     x = delta x price; infinite thresholds give a zero add-on (HHI only).
     """
-    add_on = np.empty(delta.shape, dtype=np.float64)
-    hhi = np.empty(delta.shape[0], dtype=np.float64)
-    _simm_hhi_kernel(delta, price, market_risk, long_t, short_t, np.asarray(scan, dtype=np.float64), add_on, hhi)
-    return add_on, hhi
+    shape = delta.shape
+    if held is None:
+        held = every_asset(shape[0], price.shape[0])
+        delta = np.ascontiguousarray(delta).reshape(-1)
+    add_on = np.empty(delta.shape[0], dtype=np.float64)
+    hhi = np.empty(held.n_accounts, dtype=np.float64)
+    scan_rate = np.asarray(scan, dtype=np.float64)
+    _simm_hhi_kernel(held.offsets, held.asset, delta, price, market_risk, long_t, short_t, scan_rate, add_on, hhi)
+    return add_on.reshape(shape), hhi

@@ -49,6 +49,7 @@ from scipy.special import ndtri
 
 from solvent._numba import jit, prange
 from solvent.errors import InputError
+from solvent.factors.held import HeldAssets
 from solvent.factors.liquidity import BOOK, NO_DEPTH, SQRT_LAW, _walk, delta_cost, pack_liquidity
 from solvent.factors.venue_curves import scaled_initial_asset_weight, size_discount
 from solvent.market.depth import AssetLiquidity
@@ -245,9 +246,11 @@ def collateral_haircuts(
     columns: IndexArray,
     row_values: FloatArray,
     greeks: FloatArray,
+    held: HeldAssets | None = None,
 ) -> CollateralHaircuts:
     """Rates and USD removed: value = h x max(row value, 0) (debts keep their full value).
 
+    greeks: the positions' Greeks, (N, A, 3), or (H, 3) on the rows of `held`; empty: none.
     The fused form of `collateral_haircuts_numpy`: the per-asset pieces (h_mkt, bounds, the packed
     book, deposits) in numpy, then `_haircut_kernel` over the rows, parallel over accounts.
     """
@@ -272,6 +275,10 @@ def collateral_haircuts(
     if scale and n_rows:
         by_code = np.bincount(book.col_asset, weights=np.maximum(row_values, 0.0), minlength=columns.size)
         np.add.at(deposits, columns, by_code)
+    row_delta = np.zeros(n_rows)  # the positions' net delta in each balance's asset
+    if greeks.size and n_rows:
+        account, col = book.collateral_account(), columns[book.col_asset]
+        row_delta = greeks[account, col, 0] if held is None else held.gather(greeks[:, 0], account, col)
     rate = np.empty(n_rows)
     value = np.empty(n_rows)
     by_account = np.zeros(n)
@@ -283,8 +290,7 @@ def collateral_haircuts(
             book.col_amount,
             np.asarray(row_values, dtype=np.float64),
             columns,
-            greeks,
-            greeks.size > 0,
+            np.ascontiguousarray(row_delta, dtype=np.float64),
             h_mkt,
             floor,
             cap,
@@ -317,8 +323,7 @@ def _haircut_kernel(
     amount: FloatArray,
     row_values: FloatArray,
     columns: IndexArray,
-    greeks: FloatArray,
-    has_greeks: bool,
+    delta: FloatArray,
     h_mkt: FloatArray,
     floor: FloatArray,
     cap: FloatArray,
@@ -342,11 +347,6 @@ def _haircut_kernel(
     by_asset: FloatArray,
 ) -> None:
     n_accounts = offsets.size - 1
-    delta = np.zeros(amount.size)
-    if has_greeks:  # a branch-free gather first: the strided loads overlap instead of stalling the walk
-        for n in prange(n_accounts):
-            for r in range(offsets[n], offsets[n + 1]):
-                delta[r] = greeks[n, columns[code[r]], 0]
     for n in prange(n_accounts):
         total = 0.0
         for r in range(offsets[n], offsets[n + 1]):

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvent._numba import jit, prange
+from solvent.factors.held import every_asset
 from solvent.market.depth import AssetLiquidity, DepthCurve
 
 FloatArray = NDArray[np.float64]
@@ -192,6 +193,7 @@ def _walk(u: float, curve: FloatArray, k: int) -> float:
 @jit(parallel=True)
 def _liquidity_kernel(
     greeks: FloatArray,
+    asset: NDArray[np.int64],
     kind: NDArray[np.int8],
     curves: FloatArray,
     knots: NDArray[np.int64],
@@ -204,23 +206,23 @@ def _liquidity_kernel(
     coefficient: float,
     out: FloatArray,
 ) -> None:
-    n_accounts, n_assets = out.shape
-    for n in prange(n_accounts):
-        for a in range(n_assets):
-            q = greeks[n, a, 0]
-            cost = 0.0
-            if q != 0.0:
-                size = abs(q)
-                if kind[a] == BOOK:
-                    side = 0 if q > 0.0 else 1
-                    cost = price[a] * _walk(size * stress, curves[side, a], knots[side, a]) / stress
-                elif kind[a] == SQRT_LAW:
-                    impact = coefficient * daily_vol[a] * math.sqrt(size * stress / adv[a])
-                    cost = price[a] * size * (half_spread + impact)
-            spread = vol_spread[a]
-            if spread == spread:  # not NaN
-                cost += abs(greeks[n, a, 2]) * (spread / 2.0 / VOL_POINT) * stress
-            out[n, a] = cost
+    """out (H,): the close-out cost of each row's net delta and vega (greeks (H, 3)) on asset asset[h]."""
+    for h in prange(greeks.shape[0]):
+        a = asset[h]
+        q = greeks[h, 0]
+        cost = 0.0
+        if q != 0.0:
+            size = abs(q)
+            if kind[a] == BOOK:
+                side = 0 if q > 0.0 else 1
+                cost = price[a] * _walk(size * stress, curves[side, a], knots[side, a]) / stress
+            elif kind[a] == SQRT_LAW:
+                impact = coefficient * daily_vol[a] * math.sqrt(size * stress / adv[a])
+                cost = price[a] * size * (half_spread + impact)
+        spread = vol_spread[a]
+        if spread == spread:  # not NaN
+            cost += abs(greeks[h, 2]) * (spread / 2.0 / VOL_POINT) * stress
+        out[h] = cost
 
 
 def liquidity_kernel(
@@ -231,11 +233,27 @@ def liquidity_kernel(
     stress: float,
     half_spread: float,
     coefficient: float,
+    asset: NDArray[np.int64] | None = None,
 ) -> FloatArray:
-    """(N, A) the same add-on as `liquidity_by_asset`, fused over accounts (greeks: (N, A, 3))."""
-    out = np.empty(greeks.shape[:2])
+    """The same add-on as `liquidity_by_asset`, fused: (N, A) from greeks (N, A, 3), or (H,) from the Greeks on
+    the held rows (H, 3) whose assets are `asset` (H,) (`factors.held.HeldAssets`)."""
+    if asset is None:
+        n, n_assets = greeks.shape[0], greeks.shape[1]
+        dense = liquidity_kernel(
+            np.ascontiguousarray(greeks).reshape(n * n_assets, 3),
+            packed,
+            price,
+            daily_vol,
+            stress,
+            half_spread,
+            coefficient,
+            every_asset(n, n_assets).asset,
+        )
+        return dense.reshape(n, n_assets)
+    out = np.empty(greeks.shape[0])
     _liquidity_kernel(
         greeks,
+        asset,
         packed.kind,
         packed.curves,
         packed.knots,

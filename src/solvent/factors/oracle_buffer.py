@@ -5,26 +5,16 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from solvent._numba import jit, prange
-
 FloatArray = NDArray[np.float64]
 
 
-@jit(parallel=True)
-def _buffer_kernel(greeks: FloatArray, uncertainty: FloatArray, multiplier: float, out: FloatArray) -> None:
-    n_accounts, n_assets = out.shape
-    for n in prange(n_accounts):
-        for a in range(n_assets):
-            out[n, a] = multiplier * abs(greeks[n, a, 0]) * uncertainty[a]
-
-
-def oracle_buffer_by_asset(greeks: FloatArray, uncertainty: FloatArray, multiplier: float) -> FloatArray:
-    """(N, A) c * |delta_a| * U_a from the Greeks (N, A, 3) (delta in units) and U (A,) in USD."""
-    out = np.empty(greeks.shape[:2])
-    _buffer_kernel(greeks, uncertainty, multiplier, out)
+def oracle_buffer_by_asset(delta: FloatArray, uncertainty: FloatArray, multiplier: float) -> FloatArray:
+    """c * |delta| * U elementwise: net deltas (units; (H,) on the held rows, or any shape) and the uncertainty
+    U of each one's asset (USD, the same shape)."""
+    out: FloatArray = multiplier * np.abs(delta) * uncertainty
     return out
 
 
 def oracle_buffer_numpy(greeks: FloatArray, uncertainty: FloatArray, multiplier: float) -> FloatArray:
-    """The plain twin of `oracle_buffer_by_asset`."""
+    """The plain (N, A) twin from the dense Greeks (N, A, 3) and U (A,)."""
     return np.asarray(multiplier * np.abs(greeks[:, :, 0]) * uncertainty[np.newaxis, :], dtype=np.float64)

@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 
 from solvent._numba import jit, prange
 from solvent.factors.concentration import stressed_depth
+from solvent.factors.held import HeldAssets, every_asset
 from solvent.market.state import MarketState
 from solvent.params import MarginParams
 
@@ -47,6 +48,8 @@ SECONDS_PER_DAY = 86_400.0
 
 @jit(parallel=True)
 def _slice_counts(
+    offsets: NDArray[np.int64],
+    asset: NDArray[np.int64],
     delta: FloatArray,
     price: FloatArray,
     base: float,
@@ -54,16 +57,18 @@ def _slice_counts(
     depth_bid: FloatArray,
     depth_ask: FloatArray,
 ) -> FloatArray:  # pragma: no cover - compiled
-    """(N,) slices per account from its net delta (N, A) x price (A,): the share cap's `base`, the notional
-    cap (`max_notional` <= 0: none) and the depth per side (+inf: no bound; 0: inf slices); 0 when flat."""
-    n_accounts, n_assets = delta.shape
+    """(N,) slices per account from its net deltas on its held rows (delta (H,) on assets `asset`, rows
+    offsets[n]..offsets[n + 1]) x price (A,): the share cap's `base`, the notional cap (`max_notional` <= 0:
+    none) and the depth per side (+inf: no bound; 0: inf slices); 0 when flat."""
+    n_accounts = offsets.shape[0] - 1
     out = np.empty(n_accounts)
     for n in prange(n_accounts):
         gross = 0.0
         count = base
         traded = False
-        for a in range(n_assets):
-            x = delta[n, a] * price[a]
+        for h in range(offsets[n], offsets[n + 1]):
+            a = asset[h]
+            x = delta[h] * price[a]
             size = abs(x)
             if size > 0.0:
                 traded = True
@@ -84,11 +89,18 @@ def _slices(
     max_notional: float | None,
     depth_bid: FloatArray | None,
     depth_ask: FloatArray | None,
+    held: HeldAssets | None = None,
 ) -> FloatArray:
-    n_assets = delta.shape[1]
+    """`_slice_counts` from net deltas (N, A), or (H,) on the rows of `held`."""
+    n_assets = price.shape[0]
+    if held is None:
+        held = every_asset(delta.shape[0], n_assets)
+        delta = np.ascontiguousarray(delta).reshape(-1)
     no_depth = np.full(n_assets, np.inf)
     out: FloatArray = _slice_counts(
-        delta,
+        held.offsets,
+        held.asset,
+        np.ascontiguousarray(delta, dtype=np.float64),
         np.ascontiguousarray(price, dtype=np.float64),
         float(math.ceil(1.0 / max_share - 1e-12)),
         -1.0 if max_notional is None else float(max_notional),
@@ -139,8 +151,11 @@ def horizon_maintenance(
     return out
 
 
-def account_horizons(greeks: FloatArray, state: MarketState, params: MarginParams) -> FloatArray:
-    """(N,) each account's liquidation horizon in seconds from its Greeks (N, A, 3) at `state`."""
+def account_horizons(
+    greeks: FloatArray, state: MarketState, params: MarginParams, held: HeldAssets | None = None
+) -> FloatArray:
+    """(N,) each account's liquidation horizon in seconds from its Greeks (N, A, 3), or (H, 3) on the rows of
+    `held`, at `state`."""
     bid: FloatArray | None = None
     ask: FloatArray | None = None
     if state.liquidity:
@@ -148,8 +163,9 @@ def account_horizons(greeks: FloatArray, state: MarketState, params: MarginParam
             state.liquidity, state.price, params.concentration.depth_distance, params.liquidity.stress
         )
     liquidation = params.liquidation
+    delta = greeks[:, :, 0] if held is None else greeks[:, 0]
     slices = _slices(
-        greeks[:, :, 0], state.price, liquidation.max_share_per_slice, liquidation.max_notional_per_slice, bid, ask
+        delta, state.price, liquidation.max_share_per_slice, liquidation.max_notional_per_slice, bid, ask, held
     )
     return liquidation_horizon_seconds(slices, params)
 
@@ -161,9 +177,11 @@ def liquidation_maintenance(
     im: FloatArray,
     terms: dict[str, FloatArray],
     tier: FloatArray,
+    held: HeldAssets | None = None,
 ) -> FloatArray:
     """(N,) MM of `maintenance.mode` "liquidation" from the IM terms (market_risk, liquidity, basis, oracle) and
-    tier (the basis contingency, like the close-out, does not scale with time)."""
+    tier (the basis contingency, like the close-out, does not scale with time); greeks (N, A, 3), or (H, 3) on
+    the rows of `held`."""
     close_out = terms.get("liquidity", 0.0) + terms.get("basis", 0.0) + terms.get("oracle", 0.0)
-    horizon = account_horizons(greeks, state, params)
+    horizon = account_horizons(greeks, state, params, held)
     return horizon_maintenance(im, terms["market_risk"], np.asarray(close_out + 0.0 * im), tier, horizon, params)

@@ -43,6 +43,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import erfcx, log_ndtr, ndtr
 
 from solvent._numba import jit, prange
+from solvent.factors.held import HeldAssets, every_asset
 from solvent.params import PredictiveParams
 from solvent.scenarios.base import ScenarioSet
 
@@ -328,6 +329,8 @@ def book_moments(
 
 @jit(parallel=True)
 def _book_kernel(
+    offsets: NDArray[np.int64],
+    asset: NDArray[np.int64],
     greeks: FloatArray,
     price: FloatArray,
     vol: FloatArray,
@@ -337,26 +340,31 @@ def _book_kernel(
     loss_vol: FloatArray,
     drift: FloatArray,
 ) -> None:
-    """`book_moments` in one pass over the greeks, accounts in parallel, skipping the assets a book does not hold.
+    """`book_moments` in one pass over the Greeks on the held rows (greeks (H, 3), rows offsets[n]..offsets[n+1]
+    of account n on assets `asset`, ascending), accounts in parallel, skipping the rows that are flat.
 
     With y_a = Δ_a S_a σ_a and q_a = Γ_a S_a² σ_a² over the held assets, variance =
     Σ_i y_i (y_i + 2 Σ_{j<i} C_ij y_j) + ½ h Σ_i q_i (q_i + 2 Σ_{j<i} C_ij² q_j) (C symmetric, unit diagonal);
     loss_vol = sqrt(max(variance, 0)); drift = Σ_a Δ_a S_a v_a. A non-finite Greek gives a non-finite result.
     """
-    n_accounts, n_assets = greeks.shape[0], greeks.shape[1]
+    n_accounts = offsets.shape[0] - 1
+    longest = 0
+    for n in range(n_accounts):
+        longest = max(longest, offsets[n + 1] - offsets[n])
     chunk = 2048
     n_chunks = (n_accounts + chunk - 1) // chunk
     half_h = 0.5 * horizon
     for c in prange(n_chunks):
-        held = np.empty(n_assets, dtype=np.int64)
-        y = np.empty(n_assets)
-        q = np.empty(n_assets)
+        held = np.empty(longest, dtype=np.int64)
+        y = np.empty(longest)
+        q = np.empty(longest)
         for n in range(c * chunk, min((c + 1) * chunk, n_accounts)):
             k = 0
             mu = 0.0
-            for a in range(n_assets):
-                delta = greeks[n, a, 0]
-                gamma = greeks[n, a, 1]
+            for h in range(offsets[n], offsets[n + 1]):
+                a = asset[h]
+                delta = greeks[h, 0]
+                gamma = greeks[h, 1]
                 if delta != 0.0 or gamma != 0.0:  # NaN != 0: kept, and poisons the result
                     x = delta * price[a]
                     mu += x * velocity[a]
@@ -454,9 +462,11 @@ def book_breach(
     mm: FloatArray,
     params: PredictiveParams,
     velocity: FloatArray | None = None,
+    held: HeldAssets | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
     """(loss_vol, drift, probability, flagged) of `account_breach` for the margin engine's own arrays, whose
-    shapes and correlation it built (`MarginResult.greeks`, a `MarketState`'s prices and vols, a `RiskContext`'s
+    shapes and correlation it built (`MarginResult.greeks` (N, A, 3), or with `held` the Greeks on its rows
+    (H, 3), `MarginResult.held_greeks`, a `MarketState`'s prices and vols, a `RiskContext`'s
     correlation): the same figures to the bit without the shape and correlation checks and the time to breach,
     which cost more than the figures on the small books of a streaming cycle (`account_breach` checks, then
     calls this). Equity, MM, the velocity (NaN read as 0) and the resulting moments are still checked for NaN
@@ -467,14 +477,18 @@ def book_breach(
     if velocity is not None and params.use_drift:
         v = _floats("velocity", np.where(np.isnan(velocity), 0.0, velocity))
     g = np.ascontiguousarray(greeks, dtype=np.float64)
+    if held is None:
+        held = every_asset(g.shape[0], price.shape[0])
+        g = g.reshape(-1, 3)
     h = params.horizon_seconds / SECONDS_PER_YEAR
-    loss_vol = np.empty(g.shape[0])
-    drift = np.empty(g.shape[0])
-    _book_kernel(g, price, vol, np.ascontiguousarray(correlation), h, v, loss_vol, drift)
+    loss_vol = np.empty(held.n_accounts)
+    drift = np.empty(held.n_accounts)
+    _book_kernel(held.offsets, held.asset, g, price, vol, np.ascontiguousarray(correlation), h, v, loss_vol, drift)
     bad = ~(np.isfinite(loss_vol) & np.isfinite(drift))
     if bad.any():
         n = int(np.argmax(bad))
-        raise ValueError(f"account {n}: greeks {g[n, :, :2].tolist()} give a non-finite loss volatility or drift")
+        rows = g[held.offsets[n] : held.offsets[n + 1], :2].tolist()
+        raise ValueError(f"account {n}: greeks {rows} give a non-finite loss volatility or drift")
     probability = _probability(e - level, loss_vol, h, drift)
     flagged = early_trigger(probability, params.threshold) & (e >= level)
     return loss_vol, drift, probability, flagged

@@ -239,7 +239,7 @@ class Pricing:
         state = self.market.state
         rule_im, rule_mm = self._rule(book, vol)
         loss_vol, _, probability, flagged = book_breach(
-            result.greeks,
+            result.held_greeks,
             state.price,
             vol,
             self.context.correlation,
@@ -247,13 +247,14 @@ class Pricing:
             rule_mm,
             self.params.predictive,
             velocity=velocity,
+            held=result.held,
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             health = np.where(rule_mm > 0.0, result.equity / np.where(rule_mm > 0.0, rule_mm, 1.0), np.inf)
         return dataclasses.replace(
             result,
             terms={self.model: rule_im},
-            term_by_asset={},
+            held_terms={},
             im=rule_im,
             mm=rule_mm,
             health=health,
