@@ -11,9 +11,6 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "solvent"
 LIMIT = 600
 #: The words a long module's docstring gives its reason with.
 REASON = "Over 600 lines because"
-#: Long modules being split elsewhere: stream/engine.py by the stream core's split into components (issue 14
-#: item 1). The list only shrinks; a listed module back under the limit fails until it is taken off.
-BEING_SPLIT: frozenset[str] = frozenset()
 
 
 def long_modules() -> dict[str, str]:
@@ -29,11 +26,6 @@ def long_modules() -> dict[str, str]:
 LONG = long_modules()
 
 
-@pytest.mark.parametrize("module", sorted(set(LONG) - BEING_SPLIT))
+@pytest.mark.parametrize("module", sorted(LONG))
 def test_a_long_module_says_why(module: str) -> None:
     assert REASON in LONG[module], f"{module}: {LIMIT}+ lines; split it or say why in its docstring ({REASON} ...)"
-
-
-@pytest.mark.parametrize("module", sorted(BEING_SPLIT))
-def test_a_module_being_split_is_still_long(module: str) -> None:
-    assert module in LONG, f"{module} is under {LIMIT} lines now: take it off BEING_SPLIT"
