@@ -559,36 +559,38 @@ def _option_rows(
 
     Joint group k is read from column joint_at[k] of rows, instrument i's own group from column own_at[i], and an
     asset's own group of asset_pnl from column own_asset_at[a]; an own group that mirrors a joint group (`source`,
-    `own_mirrors`) is read from that joint group's columns. With groups that one asset owns, rows is a compact
-    copy (I, joint scenarios + the longest own group not mirrored), built from `RiskArrays.pnl_rows` group by
-    group: an account reads its options' few relevant stretches from a table that stays in cache. Without such
-    groups (`RiskArrays.pnl_is_dense`) rows is pnl_rows itself, read in place. Both give the same figures to the
-    bit.
+    `own_mirrors`) is read from that joint group's columns. rows is `RiskArrays.pnl_rows` itself, read in place,
+    when the plan's joint groups are the groups no asset owns (so its columns are the joint groups then each asset's
+    own group: the Monte Carlo's stress groups, the per-asset grids); otherwise a compact copy (I, joint scenarios
+    + the longest own group not mirrored) built from it group by group. Either way an account reads its options'
+    few relevant stretches from a table far smaller than the dense (I, S) view, and the figures are the same to
+    the bit.
     """
     offsets = arrays.group_offsets
     asset = arrays.instrument_asset
     mirrored = source >= 0
     own_asset_at = offsets[np.maximum(own, 0)]
     own_asset_at[mirrored] = offsets[joint[source[mirrored]]]
-    if arrays.pnl_is_dense:
-        own_at = own_asset_at[asset].astype(np.int64)
-        return arrays.pnl_rows, offsets[joint].astype(np.int64), own_at, own_asset_at.astype(np.int64)
     sizes = np.diff(offsets)
     joint_at = np.concatenate([[0], np.cumsum(sizes[joint])]).astype(np.int64)
     width = int(joint_at[-1])
-    stored = (own >= 0) & ~mirrored  # own groups read from their own stretch
-    longest = int(sizes[own[stored]].max()) if np.any(stored) else 0
-    rows = np.zeros((asset.shape[0], width + longest))
-    options = arrays.linear_weight == 0.0
-    picked = np.flatnonzero(options)
-    for k, g in enumerate(joint.tolist()):
-        rows[picked, joint_at[k] : joint_at[k + 1]] = arrays.group_rows(g, picked)
-    for a in np.flatnonzero(stored).tolist():
-        g = int(own[a])
-        picked = np.flatnonzero(options & (asset == a))
-        rows[picked, width : width + sizes[g]] = arrays.group_rows(g, picked)
     own_column = np.full(arrays.n_assets, width, dtype=np.int64)
     own_column[mirrored] = joint_at[source[mirrored]]
+    unowned = np.arange(sizes.shape[0]) if arrays.group_asset is None else np.flatnonzero(arrays.group_asset < 0)
+    if np.array_equal(joint, unowned):
+        rows = arrays.pnl_rows
+    else:
+        stored = (own >= 0) & ~mirrored  # own groups read from their own stretch
+        longest = int(sizes[own[stored]].max()) if np.any(stored) else 0
+        rows = np.zeros((asset.shape[0], width + longest))
+        options = arrays.linear_weight == 0.0
+        picked = np.flatnonzero(options)
+        for k, g in enumerate(joint.tolist()):
+            rows[picked, joint_at[k] : joint_at[k + 1]] = arrays.group_rows(g, picked)
+        for a in np.flatnonzero(stored).tolist():
+            g = int(own[a])
+            picked = np.flatnonzero(options & (asset == a))
+            rows[picked, width : width + sizes[g]] = arrays.group_rows(g, picked)
     return rows, joint_at[:-1], own_column[asset].astype(np.int64), own_asset_at.astype(np.int64)
 
 
