@@ -20,7 +20,7 @@ def random_arrays(rng: np.random.Generator, n_inst: int, n_assets: int, n_scen: 
     sizes[-1] += n_scen - sizes.sum()
     return RiskArrays(
         instrument_asset=asset,
-        instrument_pnl=rng.normal(0, 100, (n_inst, n_scen)),
+        pnl_rows=rng.normal(0, 100, (n_inst, n_scen)),
         asset_pnl=rng.normal(0, 50, (n_assets, n_scen)),
         linear_weight=weight,
         unit_greeks=rng.normal(0, 1, (n_inst, 3)),
@@ -28,6 +28,19 @@ def random_arrays(rng: np.random.Generator, n_inst: int, n_assets: int, n_scen: 
         group_offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
         n_assets=n_assets,
     )
+
+
+def compacted(arrays: RiskArrays, dense: np.ndarray, **changes: object) -> RiskArrays:
+    """`arrays` with `changes` (such as a group_asset), holding the (I, S) P&L `dense` in its compact rows
+    (`RiskArrays.scenarios_by_asset`); dense must be 0 outside each instrument's columns."""
+    from dataclasses import replace
+
+    laid_out = replace(arrays, pnl_rows=dense, **changes)  # type: ignore[arg-type]
+    by_asset = laid_out.scenarios_by_asset
+    rows = np.zeros((dense.shape[0], max(columns.size for columns in by_asset)))
+    for i, a in enumerate(arrays.instrument_asset.tolist()):
+        rows[i, : by_asset[a].size] = dense[i, by_asset[a]]
+    return replace(laid_out, pnl_rows=rows)
 
 
 def random_book(rng: np.random.Generator, n_acc: int, n_inst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,7 +132,7 @@ def test_risk_measures_by_hand(losses: np.ndarray, confidence: float, expected_e
     # The fused kernel on a single instrument of P&L = -loss gives the same numbers.
     arrays = RiskArrays(
         instrument_asset=np.zeros(1, dtype=np.int32),
-        instrument_pnl=-shuffled,
+        pnl_rows=-shuffled,
         asset_pnl=np.zeros((1, losses.size)),
         linear_weight=np.zeros(1),
         unit_greeks=np.zeros((1, 3)),
@@ -150,7 +163,7 @@ def test_var_is_the_empirical_quantile_counted_in_whole_observations() -> None:
             assert weights.size == tail + 1 and weights[-1] == 1.0, (n, tail)
             arrays = RiskArrays(
                 instrument_asset=np.zeros(1, dtype=np.int32),
-                instrument_pnl=-losses[np.newaxis, :],
+                pnl_rows=-losses[np.newaxis, :],
                 asset_pnl=np.zeros((1, n)),
                 linear_weight=np.zeros(1),
                 unit_greeks=np.zeros((1, 3)),
@@ -184,7 +197,7 @@ def test_mcmillan_span_scanning_risk() -> None:
     short_call = [-460, 610, -2640, -1730, 1270, 2340, -5210, -4540, 2540, 3430, -8060, -7640, 3380, 3990, -3130, 1500]
     arrays = RiskArrays(
         instrument_asset=np.zeros(2, dtype=np.int32),
-        instrument_pnl=np.array([future, short_call], dtype=np.float64),
+        pnl_rows=np.array([future, short_call], dtype=np.float64),
         asset_pnl=np.zeros((1, 16)),
         linear_weight=np.zeros(2),
         unit_greeks=np.zeros((2, 3)),
@@ -412,16 +425,16 @@ def test_group_plan_falls_back_to_scanning_a_group_it_cannot_prove_single_asset(
     )
     asset_in = (g_owner[np.newaxis, :] == np.arange(n_assets)[:, np.newaxis]) | (g_owner == ALL_ASSETS)
     asset_in[3] |= g_owner == -1  # asset 3 moves in the "de-peg" group, as a stablecoin column would
-    arrays = replace(
-        arrays, instrument_pnl=arrays.instrument_pnl * inst_in, asset_pnl=arrays.asset_pnl * asset_in, group_asset=owner
-    )
+    dense = arrays.instrument_pnl * inst_in
+    arrays = compacted(arrays, dense, asset_pnl=arrays.asset_pnl * asset_in, group_asset=owner)
+    np.testing.assert_array_equal(arrays.instrument_pnl, dense)
     joint, own = group_plan(arrays)
     assert joint.tolist() == [0, 5] and own.tolist() == [1, 2, 3, 4]
     broken = arrays.asset_pnl.copy()
     broken[0, 2 * per : 3 * per] = 1.0  # asset 0 moves in asset 1's group
     twice = owner.copy()
     twice[4] = 2  # asset 2 names two groups
-    for case in (replace(arrays, asset_pnl=broken), replace(arrays, group_asset=twice)):
+    for case in (replace(arrays, asset_pnl=broken), compacted(arrays, dense, group_asset=twice)):
         joint, own = group_plan(case)
         assert 2 in joint.tolist() or 3 in joint.tolist()
         offsets, inst, qty = random_book(rng, 300, 60)
@@ -486,10 +499,10 @@ def test_mirrored_stress_groups_are_read_from_the_joint_rows(measure: str) -> No
     assert arrays.group_mirror.tolist() == [-1] + [0] * (n_groups - 1)
     np.testing.assert_allclose(arrays.group_scale[1:], w / (1 - w), rtol=1e-15)
     # The options' P&L in a mirrored group is copied from the joint draws': the figures of revaluing it, to the bit.
-    revalued = replace(arrays, instrument_pnl=np.zeros_like(arrays.instrument_pnl), group_mirror=None)
+    revalued = replace(arrays, pnl_rows=np.zeros_like(arrays.pnl_rows), group_mirror=None)
     floor = params.volatility.time_floor_days / params.days_per_year
     refresh_risk_arrays(revalued, state, scenarios, floor, np.arange(arrays.n_assets), params.volatility.vol_floor)
-    np.testing.assert_array_equal(revalued.instrument_pnl, arrays.instrument_pnl)
+    np.testing.assert_array_equal(revalued.pnl_rows, arrays.pnl_rows)
     book = _mixed_book(np.random.default_rng(7), arrays, 400)
     mirrored, _ = margins(*book, arrays, 0.99, measure)
     plain, _ = margins(*book, replace(arrays, group_mirror=None, group_scale=None), 0.99, measure)

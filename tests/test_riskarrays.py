@@ -522,6 +522,30 @@ def test_linear_rows_compiled_equal_the_general_revaluation_to_the_bit(set_name:
             np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
 
 
+@pytest.mark.parametrize("set_name", list(SETS))
+def test_compact_rows_hold_the_every_scenario_revaluation_to_the_bit(set_name: str) -> None:
+    """`RiskArrays.pnl_rows` keeps each instrument's P&L on its asset's columns only (the shared scenarios, then its
+    own groups; the Monte Carlo's mirrored stress group copied from the joint draws); its dense view equals the
+    revaluation of every instrument in every scenario (`_asset_rows` on all S, nothing copied), bit for bit, and the
+    padding past an asset's columns is 0."""
+    from solvent.engine.riskarrays import _asset_rows
+
+    st, built = state(), arrays(set_name)
+    sc = scenarios(set_name)
+    assert built.pnl_rows.shape[1] <= sc.n_scenarios
+    dense = built.instrument_pnl
+    for a in range(len(st.assets)):
+        rows = np.flatnonzero(st.instruments.asset == a)
+        if not rows.size:
+            continue
+        pnl, _, _, _ = _asset_rows(st, sc, TIME_FLOOR, rows, a, VOL_FLOOR)
+        np.testing.assert_array_equal(dense[rows], pnl * sc.pnl_weight)
+        np.testing.assert_array_equal(built.dense_rows(rows[::-1]), dense[rows[::-1]])
+        assert np.all(built.pnl_rows[rows, built.scenarios_by_asset[a].size :] == 0.0)
+    if set_name in ("grid", "deribit", "mc"):  # per-asset groups: the compact rows are narrower than S
+        assert built.pnl_rows.shape[1] < sc.n_scenarios
+
+
 @pytest.mark.parametrize("method", ["deribit", "grid", "mc"])
 def test_shocked_vols_are_floored_at_vol_floor_so_a_long_option_is_not_charged_its_premium(method: str) -> None:
     """issue 12 item 13: every shocked vol is floored at `volatility.vol_floor`. Deribit's vol-down shock, -25%

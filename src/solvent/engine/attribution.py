@@ -128,7 +128,7 @@ def position_pnl(pos_instrument: NDArray[np.int32], pos_quantity: FloatArray, ar
     """
     weight = arrays.linear_weight[pos_instrument]
     linear_rows = weight[:, np.newaxis] * arrays.asset_pnl[arrays.instrument_asset[pos_instrument]]
-    per_unit = np.where((weight != 0.0)[:, np.newaxis], linear_rows, arrays.instrument_pnl[pos_instrument])
+    per_unit = np.where((weight != 0.0)[:, np.newaxis], linear_rows, arrays.dense_rows(pos_instrument))
     return np.asarray(pos_quantity[:, np.newaxis] * per_unit, dtype=np.float64)
 
 

@@ -553,43 +553,44 @@ def _option_rows(
     joint: NDArray[np.int64],
     own: NDArray[np.int64],
     source: NDArray[np.int64],
-    n_positions: int,
 ) -> tuple[FloatArray, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """(rows, joint_at (J,), own_at (I,), own_asset_at (A,)): the options' risk arrays where they can be non-zero,
     for the kernel.
 
     Joint group k is read from column joint_at[k] of rows, instrument i's own group from column own_at[i], and an
     asset's own group of asset_pnl from column own_asset_at[a]; an own group that mirrors a joint group (`source`,
-    `own_mirrors`) is read from that joint group's columns. With own groups and a book of at least as many
-    positions as instruments, rows is a compact copy (I, joint scenarios + the longest own group not mirrored): an
-    account reads its options' few relevant stretches from a table that stays in cache, not from the whole (I, S)
-    array (86 MB for 2,000 instruments x 5,376 scenarios). Otherwise rows is `instrument_pnl` itself, read in
-    place. Both give the same figures to the bit.
+    `own_mirrors`) is read from that joint group's columns. rows is `RiskArrays.pnl_rows` itself, read in place,
+    when the plan's joint groups are the groups no asset owns (so its columns are the joint groups then each asset's
+    own group: the Monte Carlo's stress groups, the per-asset grids); otherwise a compact copy (I, joint scenarios
+    + the longest own group not mirrored) built from it group by group. Either way an account reads its options'
+    few relevant stretches from a table far smaller than the dense (I, S) view, and the figures are the same to
+    the bit.
     """
     offsets = arrays.group_offsets
     asset = arrays.instrument_asset
     mirrored = source >= 0
     own_asset_at = offsets[np.maximum(own, 0)]
     own_asset_at[mirrored] = offsets[joint[source[mirrored]]]
-    if not np.any(own >= 0) or n_positions < asset.shape[0]:
-        own_at = own_asset_at[asset].astype(np.int64)
-        return arrays.instrument_pnl, offsets[joint].astype(np.int64), own_at, own_asset_at.astype(np.int64)
     sizes = np.diff(offsets)
     joint_at = np.concatenate([[0], np.cumsum(sizes[joint])]).astype(np.int64)
     width = int(joint_at[-1])
-    stored = (own >= 0) & ~mirrored  # own groups read from their own stretch
-    longest = int(sizes[own[stored]].max()) if np.any(stored) else 0
-    rows = np.zeros((asset.shape[0], width + longest))
-    options = arrays.linear_weight == 0.0
-    picked = np.flatnonzero(options)
-    for k, g in enumerate(joint.tolist()):
-        rows[picked, joint_at[k] : joint_at[k + 1]] = arrays.instrument_pnl[picked, offsets[g] : offsets[g + 1]]
-    for a in np.flatnonzero(stored).tolist():
-        g = int(own[a])
-        picked = np.flatnonzero(options & (asset == a))
-        rows[picked, width : width + sizes[g]] = arrays.instrument_pnl[picked, offsets[g] : offsets[g + 1]]
     own_column = np.full(arrays.n_assets, width, dtype=np.int64)
     own_column[mirrored] = joint_at[source[mirrored]]
+    unowned = np.arange(sizes.shape[0]) if arrays.group_asset is None else np.flatnonzero(arrays.group_asset < 0)
+    if np.array_equal(joint, unowned):
+        rows = arrays.pnl_rows
+    else:
+        stored = (own >= 0) & ~mirrored  # own groups read from their own stretch
+        longest = int(sizes[own[stored]].max()) if np.any(stored) else 0
+        rows = np.zeros((asset.shape[0], width + longest))
+        options = arrays.linear_weight == 0.0
+        picked = np.flatnonzero(options)
+        for k, g in enumerate(joint.tolist()):
+            rows[picked, joint_at[k] : joint_at[k + 1]] = arrays.group_rows(g, picked)
+        for a in np.flatnonzero(stored).tolist():
+            g = int(own[a])
+            picked = np.flatnonzero(options & (asset == a))
+            rows[picked, width : width + sizes[g]] = arrays.group_rows(g, picked)
     return rows, joint_at[:-1], own_column[asset].astype(np.int64), own_asset_at.astype(np.int64)
 
 
@@ -668,7 +669,7 @@ def held_margins(
     if n:
         joint, own = group_plan(arrays)
         source, own_scale = own_mirrors(arrays, joint, own)
-        rows, joint_at, own_at, own_asset_at = _option_rows(arrays, joint, own, source, pos_quantity.shape[0])
+        rows, joint_at, own_at, own_asset_at = _option_rows(arrays, joint, own, source)
         needed = arrays.linear_weight == 0.0
         if pos_instrument.shape[0] < needed.shape[0]:  # a small book: the options it holds only
             held_options = np.zeros(needed.shape[0], dtype=np.bool_)

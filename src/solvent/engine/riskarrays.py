@@ -36,10 +36,13 @@ VOL_POINT = 0.01
 class RiskArrays:
     """Everything the aggregation kernel needs about instruments and scenarios.
 
-    instrument_pnl (I, S): P&L of one unit of each instrument per scenario, pnl_weight applied.
+    pnl_rows (I, W): P&L of one unit of each instrument, pnl_weight applied, on the scenarios where it can move
+        (`scenarios_by_asset`: the shared scenarios, then its own asset's group; 0 in every other scenario, which is
+        not stored), zero-padded to the widest asset. `instrument_pnl` is the dense (I, S) view, built on demand: the
+        Monte Carlo's stress groups at 200 assets would make it 8.4 GB.
     asset_pnl (A, S): P&L of one unit of each asset (price x move x weight).
     linear_weight (I,): units of the asset one unit of a linear instrument is worth in the
-        scenarios (contract_size x forward / spot); 0 for options, which use instrument_pnl.
+        scenarios (contract_size x forward / spot); 0 for options, which use pnl_rows.
     unit_greeks (I, 3): per unit of instrument: delta (units of the underlying asset), gamma
         (delta change per 1 USD move of the asset) and vega (USD per vol point, 0.01).
     value (I,): present value of one unit (options: premium; linear products: 0).
@@ -54,7 +57,7 @@ class RiskArrays:
     """
 
     instrument_asset: NDArray[np.int32]
-    instrument_pnl: FloatArray
+    pnl_rows: FloatArray
     asset_pnl: FloatArray
     linear_weight: FloatArray
     unit_greeks: FloatArray
@@ -64,6 +67,14 @@ class RiskArrays:
     group_asset: NDArray[np.int64] | None = None
     group_mirror: NDArray[np.int64] | None = None
     group_scale: FloatArray | None = None
+
+    def __post_init__(self) -> None:
+        widest = max((columns.shape[0] for columns in self.scenarios_by_asset), default=self.n_scenarios)
+        if self.pnl_rows.shape[0] != self.instrument_asset.shape[0] or self.pnl_rows.shape[1] < widest:
+            raise ValueError(
+                f"pnl_rows {self.pnl_rows.shape}: one row per instrument ({self.instrument_asset.shape[0]}) and at "
+                f"least {widest} columns (the shared scenarios and the widest asset's own groups) expected"
+            )
 
     @property
     def n_scenarios(self) -> int:
@@ -75,6 +86,78 @@ class RiskArrays:
         """Per asset column, the instruments on it (ascending)."""
         return tuple(np.flatnonzero(self.instrument_asset == a) for a in range(self.n_assets))
 
+    @functools.cached_property
+    def shared_scenarios(self) -> NDArray[np.int64]:
+        """(K,) ascending: the scenarios of the groups no single asset owns (ALL_ASSETS, -1; every scenario when
+        group_asset is None), in which an instrument on any asset may move: the first K columns of pnl_rows."""
+        if self.group_asset is None:
+            return np.arange(self.n_scenarios, dtype=np.int64)
+        return np.flatnonzero(self._scenario_owner < 0).astype(np.int64)
+
+    @functools.cached_property
+    def scenarios_by_asset(self) -> tuple[NDArray[np.int64], ...]:
+        """Per asset column, the scenarios its instruments' pnl_rows hold, column by column: the shared ones, then
+        those of the groups it owns (`ScenarioSet.group_asset`; an instrument shows no P&L in another asset's)."""
+        shared = self.shared_scenarios
+        if self.group_asset is None:
+            return (shared,) * self.n_assets
+        owner = self._scenario_owner
+        return tuple(
+            np.concatenate([shared, np.flatnonzero(owner == a)]).astype(np.int64) for a in range(self.n_assets)
+        )
+
+    @property
+    def _scenario_owner(self) -> NDArray[np.int64]:
+        """(S,) the owner asset of each scenario's group (`group_asset`, which must not be None)."""
+        assert self.group_asset is not None
+        return np.repeat(self.group_asset, np.diff(self.group_offsets)).astype(np.int64)
+
+    @property
+    def pnl_is_dense(self) -> bool:
+        """Whether pnl_rows is the dense (I, S) array itself (no scenario group belongs to one asset)."""
+        return bool(self.shared_scenarios.shape[0] == self.n_scenarios == self.pnl_rows.shape[1])
+
+    def dense_rows(self, instruments: NDArray[np.int64] | NDArray[np.int32]) -> FloatArray:
+        """(n, S) the P&L of one unit of each of `instruments` in every scenario (0 outside its columns)."""
+        picked = np.asarray(instruments, dtype=np.int64)
+        if self.pnl_is_dense:
+            return np.asarray(self.pnl_rows[picked], dtype=np.float64)
+        out = np.zeros((picked.shape[0], self.n_scenarios), dtype=np.float64)
+        asset = self.instrument_asset[picked]
+        for a in np.unique(asset).tolist():
+            at = np.flatnonzero(asset == a)
+            columns = self.scenarios_by_asset[a]
+            out[np.ix_(at, columns)] = self.pnl_rows[picked[at], : columns.shape[0]]
+        return out
+
+    @property
+    def instrument_pnl(self) -> FloatArray:
+        """(I, S) the dense view of pnl_rows: pnl_rows itself when it is dense, else built on first use and kept
+        until `refresh_risk_arrays` next writes the arrays (the pre-trade check and `what_if` read it whole)."""
+        if self.pnl_is_dense:
+            return self.pnl_rows
+        dense = self.__dict__.get("_dense_pnl")
+        if dense is None:
+            dense = self.dense_rows(np.arange(self.instrument_asset.shape[0]))
+            self.__dict__["_dense_pnl"] = dense
+        return np.asarray(dense, dtype=np.float64)
+
+    def group_rows(self, g: int, instruments: NDArray[np.int64]) -> FloatArray:
+        """(n, size of group g) the P&L of one unit of each of `instruments` in scenario group g."""
+        lo, hi = int(self.group_offsets[g]), int(self.group_offsets[g + 1])
+        shared = self.shared_scenarios
+        owner = -1 if self.group_asset is None else int(self.group_asset[g])
+        if owner < 0:
+            at = int(np.searchsorted(shared, lo))
+            return np.array(self.pnl_rows[instruments, at : at + hi - lo], dtype=np.float64)
+        out = np.zeros((instruments.shape[0], hi - lo), dtype=np.float64)
+        if owner < self.n_assets and hi > lo:
+            own = self.scenarios_by_asset[owner][shared.shape[0] :]
+            at = shared.shape[0] + int(np.searchsorted(own, lo))
+            picked = np.flatnonzero(self.instrument_asset[instruments] == owner)
+            out[picked] = self.pnl_rows[instruments[picked], at : at + hi - lo]
+        return out
+
 
 def build_risk_arrays(
     state: MarketState, scenarios: ScenarioSet, time_floor_years: float, vol_floor: float = 0.0
@@ -82,12 +165,11 @@ def build_risk_arrays(
     """Revalue every instrument under every scenario, one asset at a time (`refresh_risk_arrays`); shocked vols
     are floored at `vol_floor` (`volatility.vol_floor` on every engine path)."""
     n_instruments = len(state.instruments)
-    n_scen = scenarios.n_scenarios
     mirror, scale = mirrored_groups(scenarios)
     arrays = RiskArrays(
         instrument_asset=state.instruments.asset,
-        instrument_pnl=np.zeros((n_instruments, n_scen)),
-        asset_pnl=np.zeros((len(state.assets), n_scen)),
+        pnl_rows=np.zeros((n_instruments, _pnl_width(scenarios, len(state.assets)))),
+        asset_pnl=np.zeros((len(state.assets), scenarios.n_scenarios)),
         linear_weight=np.zeros(n_instruments),
         unit_greeks=np.zeros((n_instruments, 3)),
         value=np.zeros(n_instruments),
@@ -99,6 +181,15 @@ def build_risk_arrays(
     )
     refresh_risk_arrays(arrays, state, scenarios, time_floor_years, np.arange(len(state.assets)), vol_floor)
     return arrays
+
+
+def _pnl_width(scenarios: ScenarioSet, n_assets: int) -> int:
+    """W of `RiskArrays.pnl_rows`: the shared scenarios and the most any one asset's own groups hold."""
+    if scenarios.group_asset is None:
+        return scenarios.n_scenarios
+    owner = scenarios.group_asset[scenarios.group]
+    own = np.bincount(owner[(owner >= 0) & (owner < n_assets)], minlength=n_assets)
+    return int(np.count_nonzero(owner < 0)) + (int(own.max()) if own.size else 0)
 
 
 def refresh_risk_arrays(
@@ -119,30 +210,33 @@ def refresh_risk_arrays(
     weight = scenarios.pnl_weight
     table = state.instruments
     same_table = arrays.instrument_asset is table.asset  # arrays built on this table: its rows by asset hold
+    arrays.__dict__.pop("_dense_pnl", None)  # the dense view, if built, is stale from here
     for a in np.asarray(assets, dtype=np.int64).tolist():
         arrays.asset_pnl[a] = (state.price[a] * scenarios.price_move[:, a]) * weight
         rows = arrays.rows_by_asset[a] if same_table else np.flatnonzero(table.asset == a)
         if not rows.size:
             continue
+        columns = arrays.scenarios_by_asset[a]
         if a not in table.option_assets:  # the same figures as `_asset_rows`, in one compiled pass
+            counts = in_group(scenarios, a)
             _linear_rows(
                 rows,
                 table.contract_size,
                 state.forward,
                 float(state.price[a]),
-                scenarios.price_move[:, a],
-                in_group(scenarios, a),
-                weight,
-                arrays.instrument_pnl,
+                scenarios.price_move[columns, a],
+                None if counts is None else counts[columns],
+                weight[columns],
+                arrays.pnl_rows,
                 arrays.unit_greeks,
                 arrays.value,
                 arrays.linear_weight,
             )
             continue
         pnl, greeks, value, linear = _asset_rows(
-            state, scenarios, time_floor_years, rows, a, vol_floor, _mirrored_scenarios(arrays, a)
+            state, scenarios, time_floor_years, rows, a, vol_floor, _mirrored_scenarios(arrays, a), columns
         )
-        arrays.instrument_pnl[rows] = pnl * weight
+        arrays.pnl_rows[rows, : columns.shape[0]] = pnl * weight[columns]
         arrays.unit_greeks[rows] = greeks
         arrays.value[rows] = value
         arrays.linear_weight[rows] = linear
@@ -157,14 +251,15 @@ def _linear_rows(
     moves: FloatArray,
     in_group: NDArray[np.bool_] | None,
     weight: FloatArray,
-    instrument_pnl: FloatArray,
+    pnl_rows: FloatArray,
     unit_greeks: FloatArray,
     value: FloatArray,
     linear_weight: FloatArray,
 ) -> None:  # pragma: no cover - compiled
     """`_asset_rows` for linear instruments `rows` of one asset, written in place, operation for operation:
-    P&L (size x forward) x move (x 0 or 1 off the asset's group) x weight, delta and linear weight
-    size x forward / spot, no gamma, vega or value."""
+    P&L (size x forward) x move (x 0 or 1 off the asset's group) x weight in the scenarios `moves`, `in_group` and
+    `weight` list (the asset's columns of pnl_rows), delta and linear weight size x forward / spot, no gamma, vega
+    or value."""
     for r in rows:
         notional = size[r] * forward[r]
         linear = notional / spot
@@ -172,7 +267,7 @@ def _linear_rows(
             pnl = notional * moves[s]
             if in_group is not None:
                 pnl = pnl * (1.0 if in_group[s] else 0.0)
-            instrument_pnl[r, s] = pnl * weight[s]
+            pnl_rows[r, s] = pnl * weight[s]
         unit_greeks[r, 0] = linear
         unit_greeks[r, 1] = 0.0
         unit_greeks[r, 2] = 0.0
@@ -181,19 +276,20 @@ def _linear_rows(
 
 
 def _mirrored_scenarios(arrays: RiskArrays, a: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """(copies, sources): the scenarios of asset a's own group when it mirrors a joint group
-    (`RiskArrays.group_mirror`), and the joint group's scenarios they repeat; both empty otherwise."""
+    """(copies, sources): the columns of asset a's pnl_rows (`RiskArrays.scenarios_by_asset`) holding its own group
+    when that mirrors a joint group (`RiskArrays.group_mirror`), and the columns of the joint group's scenarios they
+    repeat; both empty otherwise."""
     none = np.zeros(0, dtype=np.int64)
     owner, mirror = arrays.group_asset, arrays.group_mirror
     if owner is None or mirror is None:
         return none, none
     offsets = arrays.group_offsets
+    column = np.full(arrays.n_scenarios, -1, dtype=np.int64)
+    scenarios = arrays.scenarios_by_asset[a]
+    column[scenarios] = np.arange(scenarios.shape[0])
     for g in np.flatnonzero((owner == a) & (mirror >= 0)).tolist():
         j = int(mirror[g])
-        return (
-            np.arange(offsets[g], offsets[g + 1], dtype=np.int64),
-            np.arange(offsets[j], offsets[j + 1], dtype=np.int64),
-        )
+        return column[offsets[g] : offsets[g + 1]], column[offsets[j] : offsets[j + 1]]
     return none, none
 
 
@@ -205,17 +301,22 @@ def _asset_rows(
     a: int,
     vol_floor: float = 0.0,
     mirrored: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None,
+    columns: NDArray[np.int64] | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """(R, S) unweighted P&L, (R, 3) unit Greeks, (R,) values, (R,) linear weights of instruments `rows` on asset a
-    (options revalued at vol max(v (1 + u tau), vol_floor)). `mirrored` (copies, sources): scenarios that move a
-    exactly as `sources` do (`_mirrored_scenarios`): the options' P&L there is copied, not revalued."""
+    """(R, C) unweighted P&L, (R, 3) unit Greeks, (R,) values, (R,) linear weights of instruments `rows` on asset a
+    (options revalued at vol max(v (1 + u tau), vol_floor)), in the scenarios `columns` (every scenario when None).
+    `mirrored` (copies, sources): positions among them that move a exactly as `sources` do
+    (`_mirrored_scenarios`): the options' P&L there is copied, not revalued."""
     table = state.instruments
     spot = state.price[a]
     forward = state.forward[rows]
     size = table.contract_size[rows]
-    moves = scenarios.price_move[:, a]  # (S,)
+    picked: slice | NDArray[np.int64] = slice(None) if columns is None else columns
+    moves = scenarios.price_move[picked, a]  # (C,)
     is_option = table.kind[rows] == OPTION
     counts = in_group(scenarios, a)
+    if counts is not None:
+        counts = counts[picked]
     pnl = (size * forward)[:, np.newaxis] * moves[np.newaxis, :]
     greeks = np.zeros((rows.size, 3), dtype=np.float64)
     value = np.zeros(rows.size, dtype=np.float64)
@@ -237,7 +338,7 @@ def _asset_rows(
         revalue = counts if counts is None or not copies.size else counts & ~np.isin(np.arange(counts.size), copies)
         counted: slice | NDArray[np.int64] = slice(None) if revalue is None else np.flatnonzero(revalue)
         shocks = moves[counted]
-        vol_moves = np.broadcast_to(scenarios.vol_move[counted, a], (o.size, shocks.size))  # (O, S counted)
+        vol_moves = np.broadcast_to(scenarios.vol_move[picked, a][counted], (o.size, shocks.size))  # (O, C counted)
         if scenarios.vol_term is not None:
             vol_moves = vol_moves * vol_term_scale(t0, scenarios.vol_term)[:, np.newaxis]
         t1 = np.maximum(t0 - scenarios.horizon_years, 0.0)[:, np.newaxis]

@@ -193,7 +193,7 @@ def apply_order(
     if w != 0.0:
         new_pnl += (quantity * w) * arrays.asset_pnl[a]
     else:
-        new_pnl += quantity * arrays.instrument_pnl[instrument]
+        new_pnl += quantity * arrays.dense_rows(np.array([instrument]))[0]
     new_greeks[a] += quantity * arrays.unit_greeks[instrument]
     return new_pnl, new_greeks
 
@@ -403,9 +403,9 @@ class PreTradeChecker:
     ) -> None:
         n_assets = len(state.assets)
         n_instruments = len(state.instruments)
-        if arrays.n_assets != n_assets or arrays.instrument_pnl.shape[0] != n_instruments:
+        if arrays.n_assets != n_assets or arrays.pnl_rows.shape[0] != n_instruments:
             raise ValueError(
-                f"risk arrays ({arrays.n_assets} assets, {arrays.instrument_pnl.shape[0]} instruments) do not match "
+                f"risk arrays ({arrays.n_assets} assets, {arrays.pnl_rows.shape[0]} instruments) do not match "
                 f"the market state ({n_assets} assets, {n_instruments} instruments)"
             )
         for name, values in (("long_threshold", long_threshold), ("short_threshold", short_threshold)):

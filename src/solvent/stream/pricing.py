@@ -47,7 +47,7 @@ def _copied(arrays: RiskArrays) -> RiskArrays:
     """`arrays` with copies of what `refresh_risk_arrays` writes in place."""
     return dataclasses.replace(
         arrays,
-        instrument_pnl=arrays.instrument_pnl.copy(),
+        pnl_rows=arrays.pnl_rows.copy(),
         asset_pnl=arrays.asset_pnl.copy(),
         linear_weight=arrays.linear_weight.copy(),
         unit_greeks=arrays.unit_greeks.copy(),
