@@ -372,3 +372,12 @@ def test_the_formats_examples_are_the_actual_outputs(tmp_path: Path, monkeypatch
     (tmp_path / "alice.json").write_text(json.dumps(proof))
     verified = run("verify", "--proof", str(tmp_path / "alice.json"), "--statement", str(tmp_path / "statement.json"))
     assert verified.exit_code == 0, verified.output
+
+
+def test_the_commands_default_cap_is_the_librarys() -> None:
+    """`--cap-levels` states its default without importing the library (`solvent prove --help` stays light)."""
+    from solvent.cli.proof import prove
+    from solvent.proof.cap import DEFAULT_CAP_LEVELS
+
+    option = next(p for p in prove.params if p.name == "cap_levels")
+    assert option.default == DEFAULT_CAP_LEVELS

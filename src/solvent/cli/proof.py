@@ -29,7 +29,7 @@ from solvent.cli.options import (
 @click.option(
     "--cap-levels",
     type=click.IntRange(0, 64),
-    default=6,
+    default=6,  # proof/cap.py DEFAULT_CAP_LEVELS, not imported here: --help loads no library
     show_default=True,
     help="Publish the tree's nodes this many levels below the root; proofs stop there (0: proofs to the root).",
 )
