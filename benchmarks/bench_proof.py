@@ -7,9 +7,11 @@ a fresh process (start-up, imports and the kernels' load from numba's cache incl
 this process (its threads included) and of its finished children. Baseline, same run: the one-node-at-a-time
 build (proof/hashing.py's `leaf_hash` and `node_hash` over hashlib, the verifier's own code, and the standard
 library's HMAC for the salts), on the same accounts, which the compiled builder must match to the bit (checked
-here too). Proof sizes: the solvent.proof/2 body with the account id, the whole JSON line, and the fixed-width
-layout (8 bytes an amount, status and a 4-byte index) for comparison. Cover 2 (its stress needs positions) is
-timed on bench_margin's venue.
+here too). Proof sizes: the body with the account id, the whole JSON line, and the fixed-width layout (8 bytes an
+amount, status and a 4-byte index) for comparison, for a full path (cap 0: solvent.proof/2's) and under a Merkle
+cap of k = 4, 6 (the default), 8 levels (solvent.proof/3), each with its statement's size, the cap's check
+against the root (once per statement) and one proof's check against its cap node. Cover 2 (its stress needs
+positions) is timed on bench_margin's venue.
 
 Run: `.venv/bin/python benchmarks/bench_proof.py [--accounts 1000000] [--cover-accounts 100000]`.
 """
@@ -24,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -34,13 +38,15 @@ from rich.console import Console
 from rich.table import Table
 
 from solvent.convert.results import RESULT_SCHEMA
+from solvent.proof.cap import merkle_cap, verify_cap, verify_proof_to_cap
 from solvent.proof.encoding import decode_proof, encode_proof
 from solvent.proof.files import load_proof, proof_document, read_margin_output, write_outputs
 from solvent.proof.hashing import PAD_HASH, leaf_hash, node_hash
 from solvent.proof.inclusion import InclusionProof, inclusion_proof, verify_proof
 from solvent.proof.leaves import leaf_amounts, salt_of
 from solvent.proof.prove import prove_figures
-from solvent.proof.tree import default_processes
+from solvent.proof.statement import solvency_statement
+from solvent.proof.tree import SolvencyTree, default_processes
 
 SECRET = bytes(range(32))
 
@@ -82,6 +88,41 @@ def fixed_width_bytes(proof: InclusionProof) -> int:
     """The proof's size with every amount 8 bytes wide: id, salt, 5 amounts, status, a 4-byte index, then a
     32-byte hash and 5 amounts per sibling (what solvent.proof/2's varints compare against)."""
     return len(proof.account.encode()) + 32 + 40 + 1 + 4 + len(proof.siblings) * (32 + 40)
+
+
+def median_us(check: Callable[[Any], object], items: Sequence[Any]) -> float:
+    """Median microseconds of `check(item)` over `items`."""
+    times = []
+    for item in items:
+        start = time.perf_counter()
+        check(item)
+        times.append(time.perf_counter() - start)
+    return 1e6 * statistics.median(times)
+
+
+def cap_rows(table: Table, tree: SolvencyTree, picks: np.ndarray) -> None:
+    """Per cap height: the proof's size, the statement's, the cap's check and one proof's check."""
+    for levels in (0, 4, 6, 8):
+        statement = solvency_statement(tree, 0.0, cap_levels=levels)
+        size = len(msgspec.json.format(msgspec.json.encode(statement.to_dict()), indent=2)) + 1
+        cap = merkle_cap(tree, levels)
+        proofs = [inclusion_proof(tree, int(k), levels) for k in picks]
+        body = statistics.mean(len(encode_proof(p)) + len(p.account.encode()) for p in proofs)
+        line = statistics.mean(len(msgspec.json.encode(proof_document(p))) for p in proofs)
+        cap_us = median_us(lambda c: verify_cap(c, tree.root, tree.totals), [cap] * 21)
+        proof_us = median_us(lambda p, c=cap: verify_proof_to_cap(p, c), proofs)
+        table.add_row(
+            f"[b]cap {levels}: proof size[/b] (body + id)",
+            f"[b]{body:,.0f} B[/b]",
+            "",
+            f"{line:,.0f} B as its JSON line; statement {size / 1e3:,.1f} kB ({len(cap.nodes)} cap nodes)",
+        )
+        table.add_row(
+            f"cap {levels}: verify the cap, then one proof",
+            f"{cap_us:,.0f} us + {proof_us:,.0f} us",
+            "",
+            "medians; the cap once per statement",
+        )
 
 
 def command_line(source: Path, folder: Path) -> tuple[float, float]:
@@ -193,11 +234,12 @@ def main() -> None:
             "median; read, base64, decode, verify",
         )
         table.add_row(
-            "[b]proof size[/b]",
+            "[b]proof size, full path[/b]",
             f"[b]{body:,.0f} B[/b]",
             "",
             f"solvent.proof/2 body + id; {text:,.0f} B as its JSON line; {fixed:,.0f} B fixed-width",
         )
+        cap_rows(table, tree, picks)
 
     if args.cover_accounts:
         from bench_margin import bench_book, bench_venue

@@ -65,11 +65,11 @@ def proved(tmp_path: Path) -> Path:
 
 
 def test_outputs_match_their_schemas(proved: Path) -> None:
-    valid("solvent.solvency-1", json.loads((proved / "statement.json").read_text()))
+    valid("solvent.solvency-2", json.loads((proved / "statement.json").read_text()))
     lines = (proved / "proofs.ndjson").read_text().splitlines()
     assert len(lines) == 6
     for line in lines:
-        valid("solvent.proof-2", json.loads(line))
+        valid("solvent.proof-3", json.loads(line))
 
 
 @pytest.mark.parametrize("fmt", ["json", "parquet"])
@@ -89,13 +89,78 @@ def test_a_margin_output_gives_the_books_root(proved: Path, tmp_path: Path, fmt:
     assert from_margin["cover2"] is None  # the stress needs the positions
 
 
-def test_a_proof_verifies_against_the_statement_and_the_root(proved: Path) -> None:
+def test_a_proof_verifies_against_the_statement(proved: Path) -> None:
     proofs, statement = str(proved / "proofs.ndjson"), str(proved / "statement.json")
     result = run("verify", "--proof", proofs, "--account", "dave", "--statement", statement)
     assert result.exit_code == 0, result.output
     assert "OK: account 'dave'" in result.output
-    root = json.loads(Path(statement).read_text())["root"]
-    assert run("verify", "--proof", proofs, "--account", "carol", "--root", root).exit_code == 0
+
+
+def prove_capped(tmp_path: Path, levels: int) -> Path:
+    """The example book proved with a cap of `levels`, every proof written; returns the folder."""
+    secret = tmp_path / "secret.hex"
+    secret.write_text(SECRET_HEX)
+    out = tmp_path / f"cap{levels}"
+    args = ["--portfolio", PORTFOLIO, "--market", MARKET, "--secret", str(secret), "--proofs", "--out", str(out)]
+    result = run("prove", *args, "--cap-levels", str(levels))
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.parametrize("levels", [0, 1, 2, 3, 9])
+def test_every_cap_height_gives_the_same_root_and_proofs_that_verify(tmp_path: Path, levels: int) -> None:
+    out = prove_capped(tmp_path, levels)
+    statement = json.loads((out / "statement.json").read_text())
+    assert statement["depth"] == 3  # six accounts
+    assert statement["root"] == json.loads((prove_capped(tmp_path, 0) / "statement.json").read_text())["root"]
+    assert statement["cap"]["levels"] == min(levels, 3)
+    assert len(statement["cap"]["nodes"]) == min(2**levels, 6)
+    for line in (out / "proofs.ndjson").read_text().splitlines():
+        proof = decode_proof("x", base64.b64decode(json.loads(line)["proof"]))
+        assert len(proof.siblings) == 3 - min(levels, 3)
+        account = json.loads(line)["account"]
+        args = ["--proof", str(out / "proofs.ndjson"), "--account", account, "--statement", str(out / "statement.json")]
+        assert run("verify", *args).exit_code == 0
+
+
+def test_the_root_alone_verifies_a_full_path_but_not_a_capped_one(tmp_path: Path) -> None:
+    full, capped = prove_capped(tmp_path, 0), prove_capped(tmp_path, 2)
+    root = json.loads((full / "statement.json").read_text())["root"]
+    assert run("verify", "--proof", str(full / "proofs.ndjson"), "--account", "carol", "--root", root).exit_code == 0
+    result = run("verify", "--proof", str(capped / "proofs.ndjson"), "--account", "carol", "--root", root)
+    assert result.exit_code == 1 and "the proof does not verify" in result.output
+
+
+def test_an_old_full_path_proof_verifies_against_a_capped_statement(tmp_path: Path) -> None:
+    """A solvent.proof/2 document (the body of a path to the root) against a statement with a cap: checked
+    against the root alone, as before the cap."""
+    full, capped = prove_capped(tmp_path, 0), prove_capped(tmp_path, 2)
+    line = json.loads((full / "proofs.ndjson").read_text().splitlines()[0])
+    valid("solvent.proof-2", line | {"schema": "solvent.proof/2"})
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(line | {"schema": "solvent.proof/2"}))
+    assert run("verify", "--proof", str(old), "--statement", str(capped / "statement.json")).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda cap: cap["nodes"][1]["sums"].__setitem__(2, cap["nodes"][1]["sums"][2] + 1), "not the published root"),
+        (lambda cap: cap["nodes"].reverse(), "not the published root"),
+        (lambda cap: cap["nodes"].__setitem__(0, cap["nodes"][1]), "not the published root"),
+        (lambda cap: cap.__setitem__("nodes", cap["nodes"][:2]), "a cap of 2 levels has 2 nodes"),
+        (lambda cap: cap.__setitem__("levels", 1), "a cap of 1 levels has 4 nodes"),
+    ],
+)
+def test_an_altered_cap_in_the_statement_fails(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
+    out = prove_capped(tmp_path, 2)
+    statement = json.loads((out / "statement.json").read_text())
+    edit(statement["cap"])
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(statement))
+    result = run("verify", "--proof", str(out / "proofs.ndjson"), "--account", "alice", "--statement", str(forged))
+    assert result.exit_code == 1, result.output
+    assert message in result.output
 
 
 def alice(proved: Path) -> InclusionProof:
@@ -105,9 +170,9 @@ def alice(proved: Path) -> InclusionProof:
 
 
 def write_proof(path: Path, proof: InclusionProof) -> str:
-    """`proof` as a solvent.proof/2 file; returns its path."""
+    """`proof` as a solvent.proof/3 file; returns its path."""
     body = base64.b64encode(encode_proof(proof)).decode()
-    path.write_text(json.dumps({"schema": "solvent.proof/2", "account": proof.account, "proof": body}))
+    path.write_text(json.dumps({"schema": "solvent.proof/3", "account": proof.account, "proof": body}))
     return str(path)
 
 
@@ -123,12 +188,13 @@ def test_a_tampered_proof_is_refused_with_exit_1(proved: Path, tmp_path: Path) -
         str(proved / "statement.json"),
     )
     assert result.exit_code == 1
-    assert result.output.startswith("error: the proof does not verify: the path leads to root")
+    assert result.output.startswith("error: the proof does not verify: the path leads to ")
 
 
-def test_an_old_solvent_proof_1_file_still_verifies(proved: Path, tmp_path: Path) -> None:
+def test_an_old_solvent_proof_1_file_still_verifies(tmp_path: Path) -> None:
     """solvent.proof/1 (every field in JSON, as `solvent prove` wrote it before /2) is read: the hashes are
     unchanged, so the same proof verifies; a forged amount in it is still refused."""
+    proved = prove_capped(tmp_path, 0)
     proof = alice(proved)
     names = ("equity", "deficit", "im", "mm", "shortfall")
     old = {
@@ -203,8 +269,8 @@ def test_a_malformed_proof_body_is_exit_2_naming_the_byte(proved: Path, tmp_path
     [
         ({"proof": "not base64!"}, "proof"),
         (
-            {"schema": "solvent.proof/3"},
-            "expected 'solvent.proof/2' (or the older 'solvent.proof/1'), got 'solvent.proof/3'",
+            {"schema": "solvent.proof/4"},
+            "expected 'solvent.proof/3' (or the older 'solvent.proof/2', 'solvent.proof/1'), got 'solvent.proof/4'",
         ),
         ({"account": 7}, "account"),
     ],
@@ -287,6 +353,8 @@ def test_the_formats_examples_are_the_actual_outputs(tmp_path: Path, monkeypatch
         "5000",
         "--secret",
         "examples/secret.hex",
+        "--cap-levels",
+        "1",
         "--proofs",
         "--account",
         "alice",
@@ -294,7 +362,7 @@ def test_the_formats_examples_are_the_actual_outputs(tmp_path: Path, monkeypatch
         str(out),
     )
     assert result.exit_code == 0, result.output
-    statement, proof = formats_example("solvent.solvency/1"), formats_example("solvent.proof/2")
+    statement, proof = formats_example("solvent.solvency/2"), formats_example("solvent.proof/3")
     actual = json.loads((out / "statement.json").read_text())
     shown, made = statement["provenance"], actual.pop("provenance")
     assert isinstance(shown, dict) and shown["inputs"] == made["inputs"]
@@ -304,3 +372,12 @@ def test_the_formats_examples_are_the_actual_outputs(tmp_path: Path, monkeypatch
     (tmp_path / "alice.json").write_text(json.dumps(proof))
     verified = run("verify", "--proof", str(tmp_path / "alice.json"), "--statement", str(tmp_path / "statement.json"))
     assert verified.exit_code == 0, verified.output
+
+
+def test_the_commands_default_cap_is_the_librarys() -> None:
+    """`--cap-levels` states its default without importing the library (`solvent prove --help` stays light)."""
+    from solvent.cli.proof import prove
+    from solvent.proof.cap import DEFAULT_CAP_LEVELS
+
+    option = next(p for p in prove.params if p.name == "cap_levels")
+    assert option.default == DEFAULT_CAP_LEVELS

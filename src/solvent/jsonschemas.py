@@ -23,7 +23,7 @@ from solvent.formats.outputs import (
     StressReport,
     StressSweep,
 )
-from solvent.formats.proof import ProofDocument, ProofDocumentV1, StatementDocument
+from solvent.formats.proof import ProofDocument, ProofDocumentV1, ProofDocumentV2, StatementDocument
 from solvent.formats.schemas import MarketSnapshot, Portfolio
 from solvent.params import MarginParams
 from solvent.stream.events import Event
@@ -50,8 +50,9 @@ FORMATS: dict[str, Any] = {
     "solvent.params-diff-1.schema.json": ParamsDiff,
     "solvent.stress-sweep-1.schema.json": StressSweep,
     "solvent.state-1.schema.json": StateMeta,  # the `meta` document of a state file (its arrays: docs/formats.md)
-    "solvent.solvency-1.schema.json": StatementDocument,  # `solvent prove`'s statement.json
-    "solvent.proof-2.schema.json": ProofDocument,  # one line of `solvent prove --proofs`' proofs.ndjson
+    "solvent.solvency-2.schema.json": StatementDocument,  # `solvent prove`'s statement.json (reads /1 too)
+    "solvent.proof-3.schema.json": ProofDocument,  # one line of `solvent prove --proofs`' proofs.ndjson
+    "solvent.proof-2.schema.json": ProofDocumentV2,  # the proof before the Merkle cap, still read
     "solvent.proof-1.schema.json": ProofDocumentV1,  # the proof before solvent.proof/2, still read
 }
 

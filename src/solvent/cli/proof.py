@@ -26,6 +26,13 @@ from solvent.cli.options import (
 @click.option("--proofs", "write_proofs", is_flag=True, help="Also write proofs.ndjson (every account, or --account).")
 @click.option("--account", "accounts", multiple=True, help="Only this account's proof (repeatable; with --proofs).")
 @click.option("--processes", type=click.IntRange(1), default=None, help="Hashing threads [default: one per core].")
+@click.option(
+    "--cap-levels",
+    type=click.IntRange(0, 64),
+    default=6,  # proof/cap.py DEFAULT_CAP_LEVELS, not imported here: --help loads no library
+    show_default=True,
+    help="Publish the tree's nodes this many levels below the root; proofs stop there (0: proofs to the root).",
+)
 @click.option("--out", "out_dir", default="solvent-proof", show_default=True, help="Folder to write into.")
 @fail_cleanly
 @terminate_cleanly
@@ -40,6 +47,7 @@ def prove(
     write_proofs: bool,
     accounts: tuple[str, ...],
     processes: int | None,
+    cap_levels: int,
     out_dir: str,
 ) -> None:
     """Commit every account's equity, IM and MM to a Merkle-sum tree; write the solvency statement (root,
@@ -64,7 +72,9 @@ def prove(
     used = {"margin": None if portfolio_path is None else load_params(params_path)}
     provenance = provenance_of(files | {"history": history_path}, used)  # not the secret: it stays private
     if margin_path is not None:
-        tree, statement = prove_figures(read_margin_output(margin_path), secret, insurance_fund, None, processes)
+        tree, statement = prove_figures(
+            read_margin_output(margin_path), secret, insurance_fund, None, processes, cap_levels
+        )
     else:
         assert portfolio_path is not None and market_path is not None  # checked above
         tree, statement = prove_book(
@@ -75,6 +85,7 @@ def prove(
             insurance_fund,
             read_history(history_path) if history_path else None,
             processes=processes,
+            cap_levels=cap_levels,
             portfolio_source=portfolio_path,
             market_source=market_path,
         )
@@ -86,14 +97,16 @@ def prove(
 
 
 @click.command()
-@click.option("--proof", "proof_path", required=True, help="solvent.proof/2 (or /1) JSON, or an NDJSON file of them.")
-@click.option("--statement", "statement_path", default=None, help="The published solvent.solvency/1 statement.")
+@click.option("--proof", "proof_path", required=True, help="solvent.proof/3 (or /2, /1) JSON, or NDJSON of them.")
+@click.option("--statement", "statement_path", default=None, help="The published solvent.solvency/2 (or /1) statement.")
 @click.option("--root", default=None, help="Or the published root alone (64 hex digits).")
 @click.option("--account", default=None, help="The account the proof must be for (picks it from an NDJSON file).")
 @fail_cleanly
 def verify(proof_path: str, statement_path: str | None, root: str | None, account: str | None) -> None:
     """Check one account's inclusion proof against a published root (and totals), without the book.
+    A proof shorter than the tree's depth is checked against the statement's Merkle cap, the cap against the root.
     Exit 0 when it verifies, 1 when it does not, 2 on unreadable input."""
+    from solvent.proof.cap import verify_cap, verify_proof_to_cap
     from solvent.proof.files import load_proof
     from solvent.proof.inclusion import verify_proof
     from solvent.proof.leaves import STATUSES
@@ -101,7 +114,11 @@ def verify(proof_path: str, statement_path: str | None, root: str | None, accoun
 
     if (statement_path is None) == (root is None):
         raise click.UsageError("give --statement FILE or --root HEX")
-    published, totals = published_root(statement_path, root)
+    published, totals, cap = published_root(statement_path, root)
     proof = load_proof(proof_path, account)
-    verify_proof(proof, published, totals, account)
+    if cap is None or len(proof.siblings) == cap.depth:  # a path to the root (solvent.proof/1, /2, or no cap)
+        verify_proof(proof, published, totals, account)
+    else:
+        verify_cap(cap, published, totals)
+        verify_proof_to_cap(proof, cap, account)
     click.echo(f"OK: account {proof.account!r} ({STATUSES[proof.status]}) is in the tree of root {published.hex()}")

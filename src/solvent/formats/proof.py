@@ -1,8 +1,9 @@
-"""The solvency proof's file formats as msgspec records: solvent.solvency/1 (the published statement) and
-solvent.proof/2 (one account's inclusion proof, its body binary: proof/encoding.py), read by `solvent verify`
-and described by their JSON Schemas; solvent.proof/1, the proof as JSON fields that `solvent prove` wrote
-before, is still read. Amounts are whole units of 1e-6 USD (unsigned 64-bit where committed in the tree);
-hashes are lowercase hex."""
+"""The solvency proof's file formats as msgspec records: solvent.solvency/2 (the published statement, with the
+Merkle cap) and solvent.proof/3 (one account's inclusion proof up to its cap node, its body binary:
+proof/encoding.py), read by `solvent verify` and described by their JSON Schemas; what `solvent prove` wrote
+before is still read: solvent.solvency/1 (no cap), solvent.proof/2 (the same body, a path to the root) and
+solvent.proof/1 (the proof as JSON fields). Amounts are whole units of 1e-6 USD (unsigned 64-bit where committed
+in the tree); hashes are lowercase hex."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import msgspec
 
 from solvent.formats.provenance import Provenance
 
-STATEMENT_SCHEMA = "solvent.solvency/1"
-PROOF_SCHEMA: Final = "solvent.proof/2"
+STATEMENT_SCHEMA: Final = "solvent.solvency/2"
+PROOF_SCHEMA: Final = "solvent.proof/3"
+PROOF_SCHEMA_V2: Final = "solvent.proof/2"
 PROOF_SCHEMA_V1: Final = "solvent.proof/1"
 
 Hex32 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$", description="32 bytes, lowercase hex")]
@@ -43,8 +45,16 @@ class PathStep(_Record, frozen=True, kw_only=True):
 
 
 class ProofDocument(_Record, frozen=True, kw_only=True):
-    """solvent.proof/2: one account's inclusion proof (`solvent prove --proofs`, read by `solvent verify`): the
-    account id, and the proof's binary body in base64 (docs/formats.md)."""
+    """solvent.proof/3: one account's inclusion proof up to its node of the statement's cap (`solvent prove
+    --proofs`, read by `solvent verify`): the account id, and the proof's binary body in base64 (docs/formats.md)."""
+
+    schema: Literal["solvent.proof/3"]
+    account: str
+    proof: Annotated[bytes, msgspec.Meta(min_length=1, description="the proof's binary body")]
+
+
+class ProofDocumentV2(_Record, frozen=True, kw_only=True):
+    """solvent.proof/2: the same body as solvent.proof/3, its path up to the root (written before the cap; read)."""
 
     schema: Literal["solvent.proof/2"]
     account: str
@@ -96,10 +106,25 @@ class Solvency(_Record, frozen=True, kw_only=True):
     fund_over_deficit: float | None
 
 
-class StatementDocument(_Record, frozen=True, kw_only=True):
-    """solvent.solvency/1: the venue's solvency statement (`solvent prove`)."""
+class CapNode(_Record, frozen=True, kw_only=True):
+    """One node of the Merkle cap: its hash and its sums (Amounts' order)."""
 
-    schema: Literal["solvent.solvency/1"]
+    hash: Hex32
+    sums: Annotated[list[int], msgspec.Meta(min_length=5, max_length=5)]
+
+
+class Cap(_Record, frozen=True, kw_only=True):
+    """The Merkle cap: the tree's nodes `levels` below the root, left to right (proof/cap.py)."""
+
+    levels: Annotated[int, msgspec.Meta(ge=0, le=64)]
+    nodes: Annotated[list[CapNode], msgspec.Meta(min_length=1)]
+
+
+class StatementDocument(_Record, frozen=True, kw_only=True):
+    """solvent.solvency/2: the venue's solvency statement (`solvent prove`); solvent.solvency/1, the same without
+    the cap, is still read."""
+
+    schema: Literal["solvent.solvency/2", "solvent.solvency/1"]
     provenance: Provenance | None = None  # what made it (formats/provenance.py)
     hash: Literal["SHA-256"]
     unit_usd: float
@@ -111,3 +136,4 @@ class StatementDocument(_Record, frozen=True, kw_only=True):
     solvency: Solvency
     scenario_method: str | None
     cover2: Cover2Record | None
+    cap: Cap | None = None  # solvent.solvency/2: always there

@@ -1,12 +1,14 @@
-"""The binary body of a solvent.proof/2 document: one account's inclusion proof in about 1.3 KB at a million
-accounts, against 1.5 KB as fixed-width bytes and 3.4 KB as solvent.proof/1's JSON.
+"""The binary body of a solvent.proof/3 (and /2) document: one account's inclusion proof in about 1.3 KB at a
+million accounts up to the root (solvent.proof/2), against 1.5 KB as fixed-width bytes and 3.4 KB as
+solvent.proof/1's JSON, and about 0.9 KB up to a Merkle cap of 6 levels (solvent.proof/3, proof/cap.py).
 
     salt (32) || index || depth || E || im || mm || depth x (sibling hash (32) || 5 sibling amounts)
 
 Every integer but the hashes and the salt is an unsigned LEB128 varint (7 bits a byte, low bits first, the top
 bit set on every byte but the last): an amount is 8 bytes wide in the tree but most are far below 2^56, and a
 leaf's are below 2^35 (34,000 USD). `index` is the leaf's position, whose bits from the lowest say on which side
-each sibling lies (1: the sibling is on the left); `depth` is the number of siblings. The leaf carries its
+each sibling lies (1: the sibling is on the left), its bits above the siblings' the cap node the path ends at;
+`depth` is the number of siblings (the tree's depth less the cap's levels). The leaf carries its
 equity E = equity - deficit (ZigZag: 2E for E >= 0, -2E - 1 below), IM and MM: its `equity` = max(E, 0),
 `deficit` = max(-E, 0), `shortfall` = max(MM - E, 0) and status follow from them, as the verifier requires
 anyway (proof/inclusion.py `leaf_status`), so leaving them out drops nothing a verifier needs and no leaf a

@@ -1,11 +1,11 @@
 """The proof's files: the margin output it reads, and what `solvent prove` writes into its folder.
 
-    statement.json   solvent.solvency/1, the published statement (root, totals, solvency, Cover 2)
+    statement.json   solvent.solvency/2, the published statement (root, totals, solvency, Cover 2, the cap)
     tree.parquet     every node, layer by layer from the leaves (`level` 0) to the root: hash and amounts
     accounts.parquet the venue's private key to the leaves: account, leaf index, salt, status
-    proofs.ndjson    with --proofs: one solvent.proof/2 document per line (every account, or those asked for)
+    proofs.ndjson    with --proofs: one solvent.proof/3 document per line (every account, or those asked for)
 
-Any account's proof is a read of `depth` rows of the tree (`load_tree`, `inclusion_proof`), so the folder holds
+Any account's proof is a read of at most `depth` rows of the tree (`load_tree`, `inclusion_proof`), so the folder holds
 every proof without repeating the upper layers a million times; proofs.ndjson is the form handed to accounts.
 """
 
@@ -26,7 +26,15 @@ from solvent.convert.results import RESULT_SCHEMA
 from solvent.errors import InputError
 from solvent.formats.errors import decode_json, read_bytes
 from solvent.formats.io import atomic_output
-from solvent.formats.proof import PROOF_SCHEMA, PROOF_SCHEMA_V1, ProofDocument, ProofDocumentV1, StatementDocument
+from solvent.formats.proof import (
+    PROOF_SCHEMA,
+    PROOF_SCHEMA_V1,
+    PROOF_SCHEMA_V2,
+    ProofDocument,
+    ProofDocumentV1,
+    ProofDocumentV2,
+    StatementDocument,
+)
 from solvent.formats.provenance import Provenance, stamped
 from solvent.proof.encoding import ProofEncodingError, decode_proof, encode_proof
 from solvent.proof.hashing import HASH_BYTES
@@ -109,7 +117,7 @@ def read_margin_output(path: str | os.PathLike[str]) -> MarginFigures:
 
 
 def proof_document(proof: InclusionProof) -> ProofDocument:
-    """The solvent.proof/2 document of one proof."""
+    """The solvent.proof/3 document of one proof."""
     return ProofDocument(schema=PROOF_SCHEMA, account=proof.account, proof=encode_proof(proof))
 
 
@@ -131,15 +139,21 @@ class _Account(msgspec.Struct, frozen=True):
 
 
 def _read_proof(line: bytes, source: str) -> InclusionProof:
-    """The proof of one solvent.proof/2 (or /1) document."""
+    """The proof of one solvent.proof/3 (or /2, /1) document."""
     found = decode_json(line, _Header, source).schema
     if found == PROOF_SCHEMA_V1:
         return _proof_v1(decode_json(line, ProofDocumentV1, source))
-    if found != PROOF_SCHEMA:
+    if found not in (PROOF_SCHEMA, PROOF_SCHEMA_V2):
         raise InputError(
-            source, "schema", f"expected {PROOF_SCHEMA!r} (or the older {PROOF_SCHEMA_V1!r}), got {found!r}"
+            source,
+            "schema",
+            f"expected {PROOF_SCHEMA!r} (or the older {PROOF_SCHEMA_V2!r}, {PROOF_SCHEMA_V1!r}), got {found!r}",
         )
-    document = decode_json(line, ProofDocument, source)
+    document: ProofDocument | ProofDocumentV2
+    if found == PROOF_SCHEMA:
+        document = decode_json(line, ProofDocument, source)
+    else:
+        document = decode_json(line, ProofDocumentV2, source)
     try:
         return decode_proof(document.account, document.proof)
     except ProofEncodingError as exc:
@@ -147,7 +161,7 @@ def _read_proof(line: bytes, source: str) -> InclusionProof:
 
 
 def load_proof(path: str | os.PathLike[str], account: str | None = None) -> InclusionProof:
-    """One proof from a solvent.proof/2 (or /1) JSON file, or from an NDJSON file of them (`account` picks the
+    """One proof from a solvent.proof/3 (or /2, /1) JSON file, or from an NDJSON file of them (`account` picks the
     line; required where the file holds several)."""
     source = str(path)
     lines = [line for line in read_bytes(source).splitlines() if line.strip()]
@@ -166,7 +180,7 @@ def load_proof(path: str | os.PathLike[str], account: str | None = None) -> Incl
 
 
 def load_statement(path: str | os.PathLike[str]) -> StatementDocument:
-    """A solvent.solvency/1 statement."""
+    """A solvent.solvency/2 (or /1) statement."""
     source = str(path)
     return decode_json(read_bytes(source), StatementDocument, source)
 
@@ -207,9 +221,10 @@ def write_outputs(
     provenance: Provenance | None = None,
 ) -> list[Path]:
     """Write the folder (module docstring), each file atomically; `proofs_for`: the account positions whose
-    proofs go to proofs.ndjson (None: no proofs.ndjson); `provenance`: what made the statement, written into it.
-    Returns the paths written."""
+    proofs go to proofs.ndjson (None: no proofs.ndjson), each up to the statement's cap; `provenance`: what made
+    the statement, written into it. Returns the paths written."""
     folder = Path(out_dir)
+    levels = 0 if statement.cap is None else statement.cap.levels
     written = []
     for name, table in (("tree.parquet", tree_table(tree)), ("accounts.parquet", accounts_table(tree))):
         with atomic_output(folder / name) as tmp:
@@ -219,7 +234,8 @@ def write_outputs(
     if proofs_for is not None:
         with atomic_output(folder / "proofs.ndjson") as tmp, open(tmp, "wb") as handle:
             for position in proofs_for:
-                handle.write(msgspec.json.encode(proof_document(inclusion_proof(tree, position))) + b"\n")
+                proof = inclusion_proof(tree, position, levels)
+                handle.write(msgspec.json.encode(proof_document(proof)) + b"\n")
         written.append(folder / "proofs.ndjson")
     with atomic_output(folder / "statement.json") as tmp:
         Path(tmp).write_bytes(

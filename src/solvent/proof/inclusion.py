@@ -37,13 +37,14 @@ class InclusionProof:
     siblings: tuple[tuple[bytes, tuple[int, ...]], ...]
 
 
-def inclusion_proof(tree: SolvencyTree, position: int) -> InclusionProof:
-    """The proof of the account at `position` in `tree.account_ids`."""
+def inclusion_proof(tree: SolvencyTree, position: int, cap_levels: int = 0) -> InclusionProof:
+    """The proof of the account at `position` in `tree.account_ids`, up to the root's child, or with
+    `cap_levels` k > 0 up to its node in the cap k levels below the root (proof/cap.py)."""
     index = int(tree.leaf_index[position])
     leaf = tree.layers[0]
     siblings = []
     at = index
-    for layer in tree.layers[:-1]:
+    for layer in tree.layers[: tree.depth - min(cap_levels, tree.depth)]:
         other = at ^ 1
         siblings.append((layer.hashes[other].tobytes(), tuple(int(v) for v in layer.amounts[other])))
         at >>= 1
@@ -57,7 +58,8 @@ def inclusion_proof(tree: SolvencyTree, position: int) -> InclusionProof:
     )
 
 
-def _added(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
+def add_sums(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
+    """Two nodes' amounts added column by column; ProofError where a sum reaches 2^64."""
     total = tuple(x + y for x, y in zip(a, b, strict=True))
     if any(value >= _LIMIT for value in total):
         raise ProofError("a sum overflows 64 bits: an amount below was forged (a negative value wrapped)")
@@ -77,12 +79,9 @@ def leaf_status(amounts: Sequence[int]) -> int:
     return 3 if equity < 0 else 2 if equity < mm else 1 if equity < im else 0
 
 
-def verify_proof(
-    proof: InclusionProof, root: bytes, totals: Sequence[int] | None = None, account: str | None = None
-) -> None:
-    """Raise ProofError unless `proof` leads to `root` (and to `totals`, the venue's published amounts, when
-    given) with every amount non-negative, below 2^64 and every sum exact; `account`, when given, must be the
-    proof's account."""
+def path_top(proof: InclusionProof, account: str | None = None) -> tuple[bytes, tuple[int, ...], int]:
+    """(hash, amounts, position in its layer) of the node `proof`'s path climbs to; ProofError where the leaf is
+    malformed, an amount negative or beyond 64 bits, a sum overflows, or the proof is not `account`'s."""
     if account is not None and proof.account != account:
         raise ProofError(f"the proof is for account {proof.account!r}, not {account!r}")
     if len(proof.salt) != SALT_BYTES:
@@ -101,10 +100,20 @@ def verify_proof(
                 digest = node_hash(sibling, sibling_amounts, digest, amounts)
             else:
                 digest = node_hash(digest, amounts, sibling, sibling_amounts)
-            amounts = _added(amounts, sibling_amounts)
+            amounts = add_sums(amounts, sibling_amounts)
             at >>= 1
     except struct.error:
         raise ProofError("an amount is negative or beyond 64 bits") from None
+    return digest, amounts, at
+
+
+def verify_proof(
+    proof: InclusionProof, root: bytes, totals: Sequence[int] | None = None, account: str | None = None
+) -> None:
+    """Raise ProofError unless `proof` leads to `root` (and to `totals`, the venue's published amounts, when
+    given) with every amount non-negative, below 2^64 and every sum exact; `account`, when given, must be the
+    proof's account."""
+    digest, amounts, at = path_top(proof, account)
     if at:
         raise ProofError(f"leaf index {proof.index} is beyond a tree of depth {len(proof.siblings)}")
     if digest != root:

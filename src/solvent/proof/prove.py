@@ -17,6 +17,7 @@ from solvent.formats.schemas import MarketSnapshot
 from solvent.market.history import PriceHistory
 from solvent.market.state import build_market_state
 from solvent.params import MarginParams
+from solvent.proof.cap import DEFAULT_CAP_LEVELS, MerkleCap
 from solvent.proof.cover2 import Cover2, cover2
 from solvent.proof.files import MarginFigures, load_statement
 from solvent.proof.leaves import leaf_amounts
@@ -25,9 +26,15 @@ from solvent.proof.tree import SolvencyTree, build_tree
 
 
 def prove_figures(
-    figures: MarginFigures, secret: bytes, insurance_fund: float, cover: Cover2 | None = None, processes: int = 1
+    figures: MarginFigures,
+    secret: bytes,
+    insurance_fund: float,
+    cover: Cover2 | None = None,
+    processes: int = 1,
+    cap_levels: int = DEFAULT_CAP_LEVELS,
 ) -> tuple[SolvencyTree, SolvencyStatement]:
-    """The tree over the accounts of a margin run and the venue's statement (`processes`: see `build_tree`)."""
+    """The tree over the accounts of a margin run and the venue's statement (`processes`: see `build_tree`;
+    `cap_levels`: the Merkle cap's height below the root, proof/cap.py)."""
     leaves = leaf_amounts(figures.equity, figures.im, figures.mm)
     tree = build_tree(figures.account_ids, leaves, secret, processes)
     statement = solvency_statement(
@@ -36,6 +43,7 @@ def prove_figures(
         market_time=figures.market_time,
         scenario_method=figures.scenario_method,
         cover2=cover,
+        cap_levels=cap_levels,
     )
     return tree, statement
 
@@ -49,6 +57,7 @@ def prove_book(
     history: PriceHistory | None = None,
     *,
     processes: int = 1,
+    cap_levels: int = DEFAULT_CAP_LEVELS,
     portfolio_source: str = "<portfolio>",
     market_source: str = "<market>",
 ) -> tuple[SolvencyTree, SolvencyStatement]:
@@ -63,7 +72,7 @@ def prove_book(
     figures = MarginFigures(
         book.account_ids.tolist(), result.equity, result.im, result.mm, market.time.isoformat(), result.scenario_method
     )
-    return prove_figures(figures, secret, insurance_fund, cover, processes)
+    return prove_figures(figures, secret, insurance_fund, cover, processes, cap_levels)
 
 
 def read_secret(path: str | None) -> bytes:
@@ -88,13 +97,20 @@ def proof_positions(tree: SolvencyTree, accounts: Sequence[str]) -> list[int]:
     return [where[a] for a in accounts]
 
 
-def published_root(statement_path: str | None, root: str | None) -> tuple[bytes, tuple[int, ...] | None]:
-    """(the root, the totals or None) a verifier checks against: from a statement file, or a root in hex."""
+def published_root(
+    statement_path: str | None, root: str | None
+) -> tuple[bytes, tuple[int, ...] | None, MerkleCap | None]:
+    """(the root, the totals or None, the cap or None) a verifier checks against: from a statement file, or a
+    root in hex."""
     if statement_path is not None:
         statement = load_statement(statement_path)
         t = statement.totals
-        return bytes.fromhex(statement.root), (t.equity, t.deficit, t.im, t.mm, t.shortfall)
+        cap = None
+        if statement.cap is not None:
+            nodes = tuple((bytes.fromhex(n.hash), tuple(n.sums)) for n in statement.cap.nodes)
+            cap = MerkleCap(statement.cap.levels, statement.depth, nodes)
+        return bytes.fromhex(statement.root), (t.equity, t.deficit, t.im, t.mm, t.shortfall), cap
     assert root is not None, "a statement or a root"
     if not re.fullmatch(r"[0-9a-fA-F]{64}", root):
         raise InputError("", "--root", f"must be 64 hex digits, got {root!r}")
-    return bytes.fromhex(root), None
+    return bytes.fromhex(root), None, None

@@ -1,6 +1,7 @@
 """The venue's solvency statement: the tree's root and committed totals, what they say in USD (net equity
 against MM and IM, the shortfall of accounts below MM, the deficit of accounts below zero against the
-insurance fund), and the Cover-2 stress figure where the book itself was given."""
+insurance fund), the Merkle cap that accounts' proofs stop at (proof/cap.py), and the Cover-2 stress figure where
+the book itself was given."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from solvent.formats.proof import STATEMENT_SCHEMA
+from solvent.proof.cap import DEFAULT_CAP_LEVELS, MerkleCap, merkle_cap
 from solvent.proof.cover2 import Cover2
 from solvent.proof.leaves import AMOUNTS, UNIT_USD
 from solvent.proof.tree import SolvencyTree
@@ -20,8 +22,8 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 @dataclass(frozen=True)
 class SolvencyStatement:
     """What `solvent prove` publishes: `root` (hex), `depth`, `n_accounts`, `totals` (units, AMOUNTS order),
-    the insurance fund (USD), the market time and scenario method margined at (when known) and Cover 2
-    (None without the book)."""
+    the insurance fund (USD), the market time and scenario method margined at (when known), Cover 2
+    (None without the book) and the Merkle cap (`cap`)."""
 
     root: str
     depth: int
@@ -31,6 +33,7 @@ class SolvencyStatement:
     market_time: str | None = None
     scenario_method: str | None = None
     cover2: Cover2 | None = None
+    cap: MerkleCap | None = None
 
     @property
     def usd(self) -> dict[str, float]:
@@ -38,7 +41,7 @@ class SolvencyStatement:
         return {name: value * UNIT_USD for name, value in zip(AMOUNTS, self.totals, strict=True)}
 
     def to_dict(self) -> dict[str, Any]:
-        """The solvent.solvency/1 document."""
+        """The solvent.solvency/2 document."""
         usd = self.usd
         net = (self.totals[0] - self.totals[1]) * UNIT_USD
         return {
@@ -60,6 +63,7 @@ class SolvencyStatement:
             },
             "scenario_method": self.scenario_method,
             "cover2": None if self.cover2 is None else self.cover2.to_dict(),
+            "cap": None if self.cap is None else _cap_dict(self.cap),
         }
 
     def summary_lines(self) -> list[str]:
@@ -80,6 +84,12 @@ class SolvencyStatement:
         return lines
 
 
+def _cap_dict(cap: MerkleCap) -> dict[str, Any]:
+    """The statement's `cap` record."""
+    nodes = [{"hash": digest.hex(), "sums": list(sums)} for digest, sums in cap.nodes]
+    return {"levels": cap.levels, "nodes": nodes}
+
+
 def solvency_statement(
     tree: SolvencyTree,
     insurance_fund: float,
@@ -87,8 +97,10 @@ def solvency_statement(
     market_time: str | None = None,
     scenario_method: str | None = None,
     cover2: Cover2 | None = None,
+    cap_levels: int = DEFAULT_CAP_LEVELS,
 ) -> SolvencyStatement:
-    """The statement of `tree` (its root and totals) with the fund and, when computed, Cover 2."""
+    """The statement of `tree` (its root and totals, its cap `cap_levels` below the root) with the fund and,
+    when computed, Cover 2."""
     return SolvencyStatement(
         root=tree.root.hex(),
         depth=tree.depth,
@@ -98,4 +110,5 @@ def solvency_statement(
         market_time=market_time,
         scenario_method=scenario_method,
         cover2=cover2,
+        cap=merkle_cap(tree, cap_levels),
     )
