@@ -130,10 +130,19 @@ class RiskArrays:
             out[np.ix_(at, columns)] = self.pnl_rows[picked[at], : columns.shape[0]]
         return out
 
+    def unit_row(self, instrument: int) -> FloatArray:
+        """(S,) one unit of `instrument`'s P&L in every scenario: a view of pnl_rows when it is dense, else that
+        row alone scattered (a what-if reads one instrument, never the whole dense view)."""
+        if self.pnl_is_dense:
+            return np.asarray(self.pnl_rows[instrument], dtype=np.float64)
+        row: FloatArray = self.dense_rows(np.array([instrument], dtype=np.int64))[0]
+        return row
+
     @property
     def instrument_pnl(self) -> FloatArray:
         """(I, S) the dense view of pnl_rows: pnl_rows itself when it is dense, else built on first use and kept
-        until `refresh_risk_arrays` next writes the arrays (the pre-trade check and `what_if` read it whole)."""
+        until `refresh_risk_arrays` next writes the arrays (for callers that read every row; what-if and the
+        pre-trade check read only their instruments' rows: `dense_rows`, `unit_row`)."""
         if self.pnl_is_dense:
             return self.pnl_rows
         dense = self.__dict__.get("_dense_pnl")

@@ -161,12 +161,21 @@ def account_scenario_pnl(
     delta = np.zeros(arrays.n_assets) if extra_delta is None else np.array(extra_delta, dtype=np.float64)
     if delta.shape != (arrays.n_assets,):
         raise ValueError(f"extra_delta must be ({arrays.n_assets},), got {delta.shape}")
+    positions = np.ascontiguousarray(instrument, dtype=np.int32)
+    if arrays.pnl_is_dense:
+        rows, assets, weights = arrays.pnl_rows, arrays.instrument_asset, arrays.linear_weight
+    else:  # only the account's instruments' rows, scattered (never the whole dense view), indexed locally
+        picked, local = np.unique(positions, return_inverse=True)
+        positions = np.ascontiguousarray(local, dtype=np.int32)
+        rows = arrays.dense_rows(picked)
+        assets = np.ascontiguousarray(arrays.instrument_asset[picked])
+        weights = np.ascontiguousarray(arrays.linear_weight[picked])
     _account_pnl_kernel(
-        np.ascontiguousarray(instrument, dtype=np.int32),
+        positions,
         np.ascontiguousarray(quantity, dtype=np.float64),
-        arrays.instrument_asset,
-        arrays.instrument_pnl,
-        arrays.linear_weight,
+        assets,
+        rows,
+        weights,
         arrays.asset_pnl,
         delta,
         out,
@@ -326,6 +335,10 @@ def _terms(
     out[_ORACLE] = oracle
 
 
+#: The option row passed for a linear instrument, which moves with its asset's risk array instead.
+_NO_ROW = np.empty(0, dtype=np.float64)
+
+
 @jit()
 def _check_kernel(
     pnl: FloatArray,
@@ -333,7 +346,7 @@ def _check_kernel(
     instrument: int,
     quantity: float,
     instrument_asset: NDArray[np.int32],
-    instrument_pnl: FloatArray,
+    option_row: FloatArray,
     linear_weight: FloatArray,
     asset_pnl: FloatArray,
     unit_greeks: FloatArray,
@@ -348,10 +361,11 @@ def _check_kernel(
     out: FloatArray,
 ) -> None:
     """Fill new_pnl (S,), new_greeks (A, 3) after the order and out (2, 5): the terms before (row 0)
-    and after (row 1), column _FINITE 1.0 where every P&L and Greek entry of that state is finite."""
+    and after (row 1), column _FINITE 1.0 where every P&L and Greek entry of that state is finite. `option_row`
+    (S,): one unit's P&L of an option (read only when the instrument is not linear)."""
     a = instrument_asset[instrument]
     w = linear_weight[instrument]
-    row = asset_pnl[a] if w != 0.0 else instrument_pnl[instrument]
+    row = asset_pnl[a] if w != 0.0 else option_row
     d = quantity * w if w != 0.0 else quantity
     poison = 0.0  # 0 x v is NaN for an infinite or NaN v: one branch-free pass checks every entry
     for s in range(pnl.shape[0]):
@@ -595,7 +609,7 @@ class PreTradeChecker:
             instrument,
             q,
             arrays.instrument_asset,
-            arrays.instrument_pnl,
+            _NO_ROW if arrays.linear_weight[instrument] != 0.0 else arrays.unit_row(instrument),
             arrays.linear_weight,
             arrays.asset_pnl,
             arrays.unit_greeks,
