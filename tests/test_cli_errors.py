@@ -148,3 +148,28 @@ def test_missing_file_is_bad_input(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "nope.json: No such file or directory" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (TimeoutError(), "error: TimeoutError"),  # asyncio's and nats' timeouts carry no text
+        (FileNotFoundError(2, "No such file or directory", "x.json"), "error: x.json: No such file or directory"),
+        (ConnectionRefusedError("connect refused"), "error: connect refused"),
+    ],
+)
+def test_an_os_error_is_one_line_that_says_something(error: OSError, line: str) -> None:
+    """An OSError reaching the guard names its file where it has one, and its type where it has no text (a bare
+    TimeoutError printed `error: :` before)."""
+    import click
+
+    from solvent.cli.guards import fail_cleanly
+
+    @click.command()
+    @fail_cleanly
+    def failing() -> None:
+        raise error
+
+    result = CliRunner().invoke(failing, [])
+    assert result.exit_code == 1
+    assert result.output.strip() == line

@@ -35,8 +35,9 @@ def fail_cleanly(command: F) -> F:
         except SolventError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
-        except OSError as exc:
-            click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+        except OSError as exc:  # a file's error names the file; one with no text (a TimeoutError) its type
+            what = exc.strerror or str(exc) or type(exc).__name__
+            click.echo(f"error: {exc.filename}: {what}" if exc.filename else f"error: {what}", err=True)
             sys.exit(1)
 
     return run  # type: ignore[return-value]
