@@ -8,11 +8,11 @@ benchmarks/bench_margin.py builds the venue and the book, so an older tree is me
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from bench_assets import best  # this tree's timer, imported before the measured tree's benchmarks come first
 
 sys.path.insert(0, sys.argv[2] + "/benchmarks")
 from bench_margin import bench_book, bench_venue, with_factor_inputs
@@ -22,17 +22,6 @@ from solvent.engine.riskarrays import build_risk_arrays
 from solvent.market.state import build_market_state
 from solvent.params import CollateralParams, MarginParams, McParams, ScenarioParams
 from solvent.scenarios import generate_scenarios
-
-
-def best(run: Callable[[], object], repeats: int = 3) -> tuple[float, float]:
-    """(fastest wall time, fastest CPU time) over `repeats` runs."""
-    wall, cpu = [], []
-    for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
-        run()
-        wall.append(time.perf_counter() - w0)
-        cpu.append(time.process_time() - c0)
-    return min(wall), min(cpu)
 
 
 def kernel_pass(csr: tuple[Any, Any, Any], arrays: Any) -> Callable[[], object]:
@@ -71,7 +60,7 @@ def main() -> None:
         ("margin_book every factor", lambda: margin_book(book, full_state, every)),
     ]
     for name, run in runs:
-        wall, cpu = best(run)
+        wall, cpu = best(run, 3)
         print(f"{name}: wall {wall:.3f} s, cpu {cpu:.3f} s", flush=True)
 
 
