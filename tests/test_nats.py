@@ -9,6 +9,7 @@ byte for byte, in order, each once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -276,3 +277,25 @@ def test_a_new_venue_on_the_same_bus_takes_the_feed_from_its_start_and_publishes
 
     assert second.engine.last_input_seq == records[-1].seq
     assert asyncio.run(bus()) == encoded(expected)
+
+
+def test_an_empty_fetch_under_a_short_deadline_is_nothing_yet_not_an_error(config: NatsConfig) -> None:
+    """nats-py raises asyncio's bare TimeoutError (not its own) when a fetch's deadline runs out between its no-wait
+    probe and its waiting request, as on a busy machine; `nats-run` once died of it at SIGTERM with 'error:
+    TimeoutError'. A deadline of half a millisecond on an empty feed makes that path likely: every fetch must
+    return nothing."""
+    from solvent.service.nats import JetStreamFeed
+
+    short = dataclasses.replace(config, fetch_timeout_s=0.0005)
+
+    async def fetch_many() -> list[int]:
+        connection = await nats.connect(short.url)
+        try:
+            js = connection.jetstream()
+            await ensure_streams(js, short)
+            feed = await JetStreamFeed.open(js, short, resume=False)
+            return [len(await feed.fetch()) for _ in range(300)]
+        finally:
+            await connection.close()
+
+    assert asyncio.run(fetch_many()) == [0] * 300

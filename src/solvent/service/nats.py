@@ -33,7 +33,6 @@ with requires_extra("nats"):
     import nats
     from nats.aio.client import Client
     from nats.errors import NoServersError
-    from nats.errors import TimeoutError as FetchTimeout
     from nats.js import JetStreamContext
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, StreamConfig
     from nats.js.errors import NotFoundError
@@ -116,9 +115,12 @@ class JetStreamFeed:
         return cls(await js.pull_subscribe_bind(config.durable, config.feed_stream), config)
 
     async def fetch(self) -> Sequence[Delivery]:
+        """Up to `batch` messages, or none when `fetch_timeout_s` passes first. nats-py signals the empty fetch
+        with its own TimeoutError or, when the deadline runs out between its two pull requests (a busy machine),
+        with asyncio's bare one: both mean 'nothing yet', never a reason to stop the pump."""
         try:
             return await self.subscription.fetch(self.config.batch, timeout=self.config.fetch_timeout_s)
-        except FetchTimeout:
+        except TimeoutError:  # asyncio.TimeoutError is TimeoutError (3.11); nats.errors.TimeoutError subclasses it
             return []
 
 
