@@ -43,8 +43,15 @@ LIGHT = {
     "solvent.store.url",
 }
 
-#: The modules every command's --help goes through (the group, its exits, its shared options and output).
-SHARED = {"solvent.cli", "solvent.cli.lazy", "solvent.cli.guards", "solvent.cli.options", "solvent.cli.output"}
+#: The modules a command's --help may go through (the group, its exits and collection, its shared options and output).
+SHARED = {
+    "solvent.cli",
+    "solvent.cli.lazy",
+    "solvent.cli.guards",
+    "solvent.cli.collector",
+    "solvent.cli.options",
+    "solvent.cli.output",
+}
 
 
 def modules_after(arguments: list[str]) -> set[str]:
