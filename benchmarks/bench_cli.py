@@ -8,10 +8,9 @@ commands are also timed on another checkout's src folder (e.g. one from before t
 
 Warm means as an installed package runs: the commands read compiled bytecode, which they write on the untimed run
 into a temporary PYTHONPYCACHEPREFIX (so that neither checkout is written to), even where the environment sets
-PYTHONDONTWRITEBYTECODE; --no-bytecode-cache times them compiling solvent's modules from source at each start
-instead, as a source checkout under PYTHONDONTWRITEBYTECODE=1 does.
+PYTHONDONTWRITEBYTECODE (a checkout that cannot write it compiles solvent's modules at each start: 0.1 s more).
 
-Run: `.venv/bin/python benchmarks/bench_cli.py [--repeat 7] [--compare-src /path/to/other/src] [--no-bytecode-cache]`.
+Run: `.venv/bin/python benchmarks/bench_cli.py [--repeat 7] [--compare-src /path/to/other/src]`.
 """
 
 from __future__ import annotations
@@ -68,16 +67,10 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def environment(src: Path, pycache: Path | None) -> dict[str, str]:
-    """The commands' environment: `src` on PYTHONPATH; bytecode read from and written to `pycache`, or, with None,
-    never written (the installed libraries' bytecode is read, solvent compiled from source at each start)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
-    env["PYTHONPATH"] = str(src)
-    if pycache is None:
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-    else:
-        env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    return env
+def environment(src: Path, pycache: Path) -> dict[str, str]:
+    """The commands' environment: `src` on PYTHONPATH, bytecode read from and written to `pycache`."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return env | {"PYTHONPATH": str(src), "PYTHONPYCACHEPREFIX": str(pycache)}
 
 
 def timed(arguments: list[str], env: dict[str, str], repeat: int) -> Timing:
@@ -97,40 +90,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="Timed runs per command (best and median reported).")
     parser.add_argument("--compare-src", type=Path, default=None, help="Another checkout's src folder, timed too.")
-    parser.add_argument(
-        "--no-bytecode-cache", action="store_true", help="Compile every module from source at each start."
-    )
     args = parser.parse_args()
     sources = [("this checkout", ROOT / "src")]
     if args.compare_src is not None:
         sources.append((str(args.compare_src), args.compare_src.resolve()))
-    cache = "no bytecode cache" if args.no_bytecode_cache else "bytecode cache warm"
-    table = Table(title=f"the CLI's start: best of {args.repeat} fresh processes ({cache}; wall and CPU seconds)")
+    table = Table(title=f"the CLI's start: best of {args.repeat} fresh processes (wall and CPU seconds)")
     for column in ("src", "command", "best wall", "median wall", "CPU (best run)", "over `pass`", "target", "met"):
         table.add_column(column, justify="left" if column in ("src", "command") else "right")
     with tempfile.TemporaryDirectory(prefix="solvent-bench-cli-") as pycache:
         for name, src in sources:
-            env = environment(src, None if args.no_bytecode_cache else Path(pycache))
-            add_rows(table, name, env, args.repeat)
+            baseline = None
+            for label, arguments, target in COMMANDS:
+                timing = timed(arguments, environment(src, Path(pycache)), args.repeat)
+                baseline = timing.best_wall if baseline is None else baseline
+                table.add_row(
+                    name,
+                    label,
+                    f"{timing.best_wall:.3f}",
+                    f"{timing.median_wall:.3f}",
+                    f"{timing.best_cpu:.3f}",
+                    f"{timing.best_wall - baseline:+.3f}",
+                    "" if target is None else f"<= {target:g}",
+                    "" if target is None else ("yes" if timing.best_wall <= target else "NO"),
+                )
     Console(width=160).print(table)
-
-
-def add_rows(table: Table, name: str, env: dict[str, str], repeat: int) -> None:
-    """Time every command in `env`; one row each, with its excess over `python -c pass`."""
-    baseline = None
-    for label, arguments, target in COMMANDS:
-        timing = timed(arguments, env, repeat)
-        baseline = timing.best_wall if baseline is None else baseline
-        table.add_row(
-            name,
-            label,
-            f"{timing.best_wall:.3f}",
-            f"{timing.median_wall:.3f}",
-            f"{timing.best_cpu:.3f}",
-            f"{timing.best_wall - baseline:+.3f}",
-            "" if target is None else f"<= {target:g}",
-            "" if target is None else ("yes" if timing.best_wall <= target else "NO"),
-        )
 
 
 if __name__ == "__main__":
