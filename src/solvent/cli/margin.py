@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from solvent.choices import BASELINE_NAMES
+from solvent.cli.collector import one_shot
 from solvent.cli.guards import fail_cleanly, terminate_cleanly
 from solvent.cli.options import baseline_params_option, format_option, margin_inputs, out_option
 from solvent.cli.output import emit
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 @baseline_params_option()
 @fail_cleanly
 @terminate_cleanly
+@one_shot
 def margin(
     portfolio_path: str,
     market_path: str,

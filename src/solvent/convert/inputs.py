@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 
-import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from solvent.baselines import BASELINE_PARAMS_SCHEMA, BaselineParams
 from solvent.engine.book import Book, book_from_arrow
 from solvent.errors import InputError
-from solvent.formats.arrow import ACCOUNTS_SCHEMA
+from solvent.formats.arrow import accounts_table
 from solvent.formats.errors import decode_json, read_bytes
 from solvent.formats.io import INSTRUMENTS_KEY, SCHEMA_KEY, check_schema, decode_versioned
 from solvent.formats.schemas import PORTFOLIO_SCHEMA, Instrument, Portfolio
@@ -33,9 +32,7 @@ def load_portfolio(path: str | os.PathLike[str]) -> Book:
 
 def portfolio_to_book(portfolio: Portfolio, source: str = "<portfolio>") -> Book:
     """Convert a decoded Portfolio into a Book (through the same Arrow path as Parquet input)."""
-    rows = msgspec.to_builtins(portfolio.accounts)
-    table = pa.Table.from_pylist(rows, schema=ACCOUNTS_SCHEMA) if rows else ACCOUNTS_SCHEMA.empty_table()
-    return book_from_arrow(table, tuple(portfolio.instruments), source)
+    return book_from_arrow(accounts_table(portfolio.accounts), tuple(portfolio.instruments), source)
 
 
 def _name_columns(schema: pq.ParquetSchema) -> list[str]:

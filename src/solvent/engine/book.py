@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from solvent._numba import jit
 from solvent.errors import InputError
 from solvent.formats.arrow import ACCOUNTS_SCHEMA, ENCODED_SCHEMA, POSITION_TYPE
+from solvent.formats.arrow_numpy import bools, floats, integers, objects, string_scalar
 from solvent.formats.schemas import LINEAR_KINDS, MAX_AMOUNT, MAX_PRICE, MAX_QUANTITY, MAX_TIER, MIN_PRICE, Instrument
 
 FloatArray = NDArray[np.float64]
@@ -137,15 +138,6 @@ def _where(offsets: IndexArray, flat_row: int, field: str, kind: str) -> str:
     return f"accounts[{account}].{kind}[{flat_row - int(offsets[account])}]{field}"
 
 
-def _float_column(array: pa.Array) -> FloatArray:
-    """float64 values, nulls as NaN (no copy where the column already is float64 without nulls)."""
-    return np.asarray(array.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
-def _bools(array: pa.Array) -> NDArray[np.bool_]:
-    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.bool_)
-
-
 def _require_columns(table: pa.Table, source: str) -> pa.Table:
     """The columns of ACCOUNTS_SCHEMA (or, as they are, their ENCODED_SCHEMA types), absent ones as nulls."""
     for field in ("id", "positions"):
@@ -203,7 +195,7 @@ def _codes(names: pa.Array) -> tuple[list[str | None], NDArray[np.intp]]:
     The indices are intp: numpy's take converts any other index type to it first, once per call.
     """
     encoded = names if pa.types.is_dictionary(names.type) else names.dictionary_encode()
-    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)
+    codes = integers(encoded.indices, np.intp)
     return encoded.dictionary.to_pylist(), codes
 
 
@@ -212,8 +204,8 @@ def book_from_arrow(table: pa.Table, instruments: tuple[Instrument, ...], source
     table = _require_columns(table, source)
     ids = _chunk(table, "id")
     if ids.null_count:
-        raise InputError(source, f"accounts[{_first_row(_bools(ids.is_null()))}].id", "required")
-    id_values = np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object)
+        raise InputError(source, f"accounts[{_first_row(bools(ids.is_null()))}].id", "required")
+    id_values = objects(ids)
     if len(pc.unique(ids)) != len(ids):
         order = np.argsort(id_values, kind="stable")
         sorted_ids = id_values[order]
@@ -222,7 +214,7 @@ def book_from_arrow(table: pa.Table, instruments: tuple[Instrument, ...], source
         raise InputError(source, f"accounts[{row}].id", f"duplicate account id {id_values[row]!r}")
     pos_offsets, pos_instrument, pos_quantity, pos_entry, pos_venue, venues = _positions(table, instruments, source)
     collateral_assets, col_offsets, col_asset, col_amount = _collateral(table, source)
-    risk_tier = _float_column(_chunk(table, "risk_tier"))
+    risk_tier = floats(_chunk(table, "risk_tier"))
     bad_tier = ~(np.isnan(risk_tier) | ((risk_tier > 0) & (risk_tier <= MAX_TIER)))
     if bad_tier.any():
         row = _first_row(bad_tier)
@@ -309,12 +301,12 @@ def _positions(
     """(offsets, instrument rows, quantities, entry prices, venue codes, venue names) of the positions column,
     validated."""
     positions = _list_chunk(table, "positions")
-    offsets = np.asarray(positions.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+    offsets = integers(positions.offsets, np.int64)
     offsets = offsets - offsets[0]  # flatten() starts at this array's own first position
     values = positions.flatten()
     inst_names = values.field("instrument")
     if inst_names.null_count:
-        row = _first_row(_bools(inst_names.is_null()))
+        row = _first_row(bools(inst_names.is_null()))
         raise InputError(source, _where(offsets, row, ".instrument", "positions"), "required")
     index = {inst.id: i for i, inst in enumerate(instruments)}
     names, codes = _codes(inst_names)
@@ -329,11 +321,11 @@ def _positions(
         )
     quantity_array = values.field("quantity")
     if quantity_array.null_count:
-        row = _first_row(_bools(quantity_array.is_null()))
+        row = _first_row(bools(quantity_array.is_null()))
         raise InputError(source, _where(offsets, row, ".quantity", "positions"), "required")
-    quantity = _float_column(quantity_array)
+    quantity = floats(quantity_array)
     _check_finite(quantity, offsets, source, "positions", ".quantity", MAX_QUANTITY)
-    entry = _float_column(values.field("entry_price"))
+    entry = floats(values.field("entry_price"))
     linear = np.array([inst.kind in LINEAR_KINDS for inst in instruments], dtype=np.bool_)
     linear = linear.take(lookup).take(codes)  # lookup is -1 only for names no position uses
     _check_entry_prices(entry, linear, offsets, source)
@@ -346,19 +338,19 @@ def _venues(names: pa.Array, offsets: IndexArray, source: str) -> tuple[NDArray[
     if names.null_count == len(names):
         return np.full(len(names), HOME_VENUE, dtype=np.int32), ()
     names = names.cast(pa.string())
-    empty = _bools(pc.fill_null(pc.equal(pc.utf8_length(names), 0), False))
+    empty = bools(pc.fill_null(pc.equal(pc.utf8_length(names), 0), False))
     if empty.any():
         row = _first_row(empty)
         raise InputError(source, _where(offsets, row, ".venue", "positions"), "must be a non-empty name or null (home)")
     venues = tuple(sorted(str(v) for v in pc.unique(names.drop_null()).to_pylist()))
     codes = pc.fill_null(pc.index_in(names, value_set=pa.array(venues, type=pa.string())), HOME_VENUE)
-    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int32), venues
+    return integers(codes, np.int32), venues
 
 
 def _collateral(table: pa.Table, source: str) -> tuple[tuple[str, ...], IndexArray, NDArray[np.int32], FloatArray]:
     """(asset names, offsets, asset of each balance, amounts) of the collateral column, validated."""
     collateral = _list_chunk(table, "collateral")
-    offsets = np.asarray(collateral.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+    offsets = integers(collateral.offsets, np.int64)
     # MapArray.keys / .items ignore a slice: cut them to this array's own entries.
     first, count = int(offsets[0]), int(offsets[-1] - offsets[0])
     offsets = offsets - first
@@ -371,7 +363,7 @@ def _collateral(table: pa.Table, source: str) -> tuple[tuple[str, ...], IndexArr
     if len(set(assets)) != len(assets) or not np.bincount(codes, minlength=len(assets)).all():
         assets, codes = _codes(keys.cast(pa.string()))  # a dictionary with repeated or unused names
     col_asset = codes.astype(np.int32)
-    col_amount = _float_column(items)
+    col_amount = floats(items)
     _check_finite(col_amount, offsets, source, "collateral", ".amount", MAX_AMOUNT)
     return tuple(str(asset) for asset in assets), offsets, col_asset, col_amount
 
@@ -566,11 +558,11 @@ def _check_entry_prices(entry: FloatArray, linear: NDArray[np.bool_], offsets: I
 
 def _modes(table: pa.Table, ids: pa.Array, source: str) -> tuple[NDArray[np.int8], NDArray[np.object_]]:
     """(mode code of each account, its parent id or None), checked against the account ids."""
-    mode_names = pc.fill_null(_chunk(table, "mode"), "cross")
+    mode_names = pc.fill_null(_chunk(table, "mode"), string_scalar("cross"))
     mode = np.full(table.num_rows, CROSS, dtype=np.int8)
     known = np.zeros(table.num_rows, dtype=np.bool_)
     for name, code in MODE_CODES.items():
-        hit = _bools(pc.equal(mode_names, name))
+        hit = bools(pc.equal(mode_names, string_scalar(name)))
         mode[hit] = code
         known |= hit
     if not known.all():
@@ -579,14 +571,14 @@ def _modes(table: pa.Table, ids: pa.Array, source: str) -> tuple[NDArray[np.int8
             source, f"accounts[{row}].mode", f"must be 'cross' or 'isolated', got {mode_names[row].as_py()!r}"
         )
     parent_column = _chunk(table, "parent")
-    has_parent = _bools(parent_column.is_valid())
+    has_parent = bools(parent_column.is_valid())
     wrong = (mode == ISOLATED) != has_parent
     if wrong.any():
         row = _first_row(wrong)
         raise InputError(source, f"accounts[{row}].parent", "isolated sub-accounts, and only they, name a parent")
-    parent = np.asarray(parent_column.to_numpy(zero_copy_only=False), dtype=object)
+    parent = objects(parent_column)
     if has_parent.any():
-        orphan = has_parent & ~_bools(pc.is_in(parent_column, value_set=ids))
+        orphan = has_parent & ~bools(pc.is_in(parent_column, value_set=ids))
         if orphan.any():
             row = _first_row(orphan)
             raise InputError(source, f"accounts[{row}].parent", f"unknown parent account {parent[row]!r}")
