@@ -95,6 +95,7 @@ def test_with_the_screen_the_copies_hold_what_the_stream_stored() -> None:
         else:
             older += 1
     assert older > 0  # the screen kept some accounts' figures from an earlier batch
+    assert view.full.as_of.max() >= 0  # layers were folded into the base (the opening copy is as of seq -1)
 
 
 @pytest.mark.parametrize("screen", [False, True])
@@ -114,6 +115,7 @@ def test_the_published_what_if_is_the_locked_one_and_does_not_move_with_the_venu
     orders += [("nobody", "BTC-PERP", 1.0, 1.0, 0.0), (orders[0][0], "NOPE", 1.0, 1.0, 0.0)]
     locked = [engine.what_if(*order) for order in orders]
     assert [view.what_if(*order) for order in orders] == locked
+    assert len(view.stream.standings) == len(range(0, N_ACCOUNTS, 7))  # asked three times each, margined once
     assert any(d.allowed for d in locked) and any(not d.allowed for d in locked)
     for k in range(8, 12):
         tick(venue, k, rng)  # the venue moves on; the view does not
