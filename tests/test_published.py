@@ -30,14 +30,14 @@ from solvent.stream.feed import Deposit, Quote
 N_ACCOUNTS = 300
 
 
-def demo_venue(screen: bool) -> Venue:
-    """`solvent serve`'s demo venue at N_ACCOUNTS accounts."""
+def demo_venue(screen: bool, model: str = "multi") -> Venue:
+    """`solvent serve`'s demo venue at N_ACCOUNTS accounts (`model`: the stream's margin model)."""
     history = demo_history(DEMO_SEED)
     params = demo_params()
     market = demo_market(history, params, DEMO_SEED)
     prices = {name: quote.price for name, quote in market.assets.items()}
     book = synthetic_book(venue_instruments(market.time, prices), prices, N_ACCOUNTS, DEMO_SEED)
-    return Venue.start(book, market, params, history=history, insurance_fund=1_000_000.0, screen=screen)
+    return Venue.start(book, market, params, history=history, insurance_fund=1_000_000.0, screen=screen, model=model)
 
 
 def tick(venue: Venue, k: int, rng: random.Random, asset: str = "") -> None:
@@ -72,6 +72,20 @@ def test_the_copies_are_a_fresh_margin_of_every_account_without_the_screen() -> 
         assert published is not None
         assert without_standing(published) == account_document(fresh, row), name
         assert (published["as_of_seq"] == engine.last_input_seq) == bool(exposed[row]), name
+
+
+@pytest.mark.parametrize("model", ["dydx", "vol_only"])
+def test_the_copies_under_a_venue_rule_are_its_fresh_records(model: str) -> None:
+    """Under a venue rule (IM and MM of the rule, no per-asset terms) the copies are still every account's record."""
+    venue = demo_venue(screen=False, model=model)
+    for k in range(3):
+        tick(venue, k, random.Random(k), "BTC")
+    view = VenueView.of(venue)
+    fresh = venue.engine.margin_now()
+    for row, name in enumerate(venue.engine.store.account_ids.tolist()):
+        published = view.full_account(row, str(name))
+        assert published is not None
+        assert without_standing(published) == account_document(fresh, row), name
 
 
 def test_with_the_screen_the_copies_hold_what_the_stream_stored() -> None:
