@@ -15,7 +15,13 @@ be the bottleneck here). Phases, each `--seconds` long:
 Each row gives the server's CPU seconds (user + system, all its threads, from /proc) and this client's over the
 phase beside the wall clock: both share the machine's cores.
 
+By default each connection sends its next request when the last is answered (closed loop: the most the server
+answers); `--rate R` offers R requests a second in all on a fixed schedule instead (open loop, the latency counted
+from when each request was due), the issue's "2,000 requests/s with p99 <= 5 ms" as stated. The what-if phase is
+always one connection, closed loop.
+
 Run: PYTHONPATH=src python benchmarks/bench_service.py [--accounts 100000] [--seconds 10] [--connections 8]
+[--rate 0] [--phases health,queries,ticks,fresh,figures,what-if]
 """
 
 from __future__ import annotations
@@ -98,20 +104,34 @@ class Feeder:
 
 
 async def load(
-    port: int, seconds: float, connections: int, make: list[tuple[str, str, str, bytes]], feeder: Feeder | None
+    port: int,
+    seconds: float,
+    connections: int,
+    make: list[tuple[str, str, str, bytes]],
+    feeder: Feeder | None,
+    rate: float = 0.0,
 ) -> tuple[list[float], int]:
-    """Run `connections` clients for `seconds`, each sending requests from `make` round-robin; latencies, errors."""
+    """Run `connections` clients for `seconds`, each sending requests from `make` round-robin; latencies, errors.
+    `rate` > 0: open loop, `rate` requests a second in all on a fixed schedule, each latency counted from the time
+    its request was due (a late server delays the requests behind it, and they count the wait); 0: each client
+    sends its next request as soon as the last is answered."""
     latency: list[float] = []
     errors = 0
     stop = asyncio.Event()
+    start = time.perf_counter()
 
     async def client(offset: int) -> None:
         nonlocal errors
         connection = await Connection.open(port)
         k = offset
+        due = start + offset / rate if rate else 0.0
         while not stop.is_set():
             method, path, key, body = make[k % len(make)]
-            begin = time.perf_counter()
+            if rate:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                begin, due = due, due + connections / rate
+            else:
+                begin = time.perf_counter()
             status, _ = await connection.request(method, path, key, body, "application/json")
             latency.append(time.perf_counter() - begin)
             errors += status != 200
@@ -144,15 +164,19 @@ def _cpu_seconds(pid: int) -> float:
 class Phase:
     """Runs load phases against the server, timing the server's and this client's CPU over each."""
 
-    def __init__(self, port: int, pid: int, seconds: float, connections: int) -> None:
-        self.port, self.pid, self.seconds, self.connections = port, pid, seconds, connections
+    def __init__(self, port: int, pid: int, seconds: float, connections: int, rate: float) -> None:
+        self.port, self.pid, self.seconds, self.connections, self.rate = port, pid, seconds, connections, rate
         self.rows: list[str] = []
 
     def run(
         self, name: str, make: list[tuple[str, str, str, bytes]], feeder: Feeder | None, connections: int = 0
     ) -> None:
+        """One phase; `connections` given (the what-if's one): a closed loop on that many, whatever the rate."""
         server, client = _cpu_seconds(self.pid), time.process_time()
-        latency, errors = asyncio.run(load(self.port, self.seconds, connections or self.connections, make, feeder))
+        rate = 0.0 if connections else self.rate
+        latency, errors = asyncio.run(
+            load(self.port, self.seconds, connections or self.connections, make, feeder, rate)
+        )
         cpu = (_cpu_seconds(self.pid) - server, time.process_time() - client)
         self.rows.append(_row(name, latency, errors, self.seconds, cpu))
         if feeder is not None:
@@ -172,6 +196,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--port", type=int, default=18_765)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="requests/s offered in all, open loop (0: each connection closed loop)"
+    )
+    parser.add_argument(
+        "--phases", default="health,queries,ticks,fresh,figures,what-if", help="which phases to run, comma-separated"
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="solvent-bench-"))
     keys = folder / "keys.json"
@@ -210,25 +240,31 @@ def main() -> None:
         ]
         warm = Feeder(args.port, feeder_key, dict(prices), clock)  # warm up (JIT, the screen's first bands, caches)
         asyncio.run(load(args.port, 3.0, args.connections, queries + what_ifs, warm))
-        phase = Phase(args.port, server.pid, args.seconds, args.connections)
-        phase.run("the client alone: GET /health, no ticks (baseline)", health, None)
-        phase.run("margin queries (published copy), no ticks", queries, None)
+        phase = Phase(args.port, server.pid, args.seconds, args.connections, args.rate)
+        chosen = set(args.phases.split(","))
+        if "health" in chosen:
+            phase.run("the client alone: GET /health, no ticks (baseline)", health, None)
+        if "queries" in chosen:
+            phase.run("margin queries (published copy), no ticks", queries, None)
         feeder = Feeder(args.port, feeder_key, warm.prices, warm.time)
-        for k, (name, make, connections) in enumerate(
+        for k, (key, name, make, connections) in enumerate(
             (
-                ("margin queries (published copy) + a tick every 100 ms", queries, 0),
-                ("fresh margin queries (?fresh=true, under the lock) + ticks", fresh, 0),
-                ("published figures (GET /figures) + ticks", published, 0),
-                ("what-if (1 connection, published state) + ticks", what_ifs, 1),
+                ("ticks", "margin queries (published copy) + a tick every 100 ms", queries, 0),
+                ("fresh", "fresh margin queries (?fresh=true, under the lock) + ticks", fresh, 0),
+                ("figures", "published figures (GET /figures) + ticks", published, 0),
+                ("what-if", "what-if (1 connection, published state) + ticks", what_ifs, 1),
             )
         ):
+            if key not in chosen:
+                continue
             feeder = Feeder(args.port, feeder_key, feeder.prices, feeder.time)
             feeder.seq = 2_000_000 + 500_000 * k
             phase.run(name, make, feeder, connections)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"\n{args.accounts:,} accounts, {args.connections} connections, {args.seconds:.0f} s a phase, loopback\n")
+    offered = f"open loop at {args.rate:,.0f} requests/s" if args.rate else "closed loop"
+    print(f"\n{args.accounts:,} accounts, {args.connections} connections ({offered}), {args.seconds:.0f} s a phase\n")
     print("| phase | requests | req/s | p50 ms | p99 ms | max ms | errors | server CPU s | client CPU s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(phase.rows))

@@ -30,14 +30,14 @@ from solvent.stream.feed import Deposit, Quote
 N_ACCOUNTS = 300
 
 
-def demo_venue(screen: bool) -> Venue:
-    """`solvent serve`'s demo venue at N_ACCOUNTS accounts."""
+def demo_venue(screen: bool, model: str = "multi") -> Venue:
+    """`solvent serve`'s demo venue at N_ACCOUNTS accounts (`model`: the stream's margin model)."""
     history = demo_history(DEMO_SEED)
     params = demo_params()
     market = demo_market(history, params, DEMO_SEED)
     prices = {name: quote.price for name, quote in market.assets.items()}
     book = synthetic_book(venue_instruments(market.time, prices), prices, N_ACCOUNTS, DEMO_SEED)
-    return Venue.start(book, market, params, history=history, insurance_fund=1_000_000.0, screen=screen)
+    return Venue.start(book, market, params, history=history, insurance_fund=1_000_000.0, screen=screen, model=model)
 
 
 def tick(venue: Venue, k: int, rng: random.Random, asset: str = "") -> None:
@@ -74,6 +74,20 @@ def test_the_copies_are_a_fresh_margin_of_every_account_without_the_screen() -> 
         assert (published["as_of_seq"] == engine.last_input_seq) == bool(exposed[row]), name
 
 
+@pytest.mark.parametrize("model", ["dydx", "vol_only"])
+def test_the_copies_under_a_venue_rule_are_its_fresh_records(model: str) -> None:
+    """Under a venue rule (IM and MM of the rule, no per-asset terms) the copies are still every account's record."""
+    venue = demo_venue(screen=False, model=model)
+    for k in range(3):
+        tick(venue, k, random.Random(k), "BTC")
+    view = VenueView.of(venue)
+    fresh = venue.engine.margin_now()
+    for row, name in enumerate(venue.engine.store.account_ids.tolist()):
+        published = view.full_account(row, str(name))
+        assert published is not None
+        assert without_standing(published) == account_document(fresh, row), name
+
+
 def test_with_the_screen_the_copies_hold_what_the_stream_stored() -> None:
     """With the screen a screened account's copy dates from its last re-margin (`as_of_seq` earlier), and every
     copy holds the figures the monitor stored; those re-margined in the last batch are their fresh record."""
@@ -95,6 +109,7 @@ def test_with_the_screen_the_copies_hold_what_the_stream_stored() -> None:
         else:
             older += 1
     assert older > 0  # the screen kept some accounts' figures from an earlier batch
+    assert view.full.as_of.max() >= 0  # layers were folded into the base (the opening copy is as of seq -1)
 
 
 @pytest.mark.parametrize("screen", [False, True])
@@ -114,6 +129,7 @@ def test_the_published_what_if_is_the_locked_one_and_does_not_move_with_the_venu
     orders += [("nobody", "BTC-PERP", 1.0, 1.0, 0.0), (orders[0][0], "NOPE", 1.0, 1.0, 0.0)]
     locked = [engine.what_if(*order) for order in orders]
     assert [view.what_if(*order) for order in orders] == locked
+    assert len(view.stream.standings) == len(range(0, N_ACCOUNTS, 7))  # asked three times each, margined once
     assert any(d.allowed for d in locked) and any(not d.allowed for d in locked)
     for k in range(8, 12):
         tick(venue, k, rng)  # the venue moves on; the view does not

@@ -9,6 +9,7 @@ field; the caller's key never reaches a log line (its holder's name does).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
@@ -20,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from solvent._extras import requires_extra
+from solvent._numba import set_threads
 from solvent.convert.results import account_document
 from solvent.errors import InputError, SolventError
 from solvent.formats.schemas import Identifier, NonNegativeAmount, Price, Quantity
@@ -58,6 +60,10 @@ audit = logging.getLogger("solvent.service.audit")
 NDJSON: Final = "application/x-ndjson"
 ARROW: Final = "application/vnd.apache.arrow.stream"
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+#: Threads a batch's parallel kernels use: every core but one, left to the event loop that answers the queries
+#: meanwhile (on 2 cores, queries under ticks had a p99 of 7.7-9.6 ms with one thread, 10.6-13.8 ms with both:
+#: docs/benchmarks.md, issue 15). The figures do not depend on it (solvent._numba).
+BATCH_THREADS: Final = max(1, (os.cpu_count() or 1) - 1)
 #: How often an event stream that has caught up looks for new events, seconds.
 EVENT_POLL_S: Final = 0.05
 EVENT_PAGE: Final = 1000
@@ -140,6 +146,7 @@ def _ingest(request: Request[Any, Any, Any], records: Sequence[FeedRecord], sour
         raise PermissionDeniedException("parameters change through PUT /params (the operator's), not as a record")
     venue = _venue(request)
     metrics: ServiceMetrics = request.app.state.metrics
+    set_threads(BATCH_THREADS)  # for this worker thread (numba's setting is per thread)
     begin = time.perf_counter()
     with venue.lock:
         seen = venue.engine.last_input_seq

@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from solvent._numba import jit
 from solvent.engine.results import MarginResult
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
 
 #: The leading columns, in `account_document`'s order; the predictive, HHI and haircut ones are NaN where the
 #: result has none (the layout says which it has).
@@ -59,7 +61,7 @@ class Layout:
         index = {name: a for a, name in enumerate(result.assets)}
         return cls(
             terms=tuple(result.terms),
-            asset_terms=tuple(result.term_by_asset),
+            asset_terms=tuple(result.held_terms),
             traded=tuple(result.traded_assets),
             traded_columns=tuple(index[a] for a in result.traded_assets),
             predictive=result.breach_probability is not None,
@@ -73,8 +75,9 @@ class Layout:
         return len(SCALARS) + len(self.terms) + len(self.traded) * (len(self.asset_terms) + len(GREEKS))
 
     def pack(self, result: MarginResult) -> FloatArray:
-        """(K, W) the figures of every account of `result` (a transposed view: written a column at a time)."""
-        out = np.full((self.width, result.n_accounts), math.nan)
+        """(K, W) the figures of every account of `result`, a row each. The per-asset terms and Greeks come from the
+        result's held rows (`MarginResult.held`), 0 for a traded asset an account does not hold: its dense views'
+        entries, without building them; the rows are written by a compiled kernel, the GIL released."""
         scalars = (
             result.im,
             result.mm,
@@ -89,21 +92,20 @@ class Layout:
             result.hhi,
             result.collateral_haircut,
         )
-        for j, column in enumerate(scalars):
+        leading = (*scalars, *(result.terms[name] for name in self.terms))
+        columns = np.full((len(leading), result.n_accounts), math.nan)
+        for j, column in enumerate(leading):
             if column is not None:
-                out[j] = column
-        at = len(SCALARS)
-        for name in self.terms:
-            out[at] = result.terms[name]
-            at += 1
-        columns = list(self.traded_columns)
-        n = len(columns)
-        for name in self.asset_terms:
-            out[at : at + n] = result.term_by_asset[name][:, columns].T
-            at += n
-        out[at:] = result.greeks[:, columns, :].reshape(result.n_accounts, 3 * n).T
-        transposed: FloatArray = out.T
-        return transposed
+                columns[j] = column
+        held = result.held
+        by_asset = np.empty((len(self.asset_terms), held.n_rows))
+        for t, name in enumerate(self.asset_terms):
+            by_asset[t] = result.held_terms[name]
+        where = np.full(held.n_assets, -1, dtype=np.int64)  # each asset's place among the traded ones
+        where[list(self.traded_columns)] = np.arange(len(self.traded_columns), dtype=np.int64)
+        out = np.empty((result.n_accounts, self.width))
+        _pack(columns, held.offsets, held.asset, where, by_asset, result.held_greeks, len(self.traded), out)
+        return out
 
     def document(self, values: list[float], account: str) -> dict[str, Any]:
         """The `account_document` record of one account's packed `values`."""
@@ -143,8 +145,9 @@ class Layout:
 
 #: `as_of` of an account with no copy.
 NO_COPY = -2
-#: Layers kept on top of the base before they are folded into a new one (each holds one re-margin's rows).
-MAX_LAYERS = 4
+#: Layers kept on top of the base before they are folded into a new one (each holds one re-margin's rows): a fold
+#: copies the whole (N, W) base, so it comes every MAX_LAYERS re-margins; a read looks through at most this many.
+MAX_LAYERS = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -212,15 +215,63 @@ class FigureCopies:
         self.layers.append(Layer(index, layout.pack(result), seq))
 
     def _fold(self) -> None:
-        """A new base: the old one with every layer written over it, oldest first."""
+        """A new base: the old one with each account's newest layer row written over it (compiled, the GIL
+        released: readers on the event loop go on while it copies)."""
         values, as_of = self.base.values.copy(), self.base.as_of.copy()
-        for layer in self.layers:
-            rows = np.flatnonzero(layer.index >= 0)
-            values[rows] = layer.values[layer.index[rows]]
-            as_of[rows] = layer.seq
+        written = np.zeros(as_of.size, dtype=np.bool_)
+        for layer in reversed(self.layers):
+            _write_layer(layer.index, layer.values, layer.seq, values, as_of, written)
         self.base = PublishedFigures(self.layout, values, as_of)
         self.layers = []
 
     def publish(self) -> PublishedFigures:
         """The figures now, immutable (the base and the layers are never written again)."""
         return PublishedFigures(self.layout, self.base.values, self.base.as_of, tuple(self.layers))
+
+
+@jit()
+def _pack(
+    columns: FloatArray,
+    offsets: IndexArray,
+    asset: IndexArray,
+    where: IndexArray,
+    by_asset: FloatArray,
+    greeks: FloatArray,
+    n_traded: int,
+    out: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """`Layout.pack` into `out` (K, W): each account's leading `columns` (C, K), then per asset term (by_asset
+    (T, H) on the held rows, CSR by `offsets` (K + 1,) over `asset` (H,)) and per Greek (greeks (H, 3)) the value
+    of each traded asset (`where` (A,): its place among them, -1 if not traded), 0 where the account holds none."""
+    n_columns, n_terms = columns.shape[0], by_asset.shape[0]
+    greeks_at = n_columns + n_terms * n_traded
+    block = 256  # accounts a block: the transposing copy stays in cache
+    for first in range(0, out.shape[0], block):
+        last = min(first + block, out.shape[0])
+        for j in range(n_columns):
+            for k in range(first, last):
+                out[k, j] = columns[j, k]
+        for k in range(first, last):
+            for j in range(n_columns, out.shape[1]):
+                out[k, j] = 0.0
+            for h in range(offsets[k], offsets[k + 1]):
+                place = where[asset[h]]
+                if place >= 0:
+                    for t in range(n_terms):
+                        out[k, n_columns + t * n_traded + place] = by_asset[t, h]
+                    for c in range(3):
+                        out[k, greeks_at + 3 * place + c] = greeks[h, c]
+
+
+@jit()
+def _write_layer(
+    index: NDArray[np.int32], values: FloatArray, seq: int, out: FloatArray, as_of: IndexArray, written: BoolArray
+) -> None:  # pragma: no cover - compiled
+    """Write a layer into a base, newest layer first: the row of `values` (K, W) that `index` (N,) places for each
+    account not `written` yet by a newer one, into `out` (N, W), and `seq` into `as_of` (N,)."""
+    for row in range(index.shape[0]):
+        at = index[row]
+        if at >= 0 and not written[row]:
+            out[row, :] = values[at, :]
+            as_of[row] = seq
+            written[row] = True

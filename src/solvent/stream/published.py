@@ -4,14 +4,15 @@ accounts' positions and balances), each account's standing (equity, early flag, 
 health screen holds its figures from an earlier batch), and the pre-trade check on them.
 
 `Published.of` runs under the venue's lock between batches and costs a copy of the risk arrays (and of the
-accounts only when a batch changed them); afterwards nothing changes a `Published`, so any number of threads
-read it without a lock while the stream runs the next batch. Its what-if is the engine's (`StreamEngine.what_if`)
+accounts only when a batch changed them) and the pre-trade checker on them; afterwards nothing changes the state a
+`Published` holds (it only memoises the standings it computes from it), so any number of threads read it without
+a lock while the stream runs the next batch. Its what-if is the engine's (`StreamEngine.what_if`)
 on the state of that batch: the same decision, to the bit (tests/test_published.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from solvent.engine.whatif import Decision
 from solvent.stream.engine import StreamEngine
 from solvent.stream.ledger import BoolArray, FloatArray
 from solvent.stream.pretrade import PreTrade, refused
-from solvent.stream.pricing import Pricing
+from solvent.stream.pricing import Pricing, Standing
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,6 +35,9 @@ class Published:
     flagged: BoolArray
     in_liquidation: BoolArray
     screened: BoolArray
+    # Each asked account's standing (`Pricing.standing`: a screened account is margined afresh), computed once: the
+    # state never changes, and an account asked once is usually asked again before the next batch.
+    standings: dict[int, Standing] = field(default_factory=dict)
 
     @classmethod
     def of(cls, engine: StreamEngine, previous: Published | None = None) -> Published:
@@ -49,10 +53,12 @@ class Published:
         f = engine.figures
         screen = engine.screen
         n = store.n_accounts
+        pricing = live.frozen(store)
+        PreTrade().checker(pricing)  # built here, on the batch's thread, not by the first what-if after it
         return cls(
             last_input_seq=engine.last_input_seq,
             store_version=version,
-            pricing=live.frozen(store),
+            pricing=pricing,
             equity=f.equity.copy(),
             flagged=f.flagged.copy(),
             in_liquidation=f.in_liquidation.copy(),
@@ -67,11 +73,14 @@ class Published:
         inst = pricing.store.instrument_row.get(instrument)
         if row is None or inst is None:
             return refused(f"unknown {'account' if row is None else 'instrument'}")
-        standing = pricing.standing(
-            row,
-            float(self.equity[row]),
-            bool(self.flagged[row]),
-            bool(self.in_liquidation[row]),
-            bool(self.screened[row]),
-        )
+        standing = self.standings.get(row)
+        if standing is None:
+            standing = pricing.standing(
+                row,
+                float(self.equity[row]),
+                bool(self.flagged[row]),
+                bool(self.in_liquidation[row]),
+                bool(self.screened[row]),
+            )
+            self.standings[row] = standing  # a race between two readers stores the same value twice
         return PreTrade().check(pricing, row, inst, quantity, price, fee, standing)
