@@ -4,6 +4,7 @@ operator's audit line, metrics, and no key in any log line."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -474,3 +475,30 @@ def test_a_server_error_is_logged_with_its_traceback_and_a_client_error_is_not(
     errors = [r for r in caplog.records if r.name == "solvent.service" and r.levelno >= logging.ERROR]
     assert [(r.getMessage(), r.path) for r in errors] == [("server error", "/venue")]  # type: ignore[attr-defined]
     assert errors[0].exc_info is not None and "the summary broke" in str(errors[0].exc_info[1])
+
+
+def test_the_venue_answer_says_what_makes_its_figures(tmp_path: Path) -> None:
+    """issue 14 item 10 on the wire: GET /venue carries the provenance (the engine, the digest of the parameters in
+    force, which an operator's change moves at once, and each file the venue was started from with its SHA-256)."""
+    from solvent.formats.provenance import canonical_sha256, engine_version
+    from solvent.service.serve import ServeOptions, build_venue
+
+    portfolio, market = ROOT / "examples" / "portfolio.json", ROOT / "examples" / "market.json"
+    options = ServeOptions(portfolio=str(portfolio), market=str(market), store=f"sqlite:///{tmp_path / 'v.db'}")
+    venue = build_venue(options)
+    with TestClient(create_app(venue, ring())) as client:
+        first = client.get("/venue", headers=headers("read")).json()
+        new = MarginParams(days_per_year=360.0)
+        assert client.put("/params", content=msgspec.json.encode(new), headers=headers("operator")).status_code == 200
+        after = client.get("/venue", headers=headers("read")).json()
+    assert list(first)[:2] == ["schema", "provenance"]
+    assert first["provenance"]["engine"] == engine_version()
+    assert first["provenance"]["params"] == {"margin": canonical_sha256(MarginParams())}
+    assert after["provenance"]["params"] == {"margin": canonical_sha256(new)}
+    files = first["provenance"]["inputs"]
+    assert sorted(files) == ["market", "portfolio"]
+    assert files["portfolio"] == {
+        "path": str(portfolio),
+        "sha256": hashlib.sha256(portfolio.read_bytes()).hexdigest(),
+        "bytes": portfolio.stat().st_size,
+    }

@@ -24,6 +24,7 @@ from solvent._extras import requires_extra
 from solvent._numba import set_threads
 from solvent.convert.results import account_document
 from solvent.errors import InputError, SolventError
+from solvent.formats.provenance import stamped
 from solvent.formats.schemas import Identifier, NonNegativeAmount, Price, Quantity
 from solvent.market.oracle import OracleStatus
 from solvent.params import MarginParams
@@ -302,8 +303,9 @@ def what_if(request: Request[Any, Any, Any], data: JSONBody[WhatIf]) -> dict[str
 
 @get("/venue", sync_to_thread=True, **_require(Permission.READ_VENUE))
 def venue_summary(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """The venue now: the run's figures, the feed's time and last sequence number, accounts by status, the
-    insurance fund, each asset's price and oracle status, total equity, IM and MM."""
+    """The venue now: what makes its figures (provenance: engine, parameters' digest, input files), the run's
+    figures, the feed's time and last sequence number, accounts by status, the insurance fund, each asset's price
+    and oracle status, total equity, IM and MM."""
     venue = _venue(request)
     with venue.lock:
         engine = venue.engine
@@ -319,9 +321,10 @@ def venue_summary(request: Request[Any, Any, Any]) -> dict[str, Any]:
         fund = engine.fund
         last = engine.last_input_seq
         now = engine.last_time
+        provenance = venue.provenance()
         prices = dict(zip(engine.market.assets, engine.market.price.tolist(), strict=True))
     return {
-        **summary,
+        **stamped(summary, provenance),
         "time": now,
         "last_input_seq": last,
         "prices": prices,

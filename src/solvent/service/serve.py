@@ -66,10 +66,11 @@ def build_venue(options: ServeOptions) -> Venue:
     if options.portfolio is not None and options.market is not None:
         from solvent.convert.inputs import load_params, load_portfolio
         from solvent.formats.io import load_market
+        from solvent.formats.provenance import provenance_of
         from solvent.market.history import read_history
 
         history = None if options.history is None else read_history(options.history)
-        return Venue.open(
+        venue = Venue.open(
             store,
             load_portfolio(options.portfolio),
             load_market(options.market),
@@ -81,6 +82,9 @@ def build_venue(options: ServeOptions) -> Venue:
             portfolio_source=options.portfolio,
             market_source=options.market,
         )
+        files = {"portfolio": options.portfolio, "market": options.market, "params": options.params}
+        venue.inputs = provenance_of(files | {"history": options.history}, {}).inputs
+        return venue
     from solvent.demo.defaults import DEMO_SEED
     from solvent.demo.run import demo_history, demo_market, demo_params
     from solvent.demo.venue import synthetic_book, venue_instruments

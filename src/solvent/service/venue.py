@@ -14,7 +14,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -22,12 +22,13 @@ import numpy as np
 
 from solvent.engine.book import Book
 from solvent.errors import InputError
+from solvent.formats.provenance import InputFile, Provenance, engine_version
 from solvent.formats.schemas import MarketSnapshot
 from solvent.params import MarginParams
 from solvent.service.copies import FigureCopies
 from solvent.store import MemoryStore, Store, StoreError
 from solvent.stream import events as ev
-from solvent.stream.engine import StreamEngine
+from solvent.stream.engine import StreamEngine, params_digest
 from solvent.stream.feed import FeedRecord
 from solvent.stream.ledger import Sink
 
@@ -64,6 +65,7 @@ class Venue:
         self.commit_every = commit_every
         self.snapshot_every = snapshot_every
         self.snapshot_seconds = snapshot_seconds
+        self.inputs: Mapping[str, InputFile] = {}  # the files the venue was started from (role -> digest)
         self._published: list[ev.Event] = []
         self._inputs: list[Row] = []  # logged, not yet committed
         self._events: list[Row] = []
@@ -93,6 +95,13 @@ class Venue:
         opening: list[ev.Event] = []
         engine = StreamEngine.start(book, snapshot, params, sink=opening.extend, **options)
         return cls(engine, MemoryStore() if store is None else store, opening)
+
+    def provenance(self) -> Provenance:
+        """What makes the venue's figures now: the engine, the digest of the parameters in force (an operator's
+        change shows at once) and the files it was started from (none for the demo venue)."""
+        return Provenance(
+            engine=engine_version(), params={"margin": params_digest(self.engine.params)}, inputs=dict(self.inputs)
+        )
 
     @classmethod
     def open(

@@ -7,16 +7,15 @@ one account a withdrawal would leave short of IM.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 
-import msgspec
 import numpy as np
 
 from solvent.engine.margin import margin_accounts
 from solvent.engine.whatif import off_market
 from solvent.errors import InputError, ModelError
+from solvent.formats.provenance import canonical_sha256
 from solvent.market.state import OPTION, build_market_state
 from solvent.params import MarginParams
 from solvent.scenarios import generate_scenarios
@@ -28,8 +27,8 @@ from solvent.stream.store import CASH
 
 
 def params_digest(params: MarginParams) -> str:
-    """SHA-256 of the parameters' canonical JSON: what `ParametersChanged` reports."""
-    return hashlib.sha256(msgspec.json.encode(params)).hexdigest()
+    """SHA-256 of the parameters' canonical JSON (the provenance's digest): what `ParametersChanged` reports."""
+    return canonical_sha256(params)
 
 
 def supported(params: MarginParams, where: str) -> None:
