@@ -204,34 +204,34 @@ def _add_joint(
 @jit()
 def _option_unit_measures(
     rows: FloatArray,
-    instrument_asset: NDArray[np.int32],
+    row_asset: NDArray[np.int32],
     own: NDArray[np.int64],
     own_at: NDArray[np.int64],
     own_scale: FloatArray,
     group_offsets: NDArray[np.int64],
-    needed: NDArray[np.bool_],
     confidence: float,
     measure: int,
 ) -> FloatArray:
-    """(I, 2): the risk measure of one unit long (0) and one unit short (1) of each `needed` option in its own
-    asset's group (0 for the others): own_scale[a] x the measure of the row read from own_at (`own_mirrors`)."""
-    n_instruments = instrument_asset.shape[0]
-    unit = np.zeros((n_instruments, 2))
+    """(R, 2): the risk measure of one unit long (0) and one unit short (1) of the option of each row of `rows`
+    (`_option_rows`; row_asset its asset) in its own asset's group (0 where it has none): own_scale[a] x the
+    measure of the row read from own_at (`own_mirrors`)."""
+    n_rows = row_asset.shape[0]
+    unit = np.zeros((n_rows, 2))
     longest = 0
     for g in range(group_offsets.shape[0] - 1):
         longest = max(longest, group_offsets[g + 1] - group_offsets[g])
     pnl = np.empty(longest)
     top = np.empty(longest + 1)
-    for i in range(n_instruments):
-        g = own[instrument_asset[i]]
-        if not needed[i] or g < 0:
+    for i in range(n_rows):
+        g = own[row_asset[i]]
+        if g < 0:
             continue
         n = group_offsets[g + 1] - group_offsets[g]
         for side in range(2):
             sign = 1.0 if side == 0 else -1.0
             for s in range(n):
                 pnl[s] = sign * rows[i, own_at[i] + s]
-            unit[i, side] = own_scale[instrument_asset[i]] * _reduce_group(pnl, 0, n, confidence, measure, top)
+            unit[i, side] = own_scale[row_asset[i]] * _reduce_group(pnl, 0, n, confidence, measure, top)
     return unit
 
 
@@ -239,6 +239,7 @@ def _option_unit_measures(
 def _own_groups(
     pnl: FloatArray,
     rows: FloatArray,
+    row_of: NDArray[np.int64],
     first: int,
     last: int,
     pos_instrument: NDArray[np.int32],
@@ -265,7 +266,8 @@ def _own_groups(
     """Σ max(measure, 0) over the own groups of the assets an account (positions first..last) holds options on.
 
     In its own group an asset's P&L is its positions' alone: one option and no net delta is |quantity| x the
-    option's unit measure of its side; otherwise the group is built (options from column own_at, then the net
+    option's unit measure of its side; otherwise the group is built (options from row row_of[i], column own_at of
+    that row, then the net
     delta from column own_asset_at of asset_pnl), reduced and scaled by own_scale (`own_mirrors`).
     option_count (reset to 0 here) and scan (left False) are the caller's per-asset scratch."""
     total = 0.0
@@ -293,7 +295,8 @@ def _own_groups(
         a = instrument_asset[i]
         if linear_weight[i] == 0.0 and scan[a]:
             g = own[a]
-            _add_row(pnl, rows, i, pos_quantity[p], group_offsets[g], group_offsets[g + 1], own_at[i])
+            r = row_of[i]
+            _add_row(pnl, rows, r, pos_quantity[p], group_offsets[g], group_offsets[g + 1], own_at[r])
     for k in range(option_assets.shape[0]):
         a = option_assets[k]
         if not scan[a]:
@@ -318,6 +321,7 @@ def _margins_kernel(
     held_asset: NDArray[np.int64],
     instrument_asset: NDArray[np.int32],
     rows: FloatArray,
+    row_of: NDArray[np.int64],
     linear_weight: FloatArray,
     asset_pnl: FloatArray,
     unit_greeks: FloatArray,
@@ -338,9 +342,9 @@ def _margins_kernel(
     """Both outputs are overwritten in place (any previous contents are ignored).
 
     joint (J,), own (A,): the scenario groups every asset can move in, and each asset's own group or -1
-    (`group_plan`); rows, joint_at, own_at: the options' risk arrays where they can be non-zero (`_option_rows`);
+    (`group_plan`); rows, row_of, joint_at, own_at: the options' risk arrays where they can be non-zero (`_option_rows`);
     own_scale, own_asset_at (A,): an own group's P&L is own_scale x that of the rows read there (`own_mirrors`);
-    option_unit (I, 2): each held option's unit measures in its own group (`_option_unit_measures`).
+    option_unit (R, 2): each option row's unit measures in its own group (`_option_unit_measures`).
     Per account the scenario P&L is built and reduced over the joint groups. In the own group of an asset it
     holds, its P&L is that asset's positions' alone: one option and no net delta there, or a net delta and no
     option, is |quantity| x the unit measure of its side (positive homogeneity); several, the own group is built
@@ -406,14 +410,14 @@ def _margins_kernel(
                     if option_count[a] == 0:
                         option_assets[n_options] = a
                         n_options += 1
-                        first_option[a] = i
+                        first_option[a] = row_of[i]
                         first_quantity[a] = q
                     option_count[a] += 1
                 if pending < 0:
-                    pending = i
+                    pending = row_of[i]
                     pending_q = q
                 else:
-                    _add_joint(pnl, rows, pending, pending_q, i, q, group_offsets, joint, joint_at)
+                    _add_joint(pnl, rows, pending, pending_q, row_of[i], q, group_offsets, joint, joint_at)
                     pending = -1
             if n_options == 0:  # linear: a risk measure is positively homogeneous, so one asset needs no scenarios
                 held = -1
@@ -445,6 +449,7 @@ def _margins_kernel(
                 own_total += _own_groups(
                     pnl,
                     rows,
+                    row_of,
                     pos_offsets[acct],
                     pos_offsets[acct + 1],
                     pos_instrument,
@@ -553,18 +558,19 @@ def _option_rows(
     joint: NDArray[np.int64],
     own: NDArray[np.int64],
     source: NDArray[np.int64],
-) -> tuple[FloatArray, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """(rows, joint_at (J,), own_at (I,), own_asset_at (A,)): the options' risk arrays where they can be non-zero,
-    for the kernel.
+    needed: NDArray[np.bool_],
+) -> tuple[FloatArray, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """(rows (R, W), row_of (I,), joint_at (J,), own_at (R,), own_asset_at (A,)): the `needed` options' risk arrays
+    where they can be non-zero, one contiguous row each, for the kernel.
 
-    Joint group k is read from column joint_at[k] of rows, instrument i's own group from column own_at[i], and an
-    asset's own group of asset_pnl from column own_asset_at[a]; an own group that mirrors a joint group (`source`,
-    `own_mirrors`) is read from that joint group's columns. rows is `RiskArrays.pnl_rows` itself, read in place,
-    when the plan's joint groups are the groups no asset owns (so its columns are the joint groups then each asset's
-    own group: the Monte Carlo's stress groups, the per-asset grids); otherwise a compact copy (I, joint scenarios
-    + the longest own group not mirrored) built from it group by group. Either way an account reads its options'
-    few relevant stretches from a table far smaller than the dense (I, S) view, and the figures are the same to
-    the bit.
+    Option i is row row_of[i] of rows (-1: not needed, or linear). Joint group k is read from column joint_at[k],
+    the option of row r's own group from column own_at[r], and an asset's own group of asset_pnl from column
+    own_asset_at[a]; an own group that mirrors a joint group (`source`, `own_mirrors`) is read from that joint
+    group's columns. The copy is taken from `RiskArrays.pnl_rows` (whole columns when the plan's joint groups are
+    the groups no asset owns, so that its columns are the joint groups then each asset's own group: the Monte
+    Carlo's stress groups, the per-asset grids), else group by group. The copy is small and dense (R rows of the
+    few columns an account reads, not pnl_rows' wider ones interleaved with linear instruments), so an account's
+    rows share pages and cache sets; the figures are the same to the bit.
     """
     offsets = arrays.group_offsets
     asset = arrays.instrument_asset
@@ -576,22 +582,24 @@ def _option_rows(
     width = int(joint_at[-1])
     own_column = np.full(arrays.n_assets, width, dtype=np.int64)
     own_column[mirrored] = joint_at[source[mirrored]]
+    stored = (own >= 0) & ~mirrored  # own groups read from their own stretch
+    longest = int(sizes[own[stored]].max()) if np.any(stored) else 0
+    picked = np.flatnonzero(needed)
+    row_of = np.full(asset.shape[0], -1, dtype=np.int64)
+    row_of[picked] = np.arange(picked.shape[0])
     unowned = np.arange(sizes.shape[0]) if arrays.group_asset is None else np.flatnonzero(arrays.group_asset < 0)
     if np.array_equal(joint, unowned):
-        rows = arrays.pnl_rows
+        rows = np.ascontiguousarray(arrays.pnl_rows[picked, : width + longest])
     else:
-        stored = (own >= 0) & ~mirrored  # own groups read from their own stretch
-        longest = int(sizes[own[stored]].max()) if np.any(stored) else 0
-        rows = np.zeros((asset.shape[0], width + longest))
-        options = arrays.linear_weight == 0.0
-        picked = np.flatnonzero(options)
+        rows = np.zeros((picked.shape[0], width + longest))
         for k, g in enumerate(joint.tolist()):
-            rows[picked, joint_at[k] : joint_at[k + 1]] = arrays.group_rows(g, picked)
+            rows[:, joint_at[k] : joint_at[k + 1]] = arrays.group_rows(g, picked)
         for a in np.flatnonzero(stored).tolist():
             g = int(own[a])
-            picked = np.flatnonzero(options & (asset == a))
-            rows[picked, width : width + sizes[g]] = arrays.group_rows(g, picked)
-    return rows, joint_at[:-1], own_column[asset].astype(np.int64), own_asset_at.astype(np.int64)
+            at = np.flatnonzero(asset[picked] == a)
+            rows[at, width : width + sizes[g]] = arrays.group_rows(g, picked[at])
+    own_at = own_column[asset[picked]].astype(np.int64)
+    return rows, row_of, joint_at[:-1], own_at, own_asset_at.astype(np.int64)
 
 
 def margins(
@@ -669,15 +677,15 @@ def held_margins(
     if n:
         joint, own = group_plan(arrays)
         source, own_scale = own_mirrors(arrays, joint, own)
-        rows, joint_at, own_at, own_asset_at = _option_rows(arrays, joint, own, source)
         needed = arrays.linear_weight == 0.0
         if pos_instrument.shape[0] < needed.shape[0]:  # a small book: the options it holds only
             held_options = np.zeros(needed.shape[0], dtype=np.bool_)
             held_options[pos_instrument] = True
             needed &= held_options
+        rows, row_of, joint_at, own_at, own_asset_at = _option_rows(arrays, joint, own, source, needed)
         code = MEASURE_CODES[measure]
         option_unit = _option_unit_measures(
-            rows, arrays.instrument_asset, own, own_at, own_scale, arrays.group_offsets, needed, confidence, code
+            rows, arrays.instrument_asset[row_of >= 0], own, own_at, own_scale, arrays.group_offsets, confidence, code
         )
         _margins_kernel(
             pos_offsets,
@@ -687,6 +695,7 @@ def held_margins(
             held.asset,
             arrays.instrument_asset,
             rows,
+            row_of,
             arrays.linear_weight,
             arrays.asset_pnl,
             arrays.unit_greeks,
