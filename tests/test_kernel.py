@@ -514,3 +514,26 @@ def test_mirrored_stress_groups_are_read_from_the_joint_rows(measure: str) -> No
     moved[second, arrays.group_asset[2]] *= 1.5  # type: ignore[index]
     mirror, _ = mirrored_groups(replace(scenarios, price_move=moved))
     assert mirror[2] == -1 and mirror[1] == 0 and mirror[3] == 0
+
+
+@pytest.mark.parametrize("n", [64, 65, 95, 256, 1000, 4096])
+@pytest.mark.parametrize("k", [1, 3, 32])
+@pytest.mark.parametrize("layout", ["normal", "ties", "one_lane", "ascending"])
+def test_top_losses_by_lanes_are_the_k_largest_exactly(n: int, k: int, layout: str) -> None:
+    """`_top_losses` (lane maxima, then only the lanes that reach the k-th of them) returns exactly the k largest
+    losses, descending, wherever they lie: ties, every large loss in one lane, a sorted run, an offset start."""
+    from solvent.engine.kernel import LANES, _top_losses
+
+    rng = np.random.default_rng(n * 100 + k)
+    start = 5
+    pnl = np.full(start + n + 3, 1e9)  # values outside [start, start + n) must not be read
+    body = {
+        "normal": rng.normal(0, 100, n),
+        "ties": rng.integers(-3, 3, n).astype(np.float64),
+        "one_lane": np.where(np.arange(n) % LANES == 7, -1000.0 - np.arange(n), rng.normal(0, 1, n)),
+        "ascending": np.arange(n, dtype=np.float64),
+    }[layout]
+    pnl[start : start + n] = body
+    top = np.full(n + 1, np.nan)
+    _top_losses(pnl, start, start + n, k, top)
+    np.testing.assert_array_equal(top[:k], np.sort(-body)[::-1][:k])
