@@ -289,47 +289,31 @@ def _option_unit_measures(
 
 
 @jit()
-def _own_groups(
+def _start_own_groups(
     pnl: FloatArray,
-    rows: FloatArray,
-    row_of: NDArray[np.int64],
-    first: int,
-    last: int,
-    pos_instrument: NDArray[np.int32],
-    pos_quantity: FloatArray,
-    instrument_asset: NDArray[np.int32],
-    linear_weight: FloatArray,
-    asset_pnl: FloatArray,
     delta: FloatArray,
     group_offsets: NDArray[np.int64],
     own: NDArray[np.int64],
-    own_at: NDArray[np.int64],
-    own_scale: FloatArray,
-    own_asset_at: NDArray[np.int64],
     option_unit: FloatArray,
     option_assets: NDArray[np.int64],
     option_count: NDArray[np.int64],
     first_option: NDArray[np.int64],
     first_quantity: FloatArray,
     scan: NDArray[np.bool_],
-    confidence: float,
-    measure: int,
-    top: FloatArray,
-) -> float:
-    """Σ max(measure, 0) over the own groups of the assets an account (positions first..last) holds options on.
+) -> tuple[float, bool]:
+    """(Σ max(measure, 0) over the own groups of the assets held with one option alone, whether any own group is
+    to be built) for an account holding options on `option_assets` (option_count of them on each asset, the first
+    at row first_option with quantity first_quantity).
 
     In its own group an asset's P&L is its positions' alone: one option and no net delta is |quantity| x the
-    option's unit measure of its side; otherwise the group is built (options from row row_of[i], column own_at of
-    that row, then the net
-    delta from column own_asset_at of asset_pnl), reduced and scaled by own_scale (`own_mirrors`).
-    option_count (reset to 0 here) and scan (left False) are the caller's per-asset scratch."""
+    option's unit measure of its side; otherwise the group is marked in `scan` and zeroed, to be built by the
+    caller's pass over the rows and measured by `_own_measures`."""
     total = 0.0
     scanning = False
     for k in range(option_assets.shape[0]):
         a = option_assets[k]
         g = own[a]
         if g < 0:
-            option_count[a] = 0
             continue
         if option_count[a] == 1 and delta[a] == 0.0:  # one option alone in its own group
             q = first_quantity[a]
@@ -340,16 +324,28 @@ def _own_groups(
             scan[a] = True
             scanning = True
             pnl[group_offsets[g] : group_offsets[g + 1]] = 0.0
-        option_count[a] = 0
-    if not scanning:
-        return total
-    for p in range(first, last):
-        i = pos_instrument[p]
-        a = instrument_asset[i]
-        if linear_weight[i] == 0.0 and scan[a]:
-            g = own[a]
-            r = row_of[i]
-            _add_row(pnl, rows, r, pos_quantity[p], group_offsets[g], group_offsets[g + 1], own_at[r])
+    return total, scanning
+
+
+@jit()
+def _own_measures(
+    pnl: FloatArray,
+    asset_pnl: FloatArray,
+    delta: FloatArray,
+    group_offsets: NDArray[np.int64],
+    own: NDArray[np.int64],
+    own_scale: FloatArray,
+    own_asset_at: NDArray[np.int64],
+    option_assets: NDArray[np.int64],
+    scan: NDArray[np.bool_],
+    total: float,
+    confidence: float,
+    measure: int,
+    top: FloatArray,
+) -> float:
+    """total + Σ max(measure, 0) over the own groups marked in `scan` (left False), in option_assets' order: each
+    holds its options' P&L (built by the caller); the net delta is added from column own_asset_at of asset_pnl,
+    and the measure scaled by own_scale (`own_mirrors`)."""
     for k in range(option_assets.shape[0]):
         a = option_assets[k]
         if not scan[a]:
@@ -440,10 +436,8 @@ def _margins_kernel(
                 out_greeks[h, 0] = 0.0
                 out_greeks[h, 1] = 0.0
                 out_greeks[h, 2] = 0.0
-            pending = -1  # an option waiting for a partner, so rows are added two at a time
-            pending_q = 0.0
-            n_options = 0  # assets with options (with no own groups: 1 once there is an option)
-            for p in range(pos_offsets[acct], pos_offsets[acct + 1]):
+            n_options = 0  # assets with options
+            for p in range(pos_offsets[acct], pos_offsets[acct + 1]):  # Greeks, net deltas, the options' assets
                 i = pos_instrument[p]
                 q = pos_quantity[p]
                 a = instrument_asset[i]
@@ -455,23 +449,12 @@ def _margins_kernel(
                 if w != 0.0:
                     delta[a] += q * w
                     continue
-                if n_options == 0:  # the scenario P&L is needed: start it at the first option
-                    for k in range(n_joint):
-                        pnl[group_offsets[joint[k]] : group_offsets[joint[k] + 1]] = 0.0
-                    n_options = 0 if has_own else 1
-                if has_own:
-                    if option_count[a] == 0:
-                        option_assets[n_options] = a
-                        n_options += 1
-                        first_option[a] = row_of[i]
-                        first_quantity[a] = q
-                    option_count[a] += 1
-                if pending < 0:
-                    pending = row_of[i]
-                    pending_q = q
-                else:
-                    _add_joint(pnl, rows, pending, pending_q, row_of[i], q, group_offsets, joint, joint_at)
-                    pending = -1
+                if option_count[a] == 0:
+                    option_assets[n_options] = a
+                    n_options += 1
+                    first_option[a] = row_of[i]
+                    first_quantity[a] = q
+                option_count[a] += 1
             if n_options == 0:  # linear: a risk measure is positively homogeneous, so one asset needs no scenarios
                 held = -1
                 for h in range(first_held, last_held):
@@ -480,8 +463,39 @@ def _margins_kernel(
                 if held != -2:
                     out_margin[acct] = _one_asset(delta, held, unit)
                     continue
-                for k in range(n_joint):
-                    pnl[group_offsets[joint[k]] : group_offsets[joint[k] + 1]] = 0.0
+            for k in range(n_joint):
+                pnl[group_offsets[joint[k]] : group_offsets[joint[k] + 1]] = 0.0
+            alone, scanning = 0.0, False
+            if has_own:
+                alone, scanning = _start_own_groups(
+                    pnl,
+                    delta,
+                    group_offsets,
+                    own,
+                    option_unit,
+                    option_assets[:n_options],
+                    option_count,
+                    first_option,
+                    first_quantity,
+                    scan,
+                )
+            pending = -1  # an option waiting for a partner, so rows are added two at a time
+            pending_q = 0.0
+            for p in range(pos_offsets[acct], pos_offsets[acct + 1]):  # the options' rows, each read once
+                i = pos_instrument[p]
+                if linear_weight[i] != 0.0:
+                    continue
+                r = row_of[i]
+                q = pos_quantity[p]
+                if pending < 0:
+                    pending = r
+                    pending_q = q
+                else:
+                    _add_joint(pnl, rows, pending, pending_q, r, q, group_offsets, joint, joint_at)
+                    pending = -1
+                if scanning and scan[instrument_asset[i]]:  # its own group too, while the row is in cache
+                    g = own[instrument_asset[i]]
+                    _add_row(pnl, rows, r, q, group_offsets[g], group_offsets[g + 1], own_at[r])
             if pending >= 0:
                 _add_joint(pnl, rows, pending, pending_q, -1, 0.0, group_offsets, joint, joint_at)
             own_total = 0.0  # the own groups (floored at 0); the group of an asset not held is 0
@@ -498,30 +512,20 @@ def _margins_kernel(
                     value = abs(d) * unit[a, 0 if d > 0.0 else 1, g]
                     if value > 0.0:
                         own_total += value
+            for k in range(n_options):
+                option_count[option_assets[k]] = 0
             if has_own:
-                own_total += _own_groups(
+                own_total += _own_measures(
                     pnl,
-                    rows,
-                    row_of,
-                    pos_offsets[acct],
-                    pos_offsets[acct + 1],
-                    pos_instrument,
-                    pos_quantity,
-                    instrument_asset,
-                    linear_weight,
                     asset_pnl,
                     delta,
                     group_offsets,
                     own,
-                    own_at,
                     own_scale,
                     own_asset_at,
-                    option_unit,
                     option_assets[:n_options],
-                    option_count,
-                    first_option,
-                    first_quantity,
                     scan,
+                    alone,
                     confidence,
                     measure,
                     top,
