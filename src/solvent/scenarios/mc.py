@@ -71,6 +71,11 @@ def nearest_psd_correlation(c: FloatArray) -> FloatArray:
     """(n, n) `c` (symmetrised) when positive semi-definite up to rounding; else its eigenvalues
     clipped at 0 and the diagonal re-normalised to 1."""
     sym = np.asarray((c + c.T) / 2.0, dtype=np.float64)
+    try:  # positive definite: no repair (a Cholesky factor is several times cheaper than the eigenvalues)
+        np.linalg.cholesky(sym)
+        return sym
+    except np.linalg.LinAlgError:
+        pass
     values, vectors = np.linalg.eigh(sym)
     if values.size == 0 or values[0] >= -_eigen_tolerance(values):
         return sym
@@ -145,7 +150,8 @@ def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory 
     vol_move = np.zeros((n_scen, len(state.assets)), dtype=np.float64)
     price_move[:, traded] = np.expm1(state.vol[traded] * math.sqrt(h) * z)
     vol_move[:, traded] = np.expm1(mc.vol_of_vol * math.sqrt(h) * eps)
-    labels = tuple(f"mc {i + 1:04d}" for i in range(n_scen))
+    numbers = [f" {i + 1:04d}" for i in range(n_scen)]
+    labels = tuple("mc" + number for number in numbers)
     w = mc.stress_weight
     if w == 0.0:
         return ScenarioSet(
@@ -157,19 +163,19 @@ def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory 
             horizon_years=h,
             labels=labels,
         )
-    price_parts, vol_parts = [price_move], [vol_move]
-    for a in traded.tolist():  # the same draws, asset a alone moving
-        alone_price = np.zeros_like(price_move)
-        alone_vol = np.zeros_like(vol_move)
-        alone_price[:, a] = price_move[:, a]
-        alone_vol[:, a] = vol_move[:, a]
-        price_parts.append(alone_price)
-        vol_parts.append(alone_vol)
-        labels += tuple(f"mc {state.assets[a]} {i + 1:04d}" for i in range(n_scen))
+    alone_price = np.zeros(((n + 1) * n_scen, price_move.shape[1]), dtype=np.float64)
+    alone_vol = np.zeros_like(alone_price)
+    alone_price[:n_scen] = price_move
+    alone_vol[:n_scen] = vol_move
+    for k, a in enumerate(traded.tolist(), start=1):  # the same draws, asset a alone moving
+        alone_price[k * n_scen : (k + 1) * n_scen, a] = price_move[:, a]
+        alone_vol[k * n_scen : (k + 1) * n_scen, a] = vol_move[:, a]
+        prefix = f"mc {state.assets[a]}"
+        labels += tuple(prefix + number for number in numbers)
     return ScenarioSet(
         name="mc",
-        price_move=np.vstack(price_parts),
-        vol_move=np.vstack(vol_parts),
+        price_move=alone_price,
+        vol_move=alone_vol,
         pnl_weight=np.concatenate([np.full(n_scen, 1.0 - w), np.full(n * n_scen, w)]),
         group=np.repeat(np.arange(n + 1, dtype=np.int32), n_scen),
         horizon_years=h,
