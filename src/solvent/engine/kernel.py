@@ -13,8 +13,9 @@ group and the joint groups (`group_plan`). The kernel builds and reduces an acco
 and, in an asset's own group, only where the account holds several positions on that asset (options, or options
 and a net delta); a net delta alone there is |delta| x the asset's unit measure and one option alone |quantity| x
 the option's (the same homogeneity, per call), and the groups of the assets it does not hold count 0 (their P&L
-is 0, and groups are floored at 0). For a large book the options' rows are read from a compact copy of their
-joint and own stretches (`_option_rows`). The numpy twin reduces every group of the dense P&L.
+is 0, and groups are floored at 0). An account's options' rows are read once, from a dense copy of the rows the
+pass needs (`_option_rows`), into the joint groups and, while in cache, its own groups. The k largest losses of a
+group come from lane maxima (`_top_losses`), exactly. The numpy twin reduces every group of the dense P&L.
 
 `margins_numpy` is the plain, obviously correct twin (dense P&L per chunk of accounts, full sort);
 tests hold the two together.
