@@ -204,21 +204,31 @@ def _add_row(pnl: FloatArray, rows: FloatArray, i: int, q: float, start: int, st
 
 @jit()
 def _unit_measures(
-    asset_pnl: FloatArray, group_offsets: NDArray[np.int64], confidence: float, measure: int
+    asset_pnl: FloatArray,
+    group_offsets: NDArray[np.int64],
+    joint: NDArray[np.int64],
+    own: NDArray[np.int64],
+    confidence: float,
+    measure: int,
 ) -> FloatArray:
-    """(A, 2, G): the risk measure of one unit long (0) and one unit short (1) of each asset in each scenario group."""
+    """(A, 2, G): the risk measure of one unit long (0) and one unit short (1) of each asset in each scenario group:
+    reduced in the joint groups and the asset's own (`group_plan`), 0 in the others, where its row is 0."""
     n_assets, n_scen = asset_pnl.shape
     n_groups = group_offsets.shape[0] - 1
-    unit = np.empty((n_assets, 2, n_groups))
+    unit = np.zeros((n_assets, 2, n_groups))
     pnl = np.empty(n_scen)
     top = np.empty(n_scen + 1)
     for a in range(n_assets):
         for side in range(2):
             sign = 1.0 if side == 0 else -1.0
-            for s in range(n_scen):
-                pnl[s] = sign * asset_pnl[a, s]
-            for g in range(n_groups):
-                unit[a, side, g] = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
+            for k in range(joint.shape[0] + 1):
+                g = joint[k] if k < joint.shape[0] else own[a]
+                if g < 0:
+                    continue
+                start, stop = group_offsets[g], group_offsets[g + 1]
+                for s in range(start, stop):
+                    pnl[s] = sign * asset_pnl[a, s]
+                unit[a, side, g] = _reduce_group(pnl, start, stop, confidence, measure, top)
     return unit
 
 
@@ -417,7 +427,7 @@ def _margins_kernel(
     has_own = n_joint < group_offsets.shape[0] - 1
     n_chunks = min(n_accounts, 256)
     has_extra = extra_delta.shape[0] > 0
-    unit = _unit_measures(asset_pnl, group_offsets, confidence, measure)
+    unit = _unit_measures(asset_pnl, group_offsets, joint, own, confidence, measure)
     for c in prange(n_chunks):
         pnl = np.empty(n_scen)
         delta = np.empty(n_assets)
