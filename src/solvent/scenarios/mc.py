@@ -42,6 +42,7 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -95,6 +96,25 @@ def correlation_factor(c: FloatArray) -> FloatArray:
         return np.asarray(vectors * np.sqrt(values), dtype=np.float64)
 
 
+@functools.lru_cache(maxsize=16)
+def _default_factor(n: int) -> FloatArray:
+    """(n, n) the correlation factor of n traded assets without a history (DEFAULT_CORRELATION between every pair),
+    read-only: computed once per n, as every margin run without a history draws on it (a LAPACK call right after a
+    parallel kernel waits on its spinning threads: 0.2-0.4 s of CPU at 200 assets on a 2-core machine)."""
+    base = np.full((n, n), DEFAULT_CORRELATION)
+    np.fill_diagonal(base, 1.0)
+    factor = correlation_factor(nearest_psd_correlation(base))
+    factor.setflags(write=False)
+    return factor
+
+
+def target_factor(state: MarketState, params: MarginParams, history: PriceHistory | None) -> FloatArray:
+    """(n_traded, n_traded) L with L L^T the PSD correlation the joint draws target (`correlation_factor`)."""
+    if history is None:
+        return _default_factor(int(traded_assets(state.instruments.asset).size))
+    return correlation_factor(target_correlation(state, params, history))
+
+
 def target_correlation(state: MarketState, params: MarginParams, history: PriceHistory | None) -> FloatArray:
     """(n_traded, n_traded) the PSD correlation the joint draws target (the stress is applied by the groups)."""
     traded = traded_assets(state.instruments.asset)
@@ -132,7 +152,7 @@ def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory 
     traded = traded_assets(state.instruments.asset)
     n, n_scen = traded.size, mc.n_scenarios
     h = params.mpor_days / params.days_per_year
-    factor = correlation_factor(target_correlation(state, params, history))
+    factor = target_factor(state, params, history)
 
     rng = np.random.default_rng(mc.seed)
     z = rng.standard_normal((n_scen, n)) @ factor.T
