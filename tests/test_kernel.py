@@ -581,3 +581,28 @@ def test_reduce_group_agrees_with_the_full_sort(measure: str, n: int, confidence
         "es": (tail + (m - whole) * ordered[whole]) / m if m >= 1.0 else ordered[0],
     }[measure]
     assert got == expected
+
+
+@pytest.mark.parametrize("n_accounts", [3, 400])
+def test_option_rows_in_place_or_packed_give_the_same_figures_to_the_bit(
+    n_accounts: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel reads its options' rows from a packed copy of the needed ones (rows narrower than a page) or from
+    pnl_rows in place (wider): the same margins and Greeks to the bit either way, for a small book (the options it
+    holds only) and a large one, with the Monte Carlo's mirrored stress groups."""
+    from solvent.engine import kernel
+    from solvent.engine.riskarrays import scenario_risk_arrays
+    from solvent.market.state import build_market_state
+    from solvent.params import MarginParams, McParams, ScenarioParams
+
+    instruments, market = _many_asset_venue()
+    params = MarginParams(scenarios=ScenarioParams(method="mc", mc=McParams(n_scenarios=128, stress_weight=0.3)))
+    _, arrays = scenario_risk_arrays(build_market_state(instruments, market, params), params)
+    book = _mixed_book(np.random.default_rng(11), arrays, n_accounts)
+    assert 128 < kernel.PAGE_COLUMNS
+    packed = margins(*book, arrays, 0.99, "es")
+    monkeypatch.setattr(kernel, "PAGE_COLUMNS", 1)
+    in_place = margins(*book, arrays, 0.99, "es")
+    np.testing.assert_array_equal(packed[0], in_place[0])
+    np.testing.assert_array_equal(packed[1], in_place[1])
+    assert np.count_nonzero(packed[0]) >= n_accounts // 2

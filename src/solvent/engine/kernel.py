@@ -87,6 +87,10 @@ def _insert_losses(pnl: FloatArray, start: int, stop: int, k: int, cut: float, t
     return cut
 
 
+#: Option rows (`_option_rows`) at least this many columns wide (a 4 KB page) are read from pnl_rows in place: a dense
+#: copy of them would share no more pages (the default Monte Carlo's 4,096 draws); shorter ones are copied.
+PAGE_COLUMNS = 512
+
 #: The fewest lanes of the first pass of `_top_losses` (scenario s falls in lane (s - start) mod lanes); more, a
 #: power of two at least 2k, for a deeper tail (k = 41 of 4,096 draws at 99%: 128).
 LANES = 32
@@ -273,7 +277,7 @@ def _add_joint(
 @jit()
 def _option_unit_measures(
     rows: FloatArray,
-    row_asset: NDArray[np.int32],
+    row_asset: NDArray[np.int64],
     own: NDArray[np.int64],
     own_at: NDArray[np.int64],
     own_scale: FloatArray,
@@ -282,8 +286,8 @@ def _option_unit_measures(
     measure: int,
 ) -> FloatArray:
     """(R, 2): the risk measure of one unit long (0) and one unit short (1) of the option of each row of `rows`
-    (`_option_rows`; row_asset its asset) in its own asset's group (0 where it has none): own_scale[a] x the
-    measure of the row read from own_at (`own_mirrors`)."""
+    (`_option_rows`; row_asset its asset, -1 for a row not needed) in its own asset's group (0 where it has none):
+    own_scale[a] x the measure of the row read from own_at (`own_mirrors`)."""
     n_rows = row_asset.shape[0]
     unit = np.zeros((n_rows, 2))
     longest = 0
@@ -292,9 +296,9 @@ def _option_unit_measures(
     pnl = np.empty(longest)
     top = np.empty(longest + 1)
     for i in range(n_rows):
-        g = own[row_asset[i]]
-        if g < 0:
+        if row_asset[i] < 0 or own[row_asset[i]] < 0:
             continue
+        g = own[row_asset[i]]
         n = group_offsets[g + 1] - group_offsets[g]
         for side in range(2):
             sign = 1.0 if side == 0 else -1.0
@@ -633,18 +637,19 @@ def _option_rows(
     own: NDArray[np.int64],
     source: NDArray[np.int64],
     needed: NDArray[np.bool_],
-) -> tuple[FloatArray, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """(rows (R, W), row_of (I,), joint_at (J,), own_at (R,), own_asset_at (A,)): the `needed` options' risk arrays
-    where they can be non-zero, one contiguous row each, for the kernel.
+) -> tuple[FloatArray, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """(rows (R, W), row_of (I,), row_asset (R,), joint_at (J,), own_at (R,), own_asset_at (A,)): the `needed`
+    options' risk arrays where they can be non-zero, for the kernel.
 
-    Option i is row row_of[i] of rows (-1: not needed, or linear). Joint group k is read from column joint_at[k],
-    the option of row r's own group from column own_at[r], and an asset's own group of asset_pnl from column
-    own_asset_at[a]; an own group that mirrors a joint group (`source`, `own_mirrors`) is read from that joint
-    group's columns. The copy is taken from `RiskArrays.pnl_rows` (whole columns when the plan's joint groups are
-    the groups no asset owns, so that its columns are the joint groups then each asset's own group: the Monte
-    Carlo's stress groups, the per-asset grids), else group by group. The copy is small and dense (R rows of the
-    few columns an account reads, not pnl_rows' wider ones interleaved with linear instruments), so an account's
-    rows share pages and cache sets; the figures are the same to the bit.
+    Option i is row row_of[i] of rows (-1: not needed, or linear), on asset row_asset[r] (-1: a row no option
+    needs). Joint group k is read from column joint_at[k], the option of row r's own group from column own_at[r],
+    and an asset's own group of asset_pnl from column own_asset_at[a]; an own group that mirrors a joint group
+    (`source`, `own_mirrors`) is read from that joint group's columns. When the plan's joint groups are the groups
+    no asset owns, `RiskArrays.pnl_rows`' columns are the joint groups then each asset's own group (the Monte
+    Carlo's stress groups, the per-asset grids): rows of at least PAGE_COLUMNS are read there in place, shorter
+    ones copied, the needed rows only, into one dense table (so that an account's rows share pages and cache sets,
+    not pnl_rows' wider ones interleaved with the linear instruments'); otherwise the copy is built group by group.
+    The figures are the same to the bit either way.
     """
     offsets = arrays.group_offsets
     asset = arrays.instrument_asset
@@ -658,13 +663,20 @@ def _option_rows(
     own_column[mirrored] = joint_at[source[mirrored]]
     stored = (own >= 0) & ~mirrored  # own groups read from their own stretch
     longest = int(sizes[own[stored]].max()) if np.any(stored) else 0
-    picked = np.flatnonzero(needed)
+    unowned = np.arange(sizes.shape[0]) if arrays.group_asset is None else np.flatnonzero(arrays.group_asset < 0)
+    in_place = np.array_equal(joint, unowned)
+    if in_place and width + longest >= PAGE_COLUMNS:
+        picked = np.arange(asset.shape[0])
+        rows = arrays.pnl_rows
+    else:
+        picked = np.flatnonzero(needed)
     row_of = np.full(asset.shape[0], -1, dtype=np.int64)
     row_of[picked] = np.arange(picked.shape[0])
-    unowned = np.arange(sizes.shape[0]) if arrays.group_asset is None else np.flatnonzero(arrays.group_asset < 0)
-    if np.array_equal(joint, unowned):
+    row_of[~needed] = -1
+    row_asset = np.where(needed[picked], asset[picked], -1).astype(np.int64)
+    if in_place and width + longest < PAGE_COLUMNS:
         rows = np.ascontiguousarray(arrays.pnl_rows[picked, : width + longest])
-    else:
+    elif not in_place:
         rows = np.zeros((picked.shape[0], width + longest))
         for k, g in enumerate(joint.tolist()):
             rows[:, joint_at[k] : joint_at[k + 1]] = arrays.group_rows(g, picked)
@@ -673,7 +685,7 @@ def _option_rows(
             at = np.flatnonzero(asset[picked] == a)
             rows[at, width : width + sizes[g]] = arrays.group_rows(g, picked[at])
     own_at = own_column[asset[picked]].astype(np.int64)
-    return rows, row_of, joint_at[:-1], own_at, own_asset_at.astype(np.int64)
+    return rows, row_of, row_asset, joint_at[:-1], own_at, own_asset_at.astype(np.int64)
 
 
 def margins(
@@ -756,10 +768,10 @@ def held_margins(
             held_options = np.zeros(needed.shape[0], dtype=np.bool_)
             held_options[pos_instrument] = True
             needed &= held_options
-        rows, row_of, joint_at, own_at, own_asset_at = _option_rows(arrays, joint, own, source, needed)
+        rows, row_of, row_asset, joint_at, own_at, own_asset_at = _option_rows(arrays, joint, own, source, needed)
         code = MEASURE_CODES[measure]
         option_unit = _option_unit_measures(
-            rows, arrays.instrument_asset[row_of >= 0], own, own_at, own_scale, arrays.group_offsets, confidence, code
+            rows, row_asset, own, own_at, own_scale, arrays.group_offsets, confidence, code
         )
         _margins_kernel(
             pos_offsets,
