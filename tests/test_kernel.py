@@ -339,8 +339,13 @@ def _mixed_book(rng: np.random.Generator, arrays: RiskArrays, n_acc: int) -> tup
             )
         elif shape == 6:  # an option with linear positions on other assets
             a, b, c = rng.choice(traded, 3, replace=False)
-            held = np.array([rng.choice(option[asset[option] == a]), rng.choice(linear[asset[linear] == b]),
-                             rng.choice(linear[asset[linear] == c])])
+            held = np.array(
+                [
+                    rng.choice(option[asset[option] == a]),
+                    rng.choice(linear[asset[linear] == b]),
+                    rng.choice(linear[asset[linear] == c]),
+                ]
+            )
         else:
             held = rng.integers(0, asset.size, rng.integers(1, 10))
         inst.extend(held.tolist())
@@ -351,8 +356,14 @@ def _mixed_book(rng: np.random.Generator, arrays: RiskArrays, n_acc: int) -> tup
 
 @pytest.mark.parametrize(
     "method,stress,depeg",
-    [("grid", 0.25, False), ("grid", 0.25, True), ("mc", 0.25, False), ("mc", 0.25, True), ("mc", 0.0, False),
-     ("deribit", 0.25, False)],
+    [
+        ("grid", 0.25, False),
+        ("grid", 0.25, True),
+        ("mc", 0.25, False),
+        ("mc", 0.25, True),
+        ("mc", 0.0, False),
+        ("deribit", 0.25, False),
+    ],
 )
 @pytest.mark.parametrize("measure", ["es", "var", "worst"])
 def test_kernel_skips_the_groups_of_assets_not_held_and_agrees_with_the_twin(
@@ -400,8 +411,13 @@ def test_kernel_skips_the_groups_of_assets_not_held_and_agrees_with_the_twin(
     offsets, inst, qty = book
     for k in range(0, 400, 37):
         alone, _ = margins(
-            np.array([0, offsets[k + 1] - offsets[k]]), inst[offsets[k] : offsets[k + 1]],
-            qty[offsets[k] : offsets[k + 1]], arrays, 0.99, measure, extra_delta=extra[k : k + 1],
+            np.array([0, offsets[k + 1] - offsets[k]]),
+            inst[offsets[k] : offsets[k + 1]],
+            qty[offsets[k] : offsets[k + 1]],
+            arrays,
+            0.99,
+            measure,
+            extra_delta=extra[k : k + 1],
         )
         assert alone[0] == fast[k]
 
@@ -514,3 +530,79 @@ def test_mirrored_stress_groups_are_read_from_the_joint_rows(measure: str) -> No
     moved[second, arrays.group_asset[2]] *= 1.5  # type: ignore[index]
     mirror, _ = mirrored_groups(replace(scenarios, price_move=moved))
     assert mirror[2] == -1 and mirror[1] == 0 and mirror[3] == 0
+
+
+@pytest.mark.parametrize(
+    "n,lanes", [(64, 32), (65, 32), (95, 32), (256, 32), (1000, 32), (4096, 32), (256, 128), (4096, 128)]
+)
+@pytest.mark.parametrize("k", [1, 3, 32])
+@pytest.mark.parametrize("layout", ["normal", "ties", "one_lane", "ascending"])
+def test_top_losses_by_lanes_are_the_k_largest_exactly(n: int, lanes: int, k: int, layout: str) -> None:
+    """`_top_losses` (lane maxima, then only the lanes that reach the k-th of them) returns exactly the k largest
+    losses, descending, wherever they lie: ties, every large loss in one lane, a sorted run, an offset start."""
+    from solvent.engine.kernel import _top_losses
+
+    rng = np.random.default_rng(n * 100 + k)
+    start = 5
+    pnl = np.full(start + n + 3, 1e9)  # values outside [start, start + n) must not be read
+    body = {
+        "normal": rng.normal(0, 100, n),
+        "ties": rng.integers(-3, 3, n).astype(np.float64),
+        "one_lane": np.where(np.arange(n) % lanes == 7, -1000.0 - np.arange(n), rng.normal(0, 1, n)),
+        "ascending": np.arange(n, dtype=np.float64),
+    }[layout]
+    pnl[start : start + n] = body
+    top = np.full(n + 1, np.nan)
+    _top_losses(pnl, start, start + n, k, lanes, top)
+    np.testing.assert_array_equal(top[:k], np.sort(-body)[::-1][:k])
+
+
+@pytest.mark.parametrize("measure", ["es", "var", "worst"])
+@pytest.mark.parametrize("n,confidence", [(63, 0.99), (64, 0.99), (256, 0.99), (4096, 0.99), (4096, 0.975)])
+def test_reduce_group_agrees_with_the_full_sort(measure: str, n: int, confidence: float) -> None:
+    """The measure of one group, by whichever top-k path its size and tail take (lanes of 32 or more, or the block
+    scan below 2 x lanes scenarios), is the full sort's to the bit (the tail summed largest first, as the kernel
+    adds it)."""
+    from solvent.engine.kernel import MEASURE_CODES, _reduce_group, tail_mass
+
+    rng = np.random.default_rng(n)
+    pnl = rng.standard_t(4, n) * 100
+    top = np.empty(n + 1)
+    got = _reduce_group(pnl, 0, n, confidence, MEASURE_CODES[measure], top)
+    ordered = np.sort(-pnl)[::-1].tolist()
+    m = tail_mass(n, confidence)
+    whole = math.floor(m)
+    tail = 0.0
+    for loss in ordered[:whole]:
+        tail += loss
+    expected = {
+        "worst": ordered[0],
+        "var": ordered[whole],
+        "es": (tail + (m - whole) * ordered[whole]) / m if m >= 1.0 else ordered[0],
+    }[measure]
+    assert got == expected
+
+
+@pytest.mark.parametrize("n_accounts", [3, 400])
+def test_option_rows_in_place_or_packed_give_the_same_figures_to_the_bit(
+    n_accounts: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel reads its options' rows from a packed copy of the needed ones (rows narrower than a page) or from
+    pnl_rows in place (wider): the same margins and Greeks to the bit either way, for a small book (the options it
+    holds only) and a large one, with the Monte Carlo's mirrored stress groups."""
+    from solvent.engine import kernel
+    from solvent.engine.riskarrays import scenario_risk_arrays
+    from solvent.market.state import build_market_state
+    from solvent.params import MarginParams, McParams, ScenarioParams
+
+    instruments, market = _many_asset_venue()
+    params = MarginParams(scenarios=ScenarioParams(method="mc", mc=McParams(n_scenarios=128, stress_weight=0.3)))
+    _, arrays = scenario_risk_arrays(build_market_state(instruments, market, params), params)
+    book = _mixed_book(np.random.default_rng(11), arrays, n_accounts)
+    assert 128 < kernel.PAGE_COLUMNS
+    packed = margins(*book, arrays, 0.99, "es")
+    monkeypatch.setattr(kernel, "PAGE_COLUMNS", 1)
+    in_place = margins(*book, arrays, 0.99, "es")
+    np.testing.assert_array_equal(packed[0], in_place[0])
+    np.testing.assert_array_equal(packed[1], in_place[1])
+    assert np.count_nonzero(packed[0]) >= n_accounts // 2

@@ -24,6 +24,7 @@ from solvent.scenarios.mc import (
     monte_carlo,
     nearest_psd_correlation,
     target_correlation,
+    target_factor,
 )
 
 NOW = datetime(2026, 1, 2, tzinfo=UTC)
@@ -313,3 +314,14 @@ def test_explain_reports_the_monte_carlo_standard_error_beside_the_figure() -> N
             assert 0.6 < reported / observed < 1.6
     grid = explain_margin(book, snapshot, "a", MarginParams())
     assert grid.standard_error is None
+
+
+def test_default_correlation_factor_is_computed_once_read_only_and_the_same() -> None:
+    """Without a history the factor is memoised per asset count (a LAPACK call after a parallel kernel is slow on a
+    busy machine): the same matrix to the bit as computing it afresh, shared between runs, and read-only."""
+    params = mc_params()
+    state = market(params)
+    first = target_factor(state, params, None)
+    assert target_factor(state, params, None) is first
+    assert np.array_equal(first, correlation_factor(target_correlation(state, params, None)))
+    assert not first.flags.writeable

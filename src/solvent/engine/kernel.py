@@ -13,8 +13,9 @@ group and the joint groups (`group_plan`). The kernel builds and reduces an acco
 and, in an asset's own group, only where the account holds several positions on that asset (options, or options
 and a net delta); a net delta alone there is |delta| x the asset's unit measure and one option alone |quantity| x
 the option's (the same homogeneity, per call), and the groups of the assets it does not hold count 0 (their P&L
-is 0, and groups are floored at 0). For a large book the options' rows are read from a compact copy of their
-joint and own stretches (`_option_rows`). The numpy twin reduces every group of the dense P&L.
+is 0, and groups are floored at 0). An account's options' rows are read once, from a dense copy of the rows the
+pass needs (`_option_rows`), into the joint groups and, while in cache, its own groups. The k largest losses of a
+group come from lane maxima (`_top_losses`), exactly. The numpy twin reduces every group of the dense P&L.
 
 `margins_numpy` is the plain, obviously correct twin (dense P&L per chunk of accounts, full sort);
 tests hold the two together.
@@ -86,26 +87,88 @@ def _insert_losses(pnl: FloatArray, start: int, stop: int, k: int, cut: float, t
     return cut
 
 
+#: Option rows (`_option_rows`) at least this many columns wide (a 4 KB page) are read from pnl_rows in place: a dense
+#: copy of them would share no more pages (the default Monte Carlo's 4,096 draws); shorter ones are copied.
+PAGE_COLUMNS = 512
+
+#: The fewest lanes of the first pass of `_top_losses` (scenario s falls in lane (s - start) mod lanes); more, a
+#: power of two at least 2k, for a deeper tail (k = 41 of 4,096 draws at 99%: 128).
+LANES = 32
+
+
+@jit()
+def _top_losses(pnl: FloatArray, start: int, stop: int, k: int, lanes: int, top: FloatArray) -> None:
+    """top[:k] = the k largest losses -pnl[start:stop], descending (k <= lanes <= (stop - start) / 2; top holds at
+    least k + lanes values).
+
+    Exact, and cheap on the branch predictor: a first pass takes each lane's largest loss (top[k:k + lanes],
+    branch-free, vectorised); the k-th largest of those, T, is at most the k-th largest loss (it and the k - 1
+    lane maxima above it are k distinct losses), so the k largest losses all lie at or above T, in the lanes
+    whose maximum reaches T (about k of them), and a second pass inserts only those."""
+    lane = top[k : k + lanes]
+    for j in range(lanes):
+        lane[j] = -pnl[start + j]
+    s = start + lanes
+    while s + lanes <= stop:
+        block = pnl[s : s + lanes]
+        for j in range(lanes):
+            lane[j] = max(lane[j], -block[j])
+        s += lanes
+    for j in range(stop - s):
+        lane[j] = max(lane[j], -pnl[s + j])
+    for j in range(k):  # T: the k-th largest lane maximum, by insertion into top[:k]
+        top[j] = -np.inf
+    for j in range(lanes):
+        value = lane[j]
+        if value > top[k - 1]:
+            i = k - 1
+            while i > 0 and top[i - 1] < value:
+                top[i] = top[i - 1]
+                i -= 1
+            top[i] = value
+    threshold = top[k - 1]
+    for j in range(k):
+        top[j] = -np.inf
+    for j in range(lanes):
+        if lane[j] < threshold:
+            continue
+        for t in range(start + j, stop, lanes):
+            loss = -pnl[t]
+            if loss >= threshold and loss > top[k - 1]:
+                i = k - 1
+                while i > 0 and top[i - 1] < loss:
+                    top[i] = top[i - 1]
+                    i -= 1
+                top[i] = loss
+
+
 @jit()
 def _reduce_group(pnl: FloatArray, start: int, stop: int, confidence: float, measure: int, top: FloatArray) -> float:
-    """Risk measure of losses -pnl[start:stop], keeping the k largest losses in `top` (descending)."""
+    """Risk measure of losses -pnl[start:stop], keeping the k largest losses in `top` (descending; top holds at
+    least stop - start + 1 values)."""
     n = stop - start
     if n == 0:
         return 0.0
     m, k = _tail_count(n, confidence, measure)
-    for j in range(k):
-        top[j] = -np.inf
-    cut = -np.inf  # the k-th largest loss so far: most blocks of 8 scenarios fail this one comparison
-    s = start
-    while s + 8 <= stop:
-        low = min(
-            min(min(pnl[s], pnl[s + 1]), min(pnl[s + 2], pnl[s + 3])),
-            min(min(pnl[s + 4], pnl[s + 5]), min(pnl[s + 6], pnl[s + 7])),
-        )
-        if -low > cut:
-            cut = _insert_losses(pnl, s, s + 8, k, cut, top)
-        s += 8
-    _insert_losses(pnl, s, stop, k, cut, top)
+    lanes = LANES
+    while lanes < 2 * k:
+        lanes *= 2
+    if n >= 2 * lanes:
+        _top_losses(pnl, start, stop, k, lanes, top)
+    else:
+        for j in range(k):
+            top[j] = -np.inf
+        cut = -np.inf  # the k-th largest loss so far: most blocks of 8 scenarios fail this one comparison
+        s = start
+        while s + 8 <= stop:
+            low = min(
+                min(min(pnl[s], pnl[s + 1]), min(pnl[s + 2], pnl[s + 3])),
+                min(min(pnl[s + 4], pnl[s + 5]), min(pnl[s + 6], pnl[s + 7])),
+            )
+            if -low > cut:
+                cut = _insert_losses(pnl, s, s + 8, k, cut, top)
+            s += 8
+        _insert_losses(pnl, s, stop, k, cut, top)
     if measure == WORST:
         return float(top[0])
     whole = math.floor(m)
@@ -145,21 +208,31 @@ def _add_row(pnl: FloatArray, rows: FloatArray, i: int, q: float, start: int, st
 
 @jit()
 def _unit_measures(
-    asset_pnl: FloatArray, group_offsets: NDArray[np.int64], confidence: float, measure: int
+    asset_pnl: FloatArray,
+    group_offsets: NDArray[np.int64],
+    joint: NDArray[np.int64],
+    own: NDArray[np.int64],
+    confidence: float,
+    measure: int,
 ) -> FloatArray:
-    """(A, 2, G): the risk measure of one unit long (0) and one unit short (1) of each asset in each scenario group."""
+    """(A, 2, G): the risk measure of one unit long (0) and one unit short (1) of each asset in each scenario group:
+    reduced in the joint groups and the asset's own (`group_plan`), 0 in the others, where its row is 0."""
     n_assets, n_scen = asset_pnl.shape
     n_groups = group_offsets.shape[0] - 1
-    unit = np.empty((n_assets, 2, n_groups))
+    unit = np.zeros((n_assets, 2, n_groups))
     pnl = np.empty(n_scen)
     top = np.empty(n_scen + 1)
     for a in range(n_assets):
         for side in range(2):
             sign = 1.0 if side == 0 else -1.0
-            for s in range(n_scen):
-                pnl[s] = sign * asset_pnl[a, s]
-            for g in range(n_groups):
-                unit[a, side, g] = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
+            for k in range(joint.shape[0] + 1):
+                g = joint[k] if k < joint.shape[0] else own[a]
+                if g < 0:
+                    continue
+                start, stop = group_offsets[g], group_offsets[g + 1]
+                for s in range(start, stop):
+                    pnl[s] = sign * asset_pnl[a, s]
+                unit[a, side, g] = _reduce_group(pnl, start, stop, confidence, measure, top)
     return unit
 
 
@@ -204,77 +277,63 @@ def _add_joint(
 @jit()
 def _option_unit_measures(
     rows: FloatArray,
-    instrument_asset: NDArray[np.int32],
+    row_asset: NDArray[np.int64],
     own: NDArray[np.int64],
     own_at: NDArray[np.int64],
     own_scale: FloatArray,
     group_offsets: NDArray[np.int64],
-    needed: NDArray[np.bool_],
     confidence: float,
     measure: int,
 ) -> FloatArray:
-    """(I, 2): the risk measure of one unit long (0) and one unit short (1) of each `needed` option in its own
-    asset's group (0 for the others): own_scale[a] x the measure of the row read from own_at (`own_mirrors`)."""
-    n_instruments = instrument_asset.shape[0]
-    unit = np.zeros((n_instruments, 2))
+    """(R, 2): the risk measure of one unit long (0) and one unit short (1) of the option of each row of `rows`
+    (`_option_rows`; row_asset its asset, -1 for a row not needed) in its own asset's group (0 where it has none):
+    own_scale[a] x the measure of the row read from own_at (`own_mirrors`)."""
+    n_rows = row_asset.shape[0]
+    unit = np.zeros((n_rows, 2))
     longest = 0
     for g in range(group_offsets.shape[0] - 1):
         longest = max(longest, group_offsets[g + 1] - group_offsets[g])
     pnl = np.empty(longest)
     top = np.empty(longest + 1)
-    for i in range(n_instruments):
-        g = own[instrument_asset[i]]
-        if not needed[i] or g < 0:
+    for i in range(n_rows):
+        if row_asset[i] < 0 or own[row_asset[i]] < 0:
             continue
+        g = own[row_asset[i]]
         n = group_offsets[g + 1] - group_offsets[g]
         for side in range(2):
             sign = 1.0 if side == 0 else -1.0
             for s in range(n):
                 pnl[s] = sign * rows[i, own_at[i] + s]
-            unit[i, side] = own_scale[instrument_asset[i]] * _reduce_group(pnl, 0, n, confidence, measure, top)
+            unit[i, side] = own_scale[row_asset[i]] * _reduce_group(pnl, 0, n, confidence, measure, top)
     return unit
 
 
 @jit()
-def _own_groups(
+def _start_own_groups(
     pnl: FloatArray,
-    rows: FloatArray,
-    first: int,
-    last: int,
-    pos_instrument: NDArray[np.int32],
-    pos_quantity: FloatArray,
-    instrument_asset: NDArray[np.int32],
-    linear_weight: FloatArray,
-    asset_pnl: FloatArray,
     delta: FloatArray,
     group_offsets: NDArray[np.int64],
     own: NDArray[np.int64],
-    own_at: NDArray[np.int64],
-    own_scale: FloatArray,
-    own_asset_at: NDArray[np.int64],
     option_unit: FloatArray,
     option_assets: NDArray[np.int64],
     option_count: NDArray[np.int64],
     first_option: NDArray[np.int64],
     first_quantity: FloatArray,
     scan: NDArray[np.bool_],
-    confidence: float,
-    measure: int,
-    top: FloatArray,
-) -> float:
-    """Σ max(measure, 0) over the own groups of the assets an account (positions first..last) holds options on.
+) -> tuple[float, bool]:
+    """(Σ max(measure, 0) over the own groups of the assets held with one option alone, whether any own group is
+    to be built) for an account holding options on `option_assets` (option_count of them on each asset, the first
+    at row first_option with quantity first_quantity).
 
     In its own group an asset's P&L is its positions' alone: one option and no net delta is |quantity| x the
-    option's unit measure of its side; otherwise the group is built (options from column own_at, then the net
-    delta from column own_asset_at of asset_pnl), reduced and scaled by own_scale (`own_mirrors`).
-    option_count (reset to 0 here) and scan (left False) are the caller's per-asset scratch."""
+    option's unit measure of its side; otherwise the group is marked in `scan` and zeroed, to be built by the
+    caller's pass over the rows and measured by `_own_measures`."""
     total = 0.0
     scanning = False
     for k in range(option_assets.shape[0]):
         a = option_assets[k]
         g = own[a]
         if g < 0:
-            option_count[a] = 0
             continue
         if option_count[a] == 1 and delta[a] == 0.0:  # one option alone in its own group
             q = first_quantity[a]
@@ -285,15 +344,28 @@ def _own_groups(
             scan[a] = True
             scanning = True
             pnl[group_offsets[g] : group_offsets[g + 1]] = 0.0
-        option_count[a] = 0
-    if not scanning:
-        return total
-    for p in range(first, last):
-        i = pos_instrument[p]
-        a = instrument_asset[i]
-        if linear_weight[i] == 0.0 and scan[a]:
-            g = own[a]
-            _add_row(pnl, rows, i, pos_quantity[p], group_offsets[g], group_offsets[g + 1], own_at[i])
+    return total, scanning
+
+
+@jit()
+def _own_measures(
+    pnl: FloatArray,
+    asset_pnl: FloatArray,
+    delta: FloatArray,
+    group_offsets: NDArray[np.int64],
+    own: NDArray[np.int64],
+    own_scale: FloatArray,
+    own_asset_at: NDArray[np.int64],
+    option_assets: NDArray[np.int64],
+    scan: NDArray[np.bool_],
+    total: float,
+    confidence: float,
+    measure: int,
+    top: FloatArray,
+) -> float:
+    """total + Σ max(measure, 0) over the own groups marked in `scan` (left False), in option_assets' order: each
+    holds its options' P&L (built by the caller); the net delta is added from column own_asset_at of asset_pnl,
+    and the measure scaled by own_scale (`own_mirrors`)."""
     for k in range(option_assets.shape[0]):
         a = option_assets[k]
         if not scan[a]:
@@ -318,6 +390,7 @@ def _margins_kernel(
     held_asset: NDArray[np.int64],
     instrument_asset: NDArray[np.int32],
     rows: FloatArray,
+    row_of: NDArray[np.int64],
     linear_weight: FloatArray,
     asset_pnl: FloatArray,
     unit_greeks: FloatArray,
@@ -338,9 +411,10 @@ def _margins_kernel(
     """Both outputs are overwritten in place (any previous contents are ignored).
 
     joint (J,), own (A,): the scenario groups every asset can move in, and each asset's own group or -1
-    (`group_plan`); rows, joint_at, own_at: the options' risk arrays where they can be non-zero (`_option_rows`);
-    own_scale, own_asset_at (A,): an own group's P&L is own_scale x that of the rows read there (`own_mirrors`);
-    option_unit (I, 2): each held option's unit measures in its own group (`_option_unit_measures`).
+    (`group_plan`); rows, row_of, joint_at, own_at: the options' risk arrays where they can be non-zero
+    (`_option_rows`); own_scale, own_asset_at (A,): an own group's P&L is own_scale x that of the rows read there
+    (`own_mirrors`);
+    option_unit (R, 2): each option row's unit measures in its own group (`_option_unit_measures`).
     Per account the scenario P&L is built and reduced over the joint groups. In the own group of an asset it
     holds, its P&L is that asset's positions' alone: one option and no net delta there, or a net delta and no
     option, is |quantity| x the unit measure of its side (positive homogeneity); several, the own group is built
@@ -357,7 +431,7 @@ def _margins_kernel(
     has_own = n_joint < group_offsets.shape[0] - 1
     n_chunks = min(n_accounts, 256)
     has_extra = extra_delta.shape[0] > 0
-    unit = _unit_measures(asset_pnl, group_offsets, confidence, measure)
+    unit = _unit_measures(asset_pnl, group_offsets, joint, own, confidence, measure)
     for c in prange(n_chunks):
         pnl = np.empty(n_scen)
         delta = np.empty(n_assets)
@@ -383,10 +457,8 @@ def _margins_kernel(
                 out_greeks[h, 0] = 0.0
                 out_greeks[h, 1] = 0.0
                 out_greeks[h, 2] = 0.0
-            pending = -1  # an option waiting for a partner, so rows are added two at a time
-            pending_q = 0.0
-            n_options = 0  # assets with options (with no own groups: 1 once there is an option)
-            for p in range(pos_offsets[acct], pos_offsets[acct + 1]):
+            n_options = 0  # assets with options
+            for p in range(pos_offsets[acct], pos_offsets[acct + 1]):  # Greeks, net deltas, the options' assets
                 i = pos_instrument[p]
                 q = pos_quantity[p]
                 a = instrument_asset[i]
@@ -398,23 +470,12 @@ def _margins_kernel(
                 if w != 0.0:
                     delta[a] += q * w
                     continue
-                if n_options == 0:  # the scenario P&L is needed: start it at the first option
-                    for k in range(n_joint):
-                        pnl[group_offsets[joint[k]] : group_offsets[joint[k] + 1]] = 0.0
-                    n_options = 0 if has_own else 1
-                if has_own:
-                    if option_count[a] == 0:
-                        option_assets[n_options] = a
-                        n_options += 1
-                        first_option[a] = i
-                        first_quantity[a] = q
-                    option_count[a] += 1
-                if pending < 0:
-                    pending = i
-                    pending_q = q
-                else:
-                    _add_joint(pnl, rows, pending, pending_q, i, q, group_offsets, joint, joint_at)
-                    pending = -1
+                if option_count[a] == 0:
+                    option_assets[n_options] = a
+                    n_options += 1
+                    first_option[a] = row_of[i]
+                    first_quantity[a] = q
+                option_count[a] += 1
             if n_options == 0:  # linear: a risk measure is positively homogeneous, so one asset needs no scenarios
                 held = -1
                 for h in range(first_held, last_held):
@@ -423,8 +484,39 @@ def _margins_kernel(
                 if held != -2:
                     out_margin[acct] = _one_asset(delta, held, unit)
                     continue
-                for k in range(n_joint):
-                    pnl[group_offsets[joint[k]] : group_offsets[joint[k] + 1]] = 0.0
+            for k in range(n_joint):
+                pnl[group_offsets[joint[k]] : group_offsets[joint[k] + 1]] = 0.0
+            alone, scanning = 0.0, False
+            if has_own:
+                alone, scanning = _start_own_groups(
+                    pnl,
+                    delta,
+                    group_offsets,
+                    own,
+                    option_unit,
+                    option_assets[:n_options],
+                    option_count,
+                    first_option,
+                    first_quantity,
+                    scan,
+                )
+            pending = -1  # an option waiting for a partner, so rows are added two at a time
+            pending_q = 0.0
+            for p in range(pos_offsets[acct], pos_offsets[acct + 1]):  # the options' rows, each read once
+                i = pos_instrument[p]
+                if linear_weight[i] != 0.0:
+                    continue
+                r = row_of[i]
+                q = pos_quantity[p]
+                if pending < 0:
+                    pending = r
+                    pending_q = q
+                else:
+                    _add_joint(pnl, rows, pending, pending_q, r, q, group_offsets, joint, joint_at)
+                    pending = -1
+                if scanning and scan[instrument_asset[i]]:  # its own group too, while the row is in cache
+                    g = own[instrument_asset[i]]
+                    _add_row(pnl, rows, r, q, group_offsets[g], group_offsets[g + 1], own_at[r])
             if pending >= 0:
                 _add_joint(pnl, rows, pending, pending_q, -1, 0.0, group_offsets, joint, joint_at)
             own_total = 0.0  # the own groups (floored at 0); the group of an asset not held is 0
@@ -441,29 +533,20 @@ def _margins_kernel(
                     value = abs(d) * unit[a, 0 if d > 0.0 else 1, g]
                     if value > 0.0:
                         own_total += value
+            for k in range(n_options):
+                option_count[option_assets[k]] = 0
             if has_own:
-                own_total += _own_groups(
+                own_total += _own_measures(
                     pnl,
-                    rows,
-                    pos_offsets[acct],
-                    pos_offsets[acct + 1],
-                    pos_instrument,
-                    pos_quantity,
-                    instrument_asset,
-                    linear_weight,
                     asset_pnl,
                     delta,
                     group_offsets,
                     own,
-                    own_at,
                     own_scale,
                     own_asset_at,
-                    option_unit,
                     option_assets[:n_options],
-                    option_count,
-                    first_option,
-                    first_quantity,
                     scan,
+                    alone,
                     confidence,
                     measure,
                     top,
@@ -553,18 +636,20 @@ def _option_rows(
     joint: NDArray[np.int64],
     own: NDArray[np.int64],
     source: NDArray[np.int64],
-) -> tuple[FloatArray, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """(rows, joint_at (J,), own_at (I,), own_asset_at (A,)): the options' risk arrays where they can be non-zero,
-    for the kernel.
+    needed: NDArray[np.bool_],
+) -> tuple[FloatArray, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """(rows (R, W), row_of (I,), row_asset (R,), joint_at (J,), own_at (R,), own_asset_at (A,)): the `needed`
+    options' risk arrays where they can be non-zero, for the kernel.
 
-    Joint group k is read from column joint_at[k] of rows, instrument i's own group from column own_at[i], and an
-    asset's own group of asset_pnl from column own_asset_at[a]; an own group that mirrors a joint group (`source`,
-    `own_mirrors`) is read from that joint group's columns. rows is `RiskArrays.pnl_rows` itself, read in place,
-    when the plan's joint groups are the groups no asset owns (so its columns are the joint groups then each asset's
-    own group: the Monte Carlo's stress groups, the per-asset grids); otherwise a compact copy (I, joint scenarios
-    + the longest own group not mirrored) built from it group by group. Either way an account reads its options'
-    few relevant stretches from a table far smaller than the dense (I, S) view, and the figures are the same to
-    the bit.
+    Option i is row row_of[i] of rows (-1: not needed, or linear), on asset row_asset[r] (-1: a row no option
+    needs). Joint group k is read from column joint_at[k], the option of row r's own group from column own_at[r],
+    and an asset's own group of asset_pnl from column own_asset_at[a]; an own group that mirrors a joint group
+    (`source`, `own_mirrors`) is read from that joint group's columns. When the plan's joint groups are the groups
+    no asset owns, `RiskArrays.pnl_rows`' columns are the joint groups then each asset's own group (the Monte
+    Carlo's stress groups, the per-asset grids): rows of at least PAGE_COLUMNS are read there in place, shorter
+    ones copied, the needed rows only, into one dense table (so that an account's rows share pages and cache sets,
+    not pnl_rows' wider ones interleaved with the linear instruments'); otherwise the copy is built group by group.
+    The figures are the same to the bit either way.
     """
     offsets = arrays.group_offsets
     asset = arrays.instrument_asset
@@ -576,22 +661,31 @@ def _option_rows(
     width = int(joint_at[-1])
     own_column = np.full(arrays.n_assets, width, dtype=np.int64)
     own_column[mirrored] = joint_at[source[mirrored]]
+    stored = (own >= 0) & ~mirrored  # own groups read from their own stretch
+    longest = int(sizes[own[stored]].max()) if np.any(stored) else 0
     unowned = np.arange(sizes.shape[0]) if arrays.group_asset is None else np.flatnonzero(arrays.group_asset < 0)
-    if np.array_equal(joint, unowned):
+    in_place = np.array_equal(joint, unowned)
+    if in_place and width + longest >= PAGE_COLUMNS:
+        picked = np.arange(asset.shape[0])
         rows = arrays.pnl_rows
     else:
-        stored = (own >= 0) & ~mirrored  # own groups read from their own stretch
-        longest = int(sizes[own[stored]].max()) if np.any(stored) else 0
-        rows = np.zeros((asset.shape[0], width + longest))
-        options = arrays.linear_weight == 0.0
-        picked = np.flatnonzero(options)
+        picked = np.flatnonzero(needed)
+    row_of = np.full(asset.shape[0], -1, dtype=np.int64)
+    row_of[picked] = np.arange(picked.shape[0])
+    row_of[~needed] = -1
+    row_asset = np.where(needed[picked], asset[picked], -1).astype(np.int64)
+    if in_place and width + longest < PAGE_COLUMNS:
+        rows = np.ascontiguousarray(arrays.pnl_rows[picked, : width + longest])
+    elif not in_place:
+        rows = np.zeros((picked.shape[0], width + longest))
         for k, g in enumerate(joint.tolist()):
-            rows[picked, joint_at[k] : joint_at[k + 1]] = arrays.group_rows(g, picked)
+            rows[:, joint_at[k] : joint_at[k + 1]] = arrays.group_rows(g, picked)
         for a in np.flatnonzero(stored).tolist():
             g = int(own[a])
-            picked = np.flatnonzero(options & (asset == a))
-            rows[picked, width : width + sizes[g]] = arrays.group_rows(g, picked)
-    return rows, joint_at[:-1], own_column[asset].astype(np.int64), own_asset_at.astype(np.int64)
+            at = np.flatnonzero(asset[picked] == a)
+            rows[at, width : width + sizes[g]] = arrays.group_rows(g, picked[at])
+    own_at = own_column[asset[picked]].astype(np.int64)
+    return rows, row_of, row_asset, joint_at[:-1], own_at, own_asset_at.astype(np.int64)
 
 
 def margins(
@@ -669,15 +763,15 @@ def held_margins(
     if n:
         joint, own = group_plan(arrays)
         source, own_scale = own_mirrors(arrays, joint, own)
-        rows, joint_at, own_at, own_asset_at = _option_rows(arrays, joint, own, source)
         needed = arrays.linear_weight == 0.0
         if pos_instrument.shape[0] < needed.shape[0]:  # a small book: the options it holds only
             held_options = np.zeros(needed.shape[0], dtype=np.bool_)
             held_options[pos_instrument] = True
             needed &= held_options
+        rows, row_of, row_asset, joint_at, own_at, own_asset_at = _option_rows(arrays, joint, own, source, needed)
         code = MEASURE_CODES[measure]
         option_unit = _option_unit_measures(
-            rows, arrays.instrument_asset, own, own_at, own_scale, arrays.group_offsets, needed, confidence, code
+            rows, row_asset, own, own_at, own_scale, arrays.group_offsets, confidence, code
         )
         _margins_kernel(
             pos_offsets,
@@ -687,6 +781,7 @@ def held_margins(
             held.asset,
             arrays.instrument_asset,
             rows,
+            row_of,
             arrays.linear_weight,
             arrays.asset_pnl,
             arrays.unit_greeks,

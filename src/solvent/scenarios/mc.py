@@ -42,6 +42,7 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -71,6 +72,11 @@ def nearest_psd_correlation(c: FloatArray) -> FloatArray:
     """(n, n) `c` (symmetrised) when positive semi-definite up to rounding; else its eigenvalues
     clipped at 0 and the diagonal re-normalised to 1."""
     sym = np.asarray((c + c.T) / 2.0, dtype=np.float64)
+    try:  # positive definite: no repair (a Cholesky factor is several times cheaper than the eigenvalues)
+        np.linalg.cholesky(sym)
+        return sym
+    except np.linalg.LinAlgError:
+        pass
     values, vectors = np.linalg.eigh(sym)
     if values.size == 0 or values[0] >= -_eigen_tolerance(values):
         return sym
@@ -88,6 +94,25 @@ def correlation_factor(c: FloatArray) -> FloatArray:
         values, vectors = np.linalg.eigh(c)
         values = np.where(values > _eigen_tolerance(values), values, 0.0)
         return np.asarray(vectors * np.sqrt(values), dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=16)
+def _default_factor(n: int) -> FloatArray:
+    """(n, n) the correlation factor of n traded assets without a history (DEFAULT_CORRELATION between every pair),
+    read-only: computed once per n, as every margin run without a history draws on it (a LAPACK call right after a
+    parallel kernel waits on its spinning threads: 0.2-0.4 s of CPU at 200 assets on a 2-core machine)."""
+    base = np.full((n, n), DEFAULT_CORRELATION)
+    np.fill_diagonal(base, 1.0)
+    factor = correlation_factor(nearest_psd_correlation(base))
+    factor.setflags(write=False)
+    return factor
+
+
+def target_factor(state: MarketState, params: MarginParams, history: PriceHistory | None) -> FloatArray:
+    """(n_traded, n_traded) L with L L^T the PSD correlation the joint draws target (`correlation_factor`)."""
+    if history is None:
+        return _default_factor(int(traded_assets(state.instruments.asset).size))
+    return correlation_factor(target_correlation(state, params, history))
 
 
 def target_correlation(state: MarketState, params: MarginParams, history: PriceHistory | None) -> FloatArray:
@@ -127,7 +152,7 @@ def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory 
     traded = traded_assets(state.instruments.asset)
     n, n_scen = traded.size, mc.n_scenarios
     h = params.mpor_days / params.days_per_year
-    factor = correlation_factor(target_correlation(state, params, history))
+    factor = target_factor(state, params, history)
 
     rng = np.random.default_rng(mc.seed)
     z = rng.standard_normal((n_scen, n)) @ factor.T
@@ -145,7 +170,8 @@ def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory 
     vol_move = np.zeros((n_scen, len(state.assets)), dtype=np.float64)
     price_move[:, traded] = np.expm1(state.vol[traded] * math.sqrt(h) * z)
     vol_move[:, traded] = np.expm1(mc.vol_of_vol * math.sqrt(h) * eps)
-    labels = tuple(f"mc {i + 1:04d}" for i in range(n_scen))
+    numbers = [f" {i + 1:04d}" for i in range(n_scen)]
+    labels = tuple("mc" + number for number in numbers)
     w = mc.stress_weight
     if w == 0.0:
         return ScenarioSet(
@@ -157,19 +183,19 @@ def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory 
             horizon_years=h,
             labels=labels,
         )
-    price_parts, vol_parts = [price_move], [vol_move]
-    for a in traded.tolist():  # the same draws, asset a alone moving
-        alone_price = np.zeros_like(price_move)
-        alone_vol = np.zeros_like(vol_move)
-        alone_price[:, a] = price_move[:, a]
-        alone_vol[:, a] = vol_move[:, a]
-        price_parts.append(alone_price)
-        vol_parts.append(alone_vol)
-        labels += tuple(f"mc {state.assets[a]} {i + 1:04d}" for i in range(n_scen))
+    alone_price = np.zeros(((n + 1) * n_scen, price_move.shape[1]), dtype=np.float64)
+    alone_vol = np.zeros_like(alone_price)
+    alone_price[:n_scen] = price_move
+    alone_vol[:n_scen] = vol_move
+    for k, a in enumerate(traded.tolist(), start=1):  # the same draws, asset a alone moving
+        alone_price[k * n_scen : (k + 1) * n_scen, a] = price_move[:, a]
+        alone_vol[k * n_scen : (k + 1) * n_scen, a] = vol_move[:, a]
+        prefix = f"mc {state.assets[a]}"
+        labels += tuple(prefix + number for number in numbers)
     return ScenarioSet(
         name="mc",
-        price_move=np.vstack(price_parts),
-        vol_move=np.vstack(vol_parts),
+        price_move=alone_price,
+        vol_move=alone_vol,
         pnl_weight=np.concatenate([np.full(n_scen, 1.0 - w), np.full(n * n_scen, w)]),
         group=np.repeat(np.arange(n + 1, dtype=np.int32), n_scen),
         horizon_years=h,
