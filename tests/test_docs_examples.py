@@ -236,12 +236,34 @@ def why_not_runnable(command: Command, earlier: list[Command]) -> str | None:
     """None if the command uses only examples/ files and outputs of earlier commands of its block."""
     if command.args[:1] == ("demo",):
         return "the demo builds a 100,000-account venue; tests/test_demo.py covers it"
+    if BAD_PORTFOLIO in command.args:
+        return "the README's bad-input example: test_the_readme_bad_input_example runs it and compares its error line"
     made = {path for c in earlier for path in c.outputs()}
     for path in command.option_values(INPUT_OPTIONS):
         inside_made = any(path.startswith(folder.rstrip("/") + "/") for folder in made)  # a file in an --out folder
         if path not in made and not inside_made and not (path.startswith("examples/") and (ROOT / path).is_file()):
             return f"needs {path}, which neither examples/ nor an earlier tour command provides"
     return None
+
+
+BAD_PORTFOLIO = "bad.json"
+
+
+def test_the_readme_bad_input_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's bad-input example, on the examples' portfolio with the instrument it names spoilt: exit 2 and
+    exactly the error line the README shows under the command."""
+    command = next(c for c in tour_commands() if BAD_PORTFOLIO in c.args)
+    lines = command.block.text.splitlines()
+    shown = lines[command.line - command.block.line]  # the line after the command
+    where, instrument = re.fullmatch(r"error: bad\.json: (\S+): unknown instrument '(.+)'", shown).groups()  # type: ignore[union-attr]
+    account, position = map(int, re.fullmatch(r"accounts\[(\d+)\]\.positions\[(\d+)\]\.instrument", where).groups())  # type: ignore[union-attr]
+    document = json.loads((ROOT / "examples" / "portfolio.json").read_text(encoding="utf-8"))
+    document["accounts"][account]["positions"][position]["instrument"] = instrument
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    (tmp_path / BAD_PORTFOLIO).write_text(json.dumps(document), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, list(command.args))
+    assert (result.exit_code, result.output.strip()) == (2, shown)
 
 
 def tour_cases() -> list[Any]:
