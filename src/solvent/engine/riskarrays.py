@@ -221,7 +221,7 @@ def refresh_risk_arrays(
     same_table = arrays.instrument_asset is table.asset  # arrays built on this table: its rows by asset hold
     arrays.__dict__.pop("_dense_pnl", None)  # the dense view, if built, is stale from here
     for a in np.asarray(assets, dtype=np.int64).tolist():
-        arrays.asset_pnl[a] = (state.price[a] * scenarios.price_move[:, a]) * weight
+        arrays.asset_pnl[a] = (state.price[a] * scenarios.price_column(a)) * weight
         rows = arrays.rows_by_asset[a] if same_table else np.flatnonzero(table.asset == a)
         if not rows.size:
             continue
@@ -233,7 +233,7 @@ def refresh_risk_arrays(
                 table.contract_size,
                 state.forward,
                 float(state.price[a]),
-                scenarios.price_move[columns, a],
+                scenarios.price_column(a, columns),
                 None if counts is None else counts[columns],
                 weight[columns],
                 arrays.pnl_rows,
@@ -320,12 +320,11 @@ def _asset_rows(
     spot = state.price[a]
     forward = state.forward[rows]
     size = table.contract_size[rows]
-    picked: slice | NDArray[np.int64] = slice(None) if columns is None else columns
-    moves = scenarios.price_move[picked, a]  # (C,)
+    moves = scenarios.price_column(a, columns)  # (C,)
     is_option = table.kind[rows] == OPTION
     counts = in_group(scenarios, a)
-    if counts is not None:
-        counts = counts[picked]
+    if counts is not None and columns is not None:
+        counts = counts[columns]
     pnl = (size * forward)[:, np.newaxis] * moves[np.newaxis, :]
     greeks = np.zeros((rows.size, 3), dtype=np.float64)
     value = np.zeros(rows.size, dtype=np.float64)
@@ -347,7 +346,7 @@ def _asset_rows(
         revalue = counts if counts is None or not copies.size else counts & ~np.isin(np.arange(counts.size), copies)
         counted: slice | NDArray[np.int64] = slice(None) if revalue is None else np.flatnonzero(revalue)
         shocks = moves[counted]
-        vol_moves = np.broadcast_to(scenarios.vol_move[picked, a][counted], (o.size, shocks.size))  # (O, C counted)
+        vol_moves = np.broadcast_to(scenarios.vol_column(a, columns)[counted], (o.size, shocks.size))  # (O, C counted)
         if scenarios.vol_term is not None:
             vol_moves = vol_moves * vol_term_scale(t0, scenarios.vol_term)[:, np.newaxis]
         t1 = np.maximum(t0 - scenarios.horizon_years, 0.0)[:, np.newaxis]
