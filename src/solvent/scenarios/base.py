@@ -145,6 +145,19 @@ class ScenarioSet:
         counts = np.bincount(self.group) if self.group.size else np.zeros(0, dtype=np.int64)
         return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
+    def moving_scenarios(self, asset: int) -> NDArray[np.int64] | None:
+        """The scenarios (ascending) outside which `asset`'s moves are 0 (the stored groups and its own repeats);
+        None when every scenario is stored (any may move it)."""
+        if self.repeats is None or self.group_asset is None:
+            return None
+        offsets = self._offsets
+        groups = np.flatnonzero((self.repeats < 0) | (self.group_asset == asset)).tolist()
+        return np.concatenate([np.arange(offsets[g], offsets[g + 1]) for g in groups] or [np.zeros(0)]).astype(np.int64)
+
+    @functools.cached_property
+    def _offsets(self) -> NDArray[np.int64]:
+        return self.group_offsets
+
     @functools.cached_property
     def _rows_kept(self) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
         """(row (S,), kept (S,)): each scenario's stored row and the asset it keeps (ALL_ASSETS: every one); None
@@ -315,12 +328,12 @@ def mirrored_groups(scenarios: ScenarioSet) -> tuple[NDArray[np.int64], FloatArr
     return mirror, scale
 
 
-def in_group(scenarios: ScenarioSet, asset: int) -> NDArray[np.bool_] | None:
-    """(S,) whether an instrument on `asset` shows P&L in each scenario (its own asset's group, or a joint group
-    marked ALL_ASSETS); None when every scenario counts (joint generators)."""
+def in_group(scenarios: ScenarioSet, asset: int, picked: NDArray[np.int64] | None = None) -> NDArray[np.bool_] | None:
+    """(S,) (or (len(picked),), in scenarios `picked`) whether an instrument on `asset` shows P&L in each scenario (its
+    own asset's group, or a joint group marked ALL_ASSETS); None when every scenario counts (joint generators)."""
     if scenarios.group_asset is None:
         return None
-    owner = scenarios.group_asset[scenarios.group]
+    owner = scenarios.group_asset[scenarios.group if picked is None else scenarios.group[picked]]
     return np.asarray((owner == asset) | (owner == ALL_ASSETS))
 
 

@@ -184,9 +184,8 @@ def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory 
             horizon_years=h,
             labels=labels,
         )
-    for a in traded.tolist():  # the same draws, asset a alone moving: repeats of group 0 (`ScenarioSet.repeats`)
-        prefix = f"mc {state.assets[a]}"
-        labels += tuple(prefix + number for number in numbers)
+    prefixes = [f"mc {state.assets[a]}" for a in traded.tolist()]
+    stress_labels = [prefix + number for prefix in prefixes for number in numbers]
     return ScenarioSet(
         name="mc",
         price_rows=price_move,
@@ -194,7 +193,7 @@ def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory 
         pnl_weight=np.concatenate([np.full(n_scen, 1.0 - w), np.full(n * n_scen, w)]),
         group=np.repeat(np.arange(n + 1, dtype=np.int32), n_scen),
         horizon_years=h,
-        labels=labels,
+        labels=labels + tuple(stress_labels),  # the same draws, asset a alone moving: repeats of group 0
         group_asset=np.concatenate([[ALL_ASSETS], traded]).astype(np.int64),
         repeats=np.concatenate([[-1], np.zeros(n, dtype=np.int64)]).astype(np.int64),
     )
