@@ -41,7 +41,8 @@ class RiskArrays:
         (`scenarios_by_asset`: the shared scenarios, then its own asset's group; 0 in every other scenario, which is
         not stored), zero-padded to the widest asset. `instrument_pnl` is the dense (I, S) view, built on demand: the
         Monte Carlo's stress groups at 200 assets would make it 8.4 GB.
-    asset_pnl (A, S): P&L of one unit of each asset (price x move x weight).
+    asset_pnl (A, S): P&L of one unit of each asset (price x move x weight); with the Monte Carlo's stress groups
+        (`ScenarioSet.repeats`) written only where the asset moves, its zeros left as untouched pages.
     linear_weight (I,): units of the asset one unit of a linear instrument is worth in the
         scenarios (contract_size x forward / spot); 0 for options, which use pnl_rows.
     unit_greeks (I, 3): per unit of instrument: delta (units of the underlying asset), gamma
