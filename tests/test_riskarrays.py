@@ -305,6 +305,30 @@ def test_asset_pnl_is_price_times_move_times_weight(set_name: str) -> None:
     assert np.all(arrays(set_name).asset_pnl[st.asset_index["USD"]] == 0.0)
 
 
+def test_stress_groups_held_as_repeats_give_the_dense_sets_risk_arrays_to_the_bit() -> None:
+    """issue 14 item 4: the Monte Carlo's stress groups are repeats of its joint draws (`ScenarioSet.repeats`);
+    risk arrays built on them equal those built on the same set held dense, to the bit; asset_pnl is written only
+    where an asset moves, so an in-place refresh over arrays whose every entry was non-zero leaves 0 elsewhere."""
+    from dataclasses import fields, replace
+
+    from solvent.engine.riskarrays import refresh_risk_arrays
+
+    st, implicit = state(), scenarios("mc")
+    assert implicit.repeats is not None
+    dense = replace(implicit, price_move=implicit.price_move.copy())
+    want = build_risk_arrays(st, dense, TIME_FLOOR, VOL_FLOOR)
+    got = arrays("mc")
+    for f in fields(RiskArrays):
+        a, b = getattr(got, f.name), getattr(want, f.name)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8), err_msg=f.name)
+    everywhere = replace(dense, price_move=np.full(dense.price_move.shape, 0.01))
+    refreshed = build_risk_arrays(st, everywhere, TIME_FLOOR, VOL_FLOOR)
+    assert np.all(refreshed.asset_pnl[st.asset_index["BTC"]] != 0.0)
+    refresh_risk_arrays(refreshed, st, implicit, TIME_FLOOR, np.arange(len(st.assets)), VOL_FLOOR)
+    np.testing.assert_array_equal(refreshed.asset_pnl.view(np.int64), want.asset_pnl.view(np.int64))
+
+
 @pytest.mark.parametrize("inst_id", LINEAR_IDS)
 @pytest.mark.parametrize("set_name", list(SETS))
 def test_linear_weight_nets_to_the_instruments_own_pnl(set_name: str, inst_id: str) -> None:

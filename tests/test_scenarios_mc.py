@@ -157,6 +157,44 @@ def test_stress_groups_hold_the_same_draws_one_asset_at_a_time() -> None:
         assert not scenarios.price_move[rows][:, others].any() and not scenarios.vol_move[rows][:, others].any()
 
 
+def test_stress_groups_are_stored_once_and_read_as_the_dense_set_reads() -> None:
+    """issue 14 item 4: the stress groups are repeats of the joint draws (`ScenarioSet.repeats`), not stored; every
+    way of reading them (the dense views, one asset's column, some scenarios' rows) and the transforms (oracle
+    widening, the de-peg group) give what the same set held dense gives, to the bit."""
+    from dataclasses import replace
+
+    from solvent.scenarios.base import widen_price_moves, with_depeg_scenario
+
+    params = mc_params(n_scenarios=64, stress_weight=0.3)
+    state = market(params)
+    implicit = monte_carlo(state, params)
+    n_assets = len(state.assets)
+    assert implicit.price_rows.shape == implicit.vol_rows.shape == (64, n_assets)
+    assert implicit.repeats is not None and implicit.repeats.tolist() == [-1, 0, 0, 0]
+    dense = replace(implicit, price_move=implicit.price_move.copy())
+    assert dense.repeats is None and dense.price_rows.shape == (256, n_assets)
+    assert np.array_equal(dense.vol_move, implicit.vol_move)
+    picked = np.random.default_rng(3).choice(256, 40, replace=False)
+    width = np.linspace(0.0, 0.02, n_assets)
+    usdc = np.array([state.asset_index["USDC"]], dtype=np.int64)
+    pairs = [
+        (implicit, dense),
+        (widen_price_moves(implicit, width), widen_price_moves(dense, width)),
+        (with_depeg_scenario(implicit, usdc, 0.1), with_depeg_scenario(dense, usdc, 0.1)),
+    ]
+    for held, full in pairs:
+        assert held.repeats is not None and held.n_scenarios == full.n_scenarios
+        assert np.array_equal(held.price_move, full.price_move) and np.array_equal(held.vol_move, full.vol_move)
+        assert np.array_equal(held.price_move_at(picked), full.price_move_at(picked))
+        for a in range(n_assets):
+            assert np.array_equal(held.price_column(a), full.price_move[:, a])
+            assert np.array_equal(held.vol_column(a, picked), full.vol_move[picked, a])
+    with pytest.raises(ValueError, match="repeat"):
+        replace(implicit, repeats=np.array([-1, 0, 0, 5]))
+    with pytest.raises(ValueError, match="stored"):
+        replace(implicit, price_rows=implicit.price_rows[:32], vol_rows=implicit.vol_rows[:32])
+
+
 def correlated_history(rho: float, n: int, seed: int) -> PriceHistory:
     rng = np.random.default_rng(seed)
     c = np.array([[1.0, rho, rho], [rho, 1.0, rho], [rho, rho, 1.0]])
@@ -325,3 +363,17 @@ def test_default_correlation_factor_is_computed_once_read_only_and_the_same() ->
     assert target_factor(state, params, None) is first
     assert np.array_equal(first, correlation_factor(target_correlation(state, params, None)))
     assert not first.flags.writeable
+
+
+def test_a_stream_state_keeps_the_stress_groups_as_repeats() -> None:
+    """issue 14 item 4: a saved stream state holds the stored draws and the repeats, and reads back the same set."""
+    from solvent.stream.state import _scenario_arrays, _scenarios
+
+    params = mc_params(n_scenarios=32, stress_weight=0.25)
+    scenarios = monte_carlo(market(params), params)
+    saved = _scenario_arrays("s", scenarios)
+    assert saved["s.price_move"].shape[0] == 32 and "s.repeats" in saved
+    back = _scenarios("s", saved)
+    assert back.repeats is not None and np.array_equal(back.repeats, scenarios.repeats)
+    assert np.array_equal(back.price_move, scenarios.price_move) and np.array_equal(back.vol_move, scenarios.vol_move)
+    assert back.labels == scenarios.labels and np.array_equal(back.group_asset, scenarios.group_asset)  # type: ignore[arg-type]

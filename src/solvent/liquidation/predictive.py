@@ -259,7 +259,7 @@ def scenario_correlation(scenarios: ScenarioSet, params: PredictiveParams) -> Fl
     ValueError for any other name (a closed set), for fewer than 2 joint scenarios of positive weight, or for
     weights that are negative or not finite.
     """
-    n_assets = scenarios.price_move.shape[1]
+    n_assets = scenarios.n_assets
     if scenarios.name in GRID_SCENARIOS:
         return constant_correlation(n_assets, params.correlation)
     if scenarios.name not in JOINT_SCENARIOS:
@@ -276,7 +276,7 @@ def scenario_correlation(scenarios: ScenarioSet, params: PredictiveParams) -> Fl
     rows = joint if uniform_group else joint & (weight > 0.0)
     if int(rows.sum()) < 2:
         raise ValueError(f"a correlation needs at least 2 joint scenarios of positive weight, got {int(rows.sum())}")
-    r = np.log1p(scenarios.price_move[rows])
+    r = np.log1p(scenarios.price_move_at(np.flatnonzero(rows)))
     w = weight[rows]
     moving = np.flatnonzero(np.ptp(r, axis=0) > 0.0)
     out = np.eye(n_assets)

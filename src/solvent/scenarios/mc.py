@@ -11,7 +11,8 @@ Conventions:
 - Stress (`mc.stress_weight` w), adverse for every book: the diversification the joint draws credit is
   capped as SPAN caps inter-commodity credits (CME SPAN: a credit rate below 1 on the offset). The set holds
   the joint draws (group 0, every asset moving, pnl_weight 1 - w) and, for each traded asset a, the same
-  draws with a alone moving (group 1 + k, pnl_weight w): as groups are summed, market risk is
+  draws with a alone moving (group 1 + k, pnl_weight w; `ScenarioSet.repeats` of group 0, not stored): as groups
+  are summed, market risk is
   (1 - w) ES(joint) + w sum_a ES(asset a alone) = sum_a ES_a - (1 - w) (sum_a ES_a - ES(joint)), the
   undiversified requirement less a credit of (1 - w) of the offset. ES (and worst) being subadditive,
   sum_a ES_a >= ES(joint), so raising w never lowers any book's margin: a spread pays more, and a book long
@@ -183,22 +184,16 @@ def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory 
             horizon_years=h,
             labels=labels,
         )
-    alone_price = np.zeros(((n + 1) * n_scen, price_move.shape[1]), dtype=np.float64)
-    alone_vol = np.zeros_like(alone_price)
-    alone_price[:n_scen] = price_move
-    alone_vol[:n_scen] = vol_move
-    for k, a in enumerate(traded.tolist(), start=1):  # the same draws, asset a alone moving
-        alone_price[k * n_scen : (k + 1) * n_scen, a] = price_move[:, a]
-        alone_vol[k * n_scen : (k + 1) * n_scen, a] = vol_move[:, a]
-        prefix = f"mc {state.assets[a]}"
-        labels += tuple(prefix + number for number in numbers)
+    prefixes = [f"mc {state.assets[a]}" for a in traded.tolist()]
+    stress_labels = [prefix + number for prefix in prefixes for number in numbers]
     return ScenarioSet(
         name="mc",
-        price_move=alone_price,
-        vol_move=alone_vol,
+        price_rows=price_move,
+        vol_rows=vol_move,
         pnl_weight=np.concatenate([np.full(n_scen, 1.0 - w), np.full(n * n_scen, w)]),
         group=np.repeat(np.arange(n + 1, dtype=np.int32), n_scen),
         horizon_years=h,
-        labels=labels,
+        labels=labels + tuple(stress_labels),  # the same draws, asset a alone moving: repeats of group 0
         group_asset=np.concatenate([[ALL_ASSETS], traded]).astype(np.int64),
+        repeats=np.concatenate([[-1], np.zeros(n, dtype=np.int64)]).astype(np.int64),
     )

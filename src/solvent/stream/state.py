@@ -95,8 +95,8 @@ def _shape(value: NDArray[Any]) -> list[str | int]:
 def _scenario_arrays(prefix: str, scenarios: ScenarioSet) -> dict[str, NDArray[Any]]:
     out: dict[str, NDArray[Any]] = {
         f"{prefix}.name": np.array(scenarios.name),
-        f"{prefix}.price_move": scenarios.price_move,
-        f"{prefix}.vol_move": scenarios.vol_move,
+        f"{prefix}.price_move": scenarios.price_rows,  # every scenario's moves, or the stored ones with repeats
+        f"{prefix}.vol_move": scenarios.vol_rows,
         f"{prefix}.pnl_weight": scenarios.pnl_weight,
         f"{prefix}.group": scenarios.group,
         f"{prefix}.horizon_years": np.array(scenarios.horizon_years),
@@ -106,16 +106,20 @@ def _scenario_arrays(prefix: str, scenarios: ScenarioSet) -> dict[str, NDArray[A
         out[f"{prefix}.vol_term"] = np.array(scenarios.vol_term)
     if scenarios.group_asset is not None:
         out[f"{prefix}.group_asset"] = scenarios.group_asset
+    if scenarios.repeats is not None:
+        out[f"{prefix}.repeats"] = scenarios.repeats
     return out
 
 
 def _scenarios(prefix: str, data: dict[str, NDArray[Any]]) -> ScenarioSet:
     vol_term = data.get(f"{prefix}.vol_term")
     group_asset = data.get(f"{prefix}.group_asset")
+    repeats = data.get(f"{prefix}.repeats")
     return ScenarioSet(
         name=str(data[f"{prefix}.name"]),
-        price_move=data[f"{prefix}.price_move"],
-        vol_move=data[f"{prefix}.vol_move"],
+        price_rows=data[f"{prefix}.price_move"],
+        vol_rows=data[f"{prefix}.vol_move"],
+        repeats=None if repeats is None else np.asarray(repeats, dtype=np.int64),
         pnl_weight=data[f"{prefix}.pnl_weight"],
         group=data[f"{prefix}.group"],
         horizon_years=float(data[f"{prefix}.horizon_years"]),
