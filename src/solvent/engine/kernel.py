@@ -384,12 +384,14 @@ def _own_measures(
     confidence: float,
     measure: int,
     top: FloatArray,
-) -> float:
-    """total + Σ max(measure, 0) over the own groups marked in `scan` (left False), in option_assets' order: each
+) -> tuple[float, float]:
+    """(total + Σ max(measure, 0) over the own groups marked in `scan` (left False), in option_assets' order, the
+    unscaled measure of the last mirrored one (NaN: none)): each
     holds its options' P&L (built by the caller) but for the row pending[a] of a mirrored one (quantity
     pending_q[a]; left -1), added here with the net delta (column own_asset_at of asset_pnl); the measure scaled
     by own_scale. A mirrored group then holds its asset's whole P&L in joint group own_source[a] (`own_mirrors`),
     and is added there: the joint P&L is the sum of the held assets' vectors, each built once."""
+    whole = np.nan
     for k in range(option_assets.shape[0]):
         a = option_assets[k]
         if not scan[a]:
@@ -414,13 +416,15 @@ def _own_measures(
                 _add_row(pnl, rows, r, pending_q[a], start, stop, own_at[r])
         elif d != 0.0:
             _add_row(pnl, asset_pnl, a, d, start, stop, own_asset_at[a])
-        value = own_scale[a] * _reduce_group(pnl, start, stop, confidence, measure, top)
+        measured = _reduce_group(pnl, start, stop, confidence, measure, top)
+        value = own_scale[a] * measured
         if value > 0.0:
             total += value
         if own_source[a] >= 0:
+            whole = measured
             j = joint[own_source[a]]
             _add_stretch(pnl, group_offsets[j], group_offsets[j + 1], start)
-    return total
+    return total, whole
 
 
 @jit(parallel=True)
@@ -606,8 +610,15 @@ def _margins_kernel(
                         own_total += value
             for k in range(n_options):
                 option_count[option_assets[k]] = 0
+            # One asset held, its own group mirroring the one joint group: the joint P&L is its vector exactly
+            # (0 + v), so the joint measure is the own group's, unscaled, and is not reduced again.
+            whole_is_joint = n_joint == 1 and last_held - first_held == 1
+            if whole_is_joint:
+                a = held_asset[first_held]
+                whole_is_joint = scan[a] and own_source[a] == 0
+            whole = np.nan
             if has_own:
-                own_total += _own_measures(
+                mirrored_total, whole = _own_measures(
                     pnl,
                     rows,
                     asset_pnl,
@@ -628,10 +639,14 @@ def _margins_kernel(
                     measure,
                     top,
                 )
+                own_total += mirrored_total
             total = 0.0
             for k in range(n_joint):
                 g = joint[k]
-                value = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
+                if whole_is_joint:
+                    value = whole
+                else:
+                    value = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
                 if value > 0.0:
                     total += value
             out_margin[acct] = total + own_total
