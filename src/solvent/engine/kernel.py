@@ -14,8 +14,12 @@ and, in an asset's own group, only where the account holds several positions on 
 and a net delta); a net delta alone there is |delta| x the asset's unit measure and one option alone |quantity| x
 the option's (the same homogeneity, per call), and the groups of the assets it does not hold count 0 (their P&L
 is 0, and groups are floored at 0). An account's options' rows are read once, from a dense copy of the rows the
-pass needs (`_option_rows`), into the joint groups and, while in cache, its own groups. The k largest losses of a
-group come from lane maxima (`_top_losses`), exactly. The numpy twin reduces every group of the dense P&L.
+pass needs (`_option_rows`), into the joint groups and, while in cache, its own groups. An own group that mirrors
+a joint group (the Monte Carlo's stress groups, `own_mirrors`) holds its asset's vector there (its rows two at a
+time, then its net delta), which is added into the joint group once: the joint P&L is then the sum of the assets'
+vectors (the order of that sum, not the twin's, sets the last bits), and an account on one asset has its vector as
+its joint P&L exactly, so its joint measure is its own group's, reduced once. The k largest losses of a group come
+from lane maxima (`_top_losses`), exactly. The numpy twin reduces every group of the dense P&L.
 
 `margins_numpy` is the plain, obviously correct twin (dense P&L per chunk of accounts, full sort);
 tests hold the two together.
