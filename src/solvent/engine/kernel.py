@@ -14,8 +14,12 @@ and, in an asset's own group, only where the account holds several positions on 
 and a net delta); a net delta alone there is |delta| x the asset's unit measure and one option alone |quantity| x
 the option's (the same homogeneity, per call), and the groups of the assets it does not hold count 0 (their P&L
 is 0, and groups are floored at 0). An account's options' rows are read once, from a dense copy of the rows the
-pass needs (`_option_rows`), into the joint groups and, while in cache, its own groups. The k largest losses of a
-group come from lane maxima (`_top_losses`), exactly. The numpy twin reduces every group of the dense P&L.
+pass needs (`_option_rows`), into the joint groups and, while in cache, its own groups. An own group that mirrors
+a joint group (the Monte Carlo's stress groups, `own_mirrors`) holds its asset's vector there (its rows two at a
+time, then its net delta), which is added into the joint group once: the joint P&L is then the sum of the assets'
+vectors (the order of that sum, not the twin's, sets the last bits), and an account on one asset has its vector as
+its joint P&L exactly, so its joint measure is its own group's, reduced once. The k largest losses of a group come
+from lane maxima (`_top_losses`), exactly. The numpy twin reduces every group of the dense P&L.
 
 `margins_numpy` is the plain, obviously correct twin (dense P&L per chunk of accounts, full sort);
 tests hold the two together.
@@ -207,6 +211,22 @@ def _add_row(pnl: FloatArray, rows: FloatArray, i: int, q: float, start: int, st
 
 
 @jit()
+def _add_vectors(out: FloatArray, x: FloatArray, q: float, y: FloatArray, r: float) -> None:
+    """out += q * x + r * y (1-D views of one length)."""
+    for t in range(out.shape[0]):
+        out[t] += q * x[t] + r * y[t]
+
+
+@jit()
+def _add_stretch(pnl: FloatArray, start: int, stop: int, source: int) -> None:
+    """pnl[start:stop] += pnl[source:source + stop - start] (an asset's own vector into its joint group)."""
+    out = pnl[start:stop]
+    part = pnl[source : source + stop - start]
+    for t in range(out.shape[0]):
+        out[t] += part[t]
+
+
+@jit()
 def _unit_measures(
     asset_pnl: FloatArray,
     group_offsets: NDArray[np.int64],
@@ -350,35 +370,65 @@ def _start_own_groups(
 @jit()
 def _own_measures(
     pnl: FloatArray,
+    rows: FloatArray,
     asset_pnl: FloatArray,
     delta: FloatArray,
     group_offsets: NDArray[np.int64],
+    joint: NDArray[np.int64],
     own: NDArray[np.int64],
+    own_source: NDArray[np.int64],
     own_scale: FloatArray,
+    own_at: NDArray[np.int64],
     own_asset_at: NDArray[np.int64],
+    pending: NDArray[np.int64],
+    pending_q: FloatArray,
     option_assets: NDArray[np.int64],
     scan: NDArray[np.bool_],
     total: float,
     confidence: float,
     measure: int,
     top: FloatArray,
-) -> float:
-    """total + Σ max(measure, 0) over the own groups marked in `scan` (left False), in option_assets' order: each
-    holds its options' P&L (built by the caller); the net delta is added from column own_asset_at of asset_pnl,
-    and the measure scaled by own_scale (`own_mirrors`)."""
+) -> tuple[float, float]:
+    """(total + Σ max(measure, 0) over the own groups marked in `scan` (left False), in option_assets' order, the
+    unscaled measure of the last mirrored one (NaN: none)): each
+    holds its options' P&L (built by the caller) but for the row pending[a] of a mirrored one (quantity
+    pending_q[a]; left -1), added here with the net delta (column own_asset_at of asset_pnl); the measure scaled
+    by own_scale. A mirrored group then holds its asset's whole P&L in joint group own_source[a] (`own_mirrors`),
+    and is added there: the joint P&L is the sum of the held assets' vectors, each built once."""
+    whole = np.nan
     for k in range(option_assets.shape[0]):
         a = option_assets[k]
         if not scan[a]:
             continue
         scan[a] = False
         g = own[a]
+        start, stop = group_offsets[g], group_offsets[g + 1]
         d = delta[a]
-        if d != 0.0:
-            _add_row(pnl, asset_pnl, a, d, group_offsets[g], group_offsets[g + 1], own_asset_at[a])
-        value = own_scale[a] * _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
+        r = pending[a]
+        if r >= 0:
+            pending[a] = -1
+            if d != 0.0:
+                at = own_asset_at[a]
+                _add_vectors(
+                    pnl[start:stop],
+                    rows[r, own_at[r] : own_at[r] + stop - start],
+                    pending_q[a],
+                    asset_pnl[a, at : at + stop - start],
+                    d,
+                )
+            else:
+                _add_row(pnl, rows, r, pending_q[a], start, stop, own_at[r])
+        elif d != 0.0:
+            _add_row(pnl, asset_pnl, a, d, start, stop, own_asset_at[a])
+        measured = _reduce_group(pnl, start, stop, confidence, measure, top)
+        value = own_scale[a] * measured
         if value > 0.0:
             total += value
-    return total
+        if own_source[a] >= 0:
+            whole = measured
+            j = joint[own_source[a]]
+            _add_stretch(pnl, group_offsets[j], group_offsets[j + 1], start)
+    return total, whole
 
 
 @jit(parallel=True)
@@ -399,6 +449,7 @@ def _margins_kernel(
     joint_at: NDArray[np.int64],
     own: NDArray[np.int64],
     own_at: NDArray[np.int64],
+    own_source: NDArray[np.int64],
     own_scale: FloatArray,
     own_asset_at: NDArray[np.int64],
     option_unit: FloatArray,
@@ -442,6 +493,8 @@ def _margins_kernel(
         option_assets = np.empty(n_assets, dtype=np.int64)
         scan = np.zeros(n_assets, dtype=np.bool_)  # own groups to build and reduce (False between accounts)
         slot = np.empty(n_assets, dtype=np.int64)  # each held asset's row of out_greeks
+        pending_own = np.full(n_assets, -1, dtype=np.int64)  # a mirrored own group's row awaiting a partner
+        pending_own_q = np.empty(n_assets)
         delta[:] = 0.0  # 0 off the held assets: an account resets the previous one's
         lo = c * n_accounts // n_chunks
         hi = (c + 1) * n_accounts // n_chunks
@@ -508,14 +561,38 @@ def _margins_kernel(
                     continue
                 r = row_of[i]
                 q = pos_quantity[p]
+                a = instrument_asset[i]
+                if scanning and scan[a] and own_source[a] >= 0:  # into its asset's vector, two rows at a time
+                    g = own[a]
+                    for k in range(n_joint):  # the joint groups it does not mirror (none for the Monte Carlo)
+                        if k != own_source[a]:
+                            jg = joint[k]
+                            _add_row(pnl, rows, r, q, group_offsets[jg], group_offsets[jg + 1], joint_at[k])
+                    if pending_own[a] < 0:
+                        pending_own[a] = r
+                        pending_own_q[a] = q
+                    else:
+                        _add_rows(
+                            pnl,
+                            rows,
+                            pending_own[a],
+                            pending_own_q[a],
+                            r,
+                            q,
+                            group_offsets[g],
+                            group_offsets[g + 1],
+                            own_at[r],
+                        )
+                        pending_own[a] = -1
+                    continue
                 if pending < 0:
                     pending = r
                     pending_q = q
                 else:
                     _add_joint(pnl, rows, pending, pending_q, r, q, group_offsets, joint, joint_at)
                     pending = -1
-                if scanning and scan[instrument_asset[i]]:  # its own group too, while the row is in cache
-                    g = own[instrument_asset[i]]
+                if scanning and scan[a]:  # its own group too, while the row is in cache
+                    g = own[a]
                     _add_row(pnl, rows, r, q, group_offsets[g], group_offsets[g + 1], own_at[r])
             if pending >= 0:
                 _add_joint(pnl, rows, pending, pending_q, -1, 0.0, group_offsets, joint, joint_at)
@@ -526,6 +603,8 @@ def _margins_kernel(
                 if d == 0.0:
                     continue
                 for k in range(n_joint):
+                    if scan[a] and k == own_source[a]:  # in its asset's vector
+                        continue
                     g = joint[k]
                     _add_row(pnl, asset_pnl, a, d, group_offsets[g], group_offsets[g + 1], group_offsets[g])
                 g = own[a]
@@ -535,15 +614,28 @@ def _margins_kernel(
                         own_total += value
             for k in range(n_options):
                 option_count[option_assets[k]] = 0
+            # One asset held, its own group mirroring the one joint group: the joint P&L is its vector exactly
+            # (0 + v), so the joint measure is the own group's, unscaled, and is not reduced again.
+            whole_is_joint = n_joint == 1 and last_held - first_held == 1
+            if whole_is_joint:
+                a = held_asset[first_held]
+                whole_is_joint = scan[a] and own_source[a] == 0
+            whole = np.nan
             if has_own:
-                own_total += _own_measures(
+                mirrored_total, whole = _own_measures(
                     pnl,
+                    rows,
                     asset_pnl,
                     delta,
                     group_offsets,
+                    joint,
                     own,
+                    own_source,
                     own_scale,
+                    own_at,
                     own_asset_at,
+                    pending_own,
+                    pending_own_q,
                     option_assets[:n_options],
                     scan,
                     alone,
@@ -551,10 +643,14 @@ def _margins_kernel(
                     measure,
                     top,
                 )
+                own_total += mirrored_total
             total = 0.0
             for k in range(n_joint):
                 g = joint[k]
-                value = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
+                if whole_is_joint:
+                    value = whole
+                else:
+                    value = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
                 if value > 0.0:
                     total += value
             out_margin[acct] = total + own_total
@@ -790,6 +886,7 @@ def held_margins(
             joint_at,
             own,
             own_at,
+            source,
             own_scale,
             own_asset_at,
             option_unit,
