@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from solvent.engine.riskarrays import DELTA, GAMMA, VEGA, RiskArrays, build_risk_arrays
+from solvent.engine.riskarrays import DELTA, GAMMA, VEGA, RiskArrays, _block, _span, build_risk_arrays
 from solvent.formats.schemas import AssetQuote, Instrument, MarketSnapshot, VolSurface
 from solvent.market.state import MarketState, build_market_state
 from solvent.params import MarginParams, ScenarioParams, VolatilityParams
@@ -609,3 +609,27 @@ def test_shocked_vols_are_floored_at_vol_floor_so_a_long_option_is_not_charged_i
         expected += max(measure, 0.0)  # group results floored at 0 and summed
     assert result.terms["market_risk"][0] == pytest.approx(expected, rel=1e-9)
     assert result.terms["market_risk"][0] < 0.95 * premium
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns"),
+    [
+        ([2, 3, 4], [0, 1, 2, 3]),
+        ([2, 3, 4], [1, 3, 4]),
+        ([0, 2, 3], [5, 6]),
+        ([1, 0, 2], [4, 2, 3]),
+        ([], [1]),
+        ([3], []),
+    ],
+)
+def test_block_indexes_what_ix_indexes(rows: list[int], columns: list[int]) -> None:
+    """The (rows x columns) block by slices where they are runs of consecutive positions reads and writes the
+    block np.ix_ does (runs out of order, gaps and empty sides included)."""
+    r, c = np.array(rows, dtype=np.int64), np.array(columns, dtype=np.int64)
+    grid = np.arange(48.0).reshape(6, 8)
+    np.testing.assert_array_equal(grid[_block(r, c)], grid[np.ix_(r, c)])
+    written, want = grid.copy(), grid.copy()
+    written[_block(r, c)] = -np.arange(r.size * c.size).reshape(r.size, c.size)
+    want[np.ix_(r, c)] = -np.arange(r.size * c.size).reshape(r.size, c.size)
+    np.testing.assert_array_equal(written, want)
+    assert isinstance(_span(np.array([4, 5, 6])), slice) and not isinstance(_span(np.array([4, 6, 5])), slice)

@@ -97,7 +97,7 @@ def _prepare(
     _check_floor("vol_floor", vol_floor)
     f, k, t, v, r = (np.asarray(x, dtype=np.float64) for x in (forward, strike, years, vol, rate))
     call = np.asarray(is_call, dtype=np.bool_)
-    np.broadcast_shapes(f.shape, k.shape, t.shape, v.shape, r.shape, call.shape)  # ValueError where they do not
+    np.broadcast(f, k, t, v, r, call)  # ValueError where the shapes do not broadcast together
     sign = np.where(call, 1.0, -1.0)
     t_eff = np.maximum(t, time_floor)  # NaN stays NaN
     v_eff = np.maximum(v, vol_floor)

@@ -190,7 +190,7 @@ def build_risk_arrays(
         group_mirror=mirror,
         group_scale=scale,
     )
-    refresh_risk_arrays(arrays, state, scenarios, time_floor_years, np.arange(len(state.assets)), vol_floor)
+    _write_rows(arrays, state, scenarios, time_floor_years, np.arange(len(state.assets)), vol_floor, fresh=True)
     return arrays
 
 
@@ -218,12 +218,25 @@ def refresh_risk_arrays(
     asset. Each asset's rows are computed by the same code from the same inputs either way, so an
     incremental update and a rebuild agree bit for bit.
     """
+    _write_rows(arrays, state, scenarios, time_floor_years, assets, vol_floor, fresh=False)
+
+
+def _write_rows(
+    arrays: RiskArrays,
+    state: MarketState,
+    scenarios: ScenarioSet,
+    time_floor_years: float,
+    assets: NDArray[np.int64],
+    vol_floor: float,
+    fresh: bool,
+) -> None:
+    """`refresh_risk_arrays`; `fresh`: arrays just built, asset_pnl still all zeros (no earlier figures to clear)."""
     weight = scenarios.pnl_weight
     table = state.instruments
     same_table = arrays.instrument_asset is table.asset  # arrays built on this table: its rows by asset hold
     arrays.__dict__.pop("_dense_pnl", None)  # the dense view, if built, is stale from here
     for a in np.asarray(assets, dtype=np.int64).tolist():
-        _asset_pnl_row(arrays.asset_pnl[a], float(state.price[a]), scenarios, a)
+        _asset_pnl_row(arrays.asset_pnl[a], float(state.price[a]), scenarios, a, fresh)
         rows = arrays.rows_by_asset[a] if same_table else np.flatnonzero(table.asset == a)
         if not rows.size:
             continue
@@ -246,21 +259,26 @@ def refresh_risk_arrays(
         pnl, greeks, value, linear = _asset_rows(
             state, scenarios, time_floor_years, rows, a, vol_floor, _mirrored_scenarios(arrays, a), columns
         )
-        arrays.pnl_rows[rows, : columns.shape[0]] = pnl * weight[columns]
+        target = _span(rows)
+        if isinstance(target, slice):  # written in place, not through a temporary
+            np.multiply(pnl, weight[columns], out=arrays.pnl_rows[target, : columns.shape[0]])
+        else:
+            arrays.pnl_rows[rows, : columns.shape[0]] = pnl * weight[columns]
         arrays.unit_greeks[rows] = greeks
         arrays.value[rows] = value
         arrays.linear_weight[rows] = linear
 
 
-def _asset_pnl_row(row: FloatArray, price: float, scenarios: ScenarioSet, a: int) -> None:
+def _asset_pnl_row(row: FloatArray, price: float, scenarios: ScenarioSet, a: int, fresh: bool) -> None:
     """Write asset a's row of asset_pnl, price x move x weight, in place: in the scenarios where a can move only
     (`ScenarioSet.moving_scenarios`) when the set holds repeats, the rest left 0 (price x 0 x weight, weights being
-    >= 0) and its pages untouched (`_lazy_zeros`)."""
+    >= 0) and its pages untouched (`_lazy_zeros`). `fresh`: the row is all zeros yet (a build), nothing to clear."""
     moving = scenarios.moving_scenarios(a)
     if moving is None:
         row[:] = (price * scenarios.price_column(a)) * scenarios.pnl_weight
         return
-    row[np.flatnonzero(row)] = 0.0  # a refresh's earlier figures (a read of untouched pages maps no memory)
+    if not fresh:
+        row[np.flatnonzero(row)] = 0.0  # a refresh's earlier figures (a read of untouched pages maps no memory)
     row[moving] = (price * scenarios.price_column(a, moving)) * scenarios.pnl_weight[moving]
 
 
@@ -366,7 +384,10 @@ def _asset_rows(
         # Per-asset groups: an instrument moves only in its own asset's group (and in a joint group), so options are
         # revalued there alone (elsewhere their P&L is 0 below).
         copies, sources = mirrored if mirrored is not None else (np.zeros(0, dtype=np.int64),) * 2
-        revalue = counts if counts is None or not copies.size else counts & ~np.isin(np.arange(counts.size), copies)
+        revalue = counts
+        if counts is not None and copies.size:
+            revalue = counts.copy()
+            revalue[copies] = False
         counted: slice | NDArray[np.int64] = slice(None) if revalue is None else np.flatnonzero(revalue)
         shocks = moves[counted]
         vol_moves = np.broadcast_to(scenarios.vol_column(a, columns)[counted], (o.size, shocks.size))  # (O, C counted)
@@ -386,11 +407,27 @@ def _asset_rows(
         if isinstance(counted, slice):
             pnl[o] = revalued
         else:
-            pnl[np.ix_(o, counted)] = revalued
-            pnl[np.ix_(o, copies)] = pnl[np.ix_(o, sources)]
-    if counts is not None:
+            pnl[_block(o, counted)] = revalued
+            pnl[_block(o, copies)] = pnl[_block(o, sources)]
+    if counts is not None and not counts.all():  # x 1.0 everywhere leaves every bit as it is
         pnl *= counts[np.newaxis, :]
     return pnl, greeks, value, linear
+
+
+def _span(index: NDArray[np.int64]) -> slice | NDArray[np.int64]:
+    """`index` as a slice when it is a run of consecutive positions i, i + 1, ... (a view, not a gather), else as is."""
+    start = int(index[0]) if index.size else -1
+    if start >= 0 and np.array_equal(index, np.arange(start, start + index.size)):
+        return slice(start, start + index.size)
+    return index
+
+
+def _block(rows: NDArray[np.int64], columns: NDArray[np.int64]) -> tuple[slice | NDArray[np.int64], ...]:
+    """The index of the (rows x columns) block of a 2-d array (`np.ix_`), by slices where they are runs (`_span`)."""
+    spans = _span(rows), _span(columns)
+    if isinstance(spans[0], slice) or isinstance(spans[1], slice):
+        return spans
+    return np.ix_(rows, columns)
 
 
 def scenario_risk_arrays(
