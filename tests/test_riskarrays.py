@@ -526,7 +526,7 @@ def test_pnl_is_zero_outside_own_group(name: str) -> None:
 def test_linear_rows_compiled_equal_the_general_revaluation_to_the_bit(set_name: str) -> None:
     """An asset listing only linear instruments takes a compiled pass (`_linear_rows`); it writes what the
     general revaluation (`_asset_rows`, weighted as `refresh_risk_arrays` weights it) gives, bit for bit."""
-    from solvent.engine.riskarrays import _asset_rows
+    from solvent.engine.riskarrays import _asset_rows, _options_now
 
     st = build_market_state([CASE[i].instrument for i in LINEAR_IDS], SNAPSHOT, MarginParams())
     sc = SETS[set_name](st)
@@ -535,7 +535,8 @@ def test_linear_rows_compiled_equal_the_general_revaluation_to_the_bit(set_name:
         rows = np.flatnonzero(st.instruments.asset == a)
         if not rows.size:
             continue
-        pnl, greeks, value, linear = _asset_rows(st, sc, TIME_FLOOR, rows, a)
+        now = _options_now(st, np.array([a]), TIME_FLOOR)
+        pnl, greeks, value, linear = _asset_rows(st, sc, TIME_FLOOR, rows, a, now)
         assert (pnl != 0.0).any()
         for got, want in (
             (built.instrument_pnl[rows], pnl * sc.pnl_weight),
@@ -552,7 +553,7 @@ def test_compact_rows_hold_the_every_scenario_revaluation_to_the_bit(set_name: s
     own groups; the Monte Carlo's mirrored stress group copied from the joint draws); its dense view equals the
     revaluation of every instrument in every scenario (`_asset_rows` on all S, nothing copied), bit for bit, and the
     padding past an asset's columns is 0."""
-    from solvent.engine.riskarrays import _asset_rows
+    from solvent.engine.riskarrays import _asset_rows, _options_now
 
     st, built = state(), arrays(set_name)
     sc = scenarios(set_name)
@@ -562,7 +563,8 @@ def test_compact_rows_hold_the_every_scenario_revaluation_to_the_bit(set_name: s
         rows = np.flatnonzero(st.instruments.asset == a)
         if not rows.size:
             continue
-        pnl, _, _, _ = _asset_rows(st, sc, TIME_FLOOR, rows, a, VOL_FLOOR)
+        now = _options_now(st, np.array([a]), TIME_FLOOR)  # this asset's options alone: the bits of the whole batch
+        pnl, _, _, _ = _asset_rows(st, sc, TIME_FLOOR, rows, a, now, VOL_FLOOR)
         np.testing.assert_array_equal(dense[rows], pnl * sc.pnl_weight)
         np.testing.assert_array_equal(built.dense_rows(rows[::-1]), dense[rows[::-1]])
         assert np.all(built.pnl_rows[rows, built.scenarios_by_asset[a].size :] == 0.0)

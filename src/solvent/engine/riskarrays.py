@@ -20,7 +20,7 @@ from solvent._numba import jit
 from solvent.market.history import PriceHistory
 from solvent.market.state import OPTION, MarketState
 from solvent.params import MarginParams
-from solvent.pricing import black76_greeks, black76_price
+from solvent.pricing import Greeks, black76_greeks, black76_price
 from solvent.scenarios import generate_scenarios
 from solvent.scenarios.base import ScenarioSet, in_group, mirrored_groups
 from solvent.scenarios.deribit import vol_term_scale
@@ -235,6 +235,7 @@ def _write_rows(
     table = state.instruments
     same_table = arrays.instrument_asset is table.asset  # arrays built on this table: its rows by asset hold
     arrays.__dict__.pop("_dense_pnl", None)  # the dense view, if built, is stale from here
+    now = _options_now(state, np.asarray(assets, dtype=np.int64), time_floor_years)
     for a in np.asarray(assets, dtype=np.int64).tolist():
         _asset_pnl_row(arrays.asset_pnl[a], float(state.price[a]), scenarios, a, fresh)
         rows = arrays.rows_by_asset[a] if same_table else np.flatnonzero(table.asset == a)
@@ -257,7 +258,7 @@ def _write_rows(
             )
             continue
         pnl, greeks, value, linear = _asset_rows(
-            state, scenarios, time_floor_years, rows, a, vol_floor, _mirrored_scenarios(arrays, a), columns
+            state, scenarios, time_floor_years, rows, a, now, vol_floor, _mirrored_scenarios(arrays, a), columns
         )
         target = _span(rows)
         if isinstance(target, slice):  # written in place, not through a temporary
@@ -267,6 +268,25 @@ def _write_rows(
         arrays.unit_greeks[rows] = greeks
         arrays.value[rows] = value
         arrays.linear_weight[rows] = linear
+
+
+def _options_now(state: MarketState, assets: NDArray[np.int64], time_floor_years: float) -> Greeks:
+    """(I,) per instrument, Black-76 at `state` of the options on `assets` (0 for every other instrument): one call
+    for them all, not one an asset (each option's figures are the same, element by element)."""
+    table = state.instruments
+    picked = np.flatnonzero((table.kind == OPTION) & np.isin(table.asset, assets))
+    now = black76_greeks(
+        state.forward[picked],
+        table.strike[picked],
+        state.expiry_years[picked],
+        state.option_vol[picked],
+        state.rate,
+        table.is_call[picked],
+        time_floor=time_floor_years,
+    )
+    spread = np.zeros((len(now), table.asset.shape[0]), dtype=np.float64)
+    spread[:, picked] = now
+    return Greeks(*spread)
 
 
 def _asset_pnl_row(row: FloatArray, price: float, scenarios: ScenarioSet, a: int, fresh: bool) -> None:
@@ -351,12 +371,14 @@ def _asset_rows(
     time_floor_years: float,
     rows: NDArray[np.int64],
     a: int,
+    now: Greeks,
     vol_floor: float = 0.0,
     mirrored: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None,
     columns: NDArray[np.int64] | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """(R, C) unweighted P&L, (R, 3) unit Greeks, (R,) values, (R,) linear weights of instruments `rows` on asset a
     (options revalued at vol max(v (1 + u tau), vol_floor)), in the scenarios `columns` (every scenario when None).
+    `now` (`_options_now`): the options' Black-76 figures at `state`, per instrument.
     `mirrored` (copies, sources): positions among them that move a exactly as `sources` do
     (`_mirrored_scenarios`): the options' P&L there is copied, not revalued."""
     table = state.instruments
@@ -375,7 +397,7 @@ def _asset_rows(
         o = np.flatnonzero(is_option)
         f0, k, t0, v0 = forward[o], table.strike[rows[o]], state.expiry_years[rows[o]], state.option_vol[rows[o]]
         calls = table.is_call[rows[o]]
-        now = black76_greeks(f0, k, t0, v0, state.rate, calls, time_floor=time_floor_years)
+        now = Greeks(*(figure[rows[o]] for figure in now))
         dfds = f0 / spot
         value[o] = size[o] * now.price
         greeks[o, DELTA] = size[o] * now.delta * dfds
@@ -390,8 +412,8 @@ def _asset_rows(
             revalue[copies] = False
         counted: slice | NDArray[np.int64] = slice(None) if revalue is None else np.flatnonzero(revalue)
         shocks = moves[counted]
-        vol_moves = np.broadcast_to(scenarios.vol_column(a, columns)[counted], (o.size, shocks.size))  # (O, C counted)
-        if scenarios.vol_term is not None:
+        vol_moves = scenarios.vol_column(a, columns)[counted][np.newaxis, :]  # (1, C counted): the same every option
+        if scenarios.vol_term is not None:  # (O, C counted)
             vol_moves = vol_moves * vol_term_scale(t0, scenarios.vol_term)[:, np.newaxis]
         t1 = np.maximum(t0 - scenarios.horizon_years, 0.0)[:, np.newaxis]
         shocked = black76_price(
