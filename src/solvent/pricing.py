@@ -130,8 +130,9 @@ def _price(p: _Inputs) -> FloatArray:
     # Each tail through ndtr(+-d), never 1 - ndtr(d): deep in and out of the money stay accurate.
     signed_discount = p.sign * p.discount  # its own shape (per option), broadcast in the product below
     live = signed_discount * (p.forward * ndtr(p.sign * p.d1) - p.strike * ndtr(p.sign * p.d2))
-    intrinsic = np.maximum(p.sign * (p.forward - p.strike), 0.0)
-    return _as_float(np.where(p.expired, intrinsic, live) + 0.0)  # + 0.0: no -0.0 for puts
+    if p.expired.any():  # else np.where would pick every element of live, as it is
+        live = np.where(p.expired, np.maximum(p.sign * (p.forward - p.strike), 0.0), live)
+    return _as_float(live + 0.0)  # + 0.0: no -0.0 for puts
 
 
 def black76_price(

@@ -425,11 +425,13 @@ def _asset_rows(
             calls[:, np.newaxis],
             time_floor=time_floor_years,
         )
-        revalued = size[o, np.newaxis] * (shocked - now.price[:, np.newaxis])
-        if isinstance(counted, slice):
-            pnl[o] = revalued
+        np.subtract(shocked, now.price[:, np.newaxis], out=shocked)
+        block = (_span(o), counted) if isinstance(counted, slice) else _block(o, counted)
+        if all(isinstance(index, slice) for index in block):  # a view of pnl: written in place
+            np.multiply(size[o, np.newaxis], shocked, out=pnl[block])
         else:
-            pnl[_block(o, counted)] = revalued
+            pnl[block] = size[o, np.newaxis] * shocked
+        if copies.size:
             pnl[_block(o, copies)] = pnl[_block(o, sources)]
     if counts is not None and not counts.all():  # x 1.0 everywhere leaves every bit as it is
         pnl *= counts[np.newaxis, :]
