@@ -388,10 +388,13 @@ def _asset_rows(
     moves = scenarios.price_column(a, columns)  # (C,)
     is_option = table.kind[rows] == OPTION
     counts = in_group(scenarios, a, columns)
-    pnl = (size * forward)[:, np.newaxis] * moves[np.newaxis, :]
+    notional = size * forward
+    pnl = np.empty((rows.size, moves.size), dtype=np.float64)
+    plain = np.flatnonzero(~is_option)  # options: the same figure below, in the columns not revalued or copied alone
+    pnl[plain] = notional[plain, np.newaxis] * moves[np.newaxis, :]
     greeks = np.zeros((rows.size, 3), dtype=np.float64)
     value = np.zeros(rows.size, dtype=np.float64)
-    linear = np.where(is_option, 0.0, size * forward / spot)
+    linear = np.where(is_option, 0.0, notional / spot)
     greeks[:, DELTA] = linear
     if is_option.any():
         o = np.flatnonzero(is_option)
@@ -431,6 +434,11 @@ def _asset_rows(
             np.multiply(size[o, np.newaxis], shocked, out=pnl[block])
         else:
             pnl[block] = size[o, np.newaxis] * shocked
+        if revalue is not None:
+            rest = ~revalue
+            rest[copies] = False
+            rest_at = np.flatnonzero(rest)
+            pnl[_block(o, rest_at)] = notional[o, np.newaxis] * moves[np.newaxis, rest_at]
         if copies.size:
             pnl[_block(o, copies)] = pnl[_block(o, sources)]
     if counts is not None and not counts.all():  # x 1.0 everywhere leaves every bit as it is
