@@ -214,9 +214,9 @@ def refresh_risk_arrays(
     """Recompute, in place, the rows of `arrays` that belong to `assets` (their instruments and their own
     asset_pnl row) at `state`; the other rows are left as they are.
 
-    The streaming engine calls this for the assets whose price moved; a full build calls it for every
-    asset. Each asset's rows are computed by the same code from the same inputs either way, so an
-    incremental update and a rebuild agree bit for bit.
+    The streaming engine calls this for the assets whose price moved; a full build writes every asset
+    through the same code (`_write_rows`). Each asset's rows are computed from the same inputs either way,
+    so an incremental update and a rebuild agree bit for bit.
     """
     _write_rows(arrays, state, scenarios, time_floor_years, assets, vol_floor, fresh=False)
 
