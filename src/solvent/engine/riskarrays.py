@@ -275,6 +275,9 @@ def _options_now(state: MarketState, assets: NDArray[np.int64], time_floor_years
     for them all, not one an asset (each option's figures are the same, element by element)."""
     table = state.instruments
     picked = np.flatnonzero((table.kind == OPTION) & np.isin(table.asset, assets))
+    spread = np.zeros((len(Greeks._fields), table.asset.shape[0]), dtype=np.float64)
+    if not picked.size:  # no option to price (nor its floors to check)
+        return Greeks(*spread)
     now = black76_greeks(
         state.forward[picked],
         table.strike[picked],
@@ -284,7 +287,6 @@ def _options_now(state: MarketState, assets: NDArray[np.int64], time_floor_years
         table.is_call[picked],
         time_floor=time_floor_years,
     )
-    spread = np.zeros((len(now), table.asset.shape[0]), dtype=np.float64)
     spread[:, picked] = now
     return Greeks(*spread)
 
