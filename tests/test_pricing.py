@@ -458,6 +458,39 @@ def test_arguments_broadcast() -> None:
             np.testing.assert_array_equal(np.array(one), np.array(g)[:, i, j])
 
 
+def test_per_option_inputs_give_the_bits_of_broadcast_ones() -> None:
+    """(options, 1) expiries, strikes and flags against (options, scenarios) forwards and vols, as the risk arrays
+    revalue: the same bits as every input materialised at the full shape (expired, floored and NaN ones included),
+    and is_call alone holding a dimension repeats gamma and vega along it."""
+    rng = np.random.default_rng(7)
+    n_options, n_scenarios = 37, 29
+    forward = 100.0 * np.exp(rng.normal(0.0, 0.4, (n_options, n_scenarios)))
+    vol = rng.uniform(0.0, 1.5, (n_options, n_scenarios))
+    strike = rng.uniform(50.0, 200.0, (n_options, 1))
+    years = rng.uniform(-0.1, 2.0, (n_options, 1))
+    years[:3, 0] = (0.0, MINUTE / 2.0, np.nan)
+    call = rng.random((n_options, 1)) < 0.5
+    rate = np.array(0.04)
+    shape = (n_options, n_scenarios)
+    full = [np.array(np.broadcast_to(x, shape)) for x in (forward, strike, years, vol, rate, call)]
+    with np.errstate(invalid="ignore"):
+        compact, dense = black76_greeks(forward, strike, years, vol, rate, call), black76_greeks(*full)
+        np.testing.assert_array_equal(black76_price(forward, strike, years, vol, rate, call), dense.price)
+    for name in GREEKS:
+        got, want = getattr(compact, name), getattr(dense, name)
+        assert got.shape == shape and got.flags.writeable, name
+        assert got.tobytes() == want.tobytes(), name
+    flags = np.array([[[True]], [[False]]])  # (2, 1, 1): only is_call spans the first dimension
+    both = black76_greeks(forward, strike, years, vol, rate, flags)
+    for name in GREEKS:
+        value = getattr(both, name)
+        assert value.shape == (2, *shape) and value.flags.writeable, name
+    for i, flag in enumerate((True, False)):
+        one = black76_greeks(forward, strike, years, vol, rate, flag)
+        for name in GREEKS:
+            assert getattr(both, name)[i].tobytes() == getattr(one, name).tobytes(), name
+
+
 def test_scalars_give_zero_dimensional_arrays() -> None:
     g = black76_greeks(100, 100, 1, 0.2, 0, True)
     for name in GREEKS:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from solvent.engine.riskarrays import DELTA, GAMMA, VEGA, RiskArrays, build_risk_arrays
+from solvent.engine.riskarrays import DELTA, GAMMA, VEGA, RiskArrays, _block, _span, build_risk_arrays
 from solvent.formats.schemas import AssetQuote, Instrument, MarketSnapshot, VolSurface
 from solvent.market.state import MarketState, build_market_state
 from solvent.params import MarginParams, ScenarioParams, VolatilityParams
@@ -526,7 +526,7 @@ def test_pnl_is_zero_outside_own_group(name: str) -> None:
 def test_linear_rows_compiled_equal_the_general_revaluation_to_the_bit(set_name: str) -> None:
     """An asset listing only linear instruments takes a compiled pass (`_linear_rows`); it writes what the
     general revaluation (`_asset_rows`, weighted as `refresh_risk_arrays` weights it) gives, bit for bit."""
-    from solvent.engine.riskarrays import _asset_rows
+    from solvent.engine.riskarrays import _asset_rows, _options_now
 
     st = build_market_state([CASE[i].instrument for i in LINEAR_IDS], SNAPSHOT, MarginParams())
     sc = SETS[set_name](st)
@@ -535,7 +535,8 @@ def test_linear_rows_compiled_equal_the_general_revaluation_to_the_bit(set_name:
         rows = np.flatnonzero(st.instruments.asset == a)
         if not rows.size:
             continue
-        pnl, greeks, value, linear = _asset_rows(st, sc, TIME_FLOOR, rows, a)
+        now = _options_now(st, np.array([a]), TIME_FLOOR)
+        pnl, greeks, value, linear = _asset_rows(st, sc, TIME_FLOOR, rows, a, now)
         assert (pnl != 0.0).any()
         for got, want in (
             (built.instrument_pnl[rows], pnl * sc.pnl_weight),
@@ -552,7 +553,7 @@ def test_compact_rows_hold_the_every_scenario_revaluation_to_the_bit(set_name: s
     own groups; the Monte Carlo's mirrored stress group copied from the joint draws); its dense view equals the
     revaluation of every instrument in every scenario (`_asset_rows` on all S, nothing copied), bit for bit, and the
     padding past an asset's columns is 0."""
-    from solvent.engine.riskarrays import _asset_rows
+    from solvent.engine.riskarrays import _asset_rows, _options_now
 
     st, built = state(), arrays(set_name)
     sc = scenarios(set_name)
@@ -562,7 +563,8 @@ def test_compact_rows_hold_the_every_scenario_revaluation_to_the_bit(set_name: s
         rows = np.flatnonzero(st.instruments.asset == a)
         if not rows.size:
             continue
-        pnl, _, _, _ = _asset_rows(st, sc, TIME_FLOOR, rows, a, VOL_FLOOR)
+        now = _options_now(st, np.array([a]), TIME_FLOOR)  # this asset's options alone: the bits of the whole batch
+        pnl, _, _, _ = _asset_rows(st, sc, TIME_FLOOR, rows, a, now, VOL_FLOOR)
         np.testing.assert_array_equal(dense[rows], pnl * sc.pnl_weight)
         np.testing.assert_array_equal(built.dense_rows(rows[::-1]), dense[rows[::-1]])
         assert np.all(built.pnl_rows[rows, built.scenarios_by_asset[a].size :] == 0.0)
@@ -609,3 +611,27 @@ def test_shocked_vols_are_floored_at_vol_floor_so_a_long_option_is_not_charged_i
         expected += max(measure, 0.0)  # group results floored at 0 and summed
     assert result.terms["market_risk"][0] == pytest.approx(expected, rel=1e-9)
     assert result.terms["market_risk"][0] < 0.95 * premium
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns"),
+    [
+        ([2, 3, 4], [0, 1, 2, 3]),
+        ([2, 3, 4], [1, 3, 4]),
+        ([0, 2, 3], [5, 6]),
+        ([1, 0, 2], [4, 2, 3]),
+        ([], [1]),
+        ([3], []),
+    ],
+)
+def test_block_indexes_what_ix_indexes(rows: list[int], columns: list[int]) -> None:
+    """The (rows x columns) block by slices where they are runs of consecutive positions reads and writes the
+    block np.ix_ does (runs out of order, gaps and empty sides included)."""
+    r, c = np.array(rows, dtype=np.int64), np.array(columns, dtype=np.int64)
+    grid = np.arange(48.0).reshape(6, 8)
+    np.testing.assert_array_equal(grid[_block(r, c)], grid[np.ix_(r, c)])
+    written, want = grid.copy(), grid.copy()
+    written[_block(r, c)] = -np.arange(r.size * c.size).reshape(r.size, c.size)
+    want[np.ix_(r, c)] = -np.arange(r.size * c.size).reshape(r.size, c.size)
+    np.testing.assert_array_equal(written, want)
+    assert isinstance(_span(np.array([4, 5, 6])), slice) and not isinstance(_span(np.array([4, 6, 5])), slice)

@@ -56,6 +56,8 @@ class Greeks(NamedTuple):
 
 
 class _Inputs(NamedTuple):
+    """The converted, floored inputs and d1, d2, each of the broadcast shape of what it depends on alone."""
+
     forward: FloatArray
     strike: FloatArray
     rate: FloatArray
@@ -84,11 +86,18 @@ def _prepare(
     time_floor: float,
     vol_floor: float,
 ) -> _Inputs:
-    """Broadcast and convert once; apply the floors; compute d1 and d2."""
+    """Convert once; apply the floors; compute d1 and d2.
+
+    Each quantity is computed on the broadcast shape of its own inputs only (the sign on is_call's, the discount on
+    rate's and years'), and broadcast where it meets the others: an (options, 1) expiry against (options, scenarios)
+    forwards is floored, rooted and discounted once per option. Every element goes through the same operations in
+    the same order as on fully broadcast inputs, so the figures are the same to the bit.
+    """
     _check_floor("time_floor", time_floor)
     _check_floor("vol_floor", vol_floor)
     f, k, t, v, r = (np.asarray(x, dtype=np.float64) for x in (forward, strike, years, vol, rate))
-    f, k, t, v, r, call = np.broadcast_arrays(f, k, t, v, r, np.asarray(is_call, dtype=np.bool_))
+    call = np.asarray(is_call, dtype=np.bool_)
+    np.broadcast(f, k, t, v, r, call)  # ValueError where the shapes do not broadcast together
     sign = np.where(call, 1.0, -1.0)
     t_eff = np.maximum(t, time_floor)  # NaN stays NaN
     v_eff = np.maximum(v, vol_floor)
@@ -109,11 +118,21 @@ def _as_float(x: ArrayLike) -> FloatArray:
     return np.asarray(x, dtype=np.float64)
 
 
+def _full(x: FloatArray, shape: tuple[int, ...]) -> FloatArray:
+    """x as a float64 array of the broadcast `shape` (gamma and vega do not depend on is_call: where only is_call
+    has some of the dimensions, they are repeated along them)."""
+    if x.shape == shape:
+        return _as_float(x)
+    return np.array(np.broadcast_to(x, shape), dtype=np.float64)
+
+
 def _price(p: _Inputs) -> FloatArray:
     # Each tail through ndtr(+-d), never 1 - ndtr(d): deep in and out of the money stay accurate.
-    live = p.sign * p.discount * (p.forward * ndtr(p.sign * p.d1) - p.strike * ndtr(p.sign * p.d2))
-    intrinsic = np.maximum(p.sign * (p.forward - p.strike), 0.0)
-    return _as_float(np.where(p.expired, intrinsic, live) + 0.0)  # + 0.0: no -0.0 for puts
+    signed_discount = p.sign * p.discount  # its own shape (per option), broadcast in the product below
+    live = signed_discount * (p.forward * ndtr(p.sign * p.d1) - p.strike * ndtr(p.sign * p.d2))
+    if p.expired.any():  # else np.where would pick every element of live, as it is
+        live = np.where(p.expired, np.maximum(p.sign * (p.forward - p.strike), 0.0), live)
+    return _as_float(live + 0.0)  # + 0.0: no -0.0 for puts
 
 
 def black76_price(
@@ -175,7 +194,7 @@ def black76_greeks(
     return Greeks(
         price=price,
         delta=_as_float(np.where(p.expired, p.sign * step, delta) + 0.0),
-        gamma=_as_float(np.where(p.expired, 0.0, gamma)),
-        vega=_as_float(np.where(p.expired, 0.0, vega)),
+        gamma=_full(np.where(p.expired, 0.0, gamma), price.shape),
+        vega=_full(np.where(p.expired, 0.0, vega), price.shape),
         theta=_as_float(np.where(p.expired, 0.0, theta)),
     )

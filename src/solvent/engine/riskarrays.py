@@ -20,7 +20,7 @@ from solvent._numba import jit
 from solvent.market.history import PriceHistory
 from solvent.market.state import OPTION, MarketState
 from solvent.params import MarginParams
-from solvent.pricing import black76_greeks, black76_price
+from solvent.pricing import Greeks, black76_greeks, black76_price
 from solvent.scenarios import generate_scenarios
 from solvent.scenarios.base import ScenarioSet, in_group, mirrored_groups
 from solvent.scenarios.deribit import vol_term_scale
@@ -190,7 +190,7 @@ def build_risk_arrays(
         group_mirror=mirror,
         group_scale=scale,
     )
-    refresh_risk_arrays(arrays, state, scenarios, time_floor_years, np.arange(len(state.assets)), vol_floor)
+    _write_rows(arrays, state, scenarios, time_floor_years, np.arange(len(state.assets)), vol_floor, fresh=True)
     return arrays
 
 
@@ -214,16 +214,30 @@ def refresh_risk_arrays(
     """Recompute, in place, the rows of `arrays` that belong to `assets` (their instruments and their own
     asset_pnl row) at `state`; the other rows are left as they are.
 
-    The streaming engine calls this for the assets whose price moved; a full build calls it for every
-    asset. Each asset's rows are computed by the same code from the same inputs either way, so an
-    incremental update and a rebuild agree bit for bit.
+    The streaming engine calls this for the assets whose price moved; a full build writes every asset
+    through the same code (`_write_rows`). Each asset's rows are computed from the same inputs either way,
+    so an incremental update and a rebuild agree bit for bit.
     """
+    _write_rows(arrays, state, scenarios, time_floor_years, assets, vol_floor, fresh=False)
+
+
+def _write_rows(
+    arrays: RiskArrays,
+    state: MarketState,
+    scenarios: ScenarioSet,
+    time_floor_years: float,
+    assets: NDArray[np.int64],
+    vol_floor: float,
+    fresh: bool,
+) -> None:
+    """`refresh_risk_arrays`; `fresh`: arrays just built, asset_pnl still all zeros (no earlier figures to clear)."""
     weight = scenarios.pnl_weight
     table = state.instruments
     same_table = arrays.instrument_asset is table.asset  # arrays built on this table: its rows by asset hold
     arrays.__dict__.pop("_dense_pnl", None)  # the dense view, if built, is stale from here
+    now = _options_now(state, np.asarray(assets, dtype=np.int64), time_floor_years)
     for a in np.asarray(assets, dtype=np.int64).tolist():
-        _asset_pnl_row(arrays.asset_pnl[a], float(state.price[a]), scenarios, a)
+        _asset_pnl_row(arrays.asset_pnl[a], float(state.price[a]), scenarios, a, fresh)
         rows = arrays.rows_by_asset[a] if same_table else np.flatnonzero(table.asset == a)
         if not rows.size:
             continue
@@ -244,23 +258,49 @@ def refresh_risk_arrays(
             )
             continue
         pnl, greeks, value, linear = _asset_rows(
-            state, scenarios, time_floor_years, rows, a, vol_floor, _mirrored_scenarios(arrays, a), columns
+            state, scenarios, time_floor_years, rows, a, now, vol_floor, _mirrored_scenarios(arrays, a), columns
         )
-        arrays.pnl_rows[rows, : columns.shape[0]] = pnl * weight[columns]
+        target = _span(rows)
+        if isinstance(target, slice):  # written in place, not through a temporary
+            np.multiply(pnl, weight[columns], out=arrays.pnl_rows[target, : columns.shape[0]])
+        else:
+            arrays.pnl_rows[rows, : columns.shape[0]] = pnl * weight[columns]
         arrays.unit_greeks[rows] = greeks
         arrays.value[rows] = value
         arrays.linear_weight[rows] = linear
 
 
-def _asset_pnl_row(row: FloatArray, price: float, scenarios: ScenarioSet, a: int) -> None:
+def _options_now(state: MarketState, assets: NDArray[np.int64], time_floor_years: float) -> Greeks:
+    """(I,) per instrument, Black-76 at `state` of the options on `assets` (0 for every other instrument): one call
+    for them all, not one an asset (each option's figures are the same, element by element)."""
+    table = state.instruments
+    picked = np.flatnonzero((table.kind == OPTION) & np.isin(table.asset, assets))
+    spread = np.zeros((len(Greeks._fields), table.asset.shape[0]), dtype=np.float64)
+    if not picked.size:  # no option to price (nor its floors to check)
+        return Greeks(*spread)
+    now = black76_greeks(
+        state.forward[picked],
+        table.strike[picked],
+        state.expiry_years[picked],
+        state.option_vol[picked],
+        state.rate,
+        table.is_call[picked],
+        time_floor=time_floor_years,
+    )
+    spread[:, picked] = now
+    return Greeks(*spread)
+
+
+def _asset_pnl_row(row: FloatArray, price: float, scenarios: ScenarioSet, a: int, fresh: bool) -> None:
     """Write asset a's row of asset_pnl, price x move x weight, in place: in the scenarios where a can move only
     (`ScenarioSet.moving_scenarios`) when the set holds repeats, the rest left 0 (price x 0 x weight, weights being
-    >= 0) and its pages untouched (`_lazy_zeros`)."""
+    >= 0) and its pages untouched (`_lazy_zeros`). `fresh`: the row is all zeros yet (a build), nothing to clear."""
     moving = scenarios.moving_scenarios(a)
     if moving is None:
         row[:] = (price * scenarios.price_column(a)) * scenarios.pnl_weight
         return
-    row[np.flatnonzero(row)] = 0.0  # a refresh's earlier figures (a read of untouched pages maps no memory)
+    if not fresh:
+        row[np.flatnonzero(row)] = 0.0  # a refresh's earlier figures (a read of untouched pages maps no memory)
     row[moving] = (price * scenarios.price_column(a, moving)) * scenarios.pnl_weight[moving]
 
 
@@ -333,12 +373,14 @@ def _asset_rows(
     time_floor_years: float,
     rows: NDArray[np.int64],
     a: int,
+    now: Greeks,
     vol_floor: float = 0.0,
     mirrored: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None,
     columns: NDArray[np.int64] | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """(R, C) unweighted P&L, (R, 3) unit Greeks, (R,) values, (R,) linear weights of instruments `rows` on asset a
     (options revalued at vol max(v (1 + u tau), vol_floor)), in the scenarios `columns` (every scenario when None).
+    `now` (`_options_now`): the options' Black-76 figures at `state`, per instrument.
     `mirrored` (copies, sources): positions among them that move a exactly as `sources` do
     (`_mirrored_scenarios`): the options' P&L there is copied, not revalued."""
     table = state.instruments
@@ -348,16 +390,19 @@ def _asset_rows(
     moves = scenarios.price_column(a, columns)  # (C,)
     is_option = table.kind[rows] == OPTION
     counts = in_group(scenarios, a, columns)
-    pnl = (size * forward)[:, np.newaxis] * moves[np.newaxis, :]
+    notional = size * forward
+    pnl = np.empty((rows.size, moves.size), dtype=np.float64)
+    plain = np.flatnonzero(~is_option)  # options: the same figure below, in the columns not revalued or copied alone
+    pnl[plain] = notional[plain, np.newaxis] * moves[np.newaxis, :]
     greeks = np.zeros((rows.size, 3), dtype=np.float64)
     value = np.zeros(rows.size, dtype=np.float64)
-    linear = np.where(is_option, 0.0, size * forward / spot)
+    linear = np.where(is_option, 0.0, notional / spot)
     greeks[:, DELTA] = linear
     if is_option.any():
         o = np.flatnonzero(is_option)
         f0, k, t0, v0 = forward[o], table.strike[rows[o]], state.expiry_years[rows[o]], state.option_vol[rows[o]]
         calls = table.is_call[rows[o]]
-        now = black76_greeks(f0, k, t0, v0, state.rate, calls, time_floor=time_floor_years)
+        now = Greeks(*(figure[rows[o]] for figure in now))
         dfds = f0 / spot
         value[o] = size[o] * now.price
         greeks[o, DELTA] = size[o] * now.delta * dfds
@@ -366,11 +411,14 @@ def _asset_rows(
         # Per-asset groups: an instrument moves only in its own asset's group (and in a joint group), so options are
         # revalued there alone (elsewhere their P&L is 0 below).
         copies, sources = mirrored if mirrored is not None else (np.zeros(0, dtype=np.int64),) * 2
-        revalue = counts if counts is None or not copies.size else counts & ~np.isin(np.arange(counts.size), copies)
+        revalue = counts
+        if counts is not None and copies.size:
+            revalue = counts.copy()
+            revalue[copies] = False
         counted: slice | NDArray[np.int64] = slice(None) if revalue is None else np.flatnonzero(revalue)
         shocks = moves[counted]
-        vol_moves = np.broadcast_to(scenarios.vol_column(a, columns)[counted], (o.size, shocks.size))  # (O, C counted)
-        if scenarios.vol_term is not None:
+        vol_moves = scenarios.vol_column(a, columns)[counted][np.newaxis, :]  # (1, C counted): the same every option
+        if scenarios.vol_term is not None:  # (O, C counted)
             vol_moves = vol_moves * vol_term_scale(t0, scenarios.vol_term)[:, np.newaxis]
         t1 = np.maximum(t0 - scenarios.horizon_years, 0.0)[:, np.newaxis]
         shocked = black76_price(
@@ -382,15 +430,38 @@ def _asset_rows(
             calls[:, np.newaxis],
             time_floor=time_floor_years,
         )
-        revalued = size[o, np.newaxis] * (shocked - now.price[:, np.newaxis])
-        if isinstance(counted, slice):
-            pnl[o] = revalued
+        np.subtract(shocked, now.price[:, np.newaxis], out=shocked)
+        block = (_span(o), counted) if isinstance(counted, slice) else _block(o, counted)
+        if all(isinstance(index, slice) for index in block):  # a view of pnl: written in place
+            np.multiply(size[o, np.newaxis], shocked, out=pnl[block])
         else:
-            pnl[np.ix_(o, counted)] = revalued
-            pnl[np.ix_(o, copies)] = pnl[np.ix_(o, sources)]
-    if counts is not None:
+            pnl[block] = size[o, np.newaxis] * shocked
+        if revalue is not None:
+            rest = ~revalue
+            rest[copies] = False
+            rest_at = np.flatnonzero(rest)
+            pnl[_block(o, rest_at)] = notional[o, np.newaxis] * moves[np.newaxis, rest_at]
+        if copies.size:
+            pnl[_block(o, copies)] = pnl[_block(o, sources)]
+    if counts is not None and not counts.all():  # x 1.0 everywhere leaves every bit as it is
         pnl *= counts[np.newaxis, :]
     return pnl, greeks, value, linear
+
+
+def _span(index: NDArray[np.int64]) -> slice | NDArray[np.int64]:
+    """`index` as a slice when it is a run of consecutive positions i, i + 1, ... (a view, not a gather), else as is."""
+    start = int(index[0]) if index.size else -1
+    if start >= 0 and np.array_equal(index, np.arange(start, start + index.size)):
+        return slice(start, start + index.size)
+    return index
+
+
+def _block(rows: NDArray[np.int64], columns: NDArray[np.int64]) -> tuple[slice | NDArray[np.int64], ...]:
+    """The index of the (rows x columns) block of a 2-d array (`np.ix_`), by slices where they are runs (`_span`)."""
+    spans = _span(rows), _span(columns)
+    if isinstance(spans[0], slice) or isinstance(spans[1], slice):
+        return spans
+    return np.ix_(rows, columns)
 
 
 def scenario_risk_arrays(
