@@ -39,7 +39,7 @@ def slices(values: list[Any]) -> st.SearchStrategy[tuple[int, int]]:
     )
 
 
-def same_floats(got: np.ndarray, want: np.ndarray) -> None:
+def assert_same_floats(got: np.ndarray, want: np.ndarray) -> None:
     assert got.dtype == want.dtype == np.float64
     assert got.view(np.int64).tolist() == want.view(np.int64).tolist()  # bit for bit, NaN and -0.0 included
     assert got.flags.writeable == want.flags.writeable
@@ -49,14 +49,14 @@ def same_floats(got: np.ndarray, want: np.ndarray) -> None:
 def test_floats_are_to_numpys_bit_for_bit(values: list[float | None], data: st.DataObject) -> None:
     offset, length = data.draw(slices(values))
     array = pa.array(values, type=pa.float64()).slice(offset, length)
-    same_floats(floats(array), array.to_numpy(zero_copy_only=False))
+    assert_same_floats(floats(array), array.to_numpy(zero_copy_only=False))
 
 
 @given(st.lists(st.none() | st.integers(-(2**31), 2**31 - 1), max_size=40), st.data())
 def test_floats_cast_other_types_as_before(values: list[int | None], data: st.DataObject) -> None:
     offset, length = data.draw(slices(values))
     array = pa.array(values, type=pa.int32()).slice(offset, length)
-    same_floats(floats(array), array.cast(pa.float64()).to_numpy(zero_copy_only=False))
+    assert_same_floats(floats(array), array.cast(pa.float64()).to_numpy(zero_copy_only=False))
 
 
 @given(st.lists(st.none() | st.booleans(), max_size=70), st.data())

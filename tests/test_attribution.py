@@ -33,7 +33,8 @@ from solvent.engine.attribution import (
     tail_weights,
 )
 from solvent.engine.book import Book
-from solvent.engine.kernel import risk_measure_numpy, scenario_pnl_numpy
+from solvent.engine.kernel import scenario_pnl_numpy
+from solvent.engine.measures import risk_measure_numpy
 from solvent.engine.riskarrays import build_risk_arrays, scenario_risk_arrays
 from solvent.formats.schemas import Account, AssetQuote, MarketSnapshot, Portfolio, Position
 from solvent.market.state import build_market_state

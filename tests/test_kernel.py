@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from solvent.engine.book import Book
-from solvent.engine.kernel import margins, margins_numpy, risk_measure_numpy, scenario_pnl_numpy
+from solvent.engine.kernel import margins, margins_numpy, scenario_pnl_numpy
+from solvent.engine.measures import risk_measure_numpy
 from solvent.engine.riskarrays import RiskArrays
 
 
@@ -538,10 +539,10 @@ def test_mirrored_stress_groups_are_read_from_the_joint_rows(measure: str) -> No
 )
 @pytest.mark.parametrize("k", [1, 3, 32])
 @pytest.mark.parametrize("layout", ["normal", "ties", "one_lane", "ascending"])
-def test_top_losses_by_lanes_are_the_k_largest_exactly(n: int, lanes: int, k: int, layout: str) -> None:
-    """`_top_losses` (lane maxima, then only the lanes that reach the k-th of them) returns exactly the k largest
+def testtop_losses_by_lanes_are_the_k_largest_exactly(n: int, lanes: int, k: int, layout: str) -> None:
+    """`top_losses` (lane maxima, then only the lanes that reach the k-th of them) returns exactly the k largest
     losses, descending, wherever they lie: ties, every large loss in one lane, a sorted run, an offset start."""
-    from solvent.engine.kernel import _top_losses
+    from solvent.engine.measures import top_losses
 
     rng = np.random.default_rng(n * 100 + k)
     start = 5
@@ -554,22 +555,22 @@ def test_top_losses_by_lanes_are_the_k_largest_exactly(n: int, lanes: int, k: in
     }[layout]
     pnl[start : start + n] = body
     top = np.full(n + 1, np.nan)
-    _top_losses(pnl, start, start + n, k, lanes, top)
+    top_losses(pnl, start, start + n, k, lanes, top)
     np.testing.assert_array_equal(top[:k], np.sort(-body)[::-1][:k])
 
 
 @pytest.mark.parametrize("measure", ["es", "var", "worst"])
 @pytest.mark.parametrize("n,confidence", [(63, 0.99), (64, 0.99), (256, 0.99), (4096, 0.99), (4096, 0.975)])
-def test_reduce_group_agrees_with_the_full_sort(measure: str, n: int, confidence: float) -> None:
+def testreduce_group_agrees_with_the_full_sort(measure: str, n: int, confidence: float) -> None:
     """The measure of one group, by whichever top-k path its size and tail take (lanes of 32 or more, or the block
     scan below 2 x lanes scenarios), is the full sort's to the bit (the tail summed largest first, as the kernel
     adds it)."""
-    from solvent.engine.kernel import MEASURE_CODES, _reduce_group, tail_mass
+    from solvent.engine.measures import MEASURE_CODES, reduce_group, tail_mass
 
     rng = np.random.default_rng(n)
     pnl = rng.standard_t(4, n) * 100
     top = np.empty(n + 1)
-    got = _reduce_group(pnl, 0, n, confidence, MEASURE_CODES[measure], top)
+    got = reduce_group(pnl, 0, n, confidence, MEASURE_CODES[measure], top)
     ordered = np.sort(-pnl)[::-1].tolist()
     m = tail_mass(n, confidence)
     whole = math.floor(m)

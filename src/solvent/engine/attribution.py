@@ -5,7 +5,7 @@ arrays are built once, by the same code path as `margin_book` (`scenario_risk_ar
 
 Within each scenario group g the measure is a weighted sum of the account's losses L = -P&L,
 M_g = Σ_s w_s L_s, with tail weights w over the group's losses sorted descending (ties by scenario
-index, so the choice is deterministic), m = n (1 - c) (`kernel.tail_mass`), j = floor(m):
+index, so the choice is deterministic), m = n (1 - c) (`measures.tail_mass`), j = floor(m):
 
   ES     1/m on the j largest losses and (m - j)/m on the (j+1)-th   (m < 1: 1 on the largest)
   VaR    1 on the (j+1)-th largest
@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvent.engine.book import Book
-from solvent.engine.kernel import tail_mass
+from solvent.engine.measures import tail_mass
 from solvent.engine.results import AssetMark
 from solvent.engine.riskarrays import RiskArrays, scenario_risk_arrays
 from solvent.errors import InputError

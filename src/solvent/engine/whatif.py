@@ -10,7 +10,7 @@ update, never a re-margin of the account:
 
 and the IM terms are recomputed for this one account exactly as `margin_book` assembles them:
 market risk = sum over scenario groups of max(measure, 0) (the fused kernel's reduction,
-`kernel._reduce_group`), apc buffer, liquidity (close-out cost of net delta and vega), concentration
+`measures.reduce_group`), apc buffer, liquidity (close-out cost of net delta and vega), concentration
 (SIMM form with the thresholds the caller passes, computed once per market state; or the ramp),
 oracle buffer, all times the account's risk tier.
 
@@ -46,7 +46,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvent._numba import jit
-from solvent.engine.kernel import MEASURE_CODES, _reduce_group, risk_measure_numpy
+from solvent.engine.measures import MEASURE_CODES, reduce_group, risk_measure_numpy
 from solvent.engine.riskarrays import RiskArrays
 from solvent.factors.basis import BookLayout, basis_numpy, book_layout, book_sides, books_terms
 from solvent.factors.concentration import (
@@ -253,7 +253,7 @@ def _market_risk_kernel(
     """Sum over scenario groups of max(risk measure of -pnl in the group, 0): the fused kernel's reduction."""
     total = 0.0
     for g in range(group_offsets.shape[0] - 1):
-        value = _reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
+        value = reduce_group(pnl, group_offsets[g], group_offsets[g + 1], confidence, measure, top)
         if value > 0.0:
             total += value
     return total
