@@ -49,6 +49,16 @@ def tail_count(n: int, confidence: float, measure: int) -> tuple[float, int]:
     return m, min(k, n)
 
 
+@jit(inline=True)
+def _insert(top: FloatArray, k: int, value: float) -> None:
+    """Insert `value` into top[:k], descending, dropping the smallest (the caller has checked it beats top[k - 1])."""
+    i = k - 1
+    while i > 0 and top[i - 1] < value:
+        top[i] = top[i - 1]
+        i -= 1
+    top[i] = value
+
+
 @jit()
 def insert_losses(pnl: FloatArray, start: int, stop: int, k: int, cut: float, top: FloatArray) -> float:
     """Insert the losses -pnl[start:stop] above `cut` into `top`, the k largest so far (descending); the new cut."""
@@ -56,11 +66,7 @@ def insert_losses(pnl: FloatArray, start: int, stop: int, k: int, cut: float, to
         loss = -pnl[s]
         if loss <= cut:
             continue
-        j = k - 1
-        while j > 0 and top[j - 1] < loss:
-            top[j] = top[j - 1]
-            j -= 1
-        top[j] = loss
+        _insert(top, k, loss)
         cut = top[k - 1]
     return cut
 
@@ -93,13 +99,8 @@ def top_losses(pnl: FloatArray, start: int, stop: int, k: int, lanes: int, top: 
     for j in range(k):  # T: the k-th largest lane maximum, by insertion into top[:k]
         top[j] = -np.inf
     for j in range(lanes):
-        value = lane[j]
-        if value > top[k - 1]:
-            i = k - 1
-            while i > 0 and top[i - 1] < value:
-                top[i] = top[i - 1]
-                i -= 1
-            top[i] = value
+        if lane[j] > top[k - 1]:
+            _insert(top, k, lane[j])
     threshold = top[k - 1]
     for j in range(k):
         top[j] = -np.inf
@@ -109,11 +110,7 @@ def top_losses(pnl: FloatArray, start: int, stop: int, k: int, lanes: int, top: 
         for t in range(start + j, stop, lanes):
             loss = -pnl[t]
             if loss >= threshold and loss > top[k - 1]:
-                i = k - 1
-                while i > 0 and top[i - 1] < loss:
-                    top[i] = top[i - 1]
-                    i -= 1
-                top[i] = loss
+                _insert(top, k, loss)
 
 
 @jit()
