@@ -140,10 +140,12 @@ def stratify(draws: FloatArray, quantile: Callable[[FloatArray], FloatArray], rn
     """(N, k) `draws` with each column replaced by a Latin-hypercube sample of the marginal whose inverse CDF is
     `quantile`, in the column's rank order (Iman-Conover): ranks, hence dependence, kept; marginals stratified."""
     n = draws.shape[0]
+    strata = np.empty_like(draws)
+    for j in range(draws.shape[1]):  # column by column: the generator's draw order
+        strata[:, j] = (rng.permutation(n) + rng.random(n)) / n
+    strata.sort(axis=0)
     out = np.empty_like(draws)
-    for j in range(draws.shape[1]):
-        strata = np.sort((rng.permutation(n) + rng.random(n)) / n)
-        out[np.argsort(draws[:, j], kind="stable"), j] = quantile(strata)
+    np.put_along_axis(out, np.argsort(draws, axis=0, kind="stable"), quantile(strata), axis=0)
     return out
 
 
