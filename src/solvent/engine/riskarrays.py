@@ -450,7 +450,8 @@ def _asset_rows(
             rest = ~revalue
             rest[copies] = False
             rest_at = np.flatnonzero(rest)
-            pnl[_block(o, rest_at)] = notional[o, np.newaxis] * moves[np.newaxis, rest_at]
+            if rest_at.size:  # none where every column is revalued or copied (the Monte Carlo's)
+                pnl[_block(o, rest_at)] = notional[o, np.newaxis] * moves[np.newaxis, rest_at]
         if copies.size:
             pnl[_block(o, copies)] = pnl[_block(o, sources)]
     if counts is not None and not counts.all():  # x 1.0 everywhere leaves every bit as it is

@@ -149,6 +149,16 @@ def stratify(draws: FloatArray, quantile: Callable[[FloatArray], FloatArray], rn
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _labels(n_scenarios: int, stressed: tuple[str, ...]) -> tuple[str, ...]:
+    """The labels of n_scenarios joint draws ("mc 0001" ...) and of their repeat for each asset of `stressed` ("mc BTC
+    0001" ...), in that order: built once per venue and draw count (51,456 strings on 200 assets, rebuilt on every
+    margin run before)."""
+    numbers = [f" {i + 1:04d}" for i in range(n_scenarios)]
+    prefixes = ["mc", *(f"mc {asset}" for asset in stressed)]
+    return tuple(prefix + number for prefix in prefixes for number in numbers)
+
+
 def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory | None = None) -> ScenarioSet:
     """n_scenarios joint draws of the traded assets' price and vol moves (one group)."""
     mc = params.scenarios.mc
@@ -173,8 +183,6 @@ def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory 
     vol_move = np.zeros((n_scen, len(state.assets)), dtype=np.float64)
     price_move[:, traded] = np.expm1(state.vol[traded] * math.sqrt(h) * z)
     vol_move[:, traded] = np.expm1(mc.vol_of_vol * math.sqrt(h) * eps)
-    numbers = [f" {i + 1:04d}" for i in range(n_scen)]
-    labels = tuple("mc" + number for number in numbers)
     w = mc.stress_weight
     if w == 0.0:
         return ScenarioSet(
@@ -184,10 +192,8 @@ def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory 
             pnl_weight=np.ones(n_scen, dtype=np.float64),
             group=np.zeros(n_scen, dtype=np.int32),
             horizon_years=h,
-            labels=labels,
+            labels=_labels(n_scen, ()),
         )
-    prefixes = [f"mc {state.assets[a]}" for a in traded.tolist()]
-    stress_labels = [prefix + number for prefix in prefixes for number in numbers]
     return ScenarioSet(
         name="mc",
         price_rows=price_move,
@@ -195,7 +201,7 @@ def monte_carlo(state: MarketState, params: MarginParams, history: PriceHistory 
         pnl_weight=np.concatenate([np.full(n_scen, 1.0 - w), np.full(n * n_scen, w)]),
         group=np.repeat(np.arange(n + 1, dtype=np.int32), n_scen),
         horizon_years=h,
-        labels=labels + tuple(stress_labels),  # the same draws, asset a alone moving: repeats of group 0
+        labels=_labels(n_scen, tuple(state.assets[a] for a in traded.tolist())),
         group_asset=np.concatenate([[ALL_ASSETS], traded]).astype(np.int64),
-        repeats=np.concatenate([[-1], np.zeros(n, dtype=np.int64)]).astype(np.int64),
+        repeats=np.concatenate([[-1], np.zeros(n, dtype=np.int64)]).astype(np.int64),  # asset a alone: group 0 again
     )
