@@ -22,6 +22,13 @@ def test_one_blas_thread_sets_one_thread_then_restores_the_count() -> None:
         with pytest.raises(RuntimeError), one_blas_thread():
             raise RuntimeError
         assert get() == 2
+        first, second = one_blas_thread(), one_blas_thread()  # two threads' blocks, overlapping
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)  # the first to leave does not restore the count under the other
+        assert get() == 1
+        second.__exit__(None, None, None)
+        assert get() == 2
     finally:
         put(before)
 

@@ -8,7 +8,8 @@ that follows. OpenBLAS splits a product's output between threads, not its sums, 
 the bit on one thread.
 
 The thread count is set through numpy's own OpenBLAS (`scipy-openblas`, in the wheel's library folder) and put
-back on exit; with any other BLAS (not found there) `one_blas_thread` changes nothing.
+back when the last block inside `one_blas_thread` leaves (the count is the library's, shared by every thread); with
+any other BLAS (not found there) `one_blas_thread` changes nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -43,17 +45,42 @@ def _thread_count() -> tuple[Callable[[], int], Callable[[int], None]] | None:
     return None
 
 
+class _OneThread:
+    """The thread count held at 1 while any block is inside `one_blas_thread` (in any thread; the count is the
+    library's, not a thread's), and put back when the last one leaves."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.inside = 0
+        self.before = 0
+
+    def enter(self, get: Callable[[], int], put: Callable[[int], None]) -> None:
+        with self.lock:
+            if not self.inside:
+                self.before = get()
+                put(1)
+            self.inside += 1
+
+    def leave(self, put: Callable[[int], None]) -> None:
+        with self.lock:
+            self.inside -= 1
+            if not self.inside:
+                put(self.before)
+
+
+_ONE_THREAD = _OneThread()
+
+
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[None]:
-    """Run the block's BLAS products on one thread, then restore the thread count."""
+    """Run the block's BLAS products on one thread; the count is restored when no such block runs any more."""
     count = _thread_count()
     if count is None:
         yield
         return
     get, put = count
-    before = get()
-    put(1)
+    _ONE_THREAD.enter(get, put)
     try:
         yield
     finally:
-        put(before)
+        _ONE_THREAD.leave(put)
