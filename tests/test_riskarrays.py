@@ -320,8 +320,9 @@ def test_stress_groups_held_as_repeats_give_the_dense_sets_risk_arrays_to_the_bi
     got = arrays("mc")
     for f in fields(RiskArrays):
         a, b = getattr(got, f.name), getattr(want, f.name)
-        if isinstance(a, np.ndarray):
+        if isinstance(a, np.ndarray) and f.name != "group_repeats":  # how the set is held, not a figure
             np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8), err_msg=f.name)
+    assert got.group_repeats is implicit.repeats and want.group_repeats is None
     everywhere = replace(dense, price_move=np.full(dense.price_move.shape, 0.01))
     refreshed = build_risk_arrays(st, everywhere, TIME_FLOOR, VOL_FLOOR)
     assert np.all(refreshed.asset_pnl[st.asset_index["BTC"]] != 0.0)
@@ -635,3 +636,19 @@ def test_block_indexes_what_ix_indexes(rows: list[int], columns: list[int]) -> N
     want[np.ix_(r, c)] = -np.arange(r.size * c.size).reshape(r.size, c.size)
     np.testing.assert_array_equal(written, want)
     assert isinstance(_span(np.array([4, 5, 6])), slice) and not isinstance(_span(np.array([4, 6, 5])), slice)
+
+
+def test_group_plan_trusts_the_repeats_as_its_scan_finds() -> None:
+    """issue 14 item 4: `group_plan` takes a repeat of the joint draws (`RiskArrays.group_repeats`) as its asset's
+    own group without scanning asset_pnl there; the plan is the one the scan of every group gives."""
+    from dataclasses import replace
+
+    from solvent.engine.kernel import group_plan
+
+    got = arrays("mc")
+    assert got.group_repeats is not None and np.any(got.group_repeats >= 0)
+    joint, own = group_plan(got)
+    scanned_joint, scanned_own = group_plan(replace(got, group_repeats=None))
+    np.testing.assert_array_equal(joint, scanned_joint)
+    np.testing.assert_array_equal(own, scanned_own)
+    assert joint.tolist() == [0] and np.all(own[got.group_asset[got.group_repeats >= 0]] >= 1)

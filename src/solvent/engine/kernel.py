@@ -546,7 +546,8 @@ def group_plan(arrays: RiskArrays) -> tuple[NDArray[np.int64], NDArray[np.int64]
 
     A group is an asset's own when `arrays.group_asset` names that asset for it alone and no other asset's
     risk array moves in it (instrument rows are 0 outside their asset's group by construction,
-    `riskarrays.refresh_risk_arrays`): an account that does not hold the asset has P&L 0 there. Every other
+    `riskarrays.refresh_risk_arrays`, and so is every other asset's row in a repeat, `RiskArrays.group_repeats`;
+    other groups are scanned): an account that does not hold the asset has P&L 0 there. Every other
     group (ALL_ASSETS, the de-peg group -1, every group when group_asset is None) is joint: scanned for every
     account. Every group is either joint or one asset's own.
     """
@@ -558,7 +559,9 @@ def group_plan(arrays: RiskArrays) -> tuple[NDArray[np.int64], NDArray[np.int64]
         return np.arange(n_groups, dtype=np.int64), own
     valid = (owner >= 0) & (owner < arrays.n_assets)
     count = np.bincount(owner[valid], minlength=arrays.n_assets)
-    alone = _moves_alone(arrays.asset_pnl, offsets, np.where(valid, owner, -1).astype(np.int64))
+    repeat = np.zeros(n_groups, dtype=np.bool_) if arrays.group_repeats is None else arrays.group_repeats >= 0
+    scanned = np.where(valid & ~repeat, owner, -1).astype(np.int64)  # a repeat moves its owner alone: no scan
+    alone = _moves_alone(arrays.asset_pnl, offsets, scanned) | (valid & repeat)
     for g in np.flatnonzero(valid & alone).tolist():
         if count[owner[g]] == 1:
             own[owner[g]] = g

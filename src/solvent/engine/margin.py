@@ -22,6 +22,7 @@ import numpy as np
 from msgspec import structs
 from numpy.typing import NDArray
 
+from solvent._blas import one_blas_thread
 from solvent.engine.book import Book
 from solvent.engine.equity import (
     book_haircuts,
@@ -224,12 +225,14 @@ class RiskContext:
 
 
 def risk_context(state: MarketState, params: MarginParams, history: PriceHistory | None = None) -> RiskContext:
-    """Scenarios and risk arrays for IM (and for MM in the "model" maintenance mode) at `state`."""
-    scenarios, arrays = scenario_risk_arrays(state, params, history)
-    correlation = scenario_correlation(scenarios, params.predictive)
-    if params.maintenance.mode != "model":
-        return RiskContext(scenarios, arrays, correlation)
-    mm_scenarios, mm_arrays = scenario_risk_arrays(state, maintenance_params(params), history)
+    """Scenarios and risk arrays for IM (and for MM in the "model" maintenance mode) at `state`; their BLAS products
+    (the Monte Carlo's draws, the scenario correlation) on one thread (`one_blas_thread`: the same figures)."""
+    with one_blas_thread():
+        scenarios, arrays = scenario_risk_arrays(state, params, history)
+        correlation = scenario_correlation(scenarios, params.predictive)
+        if params.maintenance.mode != "model":
+            return RiskContext(scenarios, arrays, correlation)
+        mm_scenarios, mm_arrays = scenario_risk_arrays(state, maintenance_params(params), history)
     return RiskContext(scenarios, arrays, correlation, mm_scenarios, mm_arrays)
 
 

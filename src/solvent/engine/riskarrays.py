@@ -56,6 +56,9 @@ class RiskArrays:
     group_mirror (G,), group_scale (G,) or None: for a group that shocks one asset, the joint group that moves
         that asset identically (-1: none) and the ratio of their pnl weights (`scenarios.base.mirrored_groups`);
         the kernel reads such a group's rows as group_scale x the joint group's.
+    group_repeats (G,) or None: `ScenarioSet.repeats`; a group that repeats a stored one (>= 0) moves its own asset
+        alone, so every other asset's asset_pnl row is 0 there by construction (`kernel.group_plan` need not scan
+        it: on 200 assets, 200 x 51,456 zeros).
     """
 
     instrument_asset: NDArray[np.int32]
@@ -69,6 +72,7 @@ class RiskArrays:
     group_asset: NDArray[np.int64] | None = None
     group_mirror: NDArray[np.int64] | None = None
     group_scale: FloatArray | None = None
+    group_repeats: NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
         widest = max((columns.shape[0] for columns in self.scenarios_by_asset), default=self.n_scenarios)
@@ -86,7 +90,7 @@ class RiskArrays:
     @functools.cached_property
     def rows_by_asset(self) -> tuple[NDArray[np.int64], ...]:
         """Per asset column, the instruments on it (ascending)."""
-        return tuple(np.flatnonzero(self.instrument_asset == a) for a in range(self.n_assets))
+        return _positions_by_value(self.instrument_asset, self.n_assets)
 
     @functools.cached_property
     def shared_scenarios(self) -> NDArray[np.int64]:
@@ -103,10 +107,8 @@ class RiskArrays:
         shared = self.shared_scenarios
         if self.group_asset is None:
             return (shared,) * self.n_assets
-        owner = self._scenario_owner
-        return tuple(
-            np.concatenate([shared, np.flatnonzero(owner == a)]).astype(np.int64) for a in range(self.n_assets)
-        )
+        owned = _positions_by_value(self._scenario_owner, self.n_assets)
+        return tuple(np.concatenate([shared, own]) for own in owned)
 
     @property
     def _scenario_owner(self) -> NDArray[np.int64]:
@@ -170,6 +172,14 @@ class RiskArrays:
         return out
 
 
+def _positions_by_value(values: NDArray[np.integer], n: int) -> tuple[NDArray[np.int64], ...]:
+    """For each v in 0..n-1, the positions of `values` equal to v, ascending (`np.flatnonzero(values == v)`): one
+    stable sort, not n scans (200 assets x 51,456 scenarios)."""
+    order = np.argsort(values, kind="stable").astype(np.int64)
+    bounds = np.searchsorted(values[order], np.arange(n + 1), side="left")
+    return tuple(order[bounds[v] : bounds[v + 1]] for v in range(n))
+
+
 def build_risk_arrays(
     state: MarketState, scenarios: ScenarioSet, time_floor_years: float, vol_floor: float = 0.0
 ) -> RiskArrays:
@@ -189,6 +199,7 @@ def build_risk_arrays(
         group_asset=scenarios.group_asset,
         group_mirror=mirror,
         group_scale=scale,
+        group_repeats=scenarios.repeats,
     )
     _write_rows(arrays, state, scenarios, time_floor_years, np.arange(len(state.assets)), vol_floor, fresh=True)
     return arrays
@@ -358,12 +369,11 @@ def _mirrored_scenarios(arrays: RiskArrays, a: int) -> tuple[NDArray[np.int64], 
     if owner is None or mirror is None:
         return none, none
     offsets = arrays.group_offsets
-    column = np.full(arrays.n_scenarios, -1, dtype=np.int64)
-    scenarios = arrays.scenarios_by_asset[a]
-    column[scenarios] = np.arange(scenarios.shape[0])
+    scenarios = arrays.scenarios_by_asset[a]  # ascending, and holding both groups' scenarios
     for g in np.flatnonzero((owner == a) & (mirror >= 0)).tolist():
         j = int(mirror[g])
-        return column[offsets[g] : offsets[g + 1]], column[offsets[j] : offsets[j + 1]]
+        copies = np.searchsorted(scenarios, np.arange(offsets[g], offsets[g + 1])).astype(np.int64)
+        return copies, np.searchsorted(scenarios, np.arange(offsets[j], offsets[j + 1])).astype(np.int64)
     return none, none
 
 
@@ -440,7 +450,8 @@ def _asset_rows(
             rest = ~revalue
             rest[copies] = False
             rest_at = np.flatnonzero(rest)
-            pnl[_block(o, rest_at)] = notional[o, np.newaxis] * moves[np.newaxis, rest_at]
+            if rest_at.size:  # none where every column is revalued or copied (the Monte Carlo's)
+                pnl[_block(o, rest_at)] = notional[o, np.newaxis] * moves[np.newaxis, rest_at]
         if copies.size:
             pnl[_block(o, copies)] = pnl[_block(o, sources)]
     if counts is not None and not counts.all():  # x 1.0 everywhere leaves every bit as it is
