@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from threadpoolctl import ThreadpoolController
 
-from solvent._blas import _thread_count, one_blas_thread
+from solvent._blas import one_blas_thread
 
 
 def test_one_blas_thread_sets_one_thread_then_restores_the_count() -> None:
-    count = _thread_count()
-    if count is None:
-        pytest.skip("numpy links no OpenBLAS of its own here: one_blas_thread changes nothing")
-    get, put = count
+    controller = ThreadpoolController().select(user_api="blas")
+    if not controller.lib_controllers:
+        pytest.skip("no BLAS library found in this process: one_blas_thread changes nothing")
+
+    def get() -> int:
+        return int(controller.info()[0]["num_threads"])
+
     before = get()
-    put(2)
+    controller.limit(limits=2)  # kept: restored by hand below
     try:
         with one_blas_thread():
             assert get() == 1
@@ -30,7 +34,7 @@ def test_one_blas_thread_sets_one_thread_then_restores_the_count() -> None:
         second.__exit__(None, None, None)
         assert get() == 2
     finally:
-        put(before)
+        controller.limit(limits=before)
 
 
 def test_a_product_on_one_thread_has_the_bits_of_one_on_several() -> None:
