@@ -465,16 +465,16 @@ def test_a_server_error_is_logged_with_its_traceback_and_a_client_error_is_not(
 ) -> None:
     venue = start_venue()
 
-    def broken() -> None:
-        raise RuntimeError("the summary broke")
+    def broken(*rows: object) -> None:
+        raise RuntimeError("the margin broke")
 
-    monkeypatch.setattr(venue.engine, "summary", broken)
+    monkeypatch.setattr(venue.engine, "margin_now", broken)
     with TestClient(create_app(venue, ring())) as client, caplog.at_level(logging.INFO, logger="solvent.service"):
         assert client.get("/accounts/nobody", headers=headers("read")).status_code == 404
-        assert client.get("/venue", headers=headers("read")).status_code == 500
+        assert client.get("/dashboard/data", headers=headers("read")).status_code == 500
     errors = [r for r in caplog.records if r.name == "solvent.service" and r.levelno >= logging.ERROR]
-    assert [(r.getMessage(), r.path) for r in errors] == [("server error", "/venue")]  # type: ignore[attr-defined]
-    assert errors[0].exc_info is not None and "the summary broke" in str(errors[0].exc_info[1])
+    assert [(r.getMessage(), r.path) for r in errors] == [("server error", "/dashboard/data")]  # type: ignore[attr-defined]
+    assert errors[0].exc_info is not None and "the margin broke" in str(errors[0].exc_info[1])
 
 
 def test_the_venue_answer_says_what_makes_its_figures(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""`solvent serve`: build the venue (from files, or the demo venue), open the store, load the keys, and run the API
-on granian in this process (one worker: the venue is in memory and single-threaded behind its lock)."""
+"""`solvent serve`: build the venue (from files, or the demo venue) in an engine process of its own
+(service/engine_process.py), load the keys, and run the API on granian in this process (one worker: it holds the
+replica of what the venue published, and sends the engine its batches)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, Final
 
 from solvent._extras import check_extra, requires_extra
 from solvent.service.auth import KeyRing, Role, add_key
+from solvent.service.copies import FigureCopies, FigureOutbox
 from solvent.service.venue import Venue
 from solvent.store.url import DEFAULT_STORE
 
@@ -58,8 +60,9 @@ class ServeOptions:
     screen: bool = False  # the engine's health screen: a tick re-margins only accounts near a boundary
 
 
-def build_venue(options: ServeOptions) -> Venue:
-    """The venue of `options`: the portfolio and market files, or (without them) the demo venue."""
+def build_venue(options: ServeOptions, copies: FigureCopies | FigureOutbox | None = None) -> Venue:
+    """The venue of `options`: the portfolio and market files, or (without them) the demo venue; `copies`: where
+    its re-margins' full figures go (`Venue`)."""
     from solvent.store.url import open_store
 
     store = open_store(options.store)
@@ -79,6 +82,7 @@ def build_venue(options: ServeOptions) -> Venue:
             history=history,
             insurance_fund=options.insurance_fund,
             screen=options.screen,
+            copies=copies,
             portfolio_source=options.portfolio,
             market_source=options.market,
         )
@@ -103,6 +107,7 @@ def build_venue(options: ServeOptions) -> Venue:
         history=history,
         insurance_fund=options.insurance_fund,
         screen=options.screen,
+        copies=copies,
     )
 
 
@@ -120,11 +125,17 @@ def serve(options: ServeOptions) -> None:
         from granian.server.embed import Server
 
     from solvent.service.app import create_app
+    from solvent.service.engine_process import VenueClient
 
-    app = create_app(build_venue(options), KeyRing.load(options.keys))
-    server = Server(app, address=options.host, port=options.port, interface=Interfaces.ASGI, log_enabled=False)
+    keys = KeyRing.load(options.keys)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    logging.getLogger("solvent.service").info("listening", extra={"host": options.host, "port": options.port})
-    asyncio.run(server.serve())
+    venue = VenueClient.start(options)
+    try:
+        app = create_app(venue, keys)
+        server = Server(app, address=options.host, port=options.port, interface=Interfaces.ASGI, log_enabled=False)
+        logging.getLogger("solvent.service").info("listening", extra={"host": options.host, "port": options.port})
+        asyncio.run(server.serve())
+    finally:
+        venue.close()
