@@ -93,7 +93,7 @@ def test_the_replica_holds_what_the_venue_in_one_process_publishes(twins: tuple[
 
 
 def test_the_engine_process_refuses_as_the_venue_does(twins: tuple[LocalVenue, VenueClient]) -> None:
-    local, split = twins
+    _, split = twins
     view = split.view
     late = [Quote(seq=view.last_input_seq + 1, time=view.time - timedelta(days=1), asset="BTC", price=1.0)]
     with pytest.raises(Refused, match="time"):
