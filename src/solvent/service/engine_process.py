@@ -83,9 +83,11 @@ STOP: Final = Call(0, "close", ())
 def run_engine(sock: socket.socket, options: Any, parent: int) -> None:
     """The engine process: build the venue of `options` (service/serve.py, `ServeOptions`), send its first
     update, then answer calls until told to stop or the HTTP process is gone; commit and close the store."""
+    from solvent.service.serve import ServeOptions, build_venue
+
+    assert isinstance(options, ServeOptions)
     _die_with(parent)
-    set_threads(BATCH_THREADS)
-    from solvent.service.serve import build_venue
+    set_threads(options.batch_threads or BATCH_THREADS)
 
     channel = Channel(sock)
     outbox = FigureOutbox()

@@ -58,6 +58,7 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8000
     screen: bool = False  # the engine's health screen: a tick re-margins only accounts near a boundary
+    batch_threads: int | None = None  # threads of a batch's parallel kernels (None: `host.BATCH_THREADS`)
 
 
 def build_venue(options: ServeOptions, copies: FigureCopies | FigureOutbox | None = None) -> Venue:
