@@ -22,7 +22,7 @@ from when each request was due), the issue's "2,000 requests/s with p99 <= 5 ms"
 always one connection, closed loop.
 
 Run: PYTHONPATH=src python benchmarks/bench_service.py [--accounts 100000] [--seconds 10] [--connections 8]
-[--rate 0] [--batch-threads 0] [--phases health,queries,ticks,fresh,figures,what-if]
+[--rate 0] [--batch-threads 0] [--engine-niceness -1] [--phases health,queries,ticks,fresh,figures,what-if]
 """
 
 from __future__ import annotations
@@ -222,6 +222,9 @@ def main() -> None:
         "--batch-threads", type=int, default=0, help="the engine process's batch threads (0: the server's default)"
     )
     parser.add_argument(
+        "--engine-niceness", type=int, default=-1, help="the engine process's added niceness (-1: the server's default)"
+    )
+    parser.add_argument(
         "--phases", default="health,queries,ticks,fresh,figures,what-if", help="which phases to run, comma-separated"
     )
     args = parser.parse_args()
@@ -235,6 +238,7 @@ def main() -> None:
     # venue, whatever --accounts says).
     command += ["--keys", str(keys), "--port", str(args.port), "--store", f"sqlite:///{folder / 'bench.sqlite'}"]
     command += ["--batch-threads", str(args.batch_threads)] if args.batch_threads else []
+    command += ["--engine-niceness", str(args.engine_niceness)] if args.engine_niceness >= 0 else []
     server = subprocess.Popen(command, env=os.environ.copy(), stderr=subprocess.DEVNULL)
     try:
         begin = time.perf_counter()

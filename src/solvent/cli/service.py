@@ -135,6 +135,13 @@ def ingest(
     type=click.IntRange(1),
     help="Threads of a batch's parallel kernels in the engine process [default: every core but one].",
 )
+@click.option(
+    "--engine-niceness",
+    default=10,
+    show_default=True,
+    type=click.IntRange(0, 19),
+    help="Niceness added to the engine process: on a busy core, requests before batches.",
+)
 @fail_cleanly
 def serve(
     portfolio_path: str | None,
@@ -149,6 +156,7 @@ def serve(
     port: int,
     screen: bool,
     batch_threads: int | None,
+    engine_niceness: int,
 ) -> None:
     """Run the HTTP API over a venue (docs/service.md). Without --portfolio/--market: the demo venue. A missing
     keys file is created with one operator key, printed once."""
@@ -173,6 +181,7 @@ def serve(
         port=port,
         screen=screen,
         batch_threads=batch_threads,
+        engine_niceness=engine_niceness,
     )
     run_service(options)
 

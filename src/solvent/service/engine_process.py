@@ -87,6 +87,7 @@ def run_engine(sock: socket.socket, options: Any, parent: int) -> None:
 
     assert isinstance(options, ServeOptions)
     _die_with(parent)
+    os.nice(options.engine_niceness)
     set_threads(options.batch_threads or BATCH_THREADS)
 
     channel = Channel(sock)

@@ -25,6 +25,9 @@ _STANDARD: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "
 
 #: Batches between snapshots of the engine's state (a restart replays at most this many from the log).
 SNAPSHOT_EVERY = 1_000
+#: Niceness added to the engine process: where it and the HTTP process want the same core, the requests go first
+#: (the engine still gets every cycle they leave; docs/benchmarks.md, issue 15, 2026-12-08).
+ENGINE_NICENESS = 10
 
 
 class JsonFormatter(logging.Formatter):
@@ -59,6 +62,7 @@ class ServeOptions:
     port: int = 8000
     screen: bool = False  # the engine's health screen: a tick re-margins only accounts near a boundary
     batch_threads: int | None = None  # threads of a batch's parallel kernels (None: `host.BATCH_THREADS`)
+    engine_niceness: int = ENGINE_NICENESS  # added to the engine process's niceness
 
 
 def build_venue(options: ServeOptions, copies: FigureCopies | FigureOutbox | None = None) -> Venue:
