@@ -10,11 +10,13 @@ import math
 import random
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from solvent.demo.run import ORACLE_SOURCES
+from solvent.errors import InputError
 from solvent.service.access import LocalVenue, VenueAccess
 from solvent.service.copies import MAX_LAYERS
 from solvent.service.engine_process import VenueClient
@@ -100,3 +102,14 @@ def test_the_engine_process_refuses_as_the_venue_does(twins: tuple[LocalVenue, V
         asyncio.run(split.ingest(late, "<test>"))
     assert split.alive and split.view.last_input_seq == view.last_input_seq
     assert asyncio.run(split.fresh_account("nobody")) is None
+
+
+def test_bad_input_at_start_is_the_cli_s_one_line_error(tmp_path: Path) -> None:
+    """A venue the engine process cannot build (a portfolio that is not one) fails `VenueClient.start` with the
+    `InputError` that `solvent serve` prints (exit 2), as when the venue was built in the HTTP process."""
+    bad = tmp_path / "portfolio.json"
+    bad.write_text("{}")
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    options = ServeOptions(portfolio=str(bad), market=str(examples / "market.json"), store="memory://")
+    with pytest.raises(InputError, match=r"portfolio\.json"):
+        VenueClient.start(options)

@@ -20,6 +20,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
 import socket
 import sys
@@ -29,6 +30,7 @@ from typing import Any, Final
 
 from solvent._extras import requires_extra
 from solvent._numba import set_threads
+from solvent.errors import InputError, SolventError
 from solvent.service.access import VenueAccess
 from solvent.service.copies import FigureCopies, FigureOutbox, Remargin
 from solvent.service.host import BATCH_THREADS, BATCHES, VenueHost
@@ -68,12 +70,42 @@ class Update:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """An exception in the engine process, as the HTTP process raises it: bad input (`InputError`, the one line
+    the CLI prints, exit 2) and the library's other errors by their message (their constructors do not round-trip
+    through pickle), any other exception itself where it pickles, else a RuntimeError naming it."""
+
+    kind: str  # "input", "solvent" or "other"
+    message: str
+    error: BaseException | None = None
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Failure:
+        if isinstance(exc, InputError):
+            return cls("input", str(exc))
+        if isinstance(exc, SolventError):
+            return cls("solvent", str(exc))
+        try:
+            pickle.loads(pickle.dumps(exc))
+        except Exception:  # whatever stops it round-tripping, it travels as its message
+            return cls("other", f"{type(exc).__name__}: {exc}")
+        return cls("other", str(exc), exc)
+
+    def exception(self) -> BaseException:
+        if self.kind == "input":
+            return InputError("", "", self.message)
+        if self.kind == "solvent":
+            return SolventError(self.message)
+        return self.error if self.error is not None else RuntimeError(f"in the engine process: {self.message}")
+
+
+@dataclass(frozen=True)
 class Reply:
-    """The answer to call `id`: its `result`, or the exception it raised (`failed`), and the update after it."""
+    """The answer to call `id`: its `result`, or how it failed, and the update after it."""
 
     id: int
     result: Any
-    failed: bool
+    failure: Failure | None
     update: Update | None
 
 
@@ -92,11 +124,15 @@ def run_engine(sock: socket.socket, options: Any, parent: int) -> None:
 
     channel = Channel(sock)
     outbox = FigureOutbox()
-    venue = build_venue(options, copies=outbox)
+    try:
+        venue = build_venue(options, copies=outbox)
+    except Exception as exc:  # the HTTP process reports it as `solvent serve` did in one process
+        channel.send(Reply(0, None, Failure.of(exc), None))
+        return
     host = VenueHost(venue)
     view = VenueView.of(venue)
     try:
-        channel.send(Reply(0, None, False, Update(view, outbox.take())), _shared(view))
+        channel.send(Reply(0, None, None, Update(view, outbox.take())), _shared(view))
         while True:
             try:
                 call: Call = channel.receive()
@@ -104,15 +140,15 @@ def run_engine(sock: socket.socket, options: Any, parent: int) -> None:
                 break
             if call.operation == STOP.operation:
                 break
-            failed, update = False, None
+            result, failure, update = None, None, None
             try:
                 result = getattr(host, call.operation)(*call.args)
             except Exception as exc:  # the HTTP process raises it for the request
-                result, failed = exc, True
+                failure = Failure.of(exc)
             if call.operation in BATCHES:
                 view = VenueView.of(venue, view)
                 update = Update(view, outbox.take())
-            channel.send(Reply(call.id, result, failed, update), _shared(view))
+            channel.send(Reply(call.id, result, failure, update), _shared(view))
     finally:
         venue.close()
 
@@ -163,7 +199,10 @@ class VenueClient(VenueAccess):
         except EOFError:
             process.join()
             raise EngineStopped(f"the engine process exited with {process.exitcode} before its venue was up") from None
-        assert first.update is not None
+        if first.failure is not None or first.update is None:
+            process.join()
+            channel.close()
+            raise first.failure.exception() if first.failure is not None else EngineStopped("no venue")
         return cls(process, channel, first.update)
 
     @property
@@ -182,8 +221,8 @@ class VenueClient(VenueAccess):
             raise EngineStopped("the engine process is gone")
         await anyio.to_thread.run_sync(self.channel.send, Call(number, operation, args))  # a full socket waits there
         reply: Reply = await future
-        if reply.failed:
-            raise reply.result
+        if reply.failure is not None:
+            raise reply.failure.exception()
         return reply.result
 
     def close(self) -> None:

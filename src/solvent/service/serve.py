@@ -116,6 +116,14 @@ def build_venue(options: ServeOptions, copies: FigureCopies | FigureOutbox | Non
     )
 
 
+def _check_store_extra(url: str) -> None:
+    """A PostgreSQL store's extra is installed (MissingExtraError, before the engine process opens the store)."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(url).scheme in ("postgresql", "postgres"):
+        check_extra("postgres")
+
+
 def first_key(path: str) -> str | None:
     """If the keys file `path` is missing, create it with one operator key and return that key (else None)."""
     if Path(path).exists():
@@ -133,6 +141,7 @@ def serve(options: ServeOptions) -> None:
     from solvent.service.engine_process import VenueClient
 
     keys = KeyRing.load(options.keys)
+    _check_store_extra(options.store)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
