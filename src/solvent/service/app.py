@@ -298,8 +298,8 @@ async def dashboard_numbers(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return await _access(request).dashboard()
 
 
-@get("/events", sync_to_thread=False, **_require(Permission.READ_VENUE))
-def events(
+@get("/events", **_require(Permission.READ_VENUE))
+async def events(
     request: Request[Any, Any, Any],
     after: Annotated[int | None, QueryParameter(ge=-1, description="resume after this event sequence number")] = None,
     follow: Annotated[bool, QueryParameter(description="keep the stream open for new events")] = True,
@@ -313,12 +313,16 @@ def events(
             start = int(last_event_id)
         except ValueError:
             raise ClientException(f"Last-Event-ID: not a sequence number: {last_event_id!r}") from None
-    return ServerSentEvent(_event_stream(_access(request), -1 if start is None else start, follow))
+    access = _access(request)
+    start = -1 if start is None else start
+    first = await access.events_after(start, EVENT_PAGE)  # read before the answer starts: it goes out with it
+    return ServerSentEvent(_event_stream(access, start, first, follow))
 
 
-async def _event_stream(access: VenueAccess, after: int, follow: bool) -> AsyncIterator[ServerSentEventMessage]:
+async def _event_stream(
+    access: VenueAccess, after: int, page: list[ev.Event], follow: bool
+) -> AsyncIterator[ServerSentEventMessage]:
     while True:
-        page = await access.events_after(after, EVENT_PAGE)
         for event in page:
             yield ServerSentEventMessage(
                 data=msgspec.json.encode(event).decode(), event=type(event).__name__, id=event.seq
@@ -328,6 +332,7 @@ async def _event_stream(access: VenueAccess, after: int, follow: bool) -> AsyncI
             if not follow:
                 return
             await anyio.sleep(EVENT_POLL_S)
+        page = await access.events_after(after, EVENT_PAGE)
 
 
 @put("/params", **_require(Permission.CHANGE_PARAMS))
