@@ -48,7 +48,7 @@ with requires_extra("service"):
     from litestar.openapi.config import OpenAPIConfig
     from litestar.openapi.spec import Components, SecurityScheme
     from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
-    from litestar.response import ServerSentEvent, ServerSentEventMessage
+    from litestar.response import Stream
 
 log = logging.getLogger("solvent.service")
 audit = logging.getLogger("solvent.service.audit")
@@ -56,6 +56,8 @@ audit = logging.getLogger("solvent.service.audit")
 NDJSON: Final = "application/x-ndjson"
 ARROW: Final = "application/vnd.apache.arrow.stream"
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+SSE: Final = "text/event-stream"
+SSE_HEADERS: Final = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: How often an event stream that has caught up looks for new events, seconds.
 EVENT_POLL_S: Final = 0.05
 EVENT_PAGE: Final = 1000
@@ -304,7 +306,7 @@ async def events(
     after: Annotated[int | None, QueryParameter(ge=-1, description="resume after this event sequence number")] = None,
     follow: Annotated[bool, QueryParameter(description="keep the stream open for new events")] = True,
     last_event_id: Annotated[str | None, HeaderParameter(name="last-event-id")] = None,
-) -> ServerSentEvent:
+) -> Stream:
     """The events as server-sent events (`id` = sequence number, `event` = type), from after `after` or the
     `Last-Event-ID` header (default: the first); with `follow=false` the stream ends once it has caught up."""
     start = after
@@ -316,18 +318,18 @@ async def events(
     access = _access(request)
     start = -1 if start is None else start
     first = await access.events_after(start, EVENT_PAGE)  # read before the answer starts: it goes out with it
-    return ServerSentEvent(_event_stream(access, start, first, follow))
+    return Stream(_event_stream(access, start, first, follow), media_type=SSE, headers=SSE_HEADERS)
 
 
-async def _event_stream(
-    access: VenueAccess, after: int, page: list[ev.Event], follow: bool
-) -> AsyncIterator[ServerSentEventMessage]:
+async def _event_stream(access: VenueAccess, after: int, page: list[ev.Event], follow: bool) -> AsyncIterator[bytes]:
+    """Each page of events as one chunk of server-sent events (a client reading the stream gets a page at once)."""
     while True:
-        for event in page:
-            yield ServerSentEventMessage(
-                data=msgspec.json.encode(event).decode(), event=type(event).__name__, id=event.seq
+        if page:
+            yield b"".join(
+                b"id: %d\r\nevent: %s\r\ndata: %s\r\n\r\n" % (e.seq, type(e).__name__.encode(), msgspec.json.encode(e))
+                for e in page
             )
-            after = event.seq
+            after = page[-1].seq
         if len(page) < EVENT_PAGE:
             if not follow:
                 return
