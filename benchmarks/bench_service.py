@@ -1,9 +1,9 @@
 """The HTTP service under load (issue 15, "Performance"): margin queries and what-ifs over loopback while a
 feeder posts a price tick (one quote per oracle source of one asset) every 100 ms.
 
-Starts `solvent serve --screen` on the demo venue in a subprocess (granian, one process), then drives it from this
-process with a small asyncio HTTP/1.1 client over keep-alive connections (a Python client such as httpx would
-be the bottleneck here). Phases, each `--seconds` long:
+Starts `solvent serve --screen` on the demo venue in a subprocess (granian in the HTTP process, the venue in its
+engine process), then drives it from this process with a small asyncio HTTP/1.1 client over keep-alive connections
+(a Python client such as httpx would be the bottleneck here). Phases, each `--seconds` long:
 
 - the client alone: GET /health (no work on the server: what the client and the server's HTTP layer cost);
 - queries, no ticks: GET /accounts/<random account> (the published copy of its full figures, no lock);
@@ -12,8 +12,9 @@ be the bottleneck here). Phases, each `--seconds` long:
 - published figures + ticks: GET /figures/<random account> (IM, MM, equity, status as of the last batch: no lock);
 - what-if + ticks: POST /what-if on the trader's account (on the state after the last batch, no lock).
 
-Each row gives the server's CPU seconds (user + system, all its threads, from /proc) and this client's over the
-phase beside the wall clock: both share the machine's cores.
+Each row gives the server's CPU seconds (user + system, all threads, from /proc: the HTTP process's, and its engine
+process's, the server's child) and this client's over the phase beside the wall clock: all share the machine's
+cores.
 
 By default each connection sends its next request when the last is answered (closed loop: the most the server
 answers); `--rate R` offers R requests a second in all on a fixed schedule instead (open loop, the latency counted
@@ -21,7 +22,7 @@ from when each request was due), the issue's "2,000 requests/s with p99 <= 5 ms"
 always one connection, closed loop.
 
 Run: PYTHONPATH=src python benchmarks/bench_service.py [--accounts 100000] [--seconds 10] [--connections 8]
-[--rate 0] [--phases health,queries,ticks,fresh,figures,what-if]
+[--rate 0] [--batch-threads 0] [--engine-niceness -1] [--phases health,queries,ticks,fresh,figures,what-if]
 """
 
 from __future__ import annotations
@@ -146,9 +147,9 @@ async def load(
     return latency, errors
 
 
-def _row(name: str, latency: list[float], errors: int, seconds: float, cpu: tuple[float, float] | None) -> str:
+def _row(name: str, latency: list[float], errors: int, seconds: float, cpu: tuple[float, float, float] | None) -> str:
     ms = np.array(latency) * 1000.0
-    used = "| |" if cpu is None else f"| {cpu[0]:.1f} | {cpu[1]:.1f} |"
+    used = "| | |" if cpu is None else f"| {cpu[0]:.1f} | {cpu[1]:.1f} | {cpu[2]:.1f} |"
     return (
         f"| {name} | {len(ms):,} | {len(ms) / seconds:,.0f} | {np.median(ms):.2f} | {np.quantile(ms, 0.99):.2f} "
         f"| {ms.max():.1f} | {errors} {used}"
@@ -159,6 +160,23 @@ def _cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process `pid` and all its threads so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (the server's engine process; multiprocessing's resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def _server_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds so far of the HTTP process `pid` and of its child processes (the engine's)."""
+    return _cpu_seconds(pid), sum(_cpu_seconds(child) for child in _children(pid))
 
 
 class Phase:
@@ -172,12 +190,13 @@ class Phase:
         self, name: str, make: list[tuple[str, str, str, bytes]], feeder: Feeder | None, connections: int = 0
     ) -> None:
         """One phase; `connections` given (the what-if's one): a closed loop on that many, whatever the rate."""
-        server, client = _cpu_seconds(self.pid), time.process_time()
+        server, client = _server_cpu(self.pid), time.process_time()
         rate = 0.0 if connections else self.rate
         latency, errors = asyncio.run(
             load(self.port, self.seconds, connections or self.connections, make, feeder, rate)
         )
-        cpu = (_cpu_seconds(self.pid) - server, time.process_time() - client)
+        http, engine = _server_cpu(self.pid)
+        cpu = (http - server[0], engine - server[1], time.process_time() - client)
         self.rows.append(_row(name, latency, errors, self.seconds, cpu))
         if feeder is not None:
             ticks = _row("  the ticks themselves (POST /records)", feeder.latency, feeder.errors, self.seconds, None)
@@ -200,6 +219,12 @@ def main() -> None:
         "--rate", type=float, default=0.0, help="requests/s offered in all, open loop (0: each connection closed loop)"
     )
     parser.add_argument(
+        "--batch-threads", type=int, default=0, help="the engine process's batch threads (0: the server's default)"
+    )
+    parser.add_argument(
+        "--engine-niceness", type=int, default=-1, help="the engine process's added niceness (-1: the server's default)"
+    )
+    parser.add_argument(
         "--phases", default="health,queries,ticks,fresh,figures,what-if", help="which phases to run, comma-separated"
     )
     args = parser.parse_args()
@@ -212,6 +237,8 @@ def main() -> None:
     # A fresh durable store in the run's folder (the default, ./solvent-service.sqlite, would restore an earlier run's
     # venue, whatever --accounts says).
     command += ["--keys", str(keys), "--port", str(args.port), "--store", f"sqlite:///{folder / 'bench.sqlite'}"]
+    command += ["--batch-threads", str(args.batch_threads)] if args.batch_threads else []
+    command += ["--engine-niceness", str(args.engine_niceness)] if args.engine_niceness >= 0 else []
     server = subprocess.Popen(command, env=os.environ.copy(), stderr=subprocess.DEVNULL)
     try:
         begin = time.perf_counter()
@@ -265,8 +292,11 @@ def main() -> None:
         server.wait(timeout=30)
     offered = f"open loop at {args.rate:,.0f} requests/s" if args.rate else "closed loop"
     print(f"\n{args.accounts:,} accounts, {args.connections} connections ({offered}), {args.seconds:.0f} s a phase\n")
-    print("| phase | requests | req/s | p50 ms | p99 ms | max ms | errors | server CPU s | client CPU s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| phase | requests | req/s | p50 ms | p99 ms | max ms | errors | HTTP process CPU s | engine process CPU s "
+        "| client CPU s |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(phase.rows))
 
 

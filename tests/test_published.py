@@ -146,12 +146,13 @@ def test_the_http_query_reads_the_copy_and_margins_afresh_when_asked() -> None:
     engine = venue.engine
     account = str(engine.store.account_ids[10])
     with TestClient(create_app(venue, ring)) as client:
+        access = client.app.state.venue
         tick(venue, 4, rng)  # after the app's first view: the copy it serves is the one published after this
-        client.app.state.view = VenueView.of(venue, client.app.state.view)
+        access.view = VenueView.of(venue, access.view)
         headers = {"Authorization": "Bearer k-read"}
         copy = client.get(f"/accounts/{account}", headers=headers).json()
         fresh = client.get(f"/accounts/{account}?fresh=true", headers=headers).json()
-    view = client.app.state.view
+    view = access.view
     assert copy == view.full_account(10, account)
     assert fresh["as_of_seq"] == engine.last_input_seq
     assert without_standing(fresh) == account_document(engine.margin_now(np.array([10])), 0)

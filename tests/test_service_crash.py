@@ -1,6 +1,7 @@
 """issue 15 acceptance (crash): a stream fed to `solvent serve` over HTTP, the server killed with SIGKILL mid-stream
 and restarted on the same store, the feeder resending from the start: the log holds the events of a clean replay of
-the same records, byte for byte, with contiguous sequence numbers, on SQLite and on PostgreSQL."""
+the same records, byte for byte, with contiguous sequence numbers, on SQLite and on PostgreSQL. The venue runs in
+the server's engine process, which dies with the server."""
 
 from __future__ import annotations
 
@@ -64,6 +65,33 @@ def _serve(store: str, keys: Path, port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.3)
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _gone(pid: int, within_s: float = 10.0) -> bool:
+    """Whether process `pid` has exited (or is a zombie) within `within_s` seconds."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _post(port: int, key: str, records: list[FeedRecord]) -> None:
     body = b"".join(msgspec.json.encode(r) + b"\n" for r in records)
     request = urllib.request.Request(
@@ -83,12 +111,15 @@ def _crash_and_resume(store: str, tmp_path: Path) -> list[bytes]:
     chunks = [records[k : k + BATCH] for k in range(0, len(records), BATCH)]
     port = _free_port()
     server = _serve(store, keys, port)
+    engine = _children(server.pid)  # the venue's engine process (and multiprocessing's resource tracker)
     try:
+        assert engine
         for chunk in chunks[: len(chunks) // 2]:
             _post(port, feeder, chunk)
     finally:
         server.send_signal(signal.SIGKILL)  # mid-stream: no shutdown, no flush
         server.wait(timeout=30)
+    assert all(_gone(pid) for pid in engine)  # it died with the server: nothing writes to the store any more
     port = _free_port()
     server = _serve(store, keys, port)
     try:

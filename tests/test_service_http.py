@@ -1,6 +1,7 @@
 """The HTTP API (solvent.service.app, issue 15 items 1, 3 and 5): every endpoint x every role, bad requests as
 4xx naming the field, bulk NDJSON and Arrow IPC equal to the library fed the same records, event resume, the
-operator's audit line, metrics, and no key in any log line."""
+operator's audit line, metrics, and no key in any log line. The shared `service` runs each test twice: on a venue in
+the test's process, and on a venue in an engine process of its own, as `solvent serve` runs it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,11 @@ from solvent.convert.inputs import load_portfolio
 from solvent.errors import InputError
 from solvent.formats.io import load_market
 from solvent.params import MarginParams
+from solvent.service.access import VenueAccess
 from solvent.service.app import ARROW, NDJSON, create_app
 from solvent.service.auth import KeyEntry, KeyRing, Role, digest, read_keys
-from solvent.service.serve import JsonFormatter
+from solvent.service.engine_process import VenueClient
+from solvent.service.serve import JsonFormatter, ServeOptions
 from solvent.service.venue import Venue
 from solvent.store import MemoryStore
 from solvent.store.url import open_store
@@ -71,22 +74,39 @@ def headers(caller: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {KEYS.get(caller, 'sk_not-a-key')}"}
 
 
-@pytest.fixture(scope="module")
-def service() -> Iterator[tuple[TestClient[Any], Venue]]:
-    venue = start_venue()
-    with TestClient(create_app(venue, ring(), max_body_bytes=64 * 1024)) as client:
-        yield client, venue
+@pytest.fixture(scope="module", params=["in process", "engine process"])
+def service(request: pytest.FixtureRequest) -> Iterator[tuple[TestClient[Any], VenueAccess]]:
+    """The API over the examples' venue: in this process, or in an engine process of its own (`solvent serve`'s)."""
+    if request.param == "in process":
+        access: Venue | VenueAccess = start_venue()
+    else:
+        examples = ROOT / "examples"
+        options = ServeOptions(
+            portfolio=str(examples / "portfolio.json"), market=str(examples / "market.json"), store="memory://"
+        )
+        access = VenueClient.start(options)
+    app = create_app(access, ring(), max_body_bytes=64 * 1024)
+    try:
+        with TestClient(app) as client:
+            yield client, app.state.venue
+    finally:
+        app.state.venue.close()
 
 
 class Feed:
-    """Fresh records for a venue: the next sequence number, at the venue's current feed time."""
+    """Fresh records for a venue: the next sequence number, at the venue's current feed time (as of its last
+    batch, which a record's answer comes after)."""
 
-    def __init__(self, venue: Venue) -> None:
+    def __init__(self, venue: VenueAccess) -> None:
         self.venue = venue
-        self.seq = itertools.count(venue.engine.last_input_seq + 1)
+        self.seq = itertools.count(venue.view.last_input_seq + 1)
+
+    @property
+    def time(self) -> datetime:
+        return self.venue.view.time
 
     def quote(self, price: float = 95_000.0) -> Quote:
-        return Quote(seq=next(self.seq), time=self.venue.engine.last_time, asset="BTC", price=price)
+        return Quote(seq=next(self.seq), time=self.time, asset="BTC", price=price)
 
 
 def _record(feed: Feed) -> bytes:
@@ -140,7 +160,7 @@ def _send(client: TestClient[Any], feed: Feed, call: Call, caller: str) -> Any:
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("name", CALLS)
 def test_every_endpoint_answers_every_role_as_the_roles_table_says(
-    service: tuple[TestClient[Any], Venue], name: str, caller: str
+    service: tuple[TestClient[Any], VenueAccess], name: str, caller: str
 ) -> None:
     """issue 15 acceptance: 200 for a role granted the endpoint, 403 for a valid key without it, 401 without a
     valid key; a trader reads and checks trades on its own account only."""
@@ -153,13 +173,13 @@ def test_every_endpoint_answers_every_role_as_the_roles_table_says(
 
 
 def test_no_log_line_holds_a_key_and_a_parameter_change_is_audited(
-    service: tuple[TestClient[Any], Venue], caplog: pytest.LogCaptureFixture
+    service: tuple[TestClient[Any], VenueAccess], caplog: pytest.LogCaptureFixture
 ) -> None:
     """issue 15 item 3: the operator's change is logged with who, when and the digest before and after; no key
     (valid or not) appears in any log line, whatever was called."""
     client, venue = service
     feed = Feed(venue)
-    before = params_digest(venue.engine.params)
+    before = venue.view.venue["provenance"]["params"]["margin"]
     new = MarginParams(days_per_year=360.0)
     with caplog.at_level(logging.DEBUG):
         for call, caller in itertools.product(CALLS.values(), CALLERS):
@@ -178,7 +198,7 @@ def test_no_log_line_holds_a_key_and_a_parameter_change_is_audited(
 
 
 def _fill(feed: Feed, **fields: Any) -> dict[str, Any]:
-    record = {"type": "fill", "seq": next(feed.seq), "time": feed.venue.engine.last_time.isoformat()}
+    record = {"type": "fill", "seq": next(feed.seq), "time": feed.time.isoformat()}
     return {**record, "account": "bob", "instrument": "BTC-PERP", "quantity": 0.1, "price": 95_000.0, **fields}
 
 
@@ -196,7 +216,7 @@ BAD: dict[str, tuple[str, str, Callable[[Feed], Any], dict[str, str], int, str]]
         lambda f: {
             "type": "params",
             "seq": next(f.seq),
-            "time": f.venue.engine.last_time.isoformat(),
+            "time": f.time.isoformat(),
             "params": msgspec.to_builtins(MarginParams()),
         },
         {},
@@ -206,7 +226,7 @@ BAD: dict[str, tuple[str, str, Callable[[Feed], Any], dict[str, str], int, str]]
     "time backwards": (
         "POST",
         "/records",
-        lambda f: _fill(f) | {"time": (f.venue.engine.last_time - timedelta(days=1)).isoformat()},
+        lambda f: _fill(f) | {"time": (f.time - timedelta(days=1)).isoformat()},
         {},
         422,
         "time",
@@ -232,7 +252,7 @@ WHAT_IF_BAD = {
 
 
 @pytest.mark.parametrize("name", BAD)
-def test_a_bad_record_is_a_4xx_naming_what_is_wrong(service: tuple[TestClient[Any], Venue], name: str) -> None:
+def test_a_bad_record_is_a_4xx_naming_what_is_wrong(service: tuple[TestClient[Any], VenueAccess], name: str) -> None:
     """issue 15 acceptance: malformed JSON, wrong types, unknown fields, oversized bodies, unknown instruments and
     off-market fills get a 4xx with a clear message, never a 500."""
     client, venue = service
@@ -248,7 +268,7 @@ def test_a_bad_record_is_a_4xx_naming_what_is_wrong(service: tuple[TestClient[An
 
 
 @pytest.mark.parametrize("name", WHAT_IF_BAD)
-def test_a_bad_what_if_is_a_4xx_naming_what_is_wrong(service: tuple[TestClient[Any], Venue], name: str) -> None:
+def test_a_bad_what_if_is_a_4xx_naming_what_is_wrong(service: tuple[TestClient[Any], VenueAccess], name: str) -> None:
     client, _ = service
     fields, status, mention = WHAT_IF_BAD[name]
     trade = {"account": "alice", "instrument": "BTC-PERP", "quantity": 0.1, "price": 95_000.0, **fields}
@@ -257,15 +277,15 @@ def test_a_bad_what_if_is_a_4xx_naming_what_is_wrong(service: tuple[TestClient[A
     assert mention in response.text
 
 
-def test_an_off_market_what_if_is_refused_by_the_price_band(service: tuple[TestClient[Any], Venue]) -> None:
+def test_an_off_market_what_if_is_refused_by_the_price_band(service: tuple[TestClient[Any], VenueAccess]) -> None:
     """The engine's price band applies over HTTP: a trade at half the mark is refused (fail closed)."""
-    client, venue = service
+    client, _ = service
     trade = {"account": "alice", "instrument": "BTC-PERP", "quantity": 0.1, "price": 47_500.0}
     response = client.post("/what-if", json=trade, headers=headers("trader"))
     assert response.status_code == 200
     body = response.json()
     assert body["allowed"] is False
-    assert body["reason"] == venue.engine.what_if("alice", "BTC-PERP", 0.1, 47_500.0).reason
+    assert body["reason"] == start_venue().engine.what_if("alice", "BTC-PERP", 0.1, 47_500.0).reason
 
 
 # ---------------------------------------------------------------------------------- the library's answers
@@ -342,12 +362,12 @@ def _sse_ids(text: str) -> list[int]:
     return [int(line.removeprefix("id: ")) for line in text.splitlines() if line.startswith("id: ")]
 
 
-def test_the_event_stream_resumes_after_a_sequence_number(service: tuple[TestClient[Any], Venue]) -> None:
+def test_the_event_stream_resumes_after_a_sequence_number(service: tuple[TestClient[Any], VenueAccess]) -> None:
     """Server-sent events carry each event's sequence number as its id; ?after=N and Last-Event-ID: N both
     resume with event N+1, contiguous to the log's last."""
     client, venue = service
-    logged = [e.seq for e in venue.events_after(-1)]
     everything = client.get("/events?follow=false", headers=headers("read"))
+    logged = list(range(venue.view.next_event_seq))  # the log: every event from the first, none twice
     assert _sse_ids(everything.text) == logged
     middle = logged[len(logged) // 2]
     by_query = client.get(f"/events?after={middle}&follow=false", headers=headers("read"))
@@ -465,16 +485,16 @@ def test_a_server_error_is_logged_with_its_traceback_and_a_client_error_is_not(
 ) -> None:
     venue = start_venue()
 
-    def broken() -> None:
-        raise RuntimeError("the summary broke")
+    def broken(*rows: object) -> None:
+        raise RuntimeError("the margin broke")
 
-    monkeypatch.setattr(venue.engine, "summary", broken)
+    monkeypatch.setattr(venue.engine, "margin_now", broken)
     with TestClient(create_app(venue, ring())) as client, caplog.at_level(logging.INFO, logger="solvent.service"):
         assert client.get("/accounts/nobody", headers=headers("read")).status_code == 404
-        assert client.get("/venue", headers=headers("read")).status_code == 500
+        assert client.get("/dashboard/data", headers=headers("read")).status_code == 500
     errors = [r for r in caplog.records if r.name == "solvent.service" and r.levelno >= logging.ERROR]
-    assert [(r.getMessage(), r.path) for r in errors] == [("server error", "/venue")]  # type: ignore[attr-defined]
-    assert errors[0].exc_info is not None and "the summary broke" in str(errors[0].exc_info[1])
+    assert [(r.getMessage(), r.path) for r in errors] == [("server error", "/dashboard/data")]  # type: ignore[attr-defined]
+    assert errors[0].exc_info is not None and "the margin broke" in str(errors[0].exc_info[1])
 
 
 def test_the_venue_answer_says_what_makes_its_figures(tmp_path: Path) -> None:

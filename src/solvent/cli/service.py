@@ -129,6 +129,19 @@ def ingest(
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--screen", is_flag=True, help="Health screen: a tick re-margins only the accounts near a boundary.")
+@click.option(
+    "--batch-threads",
+    default=None,
+    type=click.IntRange(1),
+    help="Threads of a batch's parallel kernels in the engine process [default: every core but one].",
+)
+@click.option(
+    "--engine-niceness",
+    default=10,
+    show_default=True,
+    type=click.IntRange(0, 19),
+    help="Niceness added to the engine process: on a busy core, requests before batches.",
+)
 @fail_cleanly
 def serve(
     portfolio_path: str | None,
@@ -142,6 +155,8 @@ def serve(
     host: str,
     port: int,
     screen: bool,
+    batch_threads: int | None,
+    engine_niceness: int,
 ) -> None:
     """Run the HTTP API over a venue (docs/service.md). Without --portfolio/--market: the demo venue. A missing
     keys file is created with one operator key, printed once."""
@@ -165,6 +180,8 @@ def serve(
         host=host,
         port=port,
         screen=screen,
+        batch_threads=batch_threads,
+        engine_niceness=engine_niceness,
     )
     run_service(options)
 

@@ -1,4 +1,5 @@
-"""The HTTP API (Litestar): parses requests, checks the caller's key and role, calls the `Venue`, answers.
+"""The HTTP API (Litestar): parses requests, checks the caller's key and role, reads the venue's published view or
+calls the venue (service/access.py: in this process, or in an engine process of its own), answers.
 
 Endpoints (docs/service.md): records in (one JSON record, or NDJSON / Arrow IPC in bulk), an account's
 requirement, a pre-trade what-if, the venue summary, the events as server-sent events, parameter changes,
@@ -9,32 +10,25 @@ field; the caller's key never reaches a log line (its holder's name does).
 from __future__ import annotations
 
 import logging
-import os
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import msgspec
-import numpy as np
 import pyarrow as pa
 
 from solvent._extras import requires_extra
-from solvent._numba import set_threads
-from solvent.convert.results import account_document
-from solvent.errors import InputError, SolventError
-from solvent.formats.provenance import stamped
+from solvent.errors import InputError
 from solvent.formats.schemas import Identifier, NonNegativeAmount, Price, Quantity
-from solvent.market.oracle import OracleStatus
 from solvent.params import MarginParams
+from solvent.service.access import LocalVenue, VenueAccess
 from solvent.service.auth import KeyEntry, KeyRing, Permission
-from solvent.service.dashboard import dashboard_data, page
+from solvent.service.dashboard import page
+from solvent.service.host import Refused
 from solvent.service.metrics import ServiceMetrics
 from solvent.service.venue import Venue
-from solvent.service.view import STATUSES, VenueView
 from solvent.stream import events as ev
-from solvent.stream.engine import params_digest
 from solvent.stream.feed import FeedRecord, ParamsChange
 from solvent.stream.feedio import decode_ndjson, decode_table
 
@@ -48,12 +42,13 @@ with requires_extra("service"):
         NotAuthorizedException,
         NotFoundException,
         PermissionDeniedException,
+        ServiceUnavailableException,
     )
     from litestar.handlers.base import BaseRouteHandler
     from litestar.openapi.config import OpenAPIConfig
     from litestar.openapi.spec import Components, SecurityScheme
     from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
-    from litestar.response import ServerSentEvent, ServerSentEventMessage
+    from litestar.response import Stream
 
 log = logging.getLogger("solvent.service")
 audit = logging.getLogger("solvent.service.audit")
@@ -61,10 +56,8 @@ audit = logging.getLogger("solvent.service.audit")
 NDJSON: Final = "application/x-ndjson"
 ARROW: Final = "application/vnd.apache.arrow.stream"
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
-#: Threads a batch's parallel kernels use: every core but one, left to the event loop that answers the queries
-#: meanwhile (on 2 cores, queries under ticks had a p99 of 7.7-9.6 ms with one thread, 10.6-13.8 ms with both:
-#: docs/benchmarks.md, issue 15). The figures do not depend on it (solvent._numba).
-BATCH_THREADS: Final = max(1, (os.cpu_count() or 1) - 1)
+SSE: Final = "text/event-stream"
+SSE_HEADERS: Final = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: How often an event stream that has caught up looks for new events, seconds.
 EVENT_POLL_S: Final = 0.05
 EVENT_PAGE: Final = 1000
@@ -123,42 +116,29 @@ def _own(request: Request[Any, Any, Any], account: str) -> KeyEntry:
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def _venue(request: Request[Any, Any, Any]) -> Venue:
-    venue: Venue = request.app.state.venue
-    return venue
-
-
-def _row(venue: Venue, account: str) -> int:
-    row = venue.engine.store.row_of.get(account)
-    if row is None:
-        raise NotFoundException(f"unknown account {account!r}")
-    return row
+def _access(request: Request[Any, Any, Any]) -> VenueAccess:
+    access: VenueAccess = request.app.state.venue
+    return access
 
 
 def _events(events: Sequence[ev.Event]) -> list[dict[str, Any]]:
     return [msgspec.to_builtins(e) for e in events]
 
 
-def _ingest(request: Request[Any, Any, Any], records: Sequence[FeedRecord], source: str) -> Response[Any]:
+async def _ingest(request: Request[Any, Any, Any], records: Sequence[FeedRecord], source: str) -> Response[Any]:
     """Apply `records` as one batch. 200 with the events; 422 when the venue refused a record (logged with its
     rejection event, the other records applied) or the batch is out of order (nothing applied)."""
     entry: KeyEntry = request.state.holder
     if any(isinstance(r, ParamsChange) for r in records):
         raise PermissionDeniedException("parameters change through PUT /params (the operator's), not as a record")
-    venue = _venue(request)
     metrics: ServiceMetrics = request.app.state.metrics
-    set_threads(BATCH_THREADS)  # for this worker thread (numba's setting is per thread)
-    begin = time.perf_counter()
-    with venue.lock:
-        seen = venue.engine.last_input_seq
-        fresh = [r for r in records if r.seq > seen]
-        try:
-            events = venue.ingest(records, source=source)
-        except InputError as exc:
-            raise ClientException(str(exc), status_code=422) from None
-        request.app.state.view = VenueView.of(venue, request.app.state.view)
-    seconds = time.perf_counter() - begin
-    metrics.batch(fresh, events, seconds)
+    try:
+        batch = await _access(request).ingest(records, source)
+    except Refused as exc:
+        raise ClientException(str(exc), status_code=422) from None
+    fresh = [r for r in records if r.seq > batch.seen]
+    events = batch.events
+    metrics.batch(fresh, events, batch.seconds)
     log.info(
         "ingested",
         extra={"who": entry.name, "records": len(fresh), "skipped": len(records) - len(fresh), "events": len(events)},
@@ -183,9 +163,13 @@ def health() -> dict[str, str]:
 
 @get("/ready", sync_to_thread=False)
 def ready(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """Readiness: the venue is up; the last input and event sequence numbers."""
-    venue = _venue(request)
-    return {"status": "ready", "last_input_seq": venue.engine.last_input_seq, "next_event_seq": venue.engine.next_seq}
+    """Readiness: the venue is up (503 if its engine process is gone); the last input and event sequence numbers
+    as of the last batch."""
+    access = _access(request)
+    if not access.alive:
+        raise ServiceUnavailableException("the venue's engine process is gone")
+    view = access.view
+    return {"status": "ready", "last_input_seq": view.last_input_seq, "next_event_seq": view.next_event_seq}
 
 
 @get("/metrics", sync_to_thread=True, media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -195,10 +179,10 @@ def metrics(request: Request[Any, Any, Any]) -> bytes:
     return service_metrics.exposition()
 
 
-@post("/records", status_code=200, sync_to_thread=True, **_require(Permission.INGEST))
-def ingest_record(request: Request[Any, Any, Any], data: JSONBody[FeedRecord]) -> Response[Any]:
+@post("/records", status_code=200, **_require(Permission.INGEST))
+async def ingest_record(request: Request[Any, Any, Any], data: JSONBody[FeedRecord]) -> Response[Any]:
     """One feed record (`solvent.feed/1`, JSON): market data, a fill, a deposit or a withdrawal."""
-    return _ingest(request, [data], "<request>")
+    return await _ingest(request, [data], "<request>")
 
 
 @post("/records/bulk", status_code=200, **_require(Permission.INGEST))
@@ -211,17 +195,18 @@ async def ingest_bulk(
     if kind not in (NDJSON, ARROW):
         raise ClientException(f"content-type {kind!r}: send {NDJSON} or {ARROW}", status_code=415)
     data = await request.body()
-    return await anyio.to_thread.run_sync(_ingest_bulk, request, kind, data)
+    records = await anyio.to_thread.run_sync(_decode_bulk, kind, data)
+    return await _ingest(request, records, "<body>")
 
 
-def _ingest_bulk(request: Request[Any, Any, Any], kind: str, data: bytes) -> Response[Any]:
+def _decode_bulk(kind: str, data: bytes) -> Sequence[FeedRecord]:
     try:
         records = decode_ndjson(data, "<body>") if kind == NDJSON else decode_table(_arrow_table(data), "<body>")
     except InputError as exc:
         raise ClientException(str(exc)) from None
     if not records:
         raise ClientException("<body>: no records")
-    return _ingest(request, records, "<body>")
+    return records
 
 
 def _arrow_table(data: bytes) -> pa.Table:
@@ -244,27 +229,19 @@ async def account(
     under the venue's lock. An account id may hold slashes (a sub-account: /accounts/alice/eth-short)."""
     account = account.removeprefix("/")
     _own(request, account)
+    access = _access(request)
     if not fresh:
-        view: VenueView = request.app.state.view
+        view = access.view
         row = view.row_of.get(account)
         if row is None:
             raise NotFoundException(f"unknown account {account!r}")
         document = view.full_account(row, account)
         if document is not None:
             return document
-    return await anyio.to_thread.run_sync(_fresh_account, _venue(request), account)
-
-
-def _fresh_account(venue: Venue, account: str) -> dict[str, Any]:
-    """The account margined now, under the venue's lock (`as_of_seq`: the last input's sequence number)."""
-    with venue.lock:
-        row = _row(venue, account)
-        engine = venue.engine
-        result = engine.margin_now(np.array([row], dtype=np.int64))
-        status, flagged = int(engine.figures.status[row]), bool(engine.figures.flagged[row])
-        as_of = engine.last_input_seq
-    document = account_document(result, 0)
-    return {**document, "as_of_seq": as_of, "status": STATUSES[status], "predictive_flag": flagged}
+    margined = await access.fresh_account(account)
+    if margined is None:
+        raise NotFoundException(f"unknown account {account!r}")
+    return margined
 
 
 @get(
@@ -277,7 +254,7 @@ def figures(request: Request[Any, Any, Any], account: FromPath[str]) -> dict[str
     (`last_input_seq`, `time`): no terms, but it never waits for a batch in progress."""
     account = account.removeprefix("/")
     _own(request, account)
-    view: VenueView = request.app.state.view
+    view = _access(request).view
     row = view.row_of.get(account)
     if row is None:
         raise NotFoundException(f"unknown account {account!r}")
@@ -291,7 +268,7 @@ def what_if(request: Request[Any, Any, Any], data: JSONBody[WhatIf]) -> dict[str
     progress, and runs on the event loop (a fraction of a millisecond; a screened account's standing is margined
     afresh, one account)."""
     _own(request, data.account)
-    view: VenueView = request.app.state.view
+    view = _access(request).view
     store = view.stream.pricing.store
     if data.account not in store.row_of:
         raise NotFoundException(f"unknown account {data.account!r}")
@@ -301,38 +278,12 @@ def what_if(request: Request[Any, Any, Any], data: JSONBody[WhatIf]) -> dict[str
     return {**asdict(decision), "as_of_seq": view.last_input_seq}
 
 
-@get("/venue", sync_to_thread=True, **_require(Permission.READ_VENUE))
+@get("/venue", sync_to_thread=False, **_require(Permission.READ_VENUE))
 def venue_summary(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """The venue now: what makes its figures (provenance: engine, parameters' digest, input files), the run's
-    figures, the feed's time and last sequence number, accounts by status, the insurance fund, each asset's price
-    and oracle status, total equity, IM and MM."""
-    venue = _venue(request)
-    with venue.lock:
-        engine = venue.engine
-        summary = engine.summary()
-        counts = np.bincount(engine.figures.status.astype(np.int64), minlength=len(STATUSES)).tolist()
-        oracle = {a: OracleStatus(int(s)).name for a, s in zip(engine.market.assets, engine.market.status, strict=True)}
-        figures = engine.figures
-        totals = {
-            "equity": float(np.sum(figures.equity)),
-            "im": float(np.sum(figures.im)),
-            "mm": float(np.sum(figures.mm)),
-        }
-        fund = engine.fund
-        last = engine.last_input_seq
-        now = engine.last_time
-        provenance = venue.provenance()
-        prices = dict(zip(engine.market.assets, engine.market.price.tolist(), strict=True))
-    return {
-        **stamped(summary, provenance),
-        "time": now,
-        "last_input_seq": last,
-        "prices": prices,
-        "insurance_fund": fund,
-        "accounts_by_status": dict(zip(STATUSES, counts, strict=False)),
-        "oracle_status": oracle,
-        "totals": totals,
-    }
+    """The venue as of its last batch: what makes its figures (provenance: engine, parameters' digest, input files),
+    the run's figures, the feed's time and last sequence number, accounts by status, the insurance fund, each
+    asset's price and oracle status, total equity, IM and MM."""
+    return _access(request).view.venue
 
 
 @get("/dashboard", sync_to_thread=False, media_type="text/html; charset=utf-8", include_in_schema=False)
@@ -342,20 +293,20 @@ def dashboard() -> str:
     return page()
 
 
-@get("/dashboard/data", sync_to_thread=True, **_require(Permission.READ_VENUE))
-def dashboard_numbers(request: Request[Any, Any, Any]) -> dict[str, Any]:
+@get("/dashboard/data", **_require(Permission.READ_VENUE))
+async def dashboard_numbers(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """The dashboard's numbers: venue equity against IM and MM, accounts by health bucket, each factor's share of
     IM, the riskiest accounts with their breakdown, oracle status per asset, the last event's sequence number."""
-    return dashboard_data(_venue(request))
+    return await _access(request).dashboard()
 
 
-@get("/events", sync_to_thread=False, **_require(Permission.READ_VENUE))
-def events(
+@get("/events", **_require(Permission.READ_VENUE))
+async def events(
     request: Request[Any, Any, Any],
     after: Annotated[int | None, QueryParameter(ge=-1, description="resume after this event sequence number")] = None,
     follow: Annotated[bool, QueryParameter(description="keep the stream open for new events")] = True,
     last_event_id: Annotated[str | None, HeaderParameter(name="last-event-id")] = None,
-) -> ServerSentEvent:
+) -> Stream:
     """The events as server-sent events (`id` = sequence number, `event` = type), from after `after` or the
     `Last-Event-ID` header (default: the first); with `follow=false` the stream ends once it has caught up."""
     start = after
@@ -364,56 +315,54 @@ def events(
             start = int(last_event_id)
         except ValueError:
             raise ClientException(f"Last-Event-ID: not a sequence number: {last_event_id!r}") from None
-    return ServerSentEvent(_event_stream(_venue(request), -1 if start is None else start, follow))
+    access = _access(request)
+    start = -1 if start is None else start
+    first = await access.events_after(start, EVENT_PAGE)  # read before the answer starts: it goes out with it
+    return Stream(_event_stream(access, start, first, follow), media_type=SSE, headers=SSE_HEADERS)
 
 
-async def _event_stream(venue: Venue, after: int, follow: bool) -> AsyncIterator[ServerSentEventMessage]:
+async def _event_stream(access: VenueAccess, after: int, page: list[ev.Event], follow: bool) -> AsyncIterator[bytes]:
+    """Each page of events as one chunk of server-sent events (a client reading the stream gets a page at once)."""
     while True:
-        page = venue.events_after(after, EVENT_PAGE)
-        for event in page:
-            yield ServerSentEventMessage(
-                data=msgspec.json.encode(event).decode(), event=type(event).__name__, id=event.seq
+        if page:
+            yield b"".join(
+                b"id: %d\r\nevent: %s\r\ndata: %s\r\n\r\n" % (e.seq, type(e).__name__.encode(), msgspec.json.encode(e))
+                for e in page
             )
-            after = event.seq
+            after = page[-1].seq
         if len(page) < EVENT_PAGE:
             if not follow:
                 return
             await anyio.sleep(EVENT_POLL_S)
+        page = await access.events_after(after, EVENT_PAGE)
 
 
-@put("/params", sync_to_thread=True, **_require(Permission.CHANGE_PARAMS))
-def change_params(request: Request[Any, Any, Any], data: JSONBody[MarginParams]) -> dict[str, Any]:
+@put("/params", **_require(Permission.CHANGE_PARAMS))
+async def change_params(request: Request[Any, Any, Any], data: JSONBody[MarginParams]) -> dict[str, Any]:
     """New model parameters (a whole `solvent.params/1` document), applied as the feed's next record (the next
     sequence number, at the feed's current time); logged with who, when and the parameters' digest before and
     after."""
     entry: KeyEntry = request.state.holder
-    venue = _venue(request)
-    with venue.lock:
-        engine = venue.engine
-        before = params_digest(engine.params)
-        record = ParamsChange(seq=engine.last_input_seq + 1, time=engine.last_time, params=data)
-        try:
-            events = venue.ingest([record], source="<params>")
-        except (SolventError, ValueError) as exc:
-            raise ClientException(str(exc), status_code=422) from None
-        after = params_digest(engine.params)
-        request.app.state.view = VenueView.of(venue, request.app.state.view)
+    try:
+        changed = await _access(request).change_params(data)
+    except Refused as exc:
+        raise ClientException(str(exc), status_code=422) from None
     audit.info(
         "parameters changed",
         extra={
             "who": entry.name,
             "when": datetime.now(UTC).isoformat(),
-            "seq": record.seq,
-            "before": before,
-            "after": after,
+            "seq": changed.seq,
+            "before": changed.before,
+            "after": changed.after,
         },
     )
     return {
-        "seq": record.seq,
-        "time": record.time,
-        "digest_before": before,
-        "digest_after": after,
-        "events": _events(events),
+        "seq": changed.seq,
+        "time": changed.time,
+        "digest_before": changed.before,
+        "digest_after": changed.after,
+        "events": _events(changed.events),
     }
 
 
@@ -426,8 +375,8 @@ async def _log_server_error(exception: Exception, scope: Any) -> None:
 # -------------------------------------------------------------------------------------------- the app
 
 
-def create_app(venue: Venue, keys: KeyRing, max_body_bytes: int = MAX_BODY_BYTES) -> Litestar:
-    """The API over `venue`, accepting `keys`."""
+def create_app(venue: Venue | VenueAccess, keys: KeyRing, max_body_bytes: int = MAX_BODY_BYTES) -> Litestar:
+    """The API over `venue` (a `Venue` is served in this process: `LocalVenue`), accepting `keys`."""
     app = Litestar(
         route_handlers=[
             health,
@@ -457,8 +406,8 @@ def create_app(venue: Venue, keys: KeyRing, max_body_bytes: int = MAX_BODY_BYTES
         after_exception=[_log_server_error],
         debug=False,
     )
-    app.state.venue = venue
+    access = venue if isinstance(venue, VenueAccess) else LocalVenue(venue)
+    app.state.venue = access
     app.state.key_ring = keys
-    app.state.metrics = ServiceMetrics(venue)
-    app.state.view = VenueView.of(venue)
+    app.state.metrics = ServiceMetrics(access)
     return app

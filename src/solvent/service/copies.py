@@ -2,10 +2,12 @@
 Greeks, the predictive figures), kept for `GET /accounts/{account}` so that it answers without the venue's lock.
 
 `FigureCopies` is told of every re-margin (`Monitor.on_remargin`: rows, their `MarginResult`, the batch's
-sequence number) and keeps them as immutable layers over an (N, W) base matrix, a row per account, with the batch
-each row is as of. `publish` hands out an immutable `PublishedFigures` (the venue swaps one reference to it after
-each batch), whose `document` gives an account's record in the format of `solvent margin` (`account_document`), bit
-for bit (tests/test_published.py).
+sequence number), packs it (`Remargin`) and keeps it as an immutable layer over an (N, W) base matrix, a row per
+account, with the batch each row is as of. In `solvent serve` the engine runs in a process of its own
+(service/engine_process.py): there a `FigureOutbox` only packs each re-margin, and the HTTP process's
+`FigureCopies` adds the packed re-margins it is sent. `publish` hands out an immutable `PublishedFigures` (the
+venue swaps one reference to it after each batch), whose `document` gives an account's record in the format of
+`solvent margin` (`account_document`), bit for bit (tests/test_published.py).
 """
 
 from __future__ import annotations
@@ -151,6 +153,21 @@ MAX_LAYERS = 8
 
 
 @dataclass(frozen=True, eq=False)
+class Remargin:
+    """One re-margin's figures, packed: `values` (K, W) in `layout` of `rows` (unique), margined in batch `seq`."""
+
+    layout: Layout
+    rows: IndexArray
+    values: FloatArray
+    seq: int
+
+    @classmethod
+    def of(cls, rows: IndexArray, result: MarginResult, seq: int) -> Remargin:
+        layout = Layout.of(result)
+        return cls(layout, rows, layout.pack(result), seq)
+
+
+@dataclass(frozen=True, eq=False)
 class Layer:
     """One re-margin's figures, immutable: `values` (K, W) of `rows`, margined in batch `seq`; `index` (N,) the
     position of each account in `rows` (-1: not in it)."""
@@ -197,11 +214,14 @@ class FigureCopies:
         self.layers: list[Layer] = []
 
     def record(self, rows: IndexArray, result: MarginResult, seq: int) -> None:
-        """Keep `result`'s figures of `rows` (unique) as of batch `seq`. A result of another layout (another
-        model's terms, a haircut appearing with new parameters) starts the copies afresh: the other accounts have
-        none until they are margined again."""
+        """Keep `result`'s figures of `rows` (unique) as of batch `seq`."""
+        self.add(Remargin.of(rows, result, seq))
+
+    def add(self, remargin: Remargin) -> None:
+        """Keep a packed re-margin. One of another layout (another model's terms, a haircut appearing with new
+        parameters) starts the copies afresh: the other accounts have none until they are margined again."""
         n = self.base.as_of.size
-        layout = Layout.of(result)
+        layout = remargin.layout
         if layout != self.layout:
             self.layout = layout
             self.base = PublishedFigures(
@@ -211,8 +231,8 @@ class FigureCopies:
         if len(self.layers) == MAX_LAYERS:
             self._fold()
         index = np.full(n, -1, dtype=np.int32)
-        index[rows] = np.arange(rows.size, dtype=np.int32)
-        self.layers.append(Layer(index, layout.pack(result), seq))
+        index[remargin.rows] = np.arange(remargin.rows.size, dtype=np.int32)
+        self.layers.append(Layer(index, remargin.values, remargin.seq))
 
     def _fold(self) -> None:
         """A new base: the old one with each account's newest layer row written over it (compiled, the GIL
@@ -227,6 +247,22 @@ class FigureCopies:
     def publish(self) -> PublishedFigures:
         """The figures now, immutable (the base and the layers are never written again)."""
         return PublishedFigures(self.layout, self.base.values, self.base.as_of, tuple(self.layers))
+
+
+class FigureOutbox:
+    """The engine process's side of the copies: `record` packs each re-margin (the same `Monitor.on_remargin`
+    call as `FigureCopies.record`), `take` hands over those packed since the last call, for the HTTP process's
+    `FigureCopies`."""
+
+    def __init__(self) -> None:
+        self.pending: list[Remargin] = []
+
+    def record(self, rows: IndexArray, result: MarginResult, seq: int) -> None:
+        self.pending.append(Remargin.of(rows, result, seq))
+
+    def take(self) -> list[Remargin]:
+        taken, self.pending = self.pending, []
+        return taken
 
 
 @jit()

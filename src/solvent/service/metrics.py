@@ -1,6 +1,6 @@
 """The service's Prometheus metrics, in a registry of their own (no global state): counters and the batch
 latency histogram are updated as batches are ingested; the venue's gauges (accounts by status, oracle status per
-asset, the insurance fund) are read from the engine at each scrape."""
+asset, the insurance fund) are read at each scrape from the view the venue published after its last batch."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from solvent._extras import requires_extra
 from solvent.market.oracle import OracleStatus
-from solvent.service.venue import Venue
+from solvent.service.access import VenueAccess
 from solvent.service.view import STATUSES
 from solvent.stream import events as ev
 
@@ -25,17 +25,16 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 class _VenueGauges(Collector):
-    """The venue's state at scrape time, read under its lock."""
+    """The venue's state as of its last batch, at scrape time."""
 
-    def __init__(self, venue: Venue) -> None:
+    def __init__(self, venue: VenueAccess) -> None:
         self.venue = venue
 
     def collect(self) -> Iterator[Metric]:
-        with self.venue.lock:
-            engine = self.venue.engine
-            counts = np.bincount(engine.figures.status.astype(np.int64), minlength=len(STATUSES))
-            oracle = [(asset, int(s)) for asset, s in zip(engine.market.assets, engine.market.status, strict=True)]
-            fund = engine.fund
+        view = self.venue.view
+        counts = np.bincount(view.status.astype(np.int64), minlength=len(STATUSES))
+        oracle = [(asset, OracleStatus[name]) for asset, name in view.venue["oracle_status"].items()]
+        fund = view.venue["insurance_fund"]
         accounts = GaugeMetricFamily("solvent_accounts", "Accounts by status", labels=["status"])
         for name, count in zip(STATUSES, counts.tolist(), strict=False):
             accounts.add_metric([name], count)
@@ -55,7 +54,7 @@ class _VenueGauges(Collector):
 class ServiceMetrics:
     """The metrics of one service."""
 
-    def __init__(self, venue: Venue) -> None:
+    def __init__(self, venue: VenueAccess) -> None:
         self.registry = CollectorRegistry()
         self.records = Counter(
             "solvent_records_ingested", "Feed records ingested (applied)", ["type"], registry=self.registry

@@ -1,5 +1,6 @@
-"""`solvent serve`: build the venue (from files, or the demo venue), open the store, load the keys, and run the API
-on granian in this process (one worker: the venue is in memory and single-threaded behind its lock)."""
+"""`solvent serve`: build the venue (from files, or the demo venue) in an engine process of its own
+(service/engine_process.py), load the keys, and run the API on granian in this process (one worker: it holds the
+replica of what the venue published, and sends the engine its batches)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, Final
 
 from solvent._extras import check_extra, requires_extra
 from solvent.service.auth import KeyRing, Role, add_key
+from solvent.service.copies import FigureCopies, FigureOutbox
 from solvent.service.venue import Venue
 from solvent.store.url import DEFAULT_STORE
 
@@ -23,6 +25,9 @@ _STANDARD: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "
 
 #: Batches between snapshots of the engine's state (a restart replays at most this many from the log).
 SNAPSHOT_EVERY = 1_000
+#: Niceness added to the engine process: where it and the HTTP process want the same core, the requests go first
+#: (the engine still gets every cycle they leave; docs/benchmarks.md, issue 15, 2026-12-08).
+ENGINE_NICENESS = 10
 
 
 class JsonFormatter(logging.Formatter):
@@ -56,10 +61,13 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8000
     screen: bool = False  # the engine's health screen: a tick re-margins only accounts near a boundary
+    batch_threads: int | None = None  # threads of a batch's parallel kernels (None: `host.BATCH_THREADS`)
+    engine_niceness: int = ENGINE_NICENESS  # added to the engine process's niceness
 
 
-def build_venue(options: ServeOptions) -> Venue:
-    """The venue of `options`: the portfolio and market files, or (without them) the demo venue."""
+def build_venue(options: ServeOptions, copies: FigureCopies | FigureOutbox | None = None) -> Venue:
+    """The venue of `options`: the portfolio and market files, or (without them) the demo venue; `copies`: where
+    its re-margins' full figures go (`Venue`)."""
     from solvent.store.url import open_store
 
     store = open_store(options.store)
@@ -79,6 +87,7 @@ def build_venue(options: ServeOptions) -> Venue:
             history=history,
             insurance_fund=options.insurance_fund,
             screen=options.screen,
+            copies=copies,
             portfolio_source=options.portfolio,
             market_source=options.market,
         )
@@ -103,7 +112,16 @@ def build_venue(options: ServeOptions) -> Venue:
         history=history,
         insurance_fund=options.insurance_fund,
         screen=options.screen,
+        copies=copies,
     )
+
+
+def _check_store_extra(url: str) -> None:
+    """A PostgreSQL store's extra is installed (MissingExtraError, before the engine process opens the store)."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(url).scheme in ("postgresql", "postgres"):
+        check_extra("postgres")
 
 
 def first_key(path: str) -> str | None:
@@ -120,11 +138,18 @@ def serve(options: ServeOptions) -> None:
         from granian.server.embed import Server
 
     from solvent.service.app import create_app
+    from solvent.service.engine_process import VenueClient
 
-    app = create_app(build_venue(options), KeyRing.load(options.keys))
-    server = Server(app, address=options.host, port=options.port, interface=Interfaces.ASGI, log_enabled=False)
+    keys = KeyRing.load(options.keys)
+    _check_store_extra(options.store)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    logging.getLogger("solvent.service").info("listening", extra={"host": options.host, "port": options.port})
-    asyncio.run(server.serve())
+    venue = VenueClient.start(options)
+    try:
+        app = create_app(venue, keys)
+        server = Server(app, address=options.host, port=options.port, interface=Interfaces.ASGI, log_enabled=False)
+        logging.getLogger("solvent.service").info("listening", extra={"host": options.host, "port": options.port})
+        asyncio.run(server.serve())
+    finally:
+        venue.close()

@@ -25,7 +25,7 @@ from solvent.errors import InputError
 from solvent.formats.provenance import InputFile, Provenance, engine_version
 from solvent.formats.schemas import MarketSnapshot
 from solvent.params import MarginParams
-from solvent.service.copies import FigureCopies
+from solvent.service.copies import FigureCopies, FigureOutbox
 from solvent.store import MemoryStore, Store, StoreError
 from solvent.stream import events as ev
 from solvent.stream.engine import StreamEngine, params_digest
@@ -45,7 +45,9 @@ class Venue:
     `commit_every`: ingested batches per store transaction (1: each batch is durable before `ingest` returns; N: up
     to N-1 batches whose events were returned may be lost by a crash, never half of one: the log is always a
     prefix of the inputs with all their events). `snapshot_every` / `snapshot_seconds`: snapshot the engine after
-    that many records, or that long, since the last snapshot (None: never); a snapshot commits the log first."""
+    that many records, or that long, since the last snapshot (None: never); a snapshot commits the log first.
+    `copies`: where each re-margin's full figures go (service/copies.py): kept here for lock-free reads (the
+    default), or packed for the HTTP process (`FigureOutbox`, in the engine process of `solvent serve`)."""
 
     def __init__(
         self,
@@ -56,6 +58,7 @@ class Venue:
         commit_every: int = 1,
         snapshot_every: int | None = None,
         snapshot_seconds: float | None = None,
+        copies: FigureCopies | FigureOutbox | None = None,
     ) -> None:
         if commit_every < 1:
             raise ValueError(f"commit_every must be at least 1, got {commit_every}")
@@ -75,7 +78,7 @@ class Venue:
         engine.sink = self._published.extend
         # Each account's full figures as last margined, for lock-free reads (service/copies.py): every account's
         # of now to start with, then every re-margin's.
-        self.copies = FigureCopies(engine.store.n_accounts)
+        self.copies = FigureCopies(engine.store.n_accounts) if copies is None else copies
         everyone = np.arange(engine.store.n_accounts, dtype=np.int64)
         self.copies.record(everyone, engine.margin_now(everyone), engine.last_input_seq)
         engine.monitor.on_remargin = self.copies.record
@@ -89,12 +92,14 @@ class Venue:
         snapshot: MarketSnapshot,
         params: MarginParams | None = None,
         store: Store | None = None,
+        *,
+        copies: FigureCopies | FigureOutbox | None = None,
         **options: Any,
     ) -> Venue:
         """A new venue at the snapshot: its opening events are the log's first."""
         opening: list[ev.Event] = []
         engine = StreamEngine.start(book, snapshot, params, sink=opening.extend, **options)
-        return cls(engine, MemoryStore() if store is None else store, opening)
+        return cls(engine, MemoryStore() if store is None else store, opening, copies=copies)
 
     def provenance(self) -> Provenance:
         """What makes the venue's figures now: the engine, the digest of the parameters in force (an operator's
@@ -114,6 +119,7 @@ class Venue:
         commit_every: int = 1,
         snapshot_every: int | None = None,
         snapshot_seconds: float | None = None,
+        copies: FigureCopies | FigureOutbox | None = None,
         **options: Any,
     ) -> Venue:
         """The venue `store` holds: its last snapshot, then the inputs logged after it replayed one batch each, as
@@ -126,6 +132,7 @@ class Venue:
             "commit_every": commit_every,
             "snapshot_every": snapshot_every,
             "snapshot_seconds": snapshot_seconds,
+            "copies": copies,
         }
         saved = store.last_snapshot()
         replayed: list[ev.Event] = []
