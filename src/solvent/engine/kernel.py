@@ -207,16 +207,15 @@ def _start_own_groups(
     delta: FloatArray,
     group_offsets: NDArray[np.int64],
     own: NDArray[np.int64],
-    option_unit: FloatArray,
     option_assets: NDArray[np.int64],
     option_count: NDArray[np.int64],
-    first_option: NDArray[np.int64],
+    first_unit: FloatArray,
     first_quantity: FloatArray,
     scan: NDArray[np.bool_],
 ) -> tuple[float, bool]:
     """(Σ max(measure, 0) over the own groups of the assets held with one option alone, whether any own group is
     to be built) for an account holding options on `option_assets` (option_count of them on each asset, the first
-    at row first_option with quantity first_quantity).
+    with quantity first_quantity and unit measure first_unit of its side in its own group).
 
     In its own group an asset's P&L is its positions' alone: one option and no net delta is |quantity| x the
     option's unit measure of its side; otherwise the group is marked in `scan` and zeroed, to be built by the
@@ -230,7 +229,7 @@ def _start_own_groups(
             continue
         if option_count[a] == 1 and delta[a] == 0.0:  # one option alone in its own group
             q = first_quantity[a]
-            value = abs(q) * option_unit[first_option[a], 0 if q > 0.0 else 1]
+            value = abs(q) * first_unit[a]
             if value > 0.0:
                 total += value
         else:
@@ -361,7 +360,7 @@ def _margins_kernel(
         delta = np.empty(n_assets)
         top = np.empty(n_scen + 1)
         option_count = np.zeros(n_assets, dtype=np.int64)  # option positions on each asset (0 between accounts)
-        first_option = np.empty(n_assets, dtype=np.int64)
+        first_unit = np.empty(n_assets)  # the unit measure of the first option's side, read as the option is met
         first_quantity = np.empty(n_assets)
         option_assets = np.empty(n_assets, dtype=np.int64)
         scan = np.zeros(n_assets, dtype=np.bool_)  # own groups to build and reduce (False between accounts)
@@ -399,7 +398,8 @@ def _margins_kernel(
                 if option_count[a] == 0:
                     option_assets[n_options] = a
                     n_options += 1
-                    first_option[a] = row_of[i]
+                    if has_own:
+                        first_unit[a] = option_unit[row_of[i], 0 if q > 0.0 else 1]
                     first_quantity[a] = q
                 option_count[a] += 1
             if n_options == 0:  # linear: a risk measure is positively homogeneous, so one asset needs no scenarios
@@ -419,10 +419,9 @@ def _margins_kernel(
                     delta,
                     group_offsets,
                     own,
-                    option_unit,
                     option_assets[:n_options],
                     option_count,
-                    first_option,
+                    first_unit,
                     first_quantity,
                     scan,
                 )
