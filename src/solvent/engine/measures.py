@@ -124,7 +124,9 @@ def top_losses(pnl: FloatArray, start: int, stop: int, k: int, lanes: int, top: 
                 continue
             t = start + j  # a while loop: a range with a variable step divides for its length
             while t < stop:
-                t0, t1, t2, t3 = _push(t0, t1, t2, t3, -pnl[t])
+                loss = -pnl[t]
+                if loss >= threshold:  # few do (the k largest and about as many more): the branch predicts well
+                    t0, t1, t2, t3 = _push(t0, t1, t2, t3, loss)
                 t += lanes
         largest = (t0, t1, t2, t3)
         for j in range(k):
