@@ -537,7 +537,7 @@ def test_mirrored_stress_groups_are_read_from_the_joint_rows(measure: str) -> No
 @pytest.mark.parametrize(
     "n,lanes", [(64, 32), (65, 32), (95, 32), (256, 32), (1000, 32), (4096, 32), (256, 128), (4096, 128)]
 )
-@pytest.mark.parametrize("k", [1, 3, 32])
+@pytest.mark.parametrize("k", [1, 3, 4, 5, 32])  # 4: the last kept in registers
 @pytest.mark.parametrize("layout", ["normal", "ties", "one_lane", "ascending"])
 def testtop_losses_by_lanes_are_the_k_largest_exactly(n: int, lanes: int, k: int, layout: str) -> None:
     """`top_losses` (lane maxima, then only the lanes that reach the k-th of them) returns exactly the k largest

@@ -26,6 +26,10 @@ tests hold the two together.
 
 The risk measures (ES, VaR, worst) and their exact top-k live in engine/measures.py.
 
+The row-add helpers are inlined into the kernel (numba's IR inlining): called, each took its arrays' reference
+counts up and down around its views (atomic operations), 6-10% of the pass; inlined, the parallel kernel takes
+about 5 s longer to compile into an empty cache.
+
 Over 600 lines because the fused kernel, the compiled helpers only it calls and its plain numpy twins, which
 the tests hold equal, are one unit: apart, a change to the kernel could not be read beside the twin that checks it.
 """
@@ -49,7 +53,7 @@ FloatArray = NDArray[np.float64]
 PAGE_COLUMNS = 512
 
 
-@jit()
+@jit(inline=True)
 def _add_rows(
     pnl: FloatArray, rows: FloatArray, i: int, q: float, j: int, r: float, start: int, stop: int, column: int
 ) -> None:
@@ -62,7 +66,7 @@ def _add_rows(
         out[t] += q * row_i[t] + r * row_j[t]
 
 
-@jit()
+@jit(inline=True)
 def _add_row(pnl: FloatArray, rows: FloatArray, i: int, q: float, start: int, stop: int, column: int) -> None:
     """pnl[start:stop] += q * rows[i], the row read from `column` on."""
     out = pnl[start:stop]
@@ -71,18 +75,30 @@ def _add_row(pnl: FloatArray, rows: FloatArray, i: int, q: float, start: int, st
         out[t] += q * row[t]
 
 
-@jit()
+@jit(inline=True)
 def _add_vectors(out: FloatArray, x: FloatArray, q: float, y: FloatArray, r: float) -> None:
     """out += q * x + r * y (1-D views of one length)."""
     for t in range(out.shape[0]):
         out[t] += q * x[t] + r * y[t]
 
 
-@jit()
-def _add_stretch(pnl: FloatArray, start: int, stop: int, source: int) -> None:
-    """pnl[start:stop] += pnl[source:source + stop - start] (an asset's own vector into its joint group)."""
+@jit(inline=True)
+def _zero(pnl: FloatArray, start: int, stop: int) -> None:
+    """pnl[start:stop] = 0 by vector stores, not memset: glibc's memset clears a group of 256 draws (2 KB) with `rep
+    stosb`, after which the adds into the group missed L1 (the Monte Carlo pass with its stress groups took a third
+    longer). The zero is computed, a length times 0.0 (+0.0: a length is not negative), so that the compiler cannot
+    turn the loop back into a memset of a constant."""
+    zero = float(stop - start) * 0.0
     out = pnl[start:stop]
-    part = pnl[source : source + stop - start]
+    for t in range(out.shape[0]):
+        out[t] = zero
+
+
+@jit(inline=True)
+def _add_stretch(pnl: FloatArray, start: int, stop: int, source: FloatArray, at: int) -> None:
+    """pnl[start:stop] += source[at:at + stop - start] (an asset's own vector into its joint group)."""
+    out = pnl[start:stop]
+    part = source[at : at + stop - start]
     for t in range(out.shape[0]):
         out[t] += part[t]
 
@@ -133,7 +149,7 @@ def _one_asset(delta: FloatArray, held: int, unit: FloatArray) -> float:
     return total
 
 
-@jit()
+@jit(inline=True)
 def _add_joint(
     pnl: FloatArray,
     rows: FloatArray,
@@ -191,26 +207,29 @@ def _option_unit_measures(
 
 @jit()
 def _start_own_groups(
-    pnl: FloatArray,
+    own_pnl: FloatArray,
+    own_start: NDArray[np.int64],
     delta: FloatArray,
     group_offsets: NDArray[np.int64],
     own: NDArray[np.int64],
-    option_unit: FloatArray,
     option_assets: NDArray[np.int64],
     option_count: NDArray[np.int64],
-    first_option: NDArray[np.int64],
+    first_unit: FloatArray,
     first_quantity: FloatArray,
     scan: NDArray[np.bool_],
 ) -> tuple[float, bool]:
     """(Σ max(measure, 0) over the own groups of the assets held with one option alone, whether any own group is
     to be built) for an account holding options on `option_assets` (option_count of them on each asset, the first
-    at row first_option with quantity first_quantity).
+    with quantity first_quantity and unit measure first_unit of its side in its own group).
 
     In its own group an asset's P&L is its positions' alone: one option and no net delta is |quantity| x the
     option's unit measure of its side; otherwise the group is marked in `scan` and zeroed, to be built by the
-    caller's pass over the rows and measured by `_own_measures`."""
+    caller's pass over the rows and measured by `_own_measures`, in own_pnl from own_start[a]: the groups of one
+    account side by side from 0, so that the few it builds stay in L1 (at their offsets in the scenario buffer,
+    20 assets' groups spread over 40 KB and 200 assets' over 400 KB)."""
     total = 0.0
     scanning = False
+    cursor = 0
     for k in range(option_assets.shape[0]):
         a = option_assets[k]
         g = own[a]
@@ -218,19 +237,23 @@ def _start_own_groups(
             continue
         if option_count[a] == 1 and delta[a] == 0.0:  # one option alone in its own group
             q = first_quantity[a]
-            value = abs(q) * option_unit[first_option[a], 0 if q > 0.0 else 1]
+            value = abs(q) * first_unit[a]
             if value > 0.0:
                 total += value
         else:
             scan[a] = True
             scanning = True
-            pnl[group_offsets[g] : group_offsets[g + 1]] = 0.0
+            own_start[a] = cursor
+            cursor += group_offsets[g + 1] - group_offsets[g]
+            _zero(own_pnl, own_start[a], cursor)
     return total, scanning
 
 
-@jit()
+@jit(inline=True)
 def _own_measures(
     pnl: FloatArray,
+    own_pnl: FloatArray,
+    own_start: NDArray[np.int64],
     rows: FloatArray,
     asset_pnl: FloatArray,
     delta: FloatArray,
@@ -251,7 +274,7 @@ def _own_measures(
     top: FloatArray,
 ) -> tuple[float, float]:
     """(total + Σ max(measure, 0) over the own groups marked in `scan` (left False), in option_assets' order, the
-    unscaled measure of the last mirrored one (NaN: none)): each
+    unscaled measure of the last mirrored one (NaN: none)): each (in own_pnl from own_start[a])
     holds its options' P&L (built by the caller) but for the row pending[a] of a mirrored one (quantity
     pending_q[a]; left -1), added here with the net delta (column own_asset_at of asset_pnl); the measure scaled
     by own_scale. A mirrored group then holds its asset's whole P&L in joint group own_source[a] (`own_mirrors`),
@@ -263,7 +286,8 @@ def _own_measures(
             continue
         scan[a] = False
         g = own[a]
-        start, stop = group_offsets[g], group_offsets[g + 1]
+        start = own_start[a]
+        stop = start + group_offsets[g + 1] - group_offsets[g]
         d = delta[a]
         r = pending[a]
         if r >= 0:
@@ -271,24 +295,24 @@ def _own_measures(
             if d != 0.0:
                 at = own_asset_at[a]
                 _add_vectors(
-                    pnl[start:stop],
+                    own_pnl[start:stop],
                     rows[r, own_at[r] : own_at[r] + stop - start],
                     pending_q[a],
                     asset_pnl[a, at : at + stop - start],
                     d,
                 )
             else:
-                _add_row(pnl, rows, r, pending_q[a], start, stop, own_at[r])
+                _add_row(own_pnl, rows, r, pending_q[a], start, stop, own_at[r])
         elif d != 0.0:
-            _add_row(pnl, asset_pnl, a, d, start, stop, own_asset_at[a])
-        measured = reduce_group(pnl, start, stop, confidence, measure, top)
+            _add_row(own_pnl, asset_pnl, a, d, start, stop, own_asset_at[a])
+        measured = reduce_group(own_pnl, start, stop, confidence, measure, top)
         value = own_scale[a] * measured
         if value > 0.0:
             total += value
         if own_source[a] >= 0:
             whole = measured
             j = joint[own_source[a]]
-            _add_stretch(pnl, group_offsets[j], group_offsets[j + 1], start)
+            _add_stretch(pnl, group_offsets[j], group_offsets[j + 1], own_pnl, start)
     return total, whole
 
 
@@ -346,10 +370,12 @@ def _margins_kernel(
     unit = _unit_measures(asset_pnl, group_offsets, joint, own, confidence, measure)
     for c in prange(n_chunks):
         pnl = np.empty(n_scen)
+        own_pnl = np.empty(n_scen)  # the own groups an account builds, side by side (`_start_own_groups`)
+        own_start = np.empty(n_assets, dtype=np.int64)
         delta = np.empty(n_assets)
         top = np.empty(n_scen + 1)
         option_count = np.zeros(n_assets, dtype=np.int64)  # option positions on each asset (0 between accounts)
-        first_option = np.empty(n_assets, dtype=np.int64)
+        first_unit = np.empty(n_assets)  # the unit measure of the first option's side, read as the option is met
         first_quantity = np.empty(n_assets)
         option_assets = np.empty(n_assets, dtype=np.int64)
         scan = np.zeros(n_assets, dtype=np.bool_)  # own groups to build and reduce (False between accounts)
@@ -387,7 +413,8 @@ def _margins_kernel(
                 if option_count[a] == 0:
                     option_assets[n_options] = a
                     n_options += 1
-                    first_option[a] = row_of[i]
+                    if has_own:
+                        first_unit[a] = option_unit[row_of[i], 0 if q > 0.0 else 1]
                     first_quantity[a] = q
                 option_count[a] += 1
             if n_options == 0:  # linear: a risk measure is positively homogeneous, so one asset needs no scenarios
@@ -399,18 +426,18 @@ def _margins_kernel(
                     out_margin[acct] = _one_asset(delta, held, unit)
                     continue
             for k in range(n_joint):
-                pnl[group_offsets[joint[k]] : group_offsets[joint[k] + 1]] = 0.0
-            alone, scanning = 0.0, False
+                _zero(pnl, group_offsets[joint[k]], group_offsets[joint[k] + 1])
+            options_own, scanning = 0.0, False  # Σ max(measure, 0) over the own groups of the options' assets
             if has_own:
-                alone, scanning = _start_own_groups(
-                    pnl,
+                options_own, scanning = _start_own_groups(
+                    own_pnl,
+                    own_start,
                     delta,
                     group_offsets,
                     own,
-                    option_unit,
                     option_assets[:n_options],
                     option_count,
-                    first_option,
+                    first_unit,
                     first_quantity,
                     scan,
                 )
@@ -434,14 +461,14 @@ def _margins_kernel(
                         pending_own_q[a] = q
                     else:
                         _add_rows(
-                            pnl,
+                            own_pnl,
                             rows,
                             pending_own[a],
                             pending_own_q[a],
                             r,
                             q,
-                            group_offsets[g],
-                            group_offsets[g + 1],
+                            own_start[a],
+                            own_start[a] + group_offsets[g + 1] - group_offsets[g],
                             own_at[r],
                         )
                         pending_own[a] = -1
@@ -454,7 +481,8 @@ def _margins_kernel(
                     pending = -1
                 if scanning and scan[a]:  # its own group too, while the row is in cache
                     g = own[a]
-                    _add_row(pnl, rows, r, q, group_offsets[g], group_offsets[g + 1], own_at[r])
+                    start = own_start[a]
+                    _add_row(own_pnl, rows, r, q, start, start + group_offsets[g + 1] - group_offsets[g], own_at[r])
             if pending >= 0:
                 _add_joint(pnl, rows, pending, pending_q, -1, 0.0, group_offsets, joint, joint_at)
             own_total = 0.0  # the own groups (floored at 0); the group of an asset not held is 0
@@ -482,9 +510,11 @@ def _margins_kernel(
                 a = held_asset[first_held]
                 whole_is_joint = scan[a] and own_source[a] == 0
             whole = np.nan
-            if has_own:
-                mirrored_total, whole = _own_measures(
+            if scanning:  # an own group to build
+                options_own, whole = _own_measures(
                     pnl,
+                    own_pnl,
+                    own_start,
                     rows,
                     asset_pnl,
                     delta,
@@ -499,12 +529,12 @@ def _margins_kernel(
                     pending_own_q,
                     option_assets[:n_options],
                     scan,
-                    alone,
+                    options_own,
                     confidence,
                     measure,
                     top,
                 )
-                own_total += mirrored_total
+            own_total += options_own
             total = 0.0
             for k in range(n_joint):
                 g = joint[k]

@@ -76,6 +76,13 @@ def insert_losses(pnl: FloatArray, start: int, stop: int, k: int, cut: float, to
 LANES = 32
 
 
+@jit(inline=True)
+def _push(t0: float, t1: float, t2: float, t3: float, loss: float) -> tuple[float, float, float, float]:
+    """The four largest of t0 >= t1 >= t2 >= t3 and `loss`, descending, without a branch: `_insert`'s result (a loss
+    equal to one kept goes below it; one no larger than t3, or NaN, leaves them as they are)."""
+    return max(t0, loss), max(t1, min(loss, t0)), max(t2, min(loss, t1)), max(t3, min(loss, t2))
+
+
 @jit()
 def top_losses(pnl: FloatArray, start: int, stop: int, k: int, lanes: int, top: FloatArray) -> None:
     """top[:k] = the k largest losses -pnl[start:stop], descending (k <= lanes <= (stop - start) / 2; top holds at
@@ -84,18 +91,47 @@ def top_losses(pnl: FloatArray, start: int, stop: int, k: int, lanes: int, top: 
     Exact, and cheap on the branch predictor: a first pass takes each lane's largest loss (top[k:k + lanes],
     branch-free, vectorised); the k-th largest of those, T, is at most the k-th largest loss (it and the k - 1
     lane maxima above it are k distinct losses), so the k largest losses all lie at or above T, in the lanes
-    whose maximum reaches T (about k of them), and a second pass inserts only those."""
+    whose maximum reaches T (about k of them), and a second pass inserts only those. Up to 4 (the 99% tail of up to
+    400 draws) the k largest are kept in registers and inserted without a branch (`_push`), in the same order."""
     lane = top[k : k + lanes]
+    first = pnl[start : start + lanes]  # views: a range index needs no negative-index check, so the loops vectorise
+    second = pnl[start + lanes : start + 2 * lanes]
     for j in range(lanes):
-        lane[j] = -pnl[start + j]
-    s = start + lanes
-    while s + lanes <= stop:
+        lane[j] = max(-first[j], -second[j])
+    s = start + 2 * lanes
+    while s + 2 * lanes <= stop:  # two blocks a pass: a lane is not a bare max(lane, x), which compiles to masked
+        block = pnl[s : s + lanes]  # stores that the next pass's loads must wait for
+        after = pnl[s + lanes : s + 2 * lanes]
+        for j in range(lanes):
+            lane[j] = max(max(lane[j], -block[j]), -after[j])
+        s += 2 * lanes
+    if s + lanes <= stop:
         block = pnl[s : s + lanes]
         for j in range(lanes):
             lane[j] = max(lane[j], -block[j])
         s += lanes
-    for j in range(stop - s):
-        lane[j] = max(lane[j], -pnl[s + j])
+    rest = pnl[s:stop]
+    for j in range(rest.shape[0]):
+        lane[j] = max(lane[j], -rest[j])
+    if k <= 4:
+        t0 = t1 = t2 = t3 = -np.inf
+        for j in range(lanes):
+            t0, t1, t2, t3 = _push(t0, t1, t2, t3, lane[j])
+        threshold = (t0, t1, t2, t3)[k - 1]
+        t0 = t1 = t2 = t3 = -np.inf
+        for j in range(lanes):
+            if lane[j] < threshold:
+                continue
+            t = start + j  # a while loop: a range with a variable step divides for its length
+            while t < stop:
+                loss = -pnl[t]
+                if loss >= threshold:  # few do (the k largest and about as many more): the branch predicts well
+                    t0, t1, t2, t3 = _push(t0, t1, t2, t3, loss)
+                t += lanes
+        largest = (t0, t1, t2, t3)
+        for j in range(k):
+            top[j] = largest[j]
+        return
     for j in range(k):  # T: the k-th largest lane maximum, by insertion into top[:k]
         top[j] = -np.inf
     for j in range(lanes):
@@ -107,10 +143,12 @@ def top_losses(pnl: FloatArray, start: int, stop: int, k: int, lanes: int, top: 
     for j in range(lanes):
         if lane[j] < threshold:
             continue
-        for t in range(start + j, stop, lanes):
+        t = start + j
+        while t < stop:
             loss = -pnl[t]
             if loss >= threshold and loss > top[k - 1]:
                 _insert(top, k, loss)
+            t += lanes
 
 
 @jit()
