@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from solvent._numba import jit
+from solvent._numba import jit, prange
 from solvent.errors import InputError
 from solvent.formats.arrow import ACCOUNTS_SCHEMA, ENCODED_SCHEMA, POSITION_TYPE
 from solvent.formats.arrow_numpy import bools, floats, integers, objects, string_scalar
@@ -377,13 +377,7 @@ def _canonical(offsets: IndexArray, key: IndexArray, entry: FloatArray | None, a
     order, start, unchanged = _sort_within(offsets, key, entry_key)
     if unchanged:
         return None
-    starts = np.flatnonzero(start)
-    merged = _exact_sums(amount[order], starts)
-    account = np.repeat(np.arange(offsets.shape[0] - 1, dtype=np.int64), np.diff(offsets))
-    counts = np.bincount(account[starts], minlength=offsets.shape[0] - 1)
-    new_offsets = np.zeros(offsets.shape[0], dtype=np.int64)
-    np.cumsum(counts, out=new_offsets[1:])
-    return new_offsets, order[starts], merged
+    return _merged_rows(offsets, order, start, amount)
 
 
 _Canonical = tuple[IndexArray, IndexArray, FloatArray] | None
@@ -423,39 +417,72 @@ def _is_canonical(
     return True
 
 
-@jit()
+@jit(parallel=True)
 def _sort_within(
     offsets: IndexArray, key: IndexArray, entry: FloatArray
 ) -> tuple[IndexArray, NDArray[np.bool_], bool]:  # pragma: no cover - compiled
     """(order of the rows sorted by (key, entry) within each account, whether each sorted row starts a new
-    (account, key, entry) group, whether nothing moved and nothing merges)."""
+    (account, key, entry) group, whether nothing moved and nothing merges). Parallel over chunks of accounts:
+    each account's rows are its own."""
     n_rows = key.shape[0]
+    n_accounts = offsets.shape[0] - 1
     order = np.arange(n_rows)
     start = np.ones(n_rows, dtype=np.bool_)
-    unchanged = True
-    for a in range(offsets.shape[0] - 1):
-        lo, hi = offsets[a], offsets[a + 1]
-        if hi - lo >= _INSERTION_BELOW:
-            by_entry = np.argsort(entry[lo:hi], kind="mergesort")
-            by_key = np.argsort(key[lo:hi][by_entry], kind="mergesort")
-            order[lo:hi] = lo + by_entry[by_key]
-        else:
-            for i in range(lo + 1, hi):
-                row = order[i]
-                j = i
-                while j > lo and (
-                    key[order[j - 1]] > key[row] or (key[order[j - 1]] == key[row] and entry[order[j - 1]] > entry[row])
-                ):
-                    order[j] = order[j - 1]
-                    j -= 1
-                order[j] = row
-        for i in range(lo, hi):
-            if order[i] != i:
-                unchanged = False
-            if i > lo and key[order[i]] == key[order[i - 1]] and entry[order[i]] == entry[order[i - 1]]:
-                start[i] = False
-                unchanged = False
-    return order, start, unchanged
+    n_chunks = min(n_accounts, 256)
+    moved = np.zeros(max(n_chunks, 1), dtype=np.bool_)
+    for c in prange(n_chunks):
+        for a in range(c * n_accounts // n_chunks, (c + 1) * n_accounts // n_chunks):
+            lo, hi = offsets[a], offsets[a + 1]
+            if hi - lo >= _INSERTION_BELOW:
+                by_entry = np.argsort(entry[lo:hi], kind="mergesort")
+                by_key = np.argsort(key[lo:hi][by_entry], kind="mergesort")
+                order[lo:hi] = lo + by_entry[by_key]
+            else:
+                for i in range(lo + 1, hi):
+                    row = order[i]
+                    j = i
+                    while j > lo and (
+                        key[order[j - 1]] > key[row]
+                        or (key[order[j - 1]] == key[row] and entry[order[j - 1]] > entry[row])
+                    ):
+                        order[j] = order[j - 1]
+                        j -= 1
+                    order[j] = row
+            for i in range(lo, hi):
+                if order[i] != i:
+                    moved[c] = True
+                if i > lo and key[order[i]] == key[order[i - 1]] and entry[order[i]] == entry[order[i - 1]]:
+                    start[i] = False
+                    moved[c] = True
+    return order, start, not moved.any()
+
+
+@jit()
+def _merged_rows(
+    offsets: IndexArray, order: IndexArray, start: NDArray[np.bool_], amount: FloatArray
+) -> tuple[IndexArray, IndexArray, FloatArray]:  # pragma: no cover - compiled
+    """(new offsets, the original row kept for each merged row, merged amounts) from `_sort_within`'s order and
+    group starts: one pass, no (rows,) temporaries but the sorted amounts."""
+    n_accounts = offsets.shape[0] - 1
+    new_offsets = np.zeros(n_accounts + 1, dtype=np.int64)
+    for a in range(n_accounts):
+        count = 0
+        for i in range(offsets[a], offsets[a + 1]):
+            if start[i]:
+                count += 1
+        new_offsets[a + 1] = new_offsets[a] + count
+    starts = np.empty(new_offsets[n_accounts], dtype=np.int64)
+    values = np.empty(order.shape[0], dtype=np.float64)
+    g = 0
+    for i in range(order.shape[0]):
+        values[i] = amount[order[i]]
+        if start[i]:
+            starts[g] = i
+            g += 1
+    kept = np.empty(starts.shape[0], dtype=np.int64)
+    for g in range(starts.shape[0]):
+        kept[g] = order[starts[g]]
+    return new_offsets, kept, _exact_sums(values, starts)
 
 
 @jit()
