@@ -23,7 +23,7 @@ PACKAGE = "solvent"
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(floor.split())
     for floor in (
-        "errors _numba arrays choices",  # the exception tree, the numba shim, array checks, the CLI's named choices
+        "errors _numba _blas arrays choices",  # exceptions, the numba and BLAS-thread shims, array checks, CLI choices
         "formats _extras",  # file schemas and codecs: no engine, stream or venue-rule type; the extras guard
         "params",  # the frozen model parameters (decoded through formats.errors)
         "pricing market",  # Black-76; market snapshots, oracle, depth, histories

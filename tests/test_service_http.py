@@ -35,8 +35,9 @@ from solvent.params import MarginParams
 from solvent.service.access import VenueAccess
 from solvent.service.app import ARROW, NDJSON, create_app
 from solvent.service.auth import KeyEntry, KeyRing, Role, digest, read_keys
+from solvent.service.build import ServeOptions
 from solvent.service.engine_process import VenueClient
-from solvent.service.serve import JsonFormatter, ServeOptions
+from solvent.service.serve import JsonFormatter
 from solvent.service.venue import Venue
 from solvent.store import MemoryStore
 from solvent.store.url import open_store
@@ -501,7 +502,7 @@ def test_the_venue_answer_says_what_makes_its_figures(tmp_path: Path) -> None:
     """issue 14 item 10 on the wire: GET /venue carries the provenance (the engine, the digest of the parameters in
     force, which an operator's change moves at once, and each file the venue was started from with its SHA-256)."""
     from solvent.formats.provenance import canonical_sha256, engine_version
-    from solvent.service.serve import ServeOptions, build_venue
+    from solvent.service.build import ServeOptions, build_venue
 
     portfolio, market = ROOT / "examples" / "portfolio.json", ROOT / "examples" / "market.json"
     options = ServeOptions(portfolio=str(portfolio), market=str(market), store=f"sqlite:///{tmp_path / 'v.db'}")

@@ -18,10 +18,10 @@ import pytest
 from solvent.demo.run import ORACLE_SOURCES
 from solvent.errors import InputError
 from solvent.service.access import LocalVenue, VenueAccess
+from solvent.service.build import ServeOptions, build_venue
 from solvent.service.copies import MAX_LAYERS
 from solvent.service.engine_process import VenueClient
 from solvent.service.host import Refused
-from solvent.service.serve import ServeOptions, build_venue
 from solvent.stream.feed import Deposit, FeedRecord, Fill, Quote
 
 OPTIONS = ServeOptions(demo_accounts=300, store="memory://", screen=True)

@@ -160,7 +160,8 @@ def serve(
 ) -> None:
     """Run the HTTP API over a venue (docs/service.md). Without --portfolio/--market: the demo venue. A missing
     keys file is created with one operator key, printed once."""
-    from solvent.service.serve import ServeOptions, first_key
+    from solvent.service.build import ServeOptions
+    from solvent.service.serve import first_key
     from solvent.service.serve import serve as run_service
 
     if (portfolio_path is None) != (market_path is None):

@@ -113,9 +113,9 @@ STOP: Final = Call(0, "close", ())
 
 
 def run_engine(sock: socket.socket, options: Any, parent: int) -> None:
-    """The engine process: build the venue of `options` (service/serve.py, `ServeOptions`), send its first
+    """The engine process: build the venue of `options` (service/build.py, `ServeOptions`), send its first
     update, then answer calls until told to stop or the HTTP process is gone; commit and close the store."""
-    from solvent.service.serve import ServeOptions, build_venue
+    from solvent.service.build import ServeOptions, build_venue
 
     assert isinstance(options, ServeOptions)
     _die_with(parent)
