@@ -1,4 +1,4 @@
-"""The one place numba is imported: compiled kernels use `jit` (cached, nogil), `prange` and `prefetch`.
+"""The one place numba is imported: compiled kernels use `jit` (cached, nogil) and `prange`.
 
 A parallel kernel comes with a serial twin compiled from the same source: an input whose first argument
 has fewer than `SERIAL_BELOW` rows runs serially, because waking the thread pool costs more than such a
@@ -14,9 +14,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import numba
-from llvmlite import ir  # type: ignore[import-untyped]  # numba's own LLVM IR builder, untyped as numba is
-from numba.core import cgutils
-from numba.extending import intrinsic
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,38 +74,3 @@ def c_function(name: str, returns: str, n_args: int) -> Any:
     (`load_library`) before a kernel that calls it first runs."""
     result: Any = {"int32": numba.types.int32, "intp": numba.types.intp, "void": numba.types.void}[returns]
     return numba.types.ExternalFunction(name, result(*([numba.types.intp] * n_args)))
-
-
-def _prefetch(typingctx: Any, array: Any, row: Any, column: Any) -> Any:
-    """prefetch(array, row, column) in a compiled kernel: ask the CPU to bring the cache line holding
-    array[row, column] (a 2-D array) into every cache level, without waiting for it and without reading it
-    (LLVM's `llvm.prefetch`: a read, locality 3, the data cache). No bounds check: an address outside the array
-    is only a wasted hint (a prefetch never faults). Issued ahead of the reads, it overlaps their memory
-    latency with other work; it changes no value."""
-    if not (isinstance(array, numba.types.Array) and array.ndim == 2):
-        return None
-    if not (isinstance(row, numba.types.Integer) and isinstance(column, numba.types.Integer)):
-        return None
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        array_type, row_type, column_type = signature.args
-        view = context.make_array(array_type)(context, builder, args[0])
-        indices = [
-            context.cast(builder, args[1], row_type, numba.types.intp),
-            context.cast(builder, args[2], column_type, numba.types.intp),
-        ]
-        address = cgutils.get_item_pointer(  # type: ignore[no-untyped-call]
-            context, builder, array_type, view, indices, wraparound=False
-        )
-        address = builder.bitcast(address, cgutils.voidptr_t)
-        int32 = ir.IntType(32)
-        signature_ir = ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t, int32, int32, int32])
-        function = builder.module.declare_intrinsic("llvm.prefetch", [cgutils.voidptr_t], signature_ir)
-        builder.call(function, [address, int32(0), int32(3), int32(1)])
-        return context.get_dummy_value()
-
-    return numba.types.void(array, row, column), codegen
-
-
-#: Typed as Any: numba types an intrinsic's call by its typing function's arguments, the typing context first.
-prefetch: Any = intrinsic(_prefetch)

@@ -41,7 +41,7 @@ import itertools
 import numpy as np
 from numpy.typing import NDArray
 
-from solvent._numba import jit, prange, prefetch
+from solvent._numba import jit, prange
 from solvent.engine.measures import MEASURE_CODES, reduce_group, risk_measure_numpy
 from solvent.engine.riskarrays import RiskArrays
 from solvent.factors.held import HeldAssets, held_assets
@@ -51,9 +51,6 @@ FloatArray = NDArray[np.float64]
 #: Option rows (`_option_rows`) at least this many columns wide (a 4 KB page) are read from pnl_rows in place: a dense
 #: copy of them would share no more pages (the default Monte Carlo's 4,096 draws); shorter ones are copied.
 PAGE_COLUMNS = 512
-
-#: Columns of an option row (64-byte lines of 8 doubles) prefetched for the next account (`_prefetch_options`).
-PREFETCH_COLUMNS = 8
 
 
 @jit(inline=True)
@@ -104,26 +101,6 @@ def _add_stretch(pnl: FloatArray, start: int, stop: int, source: FloatArray, at:
     part = source[at : at + stop - start]
     for t in range(out.shape[0]):
         out[t] += part[t]
-
-
-@jit(inline=True)
-def _prefetch_options(
-    rows: FloatArray,
-    row_of: NDArray[np.int64],
-    linear_weight: FloatArray,
-    pos_instrument: NDArray[np.int32],
-    first: int,
-    last: int,
-    columns: int,
-) -> None:
-    """Prefetch the first `columns` of the option rows of positions first..last-1 (one account's), a cache line
-    at a time: issued while the account before is margined, their reads from memory overlap its work."""
-    for p in range(first, last):
-        i = pos_instrument[p]
-        if linear_weight[i] == 0.0:
-            r = row_of[i]
-            for column in range(0, columns, 8):
-                prefetch(rows, r, column)
 
 
 @jit()
@@ -391,7 +368,6 @@ def _margins_kernel(
     n_chunks = min(n_accounts, 256)
     has_extra = extra_delta.shape[0] > 0
     unit = _unit_measures(asset_pnl, group_offsets, joint, own, confidence, measure)
-    ahead = min(rows.shape[1], PREFETCH_COLUMNS)
     for c in prange(n_chunks):
         pnl = np.empty(n_scen)
         own_pnl = np.empty(n_scen)  # the own groups an account builds, side by side (`_start_own_groups`)
@@ -410,10 +386,6 @@ def _margins_kernel(
         lo = c * n_accounts // n_chunks
         hi = (c + 1) * n_accounts // n_chunks
         for acct in range(lo, hi):
-            if acct + 1 < hi:
-                _prefetch_options(
-                    rows, row_of, linear_weight, pos_instrument, pos_offsets[acct + 1], pos_offsets[acct + 2], ahead
-                )
             if acct > lo:
                 for h in range(held_offsets[acct - 1], held_offsets[acct]):
                     delta[held_asset[h]] = 0.0
