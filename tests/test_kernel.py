@@ -377,8 +377,8 @@ def test_kernel_skips_the_groups_of_assets_not_held_and_agrees_with_the_twin(
     options on only (unit measures for one option or a net delta alone in its group, 0 for an asset not held),
     gives the numpy twin's figures (which reduces every group of the dense P&L), every account shape alike, with
     and without integrated-collateral deltas (on traded assets and the untraded USDC column)."""
-    from solvent.engine.kernel import group_plan
     from solvent.engine.riskarrays import scenario_risk_arrays
+    from solvent.engine.scenario_plan import group_plan
     from solvent.market.state import build_market_state
     from solvent.params import CollateralParams, MarginParams, McParams, ScenarioParams
 
@@ -429,7 +429,7 @@ def test_group_plan_falls_back_to_scanning_a_group_it_cannot_prove_single_asset(
     scanned as a joint group (the figures then stay the twin's); random risk arrays masked as per-asset groups."""
     from dataclasses import replace
 
-    from solvent.engine.kernel import group_plan
+    from solvent.engine.scenario_plan import group_plan
     from solvent.scenarios.base import ALL_ASSETS
 
     rng = np.random.default_rng(5)
@@ -473,8 +473,8 @@ def test_single_group_fhs_is_scanned_whole_and_agrees_with_the_twin() -> None:
     over the whole set, as before the per-asset skip; the twin agrees on the demo venue."""
     from solvent.demo.run import demo_history, demo_market, demo_params
     from solvent.demo.venue import synthetic_book, venue_instruments
-    from solvent.engine.kernel import group_plan
     from solvent.engine.riskarrays import scenario_risk_arrays
+    from solvent.engine.scenario_plan import group_plan
     from solvent.market.state import build_market_state
 
     params = demo_params()
@@ -592,7 +592,7 @@ def test_option_rows_in_place_or_packed_give_the_same_figures_to_the_bit(
     """The kernel reads its options' rows from a packed copy of the needed ones (rows narrower than a page) or from
     pnl_rows in place (wider): the same margins and Greeks to the bit either way, for a small book (the options it
     holds only) and a large one, with the Monte Carlo's mirrored stress groups."""
-    from solvent.engine import kernel
+    from solvent.engine import scenario_plan
     from solvent.engine.riskarrays import scenario_risk_arrays
     from solvent.market.state import build_market_state
     from solvent.params import MarginParams, McParams, ScenarioParams
@@ -601,9 +601,9 @@ def test_option_rows_in_place_or_packed_give_the_same_figures_to_the_bit(
     params = MarginParams(scenarios=ScenarioParams(method="mc", mc=McParams(n_scenarios=128, stress_weight=0.3)))
     _, arrays = scenario_risk_arrays(build_market_state(instruments, market, params), params)
     book = _mixed_book(np.random.default_rng(11), arrays, n_accounts)
-    assert 128 < kernel.PAGE_COLUMNS
+    assert 128 < scenario_plan.PAGE_COLUMNS
     packed = margins(*book, arrays, 0.99, "es")
-    monkeypatch.setattr(kernel, "PAGE_COLUMNS", 1)
+    monkeypatch.setattr(scenario_plan, "PAGE_COLUMNS", 1)
     in_place = margins(*book, arrays, 0.99, "es")
     np.testing.assert_array_equal(packed[0], in_place[0])
     np.testing.assert_array_equal(packed[1], in_place[1])

@@ -643,7 +643,7 @@ def test_group_plan_trusts_the_repeats_as_its_scan_finds() -> None:
     own group without scanning asset_pnl there; the plan is the one the scan of every group gives."""
     from dataclasses import replace
 
-    from solvent.engine.kernel import group_plan
+    from solvent.engine.scenario_plan import group_plan
 
     got = arrays("mc")
     assert got.group_repeats is not None and np.any(got.group_repeats >= 0)

@@ -14,7 +14,7 @@ and, in an asset's own group, only where the account holds several positions on 
 and a net delta); a net delta alone there is |delta| x the asset's unit measure and one option alone |quantity| x
 the option's (the same homogeneity, per call), and the groups of the assets it does not hold count 0 (their P&L
 is 0, and groups are floored at 0). An account's options' rows are read once, from a dense copy of the rows the
-pass needs (`_option_rows`), into the joint groups and, while in cache, its own groups. An own group that mirrors
+pass needs (`option_rows`), into the joint groups and, while in cache, its own groups. An own group that mirrors
 a joint group (the Monte Carlo's stress groups, `own_mirrors`) holds its asset's vector there (its rows two at a
 time, then its net delta), which is added into the joint group once: the joint P&L is then the sum of the assets'
 vectors (the order of that sum, not the twin's, sets the last bits), and an account on one asset has its vector as
@@ -24,7 +24,8 @@ from lane maxima (engine/measures.py `top_losses`), exactly. The numpy twin redu
 `margins_numpy` is the plain, obviously correct twin (dense P&L per chunk of accounts, full sort);
 tests hold the two together.
 
-The risk measures (ES, VaR, worst) and their exact top-k live in engine/measures.py.
+The risk measures (ES, VaR, worst) and their exact top-k live in engine/measures.py; the plan of which groups and
+option rows the pass reads (`group_plan`, `own_mirrors`, `option_rows`) in engine/scenario_plan.py.
 
 The row-add helpers are inlined into the kernel (numba's IR inlining): called, each took its arrays' reference
 counts up and down around its views (atomic operations), 6-10% of the pass; inlined, the parallel kernel takes
@@ -44,13 +45,10 @@ from numpy.typing import NDArray
 from solvent._numba import jit, prange
 from solvent.engine.measures import MEASURE_CODES, reduce_group, risk_measure_numpy
 from solvent.engine.riskarrays import RiskArrays
+from solvent.engine.scenario_plan import group_plan, option_rows, own_mirrors
 from solvent.factors.held import HeldAssets, held_assets
 
 FloatArray = NDArray[np.float64]
-
-#: Option rows (`_option_rows`) at least this many columns wide (a 4 KB page) are read from pnl_rows in place: a dense
-#: copy of them would share no more pages (the default Monte Carlo's 4,096 draws); shorter ones are copied.
-PAGE_COLUMNS = 512
 
 
 @jit(inline=True)
@@ -183,7 +181,7 @@ def _option_unit_measures(
     measure: int,
 ) -> FloatArray:
     """(R, 2): the risk measure of one unit long (0) and one unit short (1) of the option of each row of `rows`
-    (`_option_rows`; row_asset its asset, -1 for a row not needed) in its own asset's group (0 where it has none):
+    (`option_rows`; row_asset its asset, -1 for a row not needed) in its own asset's group (0 where it has none):
     own_scale[a] x the measure of the row read from own_at (`own_mirrors`)."""
     n_rows = row_asset.shape[0]
     unit = np.zeros((n_rows, 2))
@@ -348,7 +346,7 @@ def _margins_kernel(
 
     joint (J,), own (A,): the scenario groups every asset can move in, and each asset's own group or -1
     (`group_plan`); rows, row_of, joint_at, own_at: the options' risk arrays where they can be non-zero
-    (`_option_rows`); own_scale, own_asset_at (A,): an own group's P&L is own_scale x that of the rows read there
+    (`option_rows`); own_scale, own_asset_at (A,): an own group's P&L is own_scale x that of the rows read there
     (`own_mirrors`);
     option_unit (R, 2): each option row's unit measures in its own group (`_option_unit_measures`).
     Per account the scenario P&L is built and reduced over the joint groups. In the own group of an asset it
@@ -547,137 +545,6 @@ def _margins_kernel(
             out_margin[acct] = total + own_total
 
 
-@jit()
-def _moves_alone(
-    asset_pnl: FloatArray, group_offsets: NDArray[np.int64], owner: NDArray[np.int64]
-) -> NDArray[np.bool_]:
-    """(G,): for each group with an owner asset (owner[g] >= 0), whether every other asset's row is 0 in it."""
-    n_groups = group_offsets.shape[0] - 1
-    alone = np.zeros(n_groups, dtype=np.bool_)
-    for g in range(n_groups):
-        a = owner[g]
-        if a < 0:
-            continue
-        alone[g] = True
-        for b in range(asset_pnl.shape[0]):
-            if b == a:
-                continue
-            for s in range(group_offsets[g], group_offsets[g + 1]):
-                if asset_pnl[b, s] != 0.0:
-                    alone[g] = False
-                    break
-            if not alone[g]:
-                break
-    return alone
-
-
-def group_plan(arrays: RiskArrays) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """(joint (J,), own (A,)): the scenario groups in which any asset may move, and each asset's own group or -1.
-
-    A group is an asset's own when `arrays.group_asset` names that asset for it alone and no other asset's
-    risk array moves in it (instrument rows are 0 outside their asset's group by construction,
-    `riskarrays.refresh_risk_arrays`, and so is every other asset's row in a repeat, `RiskArrays.group_repeats`;
-    other groups are scanned): an account that does not hold the asset has P&L 0 there. Every other
-    group (ALL_ASSETS, the de-peg group -1, every group when group_asset is None) is joint: scanned for every
-    account. Every group is either joint or one asset's own.
-    """
-    offsets = arrays.group_offsets
-    n_groups = offsets.shape[0] - 1
-    own = np.full(arrays.n_assets, -1, dtype=np.int64)
-    owner = arrays.group_asset
-    if owner is None or owner.shape != (n_groups,):
-        return np.arange(n_groups, dtype=np.int64), own
-    valid = (owner >= 0) & (owner < arrays.n_assets)
-    count = np.bincount(owner[valid], minlength=arrays.n_assets)
-    repeat = np.zeros(n_groups, dtype=np.bool_) if arrays.group_repeats is None else arrays.group_repeats >= 0
-    scanned = np.where(valid & ~repeat, owner, -1).astype(np.int64)  # a repeat moves its owner alone: no scan
-    alone = _moves_alone(arrays.asset_pnl, offsets, scanned) | (valid & repeat)
-    for g in np.flatnonzero(valid & alone).tolist():
-        if count[owner[g]] == 1:
-            own[owner[g]] = g
-    joint = np.setdiff1d(np.arange(n_groups, dtype=np.int64), own[own >= 0]).astype(np.int64)
-    return joint, own
-
-
-def own_mirrors(
-    arrays: RiskArrays, joint: NDArray[np.int64], own: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], FloatArray]:
-    """(source (A,), scale (A,)): for each asset whose own group mirrors a joint group (`RiskArrays.group_mirror`),
-    that joint group's index k in `joint`, else -1; and the scale of its P&L to the joint group's (1 where none).
-
-    The kernel builds a mirrored own group from the joint rows the account has just read (in cache) and scales its
-    measure (every measure is positively homogeneous), and the compact rows need no own stretch for it."""
-    source = np.full(arrays.n_assets, -1, dtype=np.int64)
-    scale = np.ones(arrays.n_assets, dtype=np.float64)
-    if arrays.group_mirror is None or arrays.group_scale is None:
-        return source, scale
-    where = {int(g): k for k, g in enumerate(joint.tolist())}
-    for a in np.flatnonzero(own >= 0).tolist():
-        g = int(own[a])
-        k = where.get(int(arrays.group_mirror[g]), -1)
-        if k >= 0:
-            source[a] = k
-            scale[a] = arrays.group_scale[g]
-    return source, scale
-
-
-def _option_rows(
-    arrays: RiskArrays,
-    joint: NDArray[np.int64],
-    own: NDArray[np.int64],
-    source: NDArray[np.int64],
-    needed: NDArray[np.bool_],
-) -> tuple[FloatArray, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """(rows (R, W), row_of (I,), row_asset (R,), joint_at (J,), own_at (R,), own_asset_at (A,)): the `needed`
-    options' risk arrays where they can be non-zero, for the kernel.
-
-    Option i is row row_of[i] of rows (-1: not needed, or linear), on asset row_asset[r] (-1: a row no option
-    needs). Joint group k is read from column joint_at[k], the option of row r's own group from column own_at[r],
-    and an asset's own group of asset_pnl from column own_asset_at[a]; an own group that mirrors a joint group
-    (`source`, `own_mirrors`) is read from that joint group's columns. When the plan's joint groups are the groups
-    no asset owns, `RiskArrays.pnl_rows`' columns are the joint groups then each asset's own group (the Monte
-    Carlo's stress groups, the per-asset grids): rows of at least PAGE_COLUMNS are read there in place, shorter
-    ones copied, the needed rows only, into one dense table (so that an account's rows share pages and cache sets,
-    not pnl_rows' wider ones interleaved with the linear instruments'); otherwise the copy is built group by group.
-    The figures are the same to the bit either way.
-    """
-    offsets = arrays.group_offsets
-    asset = arrays.instrument_asset
-    mirrored = source >= 0
-    own_asset_at = offsets[np.maximum(own, 0)]
-    own_asset_at[mirrored] = offsets[joint[source[mirrored]]]
-    sizes = np.diff(offsets)
-    joint_at = np.concatenate([[0], np.cumsum(sizes[joint])]).astype(np.int64)
-    width = int(joint_at[-1])
-    own_column = np.full(arrays.n_assets, width, dtype=np.int64)
-    own_column[mirrored] = joint_at[source[mirrored]]
-    stored = (own >= 0) & ~mirrored  # own groups read from their own stretch
-    longest = int(sizes[own[stored]].max()) if np.any(stored) else 0
-    unowned = np.arange(sizes.shape[0]) if arrays.group_asset is None else np.flatnonzero(arrays.group_asset < 0)
-    in_place = np.array_equal(joint, unowned)
-    if in_place and width + longest >= PAGE_COLUMNS:
-        picked = np.arange(asset.shape[0])
-        rows = arrays.pnl_rows
-    else:
-        picked = np.flatnonzero(needed)
-    row_of = np.full(asset.shape[0], -1, dtype=np.int64)
-    row_of[picked] = np.arange(picked.shape[0])
-    row_of[~needed] = -1
-    row_asset = np.where(needed[picked], asset[picked], -1).astype(np.int64)
-    if in_place and width + longest < PAGE_COLUMNS:
-        rows = np.ascontiguousarray(arrays.pnl_rows[picked, : width + longest])
-    elif not in_place:
-        rows = np.zeros((picked.shape[0], width + longest))
-        for k, g in enumerate(joint.tolist()):
-            rows[:, joint_at[k] : joint_at[k + 1]] = arrays.group_rows(g, picked)
-        for a in np.flatnonzero(stored).tolist():
-            g = int(own[a])
-            at = np.flatnonzero(asset[picked] == a)
-            rows[at, width : width + sizes[g]] = arrays.group_rows(g, picked[at])
-    own_at = own_column[asset[picked]].astype(np.int64)
-    return rows, row_of, row_asset, joint_at[:-1], own_at, own_asset_at.astype(np.int64)
-
-
 def margins(
     pos_offsets: NDArray[np.int64],
     pos_instrument: NDArray[np.int32],
@@ -758,7 +625,7 @@ def held_margins(
             held_options = np.zeros(needed.shape[0], dtype=np.bool_)
             held_options[pos_instrument] = True
             needed &= held_options
-        rows, row_of, row_asset, joint_at, own_at, own_asset_at = _option_rows(arrays, joint, own, source, needed)
+        rows, row_of, row_asset, joint_at, own_at, own_asset_at = option_rows(arrays, joint, own, source, needed)
         code = MEASURE_CODES[measure]
         option_unit = _option_unit_measures(
             rows, row_asset, own, own_at, own_scale, arrays.group_offsets, confidence, code

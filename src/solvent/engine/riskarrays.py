@@ -57,8 +57,8 @@ class RiskArrays:
         that asset identically (-1: none) and the ratio of their pnl weights (`scenarios.base.mirrored_groups`);
         the kernel reads such a group's rows as group_scale x the joint group's.
     group_repeats (G,) or None: `ScenarioSet.repeats`; a group that repeats a stored one (>= 0) moves its own asset
-        alone, so every other asset's asset_pnl row is 0 there by construction (`kernel.group_plan` need not scan
-        it: on 200 assets, 200 x 51,456 zeros).
+        alone, so every other asset's asset_pnl row is 0 there by construction (`scenario_plan.group_plan` need not
+        scan it: on 200 assets, 200 x 51,456 zeros).
     """
 
     instrument_asset: NDArray[np.int32]
